@@ -1,0 +1,106 @@
+import { z } from 'zod';
+
+/**
+ * All configuration, read from environment variables and validated once at start.
+ * A bad value stops the process with a message naming the variable and what is allowed.
+ */
+
+const port = (name: string, fallback: number) =>
+  z.coerce
+    .number({ error: `${name} must be a TCP port number (1-65535)` })
+    .int({ error: `${name} must be a TCP port number (1-65535)` })
+    .min(1, { error: `${name} must be a TCP port number (1-65535)` })
+    .max(65535, { error: `${name} must be a TCP port number (1-65535)` })
+    .default(fallback);
+
+const positiveInt = (name: string, fallback: number, max = 1_000_000) =>
+  z.coerce
+    .number({ error: `${name} must be a whole number between 1 and ${max}` })
+    .int({ error: `${name} must be a whole number between 1 and ${max}` })
+    .min(1, { error: `${name} must be a whole number between 1 and ${max}` })
+    .max(max, { error: `${name} must be a whole number between 1 and ${max}` })
+    .default(fallback);
+
+const url = (name: string, protocols: readonly string[]) =>
+  z
+    .string()
+    .refine(
+      (v) => {
+        try {
+          return protocols.includes(new URL(v).protocol);
+        } catch {
+          return false;
+        }
+      },
+      { error: `${name} must be a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}` },
+    )
+    .optional();
+
+const hostPort = (name: string) =>
+  z
+    .string()
+    .regex(/^[A-Za-z0-9.-]+:\d{1,5}$/, { error: `${name} must be host:port, e.g. localhost:7233` })
+    .optional();
+
+const envSchema = z.object({
+  EVENT_STORE: z.enum(['postgres', 'esdb'], { error: "EVENT_STORE must be 'postgres' or 'esdb'" }).default('postgres'),
+  DATABASE_URL: url('DATABASE_URL', ['postgres:', 'postgresql:']),
+  ESDB_URL: url('ESDB_URL', ['esdb:', 'esdb+discover:']),
+  TEMPORAL_ADDRESS: hostPort('TEMPORAL_ADDRESS'),
+  TEMPORAL_NAMESPACE: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$/, { error: 'TEMPORAL_NAMESPACE must be a Temporal namespace name (letters, digits, . _ -)' })
+    .default('default'),
+  TASK_QUEUE: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$/, { error: 'TASK_QUEUE must be letters, digits, . _ - (1-255 characters)' })
+    .default('transfers'),
+  PORT: port('PORT', 3000),
+  TEMPORAL_PORT: port('TEMPORAL_PORT', 7233),
+  TEMPORAL_UI_PORT: port('TEMPORAL_UI_PORT', 8233),
+  POSTGRES_PORT: port('POSTGRES_PORT', 54329),
+  DATA_DIR: z.string().min(1, { error: 'DATA_DIR must be a directory path' }).default('.data'),
+  TEMPORAL_CLI_PATH: z.string().min(1, { error: 'TEMPORAL_CLI_PATH must be a path to the temporal binary' }).optional(),
+  SNAPSHOT_EVERY: positiveInt('SNAPSHOT_EVERY', 50, 100_000),
+  LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error'], { error: "LOG_LEVEL must be one of 'debug', 'info', 'warn', 'error'" }).default('info'),
+  WORKER_MAX_CONCURRENT_ACTIVITIES: positiveInt('WORKER_MAX_CONCURRENT_ACTIVITIES', 100, 10_000),
+  WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: positiveInt('WORKER_MAX_CONCURRENT_WORKFLOW_TASKS', 40, 10_000),
+  PG_POOL_SIZE: positiveInt('PG_POOL_SIZE', 20, 1000),
+});
+
+export type Config = z.infer<typeof envSchema>;
+
+export class ConfigError extends Error {
+  constructor(readonly problems: { variable: string; message: string }[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p.variable}: ${p.message}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Parses configuration from an environment (default: process.env). Empty strings count as unset. */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const relevant: Record<string, string> = {};
+  for (const key of Object.keys(envSchema.shape)) {
+    const value = env[key];
+    if (value !== undefined && value !== '') relevant[key] = value;
+  }
+  const parsed = envSchema.safeParse(relevant);
+  if (!parsed.success) {
+    throw new ConfigError(
+      parsed.error.issues.map((issue) => {
+        const variable = String(issue.path[0] ?? 'environment');
+        // Every message of the schema starts with its variable's name; make sure of it.
+        const message = issue.message.includes(variable) ? issue.message : `${variable}: ${issue.message}`;
+        return { variable, message };
+      }),
+    );
+  }
+  const config = parsed.data;
+  if (config.EVENT_STORE === 'esdb' && !config.ESDB_URL) {
+    throw new ConfigError([{ variable: 'ESDB_URL', message: "ESDB_URL is required when EVENT_STORE is 'esdb' (e.g. esdb://localhost:2113?tls=false)" }]);
+  }
+  return config;
+}
+
+/** Every variable the service reads, for documentation and help output. */
+export const CONFIG_VARIABLES = Object.keys(envSchema.shape);

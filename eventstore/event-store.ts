@@ -1,0 +1,158 @@
+/**
+ * The event store port. Both adapters (PostgreSQL, EventStoreDB) implement it and pass
+ * the same contract suite (test/eventstore/event-store-contract.ts).
+ *
+ * Contract highlights:
+ * - Every append names an expected revision; a mismatch throws WrongExpectedVersionError.
+ * - The event id is the idempotency key: re-sending the same events with the same *specific*
+ *   expected revision after they were committed succeeds and writes nothing (with 'any' it is
+ *   best effort only, as on EventStoreDB). Our writers always pass a specific revision.
+ * - Global positions are ordered pairs { commit, prepare } (EventStoreDB's shape): readAll and
+ *   subscriptions deliver in ascending position, and a subscriber never skips an event that
+ *   commits after a later one became visible.
+ */
+
+export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
+export type JsonObject = { [key: string]: JsonValue };
+
+export type ExpectedRevision = 'no_stream' | 'stream_exists' | 'any' | bigint;
+
+export interface EventMetadata {
+  /** When the fact happened in the world (may be long before it was recorded). ISO-8601. */
+  occurredAt: string;
+  correlationId?: string;
+  causationId?: string;
+  [key: string]: JsonValue | undefined;
+}
+
+/** An event as a writer proposes it. */
+export interface NewEvent<Type extends string = string, Data extends JsonObject = JsonObject> {
+  id: string;
+  type: Type;
+  data: Data;
+  metadata: EventMetadata;
+}
+
+export interface GlobalPosition {
+  commit: bigint;
+  prepare: bigint;
+}
+
+/** An event as the store recorded it. */
+export interface RecordedEvent<Type extends string = string, Data extends JsonObject = JsonObject>
+  extends NewEvent<Type, Data> {
+  stream: string;
+  revision: bigint;
+  position: GlobalPosition;
+  /** When the store recorded it. ISO-8601. */
+  recordedAt: string;
+}
+
+export interface AppendOptions {
+  expectedRevision: ExpectedRevision;
+}
+
+export interface AppendResult {
+  /** Revision of the last event now in the stream. */
+  nextExpectedRevision: bigint;
+  /** Global position of the last event appended (or found, for an idempotent re-append). */
+  position: GlobalPosition;
+}
+
+export interface ReadStreamOptions {
+  /** Inclusive. Forwards default 0; backwards default the end of the stream. */
+  fromRevision?: bigint;
+  maxCount?: number;
+  direction?: 'forwards' | 'backwards';
+}
+
+export interface ReadAllOptions {
+  /** Exclusive: events strictly after this position. */
+  fromPosition?: GlobalPosition;
+  maxCount?: number;
+  streamPrefix?: string;
+  eventTypes?: readonly string[];
+  /** Inclusive bounds on metadata.occurredAt. ISO-8601. */
+  occurredFrom?: string;
+  occurredTo?: string;
+}
+
+export interface SubscriptionFilter {
+  streamPrefix?: string;
+  eventTypes?: readonly string[];
+  /** Where a new group starts. Ignored when the group already exists (it resumes from its checkpoint). */
+  from: 'start' | 'end';
+}
+
+export interface SubscriptionOptions {
+  /** Attempts before an event is parked. Default 5. */
+  maxAttempts?: number;
+  /** Delay before the first retry of a failed event; doubles each attempt. Default 100 ms. */
+  retryBackoffMs?: number;
+}
+
+export type EventHandler = (event: RecordedEvent) => Promise<void>;
+
+export interface Subscription {
+  readonly group: string;
+  /** Stops delivery; resolves once the in-flight event is done. Idempotent. */
+  stop(): Promise<void>;
+}
+
+export interface ParkedEvent {
+  group: string;
+  event: RecordedEvent;
+  error: string;
+  attempts: number;
+  parkedAt: string;
+}
+
+export interface StreamSummary {
+  stream: string;
+  revision: bigint;
+  lastRecordedAt: string;
+}
+
+export interface ListStreamsOptions {
+  prefix?: string;
+  /** Exclusive: streams whose name sorts after this. */
+  after?: string;
+  limit?: number;
+}
+
+export interface EventStore {
+  appendToStream(stream: string, events: readonly NewEvent[], options: AppendOptions): Promise<AppendResult>;
+  /** Events of one stream; an empty array when the stream does not exist. */
+  readStream(stream: string, options?: ReadStreamOptions): Promise<RecordedEvent[]>;
+  readAll(options?: ReadAllOptions): Promise<RecordedEvent[]>;
+  /** The position of the most recent event any reader can see (undefined when the log is empty). */
+  headPosition(): Promise<GlobalPosition | undefined>;
+  listStreams(options?: ListStreamsOptions): Promise<StreamSummary[]>;
+
+  /** Joins (creating when absent) a durable consumer group and delivers its events, at least once. */
+  subscribe(group: string, filter: SubscriptionFilter, handler: EventHandler, options?: SubscriptionOptions): Promise<Subscription>;
+  listParked(group: string): Promise<ParkedEvent[]>;
+  /** Delivers the group's parked events again (to its running subscribers); returns how many were queued. */
+  replayParked(group: string): Promise<number>;
+
+  close(): Promise<void>;
+}
+
+export const START_POSITION: GlobalPosition = { commit: -1n, prepare: -1n };
+
+export function comparePositions(a: GlobalPosition, b: GlobalPosition): number {
+  if (a.commit !== b.commit) return a.commit < b.commit ? -1 : 1;
+  if (a.prepare !== b.prepare) return a.prepare < b.prepare ? -1 : 1;
+  return 0;
+}
+
+/** A compact text form ("commit.prepare") for HTTP and logs. */
+export function formatPosition(p: GlobalPosition): string {
+  return `${p.commit}.${p.prepare}`;
+}
+
+export function parsePosition(text: string): GlobalPosition | undefined {
+  const match = /^(\d{1,19})\.(\d{1,19})$/.exec(text);
+  if (!match) return undefined;
+  return { commit: BigInt(match[1]!), prepare: BigInt(match[2]!) };
+}
