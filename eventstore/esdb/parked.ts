@@ -1,0 +1,32 @@
+import type { RecordedEvent as EsdbRecordedEvent } from '@eventstore/db-client';
+
+/**
+ * The stream where EventStoreDB parks the messages of a persistent subscription group:
+ * "$persistentsubscription-" + eventSource + "::" + group + "-parked", the event source of a subscription to $all
+ * being "$all" (the server's filters for $all subscriptions match the prefix "$persistentsubscription-$all::" and
+ * the suffix "-parked"). Reading it needs admin rights.
+ */
+export function parkedStreamName(group: string): string {
+  return `$persistentsubscription-$all::${group}-parked`;
+}
+
+const CLIENT_NAK_PREFIX = "Client explicitly NAK'ed message.\n";
+
+/**
+ * The server writes each parked message as a link event ("$>", data "revision@stream") whose metadata is its
+ * ParkedMessageMetadata { Added, Reason, SubscriptionEventNumber } as JSON. The casing of the keys depends on the
+ * server's JSON settings, so both are accepted. A client's nack(PARK, reason) is recorded as
+ * "Client explicitly NAK'ed message.\n" + reason (that prefix is dropped here); the server's own parking after too many
+ * retries or timeouts reads "Reached retry count of N".
+ */
+export function parkedReason(link: EsdbRecordedEvent | undefined): string | undefined {
+  const metadata: unknown = link?.metadata;
+  if (typeof metadata !== 'object' || metadata === null || Array.isArray(metadata) || metadata instanceof Uint8Array) {
+    return undefined;
+  }
+  const record = metadata as Record<string, unknown>;
+  const reason = record.reason ?? record.Reason;
+  if (typeof reason !== 'string') return undefined;
+  const text = reason.startsWith(CLIENT_NAK_PREFIX) ? reason.slice(CLIENT_NAK_PREFIX.length) : reason;
+  return text.trim() !== '' ? text.trim() : undefined;
+}

@@ -1,0 +1,327 @@
+import { Pool, type PoolConfig } from 'pg';
+import { DuplicateEventIdError, EventStoreUnavailableError, EventStoreValidationError, WrongExpectedVersionError } from '../errors';
+import type {
+  AppendOptions,
+  AppendResult,
+  EventHandler,
+  EventStore,
+  ExpectedRevision,
+  GlobalPosition,
+  ListStreamsOptions,
+  NewEvent,
+  ParkedEvent,
+  ReadAllOptions,
+  ReadStreamOptions,
+  RecordedEvent,
+  StreamSummary,
+  Subscription,
+  SubscriptionFilter,
+  SubscriptionOptions,
+} from '../event-store';
+import { START_POSITION } from '../event-store';
+import { validateAppend, validateStreamName } from '../validation';
+import { APPEND_CHANNEL, AppendNotifier } from './append-notifier';
+import { PostgresConsumerGroup } from './consumer-group';
+import { migrateEventStore } from './migrations';
+import { EVENT_COLUMNS, eventColumns, toRecordedEvent, type EventRow } from './row-mapping';
+
+const MAX_READ = 10_000;
+
+/**
+ * Rows readers may see: written by transactions older than every transaction still in progress.
+ * Postgres hands out `position` at insert time, but transactions commit in any order, so position
+ * N+1 can be visible while N is still uncommitted. A reader that advanced past N+1 would skip N
+ * forever. Every transaction still running has an id >= pg_snapshot_xmin(current snapshot), and
+ * every later one gets a larger id, so once a reader has read all rows with transaction_id below
+ * that xmin, nothing can ever appear behind it. Readers order by (transaction_id, position) and
+ * checkpoint that pair (our GlobalPosition { commit, prepare }).
+ * The price: one long-open writing transaction holds every reader back. We expose that as lag
+ * (`openTransactionLag()`), rather than silently waiting.
+ */
+export const VISIBLE_TO_READERS = 'transaction_id < pg_snapshot_xmin(pg_current_snapshot())';
+
+export interface PostgresEventStoreOptions {
+  connectionString: string;
+  poolSize?: number;
+  /** Run schema migrations on connect (default true). */
+  migrate?: boolean;
+  /** Subscriber poll interval when no notification arrives (default 1000 ms). */
+  pollIntervalMs?: number;
+}
+
+export interface OpenTransactionLag {
+  /** Visible events that readers cannot deliver yet because an older transaction is still open. */
+  eventsHeldBack: number;
+  /** Age of the oldest transaction holding readers back, in ms (0 when none). */
+  oldestOpenTransactionMs: number;
+}
+
+export class PostgresEventStore implements EventStore {
+  private readonly groups = new Set<PostgresConsumerGroup>();
+
+  private constructor(
+    readonly pool: Pool,
+    private readonly notifier: AppendNotifier,
+    private readonly pollIntervalMs: number,
+  ) {}
+
+  static async connect(options: PostgresEventStoreOptions): Promise<PostgresEventStore> {
+    const config: PoolConfig = { connectionString: options.connectionString, max: options.poolSize ?? 20 };
+    const pool = new Pool(config);
+    pool.on('error', () => undefined); // idle client errors surface on the next query instead
+    try {
+      if (options.migrate !== false) await migrateEventStore(pool);
+    } catch (error) {
+      await pool.end().catch(() => undefined);
+      throw asUnavailable(error);
+    }
+    const notifier = new AppendNotifier({ connectionString: options.connectionString });
+    await notifier.start();
+    return new PostgresEventStore(pool, notifier, options.pollIntervalMs ?? 1000);
+  }
+
+  async appendToStream(stream: string, events: readonly NewEvent[], options: AppendOptions): Promise<AppendResult> {
+    validateAppend(stream, events, options);
+    const expected = options.expectedRevision;
+    const n = events.length;
+    // The head statement both checks the expected revision and takes the stream's row lock; the
+    // events are inserted by the same statement, so check and write are one atomic step.
+    const head = headStatement(expected);
+    const sql = `
+      WITH head AS (${head}),
+      ins AS (
+        INSERT INTO es_events (stream, revision, id, type, data, metadata, occurred_at)
+        SELECT $1, head.revision - $2::bigint + e.ord, e.id, e.type, e.data, e.metadata, e.occurred_at
+        FROM head, unnest($3::uuid[], $4::text[], $5::jsonb[], $6::jsonb[], $7::timestamptz[])
+             WITH ORDINALITY AS e(id, type, data, metadata, occurred_at, ord)
+        RETURNING revision, position, transaction_id
+      )
+      SELECT revision::text AS revision, position::text AS position, transaction_id::text AS txid,
+             pg_notify('${APPEND_CHANNEL}', '')
+      FROM ins ORDER BY ins.revision DESC LIMIT 1`;
+    const params: unknown[] = [
+      stream,
+      n,
+      events.map((e) => e.id),
+      events.map((e) => e.type),
+      events.map((e) => JSON.stringify(e.data)),
+      events.map((e) => JSON.stringify(e.metadata)),
+      events.map((e) => e.metadata.occurredAt),
+    ];
+    if (typeof expected === 'bigint') params.push(expected.toString());
+    let conflict: 'revision' | 'event_id' = 'revision';
+    try {
+      const result = await this.pool.query<{ revision: string; position: string; txid: string }>(sql, params);
+      const row = result.rows[0];
+      if (row) return { nextExpectedRevision: BigInt(row.revision), position: { commit: BigInt(row.txid), prepare: BigInt(row.position) } };
+    } catch (error) {
+      const pgError = error as { code?: string; constraint?: string };
+      if (pgError.code === '23505' && pgError.constraint === 'es_events_id') conflict = 'event_id';
+      else if (pgError.code === '23505' && pgError.constraint === 'es_streams_pkey') conflict = 'revision';
+      else throw asUnavailable(error);
+    }
+    // Nothing was written. Either this is a retry of an append that already landed (idempotent
+    // success, as on EventStoreDB), or a genuine conflict.
+    const earlier = await this.findIdempotentAppend(stream, events, expected);
+    if (earlier) return earlier;
+    if (conflict === 'event_id') {
+      const existing = await this.pool.query<{ id: string }>('SELECT id::text AS id FROM es_events WHERE id = ANY($1::uuid[]) LIMIT 1', [
+        events.map((e) => e.id),
+      ]);
+      throw new DuplicateEventIdError(stream, existing.rows[0]?.id ?? events[0]!.id);
+    }
+    throw new WrongExpectedVersionError(stream, expected, await this.currentRevision(stream));
+  }
+
+  /** The same events, in the same order, already sit at the place this append would have put them. */
+  private async findIdempotentAppend(stream: string, events: readonly NewEvent[], expected: ExpectedRevision): Promise<AppendResult | undefined> {
+    const ids = events.map((e) => e.id.toLowerCase());
+    const found = await this.pool.query<{ id: string; stream: string; revision: string; position: string; txid: string }>(
+      `SELECT id::text AS id, stream, revision::text AS revision, position::text AS position, transaction_id::text AS txid
+       FROM es_events WHERE id = ANY($1::uuid[])`,
+      [ids],
+    );
+    if (found.rows.length !== ids.length) return undefined;
+    const byId = new Map(found.rows.map((r) => [r.id, r]));
+    const rows = ids.map((id) => byId.get(id)!);
+    const first = BigInt(rows[0]!.revision);
+    const consecutive = rows.every((r, i) => r.stream === stream && BigInt(r.revision) === first + BigInt(i));
+    if (!consecutive) return undefined;
+    if (expected === 'no_stream' && first !== 0n) return undefined;
+    if (typeof expected === 'bigint' && first !== expected + 1n) return undefined;
+    const last = rows[rows.length - 1]!;
+    return { nextExpectedRevision: BigInt(last.revision), position: { commit: BigInt(last.txid), prepare: BigInt(last.position) } };
+  }
+
+  private async currentRevision(stream: string): Promise<bigint | 'no_stream'> {
+    const head = await this.pool.query<{ revision: string }>('SELECT revision::text AS revision FROM es_streams WHERE stream = $1', [stream]);
+    return head.rows[0] ? BigInt(head.rows[0].revision) : 'no_stream';
+  }
+
+  async readStream(stream: string, options: ReadStreamOptions = {}): Promise<RecordedEvent[]> {
+    validateStreamName(stream);
+    const maxCount = clampCount(options.maxCount);
+    const backwards = options.direction === 'backwards';
+    const params: unknown[] = [stream, maxCount];
+    let bound = '';
+    if (options.fromRevision !== undefined) {
+      params.push(options.fromRevision.toString());
+      bound = backwards ? 'AND revision <= $3' : 'AND revision >= $3';
+    }
+    try {
+      const result = await this.pool.query<EventRow>(
+        `SELECT ${EVENT_COLUMNS} FROM es_events WHERE stream = $1 ${bound}
+         ORDER BY es_events.revision ${backwards ? 'DESC' : 'ASC'} LIMIT $2`,
+        params,
+      );
+      return result.rows.map(toRecordedEvent);
+    } catch (error) {
+      throw asUnavailable(error);
+    }
+  }
+
+  async readAll(options: ReadAllOptions = {}): Promise<RecordedEvent[]> {
+    const from = options.fromPosition ?? START_POSITION;
+    const params: unknown[] = [from.commit < 0n ? '0' : from.commit.toString(), from.prepare.toString(), clampCount(options.maxCount)];
+    const where = [`(transaction_id, position) > ($1::text::xid8, $2::bigint)`, VISIBLE_TO_READERS];
+    if (options.streamPrefix !== undefined) {
+      params.push(`${escapeLike(options.streamPrefix)}%`);
+      where.push(`stream LIKE $${params.length}`);
+    }
+    if (options.eventTypes !== undefined) {
+      params.push([...options.eventTypes]);
+      where.push(`type = ANY($${params.length}::text[])`);
+    }
+    for (const [bound, op] of [
+      [options.occurredFrom, '>='],
+      [options.occurredTo, '<='],
+    ] as const) {
+      if (bound === undefined) continue;
+      if (Number.isNaN(Date.parse(bound))) throw new EventStoreValidationError(op === '>=' ? 'occurredFrom' : 'occurredTo', 'must be an ISO-8601 timestamp');
+      params.push(bound);
+      where.push(`occurred_at ${op} $${params.length}::timestamptz`);
+    }
+    try {
+      const result = await this.pool.query<EventRow>(
+        `SELECT ${EVENT_COLUMNS} FROM es_events WHERE ${where.join(' AND ')} ORDER BY es_events.transaction_id, es_events.position LIMIT $3`,
+        params,
+      );
+      return result.rows.map(toRecordedEvent);
+    } catch (error) {
+      throw asUnavailable(error);
+    }
+  }
+
+  async headPosition(): Promise<GlobalPosition | undefined> {
+    const result = await this.pool.query<{ txid: string; position: string }>(
+      `SELECT transaction_id::text AS txid, position::text AS position FROM es_events WHERE ${VISIBLE_TO_READERS}
+       ORDER BY es_events.transaction_id DESC, es_events.position DESC LIMIT 1`,
+    );
+    const row = result.rows[0];
+    return row ? { commit: BigInt(row.txid), prepare: BigInt(row.position) } : undefined;
+  }
+
+  async listStreams(options: ListStreamsOptions = {}): Promise<StreamSummary[]> {
+    const params: unknown[] = [clampCount(options.limit ?? 100), options.after ?? ''];
+    let prefix = '';
+    if (options.prefix) {
+      params.push(`${escapeLike(options.prefix)}%`);
+      prefix = 'AND stream LIKE $3';
+    }
+    const result = await this.pool.query<{ stream: string; revision: string; updated_at: Date }>(
+      `SELECT stream, revision::text AS revision, updated_at FROM es_streams WHERE stream > $2 ${prefix} ORDER BY stream LIMIT $1`,
+      params,
+    );
+    return result.rows.map((r) => ({ stream: r.stream, revision: BigInt(r.revision), lastRecordedAt: r.updated_at.toISOString() }));
+  }
+
+  async subscribe(group: string, filter: SubscriptionFilter, handler: EventHandler, options: SubscriptionOptions = {}): Promise<Subscription> {
+    const consumer = new PostgresConsumerGroup(this, this.notifier, group, filter, handler, {
+      maxAttempts: options.maxAttempts ?? 5,
+      retryBackoffMs: options.retryBackoffMs ?? 100,
+      pollIntervalMs: this.pollIntervalMs,
+    });
+    await consumer.start();
+    this.groups.add(consumer);
+    return {
+      group,
+      stop: async () => {
+        this.groups.delete(consumer);
+        await consumer.stop();
+      },
+    };
+  }
+
+  async listParked(group: string): Promise<ParkedEvent[]> {
+    const result = await this.pool.query<EventRow & { error: string; attempts: number; parked_at: Date }>(
+      `SELECT ${eventColumns('e')},
+              p.error, p.attempts, p.parked_at
+       FROM es_parked_events p JOIN es_events e ON e.position = p.event_position
+       WHERE p.group_name = $1 ORDER BY e.transaction_id, e.position`,
+      [group],
+    );
+    return result.rows.map((r) => ({ group, event: toRecordedEvent(r), error: r.error, attempts: r.attempts, parkedAt: r.parked_at.toISOString() }));
+  }
+
+  async replayParked(group: string): Promise<number> {
+    const result = await this.pool.query(
+      `UPDATE es_parked_events SET replay_requested_at = now() WHERE group_name = $1 AND replay_requested_at IS NULL`,
+      [group],
+    );
+    await this.pool.query(`SELECT pg_notify('${APPEND_CHANNEL}', '')`);
+    return result.rowCount ?? 0;
+  }
+
+  /** How far an open transaction holds readers back (the failure mode of the xmin technique). */
+  async openTransactionLag(): Promise<OpenTransactionLag> {
+    const result = await this.pool.query<{ held: string; oldest_ms: string | null }>(
+      `SELECT (SELECT count(*) FROM es_events WHERE NOT (${VISIBLE_TO_READERS}))::text AS held,
+              (SELECT (extract(epoch FROM now() - min(xact_start)) * 1000)::bigint::text FROM pg_stat_activity
+                WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid()) AS oldest_ms`,
+    );
+    const row = result.rows[0]!;
+    return { eventsHeldBack: Number(row.held), oldestOpenTransactionMs: row.oldest_ms ? Math.max(0, Number(row.oldest_ms)) : 0 };
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.groups].map((g) => g.stop()));
+    this.groups.clear();
+    await this.notifier.close();
+    await this.pool.end();
+  }
+}
+
+function headStatement(expected: ExpectedRevision): string {
+  if (expected === 'no_stream') {
+    return `INSERT INTO es_streams (stream, revision) VALUES ($1, $2::bigint - 1) ON CONFLICT (stream) DO NOTHING RETURNING revision`;
+  }
+  if (expected === 'stream_exists') {
+    return `UPDATE es_streams SET revision = revision + $2::bigint, updated_at = now() WHERE stream = $1 RETURNING revision`;
+  }
+  if (expected === 'any') {
+    return `INSERT INTO es_streams (stream, revision) VALUES ($1, $2::bigint - 1)
+            ON CONFLICT (stream) DO UPDATE SET revision = es_streams.revision + $2::bigint, updated_at = now() RETURNING revision`;
+  }
+  return `UPDATE es_streams SET revision = $8::bigint + $2::bigint, updated_at = now() WHERE stream = $1 AND revision = $8::bigint RETURNING revision`;
+}
+
+function clampCount(count: number | undefined): number {
+  if (count === undefined) return MAX_READ;
+  if (!Number.isInteger(count) || count < 1) throw new EventStoreValidationError('maxCount', 'must be a positive integer');
+  return Math.min(count, MAX_READ);
+}
+
+function escapeLike(text: string): string {
+  return text.replace(/[\\%_]/g, (c) => `\\${c}`);
+}
+
+const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND', 'EPIPE', '57P01', '57P02', '57P03', '53300']);
+
+export function asUnavailable(error: unknown): unknown {
+  const code = (error as { code?: string }).code;
+  const message = error instanceof Error ? error.message : String(error);
+  if ((code && (UNAVAILABLE_CODES.has(code) || code.startsWith('08'))) || /Connection terminated|connect ECONNREFUSED|timeout/i.test(message)) {
+    return new EventStoreUnavailableError(`PostgreSQL event store unavailable: ${message}`, { cause: error });
+  }
+  return error;
+}

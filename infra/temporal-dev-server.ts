@@ -1,0 +1,108 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { Connection } from '@temporalio/client';
+import { defineSearchAttributeKey } from '@temporalio/common';
+import type { TemporalCli } from './temporal-cli';
+import { waitFor } from './ports';
+
+/** Custom search attributes the service uses; registered on the dev server at start. */
+export const SEARCH_ATTRIBUTES = { TransferStatus: 'Keyword' } as const;
+
+export interface DevServerOptions {
+  cli: TemporalCli;
+  port: number;
+  /** Web UI port; undefined runs headless (tests). */
+  uiPort?: number;
+  /** SQLite file keeping state across restarts; undefined keeps everything in memory. */
+  dbFile?: string;
+  namespace: string;
+  log?: (line: string) => void;
+}
+
+export interface RunningDevServer {
+  address: string;
+  uiUrl?: string;
+  pid?: number;
+  stop(): Promise<void>;
+}
+
+/** Starts `temporal server start-dev` and waits until its namespace answers. */
+export async function startTemporalDevServer(options: DevServerOptions): Promise<RunningDevServer> {
+  const address = `127.0.0.1:${options.port}`;
+  const uiUrl = options.uiPort ? `http://localhost:${options.uiPort}` : undefined;
+  if (options.dbFile) fs.mkdirSync(path.dirname(path.resolve(options.dbFile)), { recursive: true });
+
+  if (options.cli.kind === 'sdk-download') {
+    // Last resort: the SDK downloads and runs the CLI itself.
+    const { TestWorkflowEnvironment } = await import('@temporalio/testing');
+    const env = await TestWorkflowEnvironment.createLocal({
+      server: {
+        ip: '127.0.0.1',
+        port: options.port,
+        ui: options.uiPort !== undefined,
+        uiPort: options.uiPort,
+        dbFilename: options.dbFile,
+        namespace: options.namespace,
+        searchAttributes: Object.keys(SEARCH_ATTRIBUTES).map((name) => defineSearchAttributeKey(name, 'KEYWORD')),
+      },
+    });
+    return { address, uiUrl, stop: () => env.teardown() };
+  }
+
+  const args = ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(options.port), '--namespace', options.namespace, '--log-level', 'warn'];
+  if (options.uiPort) args.push('--ui-port', String(options.uiPort));
+  else args.push('--headless');
+  if (options.dbFile) args.push('--db-filename', path.resolve(options.dbFile));
+  for (const [name, type] of Object.entries(SEARCH_ATTRIBUTES)) args.push('--search-attribute', `${name}=${type}`);
+  // Metrics on a random free port, so several dev servers can run on one machine.
+  args.push('--metrics-port', '0');
+
+  const child = spawn(options.cli.path, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const output: string[] = [];
+  const collect = (chunk: Buffer) => {
+    const text = chunk.toString('utf8');
+    output.push(text);
+    if (output.length > 100) output.shift();
+    for (const line of text.split('\n')) if (line.trim()) options.log?.(line);
+  };
+  child.stdout?.on('data', collect);
+  child.stderr?.on('data', collect);
+  let exited = false;
+  child.once('exit', () => {
+    exited = true;
+  });
+
+  try {
+    await waitFor(
+      `the Temporal dev server on ${address}`,
+      async () => {
+        if (exited) throw Object.assign(new Error(`exited early:\n${output.join('').slice(-3000)}`), { fatal: true });
+        const connection = await Connection.connect({ address, connectTimeout: 1000 });
+        try {
+          await connection.workflowService.describeNamespace({ namespace: options.namespace });
+        } finally {
+          await connection.close();
+        }
+      },
+      120_000,
+      250,
+    );
+  } catch (error) {
+    await stopChild(child);
+    throw error;
+  }
+  return { address, uiUrl, pid: child.pid, stop: () => stopChild(child) };
+}
+
+export function stopChild(child: ChildProcess, graceMs = 10_000): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    child.kill('SIGTERM');
+  });
+}

@@ -1,0 +1,492 @@
+/**
+ * Static checks of docker-compose.yml: no Docker engine runs here, so this reads the file the way
+ * `docker compose` would (YAML with merge keys, then ${VAR} interpolation) and checks that the
+ * services are wired to each other: host names are service names, ports match what the target
+ * listens on, credentials match, depends_on targets exist and can reach their condition, and every
+ * app environment passes our own loadConfig.
+ */
+import { existsSync, readdirSync, readFileSync, statSync } from 'fs';
+import path from 'path';
+import { parse } from 'yaml';
+import { loadConfig } from '../../config/config';
+
+const ROOT = path.resolve(__dirname, '../..');
+const COMPOSE_FILE = path.join(ROOT, 'docker-compose.yml');
+
+type Env = Record<string, string | undefined>;
+type Service = Record<string, unknown>;
+interface Compose {
+  services: Record<string, Service>;
+  volumes?: Record<string, unknown>;
+}
+
+const APP_SERVICES = ['api', 'worker', 'projections'] as const;
+const ALL_SERVICES = ['postgres', 'temporal', 'temporal-ui', 'eventstore', ...APP_SERVICES] as const;
+
+// ---------------------------------------------------------------------------------------------
+// Reading the file like compose does
+// ---------------------------------------------------------------------------------------------
+
+/** Compose interpolation: $$, $VAR, ${VAR}, ${VAR:-d}, ${VAR-d}, ${VAR:?e}, ${VAR?e}, ${VAR:+a}, ${VAR+a}. */
+function interpolate(text: string, env: Env, where: string): string {
+  return text.replace(/\$(?:(\$)|\{([^}]*)\}|([A-Za-z_][A-Za-z0-9_]*))/g, (match, dollar?: string, braced?: string, bare?: string) => {
+    if (dollar) return '$';
+    if (bare !== undefined) return required(bare, env[bare], where);
+    const m = /^([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?+])([\s\S]*))?$/.exec(braced ?? '');
+    if (!m) throw new Error(`${where}: invalid interpolation ${match}`);
+    const [, name = '', op, arg = ''] = m;
+    if (arg.includes('$')) throw new Error(`${where}: nested interpolation in ${match} is not supported by this test`);
+    const value = env[name];
+    const set = value !== undefined;
+    const nonEmpty = set && value !== '';
+    switch (op) {
+      case undefined:
+        return required(name, value, where);
+      case ':-':
+        return nonEmpty ? value : arg;
+      case '-':
+        return set ? value : arg;
+      case ':?':
+        if (!nonEmpty) throw new Error(`${where}: ${name} must be set (${arg})`);
+        return value;
+      case '?':
+        if (!set) throw new Error(`${where}: ${name} must be set (${arg})`);
+        return value;
+      case ':+':
+        return nonEmpty ? arg : '';
+      case '+':
+        return set ? arg : '';
+      default:
+        throw new Error(`${where}: unsupported interpolation ${match}`);
+    }
+  });
+}
+
+/** A variable without a default would silently become '' in compose: treat that as a mistake. */
+function required(name: string, value: string | undefined, where: string): string {
+  if (value === undefined) throw new Error(`${where}: \${${name}} has no default and is not set; compose would substitute ''`);
+  return value;
+}
+
+function interpolateDeep(value: unknown, env: Env, where: string): unknown {
+  if (typeof value === 'string') return interpolate(value, env, where);
+  if (Array.isArray(value)) return value.map((v, i) => interpolateDeep(v, env, `${where}[${i}]`));
+  if (value !== null && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, interpolateDeep(v, env, `${where}.${k}`)]));
+  }
+  return value;
+}
+
+function loadCompose(env: Env = {}): Compose {
+  const doc: unknown = parse(readFileSync(COMPOSE_FILE, 'utf8'), { merge: true });
+  const interpolated = interpolateDeep(doc, env, 'docker-compose.yml');
+  if (!isRecord(interpolated) || !isRecord(interpolated.services)) throw new Error('docker-compose.yml has no services map');
+  return interpolated as unknown as Compose;
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Accessors for compose's alternative syntaxes
+// ---------------------------------------------------------------------------------------------
+
+function service(compose: Compose, name: string): Service {
+  const svc = compose.services[name];
+  if (!isRecord(svc)) throw new Error(`service '${name}' is not defined`);
+  return svc;
+}
+
+/** `environment:` as a map (values may be numbers/booleans/null) or a list of KEY=VALUE / KEY. */
+function environmentOf(svc: Service): Env {
+  const raw = svc.environment;
+  if (raw === undefined) return {};
+  if (Array.isArray(raw)) {
+    const env: Env = {};
+    for (const entry of raw) {
+      const s = String(entry);
+      const eq = s.indexOf('=');
+      // A bare KEY takes its value from the shell running compose: unknown here.
+      if (eq === -1) env[s] = undefined;
+      else env[s.slice(0, eq)] = s.slice(eq + 1);
+    }
+    return env;
+  }
+  if (isRecord(raw)) {
+    return Object.fromEntries(Object.entries(raw).map(([k, v]) => [k, v === null || v === undefined ? undefined : String(v)]));
+  }
+  throw new Error(`environment must be a map or a list, got ${JSON.stringify(raw)}`);
+}
+
+interface PortMapping {
+  hostIp?: string;
+  published?: number;
+  target: number;
+  protocol: string;
+}
+
+/** `ports:` short syntax ("[ip:][published:]target[/proto]", or a number) or long syntax. */
+function portsOf(svc: Service): PortMapping[] {
+  const raw = svc.ports ?? [];
+  if (!Array.isArray(raw)) throw new Error('ports must be a list');
+  return raw.map((p): PortMapping => {
+    if (typeof p === 'number') return { target: p, protocol: 'tcp' };
+    if (isRecord(p)) {
+      return {
+        hostIp: p.host_ip === undefined ? undefined : String(p.host_ip),
+        published: p.published === undefined ? undefined : toPort(p.published),
+        target: toPort(p.target),
+        protocol: String(p.protocol ?? 'tcp'),
+      };
+    }
+    const [spec = '', protocol = 'tcp'] = String(p).split('/');
+    const parts = spec.split(':');
+    if (parts.some((x) => x.includes('-'))) throw new Error(`port ranges are not supported by this test: ${String(p)}`);
+    const target = toPort(parts.pop());
+    const published = parts.length ? toPort(parts.pop()) : undefined;
+    const hostIp = parts.length ? parts.join(':') : undefined;
+    return { hostIp, published, target, protocol };
+  });
+}
+
+function toPort(v: unknown): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1 || n > 65535) throw new Error(`not a port: ${JSON.stringify(v)}`);
+  return n;
+}
+
+/** `depends_on:` as a list of names or a map name → { condition }. */
+function dependsOnOf(svc: Service): Record<string, string> {
+  const raw = svc.depends_on;
+  if (raw === undefined) return {};
+  if (Array.isArray(raw)) return Object.fromEntries(raw.map((n) => [String(n), 'service_started']));
+  if (isRecord(raw)) {
+    return Object.fromEntries(
+      Object.entries(raw).map(([n, v]) => [n, isRecord(v) && v.condition !== undefined ? String(v.condition) : 'service_started']),
+    );
+  }
+  throw new Error(`depends_on must be a list or a map, got ${JSON.stringify(raw)}`);
+}
+
+/** `command:` / `entrypoint:` as a list or a string (split on whitespace, good enough here). */
+function argv(value: unknown): string[] {
+  if (value === undefined || value === null) return [];
+  if (Array.isArray(value)) return value.map(String);
+  return String(value).trim().split(/\s+/);
+}
+
+/** `volumes:` entries of a service, short ("src:dst[:mode]") or long syntax. */
+function volumesOf(svc: Service): { type: 'volume' | 'bind'; source: string; target: string }[] {
+  const raw = svc.volumes ?? [];
+  if (!Array.isArray(raw)) throw new Error('volumes must be a list');
+  return raw.map((v) => {
+    if (isRecord(v)) {
+      const source = String(v.source ?? '');
+      return { type: v.type === 'bind' ? 'bind' : 'volume', source, target: String(v.target) };
+    }
+    const [source = '', target = ''] = String(v).split(':');
+    const bind = source.startsWith('.') || source.startsWith('/') || source.startsWith('~');
+    return { type: bind ? 'bind' : 'volume', source, target };
+  });
+}
+
+function isTrue(v: string | undefined): boolean {
+  return v !== undefined && v.trim().toLowerCase() === 'true';
+}
+
+function hasHealthcheck(svc: Service): boolean {
+  const hc = svc.healthcheck;
+  if (!isRecord(hc) || hc.disable === true) return false;
+  const test = argv(hc.test);
+  return test.length > 0 && test[0] !== 'NONE';
+}
+
+// ---------------------------------------------------------------------------------------------
+// What each service listens on inside the network
+// ---------------------------------------------------------------------------------------------
+
+function eventstoreHttpPort(compose: Compose): number {
+  const env = environmentOf(service(compose, 'eventstore'));
+  // 24.x renamed HttpPort to NodePort; both are read, the new name wins.
+  return toPort(env.EVENTSTORE_NODE_PORT ?? env.EVENTSTORE_HTTP_PORT ?? 2113);
+}
+
+function postgresPort(compose: Compose): number {
+  return toPort(environmentOf(service(compose, 'postgres')).PGPORT ?? 5432);
+}
+
+function temporalFrontendPort(compose: Compose): number {
+  return toPort(environmentOf(service(compose, 'temporal')).FRONTEND_GRPC_PORT ?? 7233);
+}
+
+function temporalUiPort(compose: Compose): number {
+  return toPort(environmentOf(service(compose, 'temporal-ui')).TEMPORAL_UI_PORT ?? 8080);
+}
+
+function postgresCredentials(compose: Compose): { user: string; password: string } {
+  const env = environmentOf(service(compose, 'postgres'));
+  const user = env.POSTGRES_USER ?? 'postgres';
+  const password = env.POSTGRES_PASSWORD;
+  if (!password) throw new Error('postgres needs POSTGRES_PASSWORD');
+  return { user, password };
+}
+
+/** Databases that exist after the postgres container's first start: POSTGRES_DB plus those the init scripts create. */
+function postgresDatabases(compose: Compose): Set<string> {
+  const svc = service(compose, 'postgres');
+  const env = environmentOf(svc);
+  const dbs = new Set<string>([env.POSTGRES_DB ?? env.POSTGRES_USER ?? 'postgres']);
+  for (const v of volumesOf(svc)) {
+    if (v.type !== 'bind' || !v.target.startsWith('/docker-entrypoint-initdb.d')) continue;
+    const host = path.resolve(ROOT, v.source);
+    const files = statSync(host).isDirectory() ? readdirSync(host).map((f) => path.join(host, f)) : [host];
+    for (const file of files) {
+      if (!file.endsWith('.sql')) continue;
+      for (const m of readFileSync(file, 'utf8').matchAll(/CREATE\s+DATABASE\s+"?([A-Za-z_][A-Za-z0-9_]*)"?/gi)) dbs.add(m[1] ?? '');
+    }
+  }
+  return dbs;
+}
+
+function hostPortOf(value: string | undefined, what: string): { host: string; port: number } {
+  const m = /^([^:]+):(\d+)$/.exec(value ?? '');
+  if (!m) throw new Error(`${what} must be host:port, got ${JSON.stringify(value)}`);
+  return { host: m[1] ?? '', port: toPort(m[2]) };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The checks, run with compose's defaults and with the password overridden
+// ---------------------------------------------------------------------------------------------
+
+const SCENARIOS: [string, Env][] = [
+  ['with defaults (no variables set)', {}],
+  ['with POSTGRES_PASSWORD and LOG_LEVEL overridden', { POSTGRES_PASSWORD: 'Another-pw_123', LOG_LEVEL: 'warn' }],
+];
+
+describe.each(SCENARIOS)('docker-compose.yml %s', (_label, shellEnv) => {
+  const compose = loadCompose(shellEnv);
+
+  test('defines every service of the stack', () => {
+    for (const name of ALL_SERVICES) expect(Object.keys(compose.services)).toContain(name);
+    for (const [name, svc] of Object.entries(compose.services)) {
+      expect({ name, hasImageOrBuild: svc.image !== undefined || svc.build !== undefined }).toEqual({ name, hasImageOrBuild: true });
+    }
+  });
+
+  test.each([
+    ['temporal-ui', 8080, temporalUiPort],
+    ['eventstore', 2113, eventstoreHttpPort],
+    ['temporal', 7233, temporalFrontendPort],
+  ] as const)('%s publishes host port %d to the port it listens on', (name, hostPort, listensOn) => {
+    const ports = portsOf(service(compose, name));
+    expect(ports).toContainEqual(expect.objectContaining({ published: hostPort, target: listensOn(compose), protocol: 'tcp' }));
+  });
+
+  test('api publishes host port 3000 to the PORT it is configured with', () => {
+    const api = service(compose, 'api');
+    const { PORT } = loadConfig(environmentOf(api));
+    expect(portsOf(api)).toContainEqual(expect.objectContaining({ published: 3000, target: PORT, protocol: 'tcp' }));
+  });
+
+  test('no two services publish the same host port', () => {
+    const seen = new Map<string, string>();
+    for (const [name, svc] of Object.entries(compose.services)) {
+      for (const p of portsOf(svc)) {
+        if (p.published === undefined) continue;
+        const key = `${p.hostIp ?? '*'}:${p.published}/${p.protocol}`;
+        expect({ key, by: seen.get(key) ?? name }).toEqual({ key, by: name });
+        seen.set(key, name);
+      }
+    }
+  });
+
+  test('eventstore: single node, insecure, all projections incl. standard ones, AtomPub for the UI, persistent volumes, healthcheck', () => {
+    const es = service(compose, 'eventstore');
+    const env = environmentOf(es);
+    expect(String(es.image)).toMatch(/^eventstore\/eventstore:24\.10/);
+    expect(env.EVENTSTORE_CLUSTER_SIZE).toBe('1');
+    expect(isTrue(env.EVENTSTORE_INSECURE)).toBe(true);
+    expect(env.EVENTSTORE_RUN_PROJECTIONS?.toLowerCase()).toBe('all');
+    expect(isTrue(env.EVENTSTORE_START_STANDARD_PROJECTIONS)).toBe(true);
+    expect(isTrue(env.EVENTSTORE_ENABLE_ATOM_PUB_OVER_HTTP)).toBe(true);
+    const targets = volumesOf(es).map((v) => v.target);
+    expect(targets).toEqual(expect.arrayContaining(['/var/lib/eventstore', '/var/log/eventstore']));
+    expect(hasHealthcheck(es)).toBe(true);
+    const probe = argv(isRecord(es.healthcheck) ? es.healthcheck.test : undefined).join(' ');
+    expect(probe).toContain(`http://localhost:${eventstoreHttpPort(compose)}/health/live`);
+  });
+
+  test('postgres: credentials, database, init scripts on disk, named volume, healthcheck', () => {
+    const pg = service(compose, 'postgres');
+    const env = environmentOf(pg);
+    expect(String(pg.image)).toMatch(/^postgres:16/);
+    expect(env.POSTGRES_USER).toBeTruthy();
+    expect(env.POSTGRES_PASSWORD).toBeTruthy();
+    expect(env.POSTGRES_DB).toBeTruthy();
+    expect(volumesOf(pg)).toContainEqual(expect.objectContaining({ type: 'volume', target: '/var/lib/postgresql/data' }));
+    expect(hasHealthcheck(pg)).toBe(true);
+    expect(argv(isRecord(pg.healthcheck) ? pg.healthcheck.test : undefined).join(' ')).toContain('pg_isready');
+    expect(postgresDatabases(compose)).toContain('transfers');
+  });
+
+  test('temporal: auto-setup on the postgres service with its credentials', () => {
+    const t = service(compose, 'temporal');
+    const env = environmentOf(t);
+    const pg = postgresCredentials(compose);
+    expect(String(t.image)).toMatch(/^temporalio\/auto-setup:/);
+    expect(env.DB).toBe('postgres12');
+    expect(env.POSTGRES_SEEDS?.split(',')).toEqual(['postgres']);
+    expect(compose.services[env.POSTGRES_SEEDS ?? '']).toBeDefined();
+    expect(toPort(env.DB_PORT)).toBe(postgresPort(compose));
+    expect(env.POSTGRES_USER).toBe(pg.user);
+    expect(env.POSTGRES_PWD).toBe(pg.password);
+    expect(hasHealthcheck(t)).toBe(true);
+  });
+
+  test('temporal-ui points at the temporal service and allows the API origin', () => {
+    const env = environmentOf(service(compose, 'temporal-ui'));
+    expect(hostPortOf(env.TEMPORAL_ADDRESS, 'temporal-ui TEMPORAL_ADDRESS')).toEqual({ host: 'temporal', port: temporalFrontendPort(compose) });
+    expect(env.TEMPORAL_CORS_ORIGINS?.split(',')).toContain('http://localhost:3000');
+  });
+
+  test('temporal-admin-tools registers TransferStatus (Keyword) once, in the namespace the apps use', () => {
+    const job = service(compose, 'temporal-admin-tools');
+    expect(String(job.image)).toMatch(/^temporalio\/admin-tools:/);
+    const script = [...argv(job.entrypoint), ...argv(job.command)].join(' ');
+    const namespaces = new Set(APP_SERVICES.map((n) => loadConfig(environmentOf(service(compose, n))).TEMPORAL_NAMESPACE));
+    expect(namespaces.size).toBe(1);
+    const create = /temporal operator search-attribute create([^\n;&|)]*)/.exec(script)?.[1] ?? '';
+    expect(create).toMatch(/--name[ =]TransferStatus\b/);
+    expect(create).toMatch(/--type[ =]Keyword\b/);
+    expect(create).toMatch(new RegExp(`--namespace[ =]${[...namespaces][0]}\\b`));
+    const address = /--address[ =](\S+)/.exec(create)?.[1];
+    expect(hostPortOf(address, 'admin-tools --address')).toEqual({ host: 'temporal', port: temporalFrontendPort(compose) });
+    expect(script).toMatch(/already exists/i);
+    // A one-shot job must not be restarted, or service_completed_successfully never holds.
+    expect([undefined, 'no', 'on-failure']).toContain(job.restart === undefined ? undefined : String(job.restart).split(':')[0]);
+    expect(dependsOnOf(job)).toEqual(expect.objectContaining({ temporal: 'service_healthy' }));
+  });
+
+  describe.each(APP_SERVICES)('%s', (name) => {
+    const svc = () => service(compose, name);
+    const env = () => environmentOf(svc());
+
+    test('passes our own config validation (loadConfig)', () => {
+      expect(() => loadConfig(env())).not.toThrow();
+    });
+
+    test('uses EventStoreDB at the eventstore service, on its HTTP port, without TLS (server is insecure)', () => {
+      const config = loadConfig(env());
+      expect(config.EVENT_STORE).toBe('esdb');
+      const url = new URL(config.ESDB_URL ?? '');
+      expect(url.protocol).toBe('esdb:');
+      expect(url.hostname).toBe('eventstore');
+      expect(compose.services[url.hostname]).toBeDefined();
+      expect(toPort(url.port || 2113)).toBe(eventstoreHttpPort(compose));
+      expect(isTrue(environmentOf(service(compose, 'eventstore')).EVENTSTORE_INSECURE)).toBe(true);
+      expect(url.searchParams.get('tls')).toBe('false');
+    });
+
+    test('uses the transfers database on the postgres service with its credentials', () => {
+      const config = loadConfig(env());
+      const url = new URL(config.DATABASE_URL ?? '');
+      const pg = postgresCredentials(compose);
+      expect(url.hostname).toBe('postgres');
+      expect(compose.services[url.hostname]).toBeDefined();
+      expect(toPort(url.port || 5432)).toBe(postgresPort(compose));
+      expect(decodeURIComponent(url.username)).toBe(pg.user);
+      expect(decodeURIComponent(url.password)).toBe(pg.password);
+      const db = decodeURIComponent(url.pathname.replace(/^\//, ''));
+      expect(db).toBe('transfers');
+      expect(postgresDatabases(compose)).toContain(db);
+    });
+
+    test('talks to the temporal service on its frontend port', () => {
+      const config = loadConfig(env());
+      expect(hostPortOf(config.TEMPORAL_ADDRESS, `${name} TEMPORAL_ADDRESS`)).toEqual({ host: 'temporal', port: temporalFrontendPort(compose) });
+      expect(config.TASK_QUEUE).toBe('transfers');
+    });
+
+    test('runs its own entry point from the image built by ./Dockerfile, restarting unless stopped', () => {
+      expect(argv(svc().command)).toEqual(['node', `dist/main/${name}.js`]);
+      expect(svc().build).toBeDefined();
+      expect(svc().restart).toBe('unless-stopped');
+    });
+
+    test('waits for its dependencies to be usable, not just started', () => {
+      const deps = dependsOnOf(svc());
+      expect(deps).toEqual(expect.objectContaining({ postgres: 'service_healthy', eventstore: 'service_healthy' }));
+      if (name !== 'projections') {
+        expect(deps).toEqual(expect.objectContaining({ temporal: 'service_healthy', 'temporal-admin-tools': 'service_completed_successfully' }));
+      }
+    });
+  });
+
+  test('every depends_on target exists, uses a known condition that can be reached, and there is no cycle', () => {
+    const graph = new Map<string, string[]>();
+    for (const [name, svc] of Object.entries(compose.services)) {
+      const deps = dependsOnOf(svc);
+      graph.set(name, Object.keys(deps));
+      for (const [target, condition] of Object.entries(deps)) {
+        const what = `${name} -> ${target}`;
+        expect({ what, exists: compose.services[target] !== undefined }).toEqual({ what, exists: true });
+        expect(['service_started', 'service_healthy', 'service_completed_successfully']).toContain(condition);
+        const dep = compose.services[target] ?? {};
+        if (condition === 'service_healthy') expect({ what, healthcheck: hasHealthcheck(dep) }).toEqual({ what, healthcheck: true });
+        if (condition === 'service_completed_successfully') {
+          expect({ what, restart: dep.restart ?? 'no' }).toEqual({ what, restart: 'no' });
+        }
+      }
+    }
+    const visiting = new Set<string>();
+    const done = new Set<string>();
+    const visit = (n: string, trail: string[]): void => {
+      if (done.has(n)) return;
+      if (visiting.has(n)) throw new Error(`depends_on cycle: ${[...trail, n].join(' -> ')}`);
+      visiting.add(n);
+      for (const d of graph.get(n) ?? []) visit(d, [...trail, n]);
+      visiting.delete(n);
+      done.add(n);
+    };
+    for (const n of graph.keys()) visit(n, []);
+  });
+
+  test('build contexts and Dockerfiles exist, and the target stage is defined', () => {
+    const built = Object.entries(compose.services).filter(([, svc]) => svc.build !== undefined);
+    expect(built.map(([n]) => n)).toEqual(expect.arrayContaining([...APP_SERVICES]));
+    for (const [name, svc] of built) {
+      const build = typeof svc.build === 'string' ? { context: svc.build } : (svc.build as Record<string, unknown>);
+      const context = path.resolve(ROOT, String(build.context ?? '.'));
+      expect({ name, context: existsSync(context) && statSync(context).isDirectory() }).toEqual({ name, context: true });
+      const dockerfile = path.resolve(context, String(build.dockerfile ?? 'Dockerfile'));
+      expect({ name, dockerfile: existsSync(dockerfile) }).toEqual({ name, dockerfile: true });
+      if (build.target !== undefined) {
+        const stages = [...readFileSync(dockerfile, 'utf8').matchAll(/^FROM\s+\S+\s+AS\s+(\S+)/gim)].map((m) => m[1]?.toLowerCase());
+        expect(stages).toContain(String(build.target).toLowerCase());
+      }
+    }
+  });
+
+  test('named volumes are declared and bind-mount sources exist', () => {
+    const declared = Object.keys(compose.volumes ?? {});
+    for (const [name, svc] of Object.entries(compose.services)) {
+      for (const v of volumesOf(svc)) {
+        if (v.type === 'volume' && v.source) expect({ name, volume: v.source, declared: declared.includes(v.source) }).toEqual({ name, volume: v.source, declared: true });
+        if (v.type === 'bind') expect({ name, bind: v.source, exists: existsSync(path.resolve(ROOT, v.source)) }).toEqual({ name, bind: v.source, exists: true });
+      }
+    }
+  });
+});
+
+describe('interpolation (as the test reads compose)', () => {
+  test('follows compose rules for defaults, $$ and missing variables', () => {
+    expect(interpolate('a${X:-d}b', {}, 't')).toBe('adb');
+    expect(interpolate('a${X:-d}b', { X: '' }, 't')).toBe('adb');
+    expect(interpolate('a${X-d}b', { X: '' }, 't')).toBe('ab');
+    expect(interpolate('$${X} $$y', {}, 't')).toBe('${X} $y');
+    expect(interpolate('${X:+alt}', { X: '1' }, 't')).toBe('alt');
+    expect(() => interpolate('${X}', {}, 't')).toThrow(/no default/);
+    expect(() => interpolate('${X:?required}', {}, 't')).toThrow(/must be set/);
+  });
+});

@@ -1,0 +1,379 @@
+import { randomUUID } from 'node:crypto';
+import {
+  DuplicateEventIdError,
+  EventStoreValidationError,
+  WrongExpectedVersionError,
+} from '../../eventstore/errors';
+import type { EventStore, ExpectedRevision, NewEvent, RecordedEvent, Subscription } from '../../eventstore/event-store';
+import { comparePositions } from '../../eventstore/event-store';
+
+/**
+ * The one contract every EventStore adapter must pass. Run by test/eventstore/*.test.ts against
+ * PostgreSQL always, and against EventStoreDB whenever ESDB_URL is set.
+ */
+export interface ContractSubject {
+  store: EventStore;
+  /** Adapters that deliver each stream in revision order to a consumer group (EventStoreDB persistent subscriptions do not promise it). */
+  orderedDelivery: boolean;
+  cleanup(): Promise<void>;
+}
+
+export function event(type = 'ThingHappened', data: Record<string, unknown> = {}, occurredAt = new Date().toISOString()): NewEvent {
+  return { id: randomUUID(), type, data: data as NewEvent['data'], metadata: { occurredAt, correlationId: randomUUID() } };
+}
+
+/** Each test uses its own unique names, so tests never see each other's streams. */
+function unique(prefix: string): string {
+  return `${prefix}-${randomUUID().slice(0, 8)}`;
+}
+
+async function eventually<T>(check: () => T | Promise<T>, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await check();
+    } catch (error) {
+      if (Date.now() > deadline) throw error;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+}
+
+export function describeEventStoreContract(adapter: string, makeSubject: () => Promise<ContractSubject>): void {
+  describe(`EventStore contract: ${adapter}`, () => {
+    let subject: ContractSubject;
+    let store: EventStore;
+    const subscriptions: Subscription[] = [];
+
+    beforeAll(async () => {
+      subject = await makeSubject();
+      store = subject.store;
+    });
+    afterEach(async () => {
+      await Promise.all(subscriptions.splice(0).map((s) => s.stop()));
+    });
+    afterAll(async () => {
+      await subject?.cleanup();
+    });
+
+    describe('expected revision', () => {
+      const cases: { name: string; existing: number; expected: ExpectedRevision; ok: boolean }[] = [
+        { name: 'no_stream on a missing stream', existing: 0, expected: 'no_stream', ok: true },
+        { name: 'no_stream on an existing stream', existing: 2, expected: 'no_stream', ok: false },
+        { name: 'stream_exists on a missing stream', existing: 0, expected: 'stream_exists', ok: false },
+        { name: 'stream_exists on an existing stream', existing: 2, expected: 'stream_exists', ok: true },
+        { name: 'any on a missing stream', existing: 0, expected: 'any', ok: true },
+        { name: 'any on an existing stream', existing: 2, expected: 'any', ok: true },
+        { name: 'the current revision', existing: 2, expected: 1n, ok: true },
+        { name: 'a stale revision', existing: 2, expected: 0n, ok: false },
+        { name: 'a future revision', existing: 2, expected: 5n, ok: false },
+        { name: 'a revision on a missing stream', existing: 0, expected: 0n, ok: false },
+      ];
+      test.each(cases)('$name -> $ok', async ({ existing, expected, ok }) => {
+        const stream = unique('matrix');
+        if (existing > 0) await store.appendToStream(stream, Array.from({ length: existing }, () => event()), { expectedRevision: 'no_stream' });
+        const attempt = store.appendToStream(stream, [event('Appended')], { expectedRevision: expected });
+        if (ok) {
+          const result = await attempt;
+          expect(result.nextExpectedRevision).toBe(BigInt(existing));
+          const events = await store.readStream(stream);
+          expect(events.map((e) => e.revision)).toEqual(Array.from({ length: existing + 1 }, (_, i) => BigInt(i)));
+          expect(events.at(-1)!.type).toBe('Appended');
+          expect(comparePositions(events.at(-1)!.position, result.position)).toBe(0);
+        } else {
+          const error = await attempt.then(
+            () => undefined,
+            (e: unknown) => e,
+          );
+          expect(error).toBeInstanceOf(WrongExpectedVersionError);
+          const wev = error as WrongExpectedVersionError;
+          expect(wev.stream).toBe(stream);
+          expect(wev.expected).toBe(expected);
+          expect(wev.actual).toBe(existing > 0 ? BigInt(existing - 1) : 'no_stream');
+          expect(await store.readStream(stream)).toHaveLength(existing);
+        }
+      });
+    });
+
+    test('concurrent appenders with the same expected revision: exactly one wins, the others learn the actual revision', async () => {
+      const stream = unique('race');
+      await store.appendToStream(stream, [event()], { expectedRevision: 'no_stream' });
+      const results = await Promise.allSettled(
+        Array.from({ length: 20 }, (_, i) => store.appendToStream(stream, [event('Raced', { writer: i })], { expectedRevision: 0n })),
+      );
+      const won = results.filter((r) => r.status === 'fulfilled');
+      const lost = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+      expect(won).toHaveLength(1);
+      expect(lost).toHaveLength(19);
+      for (const l of lost) {
+        expect(l.reason).toBeInstanceOf(WrongExpectedVersionError);
+        expect((l.reason as WrongExpectedVersionError).actual).toBe(1n);
+      }
+      expect(await store.readStream(stream)).toHaveLength(2);
+    });
+
+    test('concurrent creators with no_stream: exactly one creates the stream', async () => {
+      const stream = unique('create-race');
+      const results = await Promise.allSettled(Array.from({ length: 10 }, () => store.appendToStream(stream, [event()], { expectedRevision: 'no_stream' })));
+      expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+      expect(await store.readStream(stream)).toHaveLength(1);
+    });
+
+    test('writers that retry on conflict all land, with gapless revisions', async () => {
+      const stream = unique('contended');
+      const writers = 10;
+      const perWriter = 5;
+      await Promise.all(
+        Array.from({ length: writers }, async (_, w) => {
+          for (let i = 0; i < perWriter; i++) {
+            for (;;) {
+              const current = await store.readStream(stream, { direction: 'backwards', maxCount: 1 });
+              const expected: ExpectedRevision = current[0] ? current[0].revision : 'no_stream';
+              try {
+                await store.appendToStream(stream, [event('Counted', { w, i })], { expectedRevision: expected });
+                break;
+              } catch (error) {
+                if (!(error instanceof WrongExpectedVersionError)) throw error;
+              }
+            }
+          }
+        }),
+      );
+      const events = await store.readStream(stream);
+      expect(events.map((e) => e.revision)).toEqual(Array.from({ length: writers * perWriter }, (_, i) => BigInt(i)));
+      expect(new Set(events.map((e) => `${e.data.w}/${e.data.i}`)).size).toBe(writers * perWriter);
+    });
+
+    describe('idempotent append (the event id is the idempotency key)', () => {
+      test('re-sending the same events with the same expected revision writes nothing new and succeeds', async () => {
+        const stream = unique('idem');
+        await store.appendToStream(stream, [event()], { expectedRevision: 'no_stream' });
+        const batch = [event('A'), event('B')];
+        const first = await store.appendToStream(stream, batch, { expectedRevision: 0n });
+        const again = await store.appendToStream(stream, batch, { expectedRevision: 0n });
+        expect(again.nextExpectedRevision).toBe(first.nextExpectedRevision);
+        expect(comparePositions(again.position, first.position)).toBe(0);
+        expect((await store.readStream(stream)).map((e) => e.type)).toEqual(['ThingHappened', 'A', 'B']);
+      });
+
+      test('a retried stream creation (no_stream) is idempotent too', async () => {
+        const stream = unique('idem-create');
+        const batch = [event('Opened')];
+        await store.appendToStream(stream, batch, { expectedRevision: 'no_stream' });
+        await expect(store.appendToStream(stream, batch, { expectedRevision: 'no_stream' })).resolves.toMatchObject({ nextExpectedRevision: 0n });
+        expect(await store.readStream(stream)).toHaveLength(1);
+      });
+
+      test('the same ids at another place are refused, and nothing is written', async () => {
+        const stream = unique('idem-conflict');
+        const batch = [event('A')];
+        await store.appendToStream(stream, batch, { expectedRevision: 'no_stream' });
+        await store.appendToStream(stream, [event('B')], { expectedRevision: 0n });
+        const error = await store.appendToStream(stream, batch, { expectedRevision: 1n }).catch((e: unknown) => e);
+        expect(error instanceof DuplicateEventIdError || error instanceof WrongExpectedVersionError).toBe(true);
+        expect(await store.readStream(stream)).toHaveLength(2);
+      });
+    });
+
+    describe('reading', () => {
+      test('readStream pages forwards and backwards', async () => {
+        const stream = unique('paging');
+        const appended = await store.appendToStream(stream, Array.from({ length: 12 }, (_, i) => event('N', { i })), { expectedRevision: 'no_stream' });
+        expect(appended.nextExpectedRevision).toBe(11n);
+        const page = await store.readStream(stream, { fromRevision: 3n, maxCount: 4 });
+        expect(page.map((e) => e.data.i)).toEqual([3, 4, 5, 6]);
+        const back = await store.readStream(stream, { direction: 'backwards', maxCount: 3 });
+        expect(back.map((e) => e.data.i)).toEqual([11, 10, 9]);
+        const backFrom = await store.readStream(stream, { direction: 'backwards', fromRevision: 2n });
+        expect(backFrom.map((e) => e.data.i)).toEqual([2, 1, 0]);
+        expect(await store.readStream(unique('missing'))).toEqual([]);
+      });
+
+      test('recorded events carry the metadata, revision, position and a recording time apart from the occurrence time', async () => {
+        const stream = unique('meta');
+        const occurredAt = '2026-03-03T10:00:00.000Z';
+        const e = event('Late', { amount: 5 }, occurredAt);
+        e.metadata.transferId = 't-1';
+        await store.appendToStream(stream, [e], { expectedRevision: 'no_stream' });
+        const [recorded] = await store.readStream(stream);
+        expect(recorded).toMatchObject({ id: e.id, type: 'Late', data: { amount: 5 }, stream, revision: 0n });
+        expect(recorded!.metadata).toMatchObject({ occurredAt, transferId: 't-1', correlationId: e.metadata.correlationId });
+        expect(Date.parse(recorded!.recordedAt)).toBeGreaterThan(Date.parse(occurredAt));
+      });
+
+      test('readAll pages by position and filters by stream prefix, event type and occurrence time', async () => {
+        const prefix = unique('all');
+        const t = (day: number) => `2025-01-${String(day).padStart(2, '0')}T12:00:00.000Z`;
+        await store.appendToStream(`${prefix}-a`, [event('Opened', {}, t(1)), event('Deposited', {}, t(2))], { expectedRevision: 'no_stream' });
+        await store.appendToStream(`${prefix}-b`, [event('Opened', {}, t(3)), event('Withdrawn', {}, t(4))], { expectedRevision: 'no_stream' });
+        await store.appendToStream(unique('other'), [event('Opened', {}, t(2))], { expectedRevision: 'no_stream' });
+
+        const mine = await eventually(async () => {
+          const all = await store.readAll({ streamPrefix: prefix });
+          expect(all).toHaveLength(4);
+          return all;
+        });
+        for (let i = 1; i < mine.length; i++) expect(comparePositions(mine[i - 1]!.position, mine[i]!.position)).toBe(-1);
+
+        const firstTwo = await store.readAll({ streamPrefix: prefix, maxCount: 2 });
+        const rest = await store.readAll({ streamPrefix: prefix, fromPosition: firstTwo.at(-1)!.position });
+        expect([...firstTwo, ...rest].map((e) => e.id)).toEqual(mine.map((e) => e.id));
+
+        const opened = await store.readAll({ streamPrefix: prefix, eventTypes: ['Opened'] });
+        expect(opened.map((e) => e.stream)).toEqual([`${prefix}-a`, `${prefix}-b`]);
+        const midWeek = await store.readAll({ streamPrefix: prefix, occurredFrom: t(2), occurredTo: t(3) });
+        expect(midWeek.map((e) => e.type)).toEqual(['Deposited', 'Opened']);
+      });
+
+      test('listStreams lists streams by prefix with their revision', async () => {
+        const prefix = unique('list');
+        await store.appendToStream(`${prefix}-1`, [event(), event()], { expectedRevision: 'no_stream' });
+        await store.appendToStream(`${prefix}-2`, [event()], { expectedRevision: 'no_stream' });
+        const streams = await eventually(async () => {
+          const s = await store.listStreams({ prefix });
+          expect(s).toHaveLength(2);
+          return s;
+        });
+        expect(streams.map((s) => [s.stream, s.revision])).toEqual([
+          [`${prefix}-1`, 1n],
+          [`${prefix}-2`, 0n],
+        ]);
+        expect((await store.listStreams({ prefix, after: `${prefix}-1` })).map((s) => s.stream)).toEqual([`${prefix}-2`]);
+      });
+    });
+
+    describe('validation: bad input gives a clear error and writes nothing', () => {
+      const bad: { name: string; stream: unknown; events: unknown; expected?: unknown; field: RegExp }[] = [
+        { name: 'empty stream name', stream: '', events: [event()], field: /stream/ },
+        { name: 'over-long stream name', stream: 'x'.repeat(201), events: [event()], field: /stream/ },
+        { name: 'stream name with spaces', stream: 'a b', events: [event()], field: /stream/ },
+        { name: 'no events', stream: 'fine', events: [], field: /events/ },
+        { name: 'event id not a uuid', stream: 'fine', events: [{ ...event(), id: 'nope' }], field: /id/ },
+        { name: 'empty event type', stream: 'fine', events: [{ ...event(), type: '' }], field: /type/ },
+        { name: 'data not an object', stream: 'fine', events: [{ ...event(), data: 'text' }], field: /data/ },
+        { name: 'data with a function', stream: 'fine', events: [{ ...event(), data: { f: () => 1 } }], field: /data/ },
+        { name: 'data with NaN', stream: 'fine', events: [{ ...event(), data: { n: Number.NaN } }], field: /data/ },
+        { name: 'data with a bigint', stream: 'fine', events: [{ ...event(), data: { n: 1n } }], field: /data/ },
+        { name: 'metadata without occurredAt', stream: 'fine', events: [{ ...event(), metadata: {} }], field: /occurredAt/ },
+        { name: 'negative expected revision', stream: 'fine', events: [event()], expected: -1n, field: /expectedRevision/ },
+        { name: 'number expected revision', stream: 'fine', events: [event()], expected: 3, field: /expectedRevision/ },
+      ];
+      test.each(bad)('$name', async ({ stream, events, expected, field }) => {
+        const name = typeof stream === 'string' && stream === 'fine' ? unique('valid') : (stream as string);
+        const error = await store
+          .appendToStream(name, events as NewEvent[], { expectedRevision: (expected ?? 'any') as ExpectedRevision })
+          .catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(EventStoreValidationError);
+        expect((error as EventStoreValidationError).field).toMatch(field);
+        if (typeof name === 'string' && name.startsWith('valid-')) expect(await store.readStream(name)).toEqual([]);
+      });
+    });
+
+    describe('durable consumer groups', () => {
+      test('deliver matching events; the checkpoint survives a restart and nothing is lost', async () => {
+        const prefix = unique('sub');
+        const group = unique('group');
+        const seen: string[] = [];
+        const handler = async (e: RecordedEvent) => {
+          seen.push(e.id);
+        };
+        const first = [event('One'), event('Two')];
+        await store.appendToStream(`${prefix}-x`, first, { expectedRevision: 'no_stream' });
+        let sub = await store.subscribe(group, { streamPrefix: prefix, from: 'start' }, handler);
+        await eventually(() => expect(seen).toEqual(expect.arrayContaining(first.map((e) => e.id))));
+        await sub.stop();
+
+        const whileDown = [event('Three'), event('Four')];
+        await store.appendToStream(`${prefix}-x`, whileDown, { expectedRevision: 1n });
+        await store.appendToStream(unique('unrelated'), [event()], { expectedRevision: 'no_stream' });
+        const before = seen.length;
+        sub = await store.subscribe(group, { streamPrefix: prefix, from: 'start' }, handler);
+        subscriptions.push(sub);
+        await eventually(() => expect(seen).toEqual(expect.arrayContaining(whileDown.map((e) => e.id))));
+        // Resumed from the checkpoint: the first events are not all delivered again.
+        expect(seen.slice(before).filter((id) => first.some((e) => e.id === id)).length).toBeLessThan(first.length);
+        expect(new Set(seen)).toEqual(new Set([...first, ...whileDown].map((e) => e.id)));
+      });
+
+      test("a group created 'from end' only sees events appended after it", async () => {
+        const prefix = unique('end');
+        await store.appendToStream(`${prefix}-x`, [event('Old')], { expectedRevision: 'no_stream' });
+        const seen: string[] = [];
+        subscriptions.push(await store.subscribe(unique('group'), { streamPrefix: prefix, from: 'end' }, async (e) => void seen.push(e.type)));
+        await store.appendToStream(`${prefix}-x`, [event('New')], { expectedRevision: 0n });
+        await eventually(() => expect(seen).toEqual(['New']));
+      });
+
+      test('filters by event type', async () => {
+        const prefix = unique('types');
+        const seen: string[] = [];
+        subscriptions.push(await store.subscribe(unique('group'), { eventTypes: [`${prefix}Wanted`], from: 'start' }, async (e) => void seen.push(e.type)));
+        await store.appendToStream(`${prefix}-x`, [event(`${prefix}Wanted`), event(`${prefix}Ignored`), event(`${prefix}Wanted`)], { expectedRevision: 'no_stream' });
+        await eventually(() => expect(seen).toEqual([`${prefix}Wanted`, `${prefix}Wanted`]));
+      });
+
+      test('a failing handler is retried, then the event is parked with its error, and a replay delivers it again', async () => {
+        const prefix = unique('park');
+        const group = unique('group');
+        const poison = event('Poison');
+        const fine = event('Fine');
+        let healed = false;
+        const attempts = new Map<string, number>();
+        const handled: string[] = [];
+        subscriptions.push(
+          await store.subscribe(
+            group,
+            { streamPrefix: prefix, from: 'start' },
+            async (e) => {
+              attempts.set(e.id, (attempts.get(e.id) ?? 0) + 1);
+              if (e.type === 'Poison' && !healed) throw new Error('projection bug: cannot handle Poison');
+              handled.push(e.id);
+            },
+            { maxAttempts: 3, retryBackoffMs: 10 },
+          ),
+        );
+        await store.appendToStream(`${prefix}-x`, [poison, fine], { expectedRevision: 'no_stream' });
+        const parked = await eventually(async () => {
+          const p = await store.listParked(group);
+          expect(p).toHaveLength(1);
+          return p;
+        });
+        expect(parked[0]!.event.id).toBe(poison.id);
+        expect(parked[0]!.error).toMatch(/cannot handle Poison/);
+        expect(attempts.get(poison.id)).toBe(3);
+        await eventually(() => expect(handled).toContain(fine.id)); // the parked event does not block the rest
+
+        healed = true;
+        expect(await store.replayParked(group)).toBe(1);
+        await eventually(() => expect(handled).toContain(poison.id));
+        await eventually(async () => expect(await store.listParked(group)).toHaveLength(0));
+      });
+
+      test('many concurrent writers while a subscriber runs: it sees every event, none skipped, each stream in order', async () => {
+        const prefix = unique('load');
+        const seen: RecordedEvent[] = [];
+        subscriptions.push(await store.subscribe(unique('group'), { streamPrefix: prefix, from: 'start' }, async (e) => void seen.push(e)));
+        const streams = 8;
+        const perStream = 25;
+        const written = new Set<string>();
+        await Promise.all(
+          Array.from({ length: streams }, async (_, s) => {
+            for (let i = 0; i < perStream; i++) {
+              const e = event('Tick', { s, i });
+              await store.appendToStream(`${prefix}-${s}`, [e], { expectedRevision: i === 0 ? 'no_stream' : BigInt(i - 1) });
+              written.add(e.id);
+            }
+          }),
+        );
+        await eventually(() => expect(new Set(seen.map((e) => e.id))).toEqual(written), 60_000);
+        if (subject.orderedDelivery) {
+          expect(seen).toHaveLength(written.size); // no duplicates either
+          for (let s = 0; s < streams; s++) {
+            const revisions = seen.filter((e) => e.stream === `${prefix}-${s}`).map((e) => Number(e.revision));
+            expect(revisions).toEqual(Array.from({ length: perStream }, (_, i) => i));
+          }
+        }
+      });
+    });
+  });
+}

@@ -1,0 +1,101 @@
+import { randomUUID } from 'node:crypto';
+import { Client } from 'pg';
+import type { RecordedEvent, Subscription } from '../../eventstore/event-store';
+import { PostgresEventStore } from '../../eventstore/postgres/postgres-event-store';
+import { createTestDatabase, type TestDatabase } from '../support/test-database';
+import { event } from './event-store-contract';
+
+/**
+ * PostgreSQL-specific: transactions commit out of order. A subscriber must never skip an event
+ * whose transaction commits after a later position became visible, and an open transaction that
+ * holds subscribers back must show up as lag rather than as silence.
+ */
+describe('PostgreSQL event store: commit order', () => {
+  let db: TestDatabase;
+  let store: PostgresEventStore;
+  const subs: Subscription[] = [];
+
+  beforeAll(async () => {
+    db = await createTestDatabase('es_commit_order');
+    store = await PostgresEventStore.connect({ connectionString: db.url, pollIntervalMs: 100 });
+  });
+  afterEach(async () => Promise.all(subs.splice(0).map((s) => s.stop())));
+  afterAll(async () => {
+    await store.close();
+    await db.drop();
+  });
+
+  test('an event committed after a later position became visible is still delivered, and first', async () => {
+    const prefix = `late-${randomUUID().slice(0, 8)}`;
+    const seen: RecordedEvent[] = [];
+    subs.push(await store.subscribe(`g-${prefix}`, { streamPrefix: prefix, from: 'start' }, async (e) => void seen.push(e)));
+
+    // A slow writer takes a lower global position and keeps its transaction open.
+    const slow = new Client({ connectionString: db.url });
+    await slow.connect();
+    const slowEvent = event('Slow');
+    await slow.query('BEGIN');
+    await slow.query(`INSERT INTO es_streams (stream, revision) VALUES ($1, 0)`, [`${prefix}-slow`]);
+    await slow.query(
+      `INSERT INTO es_events (stream, revision, id, type, data, metadata, occurred_at) VALUES ($1, 0, $2, 'Slow', '{}', $3, now())`,
+      [`${prefix}-slow`, slowEvent.id, JSON.stringify(slowEvent.metadata)],
+    );
+
+    // A fast writer commits a later position meanwhile.
+    const fastEvent = event('Fast');
+    const fast = await store.appendToStream(`${prefix}-fast`, [fastEvent], { expectedRevision: 'no_stream' });
+    const slowPosition = await slow.query<{ position: string }>('SELECT position::text AS position FROM es_events WHERE id = $1', [slowEvent.id]);
+    expect(BigInt(slowPosition.rows[0]!.position)).toBeLessThan(fast.position.prepare);
+
+    // The subscriber must not run ahead of the open transaction...
+    await new Promise((r) => setTimeout(r, 500));
+    expect(seen).toEqual([]);
+    // ...and the hold-up is visible as lag, not silent.
+    const lag = await store.openTransactionLag();
+    expect(lag.eventsHeldBack).toBeGreaterThanOrEqual(1);
+    expect(lag.oldestOpenTransactionMs).toBeGreaterThan(0);
+
+    await slow.query('COMMIT');
+    await slow.end();
+    const deadline = Date.now() + 10_000;
+    while (seen.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(seen.map((e) => e.type)).toEqual(['Slow', 'Fast']);
+    expect((await store.openTransactionLag()).eventsHeldBack).toBe(0);
+  });
+
+  test('64 concurrent writers with random commit delays: the subscriber sees every event exactly once', async () => {
+    const prefix = `storm-${randomUUID().slice(0, 8)}`;
+    const seen: string[] = [];
+    subs.push(await store.subscribe(`g-${prefix}`, { streamPrefix: prefix, from: 'start' }, async (e) => void seen.push(e.id)));
+    const ids: string[] = [];
+    // Raw transactions that sleep between insert and commit, so commits land out of position order.
+    await Promise.all(
+      Array.from({ length: 64 }, async (_, i) => {
+        const c = new Client({ connectionString: db.url });
+        await c.connect();
+        const e = event('Storm', { i });
+        ids.push(e.id);
+        await c.query('BEGIN');
+        await c.query(`INSERT INTO es_streams (stream, revision) VALUES ($1, 0)`, [`${prefix}-${i}`]);
+        await c.query(
+          `INSERT INTO es_events (stream, revision, id, type, data, metadata, occurred_at) VALUES ($1, 0, $2, 'Storm', '{}', $3, now())`,
+          [`${prefix}-${i}`, e.id, JSON.stringify(e.metadata)],
+        );
+        await new Promise((r) => setTimeout(r, Math.floor(Math.random() * 300)));
+        await c.query('COMMIT');
+        await c.end();
+      }),
+    );
+    const deadline = Date.now() + 20_000;
+    while (seen.length < ids.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(seen.length).toBe(ids.length);
+    expect(new Set(seen)).toEqual(new Set(ids));
+  });
+
+  test('versioned migrations run once, even when several processes start at once', async () => {
+    const others = await Promise.all(Array.from({ length: 4 }, () => PostgresEventStore.connect({ connectionString: db.url })));
+    await Promise.all(others.map((o) => o.close()));
+    const applied = await store.pool.query<{ version: number }>('SELECT version FROM es_schema_migrations ORDER BY version');
+    expect(applied.rows.map((r) => r.version)).toEqual([1]);
+  });
+});

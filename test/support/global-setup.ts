@@ -1,0 +1,43 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { startEmbeddedPostgres } from '../../infra/embedded-postgres';
+import { findFreePort } from '../../infra/ports';
+import { findOrInstallTemporalCli } from '../../infra/temporal-cli';
+import { startTemporalDevServer } from '../../infra/temporal-dev-server';
+
+/**
+ * One PostgreSQL server and one Temporal dev server for the whole test run (test files stay
+ * independent: each makes its own database and its own task queue).
+ * - PostgreSQL: embedded (throwaway data dir), unless DATABASE_URL points at an existing server.
+ * - Temporal: the real dev server from the Temporal CLI, unless TEMPORAL_ADDRESS is set.
+ */
+export default async function globalSetup(): Promise<void> {
+  const log = (line: string) => process.stderr.write(`[test-stack] ${line}\n`);
+  const stops: (() => Promise<void>)[] = [];
+  (globalThis as { __testStackStops?: typeof stops }).__testStackStops = stops;
+
+  const started = Date.now();
+  const [postgresUrl, temporalAddress] = await Promise.all([
+    (async () => {
+      if (process.env.DATABASE_URL) return process.env.DATABASE_URL;
+      const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'transfer-service-test-pg-'));
+      const pg = await startEmbeddedPostgres({ dataDir: path.join(dataDir, 'data'), port: await findFreePort(), database: 'postgres', persistent: false });
+      stops.push(async () => {
+        await pg.stop();
+        fs.rmSync(dataDir, { recursive: true, force: true });
+      });
+      return pg.url;
+    })(),
+    (async () => {
+      if (process.env.TEMPORAL_ADDRESS) return process.env.TEMPORAL_ADDRESS;
+      const cli = await findOrInstallTemporalCli({ log });
+      const server = await startTemporalDevServer({ cli, port: await findFreePort(), namespace: 'default' });
+      stops.push(() => server.stop());
+      return server.address;
+    })(),
+  ]);
+  process.env.TEST_POSTGRES_ADMIN_URL = postgresUrl;
+  process.env.TEST_TEMPORAL_ADDRESS = temporalAddress;
+  log(`PostgreSQL ${postgresUrl.replace(/:[^:@/]+@/, ':***@')}, Temporal ${temporalAddress} ready in ${Date.now() - started} ms`);
+}
