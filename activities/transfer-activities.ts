@@ -1,0 +1,131 @@
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import type { AccountRepository } from '../application/account-repository';
+import { handleAccountCommand } from '../application/account-commands';
+import type { CommandContext } from '../application/event-envelope';
+import type { TransferLog } from '../application/transfer-log';
+import { deterministicUuid } from '../domain/deterministic-id';
+import type { Rejection, RejectionType } from '../domain/rejection';
+import type { TransferRequest } from '../domain/transfer-events';
+
+/** What the saga passes to every activity. */
+export interface TransferActivityInput extends TransferRequest {
+  correlationId?: string;
+}
+
+export interface ActivityObserver {
+  conflict(activity: string): void;
+}
+
+export interface TransferActivityDeps {
+  accounts: AccountRepository;
+  transfers: TransferLog;
+  observer?: ActivityObserver;
+}
+
+/**
+ * Business rejections become non-retryable ApplicationFailures whose `type` is the rejection type
+ * (explicit strings: minification renames classes). Anything else (store unreachable, timeouts)
+ * is thrown as is, and Temporal retries it.
+ */
+function businessFailure(rejection: Rejection): ApplicationFailure {
+  return ApplicationFailure.nonRetryable(rejection.message, rejection.type);
+}
+
+/** Metadata for events written by a saga step: the request's correlation id, caused by this workflow's activity. */
+function stepContext(input: TransferActivityInput): CommandContext {
+  let causationId: string | undefined;
+  try {
+    const info = Context.current().info;
+    causationId = `${info.workflowExecution?.workflowId ?? 'activity'}/${info.activityType}`;
+  } catch {
+    causationId = undefined; // called outside an activity (tests)
+  }
+  return { correlationId: input.correlationId, causationId, extra: { transferId: input.transferId } };
+}
+
+/** Each leg's event ids derive from the transfer id and the leg: a retry re-sends the same ids. */
+const legId = (transferId: string, leg: string) => (index: number, type: string) => deterministicUuid('transfer', transferId, leg, type, String(index));
+const stepId = (transferId: string) => (type: string) => deterministicUuid('transfer', transferId, 'step', type);
+
+export function createTransferActivities({ accounts, transfers, observer }: TransferActivityDeps) {
+  const onConflict = (activity: string) => () => observer?.conflict(activity);
+
+  async function recordStep(input: TransferActivityInput, command: Parameters<TransferLog['record']>[1]) {
+    const result = await transfers.record(input.transferId, command, stepId(input.transferId), stepContext(input), onConflict('recordStep'));
+    if (!result.ok) throw businessFailure(result.rejection);
+    return result.state;
+  }
+
+  return {
+    /** Records the request on the transfer's stream. The same id with another payload is refused. */
+    async requestTransfer(input: TransferActivityInput): Promise<void> {
+      const { transferId, fromAccountId, toAccountId, amount } = input;
+      await recordStep(input, { type: 'RequestTransfer', request: { transferId, fromAccountId, toAccountId, amount } });
+    },
+
+    /** Debits the source. Refuses before moving anything when the target exists in another currency. */
+    async debitSource(input: TransferActivityInput): Promise<{ currency: string }> {
+      const source = await accounts.load(input.fromAccountId);
+      const target = await accounts.load(input.toAccountId);
+      if (target.state.status !== 'none' && source.state.status !== 'none' && target.state.currency !== source.state.currency) {
+        throw businessFailure({
+          type: 'currency_mismatch',
+          message: `Account ${input.fromAccountId} holds ${source.state.currency} but ${input.toAccountId} holds ${target.state.currency}`,
+        });
+      }
+      const result = await handleAccountCommand(
+        accounts,
+        input.fromAccountId,
+        { type: 'DebitForTransfer', transferId: input.transferId, amount: input.amount, currency: source.state.currency, toAccountId: input.toAccountId },
+        { context: stepContext(input), eventId: legId(input.transferId, 'debit'), onConflict: onConflict('debitSource') },
+      );
+      if (!result.ok) throw businessFailure(result.rejection);
+      await recordStep(input, { type: 'RecordSourceDebited', accountId: input.fromAccountId, amount: input.amount, currency: result.state.currency });
+      return { currency: result.state.currency };
+    },
+
+    async creditTarget(input: TransferActivityInput & { currency: string }): Promise<void> {
+      const result = await handleAccountCommand(
+        accounts,
+        input.toAccountId,
+        { type: 'CreditForTransfer', transferId: input.transferId, amount: input.amount, currency: input.currency, fromAccountId: input.fromAccountId },
+        { context: stepContext(input), eventId: legId(input.transferId, 'credit'), onConflict: onConflict('creditTarget') },
+      );
+      if (!result.ok) throw businessFailure(result.rejection);
+      await recordStep(input, { type: 'RecordTargetCredited', accountId: input.toAccountId, amount: input.amount });
+    },
+
+    /**
+     * The compensation: gives the source back what this transfer debited. A no-op when the source
+     * holds no debit for this transfer (the debit never happened) or was already refunded.
+     * Returns the amount refunded by this transfer (0 when there was nothing to refund).
+     */
+    async refundSource(input: TransferActivityInput): Promise<{ refunded: number }> {
+      const result = await handleAccountCommand(
+        accounts,
+        input.fromAccountId,
+        { type: 'RefundForTransfer', transferId: input.transferId },
+        { context: stepContext(input), eventId: legId(input.transferId, 'refund'), onConflict: onConflict('refundSource') },
+      );
+      if (!result.ok) throw new Error(`refund decided a rejection (${result.rejection.type}); retrying`); // never expected
+      const refunded = result.state.transfers[input.transferId]?.refunded ?? 0;
+      if (refunded > 0) await recordStep(input, { type: 'RecordSourceRefunded', accountId: input.fromAccountId, amount: refunded });
+      return { refunded };
+    },
+
+    async completeTransfer(input: TransferActivityInput): Promise<void> {
+      await recordStep(input, { type: 'CompleteTransfer' });
+    },
+
+    async failTransfer(input: TransferActivityInput & { reason: RejectionType | 'infrastructure'; message: string }): Promise<void> {
+      await recordStep(input, { type: 'FailTransfer', reason: input.reason, message: input.message });
+    },
+
+    async compensateTransfer(input: TransferActivityInput & { reason: RejectionType | 'infrastructure'; message: string }): Promise<void> {
+      await recordStep(input, { type: 'CompensateTransfer', reason: input.reason, message: input.message });
+    },
+  };
+}
+
+export type TransferActivities = ReturnType<typeof createTransferActivities>;

@@ -1,0 +1,134 @@
+import type { AccountEvent } from './account-events';
+import type { AccountState } from './account-state';
+import { isCurrencyCode, isValidAmount, type MinorUnits } from './money';
+import { accept, reject, type Decision } from './rejection';
+
+/** Commands on one account. The transfer legs carry the transfer id: a leg already applied decides to nothing. */
+export type AccountCommand =
+  | { type: 'OpenAccount'; accountId: string; ownerId: string; currency: string; initialDeposit?: MinorUnits }
+  | { type: 'Deposit'; amount: MinorUnits }
+  | { type: 'Withdraw'; amount: MinorUnits }
+  | { type: 'CloseAccount' }
+  | { type: 'DebitForTransfer'; transferId: string; amount: MinorUnits; currency: string; toAccountId: string }
+  | { type: 'CreditForTransfer'; transferId: string; amount: MinorUnits; currency: string; fromAccountId: string }
+  | { type: 'RefundForTransfer'; transferId: string };
+
+type AccountDecision = Decision<AccountEvent>;
+
+function requireOpen(state: AccountState): AccountDecision | undefined {
+  if (state.status === 'none') return reject('account_not_found', `Account ${state.accountId || '(unknown)'} does not exist`);
+  if (state.status === 'closed') return reject('account_closed', `Account ${state.accountId} is closed`);
+  return undefined;
+}
+
+function requireAmount(amount: unknown): AccountDecision | undefined {
+  return isValidAmount(amount) ? undefined : reject('invalid_amount', 'Amount must be a positive safe integer of minor units');
+}
+
+function requireRoom(state: AccountState, amount: MinorUnits): AccountDecision | undefined {
+  return Number.isSafeInteger(state.balance + amount)
+    ? undefined
+    : reject('balance_limit_exceeded', `Account ${state.accountId} cannot hold more than ${Number.MAX_SAFE_INTEGER} minor units`);
+}
+
+/** The pure decision: from the current state and a command, the new events or a rejection. */
+export function decideAccount(state: AccountState, command: AccountCommand): AccountDecision {
+  switch (command.type) {
+    case 'OpenAccount': {
+      if (state.status !== 'none') return reject('account_already_exists', `Account ${command.accountId} already exists`);
+      if (!isCurrencyCode(command.currency)) return reject('invalid_currency', 'Currency must be a 3-letter ISO 4217 code');
+      const events: AccountEvent[] = [
+        { type: 'AccountOpened', data: { accountId: command.accountId, ownerId: command.ownerId, currency: command.currency } },
+      ];
+      if (command.initialDeposit !== undefined) {
+        const bad = requireAmount(command.initialDeposit);
+        if (bad) return bad;
+        events.push({ type: 'MoneyDeposited', data: { accountId: command.accountId, amount: command.initialDeposit, balanceAfter: command.initialDeposit } });
+      }
+      return accept(events);
+    }
+    case 'Deposit':
+      return (
+        requireOpen(state) ??
+        requireAmount(command.amount) ??
+        requireRoom(state, command.amount) ??
+        accept([{ type: 'MoneyDeposited', data: { accountId: state.accountId, amount: command.amount, balanceAfter: state.balance + command.amount } }])
+      );
+    case 'Withdraw':
+      return (
+        requireOpen(state) ??
+        requireAmount(command.amount) ??
+        (command.amount > state.balance
+          ? reject('insufficient_funds', `Account ${state.accountId} holds ${state.balance}, cannot withdraw ${command.amount}`)
+          : accept([{ type: 'MoneyWithdrawn', data: { accountId: state.accountId, amount: command.amount, balanceAfter: state.balance - command.amount } }]))
+      );
+    case 'CloseAccount':
+      return (
+        requireOpen(state) ??
+        (state.balance !== 0
+          ? reject('account_has_balance', `Account ${state.accountId} holds ${state.balance}; only an empty account can close`)
+          : accept([{ type: 'AccountClosed', data: { accountId: state.accountId } }]))
+      );
+    case 'DebitForTransfer': {
+      if (state.transfers[command.transferId]?.debited !== undefined) return accept([]); // already debited: idempotent
+      if (command.toAccountId === state.accountId) return reject('same_account', 'A transfer needs two different accounts');
+      return (
+        requireOpen(state) ??
+        requireAmount(command.amount) ??
+        (state.currency !== command.currency
+          ? reject('currency_mismatch', `Account ${state.accountId} holds ${state.currency}, the transfer is in ${command.currency}`)
+          : undefined) ??
+        (command.amount > state.balance
+          ? reject('insufficient_funds', `Account ${state.accountId} holds ${state.balance}, cannot debit ${command.amount}`)
+          : accept([
+              {
+                type: 'TransferDebited',
+                data: {
+                  accountId: state.accountId,
+                  transferId: command.transferId,
+                  amount: command.amount,
+                  toAccountId: command.toAccountId,
+                  balanceAfter: state.balance - command.amount,
+                },
+              },
+            ]))
+      );
+    }
+    case 'CreditForTransfer': {
+      if (state.transfers[command.transferId]?.credited !== undefined) return accept([]); // already credited: idempotent
+      if (command.fromAccountId === state.accountId) return reject('same_account', 'A transfer needs two different accounts');
+      return (
+        requireOpen(state) ??
+        requireAmount(command.amount) ??
+        (state.currency !== command.currency
+          ? reject('currency_mismatch', `Account ${state.accountId} holds ${state.currency}, the transfer is in ${command.currency}`)
+          : undefined) ??
+        requireRoom(state, command.amount) ??
+        accept([
+          {
+            type: 'TransferCredited',
+            data: {
+              accountId: state.accountId,
+              transferId: command.transferId,
+              amount: command.amount,
+              fromAccountId: command.fromAccountId,
+              balanceAfter: state.balance + command.amount,
+            },
+          },
+        ])
+      );
+    }
+    case 'RefundForTransfer': {
+      // Compensation must always be able to succeed: no debit (or already refunded) is a no-op,
+      // and a refund lands even on an account closed since (the money must go back somewhere visible).
+      const legs = state.transfers[command.transferId];
+      if (legs?.debited === undefined || legs.refunded !== undefined) return accept([]);
+      return accept([
+        {
+          type: 'TransferRefunded',
+          data: { accountId: state.accountId, transferId: command.transferId, amount: legs.debited, balanceAfter: state.balance + legs.debited },
+        },
+      ]);
+    }
+  }
+}

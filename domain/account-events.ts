@@ -1,0 +1,32 @@
+import type { MinorUnits } from './money';
+
+/** Events of an account stream `account-<accountId>`. Each carries the balance after it, for histories. */
+export type AccountEvent =
+  | { type: 'AccountOpened'; data: { accountId: string; ownerId: string; currency: string } }
+  | { type: 'MoneyDeposited'; data: { accountId: string; amount: MinorUnits; balanceAfter: MinorUnits } }
+  | { type: 'MoneyWithdrawn'; data: { accountId: string; amount: MinorUnits; balanceAfter: MinorUnits } }
+  | { type: 'AccountClosed'; data: { accountId: string } }
+  | {
+      type: 'TransferDebited';
+      data: { accountId: string; transferId: string; amount: MinorUnits; toAccountId: string; balanceAfter: MinorUnits };
+    }
+  | {
+      type: 'TransferCredited';
+      data: { accountId: string; transferId: string; amount: MinorUnits; fromAccountId: string; balanceAfter: MinorUnits };
+    }
+  | { type: 'TransferRefunded'; data: { accountId: string; transferId: string; amount: MinorUnits; balanceAfter: MinorUnits } };
+
+export type AccountEventType = AccountEvent['type'];
+
+export const ACCOUNT_EVENT_TYPES: readonly AccountEventType[] = [
+  'AccountOpened',
+  'MoneyDeposited',
+  'MoneyWithdrawn',
+  'AccountClosed',
+  'TransferDebited',
+  'TransferCredited',
+  'TransferRefunded',
+];
+
+export const accountStream = (accountId: string): string => `account-${accountId}`;
+export const ACCOUNT_STREAM_PREFIX = 'account-';

@@ -1,0 +1,23 @@
+/** Why a command was refused by the rules of the domain. Nothing is written for a rejected command. */
+export type RejectionType =
+  | 'invalid_amount'
+  | 'invalid_currency'
+  | 'account_not_found'
+  | 'account_already_exists'
+  | 'account_closed'
+  | 'account_has_balance'
+  | 'insufficient_funds'
+  | 'balance_limit_exceeded'
+  | 'currency_mismatch'
+  | 'same_account'
+  | 'transfer_conflict';
+
+export interface Rejection {
+  type: RejectionType;
+  message: string;
+}
+
+export type Decision<E> = { ok: true; events: E[] } | { ok: false; rejection: Rejection };
+
+export const accept = <E>(events: E[]): Decision<E> => ({ ok: true, events });
+export const reject = <E>(type: RejectionType, message: string): Decision<E> => ({ ok: false, rejection: { type, message } });

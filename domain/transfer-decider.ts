@@ -1,0 +1,61 @@
+import { isValidAmount } from './money';
+import { accept, reject, type Decision, type RejectionType } from './rejection';
+import type { TransferEvent, TransferRequest } from './transfer-events';
+import type { TransferState } from './transfer-state';
+
+export type TransferCommand =
+  | { type: 'RequestTransfer'; request: TransferRequest }
+  | { type: 'RecordSourceDebited'; accountId: string; amount: number; currency: string }
+  | { type: 'RecordTargetCredited'; accountId: string; amount: number }
+  | { type: 'RecordSourceRefunded'; accountId: string; amount: number }
+  | { type: 'CompleteTransfer' }
+  | { type: 'FailTransfer'; reason: RejectionType | 'infrastructure'; message: string }
+  | { type: 'CompensateTransfer'; reason: RejectionType | 'infrastructure'; message: string };
+
+export function sameRequest(a: TransferRequest, b: TransferRequest): boolean {
+  return a.transferId === b.transferId && a.fromAccountId === b.fromAccountId && a.toAccountId === b.toAccountId && a.amount === b.amount;
+}
+
+/** Validates a transfer request on its own (before any account is read). */
+export function checkTransferRequest(request: TransferRequest): Decision<never> | undefined {
+  if (!isValidAmount(request.amount)) return reject('invalid_amount', 'Amount must be a positive safe integer of minor units');
+  if (request.fromAccountId === request.toAccountId) return reject('same_account', 'A transfer needs two different accounts');
+  return undefined;
+}
+
+/** Every step is recorded once: deciding a step already recorded yields no events (retries are harmless). */
+export function decideTransfer(state: TransferState, command: TransferCommand): Decision<TransferEvent> {
+  const transferId = state.request?.transferId ?? '';
+  switch (command.type) {
+    case 'RequestTransfer': {
+      if (state.request) {
+        return sameRequest(state.request, command.request)
+          ? accept([])
+          : reject('transfer_conflict', `Transfer ${command.request.transferId} already exists with a different payload`);
+      }
+      return checkTransferRequest(command.request) ?? accept([{ type: 'TransferRequested', data: command.request }]);
+    }
+    case 'RecordSourceDebited':
+      return state.debited !== undefined
+        ? accept([])
+        : accept([{ type: 'TransferSourceDebited', data: { transferId, accountId: command.accountId, amount: command.amount, currency: command.currency } }]);
+    case 'RecordTargetCredited':
+      return state.credited !== undefined
+        ? accept([])
+        : accept([{ type: 'TransferTargetCredited', data: { transferId, accountId: command.accountId, amount: command.amount } }]);
+    case 'RecordSourceRefunded':
+      return state.refunded !== undefined
+        ? accept([])
+        : accept([{ type: 'TransferSourceRefunded', data: { transferId, accountId: command.accountId, amount: command.amount } }]);
+    case 'CompleteTransfer':
+      return state.status === 'completed' ? accept([]) : accept([{ type: 'TransferCompleted', data: { transferId } }]);
+    case 'FailTransfer':
+      return state.status === 'failed'
+        ? accept([])
+        : accept([{ type: 'TransferFailed', data: { transferId, reason: command.reason, message: command.message } }]);
+    case 'CompensateTransfer':
+      return state.status === 'compensated'
+        ? accept([])
+        : accept([{ type: 'TransferCompensated', data: { transferId, reason: command.reason, message: command.message } }]);
+  }
+}

@@ -1,0 +1,77 @@
+import { WorkflowExecutionAlreadyStartedError, type Client, type WorkflowHandle } from '@temporalio/client';
+import { defineSearchAttributeKey } from '@temporalio/common';
+import { checkTransferRequest } from '../domain/transfer-decider';
+import type { Rejection } from '../domain/rejection';
+import type { transferSaga } from '../workflows/transfer-saga';
+import {
+  TRANSFER_SAGA,
+  TRANSFER_STATUS_SEARCH_ATTRIBUTE,
+  transferStatusQuery,
+  transferWorkflowId,
+  type TransferSagaInput,
+  type TransferSagaStatus,
+} from '../workflows/transfer-saga-contract';
+
+/** The same transfer id was used before with another payload (TigerBeetle's "exists with different fields"). */
+export class TransferConflictError extends Error {
+  readonly code = 'transfer_conflict';
+  constructor(
+    readonly transferId: string,
+    readonly existing: Partial<TransferSagaInput>,
+  ) {
+    super(`Transfer ${transferId} already exists with a different payload`);
+    this.name = 'TransferConflictError';
+  }
+}
+
+export class TransferRejectedError extends Error {
+  constructor(readonly rejection: Rejection) {
+    super(rejection.message);
+    this.name = 'TransferRejectedError';
+  }
+}
+
+export interface StartedTransfer {
+  handle: WorkflowHandle<typeof transferSaga>;
+  /** False when the transfer id was already known and the existing saga is returned. */
+  created: boolean;
+}
+
+const statusKey = defineSearchAttributeKey(TRANSFER_STATUS_SEARCH_ATTRIBUTE, 'KEYWORD');
+
+/**
+ * Starts the saga for a transfer, idempotently: the client-supplied transfer id is the key.
+ * The same id and payload returns the existing saga (running or finished); the same id with
+ * another payload throws TransferConflictError. A transfer id is never reused for a new saga.
+ */
+export async function startTransfer(client: Client, taskQueue: string, input: TransferSagaInput): Promise<StartedTransfer> {
+  const invalid = checkTransferRequest(input);
+  if (invalid && !invalid.ok) throw new TransferRejectedError(invalid.rejection);
+  const workflowId = transferWorkflowId(input.transferId);
+  const memo = { transferId: input.transferId, fromAccountId: input.fromAccountId, toAccountId: input.toAccountId, amount: input.amount };
+  try {
+    const handle = await client.workflow.start<typeof transferSaga>(TRANSFER_SAGA, {
+      workflowId,
+      taskQueue,
+      args: [input],
+      memo: { ...memo, correlationId: input.correlationId ?? null },
+      typedSearchAttributes: [{ key: statusKey, value: 'pending' }],
+      workflowIdReusePolicy: 'REJECT_DUPLICATE',
+      workflowIdConflictPolicy: 'FAIL',
+    });
+    return { handle, created: true };
+  } catch (error) {
+    if (!(error instanceof WorkflowExecutionAlreadyStartedError)) throw error;
+  }
+  const handle = client.workflow.getHandle<typeof transferSaga>(workflowId);
+  const existing = ((await handle.describe()).memo ?? {}) as Partial<TransferSagaInput>;
+  const same =
+    existing.fromAccountId === input.fromAccountId && existing.toAccountId === input.toAccountId && existing.amount === input.amount;
+  if (!same) throw new TransferConflictError(input.transferId, existing);
+  return { handle, created: false };
+}
+
+/** The saga's live status via its query (works while running and after it finished). */
+export async function queryTransfer(client: Client, transferId: string): Promise<TransferSagaStatus> {
+  return client.workflow.getHandle(transferWorkflowId(transferId)).query(transferStatusQuery);
+}

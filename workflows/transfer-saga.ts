@@ -1,0 +1,118 @@
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  CancellationScope,
+  proxyActivities,
+  setHandler,
+  upsertSearchAttributes,
+} from '@temporalio/workflow';
+import { defineSearchAttributeKey } from '@temporalio/common';
+import type { TransferActivities } from '../activities/transfer-activities';
+import type { TransferStatus } from '../domain/transfer-events';
+import {
+  TRANSFER_STATUS_SEARCH_ATTRIBUTE,
+  transferStatusQuery,
+  type SagaStep,
+  type TransferSagaInput,
+  type TransferSagaStatus,
+} from './transfer-saga-contract';
+
+/**
+ * The transfer saga: record the request, debit the source, credit the target, record completion.
+ * - Debit rejected -> `failed`, nothing moved.
+ * - Credit rejected (or its retries exhausted) -> refund the source -> `compensated`.
+ * The refund is registered *before* the debit runs: an activity can land its effect and still
+ * report failure (lost acknowledgement, worker crash), so compensation must not depend on having
+ * seen the debit succeed. The refund is a no-op when the source holds no debit for this transfer.
+ * Compensations run in a non-cancellable scope and retry until they succeed.
+ * Deterministic: no I/O, clocks or randomness here; every effect lives in an activity.
+ */
+
+const legs = proxyActivities<TransferActivities>({
+  startToCloseTimeout: '15s',
+  retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '10s', maximumAttempts: 10 },
+});
+
+/** Bookkeeping and compensation: retried until they succeed (no attempt limit). */
+const mustSucceed = proxyActivities<TransferActivities>({
+  startToCloseTimeout: '15s',
+  retry: { initialInterval: '500ms', backoffCoefficient: 2, maximumInterval: '30s' },
+});
+
+const statusKey = defineSearchAttributeKey(TRANSFER_STATUS_SEARCH_ATTRIBUTE, 'KEYWORD');
+
+/** The rejection type of a business failure, or 'infrastructure' for anything else (retries exhausted, timeouts). */
+function failureReason(error: unknown): { reason: string; message: string } {
+  const cause = error instanceof ActivityFailure ? error.cause : error;
+  if (cause instanceof ApplicationFailure && cause.nonRetryable && cause.type) return { reason: cause.type, message: cause.message };
+  return { reason: 'infrastructure', message: cause instanceof Error ? cause.message : String(cause) };
+}
+
+export async function transferSaga(input: TransferSagaInput): Promise<TransferSagaStatus> {
+  const state: TransferSagaStatus = { transferId: input.transferId, status: 'pending', steps: [] };
+  setHandler(transferStatusQuery, () => state);
+
+  const setStatus = (status: TransferStatus) => {
+    state.status = status;
+    upsertSearchAttributes([{ key: statusKey, value: status }]);
+  };
+  const step = async <T>(name: string, run: () => Promise<T>): Promise<T> => {
+    const entry: SagaStep = { name, status: 'started', at: new Date().toISOString() };
+    state.steps.push(entry);
+    try {
+      const result = await run();
+      entry.status = 'done';
+      return result;
+    } catch (error) {
+      entry.status = 'failed';
+      entry.detail = failureReason(error).message;
+      throw error;
+    } finally {
+      entry.at = new Date().toISOString();
+    }
+  };
+  setStatus('pending');
+
+  try {
+    await step('request', () => legs.requestTransfer(input));
+  } catch (error) {
+    // Not recorded (e.g. the id exists with another payload): fail without touching any stream.
+    const { reason, message } = failureReason(error);
+    state.failureReason = reason;
+    state.failureMessage = message;
+    setStatus('failed');
+    return state;
+  }
+
+  const compensations: (() => Promise<{ refunded: number }>)[] = [];
+  let stage: 'debit' | 'credit' = 'debit';
+  try {
+    compensations.unshift(() => mustSucceed.refundSource(input));
+    const { currency } = await step('debit source', () => legs.debitSource(input));
+    stage = 'credit';
+    await step('credit target', () => legs.creditTarget({ ...input, currency }));
+  } catch (error) {
+    const { reason, message } = failureReason(error);
+    state.failureReason = reason;
+    state.failureMessage = message;
+    let refunded = 0;
+    await CancellationScope.nonCancellable(async () => {
+      for (const compensate of compensations) refunded += (await step('refund source', compensate)).refunded;
+    });
+    // A debit that was rejected moved nothing: failed. Money that moved and came back: compensated.
+    const outcome = stage === 'debit' && refunded === 0 ? 'failed' : 'compensated';
+    await CancellationScope.nonCancellable(() =>
+      step(`record ${outcome}`, () =>
+        outcome === 'failed'
+          ? mustSucceed.failTransfer({ ...input, reason: reason as never, message })
+          : mustSucceed.compensateTransfer({ ...input, reason: reason as never, message }),
+      ),
+    );
+    setStatus(outcome);
+    return state;
+  }
+
+  await step('record completed', () => mustSucceed.completeTransfer(input));
+  setStatus('completed');
+  return state;
+}
