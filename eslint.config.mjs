@@ -14,7 +14,15 @@ export default tseslint.config(
     // Workflow code runs in Temporal's deterministic sandbox: no I/O, clocks or randomness of its own.
     files: ['workflows/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', { patterns: ['pg', 'fs', 'http', 'net', '@eventstore/*', '../activities/*', '../eventstore/*', '../api/*'] }],
+      // Type-only imports (e.g. the activities' signatures) are erased and allowed.
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            { group: ['pg', 'fs', 'node:*', 'http', 'net', 'crypto', '@eventstore/*', '../activities/*', '../eventstore/*', '../application/*', '../api/*', '../domain/deterministic-id'], allowTypeImports: true },
+          ],
+        },
+      ],
       'no-restricted-properties': ['error', { object: 'Math', property: 'random' }, { object: 'Date', property: 'now' }],
     },
   },
