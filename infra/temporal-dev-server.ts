@@ -58,7 +58,18 @@ export async function startTemporalDevServer(options: DevServerOptions): Promise
   // Metrics on a random free port, so several dev servers can run on one machine.
   args.push('--metrics-port', '0');
 
-  const child = spawn(options.cli.path, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  // Its own process group: a terminal's Ctrl-C reaches only us, and we stop the server in order.
+  const child = spawn(options.cli.path, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  // Safety net: never leave the server behind when this process exits, however it exits (short of SIGKILL).
+  const killOnExit = () => {
+    try {
+      child.kill('SIGKILL');
+    } catch {
+      /* already gone */
+    }
+  };
+  process.once('exit', killOnExit);
+  child.once('exit', () => process.off('exit', killOnExit));
   const output: string[] = [];
   const collect = (chunk: Buffer) => {
     const text = chunk.toString('utf8');

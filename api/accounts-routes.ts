@@ -1,0 +1,155 @@
+import { randomUUID } from 'node:crypto';
+import { Router, type Request, type Response } from 'express';
+import { handleAccountCommand, type AccountCommandResult } from '../application/account-commands';
+import type { AccountCommand } from '../domain/account-decider';
+import { WrongExpectedVersionError } from '../eventstore/errors';
+import { formatPosition } from '../eventstore/event-store';
+import type { ApiDeps } from './api-deps';
+import { awaitProjection } from './consistency';
+import { HttpProblem, problemType } from './problem';
+import { rejectionProblem } from './rejection-status';
+import { AccountParams, AmountBody, BalanceQuery, EmptyBody, HistoryQuery, OpenAccountBody, ReadQuery } from './schemas';
+import { parse } from './validate';
+
+function ifMatch(req: Request): bigint | undefined {
+  const header = req.get('If-Match');
+  if (header === undefined) return undefined;
+  const match = /^(?:W\/)?"?(\d{1,19})"?$/.exec(header.trim());
+  if (!match) throw new HttpProblem(400, problemType('validation-error'), 'Invalid If-Match header', 'If-Match must be the account revision, e.g. "3"', [{ field: 'If-Match', message: 'must be an account revision' }]);
+  return BigInt(match[1]!);
+}
+
+function writeResponse(res: Response, accountId: string, result: Extract<AccountCommandResult, { ok: true }>, status = 200) {
+  const revision = result.revision === 'no_stream' ? -1 : Number(result.revision);
+  res.status(status).set('ETag', `"${revision}"`);
+  res.json({
+    accountId,
+    balance: result.state.balance,
+    status: result.state.status === 'closed' ? 'closed' : 'open',
+    revision,
+    ...(result.position ? { position: formatPosition(result.position) } : {}),
+  });
+}
+
+export function accountsRoutes(deps: ApiDeps): Router {
+  const router = Router();
+  const context = (res: Response) => ({ correlationId: res.locals.requestId as string, causationId: `http:${res.locals.requestId as string}` });
+
+  async function command(req: Request, res: Response, accountId: string, cmd: AccountCommand, field?: string) {
+    try {
+      const result = await handleAccountCommand(deps.accounts, accountId, cmd, { context: context(res), ifRevision: ifMatch(req) });
+      if (!result.ok) throw rejectionProblem(result.rejection, field);
+      writeResponse(res, accountId, result);
+    } catch (error) {
+      if (error instanceof WrongExpectedVersionError) {
+        throw new HttpProblem(412, problemType('precondition-failed'), 'Account revision mismatch', `The account is at revision ${String(error.actual)}, not ${String(error.expected)}`, [
+          { field: 'If-Match', message: `account is at revision ${String(error.actual)}` },
+        ]);
+      }
+      throw error;
+    }
+  }
+
+  router.post('/accounts', async (req, res) => {
+    const body = parse(OpenAccountBody, req.body, 'body');
+    const accountId = randomUUID();
+    const result = await handleAccountCommand(
+      deps.accounts,
+      accountId,
+      { type: 'OpenAccount', accountId, ownerId: body.ownerId, currency: body.currency, initialDeposit: body.initialDeposit },
+      { context: context(res) },
+    );
+    if (!result.ok) throw rejectionProblem(result.rejection);
+    res.location(`/accounts/${accountId}`);
+    writeResponse(res, accountId, result, 201);
+    return undefined;
+  });
+
+  router.get('/accounts/:id', async (req, res) => {
+    const { id } = parse(AccountParams, req.params, 'path');
+    const query = parse(ReadQuery, req.query, 'query');
+    await awaitProjection(deps, 'account-balances', query.minPosition);
+    const row = await deps.readModels.query<{ account_id: string; owner_id: string; currency: string; balance: string; status: string; revision: string; updated_at: Date }>(
+      'SELECT * FROM rm_account_balances WHERE account_id = $1',
+      [id],
+    );
+    const a = row.rows[0];
+    if (!a) throw new HttpProblem(404, problemType('account-not-found'), 'Account not found', `No account ${id}`);
+    res.set('ETag', `"${a.revision}"`).json({
+      accountId: a.account_id,
+      ownerId: a.owner_id,
+      currency: a.currency,
+      balance: Number(a.balance),
+      status: a.status,
+      revision: Number(a.revision),
+      updatedAt: a.updated_at.toISOString(),
+    });
+  });
+
+  router.post('/accounts/:id/deposits', async (req, res) => {
+    const { id } = parse(AccountParams, req.params, 'path');
+    const { amount } = parse(AmountBody, req.body, 'body');
+    await command(req, res, id, { type: 'Deposit', amount }, 'amount');
+  });
+
+  router.post('/accounts/:id/withdrawals', async (req, res) => {
+    const { id } = parse(AccountParams, req.params, 'path');
+    const { amount } = parse(AmountBody, req.body, 'body');
+    await command(req, res, id, { type: 'Withdraw', amount }, 'amount');
+  });
+
+  router.post('/accounts/:id/close', async (req, res) => {
+    const { id } = parse(AccountParams, req.params, 'path');
+    parse(EmptyBody, req.body ?? {}, 'body');
+    await command(req, res, id, { type: 'CloseAccount' });
+  });
+
+  router.get('/accounts/:id/history', async (req, res) => {
+    const { id } = parse(AccountParams, req.params, 'path');
+    const query = parse(HistoryQuery, req.query, 'query');
+    await awaitProjection(deps, 'account-history', query.minPosition);
+    const rows = await deps.readModels.query<{
+      revision: string; kind: string; amount: string; balance_after: string; transfer_id: string | null; counterpart_account_id: string | null; occurred_at: Date; recorded_at: Date;
+    }>(
+      `SELECT revision::text AS revision, kind, amount::text AS amount, balance_after::text AS balance_after, transfer_id, counterpart_account_id, occurred_at, recorded_at
+       FROM rm_account_history WHERE account_id = $1 AND ($2::bigint IS NULL OR revision < $2::bigint)
+       ORDER BY rm_account_history.revision DESC LIMIT $3`,
+      [id, query.cursor ?? null, query.limit + 1],
+    );
+    const page = rows.rows.slice(0, query.limit);
+    const more = rows.rows.length > query.limit;
+    res.json({
+      accountId: id,
+      movements: page.map((r) => ({
+        revision: Number(r.revision),
+        kind: r.kind,
+        amount: Number(r.amount),
+        balanceAfter: Number(r.balance_after),
+        transferId: r.transfer_id,
+        counterpartAccountId: r.counterpart_account_id,
+        occurredAt: r.occurred_at.toISOString(),
+        recordedAt: r.recorded_at.toISOString(),
+      })),
+      nextCursor: more ? page.at(-1)!.revision : null,
+    });
+  });
+
+  /** The audit question: the balance at a moment, folded from the stream (by occurrence time). */
+  router.get('/accounts/:id/balance', async (req, res) => {
+    const { id } = parse(AccountParams, req.params, 'path');
+    const { asOf } = parse(BalanceQuery, req.query, 'query');
+    const cutoff = Date.parse(asOf);
+    const loaded = await deps.accounts.loadWithoutSnapshot(id, (e) => Date.parse(String(e.metadata.occurredAt)) <= cutoff);
+    const exists = (await deps.store.readStream(`account-${id}`, { maxCount: 1 })).length > 0;
+    if (!exists) throw new HttpProblem(404, problemType('account-not-found'), 'Account not found', `No account ${id}`);
+    res.json({
+      accountId: id,
+      asOf: new Date(cutoff).toISOString(),
+      balance: loaded.state.balance,
+      status: loaded.state.status === 'none' ? 'not_opened_yet' : loaded.state.status,
+      revision: loaded.revision === 'no_stream' ? null : Number(loaded.revision),
+    });
+  });
+
+  return router;
+}

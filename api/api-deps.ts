@@ -1,0 +1,21 @@
+import type { Client } from '@temporalio/client';
+import type { Pool } from 'pg';
+import type { AccountRepository } from '../application/account-repository';
+import type { EventStore } from '../eventstore/event-store';
+import type { Logger } from '../infra/logger';
+import type { Metrics } from '../infra/metrics';
+
+export interface ApiDeps {
+  store: EventStore;
+  accounts: AccountRepository;
+  readModels: Pool;
+  temporal: Client;
+  taskQueue: string;
+  metrics: Metrics;
+  logger: Logger;
+  /** Each dependency's reachability, for /ready. */
+  checks: Record<string, () => Promise<void>>;
+  /** Longest wait for read-your-writes (?minPosition) and ?wait, in ms. Default 10 s / 30 s. */
+  maxConsistencyWaitMs?: number;
+  bodyLimit?: string;
+}

@@ -1,0 +1,68 @@
+import { randomUUID } from 'node:crypto';
+import express, { type NextFunction, type Request, type Response } from 'express';
+import swaggerUi from 'swagger-ui-express';
+import { PostgresEventStore } from '../eventstore/postgres/postgres-event-store';
+import { ALL_PROJECTIONS } from '../projections/all-projections';
+import { projectionLag } from '../projections/projection-runner';
+import { accountsRoutes } from './accounts-routes';
+import type { ApiDeps } from './api-deps';
+import { buildOpenApiDocument } from './openapi';
+import { opsRoutes } from './ops-routes';
+import { HttpProblem, problemHandler, problemType } from './problem';
+import { streamsRoutes } from './streams-routes';
+import { transfersRoutes } from './transfers-routes';
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+export function createApp(deps: ApiDeps): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('query parser', 'simple');
+
+  // Correlation id: honour a sane incoming X-Request-Id, else make one; it flows into sagas, events and logs.
+  app.use((req: Request, res: Response, next: NextFunction) => {
+    const incoming = req.get('X-Request-Id');
+    const requestId = incoming && REQUEST_ID.test(incoming) ? incoming : randomUUID();
+    res.locals.requestId = requestId;
+    res.set('X-Request-Id', requestId);
+    const started = process.hrtime.bigint();
+    res.on('finish', () => {
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      const route = (req.route?.path as string | undefined) ?? 'unmatched';
+      deps.metrics.httpDuration.observe({ method: req.method, route, status: String(res.statusCode) }, seconds);
+      deps.logger.log({ level: res.statusCode >= 500 ? 'error' : 'info', msg: 'http', requestId, method: req.method, path: req.originalUrl, route, status: res.statusCode, ms: Math.round(seconds * 1000) });
+    });
+    next();
+  });
+
+  // Writes must be JSON; bodies are size-limited.
+  app.use((req, _res, next) => {
+    const hasBody = Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
+    if (hasBody && !req.is('application/json')) {
+      return next(new HttpProblem(415, problemType('unsupported-media-type'), 'Unsupported media type', 'Send the body as application/json', [{ field: 'Content-Type', message: 'must be application/json' }]));
+    }
+    return next();
+  });
+  app.use(express.json({ limit: deps.bodyLimit ?? '16kb', strict: true, type: 'application/json' }));
+
+  const collect = async () => {
+    await Promise.all(ALL_PROJECTIONS.map(async (p) => deps.metrics.projectionLag.set({ projection: p.name }, (await projectionLag(deps.store, deps.readModels, p)).lagSeconds)));
+    if (deps.store instanceof PostgresEventStore) {
+      const lag = await deps.store.openTransactionLag();
+      deps.metrics.eventsHeldBack.set(lag.eventsHeldBack);
+      deps.metrics.oldestOpenTransaction.set(lag.oldestOpenTransactionMs / 1000);
+    }
+  };
+  app.use(opsRoutes(deps, collect));
+  const openapi = buildOpenApiDocument();
+  app.get('/openapi.json', (_req, res) => {
+    res.json(openapi);
+  });
+  app.use('/docs', swaggerUi.serve, swaggerUi.setup(openapi));
+  app.use(accountsRoutes(deps));
+  app.use(transfersRoutes(deps));
+  app.use(streamsRoutes(deps));
+  app.use((req, _res, next) => next(new HttpProblem(404, problemType('not-found'), 'Not found', `No route ${req.method} ${req.path}`)));
+  app.use(problemHandler((entry) => deps.logger.log({ msg: 'error', ...entry })));
+  return app;
+}

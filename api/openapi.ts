@@ -1,0 +1,54 @@
+import { OpenAPIRegistry, OpenApiGeneratorV3 } from '@asteasolutions/zod-to-openapi';
+import { z } from 'zod';
+import * as s from './schemas';
+
+/** The OpenAPI document, generated from the same zod schemas that validate requests. */
+export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV3['generateDocument']> {
+  const r = new OpenAPIRegistry();
+  const problem = { description: 'Problem details', content: { 'application/problem+json': { schema: s.Problem } } };
+  const json = (schema: z.ZodType, description: string) => ({ description, content: { 'application/json': { schema } } });
+  const body = (schema: z.ZodType) => ({ content: { 'application/json': { schema } } });
+  const ifMatch = z.object({ 'If-Match': z.string().optional().openapi({ description: 'The account revision you read (optimistic concurrency): 412 on mismatch' }) });
+
+  r.registerPath({ method: 'post', path: '/accounts', summary: 'Open an account', request: { body: body(s.OpenAccountBody) }, responses: { 201: json(s.WriteResult, 'Opened'), 400: problem, 422: problem } });
+  r.registerPath({ method: 'get', path: '/accounts/{id}', summary: 'An account from the balances read model', request: { params: s.AccountParams, query: s.ReadQuery }, responses: { 200: json(s.AccountView, 'The account'), 404: problem } });
+  for (const [path, summary] of [
+    ['/accounts/{id}/deposits', 'Deposit money'],
+    ['/accounts/{id}/withdrawals', 'Withdraw money'],
+  ] as const) {
+    r.registerPath({ method: 'post', path, summary, request: { params: s.AccountParams, headers: ifMatch, body: body(s.AmountBody) }, responses: { 200: json(s.WriteResult, 'Done'), 400: problem, 404: problem, 412: problem, 422: problem } });
+  }
+  r.registerPath({ method: 'post', path: '/accounts/{id}/close', summary: 'Close an empty account', request: { params: s.AccountParams, headers: ifMatch }, responses: { 200: json(s.WriteResult, 'Closed'), 404: problem, 412: problem, 422: problem } });
+  r.registerPath({
+    method: 'get',
+    path: '/accounts/{id}/history',
+    summary: 'Movements, newest first',
+    request: { params: s.AccountParams, query: s.HistoryQuery },
+    responses: { 200: json(z.object({ accountId: s.AccountId, movements: z.array(s.Movement), nextCursor: z.string().nullable() }), 'A page of movements') },
+  });
+  r.registerPath({
+    method: 'get',
+    path: '/accounts/{id}/balance',
+    summary: 'The balance at a moment, folded from the event stream',
+    request: { params: s.AccountParams, query: s.BalanceQuery },
+    responses: { 200: json(z.object({ accountId: s.AccountId, asOf: z.string(), balance: z.number().int() }), 'Balance as of'), 404: problem },
+  });
+  r.registerPath({
+    method: 'post',
+    path: '/transfers',
+    summary: 'Start a transfer (idempotent by transferId or Idempotency-Key)',
+    request: { headers: z.object({ 'Idempotency-Key': z.string().optional() }), body: body(s.CreateTransferBody) },
+    responses: { 202: json(s.TransferView, 'Accepted: the saga runs'), 200: json(s.TransferView, 'Already known'), 400: problem, 409: problem, 422: problem },
+  });
+  r.registerPath({ method: 'get', path: '/transfers/{id}', summary: 'A transfer and its steps', request: { params: s.TransferParams, query: s.TransferQuery }, responses: { 200: json(s.TransferView, 'The transfer'), 404: problem } });
+  r.registerPath({ method: 'get', path: '/streams', summary: 'List event streams (local stream browser)', request: { query: s.StreamsQuery }, responses: { 200: json(z.object({}).passthrough(), 'Streams') } });
+  r.registerPath({ method: 'get', path: '/streams/{name}', summary: 'Events of one stream', request: { params: s.StreamParams, query: s.StreamQuery }, responses: { 200: json(z.object({}).passthrough(), 'Events'), 404: problem } });
+  r.registerPath({ method: 'get', path: '/health', summary: 'Liveness', responses: { 200: json(z.object({ status: z.string() }), 'Alive') } });
+  r.registerPath({ method: 'get', path: '/ready', summary: 'Readiness of Postgres, Temporal and the event store', responses: { 200: json(z.object({}).passthrough(), 'Ready'), 503: json(z.object({}).passthrough(), 'Not ready') } });
+  r.registerPath({ method: 'get', path: '/metrics', summary: 'Prometheus metrics', responses: { 200: { description: 'Metrics in the Prometheus text format' } } });
+
+  return new OpenApiGeneratorV3(r.definitions).generateDocument({
+    openapi: '3.0.3',
+    info: { title: 'Transfer service', version: '0.1.0', description: 'Event-sourced accounts; transfers as Temporal sagas. Amounts are integer minor units.' },
+  });
+}

@@ -1,0 +1,130 @@
+import { extendZodWithOpenApi } from '@asteasolutions/zod-to-openapi';
+import { z } from 'zod';
+
+extendZodWithOpenApi(z);
+
+/** Request and response shapes: validated with zod, documented in /openapi.json from the same schemas. */
+
+export const AccountId = z.uuid({ error: 'must be a UUID' }).openapi({ example: '0b5e6f8e-2f3c-4c1e-9d7a-5f2b9b1c3d4e' });
+export const TransferId = z
+  .string({ error: 'must be a string' })
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/, { error: 'must be 1-64 characters: letters, digits, _ and -, starting with a letter or digit' })
+  .openapi({ example: 'order-4711-payout' });
+/** Integer minor units (cents): positive, a safe integer, never a float. */
+export const Amount = z
+  .number({ error: 'must be a number of minor units (an integer, e.g. 1050 for 10.50)' })
+  .int({ error: 'must be a whole number of minor units (no fractions) within the safe integer range' })
+  .positive({ error: 'must be greater than zero' })
+  .max(Number.MAX_SAFE_INTEGER, { error: 'must be a safe integer' })
+  .openapi({ example: 1050, description: 'Integer minor units (e.g. cents)' });
+export const Currency = z
+  .string({ error: 'must be a string' })
+  .regex(/^[A-Z]{3}$/, { error: 'must be a 3-letter ISO 4217 code such as EUR' })
+  .openapi({ example: 'EUR' });
+
+export const OpenAccountBody = z
+  .strictObject({
+    ownerId: z
+      .string({ error: 'must be a string' })
+      .regex(/^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,99}$/, { error: 'must be 1-100 characters: letters, digits, _ . : @ -' }),
+    currency: Currency,
+    initialDeposit: Amount.optional(),
+  })
+  .openapi('OpenAccountRequest');
+
+export const AmountBody = z.strictObject({ amount: Amount }).openapi('AmountRequest');
+export const EmptyBody = z.strictObject({}).openapi('EmptyRequest');
+
+export const CreateTransferBody = z
+  .strictObject({
+    transferId: TransferId.optional(),
+    fromAccountId: AccountId,
+    toAccountId: AccountId,
+    amount: Amount,
+  })
+  .refine((b) => b.fromAccountId !== b.toAccountId, { error: 'must differ from fromAccountId', path: ['toAccountId'] })
+  .openapi('CreateTransferRequest');
+
+export const PositionText = z
+  .string()
+  .regex(/^\d{1,19}\.\d{1,19}$/, { error: 'must be a position as returned by a write (e.g. 812.40)' })
+  .openapi({ example: '812.40' });
+
+export const AccountParams = z.strictObject({ id: AccountId });
+export const TransferParams = z.strictObject({ id: TransferId });
+export const ReadQuery = z.strictObject({ minPosition: PositionText.optional() });
+export const HistoryQuery = z.strictObject({
+  limit: z.coerce.number({ error: 'must be a number' }).int({ error: 'must be an integer' }).min(1).max(500).default(50),
+  cursor: z.string().regex(/^\d{1,19}$/, { error: 'must be a cursor returned by a previous page' }).optional(),
+  minPosition: PositionText.optional(),
+});
+export const BalanceQuery = z.strictObject({ asOf: z.iso.datetime({ offset: true, error: 'must be an ISO-8601 date-time, e.g. 2026-03-03T00:00:00Z' }) });
+export const TransferQuery = z.strictObject({
+  wait: z.coerce.number({ error: 'must be a number of seconds' }).min(0).max(30, { error: 'must be at most 30 seconds' }).optional(),
+  minPosition: PositionText.optional(),
+});
+export const StreamsQuery = z.strictObject({
+  prefix: z.string().max(200).optional(),
+  cursor: z.string().max(200).optional(),
+  limit: z.coerce.number().int().min(1).max(500).default(100),
+});
+export const StreamParams = z.strictObject({ name: z.string().min(1).max(200) });
+export const StreamQuery = z.strictObject({
+  fromRevision: z.coerce.number().int().min(0).default(0),
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+});
+
+export const AccountView = z
+  .object({
+    accountId: AccountId,
+    ownerId: z.string(),
+    currency: Currency,
+    balance: z.number().int(),
+    status: z.enum(['open', 'closed']),
+    revision: z.number().int(),
+    updatedAt: z.string(),
+  })
+  .openapi('Account');
+
+export const WriteResult = z
+  .object({ accountId: AccountId, balance: z.number().int(), status: z.enum(['open', 'closed']), revision: z.number().int(), position: PositionText.optional() })
+  .openapi('AccountWriteResult');
+
+export const Movement = z
+  .object({
+    revision: z.number().int(),
+    kind: z.string(),
+    amount: z.number().int().describe('Signed: negative leaves the account'),
+    balanceAfter: z.number().int(),
+    transferId: z.string().nullable(),
+    counterpartAccountId: z.string().nullable(),
+    occurredAt: z.string(),
+    recordedAt: z.string(),
+  })
+  .openapi('Movement');
+
+export const TransferView = z
+  .object({
+    transferId: TransferId,
+    fromAccountId: AccountId,
+    toAccountId: AccountId,
+    amount: z.number().int(),
+    status: z.enum(['pending', 'completed', 'failed', 'compensated']),
+    failureReason: z.string().optional(),
+    steps: z.array(z.object({ name: z.string(), at: z.string(), status: z.string().optional() })),
+    createdAt: z.string().optional(),
+    updatedAt: z.string().optional(),
+  })
+  .openapi('Transfer');
+
+export const Problem = z
+  .object({
+    type: z.string(),
+    title: z.string(),
+    status: z.number().int(),
+    detail: z.string().optional(),
+    instance: z.string().optional(),
+    requestId: z.string().optional(),
+    errors: z.array(z.object({ field: z.string(), message: z.string() })).optional(),
+  })
+  .openapi('Problem');

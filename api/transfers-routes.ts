@@ -1,0 +1,131 @@
+import { randomUUID } from 'node:crypto';
+import { Router, type Response } from 'express';
+import { WorkflowNotFoundError } from '@temporalio/client';
+import { TransferLog } from '../application/transfer-log';
+import { sameRequest } from '../domain/transfer-decider';
+import { TERMINAL_STATUSES, type TransferStatus } from '../domain/transfer-events';
+import { queryTransfer, startTransfer, TransferConflictError, TransferRejectedError } from '../temporal/transfer-client';
+import type { ApiDeps } from './api-deps';
+import { awaitProjection } from './consistency';
+import { HttpProblem, problemType } from './problem';
+import { rejectionProblem } from './rejection-status';
+import { CreateTransferBody, TransferId, TransferParams, TransferQuery } from './schemas';
+import { parse } from './validate';
+
+interface TransferRow {
+  transfer_id: string;
+  from_account_id: string;
+  to_account_id: string;
+  amount: string;
+  status: TransferStatus;
+  failure_reason: string | null;
+  steps: { name: string; at: string }[];
+  created_at: Date;
+  updated_at: Date;
+}
+
+export function transfersRoutes(deps: ApiDeps): Router {
+  const router = Router();
+  const log = new TransferLog(deps.store);
+
+  async function readView(transferId: string) {
+    const result = await deps.readModels.query<TransferRow>('SELECT * FROM rm_transfers WHERE transfer_id = $1', [transferId]);
+    const row = result.rows[0];
+    if (row) {
+      return {
+        transferId: row.transfer_id,
+        fromAccountId: row.from_account_id,
+        toAccountId: row.to_account_id,
+        amount: Number(row.amount),
+        status: row.status,
+        ...(row.failure_reason ? { failureReason: row.failure_reason } : {}),
+        steps: row.steps,
+        createdAt: row.created_at.toISOString(),
+        updatedAt: row.updated_at.toISOString(),
+      };
+    }
+    // Not projected yet: the event store and the saga know it.
+    const { state } = await log.load(transferId);
+    if (!state.request) {
+      try {
+        const live = await queryTransfer(deps.temporal, transferId);
+        return { transferId, status: live.status, steps: live.steps, fromAccountId: undefined, toAccountId: undefined, amount: undefined };
+      } catch (error) {
+        if (error instanceof WorkflowNotFoundError) return undefined;
+        throw error;
+      }
+    }
+    return {
+      transferId,
+      fromAccountId: state.request.fromAccountId,
+      toAccountId: state.request.toAccountId,
+      amount: state.request.amount,
+      status: state.status === 'none' ? 'pending' : state.status,
+      ...(state.failureReason ? { failureReason: state.failureReason } : {}),
+      steps: state.steps,
+      createdAt: state.steps[0]?.at,
+      updatedAt: state.steps.at(-1)?.at,
+    };
+  }
+
+  router.post('/transfers', async (req, res: Response) => {
+    const body = parse(CreateTransferBody, req.body, 'body');
+    const header = req.get('Idempotency-Key');
+    if (header !== undefined) parse(TransferId, header, 'header');
+    if (header !== undefined && body.transferId !== undefined && header !== body.transferId) {
+      throw new HttpProblem(400, problemType('validation-error'), 'Conflicting idempotency keys', 'Idempotency-Key and transferId differ', [{ field: 'Idempotency-Key', message: 'must equal transferId when both are given' }]);
+    }
+    const transferId = body.transferId ?? header ?? randomUUID();
+    const request = { transferId, fromAccountId: body.fromAccountId, toAccountId: body.toAccountId, amount: body.amount };
+
+    // A known transfer id: same payload returns it, another payload is a conflict. Nothing new is written.
+    const existing = await log.load(transferId);
+    if (existing.state.request) {
+      if (!sameRequest(existing.state.request, request)) throw conflict(transferId);
+      res.status(200).location(`/transfers/${transferId}`).json(await readView(transferId));
+      return;
+    }
+    // Refuse what cannot be a transfer before anything is written.
+    const [from, to] = await Promise.all([deps.accounts.load(body.fromAccountId), deps.accounts.load(body.toAccountId)]);
+    if (from.state.status === 'none') throw rejectionProblemWith422({ type: 'account_not_found', message: `Account ${body.fromAccountId} does not exist` }, 'fromAccountId');
+    if (to.state.status === 'none') throw rejectionProblemWith422({ type: 'account_not_found', message: `Account ${body.toAccountId} does not exist` }, 'toAccountId');
+    if (from.state.currency !== to.state.currency) {
+      throw rejectionProblem({ type: 'currency_mismatch', message: `Account ${body.fromAccountId} holds ${from.state.currency}, ${body.toAccountId} holds ${to.state.currency}` }, 'toAccountId');
+    }
+    try {
+      const started = await startTransfer(deps.temporal, deps.taskQueue, { ...request, correlationId: res.locals.requestId as string });
+      res.status(started.created ? 202 : 200).location(`/transfers/${transferId}`).json({ ...request, status: 'pending', steps: [] });
+    } catch (error) {
+      if (error instanceof TransferConflictError) throw conflict(transferId);
+      if (error instanceof TransferRejectedError) throw rejectionProblem(error.rejection);
+      throw error;
+    }
+  });
+
+  router.get('/transfers/:id', async (req, res) => {
+    const { id } = parse(TransferParams, req.params, 'path');
+    const query = parse(TransferQuery, req.query, 'query');
+    await awaitProjection(deps, 'transfers', query.minPosition);
+    const deadline = Date.now() + (query.wait ?? 0) * 1000;
+    let view = await readView(id);
+    while (view && !TERMINAL_STATUSES.includes(view.status) && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50));
+      view = await readView(id);
+    }
+    if (!view) throw new HttpProblem(404, problemType('transfer-not-found'), 'Transfer not found', `No transfer ${id}`);
+    res.json(view);
+  });
+
+  return router;
+}
+
+function conflict(transferId: string): HttpProblem {
+  return new HttpProblem(409, problemType('transfer-conflict'), 'Transfer conflict', `Transfer ${transferId} already exists with a different payload`, [
+    { field: 'transferId', message: 'was already used with a different payload' },
+  ]);
+}
+
+/** An unknown account named in the body is a semantic error of the request (422), not a missing resource. */
+function rejectionProblemWith422(rejection: { type: 'account_not_found'; message: string }, field: string): HttpProblem {
+  return new HttpProblem(422, problemType(rejection.type), 'Account not found', rejection.message, [{ field, message: 'does not exist' }]);
+}

@@ -1,0 +1,41 @@
+import type { AccountEvent } from '../domain/account-events';
+import { ACCOUNT_STREAM_PREFIX } from '../domain/account-events';
+import type { Projection } from './projection';
+import { accountHistoryDdl } from './read-model-schema';
+
+const MOVEMENTS = ['MoneyDeposited', 'MoneyWithdrawn', 'TransferDebited', 'TransferCredited', 'TransferRefunded'] as const;
+
+/**
+ * rm_account_history: one line per movement, keyed by (account, revision), so a redelivered
+ * event inserts nothing and lines may arrive in any order.
+ */
+export const accountHistoryProjection: Projection = {
+  name: 'account-history',
+  streamPrefix: ACCOUNT_STREAM_PREFIX,
+  eventTypes: MOVEMENTS,
+  tables: { rm_account_history: accountHistoryDdl },
+  async apply(client, recorded, tables) {
+    const event = { type: recorded.type, data: recorded.data } as unknown as AccountEvent;
+    if (!(MOVEMENTS as readonly string[]).includes(event.type) || !('amount' in event.data)) return 'ignored';
+    const d = event.data as { accountId: string; amount: number; balanceAfter: number; transferId?: string; toAccountId?: string; fromAccountId?: string };
+    const signed = event.type === 'MoneyWithdrawn' || event.type === 'TransferDebited' ? -d.amount : d.amount;
+    const result = await client.query(
+      `INSERT INTO ${tables.rm_account_history!} (account_id, revision, event_id, kind, amount, balance_after, transfer_id,
+         counterpart_account_id, occurred_at, recorded_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (account_id, revision) DO NOTHING`,
+      [
+        d.accountId,
+        recorded.revision.toString(),
+        recorded.id,
+        event.type,
+        signed,
+        d.balanceAfter,
+        d.transferId ?? null,
+        d.toAccountId ?? d.fromAccountId ?? null,
+        recorded.metadata.occurredAt,
+        recorded.recordedAt,
+      ],
+    );
+    return result.rowCount === 1 ? 'applied' : 'duplicate';
+  },
+};

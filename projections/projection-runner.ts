@@ -1,0 +1,109 @@
+import type { Pool } from 'pg';
+import type { EventStore, GlobalPosition, RecordedEvent, Subscription } from '../eventstore/event-store';
+import { comparePositions } from '../eventstore/event-store';
+import type { Projection } from './projection';
+import { liveTables } from './projection';
+import { ensureReadModelSchema } from './read-model-schema';
+
+export interface ProjectionObserver {
+  applied?(projection: string, event: RecordedEvent, outcome: 'applied' | 'duplicate' | 'ignored'): void;
+}
+
+export const groupName = (projection: Projection): string => `projection-${projection.name}`;
+
+/**
+ * Feeds read models from durable consumer groups. For each event, the read-model change and the
+ * projection's checkpoint (rm_checkpoints) commit in one transaction; rows carry the stream
+ * revision they applied, so redeliveries (at-least-once, EventStoreDB may also reorder) are
+ * skipped or retried, never applied twice.
+ */
+export class ProjectionRunner {
+  private readonly subscriptions: Subscription[] = [];
+
+  constructor(
+    private readonly store: EventStore,
+    private readonly readModels: Pool,
+    private readonly projections: readonly Projection[],
+    private readonly observer: ProjectionObserver = {},
+  ) {}
+
+  async start(): Promise<void> {
+    await ensureReadModelSchema(this.readModels, this.projections.flatMap((p) => Object.entries(p.tables).map(([name, ddl]) => ddl(name))));
+    for (const projection of this.projections) {
+      const tables = liveTables(projection);
+      const subscription = await this.store.subscribe(
+        groupName(projection),
+        { streamPrefix: projection.streamPrefix, from: 'start' },
+        (event) => this.applyOne(projection, tables, event),
+        { maxAttempts: 10, retryBackoffMs: 50 },
+      );
+      this.subscriptions.push(subscription);
+    }
+  }
+
+  async applyOne(projection: Projection, tables: Record<string, string>, event: RecordedEvent, checkpointName = projection.name): Promise<void> {
+    if (projection.eventTypes && !projection.eventTypes.includes(event.type)) return;
+    const client = await this.readModels.connect();
+    try {
+      await client.query('BEGIN');
+      const outcome = await projection.apply(client, event, tables);
+      await saveCheckpoint(client, checkpointName, event.position);
+      await client.query('COMMIT');
+      this.observer.applied?.(projection.name, event, outcome);
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw error;
+    } finally {
+      client.release();
+    }
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.subscriptions.splice(0).map((s) => s.stop()));
+  }
+}
+
+export async function saveCheckpoint(client: { query: Pool['query'] }, projection: string, position: GlobalPosition): Promise<void> {
+  await client.query(
+    `INSERT INTO rm_checkpoints (projection, commit, prepare) VALUES ($1, $2, $3)
+     ON CONFLICT (projection) DO UPDATE SET commit = EXCLUDED.commit, prepare = EXCLUDED.prepare, updated_at = now()
+     WHERE (rm_checkpoints.commit, rm_checkpoints.prepare) < (EXCLUDED.commit, EXCLUDED.prepare)`,
+    [projection, position.commit.toString(), position.prepare.toString()],
+  );
+}
+
+export async function readCheckpoint(pool: Pool, projection: string): Promise<GlobalPosition | undefined> {
+  const result = await pool.query<{ commit: string; prepare: string }>(
+    'SELECT commit::text AS commit, prepare::text AS prepare FROM rm_checkpoints WHERE projection = $1',
+    [projection],
+  );
+  const row = result.rows[0];
+  return row ? { commit: BigInt(row.commit), prepare: BigInt(row.prepare) } : undefined;
+}
+
+export interface ProjectionLag {
+  projection: string;
+  checkpoint?: GlobalPosition;
+  /** Seconds since the oldest event this projection has not applied yet was recorded (0 when caught up). */
+  lagSeconds: number;
+  caughtUp: boolean;
+}
+
+/** How far a projection is behind the log: the age of its oldest unapplied event. */
+export async function projectionLag(store: EventStore, pool: Pool, projection: Projection): Promise<ProjectionLag> {
+  const checkpoint = await readCheckpoint(pool, projection.name);
+  const [next] = await store.readAll({ fromPosition: checkpoint, streamPrefix: projection.streamPrefix, eventTypes: projection.eventTypes, maxCount: 1 });
+  const lagSeconds = next ? Math.max(0, (Date.now() - Date.parse(next.recordedAt)) / 1000) : 0;
+  return { projection: projection.name, checkpoint, lagSeconds, caughtUp: !next };
+}
+
+/** Waits (bounded) until the projection has applied everything up to `position`. */
+export async function waitForProjection(pool: Pool, projection: string, position: GlobalPosition, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const checkpoint = await readCheckpoint(pool, projection);
+    if (checkpoint && comparePositions(checkpoint, position) >= 0) return true;
+    if (Date.now() >= deadline) return false;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}

@@ -1,0 +1,37 @@
+import type { PoolClient } from 'pg';
+import type { RecordedEvent } from '../eventstore/event-store';
+
+/** A read-model projection: which events it wants and how one event changes its tables. */
+export interface Projection {
+  name: string;
+  streamPrefix: string;
+  eventTypes?: readonly string[];
+  /** The tables it owns: logical name -> DDL for a given physical table name. */
+  tables: Record<string, (table: string) => string>;
+  /**
+   * Applies one event inside the caller's transaction. Must be idempotent by stream revision:
+   * returns 'applied', 'duplicate' (already applied; skipped) or throws OutOfOrderError when an
+   * earlier revision of the stream has not been applied yet (the delivery is retried).
+   */
+  apply(client: PoolClient, event: RecordedEvent, tables: Record<string, string>): Promise<'applied' | 'duplicate' | 'ignored'>;
+}
+
+export class OutOfOrderError extends Error {
+  constructor(stream: string, revision: bigint, applied: bigint) {
+    super(`Out-of-order delivery on ${stream}: got revision ${revision}, applied up to ${applied}; retrying`);
+    this.name = 'OutOfOrderError';
+  }
+}
+
+/** The revision guard shared by projections that keep one row per stream. */
+export function revisionGuard(stream: string, rowRevision: bigint | undefined, eventRevision: bigint): 'apply' | 'duplicate' {
+  const applied = rowRevision ?? -1n;
+  if (eventRevision <= applied) return 'duplicate';
+  if (eventRevision > applied + 1n) throw new OutOfOrderError(stream, eventRevision, applied);
+  return 'apply';
+}
+
+/** The physical table names a projection uses live. */
+export function liveTables(projection: Projection): Record<string, string> {
+  return Object.fromEntries(Object.keys(projection.tables).map((name) => [name, name]));
+}

@@ -1,0 +1,73 @@
+import type { Pool, PoolClient } from 'pg';
+
+/**
+ * Read models (CQRS) in PostgreSQL. Each projection owns its tables, named with a suffix so a
+ * rebuild can fill fresh copies and swap them in. Every row keeps the stream revision it has
+ * applied, so a duplicate or out-of-order delivery is skipped or retried, never applied twice.
+ */
+export const accountBalancesDdl = (t: string) => `
+  CREATE TABLE IF NOT EXISTS ${t} (
+    account_id  text PRIMARY KEY,
+    owner_id    text NOT NULL,
+    currency    text NOT NULL,
+    balance     bigint NOT NULL,
+    status      text NOT NULL,
+    revision    bigint NOT NULL,
+    opened_at   timestamptz NOT NULL,
+    updated_at  timestamptz NOT NULL
+  )`;
+
+export const accountHistoryDdl = (t: string) => `
+  CREATE TABLE IF NOT EXISTS ${t} (
+    account_id              text NOT NULL,
+    revision                bigint NOT NULL,
+    event_id                uuid NOT NULL,
+    kind                    text NOT NULL,
+    amount                  bigint NOT NULL,
+    balance_after           bigint NOT NULL,
+    transfer_id             text,
+    counterpart_account_id  text,
+    occurred_at             timestamptz NOT NULL,
+    recorded_at             timestamptz NOT NULL,
+    PRIMARY KEY (account_id, revision)
+  )`;
+
+export const transfersDdl = (t: string) => `
+  CREATE TABLE IF NOT EXISTS ${t} (
+    transfer_id      text PRIMARY KEY,
+    from_account_id  text NOT NULL,
+    to_account_id    text NOT NULL,
+    amount           bigint NOT NULL,
+    currency         text,
+    status           text NOT NULL,
+    failure_reason   text,
+    failure_message  text,
+    steps            jsonb NOT NULL DEFAULT '[]',
+    revision         bigint NOT NULL,
+    created_at       timestamptz NOT NULL,
+    updated_at       timestamptz NOT NULL
+  )`;
+
+export const CHECKPOINTS_DDL = `
+  CREATE TABLE IF NOT EXISTS rm_checkpoints (
+    projection  text PRIMARY KEY,
+    commit      bigint NOT NULL,
+    prepare     bigint NOT NULL,
+    updated_at  timestamptz NOT NULL DEFAULT now()
+  )`;
+
+const SCHEMA_LOCK = 7_412_002;
+
+export async function ensureReadModelSchema(pool: Pool | PoolClient, ddl: string[]): Promise<void> {
+  const client = 'release' in pool ? pool : await pool.connect();
+  try {
+    await client.query('SELECT pg_advisory_lock($1)', [SCHEMA_LOCK]);
+    try {
+      for (const statement of [CHECKPOINTS_DDL, ...ddl]) await client.query(statement);
+    } finally {
+      await client.query('SELECT pg_advisory_unlock($1)', [SCHEMA_LOCK]);
+    }
+  } finally {
+    if (!('release' in pool)) (client as PoolClient).release();
+  }
+}

@@ -1,0 +1,148 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { findFreePort } from '../../infra/ports';
+
+/**
+ * `npm start` end to end: the real launcher with its own embedded PostgreSQL and Temporal dev
+ * server (on free ports, in a throwaway data directory), /health answering, a clean stop on
+ * SIGTERM with no process left behind, data kept across restarts, and a clear error for a taken port.
+ */
+const ROOT = path.resolve(__dirname, '../..');
+const TSX = path.join(ROOT, 'node_modules/.bin/tsx');
+
+interface Launched {
+  child: ChildProcess;
+  output: () => string;
+  exited: Promise<number | null>;
+}
+
+function launch(env: Record<string, string>): Launched {
+  const child = spawn(TSX, ['scripts/start-local-stack.ts'], { cwd: ROOT, env: { ...process.env, ...env, LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
+  child.stderr!.on('data', (c: Buffer) => (out += c.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return { child, output: () => out, exited };
+}
+
+async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs: number, launched?: Launched): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`timed out waiting for ${what}\n${launched?.output() ?? ''}`);
+}
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+function childPidsOf(pid: number): number[] {
+  const out: number[] = [];
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === pid) out.push(Number(entry), ...childPidsOf(Number(entry)));
+    } catch {
+      /* gone */
+    }
+  }
+  return out;
+}
+
+describe('npm start (the local stack launcher)', () => {
+  let dataDir: string;
+  let env: Record<string, string>;
+  const launchedAll: Launched[] = [];
+
+  beforeAll(async () => {
+    dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'transfer-service-stack-'));
+    env = {
+      DATA_DIR: dataDir,
+      PORT: String(await findFreePort()),
+      TEMPORAL_PORT: String(await findFreePort()),
+      TEMPORAL_UI_PORT: String(await findFreePort()),
+      POSTGRES_PORT: String(await findFreePort()),
+      DATABASE_URL: '',
+      TEMPORAL_ADDRESS: '',
+    };
+  });
+  afterAll(async () => {
+    for (const l of launchedAll) if (l.child.exitCode === null) l.child.kill('SIGKILL');
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  test('starts, answers /health and /ready, prints the URLs, and stops cleanly on SIGTERM leaving nothing behind', async () => {
+    const stack = launch(env);
+    launchedAll.push(stack);
+    await until('the stack to be running', () => stack.output().includes('The transfer service is running'), 180_000, stack);
+    expect(stack.output()).toContain(`http://localhost:${env.PORT}`);
+    expect(stack.output()).toContain(`Temporal UI    http://localhost:${env.TEMPORAL_UI_PORT}`);
+    const health = await fetch(`http://127.0.0.1:${env.PORT}/health`);
+    expect(health.status).toBe(200);
+    const ready = await fetch(`http://127.0.0.1:${env.PORT}/ready`);
+    expect(ready.status).toBe(200);
+    const ui = await fetch(`http://127.0.0.1:${env.TEMPORAL_UI_PORT}/`);
+    expect(ui.status).toBe(200);
+
+    // Leave some data behind for the restart test.
+    const opened = await fetch(`http://127.0.0.1:${env.PORT}/accounts`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ ownerId: 'restart', currency: 'EUR', initialDeposit: 4242 }),
+    });
+    expect(opened.status).toBe(201);
+    const { accountId } = (await opened.json()) as { accountId: string };
+    fs.writeFileSync(path.join(dataDir, 'account-id'), accountId);
+
+    const descendants = childPidsOf(stack.child.pid!);
+    expect(descendants.length).toBeGreaterThan(0);
+    stack.child.kill('SIGTERM');
+    expect(await stack.exited).toBe(0);
+    await until('every child process to exit', () => descendants.every((pid) => !alive(pid)), 20_000, stack);
+  });
+
+  test('a second start keeps the data of the first', async () => {
+    const stack = launch(env);
+    launchedAll.push(stack);
+    await until('the stack to be running', () => stack.output().includes('The transfer service is running'), 180_000, stack);
+    const accountId = fs.readFileSync(path.join(dataDir, 'account-id'), 'utf8');
+    const response = await fetch(`http://127.0.0.1:${env.PORT}/accounts/${accountId}/balance?asOf=${encodeURIComponent(new Date().toISOString())}`);
+    expect(response.status).toBe(200);
+    expect(((await response.json()) as { balance: number }).balance).toBe(4242);
+    stack.child.kill('SIGINT');
+    expect(await stack.exited).toBe(0);
+  });
+
+  test('a port already taken gives a clear error naming the port and the variable that moves it', async () => {
+    const blocker = net.createServer();
+    await new Promise<void>((resolve) => blocker.listen(Number(env.PORT), '127.0.0.1', resolve));
+    try {
+      const stack = launch(env);
+      launchedAll.push(stack);
+      expect(await stack.exited).toBe(1);
+      expect(stack.output()).toContain(`Port ${env.PORT}`);
+      expect(stack.output()).toContain('PORT=');
+    } finally {
+      blocker.close();
+    }
+  });
+
+  test('a bad configuration value stops it at start, naming the variable', async () => {
+    const stack = launch({ ...env, EVENT_STORE: 'mysql' });
+    launchedAll.push(stack);
+    expect(await stack.exited).toBe(2);
+    expect(stack.output()).toContain('EVENT_STORE');
+  });
+});
