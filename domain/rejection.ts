@@ -10,7 +10,9 @@ export type RejectionType =
   | 'balance_limit_exceeded'
   | 'currency_mismatch'
   | 'same_account'
-  | 'transfer_conflict';
+  | 'transfer_conflict'
+  | 'transfer_not_found'
+  | 'transfer_finished';
 
 export interface Rejection {
   type: RejectionType;

@@ -23,9 +23,21 @@ export function checkTransferRequest(request: TransferRequest): Decision<never> 
   return undefined;
 }
 
-/** Every step is recorded once: deciding a step already recorded yields no events (retries are harmless). */
+const TERMINAL_BY_COMMAND = { CompleteTransfer: 'completed', FailTransfer: 'failed', CompensateTransfer: 'compensated' } as const;
+
+/**
+ * Every step is recorded once: deciding a step already recorded yields no events (retries are
+ * harmless). A finished transfer is final: it takes no further step and no other outcome.
+ */
 export function decideTransfer(state: TransferState, command: TransferCommand): Decision<TransferEvent> {
   const transferId = state.request?.transferId ?? '';
+  if (command.type !== 'RequestTransfer') {
+    if (!state.request) return reject('transfer_not_found', 'The transfer was never requested');
+    if (state.status !== 'pending') {
+      const sameOutcome = command.type in TERMINAL_BY_COMMAND && TERMINAL_BY_COMMAND[command.type as keyof typeof TERMINAL_BY_COMMAND] === state.status;
+      return sameOutcome ? accept([]) : reject('transfer_finished', `Transfer ${transferId} already finished as ${state.status}`);
+    }
+  }
   switch (command.type) {
     case 'RequestTransfer': {
       if (state.request) {

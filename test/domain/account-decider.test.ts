@@ -1,0 +1,516 @@
+import fc from 'fast-check';
+import { decideAccount, type AccountCommand } from '../../domain/account-decider';
+import type { AccountEvent } from '../../domain/account-events';
+import { evolveAccount, foldAccount, initialAccountState, type AccountState } from '../../domain/account-state';
+import type { Decision, RejectionType } from '../../domain/rejection';
+
+const ID = 'acc-1';
+const OTHER = 'acc-2';
+const MAX = Number.MAX_SAFE_INTEGER;
+
+// ---------------------------------------------------------------------------------------------
+// Helpers: build a state by deciding commands (so every fixture is reachable), fold, inspect.
+// ---------------------------------------------------------------------------------------------
+
+const open = (initialDeposit?: number, currency = 'EUR'): AccountCommand => ({
+  type: 'OpenAccount',
+  accountId: ID,
+  ownerId: 'owner-1',
+  currency,
+  ...(initialDeposit === undefined ? {} : { initialDeposit }),
+});
+const deposit = (amount: number): AccountCommand => ({ type: 'Deposit', amount });
+const withdraw = (amount: number): AccountCommand => ({ type: 'Withdraw', amount });
+const close = (): AccountCommand => ({ type: 'CloseAccount' });
+const debit = (transferId: string, amount: number, currency = 'EUR', toAccountId = OTHER): AccountCommand => ({
+  type: 'DebitForTransfer',
+  transferId,
+  amount,
+  currency,
+  toAccountId,
+});
+const credit = (transferId: string, amount: number, currency = 'EUR', fromAccountId = OTHER): AccountCommand => ({
+  type: 'CreditForTransfer',
+  transferId,
+  amount,
+  currency,
+  fromAccountId,
+});
+const refund = (transferId: string): AccountCommand => ({ type: 'RefundForTransfer', transferId });
+
+function accepted(decision: Decision<AccountEvent>): AccountEvent[] {
+  if (!decision.ok) throw new Error(`expected acceptance, got ${decision.rejection.type}: ${decision.rejection.message}`);
+  return decision.events;
+}
+
+/** Decides and folds each command in turn; every one must be accepted. */
+function given(...commands: AccountCommand[]): { state: AccountState; events: AccountEvent[] } {
+  let state = initialAccountState(ID);
+  const events: AccountEvent[] = [];
+  for (const command of commands) {
+    const decided = accepted(decideAccount(state, command));
+    events.push(...decided);
+    state = foldAccount(decided, state);
+  }
+  return { state, events };
+}
+
+const stateOf = (...commands: AccountCommand[]): AccountState => given(...commands).state;
+
+function balanceAfterOf(event: AccountEvent): number | undefined {
+  return 'balanceAfter' in event.data ? event.data.balanceAfter : undefined;
+}
+
+/** Folds the events one by one, checking that each carried balanceAfter equals the folded balance. */
+function expectBalanceAfterMatchesFold(from: AccountState, events: readonly AccountEvent[]): AccountState {
+  let state = from;
+  for (const event of events) {
+    state = evolveAccount(state, event);
+    const after = balanceAfterOf(event);
+    if (after !== undefined) expect(after).toBe(state.balance);
+  }
+  return state;
+}
+
+function signedAmount(event: AccountEvent): number {
+  switch (event.type) {
+    case 'MoneyDeposited':
+    case 'TransferCredited':
+    case 'TransferRefunded':
+      return event.data.amount;
+    case 'MoneyWithdrawn':
+    case 'TransferDebited':
+      return -event.data.amount;
+    case 'AccountOpened':
+    case 'AccountClosed':
+      return 0;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fixtures
+// ---------------------------------------------------------------------------------------------
+
+const missing = () => initialAccountState(ID);
+const openWith = (balance: number) => (balance > 0 ? stateOf(open(balance)) : stateOf(open()));
+const closed = () => stateOf(open(), close());
+
+const BAD_AMOUNTS: [string, unknown][] = [
+  ['zero', 0],
+  ['negative', -1],
+  ['fraction', 1.5],
+  ['NaN', NaN],
+  ['Infinity', Infinity],
+  ['-Infinity', -Infinity],
+  ['2**53 (not a safe integer)', 2 ** 53],
+  ["the string '100'", '100'],
+  ['null', null],
+  ['undefined on a required amount', undefined],
+];
+
+/** Commands carrying an amount, applicable to an open EUR account holding 1000. */
+const AMOUNT_COMMANDS: [string, (amount: unknown) => AccountCommand][] = [
+  ['Deposit', (a) => deposit(a as number)],
+  ['Withdraw', (a) => withdraw(a as number)],
+  ['DebitForTransfer', (a) => debit('t-amount', a as number)],
+  ['CreditForTransfer', (a) => credit('t-amount', a as number)],
+];
+
+describe('decideAccount: amounts', () => {
+  describe.each(AMOUNT_COMMANDS)('%s', (_name, make) => {
+    test.each(BAD_AMOUNTS)('rejects %s with invalid_amount and writes nothing', (_label, amount) => {
+      const decision = decideAccount(openWith(1_000), make(amount));
+      expect(decision).toEqual({ ok: false, rejection: { type: 'invalid_amount', message: expect.any(String) } });
+    });
+
+    test('accepts 1 (the smallest positive amount)', () => {
+      expect(accepted(decideAccount(openWith(1_000), make(1)))).toHaveLength(1);
+    });
+  });
+
+  // undefined means "no initial deposit" for OpenAccount, so it is not a bad amount there.
+  test.each(BAD_AMOUNTS.filter(([, amount]) => amount !== undefined))('OpenAccount rejects an initial deposit of %s', (_label, amount) => {
+    const decision = decideAccount(missing(), { type: 'OpenAccount', accountId: ID, ownerId: 'owner-1', currency: 'EUR', initialDeposit: amount as number });
+    expect(decision).toMatchObject({ ok: false, rejection: { type: 'invalid_amount' } });
+  });
+
+  test('the largest safe integer is a valid amount', () => {
+    const events = accepted(decideAccount(missing(), open(MAX)));
+    expect(foldAccount(events).balance).toBe(MAX);
+  });
+});
+
+describe('decideAccount: OpenAccount', () => {
+  test('opens an account without a deposit', () => {
+    expect(accepted(decideAccount(missing(), open()))).toEqual([
+      { type: 'AccountOpened', data: { accountId: ID, ownerId: 'owner-1', currency: 'EUR' } },
+    ]);
+  });
+
+  test('opens an account with an initial deposit', () => {
+    const events = accepted(decideAccount(missing(), open(250)));
+    expect(events).toEqual([
+      { type: 'AccountOpened', data: { accountId: ID, ownerId: 'owner-1', currency: 'EUR' } },
+      { type: 'MoneyDeposited', data: { accountId: ID, amount: 250, balanceAfter: 250 } },
+    ]);
+    expect(foldAccount(events, missing())).toEqual({
+      status: 'open',
+      accountId: ID,
+      ownerId: 'owner-1',
+      currency: 'EUR',
+      balance: 250,
+      transfers: {},
+    });
+  });
+
+  test.each(['EUR', 'USD', 'JPY', 'XAU'])('accepts currency %s', (currency) => {
+    expect(accepted(decideAccount(missing(), open(undefined, currency)))[0]).toMatchObject({ data: { currency } });
+  });
+
+  test.each(['eur', 'Eur', 'EU', 'EURO', '', 'E1R', ' EUR', 'EUR ', 'ÉUR', 'EUR\n'])('rejects currency %j with invalid_currency', (currency) => {
+    expect(decideAccount(missing(), open(100, currency))).toMatchObject({ ok: false, rejection: { type: 'invalid_currency' } });
+  });
+
+  test.each([
+    ['open', () => openWith(0)],
+    ['open with money', () => openWith(500)],
+    ['closed', closed],
+  ])('opening an account that is %s -> account_already_exists', (_label, state) => {
+    expect(decideAccount(state(), open(100))).toMatchObject({ ok: false, rejection: { type: 'account_already_exists' } });
+  });
+});
+
+describe('decideAccount: missing and closed accounts', () => {
+  const COMMANDS: [string, AccountCommand][] = [
+    ['Deposit', deposit(100)],
+    ['Withdraw', withdraw(100)],
+    ['CloseAccount', close()],
+    ['DebitForTransfer', debit('t-1', 100)],
+    ['CreditForTransfer', credit('t-1', 100)],
+  ];
+
+  test.each(COMMANDS)('%s on a missing account -> account_not_found', (_name, command) => {
+    expect(decideAccount(missing(), command)).toMatchObject({ ok: false, rejection: { type: 'account_not_found' } });
+  });
+
+  test.each(COMMANDS)('%s on a closed account -> account_closed', (_name, command) => {
+    expect(decideAccount(closed(), command)).toMatchObject({ ok: false, rejection: { type: 'account_closed' } });
+  });
+
+  test('an existence check comes before the amount check', () => {
+    expect(decideAccount(missing(), deposit(-5))).toMatchObject({ ok: false, rejection: { type: 'account_not_found' } });
+    expect(decideAccount(closed(), withdraw(0))).toMatchObject({ ok: false, rejection: { type: 'account_closed' } });
+  });
+});
+
+describe('decideAccount: deposits and withdrawals', () => {
+  test('a deposit adds to the balance', () => {
+    const events = accepted(decideAccount(openWith(100), deposit(50)));
+    expect(events).toEqual([{ type: 'MoneyDeposited', data: { accountId: ID, amount: 50, balanceAfter: 150 } }]);
+  });
+
+  test.each([
+    [100, 1, true],
+    [100, 99, true],
+    [100, 100, true], // exactly the balance is allowed
+    [100, 101, false],
+    [0, 1, false],
+    [MAX, MAX, true],
+  ])('balance %d, withdraw %d -> allowed: %s', (balance, amount, allowed) => {
+    const decision = decideAccount(openWith(balance), withdraw(amount));
+    if (allowed) {
+      expect(accepted(decision)).toEqual([{ type: 'MoneyWithdrawn', data: { accountId: ID, amount, balanceAfter: balance - amount } }]);
+    } else {
+      expect(decision).toMatchObject({ ok: false, rejection: { type: 'insufficient_funds' } });
+    }
+  });
+});
+
+describe('decideAccount: CloseAccount', () => {
+  test('closes an empty account', () => {
+    const state = stateOf(open(100), withdraw(100));
+    const events = accepted(decideAccount(state, close()));
+    expect(events).toEqual([{ type: 'AccountClosed', data: { accountId: ID } }]);
+    expect(evolveAccount(state, events[0]!).status).toBe('closed');
+  });
+
+  test.each([1, 100, MAX])('refuses to close an account holding %d -> account_has_balance', (balance) => {
+    expect(decideAccount(openWith(balance), close())).toMatchObject({ ok: false, rejection: { type: 'account_has_balance' } });
+  });
+
+  test('closing twice -> account_closed', () => {
+    expect(decideAccount(closed(), close())).toMatchObject({ ok: false, rejection: { type: 'account_closed' } });
+  });
+});
+
+describe('decideAccount: transfer legs', () => {
+  test('a debit takes the money and remembers the leg', () => {
+    const state = openWith(1_000);
+    const events = accepted(decideAccount(state, debit('t-1', 300)));
+    expect(events).toEqual([
+      { type: 'TransferDebited', data: { accountId: ID, transferId: 't-1', amount: 300, toAccountId: OTHER, balanceAfter: 700 } },
+    ]);
+    const after = foldAccount(events, state);
+    expect(after.balance).toBe(700);
+    expect(after.transfers).toEqual({ 't-1': { debited: 300 } });
+  });
+
+  test('a credit adds the money and remembers the leg', () => {
+    const state = openWith(10);
+    const events = accepted(decideAccount(state, credit('t-1', 300)));
+    expect(events).toEqual([
+      { type: 'TransferCredited', data: { accountId: ID, transferId: 't-1', amount: 300, fromAccountId: OTHER, balanceAfter: 310 } },
+    ]);
+    expect(foldAccount(events, state).transfers).toEqual({ 't-1': { credited: 300 } });
+  });
+
+  test.each([
+    ['exactly the balance', 1_000, true],
+    ['one more than the balance', 1_001, false],
+  ])('a debit of %s', (_label, amount, allowed) => {
+    const decision = decideAccount(openWith(1_000), debit('t-1', amount));
+    if (allowed) expect(accepted(decision)[0]).toMatchObject({ data: { balanceAfter: 0 } });
+    else expect(decision).toMatchObject({ ok: false, rejection: { type: 'insufficient_funds' } });
+  });
+
+  test.each([
+    ['DebitForTransfer', debit('t-1', 100, 'USD')],
+    ['CreditForTransfer', credit('t-1', 100, 'USD')],
+  ])('%s in another currency -> currency_mismatch', (_name, command) => {
+    expect(decideAccount(openWith(1_000), command)).toMatchObject({ ok: false, rejection: { type: 'currency_mismatch' } });
+  });
+
+  test.each([
+    ['DebitForTransfer to itself', debit('t-1', 100, 'EUR', ID)],
+    ['CreditForTransfer from itself', credit('t-1', 100, 'EUR', ID)],
+  ])('%s -> same_account', (_name, command) => {
+    expect(decideAccount(openWith(1_000), command)).toMatchObject({ ok: false, rejection: { type: 'same_account' } });
+  });
+
+  describe('idempotency: a leg already applied for the transfer id decides to no events', () => {
+    test.each([
+      ['the same debit again', [open(1_000), debit('t-1', 300)], debit('t-1', 300)],
+      ['a debit with another amount', [open(1_000), debit('t-1', 300)], debit('t-1', 999_999)],
+      ['a debit after the refund', [open(1_000), debit('t-1', 300), refund('t-1')], debit('t-1', 300)],
+      ['the same credit again', [open(), credit('t-1', 300)], credit('t-1', 300)],
+      ['a credit in another currency', [open(), credit('t-1', 300)], credit('t-1', 300, 'USD')],
+      ['the same debit on the account since closed', [open(300), debit('t-1', 300), close()], debit('t-1', 300)],
+      ['the same credit on the account since emptied and closed', [open(), credit('t-1', 300), withdraw(300), close()], credit('t-1', 300)],
+    ])('%s', (_label, history, command) => {
+      const state = stateOf(...history);
+      expect(decideAccount(state, command)).toEqual({ ok: true, events: [] });
+    });
+
+    test('another transfer id is a new leg', () => {
+      const state = stateOf(open(1_000), debit('t-1', 300));
+      expect(accepted(decideAccount(state, debit('t-2', 300)))).toHaveLength(1);
+    });
+
+    test('a credit for a transfer this account was debited by is a separate leg', () => {
+      const state = stateOf(open(1_000), debit('t-1', 300));
+      expect(accepted(decideAccount(state, credit('t-1', 300)))).toHaveLength(1);
+    });
+  });
+
+  describe('balance limit', () => {
+    test.each([
+      ['Deposit', deposit(1)],
+      ['CreditForTransfer', credit('t-big', 1)],
+    ])('%s of 1 onto MAX_SAFE_INTEGER -> balance_limit_exceeded', (_name, command) => {
+      expect(decideAccount(openWith(MAX), command)).toMatchObject({ ok: false, rejection: { type: 'balance_limit_exceeded' } });
+    });
+
+    test.each([
+      ['Deposit', deposit(1)],
+      ['CreditForTransfer', credit('t-big', 1)],
+    ])('%s that lands exactly on MAX_SAFE_INTEGER is allowed', (_name, command) => {
+      const state = openWith(MAX - 1);
+      const events = accepted(decideAccount(state, command));
+      expect(foldAccount(events, state).balance).toBe(MAX);
+      expect(balanceAfterOf(events[0]!)).toBe(MAX);
+    });
+
+    test('a large deposit onto a large balance is refused even though each amount is valid', () => {
+      const state = openWith(2 ** 52);
+      expect(decideAccount(state, deposit(2 ** 52))).toMatchObject({ ok: false, rejection: { type: 'balance_limit_exceeded' } });
+    });
+  });
+});
+
+describe('decideAccount: RefundForTransfer', () => {
+  test('without a debit for the transfer it is a no-op (even on a missing account)', () => {
+    expect(decideAccount(missing(), refund('t-1'))).toEqual({ ok: true, events: [] });
+    expect(decideAccount(openWith(100), refund('t-1'))).toEqual({ ok: true, events: [] });
+    expect(decideAccount(stateOf(open(), credit('t-1', 50)), refund('t-1'))).toEqual({ ok: true, events: [] });
+  });
+
+  test('refunds exactly the debited amount, once', () => {
+    const { state } = given(open(1_000), debit('t-1', 300), deposit(5));
+    const events = accepted(decideAccount(state, refund('t-1')));
+    expect(events).toEqual([{ type: 'TransferRefunded', data: { accountId: ID, transferId: 't-1', amount: 300, balanceAfter: 1_005 } }]);
+    const after = foldAccount(events, state);
+    expect(after.balance).toBe(1_005);
+    expect(after.transfers['t-1']).toEqual({ debited: 300, refunded: 300 });
+    expect(decideAccount(after, refund('t-1'))).toEqual({ ok: true, events: [] });
+  });
+
+  test('refunds only the transfer named', () => {
+    const { state } = given(open(1_000), debit('t-1', 300), debit('t-2', 200));
+    const after = foldAccount(accepted(decideAccount(state, refund('t-2'))), state);
+    expect(after.balance).toBe(700);
+    expect(after.transfers).toEqual({ 't-1': { debited: 300 }, 't-2': { debited: 200, refunded: 200 } });
+  });
+
+  // KNOWN ISSUE (reported, not fixed): a refund skips the balance-limit check that deposits and
+  // credits apply, so a credit received between the debit and its refund can push the balance past
+  // Number.MAX_SAFE_INTEGER (here to 2**53 + 99, and the exact sum is not even representable).
+  // `test.failing` keeps this visible: it starts failing (i.e. must be turned into a plain test) once fixed.
+  test.failing('a refund never takes the balance past MAX_SAFE_INTEGER', () => {
+    const { state } = given(open(100), debit('t-1', 100), credit('t-2', MAX));
+    const decision = decideAccount(state, refund('t-1'));
+    if (decision.ok) expect(Number.isSafeInteger(foldAccount(decision.events, state).balance)).toBe(true);
+  });
+
+  test('works on an account closed since the debit', () => {
+    const { state } = given(open(300), debit('t-1', 300), close());
+    expect(state.status).toBe('closed');
+    const events = accepted(decideAccount(state, refund('t-1')));
+    expect(events).toEqual([{ type: 'TransferRefunded', data: { accountId: ID, transferId: 't-1', amount: 300, balanceAfter: 300 } }]);
+    const after = foldAccount(events, state);
+    expect(after).toMatchObject({ status: 'closed', balance: 300 });
+  });
+});
+
+describe('evolveAccount', () => {
+  test('does not mutate its input', () => {
+    const state = stateOf(open(1_000), debit('t-1', 100));
+    const snapshot = structuredClone(state);
+    evolveAccount(state, { type: 'TransferRefunded', data: { accountId: ID, transferId: 't-1', amount: 100, balanceAfter: 1_000 } });
+    evolveAccount(state, { type: 'TransferDebited', data: { accountId: ID, transferId: 't-2', amount: 1, toAccountId: OTHER, balanceAfter: 899 } });
+    evolveAccount(state, { type: 'AccountClosed', data: { accountId: ID } });
+    expect(state).toEqual(snapshot);
+  });
+
+  test('balanceAfter in every event of a long history equals the folded balance', () => {
+    const { events } = given(
+      open(1_000),
+      deposit(250),
+      withdraw(1_250),
+      credit('t-1', 700),
+      debit('t-2', 699),
+      refund('t-2'),
+      debit('t-3', 700),
+      credit('t-4', 5),
+      refund('t-3'),
+      withdraw(705),
+      close(),
+      refund('t-5'),
+    );
+    const final = expectBalanceAfterMatchesFold(initialAccountState(ID), events);
+    expect(final.balance).toBe(0);
+    expect(final.status).toBe('closed');
+    expect(events.map((e) => e.type)).toEqual([
+      'AccountOpened',
+      'MoneyDeposited',
+      'MoneyDeposited',
+      'MoneyWithdrawn',
+      'TransferCredited',
+      'TransferDebited',
+      'TransferRefunded',
+      'TransferDebited',
+      'TransferCredited',
+      'TransferRefunded',
+      'MoneyWithdrawn',
+      'AccountClosed',
+    ]);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Property: random command sequences
+// ---------------------------------------------------------------------------------------------
+
+describe('decideAccount + evolveAccount: properties over random command sequences', () => {
+  const transferIds = ['t-1', 't-2', 't-3', 't-4'];
+  // Mostly small amounts (so withdrawals and debits often succeed), some invalid, some huge.
+  const amount = fc.oneof(
+    { weight: 6, arbitrary: fc.integer({ min: 1, max: 2_000 }) },
+    { weight: 1, arbitrary: fc.constantFrom<unknown>(0, -1, 1.5, NaN, Infinity, 2 ** 53, '100') },
+    { weight: 1, arbitrary: fc.integer({ min: 1, max: MAX }) },
+  ) as fc.Arbitrary<number>;
+  const currency = fc.constantFrom('EUR', 'EUR', 'EUR', 'USD', 'eur');
+  const counterpart = fc.constantFrom(OTHER, OTHER, OTHER, ID);
+
+  const command: fc.Arbitrary<AccountCommand> = fc.oneof(
+    fc.record({ type: fc.constant('OpenAccount' as const), accountId: fc.constant(ID), ownerId: fc.constant('owner-1'), currency, initialDeposit: fc.option(amount, { nil: undefined }) }),
+    fc.record({ type: fc.constant('Deposit' as const), amount }),
+    fc.record({ type: fc.constant('Withdraw' as const), amount }),
+    fc.constant<AccountCommand>({ type: 'CloseAccount' }),
+    fc.record({ type: fc.constant('DebitForTransfer' as const), transferId: fc.constantFrom(...transferIds), amount, currency, toAccountId: counterpart }),
+    fc.record({ type: fc.constant('CreditForTransfer' as const), transferId: fc.constantFrom(...transferIds), amount, currency, fromAccountId: counterpart }),
+    fc.record({ type: fc.constant('RefundForTransfer' as const), transferId: fc.constantFrom(...transferIds) }),
+  );
+
+  const REJECTIONS: readonly RejectionType[] = [
+    'invalid_amount',
+    'invalid_currency',
+    'account_not_found',
+    'account_already_exists',
+    'account_closed',
+    'account_has_balance',
+    'insufficient_funds',
+    'balance_limit_exceeded',
+    'currency_mismatch',
+    'same_account',
+  ];
+
+  test('the balance is never negative, equals the sum of signed amounts, and every balanceAfter equals the running fold', () => {
+    fc.assert(
+      fc.property(fc.array(command, { maxLength: 60 }), (commands) => {
+        let state = initialAccountState(ID);
+        const all: AccountEvent[] = [];
+        for (const cmd of commands) {
+          const decision = decideAccount(state, cmd);
+          if (!decision.ok) {
+            expect(REJECTIONS).toContain(decision.rejection.type);
+            continue;
+          }
+          for (const event of decision.events) {
+            state = evolveAccount(state, event);
+            all.push(event);
+            const after = balanceAfterOf(event);
+            if (after !== undefined) expect(after).toBe(state.balance);
+            expect(state.balance).toBeGreaterThanOrEqual(0);
+          }
+        }
+        expect(state.balance).toBe(all.reduce((sum, e) => sum + signedAmount(e), 0));
+        expect(foldAccount(all, initialAccountState(ID))).toEqual(state);
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  test('every transfer leg is applied at most once per transfer id, and a refund never exceeds its debit', () => {
+    fc.assert(
+      fc.property(fc.array(command, { maxLength: 60 }), (commands) => {
+        let state = initialAccountState(ID);
+        const all: AccountEvent[] = [];
+        for (const cmd of commands) {
+          const decision = decideAccount(state, cmd);
+          if (!decision.ok) continue;
+          all.push(...decision.events);
+          state = foldAccount(decision.events, state);
+        }
+        for (const transferId of transferIds) {
+          const count = (type: AccountEvent['type']) => all.filter((e) => e.type === type && 'transferId' in e.data && e.data.transferId === transferId).length;
+          expect(count('TransferDebited')).toBeLessThanOrEqual(1);
+          expect(count('TransferCredited')).toBeLessThanOrEqual(1);
+          expect(count('TransferRefunded')).toBeLessThanOrEqual(count('TransferDebited'));
+          const legs = state.transfers[transferId];
+          if (legs?.refunded !== undefined) expect(legs.refunded).toBe(legs.debited);
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
