@@ -1,0 +1,89 @@
+import type { Pool, PoolClient } from 'pg';
+import type { EventStore, GlobalPosition, RecordedEvent } from '../eventstore/event-store';
+import type { Projection } from './projection';
+import { liveTables } from './projection';
+import { saveCheckpoint } from './projection-runner';
+import { ensureReadModelSchema } from './read-model-schema';
+
+export interface RebuildReport {
+  projection: string;
+  events: number;
+  position?: GlobalPosition;
+  ms: number;
+}
+
+const PAGE = 1000;
+
+/**
+ * Recomputes a projection from the whole log into fresh tables, then swaps them in.
+ * - Phase 1 (no locks): replay every event into `<table>__rebuild`; the API keeps reading the live tables.
+ * - Phase 2 (short): lock the live tables, apply what was appended meanwhile, rename the fresh
+ *   tables into place and drop the old ones, in one transaction. Readers wait for that moment only.
+ * The live runner, blocked meanwhile, retries its in-flight event against the new tables, where
+ * the revision guard skips it if the rebuild already applied it.
+ */
+export async function rebuildProjection(store: EventStore, pool: Pool, projection: Projection, log: (line: string) => void = () => undefined): Promise<RebuildReport> {
+  const started = Date.now();
+  const live = liveTables(projection);
+  const shadow = Object.fromEntries(Object.keys(projection.tables).map((name) => [name, `${name}__rebuild`]));
+  await ensureReadModelSchema(pool, Object.entries(projection.tables).map(([name, ddl]) => ddl(name)));
+  for (const table of Object.values(shadow)) await pool.query(`DROP TABLE IF EXISTS ${table}`);
+  for (const [name, ddl] of Object.entries(projection.tables)) await pool.query(ddl(shadow[name]!));
+
+  let position: GlobalPosition | undefined;
+  let events = 0;
+  const applyPage = async (client: PoolClient, page: RecordedEvent[]) => {
+    for (const event of page) {
+      if (!projection.eventTypes || projection.eventTypes.includes(event.type)) await projection.apply(client, event, shadow);
+      position = event.position;
+      events += 1;
+    }
+  };
+  const readPage = () => store.readAll({ fromPosition: position, streamPrefix: projection.streamPrefix, eventTypes: projection.eventTypes, maxCount: PAGE });
+
+  // Phase 1: replay without locks.
+  for (;;) {
+    const page = await readPage();
+    if (page.length === 0) break;
+    const client = await pool.connect();
+    try {
+      await client.query('BEGIN');
+      await applyPage(client, page);
+      await client.query('COMMIT');
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw error;
+    } finally {
+      client.release();
+    }
+    if (events % 10_000 < PAGE) log(`[rebuild ${projection.name}] ${events} events replayed`);
+  }
+
+  // Phase 2: catch up under lock and swap.
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    await client.query(`LOCK TABLE ${Object.values(live).join(', ')} IN ACCESS EXCLUSIVE MODE`);
+    for (;;) {
+      const page = await readPage();
+      if (page.length === 0) break;
+      await applyPage(client, page);
+    }
+    for (const name of Object.keys(projection.tables)) {
+      await client.query(`ALTER TABLE ${name} RENAME TO ${name}__old`);
+      await client.query(`ALTER TABLE ${shadow[name]} RENAME TO ${name}`);
+      await client.query(`DROP TABLE ${name}__old`);
+      await client.query(`ALTER INDEX IF EXISTS ${shadow[name]}_pkey RENAME TO ${name}_pkey`);
+    }
+    if (position) await saveCheckpoint(client, projection.name, position);
+    await client.query('COMMIT');
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  } finally {
+    client.release();
+  }
+  const report = { projection: projection.name, events, position, ms: Date.now() - started };
+  log(`[rebuild ${projection.name}] swapped in: ${events} events in ${report.ms} ms`);
+  return report;
+}

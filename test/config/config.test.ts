@@ -1,0 +1,65 @@
+import { CONFIG_VARIABLES, ConfigError, loadConfig } from '../../config/config';
+
+describe('configuration', () => {
+  test('defaults describe the local stack', () => {
+    expect(loadConfig({})).toMatchObject({ EVENT_STORE: 'postgres', PORT: 3000, TEMPORAL_NAMESPACE: 'default', TASK_QUEUE: 'transfers', TEMPORAL_UI_PORT: 8233, SNAPSHOT_EVERY: 50 });
+  });
+
+  test('good values are accepted and coerced', () => {
+    const config = loadConfig({
+      EVENT_STORE: 'esdb',
+      ESDB_URL: 'esdb://eventstore:2113?tls=false',
+      DATABASE_URL: 'postgres://u:p@db:5432/transfers',
+      TEMPORAL_ADDRESS: 'temporal:7233',
+      PORT: '8080',
+      SNAPSHOT_EVERY: '10',
+    });
+    expect(config).toMatchObject({ EVENT_STORE: 'esdb', PORT: 8080, SNAPSHOT_EVERY: 10, TEMPORAL_ADDRESS: 'temporal:7233' });
+  });
+
+  const bad: [string, Record<string, string>][] = [
+    ['EVENT_STORE', { EVENT_STORE: 'mysql' }],
+    ['DATABASE_URL', { DATABASE_URL: 'mysql://localhost/db' }],
+    ['DATABASE_URL', { DATABASE_URL: 'not a url' }],
+    ['ESDB_URL', { ESDB_URL: 'http://localhost:2113' }],
+    ['ESDB_URL', { EVENT_STORE: 'esdb' }],
+    ['TEMPORAL_ADDRESS', { TEMPORAL_ADDRESS: 'temporal' }],
+    ['TEMPORAL_ADDRESS', { TEMPORAL_ADDRESS: 'http://temporal:7233' }],
+    ['TEMPORAL_NAMESPACE', { TEMPORAL_NAMESPACE: 'has spaces' }],
+    ['TASK_QUEUE', { TASK_QUEUE: 'q/with/slashes' }],
+    ['PORT', { PORT: 'abc' }],
+    ['PORT', { PORT: '70000' }],
+    ['PORT', { PORT: '0' }],
+    ['PORT', { PORT: '80.5' }],
+    ['TEMPORAL_PORT', { TEMPORAL_PORT: '-1' }],
+    ['TEMPORAL_UI_PORT', { TEMPORAL_UI_PORT: 'ui' }],
+    ['POSTGRES_PORT', { POSTGRES_PORT: '99999' }],
+    ['SNAPSHOT_EVERY', { SNAPSHOT_EVERY: '0' }],
+    ['SNAPSHOT_EVERY', { SNAPSHOT_EVERY: 'often' }],
+    ['LOG_LEVEL', { LOG_LEVEL: 'verbose' }],
+    ['WORKER_MAX_CONCURRENT_ACTIVITIES', { WORKER_MAX_CONCURRENT_ACTIVITIES: '0' }],
+    ['WORKER_MAX_CONCURRENT_WORKFLOW_TASKS', { WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: 'many' }],
+    ['PG_POOL_SIZE', { PG_POOL_SIZE: '-5' }],
+  ];
+  test.each(bad)('%s is refused with its name in the message (%o)', (variable, env) => {
+    let error: unknown;
+    try {
+      loadConfig(env);
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).problems.map((p) => p.variable)).toContain(variable);
+    expect((error as ConfigError).message).toContain(variable);
+  });
+
+  test('every variable of the schema is refused when malformed, or documented as free text', () => {
+    const covered = new Set(bad.map(([v]) => v));
+    const freeText = ['DATA_DIR', 'TEMPORAL_CLI_PATH'];
+    expect(CONFIG_VARIABLES.filter((v) => !covered.has(v) && !freeText.includes(v))).toEqual([]);
+  });
+
+  test('several problems are reported together', () => {
+    expect(() => loadConfig({ PORT: 'x', LOG_LEVEL: 'loud' })).toThrow(/PORT[\s\S]*LOG_LEVEL|LOG_LEVEL[\s\S]*PORT/);
+  });
+});
