@@ -14,6 +14,8 @@ export interface ConsumerGroupSettings {
 }
 
 const BATCH_SIZE = 500;
+const CHECKPOINT_EVERY = 100;
+const CHECKPOINT_MS = 250;
 
 /**
  * A durable consumer group on PostgreSQL (the counterpart of an EventStoreDB persistent subscription).
@@ -140,21 +142,27 @@ export class PostgresConsumerGroup {
       [from.commit < 0n ? '0' : from.commit.toString(), from.prepare.toString()],
     );
     if (result.rows.length === 0) return false;
-    let unsaved = false;
-    for (const row of result.rows) {
-      if (this.stopping || !this.locked) break;
-      const event = toRecordedEvent(row);
-      if (this.matches(event)) {
+    // The checkpoint is saved every CHECKPOINT_EVERY events or CHECKPOINT_MS, and at the end of the
+    // batch: a crash redelivers at most that much (at-least-once; consumers are idempotent).
+    let unsaved = 0;
+    let savedAt = Date.now();
+    try {
+      for (const row of result.rows) {
+        if (this.stopping || !this.locked) break;
+        const event = toRecordedEvent(row);
         // Stopped mid-retry: leave the checkpoint before this event, so it is delivered again.
-        if ((await this.deliver(event, 0)) === 'aborted') return true;
-        await this.saveCheckpoint(event.position);
-        unsaved = false;
-      } else {
+        if (this.matches(event) && (await this.deliver(event, 0)) === 'aborted') break;
         this.checkpoint = event.position;
-        unsaved = true;
+        unsaved += 1;
+        if (unsaved >= CHECKPOINT_EVERY || Date.now() - savedAt >= CHECKPOINT_MS) {
+          await this.saveCheckpoint(this.checkpoint);
+          unsaved = 0;
+          savedAt = Date.now();
+        }
       }
+    } finally {
+      if (unsaved > 0) await this.saveCheckpoint(this.checkpoint);
     }
-    if (unsaved) await this.saveCheckpoint(this.checkpoint);
     return true;
   }
 

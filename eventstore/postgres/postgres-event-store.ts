@@ -20,7 +20,7 @@ import type {
 } from '../event-store';
 import { START_POSITION } from '../event-store';
 import { validateAppend, validateStreamName } from '../validation';
-import { APPEND_CHANNEL, AppendNotifier } from './append-notifier';
+import { AppendNotifier } from './append-notifier';
 import { PostgresConsumerGroup } from './consumer-group';
 import { migrateEventStore } from './migrations';
 import { EVENT_COLUMNS, eventColumns, toRecordedEvent, type EventRow } from './row-mapping';
@@ -96,8 +96,7 @@ export class PostgresEventStore implements EventStore {
              WITH ORDINALITY AS e(id, type, data, metadata, occurred_at, ord)
         RETURNING revision, position, transaction_id
       )
-      SELECT revision::text AS revision, position::text AS position, transaction_id::text AS txid,
-             pg_notify('${APPEND_CHANNEL}', '')
+      SELECT revision::text AS revision, position::text AS position, transaction_id::text AS txid
       FROM ins ORDER BY ins.revision DESC LIMIT 1`;
     const params: unknown[] = [
       stream,
@@ -111,9 +110,14 @@ export class PostgresEventStore implements EventStore {
     if (typeof expected === 'bigint') params.push(expected.toString());
     let conflict: 'revision' | 'event_id' = 'revision';
     try {
-      const result = await this.pool.query<{ revision: string; position: string; txid: string }>(sql, params);
+      // A named statement per expected-revision kind: each connection plans it once.
+      const name = `es_append_${typeof expected === 'bigint' ? 'revision' : expected}`;
+      const result = await this.pool.query<{ revision: string; position: string; txid: string }>({ name, text: sql, values: params });
       const row = result.rows[0];
-      if (row) return { nextExpectedRevision: BigInt(row.revision), position: { commit: BigInt(row.txid), prepare: BigInt(row.position) } };
+      if (row) {
+        this.notifier.signal();
+        return { nextExpectedRevision: BigInt(row.revision), position: { commit: BigInt(row.txid), prepare: BigInt(row.position) } };
+      }
     } catch (error) {
       const pgError = error as { code?: string; constraint?: string };
       if (pgError.code === '23505' && pgError.constraint === 'es_events_id') conflict = 'event_id';
@@ -268,7 +272,7 @@ export class PostgresEventStore implements EventStore {
       `UPDATE es_parked_events SET replay_requested_at = now() WHERE group_name = $1 AND replay_requested_at IS NULL`,
       [group],
     );
-    await this.pool.query(`SELECT pg_notify('${APPEND_CHANNEL}', '')`);
+    this.notifier.signal();
     return result.rowCount ?? 0;
   }
 

@@ -1,0 +1,27 @@
+/**
+ * `npm run bench [-- transfers|eventstore] [--quick]` (never part of `npm test`).
+ * Every figure is printed beside a baseline measured in the same run on the same servers.
+ */
+import { eventStoreBench } from './eventstore-bench';
+import { transfersBench } from './transfers-bench';
+
+async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  const quick = args.includes('--quick');
+  const which = args.find((a) => !a.startsWith('--')) ?? 'transfers';
+  if (which === 'eventstore') await eventStoreBench(quick);
+  else if (which === 'transfers') await transfersBench(quick, args);
+  else if (which === 'all') {
+    await eventStoreBench(quick);
+    await transfersBench(quick, args);
+  } else {
+    console.error(`Unknown benchmark '${which}': use transfers, eventstore or all`);
+    process.exit(2);
+  }
+  process.exit(0);
+}
+
+void main().catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});

@@ -1,0 +1,102 @@
+import fs from 'node:fs';
+
+export function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  const index = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[index]!;
+}
+
+export interface Summary {
+  count: number;
+  mean: number;
+  p50: number;
+  p95: number;
+  p99: number;
+  max: number;
+}
+
+export function summarize(samples: number[]): Summary {
+  const sorted = [...samples].sort((a, b) => a - b);
+  const mean = sorted.reduce((a, b) => a + b, 0) / (sorted.length || 1);
+  return { count: sorted.length, mean: round(mean), p50: round(percentile(sorted, 50)), p95: round(percentile(sorted, 95)), p99: round(percentile(sorted, 99)), max: round(sorted.at(-1) ?? Number.NaN) };
+}
+
+export const round = (n: number, digits = 2) => (Number.isFinite(n) ? Math.round(n * 10 ** digits) / 10 ** digits : n);
+
+/** Runs `task(i)` for i in [0, total) with at most `concurrency` in flight. */
+export async function runConcurrently(total: number, concurrency: number, task: (i: number) => Promise<void>): Promise<number> {
+  let next = 0;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: Math.min(concurrency, total) }, async () => {
+      for (;;) {
+        const i = next++;
+        if (i >= total) return;
+        await task(i);
+      }
+    }),
+  );
+  return performance.now() - started;
+}
+
+/** CPU seconds (user + system) consumed so far by a process and, optionally, its descendants. */
+export function cpuSeconds(pid: number, withChildren = false): number {
+  const ticks = 100; // USER_HZ on Linux
+  let total = 0;
+  const pids = withChildren ? [pid, ...descendants(pid)] : [pid];
+  for (const p of pids) {
+    try {
+      const stat = fs.readFileSync(`/proc/${p}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      total += (Number(fields[11]) + Number(fields[12])) / ticks;
+    } catch {
+      /* exited */
+    }
+  }
+  return total;
+}
+
+function descendants(pid: number): number[] {
+  const out: number[] = [];
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === pid) out.push(Number(entry), ...descendants(Number(entry)));
+    } catch {
+      /* gone */
+    }
+  }
+  return out;
+}
+
+export interface CpuProbe {
+  name: string;
+  pid: number;
+  withChildren: boolean;
+}
+
+/** CPU seconds each probed process used while `work` ran. */
+export async function measureCpu<T>(probes: CpuProbe[], work: () => Promise<T>): Promise<{ result: T; cpu: Record<string, number> }> {
+  const before = probes.map((p) => cpuSeconds(p.pid, p.withChildren));
+  const result = await work();
+  const cpu = Object.fromEntries(probes.map((p, i) => [p.name, round(cpuSeconds(p.pid, p.withChildren) - before[i]!)]));
+  return { result, cpu };
+}
+
+export function table(rows: Record<string, string | number>[]): string {
+  if (rows.length === 0) return '';
+  const headers = Object.keys(rows[0]!);
+  const widths = headers.map((h) => Math.max(h.length, ...rows.map((r) => String(r[h] ?? '').length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padStart(widths[i]!)).join('  ');
+  return [line(headers), line(widths.map((w) => '-'.repeat(w))), ...rows.map((r) => line(headers.map((h) => String(r[h] ?? ''))))].join('\n');
+}
+
+export function writeReport(name: string, report: unknown): string {
+  const dir = `${__dirname}/results`;
+  fs.mkdirSync(dir, { recursive: true });
+  const file = `${dir}/${name}-${new Date().toISOString().replace(/[:.]/g, '-')}.json`;
+  fs.writeFileSync(file, JSON.stringify(report, (_k, v) => (typeof v === 'bigint' ? v.toString() : v), 2));
+  return file;
+}

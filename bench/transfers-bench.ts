@@ -1,0 +1,405 @@
+import { randomUUID } from 'node:crypto';
+import type { Server } from 'node:http';
+import { Client, Connection } from '@temporalio/client';
+import { DefaultLogger, NativeConnection, Runtime, type Worker } from '@temporalio/worker';
+import { Pool } from 'pg';
+import { createTransferActivities, type TransferActivities } from '../activities/transfer-activities';
+import { handleAccountCommand } from '../application/account-commands';
+import { AccountRepository } from '../application/account-repository';
+import { TransferLog } from '../application/transfer-log';
+import { createApp } from '../api/app';
+import { PostgresEventStore } from '../eventstore/postgres/postgres-event-store';
+import { silentLogger } from '../infra/logger';
+import { Metrics } from '../infra/metrics';
+import { findFreePort } from '../infra/ports';
+import { ALL_PROJECTIONS } from '../projections/all-projections';
+import { ProjectionRunner } from '../projections/projection-runner';
+import { startTransfer } from '../temporal/transfer-client';
+import { createTransferWorker, transferWorkflowBundle } from '../temporal/transfer-worker';
+import { startBenchServers, type BenchServers } from './bench-servers';
+import { machineInfo } from './eventstore-bench';
+import { measureCpu, round, runConcurrently, summarize, table, writeReport, type CpuProbe, type Summary } from './stats';
+
+/**
+ * `npm run bench [-- transfers] [--quick]`: transfers end to end (HTTP -> saga -> event store ->
+ * projections) over a sweep of in-flight transfers, beside three baselines measured in the same
+ * run on the same servers:
+ *   1. the same saga shape with activities that do no work (Temporal's own floor),
+ *   2. the same debit/credit logic against the event store without Temporal (the store's floor),
+ *   3. one PostgreSQL transaction moving money between two balance rows (what a user might do instead).
+ */
+
+interface StepResult {
+  variant: string;
+  concurrency: number;
+  transfers: number;
+  perSecond: number;
+  latencyMs: Summary;
+  conflictsPerTransfer?: number;
+  cpuSeconds?: Record<string, number>;
+}
+
+const ACCOUNTS = 200;
+const FUNDS = 1_000_000_000;
+
+export async function transfersBench(quick: boolean, args: string[]): Promise<void> {
+  const sweep = quick ? [1, 8, 32] : [1, 8, 32, 128];
+  const perStep = quick ? 40 : 200;
+  const tuning = parseTuning(args);
+  Runtime.install({ logger: new DefaultLogger('ERROR') });
+
+  const servers = await startBenchServers({ temporal: true });
+  const harness = await Harness.start(servers, tuning);
+  const results: StepResult[] = [];
+  const probes: CpuProbe[] = [{ name: 'node (api+worker+projections+load)', pid: process.pid, withChildren: false }];
+  if (servers.temporalPid) probes.push({ name: 'temporal', pid: servers.temporalPid, withChildren: true });
+  if (servers.postgresPid) probes.push({ name: 'postgres', pid: servers.postgresPid, withChildren: true });
+
+  try {
+    console.log(`[bench] warming up (${tuning.label})...`);
+    await runConcurrently(20, 4, async () => void (await harness.viaHttp(harness.randomPair())));
+    await runConcurrently(20, 4, async () => void (await harness.noopSaga()));
+
+    for (const c of sweep) {
+      console.log(`[bench] ${c} in flight...`);
+      const conflictsBefore = harness.conflicts();
+      harness.resetTimings();
+      const ours = await measureCpu(probes, () => timed(perStep, c, () => harness.viaHttp(harness.randomPair())));
+      results.push({ variant: 'ours (HTTP -> saga -> store -> projections)', concurrency: c, ...ours.result, conflictsPerTransfer: round((harness.conflicts() - conflictsBefore) / perStep, 3), cpuSeconds: ours.cpu });
+      const breakdown = harness.breakdown();
+      (results.at(-1) as StepResult & { breakdown?: unknown }).breakdown = breakdown;
+      const noop = await measureCpu(probes, () => timed(perStep, c, () => harness.noopSaga()));
+      results.push({ variant: 'baseline 1: same saga, no-op activities', concurrency: c, ...noop.result, cpuSeconds: noop.cpu });
+      const storeOnly = await measureCpu(probes, () => timed(perStep, c, () => harness.storeOnly(harness.randomPair())));
+      results.push({ variant: 'baseline 2: same logic on the store, no Temporal', concurrency: c, ...storeOnly.result, cpuSeconds: storeOnly.cpu });
+      const sql = await measureCpu(probes, () => timed(perStep, c, () => harness.plainSql()));
+      results.push({ variant: 'baseline 3: one SQL transaction', concurrency: c, ...sql.result, cpuSeconds: sql.cpu });
+    }
+
+    // Hot account: one source, many targets.
+    const hot: Record<string, unknown>[] = [];
+    for (const c of quick ? [32] : [32, 128]) {
+      console.log(`[bench] hot account, ${c} in flight...`);
+      const source = await harness.openAccount(FUNDS);
+      const moneyBefore = await harness.totalMoney();
+      const conflictsBefore = harness.conflicts();
+      const contended = await timed(perStep, c, () => harness.viaHttp([source, harness.randomAccount()]));
+      const conflicts = harness.conflicts() - conflictsBefore;
+      const uncontended = results.find((r) => r.concurrency === c && r.variant.startsWith('ours'));
+      const sourceBalance = await harness.balance(source);
+      const moneyAfter = await harness.totalMoney();
+      hot.push({
+        concurrency: c,
+        'hot/s': round(contended.perSecond, 1),
+        'uncontended/s': uncontended ? round(uncontended.perSecond, 1) : 'n/a',
+        'hot/uncontended': uncontended ? round(contended.perSecond / uncontended.perSecond) : 'n/a',
+        'conflicts/transfer': round(conflicts / perStep, 2),
+        'p99 ms': contended.latencyMs.p99,
+        'no overdraft': sourceBalance >= 0 ? 'yes' : `NO (${sourceBalance})`,
+        'money conserved': moneyAfter === moneyBefore ? 'yes' : `NO (${moneyBefore} -> ${moneyAfter})`,
+      });
+    }
+
+    print(results, hot, sweep);
+    const file = writeReport('transfers', { machine: machineInfo(), quick, perStep, tuning, results, hot, projectionLagMs: summarize(harness.projectionLags) });
+    console.log(`\nreport: ${file}`);
+  } finally {
+    await harness.close();
+    await servers.stop();
+  }
+}
+
+interface Tuning {
+  label: string;
+  maxConcurrentActivities: number;
+  maxConcurrentWorkflowTasks: number;
+  poolSize: number;
+}
+
+function parseTuning(args: string[]): Tuning {
+  const get = (name: string, fallback: number) => {
+    const arg = args.find((a) => a.startsWith(`--${name}=`));
+    return arg ? Number(arg.split('=')[1]) : fallback;
+  };
+  const t = { maxConcurrentActivities: get('activities', 100), maxConcurrentWorkflowTasks: get('workflow-tasks', 40), poolSize: get('pool', 20) };
+  return { ...t, label: `activities=${t.maxConcurrentActivities} workflow-tasks=${t.maxConcurrentWorkflowTasks} pool=${t.poolSize}` };
+}
+
+async function timed(total: number, concurrency: number, task: () => Promise<void>): Promise<{ transfers: number; perSecond: number; latencyMs: Summary }> {
+  const latencies: number[] = [];
+  const ms = await runConcurrently(total, concurrency, async () => {
+    const t = performance.now();
+    await task();
+    latencies.push(performance.now() - t);
+  });
+  return { transfers: total, perSecond: round(total / (ms / 1000), 1), latencyMs: summarize(latencies) };
+}
+
+class Harness {
+  private readonly postTimes: number[] = [];
+  private readonly accountIds: string[] = [];
+  private readonly sagaTimes: number[] = [];
+
+  private constructor(
+    private readonly store: PostgresEventStore,
+    private readonly accounts: AccountRepository,
+    private readonly readModels: Pool,
+    private readonly sqlPool: Pool,
+    private readonly client: Client,
+    private readonly nativeConnection: NativeConnection,
+    private readonly workers: { worker: Worker; run: Promise<void> }[],
+    private readonly runner: ProjectionRunner,
+    private readonly server: Server,
+    private readonly baseUrl: string,
+    private readonly metrics: Metrics,
+    private readonly storeOnlyActivities: TransferActivities,
+    private readonly activityTimes: Map<string, number[]>,
+    readonly projectionLags: number[],
+  ) {}
+
+  static async start(servers: BenchServers, tuning: Tuning): Promise<Harness> {
+    const url = await servers.databaseUrl(`bench_transfers_${Date.now()}`);
+    const store = await PostgresEventStore.connect({ connectionString: url, poolSize: tuning.poolSize, pollIntervalMs: 1000 });
+    const accounts = new AccountRepository(store, 50);
+    const transfers = new TransferLog(store);
+    const readModels = new Pool({ connectionString: url, max: tuning.poolSize });
+    const sqlPool = new Pool({ connectionString: url, max: tuning.poolSize });
+    await sqlPool.query('CREATE TABLE plain_balances (account_id int PRIMARY KEY, balance bigint NOT NULL CHECK (balance >= 0))');
+    await sqlPool.query(`INSERT INTO plain_balances SELECT g, ${FUNDS} FROM generate_series(0, ${ACCOUNTS - 1}) g`);
+    const metrics = new Metrics();
+    const connection = await Connection.connect({ address: servers.temporalAddress! });
+    const client = new Client({ connection, namespace: 'default' });
+    const nativeConnection = await NativeConnection.connect({ address: servers.temporalAddress! });
+    const bundle = await transferWorkflowBundle();
+
+    const activityTimes = new Map<string, number[]>();
+    const real = createTransferActivities({ accounts, transfers, observer: { conflict: (a) => metrics.activityConflicts.inc({ activity: a }) } });
+    const timedActivities = Object.fromEntries(
+      Object.entries(real).map(([name, fn]) => [
+        name,
+        async (...a: unknown[]) => {
+          const t = performance.now();
+          try {
+            return await (fn as (...x: unknown[]) => Promise<unknown>)(...a);
+          } finally {
+            const list = activityTimes.get(name) ?? [];
+            list.push(performance.now() - t);
+            activityTimes.set(name, list);
+          }
+        },
+      ]),
+    ) as TransferActivities;
+    const noop: TransferActivities = {
+      requestTransfer: async () => undefined,
+      debitSource: async () => ({ currency: 'EUR' }),
+      creditTarget: async () => undefined,
+      refundSource: async () => ({ refunded: 0 }),
+      completeTransfer: async () => undefined,
+      failTransfer: async () => undefined,
+      compensateTransfer: async () => undefined,
+    };
+    const workers = await Promise.all(
+      [
+        ['bench-ours', timedActivities],
+        ['bench-noop', noop],
+      ].map(async ([taskQueue, activities]) => {
+        const worker = await createTransferWorker({
+          connection: nativeConnection,
+          namespace: 'default',
+          taskQueue: taskQueue as string,
+          activities: activities as TransferActivities,
+          workflowBundle: bundle,
+          maxConcurrentActivityTaskExecutions: tuning.maxConcurrentActivities,
+          maxConcurrentWorkflowTaskExecutions: tuning.maxConcurrentWorkflowTasks,
+        });
+        return { worker, run: worker.run() };
+      }),
+    );
+    const lags: number[] = [];
+    const runner = new ProjectionRunner(store, readModels, ALL_PROJECTIONS, {
+      applied: (projection, event) => {
+        if (projection === 'account-balances' && event.type === 'TransferCredited') lags.push(Date.now() - Date.parse(event.recordedAt));
+      },
+    });
+    await runner.start();
+    const app = createApp({
+      store,
+      accounts,
+      readModels,
+      temporal: client,
+      taskQueue: 'bench-ours',
+      metrics,
+      logger: silentLogger,
+      checks: {},
+    });
+    const port = await findFreePort();
+    const server = await new Promise<Server>((resolve) => {
+      const s = app.listen(port, '127.0.0.1', () => resolve(s));
+    });
+    const harness = new Harness(store, accounts, readModels, sqlPool, client, nativeConnection, workers, runner, server, `http://127.0.0.1:${port}`, metrics, real, activityTimes, lags);
+    for (let i = 0; i < ACCOUNTS; i++) harness.accountIds.push(await harness.openAccount(FUNDS));
+    return harness;
+  }
+
+  async openAccount(funds: number): Promise<string> {
+    const id = randomUUID();
+    const result = await handleAccountCommand(this.accounts, id, { type: 'OpenAccount', accountId: id, ownerId: 'bench', currency: 'EUR', initialDeposit: funds });
+    if (!result.ok) throw new Error(result.rejection.message);
+    return id;
+  }
+
+  randomAccount(): string {
+    return this.accountIds[Math.floor(Math.random() * this.accountIds.length)]!;
+  }
+
+  randomPair(): [string, string] {
+    const a = Math.floor(Math.random() * this.accountIds.length);
+    const b = (a + 1 + Math.floor(Math.random() * (this.accountIds.length - 1))) % this.accountIds.length;
+    return [this.accountIds[a]!, this.accountIds[b]!];
+  }
+
+  conflicts(): number {
+    const metric = this.metrics.activityConflicts as unknown as { hashMap: Record<string, { value: number }> };
+    return Object.values(metric.hashMap).reduce((sum, v) => sum + v.value, 0);
+  }
+
+  resetTimings(): void {
+    this.activityTimes.clear();
+    this.postTimes.length = 0;
+    this.sagaTimes.length = 0;
+    this.projectionLags.length = 0;
+  }
+
+  /** Where the time of one transfer goes (means over the last step). */
+  breakdown(): Record<string, number> {
+    const mean = (xs: number[] | undefined) => (xs && xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : 0);
+    const activities = Object.fromEntries([...this.activityTimes].map(([name, xs]) => [name, round(mean(xs))]));
+    const activityTotal = Object.values(activities).reduce((a, b) => a + b, 0);
+    const total = mean(this.sagaTimes);
+    return {
+      'POST /transfers (ms)': round(mean(this.postTimes)),
+      ...Object.fromEntries(Object.entries(activities).map(([k, v]) => [`activity ${k} (ms)`, v])),
+      'activities total (ms)': round(activityTotal),
+      'Temporal scheduling + round trips (ms)': round(Math.max(0, total - mean(this.postTimes) - activityTotal)),
+      'projection lag p50 (ms)': summarize(this.projectionLags).p50,
+      'request -> terminal (ms)': round(total),
+    };
+  }
+
+  async viaHttp([from, to]: [string, string]): Promise<void> {
+    const transferId = randomUUID();
+    const t0 = performance.now();
+    const post = await fetch(`${this.baseUrl}/transfers`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ transferId, fromAccountId: from, toAccountId: to, amount: 1 + Math.floor(Math.random() * 1000) }),
+    });
+    this.postTimes.push(performance.now() - t0);
+    if (post.status !== 202) throw new Error(`POST /transfers answered ${post.status}: ${await post.text()}`);
+    for (;;) {
+      const get = await fetch(`${this.baseUrl}/transfers/${transferId}?wait=30`);
+      const body = (await get.json()) as { status: string };
+      if (body.status !== 'pending') {
+        if (body.status !== 'completed') throw new Error(`transfer ${transferId} ended ${body.status}`);
+        break;
+      }
+    }
+    this.sagaTimes.push(performance.now() - t0);
+  }
+
+  async noopSaga(): Promise<void> {
+    const [from, to] = this.randomPair();
+    const { handle } = await startTransfer(this.client, 'bench-noop', { transferId: randomUUID(), fromAccountId: from, toAccountId: to, amount: 1 });
+    await handle.result();
+  }
+
+  async storeOnly([from, to]: [string, string]): Promise<void> {
+    const input = { transferId: randomUUID(), fromAccountId: from, toAccountId: to, amount: 1 + Math.floor(Math.random() * 1000) };
+    await this.storeOnlyActivities.requestTransfer(input);
+    const { currency } = await this.storeOnlyActivities.debitSource(input);
+    await this.storeOnlyActivities.creditTarget({ ...input, currency });
+    await this.storeOnlyActivities.completeTransfer(input);
+  }
+
+  async plainSql(): Promise<void> {
+    const a = Math.floor(Math.random() * ACCOUNTS);
+    const b = (a + 1 + Math.floor(Math.random() * (ACCOUNTS - 1))) % ACCOUNTS;
+    const amount = 1 + Math.floor(Math.random() * 1000);
+    const client = await this.sqlPool.connect();
+    try {
+      await client.query('BEGIN');
+      // Lock both rows in a fixed order (no deadlocks), check funds, move the money.
+      const rows = await client.query<{ account_id: number; balance: string }>('SELECT account_id, balance FROM plain_balances WHERE account_id = ANY($1) ORDER BY account_id FOR UPDATE', [[a, b]]);
+      const source = rows.rows.find((r) => r.account_id === a)!;
+      if (Number(source.balance) < amount) throw new Error('insufficient funds');
+      await client.query('UPDATE plain_balances SET balance = balance - $2 WHERE account_id = $1', [a, amount]);
+      await client.query('UPDATE plain_balances SET balance = balance + $2 WHERE account_id = $1', [b, amount]);
+      await client.query('COMMIT');
+    } catch (error) {
+      await client.query('ROLLBACK');
+      throw error;
+    } finally {
+      client.release();
+    }
+  }
+
+  async balance(accountId: string): Promise<number> {
+    return (await this.accounts.loadWithoutSnapshot(accountId)).state.balance;
+  }
+
+  /** Sum of every account's balance, from the event store. */
+  async totalMoney(): Promise<number> {
+    const streams = await this.store.listStreams({ prefix: 'account-', limit: 10_000 });
+    let sum = 0;
+    for (const s of streams) sum += await this.balance(s.stream.slice('account-'.length));
+    return sum;
+  }
+
+  async close(): Promise<void> {
+    await new Promise<void>((resolve) => {
+      this.server.close(() => resolve());
+      this.server.closeAllConnections();
+    });
+    await this.runner.stop();
+    for (const w of this.workers) w.worker.shutdown();
+    await Promise.all(this.workers.map((w) => w.run.catch(() => undefined)));
+    await this.client.connection.close();
+    await this.nativeConnection.close();
+    await this.readModels.end();
+    await this.sqlPool.end();
+    await this.store.close();
+  }
+}
+
+function print(results: StepResult[], hot: Record<string, unknown>[], sweep: number[]): void {
+  console.log('\nTransfers end to end, with baselines measured in the same run on the same servers\n');
+  console.log(
+    table(
+      results.map((r) => ({
+        variant: r.variant,
+        'in flight': r.concurrency,
+        'transfers/s': r.perSecond,
+        'p50 ms': r.latencyMs.p50,
+        'p95 ms': r.latencyMs.p95,
+        'p99 ms': r.latencyMs.p99,
+        'conflicts/transfer': r.conflictsPerTransfer ?? '',
+        'cpu s': r.cpuSeconds ? Object.entries(r.cpuSeconds).map(([k, v]) => `${k.split(' ')[0]}=${v}`).join(' ') : '',
+      })),
+    ),
+  );
+  console.log('\nRatios (ours / baseline): throughput and p50 latency\n');
+  console.log(
+    table(
+      sweep.map((c) => {
+        const at = (prefix: string) => results.find((r) => r.concurrency === c && r.variant.startsWith(prefix))!;
+        const ours = at('ours');
+        const ratio = (b: StepResult) => `${round(ours.perSecond / b.perSecond)}x thr, ${round(ours.latencyMs.p50 / b.latencyMs.p50)}x p50`;
+        return { 'in flight': c, 'ours / no-op saga': ratio(at('baseline 1')), 'ours / store only': ratio(at('baseline 2')), 'ours / plain SQL': ratio(at('baseline 3')) };
+      }),
+    ),
+  );
+  console.log('\nWhere the time of one transfer goes (means at each step)\n');
+  console.log(table(results.filter((r) => r.variant.startsWith('ours')).map((r) => ({ 'in flight': r.concurrency, ...((r as StepResult & { breakdown: Record<string, number> }).breakdown ?? {}) }))));
+  console.log('\nHot account (one source, many targets)\n');
+  console.log(table(hot as Record<string, string | number>[]));
+}
