@@ -20,7 +20,8 @@ import {
 /**
  * The transfer saga: record the request, debit the source, credit the target, record completion.
  * - Debit rejected -> `failed`, nothing moved.
- * - Credit rejected (or its retries exhausted) -> refund the source -> `compensated`.
+ * - Credit rejected by a business rule -> refund the source -> `compensated`. (Infrastructure
+ *   errors on the credit are retried without limit: see creditUntilDecided.)
  * The refund is registered *before* the debit runs: an activity can land its effect and still
  * report failure (lost acknowledgement, worker crash), so compensation must not depend on having
  * seen the debit succeed. The refund is a no-op when the source holds no debit for this transfer.
@@ -31,6 +32,18 @@ import {
 const legs = proxyActivities<TransferActivities>({
   startToCloseTimeout: '15s',
   retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '10s', maximumAttempts: 10 },
+});
+
+/**
+ * The credit, once the debit landed: retried until it succeeds or is rejected by a business rule.
+ * Giving up on infrastructure errors would refund a source whose transfer may already have been
+ * credited (an append that landed and reported failure): that would create money. A credit that
+ * keeps failing for infrastructure reasons keeps its saga pending (visible in the Temporal UI) until
+ * the store is back.
+ */
+const creditUntilDecided = proxyActivities<TransferActivities>({
+  startToCloseTimeout: '15s',
+  retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '10s' },
 });
 
 /** Bookkeeping and compensation: retried until they succeed (no attempt limit). */
@@ -90,7 +103,7 @@ export async function transferSaga(input: TransferSagaInput): Promise<TransferSa
     compensations.unshift(() => mustSucceed.refundSource(input));
     const { currency } = await step('debit source', () => legs.debitSource(input));
     stage = 'credit';
-    await step('credit target', () => legs.creditTarget({ ...input, currency }));
+    await step('credit target', () => creditUntilDecided.creditTarget({ ...input, currency }));
   } catch (error) {
     const { reason, message } = failureReason(error);
     state.failureReason = reason;

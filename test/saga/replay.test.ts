@@ -1,0 +1,112 @@
+import { randomUUID } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { defaultPayloadConverter } from '@temporalio/common';
+import type { History } from '@temporalio/common/lib/proto-utils';
+import { bundleWorkflowCode, DefaultLogger, Runtime, Worker, type ReplayResult, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { DeterminismViolationError } from '@temporalio/workflow';
+import { transferWorkflowBundle } from '../../temporal/transfer-worker';
+import type { TransferSagaStatus } from '../../workflows/transfer-saga-contract';
+import { historyFromJson, historyToJson } from '../support/history-json';
+import { runSagaEndingIn, SAGA_OUTCOMES, type FinishedSaga } from '../support/saga-outcomes';
+import { TransferStack } from '../support/transfer-stack';
+
+const FIXTURES_DIR = path.resolve(__dirname, '../fixtures/histories');
+const REORDERED_WORKFLOWS = path.resolve(__dirname, '../fixtures/workflows/reordered-transfer-saga.ts');
+
+async function replayAll(workflowBundle: WorkflowBundleWithSourceMap, histories: { workflowId: string; history: History }[]): Promise<ReplayResult[]> {
+  const results: ReplayResult[] = [];
+  for await (const result of Worker.runReplayHistories({ workflowBundle, replayName: `replay-${randomUUID().slice(0, 8)}` }, histories)) results.push(result);
+  return results;
+}
+
+function expectCleanReplays(results: ReplayResult[], workflowIds: string[]): void {
+  expect(results.map((r) => r.workflowId)).toEqual(workflowIds);
+  for (const result of results) {
+    if (result.error) throw new Error(`replay of ${result.workflowId} failed: ${result.error.name}: ${result.error.message}`);
+    expect(result.error).toBeUndefined();
+  }
+}
+
+/** The saga's return value, decoded from the history's closing event. */
+function sagaResult(history: History): TransferSagaStatus {
+  const last = history.events?.at(-1);
+  const payload = last?.workflowExecutionCompletedEventAttributes?.result?.payloads?.[0];
+  if (!payload) throw new Error('history does not end with a completed workflow execution');
+  return defaultPayloadConverter.fromPayload<TransferSagaStatus>(payload);
+}
+
+function loadFixtures(): { outcome: string; history: History }[] {
+  return fs
+    .readdirSync(FIXTURES_DIR)
+    .filter((f) => f.endsWith('.json'))
+    .sort()
+    .map((f) => ({ outcome: path.basename(f, '.json'), history: historyFromJson(fs.readFileSync(path.join(FIXTURES_DIR, f), 'utf8')) }));
+}
+
+// The negative control makes core log each non-determinism as a WARN: expected here, so only errors are shown.
+try {
+  Runtime.install({ logger: new DefaultLogger('ERROR'), telemetryOptions: { logging: { filter: { core: 'ERROR', other: 'ERROR' } } } });
+} catch {
+  /* a runtime is already installed in this process: keep it */
+}
+
+describe('workflow histories replay deterministically against the current workflow code', () => {
+  let stack: TransferStack;
+  beforeAll(async () => {
+    stack = await TransferStack.create('replay');
+    await stack.startWorker();
+  });
+  afterAll(async () => stack?.close());
+
+  test('histories of sagas just run (completed, failed, compensated) replay without error, also after a JSON round trip', async () => {
+    const sagas: FinishedSaga[] = [];
+    for (const outcome of SAGA_OUTCOMES) sagas.push(await runSagaEndingIn(stack, outcome));
+    // A second compensation path: the target does not exist.
+    const from = await stack.openAccount(1_000);
+    const missingTarget = await stack.transfer(from, randomUUID(), 300);
+    expect(missingTarget).toMatchObject({ status: 'compensated', failureReason: 'account_not_found' });
+    const missingHandle = stack.client.workflow.getHandle(`transfer-${missingTarget.transferId}`);
+
+    const handles = [...sagas.map((s) => s.handle), missingHandle];
+    const histories = await Promise.all(handles.map(async (h) => ({ workflowId: h.workflowId, history: await h.fetchHistory() })));
+    expect(histories.map(({ history }) => sagaResult(history).status)).toEqual(['completed', 'failed', 'compensated', 'compensated']);
+
+    const bundle = await transferWorkflowBundle();
+    expectCleanReplays(await replayAll(bundle, histories), histories.map((h) => h.workflowId));
+
+    const roundTripped = histories.map(({ workflowId, history }) => ({ workflowId, history: historyFromJson(historyToJson(history)) }));
+    expectCleanReplays(await replayAll(bundle, roundTripped), histories.map((h) => h.workflowId));
+  });
+
+  test('the committed fixtures (test/fixtures/histories, from scripts/record-workflow-histories.ts) replay without error', async () => {
+    const fixtures = loadFixtures();
+    expect(fixtures.map((f) => f.outcome)).toEqual([...SAGA_OUTCOMES].sort());
+    for (const { outcome, history } of fixtures) {
+      expect(history.events?.[0]?.workflowExecutionStartedEventAttributes?.workflowType?.name).toBe('transferSaga');
+      expect(sagaResult(history).status).toBe(outcome);
+    }
+    const results = await replayAll(
+      await transferWorkflowBundle(),
+      fixtures.map((f) => ({ workflowId: `fixture-${f.outcome}`, history: f.history })),
+    );
+    expectCleanReplays(results, fixtures.map((f) => `fixture-${f.outcome}`));
+  });
+
+  test('negative control: the fixtures fail to replay against a saga with another activity order (DeterminismViolationError)', async () => {
+    const reordered = await bundleWorkflowCode({
+      workflowsPath: REORDERED_WORKFLOWS,
+      logger: { log: () => undefined, trace: () => undefined, debug: () => undefined, info: () => undefined, warn: () => undefined, error: console.error },
+    });
+    const fixtures = loadFixtures();
+    expect(fixtures.length).toBeGreaterThanOrEqual(3);
+
+    const results = await replayAll(reordered, fixtures.map((f) => ({ workflowId: `fixture-${f.outcome}`, history: f.history })));
+    expect(results).toHaveLength(fixtures.length);
+    for (const result of results) {
+      expect(result.error).toBeInstanceOf(DeterminismViolationError);
+    }
+    // The single-history API throws it.
+    await expect(Worker.runReplayHistory({ workflowBundle: reordered }, fixtures[0]!.history, 'fixture-single')).rejects.toBeInstanceOf(DeterminismViolationError);
+  });
+});

@@ -1,0 +1,196 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { TransferActivities } from '../../activities/transfer-activities';
+import { accountStream } from '../../domain/account-events';
+import { transferStream } from '../../domain/transfer-events';
+import { startTransfer } from '../../temporal/transfer-client';
+import { TransferStack } from '../support/transfer-stack';
+import { waitUntil } from '../support/wait-until';
+import { activityExecutions } from '../support/workflow-history';
+
+const REPO_ROOT = path.resolve(__dirname, '../..');
+
+/** Linux: a SIGKILLed process may linger as a zombie until reaped; a zombie counts as dead. */
+function isAlive(pid: number): boolean {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    try {
+      process.kill(pid, 0);
+      return !fs.existsSync('/proc'); // no /proc: trust kill(0)
+    } catch {
+      return false;
+    }
+  }
+}
+
+/** The crash worker runs as `npx tsx ...` (npx -> tsx -> node): it leads its own process group, killed as a whole. */
+class CrashWorker {
+  readonly lines: string[] = [];
+  stderr = '';
+  private readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+
+  private constructor(readonly child: ChildProcess) {
+    let buffer = '';
+    child.stdout!.on('data', (chunk: Buffer) => {
+      buffer += chunk.toString('utf8');
+      const parts = buffer.split('\n');
+      buffer = parts.pop()!;
+      this.lines.push(...parts.map((l) => l.trim()).filter(Boolean));
+    });
+    child.stderr!.on('data', (chunk: Buffer) => {
+      this.stderr = (this.stderr + chunk.toString('utf8')).slice(-5000);
+    });
+    this.exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  }
+
+  static start(stack: TransferStack): CrashWorker {
+    const child = spawn('npx', ['tsx', 'test/support/crash-worker.ts'], {
+      cwd: REPO_ROOT,
+      detached: true, // own process group: SIGKILL reaches tsx's node child too
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: {
+        ...process.env,
+        TEST_TEMPORAL_ADDRESS: process.env.TEST_TEMPORAL_ADDRESS,
+        CRASH_WORKER_DATABASE_URL: stack.db.url,
+        CRASH_WORKER_TASK_QUEUE: stack.taskQueue,
+        CRASH_WORKER_PARENT_PID: String(process.pid),
+      },
+    });
+    return new CrashWorker(child);
+  }
+
+  get running(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  async waitForLine(line: string, timeoutMs: number): Promise<void> {
+    await waitUntil(
+      `crash worker to print "${line}"`,
+      () => {
+        if (this.lines.includes(line)) return true;
+        if (!this.running) throw new Error(`crash worker exited before "${line}": ${this.stderr}`);
+        return false;
+      },
+      timeoutMs,
+    );
+  }
+
+  /** SIGKILLs the whole process group (npx, tsx and the worker's node process); resolves with how the direct child (npx) exited. */
+  async kill(): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    const pid = this.child.pid!;
+    try {
+      process.kill(-pid, 'SIGKILL');
+    } catch {
+      /* already gone */
+    }
+    return this.exited;
+  }
+}
+
+describe('worker crash between debit and credit (real SIGKILL of a worker process)', () => {
+  let stack: TransferStack;
+  let crashWorker: CrashWorker | undefined;
+
+  beforeAll(async () => {
+    stack = await TransferStack.create('crash');
+  });
+  afterAll(async () => {
+    if (crashWorker) await crashWorker.kill();
+    await stack?.close();
+  });
+
+  test('a new worker finishes the saga: completed, one debit, one credit, money conserved', async () => {
+    const from = await stack.openAccount(10_000);
+    const to = await stack.openAccount(1_000);
+    const transferId = randomUUID();
+
+    crashWorker = CrashWorker.start(stack);
+    await crashWorker.waitForLine('ready', 60_000);
+
+    const { handle } = await startTransfer(stack.client, stack.taskQueue, { transferId, fromAccountId: from, toAccountId: to, amount: 2_500, correlationId: `crash-${transferId}` });
+
+    // The child debits, then hangs in its credit.
+    await waitUntil('TransferDebited on the source stream', async () => (await stack.eventTypes(accountStream(from))).includes('TransferDebited'), 60_000);
+    await crashWorker.waitForLine(`credit-started ${transferId}`, 30_000);
+    const pending = await handle.describe();
+    expect(pending.status.name).toBe('RUNNING');
+    expect(pending.raw.pendingActivities?.map((a) => a.activityType?.name)).toEqual(['creditTarget']);
+    expect(await stack.balance(from)).toBe(7_500);
+    expect(await stack.balance(to)).toBe(1_000);
+
+    const group = crashWorker.child.pid!;
+    expect(groupMembers(group).filter(isAlive).length).toBeGreaterThanOrEqual(2); // npx and the worker's node (at least)
+    const exit = await crashWorker.kill();
+    expect(exit.signal).toBe('SIGKILL');
+    // Every process of the child's group is gone (the worker is tsx's grandchild of npx).
+    await waitUntil('the crash worker process group to be gone', () => groupMembers(group).every((pid) => !isAlive(pid)), 10_000);
+
+    // A fresh in-process worker with the real activities (counted) takes over.
+    const real = stack.realActivities();
+    const calls = { debitSource: 0, creditTarget: 0 };
+    const counted: TransferActivities = {
+      ...real,
+      debitSource: async (input) => {
+        calls.debitSource++;
+        return real.debitSource(input);
+      },
+      creditTarget: async (input) => {
+        calls.creditTarget++;
+        return real.creditTarget(input);
+      },
+    };
+    await stack.startWorker(counted);
+
+    const result = await handle.result();
+    expect(result.status).toBe('completed');
+    expect(result.failureReason).toBeUndefined();
+
+    // No double debit: exactly one debit and one credit, balances moved once, money conserved.
+    const sourceTypes = await stack.eventTypes(accountStream(from));
+    const targetTypes = await stack.eventTypes(accountStream(to));
+    expect(sourceTypes).toEqual(['AccountOpened', 'MoneyDeposited', 'TransferDebited']);
+    expect(targetTypes).toEqual(['AccountOpened', 'MoneyDeposited', 'TransferCredited']);
+    expect(sourceTypes.filter((t) => t === 'TransferDebited')).toHaveLength(1);
+    expect(targetTypes.filter((t) => t === 'TransferCredited')).toHaveLength(1);
+    expect(await stack.eventTypes(transferStream(transferId))).toEqual(['TransferRequested', 'TransferSourceDebited', 'TransferTargetCredited', 'TransferCompleted']);
+    expect(await stack.balance(from)).toBe(7_500);
+    expect(await stack.balance(to)).toBe(3_500);
+    expect((await stack.balance(from)) + (await stack.balance(to))).toBe(11_000);
+
+    // The debit was not re-run by the new worker; the credit was retried there after the lost attempt.
+    expect(calls.debitSource).toBe(0);
+    expect(calls.creditTarget).toBeGreaterThanOrEqual(1);
+    const executions = activityExecutions(await handle.fetchHistory());
+    expect(executions.map((e) => [e.activityType, e.outcome])).toEqual([
+      ['requestTransfer', 'completed'],
+      ['debitSource', 'completed'],
+      ['creditTarget', 'completed'],
+      ['completeTransfer', 'completed'],
+    ]);
+    const credit = executions.find((e) => e.activityType === 'creditTarget')!;
+    expect(credit.attempt).toBeGreaterThanOrEqual(2);
+    const debit = executions.find((e) => e.activityType === 'debitSource')!;
+    expect(debit.identity).not.toBe(credit.identity); // the debit ran in the killed process, the credit in this one
+  }, 90_000);
+});
+
+/** Pids in a process group (Linux /proc); empty when /proc is unavailable. */
+function groupMembers(pgid: number): number[] {
+  if (!fs.existsSync('/proc')) return [];
+  const out: number[] = [];
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(fields[2]) === pgid) out.push(Number(entry));
+    } catch {
+      /* exited meanwhile */
+    }
+  }
+  return out;
+}
