@@ -193,6 +193,8 @@ class Harness {
       requestTransfer: async () => undefined,
       debitSource: async () => ({ currency: 'EUR' }),
       creditTarget: async () => undefined,
+      requestAndDebit: async () => ({ currency: 'EUR' }),
+      creditAndComplete: async () => undefined,
       refundSource: async () => ({ refunded: 0 }),
       completeTransfer: async () => undefined,
       failTransfer: async () => undefined,

@@ -25,6 +25,24 @@ export function checkTransferRequest(request: TransferRequest): Decision<never> 
 
 const TERMINAL_BY_COMMAND = { CompleteTransfer: 'completed', FailTransfer: 'failed', CompensateTransfer: 'compensated' } as const;
 
+/** A retried step or outcome that is already on the stream (deciding it again is a no-op). */
+function alreadyRecorded(state: TransferState, command: TransferCommand): boolean {
+  switch (command.type) {
+    case 'RecordSourceDebited':
+      return state.debited !== undefined;
+    case 'RecordTargetCredited':
+      return state.credited !== undefined;
+    case 'RecordSourceRefunded':
+      return state.refunded !== undefined;
+    case 'CompleteTransfer':
+    case 'FailTransfer':
+    case 'CompensateTransfer':
+      return TERMINAL_BY_COMMAND[command.type] === state.status;
+    default:
+      return false;
+  }
+}
+
 /**
  * Every step is recorded once: deciding a step already recorded yields no events (retries are
  * harmless). A finished transfer is final: it takes no further step and no other outcome.
@@ -33,9 +51,8 @@ export function decideTransfer(state: TransferState, command: TransferCommand): 
   const transferId = state.request?.transferId ?? '';
   if (command.type !== 'RequestTransfer') {
     if (!state.request) return reject('transfer_not_found', 'The transfer was never requested');
-    if (state.status !== 'pending') {
-      const sameOutcome = command.type in TERMINAL_BY_COMMAND && TERMINAL_BY_COMMAND[command.type as keyof typeof TERMINAL_BY_COMMAND] === state.status;
-      return sameOutcome ? accept([]) : reject('transfer_finished', `Transfer ${transferId} already finished as ${state.status}`);
+    if (state.status !== 'pending' && !alreadyRecorded(state, command)) {
+      return reject('transfer_finished', `Transfer ${transferId} already finished as ${state.status}`);
     }
   }
   switch (command.type) {

@@ -20,7 +20,8 @@ import { runSagaEndingIn, SAGA_OUTCOMES } from '../test/support/saga-outcomes';
 import { TransferStack } from '../test/support/transfer-stack';
 
 async function main(): Promise<void> {
-  const outputDir = path.resolve(process.argv[2] ?? path.join(__dirname, '../test/fixtures/histories'));
+  // One directory per released shape of the saga, e.g. test/fixtures/histories/v2-merged-legs.
+  const outputDir = path.resolve(process.argv[2] ?? path.join(__dirname, '../test/fixtures/histories/current'));
   await globalSetup();
   try {
     const stack = await TransferStack.create('record_histories');

@@ -2,6 +2,7 @@ import {
   ActivityFailure,
   ApplicationFailure,
   CancellationScope,
+  patched,
   proxyActivities,
   setHandler,
   upsertSearchAttributes,
@@ -52,6 +53,9 @@ const mustSucceed = proxyActivities<TransferActivities>({
   retry: { initialInterval: '500ms', backoffCoefficient: 2, maximumInterval: '30s' },
 });
 
+/** Patch id of the merged legs (see workflow versioning: old histories keep replaying). */
+export const MERGED_LEGS = 'merged-legs-2026-11';
+
 const statusKey = defineSearchAttributeKey(TRANSFER_STATUS_SEARCH_ATTRIBUTE, 'KEYWORD');
 
 /** The rejection type of a business failure, or 'infrastructure' for anything else (retries exhausted, timeouts). */
@@ -86,28 +90,32 @@ export async function transferSaga(input: TransferSagaInput): Promise<TransferSa
   };
   setStatus('pending');
 
-  try {
-    await step('request', () => legs.requestTransfer(input));
-  } catch (error) {
-    // Not recorded (e.g. the id exists with another payload): fail without touching any stream.
-    const { reason, message } = failureReason(error);
-    state.failureReason = reason;
-    state.failureMessage = message;
-    setStatus('failed');
-    return state;
-  }
+  // Sagas started before the merged legs (request+debit, credit+complete: two Temporal round
+  // trips fewer) replay the original four-activity path; new sagas take the merged one.
+  const merged = patched(MERGED_LEGS);
 
   const compensations: (() => Promise<{ refunded: number }>)[] = [];
-  let stage: 'debit' | 'credit' = 'debit';
+  let stage: 'request' | 'debit' | 'credit' = 'request';
   try {
+    if (!merged) await step('request', () => legs.requestTransfer(input));
+    stage = 'debit';
+    // Registered before the debit runs: a debit can land and still report failure.
     compensations.unshift(() => mustSucceed.refundSource(input));
-    const { currency } = await step('debit source', () => legs.debitSource(input));
+    const { currency } = merged
+      ? await step('request and debit source', () => legs.requestAndDebit(input))
+      : await step('debit source', () => legs.debitSource(input));
     stage = 'credit';
-    await step('credit target', () => creditUntilDecided.creditTarget({ ...input, currency }));
+    if (merged) await step('credit target and complete', () => creditUntilDecided.creditAndComplete({ ...input, currency }));
+    else await step('credit target', () => creditUntilDecided.creditTarget({ ...input, currency }));
   } catch (error) {
     const { reason, message } = failureReason(error);
     state.failureReason = reason;
     state.failureMessage = message;
+    if (stage === 'request' || reason === 'transfer_conflict') {
+      // Not recorded (the id exists with another payload): fail without touching any stream.
+      setStatus('failed');
+      return state;
+    }
     let refunded = 0;
     await CancellationScope.nonCancellable(async () => {
       for (const compensate of compensations) refunded += (await step('refund source', compensate)).refunded;
@@ -125,7 +133,7 @@ export async function transferSaga(input: TransferSagaInput): Promise<TransferSa
     return state;
   }
 
-  await step('record completed', () => mustSucceed.completeTransfer(input));
+  if (!merged) await step('record completed', () => mustSucceed.completeTransfer(input));
   setStatus('completed');
   return state;
 }

@@ -212,3 +212,14 @@ describe('decideTransfer: a finished transfer is final', () => {
     }
   });
 });
+
+describe('decideTransfer: retries after the outcome', () => {
+  test('a step already recorded is still a no-op once the transfer finished (a retried activity succeeds)', () => {
+    const completed = stateOf(requestCmd(), DEBITED, CREDITED, COMPLETE);
+    expect(decideTransfer(completed, CREDITED)).toEqual({ ok: true, events: [] });
+    expect(decideTransfer(completed, DEBITED)).toEqual({ ok: true, events: [] });
+    expect(decideTransfer(completed, COMPLETE)).toEqual({ ok: true, events: [] });
+    const compensated = stateOf(requestCmd(), DEBITED, REFUNDED, COMPENSATE);
+    expect(decideTransfer(compensated, REFUNDED)).toEqual({ ok: true, events: [] });
+  });
+});

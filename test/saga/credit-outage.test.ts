@@ -22,9 +22,9 @@ describe('credit outage after the credit landed', () => {
     const real = stack.realActivities();
     const activities: TransferActivities = {
       ...real,
-      creditTarget: async (input) => {
+      creditAndComplete: async (input) => {
         creditAttempts += 1;
-        await real.creditTarget(input);
+        await real.creditAndComplete(input);
         if (outage) throw new Error('connection reset after the credit was appended');
       },
     };
@@ -48,8 +48,8 @@ describe('credit outage after the credit landed', () => {
     const history = await handle.fetchHistory();
     const scheduled = (history.events ?? []).map((e) => e.activityTaskScheduledEventAttributes).filter((a) => a != null);
     const policy = (name: string) => scheduled.find((a) => a!.activityType?.name === name)!.retryPolicy!;
-    expect(policy('creditTarget').maximumAttempts ?? 0).toBe(0);
-    expect(policy('debitSource').maximumAttempts).toBeGreaterThan(0);
+    expect(policy('creditAndComplete').maximumAttempts ?? 0).toBe(0);
+    expect(policy('requestAndDebit').maximumAttempts).toBeGreaterThan(0);
 
     outage = false;
     const result = await handle.result();

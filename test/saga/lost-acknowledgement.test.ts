@@ -7,7 +7,7 @@ import { startTransfer } from '../../temporal/transfer-client';
 import { TransferStack } from '../support/transfer-stack';
 import { activityExecutions } from '../support/workflow-history';
 
-type Leg = 'debitSource' | 'creditTarget' | 'refundSource';
+type Leg = 'requestAndDebit' | 'creditAndComplete' | 'refundSource';
 
 /**
  * The real activities, except that for the transfers a test marks, the chosen leg lands its effect
@@ -41,8 +41,8 @@ class LossyActivities {
       };
     return {
       ...this.real,
-      debitSource: wrap('debitSource', (input) => this.real.debitSource(input)),
-      creditTarget: wrap('creditTarget', (input) => this.real.creditTarget(input)),
+      requestAndDebit: wrap('requestAndDebit', (input) => this.real.requestAndDebit(input)),
+      creditAndComplete: wrap('creditAndComplete', (input) => this.real.creditAndComplete(input)),
       refundSource: wrap('refundSource', (input) => this.real.refundSource(input)),
     };
   }
@@ -70,10 +70,10 @@ describe('lost acknowledgement: an activity whose append landed but which report
     return { transferId, result, executions };
   }
 
-  test('debitSource lands, then fails on its first attempt: completed, debited once', async () => {
+  test('requestAndDebit lands, then fails on its first attempt: completed, debited once', async () => {
     const from = await stack.openAccount(5_000);
     const to = await stack.openAccount(100);
-    const { transferId, result, executions } = await run(from, to, 1_200, 'debitSource');
+    const { transferId, result, executions } = await run(from, to, 1_200, 'requestAndDebit');
 
     expect(result.status).toBe('completed');
     const sourceTypes = await stack.eventTypes(accountStream(from));
@@ -85,17 +85,17 @@ describe('lost acknowledgement: an activity whose append landed but which report
     expect(await stack.balance(from)).toBe(3_800);
     expect(await stack.balance(to)).toBe(1_300);
 
-    expect(lossy.callsOf(transferId, 'debitSource')).toBeGreaterThanOrEqual(2);
-    expect(lossy.callsOf(transferId, 'creditTarget')).toBe(1);
-    const debit = executions.find((e) => e.activityType === 'debitSource')!;
+    expect(lossy.callsOf(transferId, 'requestAndDebit')).toBeGreaterThanOrEqual(2);
+    expect(lossy.callsOf(transferId, 'creditAndComplete')).toBe(1);
+    const debit = executions.find((e) => e.activityType === 'requestAndDebit')!;
     expect(debit).toMatchObject({ outcome: 'completed' });
     expect(debit.attempt).toBeGreaterThanOrEqual(2);
   });
 
-  test('creditTarget lands, then fails on its first attempt: completed, credited once', async () => {
+  test('creditAndComplete lands, then fails on its first attempt: completed, credited once', async () => {
     const from = await stack.openAccount(5_000);
     const to = await stack.openAccount(100);
-    const { transferId, result, executions } = await run(from, to, 700, 'creditTarget');
+    const { transferId, result, executions } = await run(from, to, 700, 'creditAndComplete');
 
     expect(result.status).toBe('completed');
     const targetTypes = await stack.eventTypes(accountStream(to));
@@ -109,9 +109,9 @@ describe('lost acknowledgement: an activity whose append landed but which report
     expect(await stack.balance(from)).toBe(4_300);
     expect(await stack.balance(to)).toBe(800);
 
-    expect(lossy.callsOf(transferId, 'creditTarget')).toBeGreaterThanOrEqual(2);
-    expect(lossy.callsOf(transferId, 'debitSource')).toBe(1);
-    const credit = executions.find((e) => e.activityType === 'creditTarget')!;
+    expect(lossy.callsOf(transferId, 'creditAndComplete')).toBeGreaterThanOrEqual(2);
+    expect(lossy.callsOf(transferId, 'requestAndDebit')).toBe(1);
+    const credit = executions.find((e) => e.activityType === 'creditAndComplete')!;
     expect(credit).toMatchObject({ outcome: 'completed' });
     expect(credit.attempt).toBeGreaterThanOrEqual(2);
   });
@@ -143,6 +143,6 @@ describe('lost acknowledgement: an activity whose append landed but which report
     expect(refund).toMatchObject({ outcome: 'completed' });
     expect(refund.attempt).toBeGreaterThanOrEqual(2);
     expect(executions.filter((e) => e.activityType === 'refundSource')).toHaveLength(1);
-    expect(executions.find((e) => e.activityType === 'creditTarget')).toMatchObject({ outcome: 'failed' });
+    expect(executions.find((e) => e.activityType === 'creditAndComplete')).toMatchObject({ outcome: 'failed' });
   });
 });

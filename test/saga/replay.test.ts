@@ -36,12 +36,20 @@ function sagaResult(history: History): TransferSagaStatus {
   return defaultPayloadConverter.fromPayload<TransferSagaStatus>(payload);
 }
 
-function loadFixtures(): { outcome: string; history: History }[] {
-  return fs
-    .readdirSync(FIXTURES_DIR)
-    .filter((f) => f.endsWith('.json'))
-    .sort()
-    .map((f) => ({ outcome: path.basename(f, '.json'), history: historyFromJson(fs.readFileSync(path.join(FIXTURES_DIR, f), 'utf8')) }));
+/** One directory per shape of the saga ever released (v1-four-activities, v2-merged-legs, ...): every one must keep replaying. */
+function fixtureVersions(): string[] {
+  return fs.readdirSync(FIXTURES_DIR).filter((d) => fs.statSync(path.join(FIXTURES_DIR, d)).isDirectory()).sort();
+}
+
+function loadFixtures(version?: string): { outcome: string; history: History }[] {
+  const versions = version ? [version] : fixtureVersions();
+  return versions.flatMap((v) =>
+    fs
+      .readdirSync(path.join(FIXTURES_DIR, v))
+      .filter((f) => f.endsWith('.json'))
+      .sort()
+      .map((f) => ({ outcome: `${v}/${path.basename(f, '.json')}`, history: historyFromJson(fs.readFileSync(path.join(FIXTURES_DIR, v, f), 'utf8')) })),
+  );
 }
 
 // The negative control makes core log each non-determinism as a WARN: expected here, so only errors are shown.
@@ -80,9 +88,13 @@ describe('workflow histories replay deterministically against the current workfl
   });
 
   test('the committed fixtures (test/fixtures/histories, from scripts/record-workflow-histories.ts) replay without error', async () => {
+    expect(fixtureVersions()).toEqual(expect.arrayContaining(['v1-four-activities', 'v2-merged-legs']));
+    for (const version of fixtureVersions()) {
+      expect(loadFixtures(version).map((f) => f.outcome.split('/')[1])).toEqual([...SAGA_OUTCOMES].sort());
+    }
     const fixtures = loadFixtures();
-    expect(fixtures.map((f) => f.outcome)).toEqual([...SAGA_OUTCOMES].sort());
-    for (const { outcome, history } of fixtures) {
+    for (const { outcome: versioned, history } of fixtures) {
+      const outcome = versioned.split('/')[1]!;
       expect(history.events?.[0]?.workflowExecutionStartedEventAttributes?.workflowType?.name).toBe('transferSaga');
       expect(sagaResult(history).status).toBe(outcome);
     }

@@ -31,13 +31,11 @@ describe('transfer saga on the real Temporal dev server and the PostgreSQL store
       'TransferCompleted',
     ]);
     const [debit] = (await stack.store.readStream(accountStream(from))).slice(-1);
-    expect(debit!.metadata).toMatchObject({ transferId, correlationId: `test-${transferId}`, causationId: `transfer-${transferId}/debitSource` });
+    expect(debit!.metadata).toMatchObject({ transferId, correlationId: `test-${transferId}`, causationId: `transfer-${transferId}/requestAndDebit` });
     const status = await stack.client.workflow.getHandle(transferWorkflowId(transferId)).query(transferStatusQuery);
     expect(status.steps.map((s) => [s.name, s.status])).toEqual([
-      ['request', 'done'],
-      ['debit source', 'done'],
-      ['credit target', 'done'],
-      ['record completed', 'done'],
+      ['request and debit source', 'done'],
+      ['credit target and complete', 'done'],
     ]);
     const description = await stack.client.workflow.getHandle(transferWorkflowId(transferId)).describe();
     expect(description.memo).toMatchObject({ fromAccountId: from, toAccountId: to, amount: 2_500 });

@@ -118,7 +118,7 @@ describe('worker crash between debit and credit (real SIGKILL of a worker proces
     await crashWorker.waitForLine(`credit-started ${transferId}`, 30_000);
     const pending = await handle.describe();
     expect(pending.status.name).toBe('RUNNING');
-    expect(pending.raw.pendingActivities?.map((a) => a.activityType?.name)).toEqual(['creditTarget']);
+    expect(pending.raw.pendingActivities?.map((a) => a.activityType?.name)).toEqual(['creditAndComplete']);
     expect(await stack.balance(from)).toBe(7_500);
     expect(await stack.balance(to)).toBe(1_000);
 
@@ -131,16 +131,16 @@ describe('worker crash between debit and credit (real SIGKILL of a worker proces
 
     // A fresh in-process worker with the real activities (counted) takes over.
     const real = stack.realActivities();
-    const calls = { debitSource: 0, creditTarget: 0 };
+    const calls = { requestAndDebit: 0, creditAndComplete: 0 };
     const counted: TransferActivities = {
       ...real,
-      debitSource: async (input) => {
-        calls.debitSource++;
-        return real.debitSource(input);
+      requestAndDebit: async (input) => {
+        calls.requestAndDebit++;
+        return real.requestAndDebit(input);
       },
-      creditTarget: async (input) => {
-        calls.creditTarget++;
-        return real.creditTarget(input);
+      creditAndComplete: async (input) => {
+        calls.creditAndComplete++;
+        return real.creditAndComplete(input);
       },
     };
     await stack.startWorker(counted);
@@ -162,18 +162,16 @@ describe('worker crash between debit and credit (real SIGKILL of a worker proces
     expect((await stack.balance(from)) + (await stack.balance(to))).toBe(11_000);
 
     // The debit was not re-run by the new worker; the credit was retried there after the lost attempt.
-    expect(calls.debitSource).toBe(0);
-    expect(calls.creditTarget).toBeGreaterThanOrEqual(1);
+    expect(calls.requestAndDebit).toBe(0);
+    expect(calls.creditAndComplete).toBeGreaterThanOrEqual(1);
     const executions = activityExecutions(await handle.fetchHistory());
     expect(executions.map((e) => [e.activityType, e.outcome])).toEqual([
-      ['requestTransfer', 'completed'],
-      ['debitSource', 'completed'],
-      ['creditTarget', 'completed'],
-      ['completeTransfer', 'completed'],
+      ['requestAndDebit', 'completed'],
+      ['creditAndComplete', 'completed'],
     ]);
-    const credit = executions.find((e) => e.activityType === 'creditTarget')!;
+    const credit = executions.find((e) => e.activityType === 'creditAndComplete')!;
     expect(credit.attempt).toBeGreaterThanOrEqual(2);
-    const debit = executions.find((e) => e.activityType === 'debitSource')!;
+    const debit = executions.find((e) => e.activityType === 'requestAndDebit')!;
     expect(debit.identity).not.toBe(credit.identity); // the debit ran in the killed process, the credit in this one
   }, 90_000);
 });

@@ -1,7 +1,7 @@
 /**
  * A transfer worker meant to be killed: run as a child process (`npx tsx test/support/crash-worker.ts`)
  * by test/saga/worker-crash.test.ts. It polls the test's task queue on the shared Temporal dev server
- * with the real activities against the test's database, except `creditTarget`, which never resolves:
+ * with the real activities against the test's database, except `creditAndComplete`, which never resolves:
  * a saga it runs debits the source and then hangs in the credit until this process is SIGKILLed.
  *
  * Environment (all required):
@@ -44,7 +44,7 @@ async function main(): Promise<void> {
   const real = createTransferActivities({ accounts: new AccountRepository(store), transfers: new TransferLog(store) });
   const activities: TransferActivities = {
     ...real,
-    creditTarget: (input) => {
+    creditAndComplete: (input) => {
       process.stdout.write(`credit-started ${input.transferId}\n`);
       return new Promise<void>(() => undefined); // never settles: the saga is stuck between debit and credit
     },
