@@ -45,6 +45,9 @@ export const CreateTransferBody = z
   .refine((b) => b.fromAccountId !== b.toAccountId, { error: 'must differ from fromAccountId', path: ['toAccountId'] })
   .openapi('CreateTransferRequest');
 
+/** The Idempotency-Key header of POST /transfers: the transfer id, validated under the header's name. */
+export const IdempotencyKeyHeader = z.object({ 'Idempotency-Key': TransferId });
+
 export const PositionText = z
   .string()
   .regex(/^\d{1,19}\.\d{1,19}$/, { error: 'must be a position as returned by a write (e.g. 812.40)' })

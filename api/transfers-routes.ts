@@ -9,7 +9,7 @@ import type { ApiDeps } from './api-deps';
 import { awaitProjection } from './consistency';
 import { HttpProblem, problemType } from './problem';
 import { rejectionProblem } from './rejection-status';
-import { CreateTransferBody, TransferId, TransferParams, TransferQuery } from './schemas';
+import { CreateTransferBody, IdempotencyKeyHeader, TransferParams, TransferQuery } from './schemas';
 import { parse } from './validate';
 
 interface TransferRow {
@@ -71,7 +71,7 @@ export function transfersRoutes(deps: ApiDeps): Router {
   router.post('/transfers', async (req, res: Response) => {
     const body = parse(CreateTransferBody, req.body, 'body');
     const header = req.get('Idempotency-Key');
-    if (header !== undefined) parse(TransferId, header, 'header');
+    if (header !== undefined) parse(IdempotencyKeyHeader, { 'Idempotency-Key': header }, 'header');
     if (header !== undefined && body.transferId !== undefined && header !== body.transferId) {
       throw new HttpProblem(400, problemType('validation-error'), 'Conflicting idempotency keys', 'Idempotency-Key and transferId differ', [{ field: 'Idempotency-Key', message: 'must equal transferId when both are given' }]);
     }

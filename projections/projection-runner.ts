@@ -97,12 +97,27 @@ export async function projectionLag(store: EventStore, pool: Pool, projection: P
   return { projection: projection.name, checkpoint, lagSeconds, caughtUp: !next };
 }
 
+/**
+ * Whether the projection has applied everything up to `position`. Its checkpoint only moves on
+ * events it applies, so `position` may be an event it never sees (another stream prefix or event
+ * type, e.g. AccountOpened for the history): then it has reached `position` when no event of its own
+ * lies between its checkpoint and `position`, and `position` is visible to readers (so nothing
+ * before it can still commit).
+ */
+export async function projectionReached(store: EventStore, pool: Pool, projection: Projection, position: GlobalPosition): Promise<boolean> {
+  const checkpoint = await readCheckpoint(pool, projection.name);
+  if (checkpoint && comparePositions(checkpoint, position) >= 0) return true;
+  const [next] = await store.readAll({ fromPosition: checkpoint, streamPrefix: projection.streamPrefix, eventTypes: projection.eventTypes, maxCount: 1 });
+  if (next) return comparePositions(next.position, position) > 0;
+  const head = await store.headPosition();
+  return head !== undefined && comparePositions(head, position) >= 0;
+}
+
 /** Waits (bounded) until the projection has applied everything up to `position`. */
-export async function waitForProjection(pool: Pool, projection: string, position: GlobalPosition, timeoutMs: number): Promise<boolean> {
+export async function waitForProjection(store: EventStore, pool: Pool, projection: Projection, position: GlobalPosition, timeoutMs: number): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const checkpoint = await readCheckpoint(pool, projection);
-    if (checkpoint && comparePositions(checkpoint, position) >= 0) return true;
+    if (await projectionReached(store, pool, projection, position)) return true;
     if (Date.now() >= deadline) return false;
     await new Promise((r) => setTimeout(r, 25));
   }

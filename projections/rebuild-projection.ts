@@ -1,5 +1,6 @@
 import type { Pool, PoolClient } from 'pg';
 import type { EventStore, GlobalPosition, RecordedEvent } from '../eventstore/event-store';
+import { comparePositions } from '../eventstore/event-store';
 import type { Projection } from './projection';
 import { liveTables } from './projection';
 import { saveCheckpoint } from './projection-runner';
@@ -13,14 +14,21 @@ export interface RebuildReport {
 }
 
 const PAGE = 1000;
+/** Phase 1 runs rounds until one replays fewer events than this (what is left is caught up under the lock)... */
+const LEFT_FOR_THE_LOCK = 100;
+/** ...or this many rounds passed (writes outpacing the replay must not keep a rebuild running forever). */
+const MAX_ROUNDS = 50;
 
 /**
  * Recomputes a projection from the whole log into fresh tables, then swaps them in.
  * - Phase 1 (no locks): replay every event into `<table>__rebuild`; the API keeps reading the live tables.
- * - Phase 2 (short): lock the live tables, apply what was appended meanwhile, rename the fresh
- *   tables into place and drop the old ones, in one transaction. Readers wait for that moment only.
+ *   It replays in rounds, each up to the head of the log as of the round's start, until a round finds
+ *   little left to do (so the locked phase is short), and never chases the tail of the log forever.
+ * - Phase 2 (short): lock the live tables, apply what was appended meanwhile up to the head as of
+ *   the lock (every event the live runner has applied is at or below it), rename the fresh tables
+ *   into place and drop the old ones, in one transaction. Readers wait for that moment only.
  * The live runner, blocked meanwhile, retries its in-flight event against the new tables, where
- * the revision guard skips it if the rebuild already applied it.
+ * the revision guard skips it if the rebuild already applied it; later events it applies as usual.
  */
 export async function rebuildProjection(store: EventStore, pool: Pool, projection: Projection, log: (line: string) => void = () => undefined): Promise<RebuildReport> {
   const started = Date.now();
@@ -39,33 +47,44 @@ export async function rebuildProjection(store: EventStore, pool: Pool, projectio
       events += 1;
     }
   };
-  const readPage = () => store.readAll({ fromPosition: position, streamPrefix: projection.streamPrefix, eventTypes: projection.eventTypes, maxCount: PAGE });
+  /** The next page of events after the last one replayed, up to `bound` (inclusive; none when the log was empty). */
+  const readPage = async (bound: GlobalPosition | undefined) => {
+    if (!bound) return [];
+    const page = await store.readAll({ fromPosition: position, streamPrefix: projection.streamPrefix, eventTypes: projection.eventTypes, maxCount: PAGE });
+    return page.filter((e) => comparePositions(e.position, bound) <= 0);
+  };
 
-  // Phase 1: replay without locks.
-  for (;;) {
-    const page = await readPage();
-    if (page.length === 0) break;
-    const client = await pool.connect();
-    try {
-      await client.query('BEGIN');
-      await applyPage(client, page);
-      await client.query('COMMIT');
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw error;
-    } finally {
-      client.release();
+  // Phase 1: replay without locks, in rounds up to the head as of each round's start.
+  for (let round = 1; ; round++) {
+    const bound = await store.headPosition();
+    const before = events;
+    for (;;) {
+      const page = await readPage(bound);
+      if (page.length === 0) break;
+      const client = await pool.connect();
+      try {
+        await client.query('BEGIN');
+        await applyPage(client, page);
+        await client.query('COMMIT');
+      } catch (error) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        throw error;
+      } finally {
+        client.release();
+      }
+      if (events % 10_000 < PAGE) log(`[rebuild ${projection.name}] ${events} events replayed`);
     }
-    if (events % 10_000 < PAGE) log(`[rebuild ${projection.name}] ${events} events replayed`);
+    if (events - before < LEFT_FOR_THE_LOCK || round >= MAX_ROUNDS) break;
   }
 
-  // Phase 2: catch up under lock and swap.
+  // Phase 2: catch up under lock (up to the head as of the lock) and swap.
   const client = await pool.connect();
   try {
     await client.query('BEGIN');
     await client.query(`LOCK TABLE ${Object.values(live).join(', ')} IN ACCESS EXCLUSIVE MODE`);
+    const bound = await store.headPosition();
     for (;;) {
-      const page = await readPage();
+      const page = await readPage(bound);
       if (page.length === 0) break;
       await applyPage(client, page);
     }
