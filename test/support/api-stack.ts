@@ -182,10 +182,13 @@ export class ApiStack {
 }
 
 /** Count of events in the store (every stream) and its head: what "the store is unchanged" compares. */
+/**
+ * Every committed event, counted directly (not through headPosition, which hides events behind any
+ * transaction still open in the cluster, e.g. a projection's, and so can move without a new event).
+ */
 export async function storeFingerprint(store: PostgresEventStore): Promise<{ events: number; head: string }> {
-  const count = await store.pool.query<{ n: string }>('SELECT count(*)::text AS n FROM es_events');
-  const head = await store.headPosition();
-  return { events: Number(count.rows[0]!.n), head: head ? `${head.commit}.${head.prepare}` : 'empty' };
+  const result = await store.pool.query<{ n: string; last: string | null }>('SELECT count(*)::text AS n, max(position)::text AS last FROM es_events');
+  return { events: Number(result.rows[0]!.n), head: result.rows[0]!.last ?? 'empty' };
 }
 
 /**
