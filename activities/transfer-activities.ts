@@ -6,7 +6,7 @@ import type { CommandContext } from '../application/event-envelope';
 import type { TransferLog } from '../application/transfer-log';
 import { deterministicUuid } from '../domain/deterministic-id';
 import type { Rejection, RejectionType } from '../domain/rejection';
-import { sameRequest } from '../domain/transfer-decider';
+import { sameRequest, type TransferCommand } from '../domain/transfer-decider';
 import type { TransferRequest } from '../domain/transfer-events';
 
 /** What the saga passes to every activity. */
@@ -52,8 +52,9 @@ const stepId = (transferId: string) => (type: string) => deterministicUuid('tran
 export function createTransferActivities({ accounts, transfers, observer }: TransferActivityDeps) {
   const onConflict = (activity: string) => () => observer?.conflict(activity);
 
-  async function recordStep(input: TransferActivityInput, command: Parameters<TransferLog['record']>[1]) {
-    const result = await transfers.record(input.transferId, command, stepId(input.transferId), stepContext(input), onConflict('recordStep'));
+  /** Records one or more steps on the transfer's stream, in one append. */
+  async function recordStep(input: TransferActivityInput, ...commands: TransferCommand[]) {
+    const result = await transfers.record(input.transferId, commands, stepId(input.transferId), stepContext(input), onConflict('recordStep'));
     if (!result.ok) throw businessFailure(result.rejection);
     return result.state;
   }
@@ -64,8 +65,7 @@ export function createTransferActivities({ accounts, transfers, observer }: Tran
   }
 
   async function debitSource(input: TransferActivityInput): Promise<{ currency: string }> {
-    const source = await accounts.load(input.fromAccountId);
-    const target = await accounts.load(input.toAccountId);
+    const [source, target] = await Promise.all([accounts.load(input.fromAccountId), accounts.load(input.toAccountId)]);
     if (target.state.status !== 'none' && source.state.status !== 'none' && target.state.currency !== source.state.currency) {
       throw businessFailure({
         type: 'currency_mismatch',
@@ -76,14 +76,14 @@ export function createTransferActivities({ accounts, transfers, observer }: Tran
       accounts,
       input.fromAccountId,
       { type: 'DebitForTransfer', transferId: input.transferId, amount: input.amount, currency: source.state.currency, toAccountId: input.toAccountId },
-      { context: stepContext(input), eventId: legId(input.transferId, 'debit'), onConflict: onConflict('debitSource') },
+      { context: stepContext(input), eventId: legId(input.transferId, 'debit'), onConflict: onConflict('debitSource'), preloaded: source },
     );
     if (!result.ok) throw businessFailure(result.rejection);
     await recordStep(input, { type: 'RecordSourceDebited', accountId: input.fromAccountId, amount: input.amount, currency: result.state.currency });
     return { currency: result.state.currency };
   }
 
-  async function creditTarget(input: TransferActivityInput & { currency: string }): Promise<void> {
+  async function creditTarget(input: TransferActivityInput & { currency: string }, andComplete = false): Promise<void> {
     const result = await handleAccountCommand(
       accounts,
       input.toAccountId,
@@ -91,7 +91,9 @@ export function createTransferActivities({ accounts, transfers, observer }: Tran
       { context: stepContext(input), eventId: legId(input.transferId, 'credit'), onConflict: onConflict('creditTarget') },
     );
     if (!result.ok) throw businessFailure(result.rejection);
-    await recordStep(input, { type: 'RecordTargetCredited', accountId: input.toAccountId, amount: input.amount });
+    const credited = { type: 'RecordTargetCredited', accountId: input.toAccountId, amount: input.amount } as const;
+    if (andComplete) await recordStep(input, credited, { type: 'CompleteTransfer' });
+    else await recordStep(input, credited);
   }
 
   return {
@@ -101,7 +103,7 @@ export function createTransferActivities({ accounts, transfers, observer }: Tran
     /** Debits the source. Refuses before moving anything when the target exists in another currency. */
     debitSource,
 
-    creditTarget,
+    creditTarget: (input: TransferActivityInput & { currency: string }) => creditTarget(input),
 
     /**
      * The request and the debit in one activity: one Temporal round trip fewer. The request is
@@ -114,8 +116,7 @@ export function createTransferActivities({ accounts, transfers, observer }: Tran
 
     /** The credit and the completion in one activity: one Temporal round trip fewer. */
     async creditAndComplete(input: TransferActivityInput & { currency: string }): Promise<void> {
-      await creditTarget(input);
-      await recordStep(input, { type: 'CompleteTransfer' });
+      await creditTarget(input, true);
     },
 
     /**

@@ -4,7 +4,7 @@ import { foldAccount, type AccountState } from '../domain/account-state';
 import type { Rejection } from '../domain/rejection';
 import { WrongExpectedVersionError } from '../eventstore/errors';
 import type { GlobalPosition } from '../eventstore/event-store';
-import type { AccountRepository } from './account-repository';
+import type { AccountRepository, LoadedAccount } from './account-repository';
 import { retryOnConflict } from './conflict-retry';
 import { toNewEvent, type CommandContext } from './event-envelope';
 
@@ -22,6 +22,8 @@ export interface AccountCommandOptions {
    */
   ifRevision?: bigint;
   onConflict?: () => void;
+  /** The account as the caller just loaded it: used for the first attempt (a conflict re-reads). */
+  preloaded?: LoadedAccount;
 }
 
 /** Load, decide, append with the revision read; re-decide on conflict (bounded). */
@@ -31,8 +33,10 @@ export async function handleAccountCommand(
   command: AccountCommand,
   options: AccountCommandOptions = {},
 ): Promise<AccountCommandResult> {
+  let preloaded = options.preloaded;
   const run = async (): Promise<AccountCommandResult> => {
-    const { state, revision } = await repository.load(accountId);
+    const { state, revision } = preloaded ?? (await repository.load(accountId));
+    preloaded = undefined;
     if (options.ifRevision !== undefined && revision !== options.ifRevision) {
       throw new WrongExpectedVersionError(`account-${accountId}`, options.ifRevision, revision);
     }

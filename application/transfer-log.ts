@@ -24,10 +24,13 @@ export class TransferLog {
     return { state, revision: events.at(-1)?.revision ?? 'no_stream' };
   }
 
-  /** Records a step. Each step has a deterministic event id, so a retried activity never records it twice. */
+  /**
+   * Records steps (one command, or several decided in order and appended together). Each step has a
+   * deterministic event id, so a retried activity never records it twice.
+   */
   async record(
     transferId: string,
-    command: TransferCommand,
+    commandOrCommands: TransferCommand | TransferCommand[],
     eventId: (type: string) => string,
     context: CommandContext = {},
     onConflict?: () => void,
@@ -35,13 +38,18 @@ export class TransferLog {
     return retryOnConflict(
       async () => {
         const { state, revision } = await this.load(transferId);
-        const decision = decideTransfer(state, command);
-        if (!decision.ok) return { ok: false as const, rejection: decision.rejection };
-        if (decision.events.length === 0) return { ok: true as const, state };
-        const events = decision.events.map((e) => toNewEvent(e, { ...context, extra: { ...context.extra, transferId } }, eventId(e.type)));
+        const at = new Date().toISOString();
+        let after = state;
+        const decided: TransferEvent[] = [];
+        for (const command of Array.isArray(commandOrCommands) ? commandOrCommands : [commandOrCommands]) {
+          const decision = decideTransfer(after, command);
+          if (!decision.ok) return { ok: false as const, rejection: decision.rejection };
+          decided.push(...decision.events);
+          after = decision.events.reduce((s, e) => evolveTransfer(s, e, at), after);
+        }
+        if (decided.length === 0) return { ok: true as const, state };
+        const events = decided.map((e) => toNewEvent(e, { ...context, occurredAt: context.occurredAt ?? at, extra: { ...context.extra, transferId } }, eventId(e.type)));
         const result = await this.store.appendToStream(transferStream(transferId), events, { expectedRevision: revision });
-        const at = events[0]!.metadata.occurredAt;
-        const after = decision.events.reduce((s, e) => evolveTransfer(s, e, at), state);
         return { ok: true as const, state: after, position: result.position };
       },
       { onConflict },
