@@ -46,7 +46,13 @@ export function createApp(deps: ApiDeps): express.Express {
   app.use(express.json({ limit: deps.bodyLimit ?? '16kb', strict: true, type: 'application/json' }));
 
   const collect = async () => {
-    await Promise.all(ALL_PROJECTIONS.map(async (p) => deps.metrics.projectionLag.set({ projection: p.name }, (await projectionLag(deps.store, deps.readModels, p)).lagSeconds)));
+    await Promise.all(
+      ALL_PROJECTIONS.map(async (p) => {
+        const lag = await projectionLag(deps.store, deps.readModels, p);
+        deps.metrics.projectionLag.set({ projection: p.name }, lag.lagSeconds);
+        deps.metrics.projectionEventsBehind.set({ projection: p.name }, lag.eventsBehind);
+      }),
+    );
     if (deps.store instanceof PostgresEventStore) {
       const lag = await deps.store.openTransactionLag();
       deps.metrics.eventsHeldBack.set(lag.eventsHeldBack);

@@ -12,6 +12,12 @@ export class Metrics {
   });
   readonly activityRetries = new Counter({ name: 'activity_retries_total', help: 'Activity attempts beyond the first, by activity', labelNames: ['activity'], registers: [this.registry] });
   readonly projectionLag = new Gauge({ name: 'projection_lag_seconds', help: 'Age of the oldest event a projection has not applied yet', labelNames: ['projection'], registers: [this.registry] });
+  readonly projectionEventsBehind = new Gauge({
+    name: 'projection_lag_events',
+    help: 'Events a projection has not applied yet (saturates at 10000)',
+    labelNames: ['projection'],
+    registers: [this.registry],
+  });
   readonly projectionEvents = new Counter({ name: 'projection_events_total', help: 'Events handled by projections, by outcome', labelNames: ['projection', 'outcome'], registers: [this.registry] });
   readonly eventsHeldBack = new Gauge({
     name: 'event_store_events_held_back',

@@ -81,20 +81,26 @@ export async function readCheckpoint(pool: Pool, projection: string): Promise<Gl
   return row ? { commit: BigInt(row.commit), prepare: BigInt(row.prepare) } : undefined;
 }
 
+/** Beyond this many pending events the count saturates (a scrape should stay cheap). */
+export const LAG_COUNT_LIMIT = 10_000;
+
 export interface ProjectionLag {
   projection: string;
   checkpoint?: GlobalPosition;
   /** Seconds since the oldest event this projection has not applied yet was recorded (0 when caught up). */
   lagSeconds: number;
+  /** Events of this projection not applied yet (counted up to LAG_COUNT_LIMIT). */
+  eventsBehind: number;
   caughtUp: boolean;
 }
 
 /** How far a projection is behind the log: the age of its oldest unapplied event. */
 export async function projectionLag(store: EventStore, pool: Pool, projection: Projection): Promise<ProjectionLag> {
   const checkpoint = await readCheckpoint(pool, projection.name);
-  const [next] = await store.readAll({ fromPosition: checkpoint, streamPrefix: projection.streamPrefix, eventTypes: projection.eventTypes, maxCount: 1 });
+  const pending = await store.readAll({ fromPosition: checkpoint, streamPrefix: projection.streamPrefix, eventTypes: projection.eventTypes, maxCount: LAG_COUNT_LIMIT });
+  const next = pending[0];
   const lagSeconds = next ? Math.max(0, (Date.now() - Date.parse(next.recordedAt)) / 1000) : 0;
-  return { projection: projection.name, checkpoint, lagSeconds, caughtUp: !next };
+  return { projection: projection.name, checkpoint, lagSeconds, eventsBehind: pending.length, caughtUp: !next };
 }
 
 /**

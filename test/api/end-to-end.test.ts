@@ -340,6 +340,7 @@ describe('HTTP API end to end (express app on the real event store, Temporal and
     expect(metrics.text).toMatch(/^transfers_total\{outcome="completed"\} [1-9]/m);
     expect(metrics.text).toMatch(/^projection_lag_seconds\{projection="account-balances"\} /m);
     expect(metrics.text).toMatch(/^projection_lag_seconds\{projection="transfers"\} /m);
+    expect(metrics.text).toMatch(/^projection_lag_events\{projection="account-history"\} \d+$/m);
     expect(metrics.text).toMatch(/^http_request_duration_seconds_bucket\{.*route="\/accounts\/:id".*\} /m);
     expect(metrics.text).toMatch(/^http_request_duration_seconds_count\{method="POST",route="\/transfers",status="202"\} [1-9]/m);
 
