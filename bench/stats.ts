@@ -49,6 +49,9 @@ export function cpuSeconds(pid: number, withChildren = false): number {
       const stat = fs.readFileSync(`/proc/${p}/stat`, 'utf8');
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
       total += (Number(fields[11]) + Number(fields[12])) / ticks;
+      // Children that exited (e.g. PostgreSQL backends of closed connections) leave their CPU in
+      // the parent's cutime/cstime: count it, or short-lived children make the total go backwards.
+      if (withChildren && p === pid) total += (Number(fields[13]) + Number(fields[14])) / ticks;
     } catch {
       /* exited */
     }
