@@ -92,6 +92,13 @@ export interface SubscriptionOptions {
 }
 
 export type EventHandler = (event: RecordedEvent) => Promise<void>;
+/** Receives several events at once (in delivery order), e.g. to apply them in one transaction. */
+export type BatchHandler = (events: RecordedEvent[]) => Promise<void>;
+
+export interface BatchSubscriptionOptions extends SubscriptionOptions {
+  /** Most events per handler call (default 100). */
+  maxBatchSize?: number;
+}
 
 export interface Subscription {
   readonly group: string;
@@ -131,6 +138,12 @@ export interface EventStore {
 
   /** Joins (creating when absent) a durable consumer group and delivers its events, at least once. */
   subscribe(group: string, filter: SubscriptionFilter, handler: EventHandler, options?: SubscriptionOptions): Promise<Subscription>;
+  /**
+   * The same consumer group semantics, with events handed over in batches of what is ready. When a
+   * batch fails, its events are delivered again one at a time (with retries), so a poison event is
+   * parked alone and the others are handled.
+   */
+  subscribeInBatches(group: string, filter: SubscriptionFilter, handler: BatchHandler, options?: BatchSubscriptionOptions): Promise<Subscription>;
   listParked(group: string): Promise<ParkedEvent[]>;
   /** Delivers the group's parked events again (to its running subscribers); returns how many were queued. */
   replayParked(group: string): Promise<number>;

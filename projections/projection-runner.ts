@@ -31,29 +31,47 @@ export class ProjectionRunner {
     await ensureReadModelSchema(this.readModels, this.projections.flatMap((p) => Object.entries(p.tables).map(([name, ddl]) => ddl(name))));
     for (const projection of this.projections) {
       const tables = liveTables(projection);
-      const subscription = await this.store.subscribe(
+      const subscription = await this.store.subscribeInBatches(
         groupName(projection),
         { streamPrefix: projection.streamPrefix, from: 'start' },
-        (event) => this.applyOne(projection, tables, event),
-        { maxAttempts: 10, retryBackoffMs: 50 },
+        (events) => this.applyMany(projection, tables, events),
+        { maxAttempts: 10, retryBackoffMs: 50, maxBatchSize: 100 },
       );
       this.subscriptions.push(subscription);
     }
   }
 
   async applyOne(projection: Projection, tables: Record<string, string>, event: RecordedEvent, checkpointName = projection.name): Promise<void> {
-    if (projection.eventTypes && !projection.eventTypes.includes(event.type)) return;
+    await this.applyMany(projection, tables, [event], checkpointName);
+  }
+
+  /**
+   * Applies events in one transaction, with the checkpoint of the last one: one commit for the
+   * batch instead of one per event. If any event fails, nothing of the batch is kept (the
+   * subscription then delivers the events one at a time).
+   */
+  async applyMany(projection: Projection, tables: Record<string, string>, events: RecordedEvent[], checkpointName = projection.name): Promise<void> {
+    const wanted = events.filter((e) => !projection.eventTypes || projection.eventTypes.includes(e.type));
+    if (wanted.length === 0) return;
     const client = await this.readModels.connect();
+    // A connection killed mid-transaction emits 'error' on the checked-out client: without a
+    // listener that would crash the process; the failed query rejects anyway and the batch is retried.
+    const ignore = () => undefined;
+    client.on('error', ignore);
+    const outcomes: ['applied' | 'duplicate' | 'ignored', RecordedEvent][] = [];
     try {
       await client.query('BEGIN');
-      const outcome = await projection.apply(client, event, tables);
-      await saveCheckpoint(client, checkpointName, event.position);
+      for (const event of wanted) outcomes.push([await projection.apply(client, event, tables), event]);
+      // The furthest position of the batch (EventStoreDB may deliver out of order; the checkpoint only moves forward).
+      const furthest = wanted.reduce((a, e) => (comparePositions(e.position, a) > 0 ? e.position : a), wanted[0]!.position);
+      await saveCheckpoint(client, checkpointName, furthest);
       await client.query('COMMIT');
-      this.observer.applied?.(projection.name, event, outcome);
+      for (const [outcome, event] of outcomes) this.observer.applied?.(projection.name, event, outcome);
     } catch (error) {
       await client.query('ROLLBACK').catch(() => undefined);
       throw error;
     } finally {
+      client.off('error', ignore);
       client.release();
     }
   }

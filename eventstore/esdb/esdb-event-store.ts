@@ -17,6 +17,8 @@ import { comparePositions } from '../event-store';
 import type {
   AppendOptions,
   AppendResult,
+  BatchHandler,
+  BatchSubscriptionOptions,
   EventHandler,
   EventStore,
   GlobalPosition,
@@ -215,6 +217,14 @@ export class EsdbEventStore implements EventStore {
    * exact event types, or "no system events"). An existing group keeps the settings and filter it was created with
    * (PersistentSubscriptionExistsError is expected then). Order is not guaranteed and events may be redelivered.
    */
+  /**
+   * Persistent subscriptions hand over one message at a time (acked one by one); batches are of
+   * one event here. Batching on EventStoreDB would need acks held back across messages.
+   */
+  async subscribeInBatches(group: string, filter: SubscriptionFilter, handler: BatchHandler, options: BatchSubscriptionOptions = {}): Promise<Subscription> {
+    return this.subscribe(group, filter, (event) => handler([event]), options);
+  }
+
   async subscribe(group: string, filter: SubscriptionFilter, handler: EventHandler, options: SubscriptionOptions = {}): Promise<Subscription> {
     if (typeof group !== 'string' || group.trim() === '') throw new EventStoreValidationError('group', 'must be a non-empty string');
     const maxAttempts = options.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;

@@ -1,5 +1,5 @@
 import type { PoolClient } from 'pg';
-import type { EventHandler, GlobalPosition, RecordedEvent, SubscriptionFilter } from '../event-store';
+import type { BatchHandler, GlobalPosition, RecordedEvent, SubscriptionFilter } from '../event-store';
 import { START_POSITION } from '../event-store';
 import { validateStreamName } from '../validation';
 import type { AppendNotifier } from './append-notifier';
@@ -11,6 +11,8 @@ export interface ConsumerGroupSettings {
   maxAttempts: number;
   retryBackoffMs: number;
   pollIntervalMs: number;
+  /** Most events per handler call (1 for per-event subscriptions). */
+  maxBatchSize: number;
 }
 
 const BATCH_SIZE = 500;
@@ -44,7 +46,7 @@ export class PostgresConsumerGroup {
     private readonly notifier: AppendNotifier,
     readonly group: string,
     private readonly filter: SubscriptionFilter,
-    private readonly handler: EventHandler,
+    private readonly handler: BatchHandler,
     private readonly settings: ConsumerGroupSettings,
   ) {}
 
@@ -146,14 +148,29 @@ export class PostgresConsumerGroup {
     // batch: a crash redelivers at most that much (at-least-once; consumers are idempotent).
     let unsaved = 0;
     let savedAt = Date.now();
+    const events = result.rows.map(toRecordedEvent);
     try {
-      for (const row of result.rows) {
-        if (this.stopping || !this.locked) break;
-        const event = toRecordedEvent(row);
-        // Stopped mid-retry: leave the checkpoint before this event, so it is delivered again.
-        if (this.matches(event) && (await this.deliver(event, 0)) === 'aborted') break;
-        this.checkpoint = event.position;
-        unsaved += 1;
+      let i = 0;
+      while (i < events.length && !this.stopping && this.locked) {
+        // The next chunk: up to maxBatchSize matching events (events of no interest in between are passed over).
+        const chunk: RecordedEvent[] = [];
+        let end = i;
+        while (end < events.length && chunk.length < this.settings.maxBatchSize) {
+          if (this.matches(events[end]!)) chunk.push(events[end]!);
+          end += 1;
+        }
+        const { done, aborted } = chunk.length > 0 ? await this.deliverChunk(chunk) : { done: 0, aborted: false };
+        if (aborted) {
+          // Stopped mid-retry: leave the checkpoint before the undelivered event, so it comes again.
+          if (done > 0) {
+            this.checkpoint = chunk[done - 1]!.position;
+            unsaved += 1;
+          }
+          break;
+        }
+        this.checkpoint = events[end - 1]!.position;
+        unsaved += end - i;
+        i = end;
         if (unsaved >= CHECKPOINT_EVERY || Date.now() - savedAt >= CHECKPOINT_MS) {
           await this.saveCheckpoint(this.checkpoint);
           unsaved = 0;
@@ -166,13 +183,29 @@ export class PostgresConsumerGroup {
     return true;
   }
 
+  /** A chunk in one handler call; when that fails, each event alone (with retries and parking). */
+  private async deliverChunk(chunk: RecordedEvent[]): Promise<{ done: number; aborted: boolean }> {
+    if (chunk.length > 1) {
+      try {
+        await this.handler(chunk);
+        return { done: chunk.length, aborted: false };
+      } catch {
+        // Fall through: isolate the failing event(s).
+      }
+    }
+    for (let k = 0; k < chunk.length; k++) {
+      if ((await this.deliver(chunk[k]!, 0)) === 'aborted') return { done: k, aborted: true };
+    }
+    return { done: chunk.length, aborted: false };
+  }
+
   /** Calls the handler with retries; parks the event after the last failed attempt. */
   private async deliver(event: RecordedEvent, previousAttempts: number): Promise<'handled' | 'parked' | 'aborted'> {
     let lastError: unknown;
     for (let attempt = 1; attempt <= this.settings.maxAttempts; attempt++) {
       if (attempt > 1 && this.stopping) return 'aborted';
       try {
-        await this.handler(event);
+        await this.handler([event]);
         return 'handled';
       } catch (error) {
         lastError = error;

@@ -3,6 +3,8 @@ import { DuplicateEventIdError, EventStoreUnavailableError, EventStoreValidation
 import type {
   AppendOptions,
   AppendResult,
+  BatchHandler,
+  BatchSubscriptionOptions,
   EventHandler,
   EventStore,
   ExpectedRevision,
@@ -240,10 +242,15 @@ export class PostgresEventStore implements EventStore {
   }
 
   async subscribe(group: string, filter: SubscriptionFilter, handler: EventHandler, options: SubscriptionOptions = {}): Promise<Subscription> {
+    return this.subscribeInBatches(group, filter, (events) => handler(events[0]!), { ...options, maxBatchSize: 1 });
+  }
+
+  async subscribeInBatches(group: string, filter: SubscriptionFilter, handler: BatchHandler, options: BatchSubscriptionOptions = {}): Promise<Subscription> {
     const consumer = new PostgresConsumerGroup(this, this.notifier, group, filter, handler, {
       maxAttempts: options.maxAttempts ?? 5,
       retryBackoffMs: options.retryBackoffMs ?? 100,
       pollIntervalMs: this.pollIntervalMs,
+      maxBatchSize: Math.max(1, Math.floor(options.maxBatchSize ?? 100)),
     });
     await consumer.start();
     this.groups.add(consumer);

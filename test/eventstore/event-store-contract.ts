@@ -349,6 +349,36 @@ export function describeEventStoreContract(adapter: string, makeSubject: () => P
         await eventually(async () => expect(await store.listParked(group)).toHaveLength(0));
       });
 
+      test('batched delivery hands over every event once; a failing batch is split so a poison event is parked alone', async () => {
+        const prefix = unique('batch');
+        const group = unique('group');
+        const handled: string[] = [];
+        const batchSizes: number[] = [];
+        const events = Array.from({ length: 30 }, (_, i) => event(i === 17 ? 'Poison' : 'Fine', { i }));
+        await store.appendToStream(`${prefix}-x`, events, { expectedRevision: 'no_stream' });
+        subscriptions.push(
+          await store.subscribeInBatches(
+            group,
+            { streamPrefix: prefix, from: 'start' },
+            async (batch) => {
+              batchSizes.push(batch.length);
+              if (batch.some((e) => e.type === 'Poison')) throw new Error('cannot handle Poison');
+              handled.push(...batch.map((e) => e.id));
+            },
+            { maxBatchSize: 10, maxAttempts: 2, retryBackoffMs: 10 },
+          ),
+        );
+        await eventually(async () => expect(await store.listParked(group)).toHaveLength(1));
+        await eventually(() => expect(new Set(handled).size).toBe(29));
+        expect((await store.listParked(group))[0]!.event.id).toBe(events[17]!.id);
+        expect(handled).not.toContain(events[17]!.id);
+        expect(Math.max(...batchSizes)).toBeLessThanOrEqual(10);
+        if (subject.orderedDelivery) {
+          expect(handled).toEqual(events.filter((_, i) => i !== 17).map((e) => e.id)); // in order, each once
+          expect(Math.max(...batchSizes)).toBeGreaterThan(1); // it really batched
+        }
+      });
+
       test('many concurrent writers while a subscriber runs: it sees every event, none skipped, each stream in order', async () => {
         const prefix = unique('load');
         const seen: RecordedEvent[] = [];
