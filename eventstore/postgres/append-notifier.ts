@@ -32,6 +32,12 @@ export class AppendNotifier {
     try {
       await client.connect();
       await client.query(`LISTEN ${APPEND_CHANNEL}`);
+      if (this.closed) {
+        // close() ran while we were (re)connecting: do not leave this connection behind.
+        client.removeAllListeners('end');
+        await client.end().catch(() => undefined);
+        return;
+      }
       this.client = client;
       this.emitter.emit('append'); // we may have missed some while disconnected
     } catch {
