@@ -59,9 +59,13 @@ export function createTransferActivities({ accounts, transfers, observer }: Tran
     return result.state;
   }
 
+  const requestOf = ({ transferId, fromAccountId, toAccountId, amount }: TransferActivityInput): TransferCommand => ({
+    type: 'RequestTransfer',
+    request: { transferId, fromAccountId, toAccountId, amount },
+  });
+
   async function requestTransfer(input: TransferActivityInput): Promise<void> {
-    const { transferId, fromAccountId, toAccountId, amount } = input;
-    await recordStep(input, { type: 'RequestTransfer', request: { transferId, fromAccountId, toAccountId, amount } });
+    await recordStep(input, requestOf(input));
   }
 
   async function debitSource(input: TransferActivityInput): Promise<{ currency: string }> {
@@ -139,8 +143,17 @@ export function createTransferActivities({ accounts, transfers, observer }: Tran
         { context: stepContext(input), eventId: legId(input.transferId, 'refund'), onConflict: onConflict('refundSource') },
       );
       if (!result.ok) throw new Error(`refund decided a rejection (${result.rejection.type}); retrying`); // never expected
-      const refunded = result.state.transfers[input.transferId]?.refunded ?? 0;
-      if (refunded > 0) await recordStep(input, { type: 'RecordSourceRefunded', accountId: input.fromAccountId, amount: refunded });
+      const legs = result.state.transfers[input.transferId];
+      const refunded = legs?.refunded ?? 0;
+      if (refunded > 0) {
+        // The debit too, in the same append: its own step may never have been recorded (the debit
+        // landed, then its recording failed until the saga gave up). Recorded steps are no-ops.
+        await recordStep(
+          input,
+          { type: 'RecordSourceDebited', accountId: input.fromAccountId, amount: legs?.debited ?? refunded, currency: result.state.currency },
+          { type: 'RecordSourceRefunded', accountId: input.fromAccountId, amount: refunded },
+        );
+      }
       return { refunded };
     },
 
@@ -148,12 +161,16 @@ export function createTransferActivities({ accounts, transfers, observer }: Tran
       await recordStep(input, { type: 'CompleteTransfer' });
     },
 
+    /**
+     * The outcome, with the request in the same append: when the store was down before the request
+     * could be recorded, the transfer's stream still tells the story (request, then outcome).
+     */
     async failTransfer(input: TransferActivityInput & { reason: RejectionType | 'infrastructure'; message: string }): Promise<void> {
-      await recordStep(input, { type: 'FailTransfer', reason: input.reason, message: input.message });
+      await recordStep(input, requestOf(input), { type: 'FailTransfer', reason: input.reason, message: input.message });
     },
 
     async compensateTransfer(input: TransferActivityInput & { reason: RejectionType | 'infrastructure'; message: string }): Promise<void> {
-      await recordStep(input, { type: 'CompensateTransfer', reason: input.reason, message: input.message });
+      await recordStep(input, requestOf(input), { type: 'CompensateTransfer', reason: input.reason, message: input.message });
     },
   };
 }

@@ -71,6 +71,9 @@ export function decideAccount(state: AccountState, command: AccountCommand): Acc
       );
     case 'DebitForTransfer': {
       if (state.transfers[command.transferId]?.debited !== undefined) return accept([]); // already debited: idempotent
+      if (state.transfers[command.transferId]?.voided) {
+        return reject('transfer_finished', `Transfer ${command.transferId} was settled without a debit of ${state.accountId}: it can no longer debit it`);
+      }
       if (command.toAccountId === state.accountId) return reject('same_account', 'A transfer needs two different accounts');
       return (
         requireOpen(state) ??
@@ -119,10 +122,15 @@ export function decideAccount(state: AccountState, command: AccountCommand): Acc
       );
     }
     case 'RefundForTransfer': {
-      // Compensation must always be able to succeed: no debit (or already refunded) is a no-op,
-      // and a refund lands even on an account closed since (the money must go back somewhere visible).
+      // Compensation must always be able to succeed: already refunded or voided is a no-op, and a
+      // refund lands even on an account closed since (the money must go back somewhere visible).
       const legs = state.transfers[command.transferId];
-      if (legs?.debited === undefined || legs.refunded !== undefined) return accept([]);
+      if (legs?.refunded !== undefined || legs?.voided) return accept([]);
+      if (legs?.debited === undefined) {
+        // No debit (yet): void the transfer on this account, so a late debit attempt cannot land.
+        // A missing account has nothing to void (and must not get a stream).
+        return state.status === 'none' ? accept([]) : accept([{ type: 'TransferDebitVoided', data: { accountId: state.accountId, transferId: command.transferId } }]);
+      }
       return accept([
         {
           type: 'TransferRefunded',

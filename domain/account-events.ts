@@ -14,7 +14,12 @@ export type AccountEvent =
       type: 'TransferCredited';
       data: { accountId: string; transferId: string; amount: MinorUnits; fromAccountId: string; balanceAfter: MinorUnits };
     }
-  | { type: 'TransferRefunded'; data: { accountId: string; transferId: string; amount: MinorUnits; balanceAfter: MinorUnits } };
+  | { type: 'TransferRefunded'; data: { accountId: string; transferId: string; amount: MinorUnits; balanceAfter: MinorUnits } }
+  /**
+   * The saga gave up on this transfer before any debit landed: a debit attempt still in flight
+   * (a timed-out activity that wakes up late) must never land after the transfer was settled.
+   */
+  | { type: 'TransferDebitVoided'; data: { accountId: string; transferId: string } };
 
 export type AccountEventType = AccountEvent['type'];
 
@@ -26,6 +31,7 @@ export const ACCOUNT_EVENT_TYPES: readonly AccountEventType[] = [
   'TransferDebited',
   'TransferCredited',
   'TransferRefunded',
+  'TransferDebitVoided',
 ];
 
 export const accountStream = (accountId: string): string => `account-${accountId}`;

@@ -6,6 +6,8 @@ export interface TransferLegs {
   debited?: MinorUnits;
   credited?: MinorUnits;
   refunded?: MinorUnits;
+  /** No debit may land for this transfer any more (it was settled without one). */
+  voided?: boolean;
 }
 
 export interface AccountState {
@@ -41,6 +43,8 @@ export function evolveAccount(state: AccountState, event: AccountEvent): Account
       return withLeg({ ...state, balance: state.balance - event.data.amount }, event.data.transferId, { debited: event.data.amount });
     case 'TransferCredited':
       return withLeg({ ...state, balance: state.balance + event.data.amount }, event.data.transferId, { credited: event.data.amount });
+    case 'TransferDebitVoided':
+      return withLeg(state, event.data.transferId, { voided: true });
     case 'TransferRefunded':
       return withLeg({ ...state, balance: state.balance + event.data.amount }, event.data.transferId, { refunded: event.data.amount });
   }

@@ -83,6 +83,7 @@ function signedAmount(event: AccountEvent): number {
       return -event.data.amount;
     case 'AccountOpened':
     case 'AccountClosed':
+    case 'TransferDebitVoided':
       return 0;
   }
 }
@@ -338,10 +339,11 @@ describe('decideAccount: transfer legs', () => {
 });
 
 describe('decideAccount: RefundForTransfer', () => {
-  test('without a debit for the transfer it is a no-op (even on a missing account)', () => {
+  test('without a debit for the transfer it moves no money: it voids the transfer (nothing at all on a missing account)', () => {
     expect(decideAccount(missing(), refund('t-1'))).toEqual({ ok: true, events: [] });
-    expect(decideAccount(openWith(100), refund('t-1'))).toEqual({ ok: true, events: [] });
-    expect(decideAccount(stateOf(open(), credit('t-1', 50)), refund('t-1'))).toEqual({ ok: true, events: [] });
+    const voided = [{ type: 'TransferDebitVoided', data: { accountId: ID, transferId: 't-1' } }];
+    expect(decideAccount(openWith(100), refund('t-1'))).toEqual({ ok: true, events: voided });
+    expect(decideAccount(stateOf(open(), credit('t-1', 50)), refund('t-1'))).toEqual({ ok: true, events: voided });
   });
 
   test('refunds exactly the debited amount, once', () => {
@@ -422,6 +424,7 @@ describe('evolveAccount', () => {
       'TransferRefunded',
       'MoneyWithdrawn',
       'AccountClosed',
+      'TransferDebitVoided', // refund of t-5, never debited: voided so a late debit cannot land
     ]);
   });
 });
@@ -462,6 +465,7 @@ describe('decideAccount + evolveAccount: properties over random command sequence
     'balance_limit_exceeded',
     'currency_mismatch',
     'same_account',
+    'transfer_finished', // a debit after the transfer was voided on this account
   ];
 
   test('the balance is never negative, equals the sum of signed amounts, and every balanceAfter equals the running fold', () => {
@@ -512,5 +516,30 @@ describe('decideAccount + evolveAccount: properties over random command sequence
       }),
       { numRuns: 300 },
     );
+  });
+});
+
+describe('a transfer settled without a debit is voided on the source', () => {
+  const T = 'tr-late';
+  const debit = { type: 'DebitForTransfer', transferId: T, amount: 100, currency: 'EUR', toAccountId: 'other' } as const;
+
+  test('refund with no debit voids the transfer, and a late debit is then refused', () => {
+    const state = openWith(1_000);
+    const refund = decideAccount(state, { type: 'RefundForTransfer', transferId: T });
+    expect(refund).toEqual({ ok: true, events: [{ type: 'TransferDebitVoided', data: { accountId: state.accountId, transferId: T } }] });
+    const voided = foldAccount(refund.ok ? refund.events : [], state);
+    expect(voided.balance).toBe(1_000);
+    expect(decideAccount(voided, debit)).toMatchObject({ ok: false, rejection: { type: 'transfer_finished' } });
+    expect(decideAccount(voided, { type: 'RefundForTransfer', transferId: T })).toEqual({ ok: true, events: [] });
+  });
+
+  test('a missing account gets nothing (no stream is created for it)', () => {
+    expect(decideAccount(missing(), { type: 'RefundForTransfer', transferId: T })).toEqual({ ok: true, events: [] });
+  });
+
+  test('a debit that landed is refunded, not voided', () => {
+    const debited = foldAccount((decideAccount(openWith(1_000), debit) as { events: AccountEvent[] }).events, openWith(1_000));
+    const refund = decideAccount(debited, { type: 'RefundForTransfer', transferId: T });
+    expect(refund).toMatchObject({ ok: true, events: [{ type: 'TransferRefunded', data: { amount: 100, balanceAfter: 1_000 } }] });
   });
 });
