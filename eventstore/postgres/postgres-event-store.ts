@@ -49,6 +49,8 @@ export interface PostgresEventStoreOptions {
   migrate?: boolean;
   /** Subscriber poll interval when no notification arrives (default 1000 ms). */
   pollIntervalMs?: number;
+  /** Server-side limit per statement (default 15 s, the activities' start-to-close timeout). */
+  statementTimeoutMs?: number;
 }
 
 export interface OpenTransactionLag {
@@ -68,7 +70,9 @@ export class PostgresEventStore implements EventStore {
   ) {}
 
   static async connect(options: PostgresEventStoreOptions): Promise<PostgresEventStore> {
-    const config: PoolConfig = { connectionString: options.connectionString, max: options.poolSize ?? 20 };
+    // A statement that runs longer than this fails instead of landing long after its caller (an
+    // activity Temporal already timed out) gave up on it.
+    const config: PoolConfig = { connectionString: options.connectionString, max: options.poolSize ?? 20, statement_timeout: options.statementTimeoutMs ?? 15_000 };
     const pool = new Pool(config);
     pool.on('error', () => undefined); // idle client errors surface on the next query instead
     try {
