@@ -17,6 +17,14 @@ export default async function globalSetup(): Promise<void> {
   const stops: (() => Promise<void>)[] = [];
   (globalThis as { __testStackStops?: typeof stops }).__testStackStops = stops;
 
+  // If the run is interrupted (Ctrl-C, CI timeout), stop the servers: Node exits on SIGTERM
+  // without running 'exit' hooks, which would leave the dev server (its own process group) behind.
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      void Promise.allSettled(stops.map((stop) => stop())).finally(() => process.exit(130));
+    });
+  }
+
   const started = Date.now();
   const [postgresUrl, temporalAddress] = await Promise.all([
     (async () => {
