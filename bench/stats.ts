@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import { CLOCK_TICKS_PER_SECOND, descendantsOf, readProcessStat } from '../infra/process-table';
 
 export function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return Number.NaN;
@@ -41,37 +42,16 @@ export async function runConcurrently(total: number, concurrency: number, task: 
 
 /** CPU seconds (user + system) consumed so far by a process and, optionally, its descendants. */
 export function cpuSeconds(pid: number, withChildren = false): number {
-  const ticks = 100; // USER_HZ on Linux
-  let total = 0;
-  const pids = withChildren ? [pid, ...descendants(pid)] : [pid];
-  for (const p of pids) {
-    try {
-      const stat = fs.readFileSync(`/proc/${p}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      total += (Number(fields[11]) + Number(fields[12])) / ticks;
-      // Children that exited (e.g. PostgreSQL backends of closed connections) leave their CPU in
-      // the parent's cutime/cstime: count it, or short-lived children make the total go backwards.
-      if (withChildren && p === pid) total += (Number(fields[13]) + Number(fields[14])) / ticks;
-    } catch {
-      /* exited */
-    }
+  let ticks = 0;
+  for (const p of withChildren ? [pid, ...descendantsOf(pid)] : [pid]) {
+    const stat = readProcessStat(p);
+    if (!stat) continue; // exited
+    ticks += stat.utime + stat.stime;
+    // Children that exited (e.g. PostgreSQL backends of closed connections) leave their CPU in
+    // the parent's cutime/cstime: count it, or short-lived children make the total go backwards.
+    if (withChildren && p === pid) ticks += stat.cutime + stat.cstime;
   }
-  return total;
-}
-
-function descendants(pid: number): number[] {
-  const out: number[] = [];
-  for (const entry of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid === pid) out.push(Number(entry), ...descendants(Number(entry)));
-    } catch {
-      /* gone */
-    }
-  }
-  return out;
+  return ticks / CLOCK_TICKS_PER_SECOND;
 }
 
 export interface CpuProbe {

@@ -3,6 +3,7 @@ import type { Server } from 'node:http';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, type Worker } from '@temporalio/worker';
 import { Pool } from 'pg';
+import { withTransaction } from '../infra/pg-transaction';
 import { createTransferActivities, type TransferActivities } from '../activities/transfer-activities';
 import { handleAccountCommand } from '../application/account-commands';
 import { AccountRepository } from '../application/account-repository';
@@ -327,22 +328,14 @@ class Harness {
     const a = Math.floor(Math.random() * ACCOUNTS);
     const b = (a + 1 + Math.floor(Math.random() * (ACCOUNTS - 1))) % ACCOUNTS;
     const amount = 1 + Math.floor(Math.random() * 1000);
-    const client = await this.sqlPool.connect();
-    try {
-      await client.query('BEGIN');
+    await withTransaction(this.sqlPool, async (client) => {
       // Lock both rows in a fixed order (no deadlocks), check funds, move the money.
       const rows = await client.query<{ account_id: number; balance: string }>('SELECT account_id, balance FROM plain_balances WHERE account_id = ANY($1) ORDER BY account_id FOR UPDATE', [[a, b]]);
       const source = rows.rows.find((r) => r.account_id === a)!;
       if (Number(source.balance) < amount) throw new Error('insufficient funds');
       await client.query('UPDATE plain_balances SET balance = balance - $2 WHERE account_id = $1', [a, amount]);
       await client.query('UPDATE plain_balances SET balance = balance + $2 WHERE account_id = $1', [b, amount]);
-      await client.query('COMMIT');
-    } catch (error) {
-      await client.query('ROLLBACK');
-      throw error;
-    } finally {
-      client.release();
-    }
+    });
   }
 
   async balance(accountId: string): Promise<number> {

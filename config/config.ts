@@ -102,5 +102,18 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   return config;
 }
 
+/** For entry points: a bad configuration prints the problems (each naming its variable) and exits with status 2. */
+export function loadConfigOrExit(env: Record<string, string | undefined> = process.env): Config {
+  try {
+    return loadConfig(env);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`${error.message}\n`);
+      process.exit(2);
+    }
+    throw error;
+  }
+}
+
 /** Every variable the service reads, for documentation and help output. */
 export const CONFIG_VARIABLES = Object.keys(envSchema.shape);

@@ -31,6 +31,16 @@ function requireRoom(state: AccountState, amount: MinorUnits): AccountDecision |
     : reject('balance_limit_exceeded', `Account ${state.accountId} cannot hold more than ${Number.MAX_SAFE_INTEGER} minor units`);
 }
 
+/** What both legs of a transfer require of this account: another counterpart, open, a valid amount, its currency. */
+function requireTransferLeg(state: AccountState, counterpartId: string, amount: unknown, currency: string): AccountDecision | undefined {
+  if (counterpartId === state.accountId) return reject('same_account', 'A transfer needs two different accounts');
+  return (
+    requireOpen(state) ??
+    requireAmount(amount) ??
+    (state.currency !== currency ? reject('currency_mismatch', `Account ${state.accountId} holds ${state.currency}, the transfer is in ${currency}`) : undefined)
+  );
+}
+
 /** The pure decision: from the current state and a command, the new events or a rejection. */
 export function decideAccount(state: AccountState, command: AccountCommand): AccountDecision {
   switch (command.type) {
@@ -74,13 +84,8 @@ export function decideAccount(state: AccountState, command: AccountCommand): Acc
       if (state.transfers[command.transferId]?.voided) {
         return reject('transfer_finished', `Transfer ${command.transferId} was settled without a debit of ${state.accountId}: it can no longer debit it`);
       }
-      if (command.toAccountId === state.accountId) return reject('same_account', 'A transfer needs two different accounts');
       return (
-        requireOpen(state) ??
-        requireAmount(command.amount) ??
-        (state.currency !== command.currency
-          ? reject('currency_mismatch', `Account ${state.accountId} holds ${state.currency}, the transfer is in ${command.currency}`)
-          : undefined) ??
+        requireTransferLeg(state, command.toAccountId, command.amount, command.currency) ??
         (command.amount > state.balance
           ? reject('insufficient_funds', `Account ${state.accountId} holds ${state.balance}, cannot debit ${command.amount}`)
           : accept([
@@ -99,13 +104,8 @@ export function decideAccount(state: AccountState, command: AccountCommand): Acc
     }
     case 'CreditForTransfer': {
       if (state.transfers[command.transferId]?.credited !== undefined) return accept([]); // already credited: idempotent
-      if (command.fromAccountId === state.accountId) return reject('same_account', 'A transfer needs two different accounts');
       return (
-        requireOpen(state) ??
-        requireAmount(command.amount) ??
-        (state.currency !== command.currency
-          ? reject('currency_mismatch', `Account ${state.accountId} holds ${state.currency}, the transfer is in ${command.currency}`)
-          : undefined) ??
+        requireTransferLeg(state, command.fromAccountId, command.amount, command.currency) ??
         requireRoom(state, command.amount) ??
         accept([
           {

@@ -1,4 +1,4 @@
-import { ConfigError, loadConfig, type Config } from '../config/config';
+import { loadConfigOrExit, type Config } from '../config/config';
 import { createLogger, type Logger } from '../infra/logger';
 
 /**
@@ -6,16 +6,7 @@ import { createLogger, type Logger } from '../infra/logger';
  * process with a message naming the variable), then stops cleanly on SIGINT/SIGTERM.
  */
 export async function runService(name: string, start: (config: Config, logger: Logger) => Promise<{ stop(): Promise<void> }>): Promise<void> {
-  let config: Config;
-  try {
-    config = loadConfig();
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      process.stderr.write(`${error.message}\n`);
-      process.exit(2);
-    }
-    throw error;
-  }
+  const config = loadConfigOrExit();
   const logger = createLogger(config.LOG_LEVEL, { service: name });
   let running: { stop(): Promise<void> };
   try {

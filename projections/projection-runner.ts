@@ -1,4 +1,5 @@
 import type { Pool } from 'pg';
+import { withTransaction } from '../infra/pg-transaction';
 import type { EventStore, GlobalPosition, RecordedEvent, Subscription } from '../eventstore/event-store';
 import { comparePositions } from '../eventstore/event-store';
 import type { Projection } from './projection';
@@ -53,27 +54,15 @@ export class ProjectionRunner {
   async applyMany(projection: Projection, tables: Record<string, string>, events: RecordedEvent[], checkpointName = projection.name): Promise<void> {
     const wanted = events.filter((e) => !projection.eventTypes || projection.eventTypes.includes(e.type));
     if (wanted.length === 0) return;
-    const client = await this.readModels.connect();
-    // A connection killed mid-transaction emits 'error' on the checked-out client: without a
-    // listener that would crash the process; the failed query rejects anyway and the batch is retried.
-    const ignore = () => undefined;
-    client.on('error', ignore);
-    const outcomes: ['applied' | 'duplicate' | 'ignored', RecordedEvent][] = [];
-    try {
-      await client.query('BEGIN');
-      for (const event of wanted) outcomes.push([await projection.apply(client, event, tables), event]);
+    const outcomes = await withTransaction(this.readModels, async (client) => {
+      const applied: ['applied' | 'duplicate' | 'ignored', RecordedEvent][] = [];
+      for (const event of wanted) applied.push([await projection.apply(client, event, tables), event]);
       // The furthest position of the batch (EventStoreDB may deliver out of order; the checkpoint only moves forward).
       const furthest = wanted.reduce((a, e) => (comparePositions(e.position, a) > 0 ? e.position : a), wanted[0]!.position);
       await saveCheckpoint(client, checkpointName, furthest);
-      await client.query('COMMIT');
-      for (const [outcome, event] of outcomes) this.observer.applied?.(projection.name, event, outcome);
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw error;
-    } finally {
-      client.off('error', ignore);
-      client.release();
-    }
+      return applied;
+    });
+    for (const [outcome, event] of outcomes) this.observer.applied?.(projection.name, event, outcome);
   }
 
   async stop(): Promise<void> {

@@ -1,4 +1,5 @@
 import type { Pool, PoolClient } from 'pg';
+import { withTransaction } from '../infra/pg-transaction';
 import type { EventStore, GlobalPosition, RecordedEvent } from '../eventstore/event-store';
 import { comparePositions } from '../eventstore/event-store';
 import type { Projection } from './projection';
@@ -61,26 +62,14 @@ export async function rebuildProjection(store: EventStore, pool: Pool, projectio
     for (;;) {
       const page = await readPage(bound);
       if (page.length === 0) break;
-      const client = await pool.connect();
-      try {
-        await client.query('BEGIN');
-        await applyPage(client, page);
-        await client.query('COMMIT');
-      } catch (error) {
-        await client.query('ROLLBACK').catch(() => undefined);
-        throw error;
-      } finally {
-        client.release();
-      }
+      await withTransaction(pool, (client) => applyPage(client, page));
       if (events % 10_000 < PAGE) log(`[rebuild ${projection.name}] ${events} events replayed`);
     }
     if (events - before < LEFT_FOR_THE_LOCK || round >= MAX_ROUNDS) break;
   }
 
   // Phase 2: catch up under lock (up to the head as of the lock) and swap.
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
+  await withTransaction(pool, async (client) => {
     await client.query(`LOCK TABLE ${Object.values(live).join(', ')} IN ACCESS EXCLUSIVE MODE`);
     const bound = await store.headPosition();
     for (;;) {
@@ -95,13 +84,7 @@ export async function rebuildProjection(store: EventStore, pool: Pool, projectio
       await client.query(`ALTER INDEX IF EXISTS ${shadow[name]}_pkey RENAME TO ${name}_pkey`);
     }
     if (position) await saveCheckpoint(client, projection.name, position);
-    await client.query('COMMIT');
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw error;
-  } finally {
-    client.release();
-  }
+  });
   const report = { projection: projection.name, events, position, ms: Date.now() - started };
   log(`[rebuild ${projection.name}] swapped in: ${events} events in ${report.ms} ms`);
   return report;

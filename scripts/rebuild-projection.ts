@@ -4,7 +4,7 @@
  * embedded PostgreSQL is found on POSTGRES_PORT; elsewhere set DATABASE_URL (and ESDB_URL with EVENT_STORE=esdb).
  */
 import { Pool } from 'pg';
-import { ConfigError, loadConfig } from '../config/config';
+import { loadConfigOrExit } from '../config/config';
 import { connectEventStore } from '../main/services';
 import { ALL_PROJECTIONS, projectionByName } from '../projections/all-projections';
 import { rebuildProjection } from '../projections/rebuild-projection';
@@ -16,16 +16,7 @@ async function main(): Promise<void> {
     process.stderr.write(`Usage: npm run projections:rebuild -- <name>\nProjections: ${ALL_PROJECTIONS.map((p) => p.name).join(', ')}\n`);
     process.exit(2);
   }
-  let config;
-  try {
-    config = loadConfig();
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      process.stderr.write(`${error.message}\n`);
-      process.exit(2);
-    }
-    throw error;
-  }
+  const config = loadConfigOrExit();
   const databaseUrl = config.DATABASE_URL ?? `postgres://postgres:postgres@127.0.0.1:${config.POSTGRES_PORT}/transfers`;
   const store = await connectEventStore(config, databaseUrl);
   const pool = new Pool({ connectionString: databaseUrl, max: 4 });

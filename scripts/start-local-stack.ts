@@ -5,7 +5,7 @@
  * the projections and the HTTP API in this process. Ctrl-C / SIGTERM stops everything.
  */
 import path from 'node:path';
-import { ConfigError, loadConfig, type Config } from '../config/config';
+import { loadConfigOrExit, type Config } from '../config/config';
 import { startEmbeddedPostgres } from '../infra/embedded-postgres';
 import { createLogger } from '../infra/logger';
 import { assertPortFree, PortInUseError } from '../infra/ports';
@@ -25,16 +25,7 @@ async function checkPorts(config: Config): Promise<void> {
 }
 
 async function main(): Promise<void> {
-  let config: Config;
-  try {
-    config = loadConfig();
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      process.stderr.write(`${error.message}\n`);
-      process.exit(2);
-    }
-    throw error;
-  }
+  const config = loadConfigOrExit();
   try {
     await checkPorts(config);
   } catch (error) {

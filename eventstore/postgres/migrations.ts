@@ -1,4 +1,5 @@
 import type { Pool } from 'pg';
+import { withTransaction } from '../../infra/pg-transaction';
 
 /**
  * Versioned schema migrations for the PostgreSQL event store, applied in order at start under an
@@ -66,9 +67,7 @@ const MIGRATIONS: { version: number; name: string; sql: string }[] = [
 const MIGRATION_LOCK = 7_412_001; // arbitrary, constant advisory lock key for schema changes
 
 export async function migrateEventStore(pool: Pool): Promise<void> {
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
+  await withTransaction(pool, async (client) => {
     await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
     await client.query(`CREATE TABLE IF NOT EXISTS es_schema_migrations (
       version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
@@ -79,11 +78,5 @@ export async function migrateEventStore(pool: Pool): Promise<void> {
       await client.query(migration.sql);
       await client.query('INSERT INTO es_schema_migrations (version, name) VALUES ($1, $2)', [migration.version, migration.name]);
     }
-    await client.query('COMMIT');
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw error;
-  } finally {
-    client.release();
-  }
+  });
 }

@@ -7,6 +7,7 @@ import { accountStream } from '../../domain/account-events';
 import { transferStream } from '../../domain/transfer-events';
 import { startTransfer } from '../../temporal/transfer-client';
 import { TransferStack } from '../support/transfer-stack';
+import { processGroupMembers, readProcessStat } from '../../infra/process-table';
 import { waitUntil } from '../support/wait-until';
 import { activityExecutions } from '../support/workflow-history';
 
@@ -14,16 +15,13 @@ const REPO_ROOT = path.resolve(__dirname, '../..');
 
 /** Linux: a SIGKILLed process may linger as a zombie until reaped; a zombie counts as dead. */
 function isAlive(pid: number): boolean {
+  const stat = readProcessStat(pid);
+  if (stat) return stat.state !== 'Z';
   try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+    process.kill(pid, 0);
+    return !fs.existsSync('/proc'); // no /proc: trust kill(0)
   } catch {
-    try {
-      process.kill(pid, 0);
-      return !fs.existsSync('/proc'); // no /proc: trust kill(0)
-    } catch {
-      return false;
-    }
+    return false;
   }
 }
 
@@ -123,11 +121,11 @@ describe('worker crash between debit and credit (real SIGKILL of a worker proces
     expect(await stack.balance(to)).toBe(1_000);
 
     const group = crashWorker.child.pid!;
-    expect(groupMembers(group).filter(isAlive).length).toBeGreaterThanOrEqual(2); // npx and the worker's node (at least)
+    expect(processGroupMembers(group).filter(isAlive).length).toBeGreaterThanOrEqual(2); // npx and the worker's node (at least)
     const exit = await crashWorker.kill();
     expect(exit.signal).toBe('SIGKILL');
     // Every process of the child's group is gone (the worker is tsx's grandchild of npx).
-    await waitUntil('the crash worker process group to be gone', () => groupMembers(group).every((pid) => !isAlive(pid)), 10_000);
+    await waitUntil('the crash worker process group to be gone', () => processGroupMembers(group).every((pid) => !isAlive(pid)), 10_000);
 
     // A fresh in-process worker with the real activities (counted) takes over.
     const real = stack.realActivities();
@@ -175,20 +173,3 @@ describe('worker crash between debit and credit (real SIGKILL of a worker proces
     expect(debit.identity).not.toBe(credit.identity); // the debit ran in the killed process, the credit in this one
   }, 90_000);
 });
-
-/** Pids in a process group (Linux /proc); empty when /proc is unavailable. */
-function groupMembers(pgid: number): number[] {
-  if (!fs.existsSync('/proc')) return [];
-  const out: number[] = [];
-  for (const entry of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(fields[2]) === pgid) out.push(Number(entry));
-    } catch {
-      /* exited meanwhile */
-    }
-  }
-  return out;
-}

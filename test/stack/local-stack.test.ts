@@ -4,6 +4,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { findFreePort } from '../../infra/ports';
+import { descendantsOf } from '../../infra/process-table';
 
 /**
  * `npm start` end to end: the real launcher with its own embedded PostgreSQL and Temporal dev
@@ -45,21 +46,6 @@ const alive = (pid: number) => {
     return false;
   }
 };
-
-function childPidsOf(pid: number): number[] {
-  const out: number[] = [];
-  for (const entry of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid === pid) out.push(Number(entry), ...childPidsOf(Number(entry)));
-    } catch {
-      /* gone */
-    }
-  }
-  return out;
-}
 
 describe('npm start (the local stack launcher)', () => {
   let dataDir: string;
@@ -106,7 +92,7 @@ describe('npm start (the local stack launcher)', () => {
     const { accountId } = (await opened.json()) as { accountId: string };
     fs.writeFileSync(path.join(dataDir, 'account-id'), accountId);
 
-    const descendants = childPidsOf(stack.child.pid!);
+    const descendants = descendantsOf(stack.child.pid!);
     expect(descendants.length).toBeGreaterThan(0);
     stack.child.kill('SIGTERM');
     expect(await stack.exited).toBe(0);

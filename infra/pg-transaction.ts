@@ -1,0 +1,24 @@
+import type { Pool, PoolClient } from 'pg';
+
+/**
+ * Runs `work` in a transaction on a connection of its own: COMMIT when it resolves, ROLLBACK when
+ * it throws (the error propagates). A connection killed meanwhile emits 'error' on the checked-out
+ * client; without a listener that would crash the process, while the failed query rejects anyway.
+ */
+export async function withTransaction<T>(pool: Pool, work: (client: PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  const ignore = () => undefined;
+  client.on('error', ignore);
+  try {
+    await client.query('BEGIN');
+    const result = await work(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  } finally {
+    client.off('error', ignore);
+    client.release();
+  }
+}
