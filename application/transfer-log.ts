@@ -20,7 +20,7 @@ export class TransferLog {
   async load(transferId: string): Promise<LoadedTransfer> {
     const events = await this.store.readStream(transferStream(transferId));
     let state = initialTransferState();
-    for (const e of events) state = evolveTransfer(state, toDomainEvent<TransferEvent>(e), String(e.metadata.occurredAt ?? e.recordedAt));
+    for (const e of events) state = evolveTransfer(state, toDomainEvent<TransferEvent>(e), e.metadata.occurredAt);
     return { state, revision: events.at(-1)?.revision ?? 'no_stream' };
   }
 
@@ -38,18 +38,20 @@ export class TransferLog {
     return retryOnConflict(
       async () => {
         const { state, revision } = await this.load(transferId);
-        const at = new Date().toISOString();
+        // Steps get their time from the store once recorded (no process clock): '' while deciding.
         let after = state;
         const decided: TransferEvent[] = [];
         for (const command of Array.isArray(commandOrCommands) ? commandOrCommands : [commandOrCommands]) {
           const decision = decideTransfer(after, command);
           if (!decision.ok) return { ok: false as const, rejection: decision.rejection };
           decided.push(...decision.events);
-          after = decision.events.reduce((s, e) => evolveTransfer(s, e, at), after);
+          after = decision.events.reduce((s, e) => evolveTransfer(s, e, ''), after);
         }
         if (decided.length === 0) return { ok: true as const, state };
-        const events = decided.map((e) => toNewEvent(e, { ...context, occurredAt: context.occurredAt ?? at, extra: { ...context.extra, transferId } }, eventId(e.type)));
+        const events = decided.map((e) => toNewEvent(e, { ...context, extra: { ...context.extra, transferId } }, eventId(e.type)));
         const result = await this.store.appendToStream(transferStream(transferId), events, { expectedRevision: revision });
+        const { recordedAt } = result;
+        after = recordedAt !== undefined ? decided.reduce((s, e) => evolveTransfer(s, e, context.occurredAt ?? recordedAt), state) : (await this.load(transferId)).state;
         return { ok: true as const, state: after, position: result.position };
       },
       { onConflict },

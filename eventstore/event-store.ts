@@ -17,12 +17,23 @@ export type JsonObject = { [key: string]: JsonValue };
 
 export type ExpectedRevision = 'no_stream' | 'stream_exists' | 'any' | bigint;
 
-export interface EventMetadata {
-  /** When the fact happened in the world (may be long before it was recorded). ISO-8601. */
-  occurredAt: string;
+/** Metadata as a writer proposes it. */
+export interface NewEventMetadata {
+  /**
+   * When the fact happened in the world, ISO-8601: only for a time that is not the moment of recording
+   * (business time, e.g. a branch reporting a deposit a day late). Leave it out and the store sets it to
+   * the time it records the event, by its own clock. Never set it from the writing process's clock:
+   * processes' clocks disagree, and the store's is the one clock every event shares.
+   */
+  occurredAt?: string;
   correlationId?: string;
   causationId?: string;
   [key: string]: JsonValue | undefined;
+}
+
+/** Metadata of a recorded event: occurredAt is always there (the recording time unless the writer set one). */
+export interface EventMetadata extends NewEventMetadata {
+  occurredAt: string;
 }
 
 /** An event as a writer proposes it. */
@@ -30,7 +41,7 @@ export interface NewEvent<Type extends string = string, Data extends JsonObject 
   id: string;
   type: Type;
   data: Data;
-  metadata: EventMetadata;
+  metadata: NewEventMetadata;
 }
 
 export interface GlobalPosition {
@@ -44,7 +55,12 @@ export interface RecordedEvent<Type extends string = string, Data extends JsonOb
   stream: string;
   revision: bigint;
   position: GlobalPosition;
-  /** When the store recorded it. ISO-8601. */
+  metadata: EventMetadata;
+  /**
+   * When the store recorded it, ISO-8601, millisecond precision, by the store's clock: PostgreSQL stamps it
+   * with the database's clock inside the append, never before the previous event of the stream (even when
+   * that clock is set back); EventStoreDB with the server's `created`.
+   */
   recordedAt: string;
 }
 
@@ -57,6 +73,11 @@ export interface AppendResult {
   nextExpectedRevision: bigint;
   /** Global position of the last event appended (or found, for an idempotent re-append). */
   position: GlobalPosition;
+  /**
+   * The store's recording time of the appended events (of the first append, for an idempotent re-append).
+   * Absent when the adapter cannot tell without another read (EventStoreDB does not return it).
+   */
+  recordedAt?: string;
 }
 
 export interface ReadStreamOptions {

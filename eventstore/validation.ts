@@ -54,8 +54,9 @@ export function validateAppend(stream: unknown, events: unknown, options: Append
     if (!m || typeof m !== 'object' || Array.isArray(m) || !isPlainJson(m)) {
       throw new EventStoreValidationError(`events[${i}].metadata`, 'must be a plain JSON object');
     }
-    if (typeof m.occurredAt !== 'string' || Number.isNaN(Date.parse(m.occurredAt))) {
-      throw new EventStoreValidationError(`events[${i}].metadata.occurredAt`, 'must be an ISO-8601 timestamp');
+    // Optional: absent, the store stamps the event with its own recording time.
+    if (m.occurredAt !== undefined && (typeof m.occurredAt !== 'string' || Number.isNaN(Date.parse(m.occurredAt)))) {
+      throw new EventStoreValidationError(`events[${i}].metadata.occurredAt`, 'must be an ISO-8601 timestamp when given');
     }
   });
 }

@@ -106,12 +106,13 @@ export class EsdbEventStore implements EventStore {
       }
       throw toStoreError(err, 'append');
     }
+    // The server stamps each event's `created` itself (our recordedAt, and occurredAt unless the writer set one),
+    // but its append response does not carry it: recordedAt is left out rather than read back on every append.
+    if (result.position && result.position.commit >= 0n) {
+      return { nextExpectedRevision: result.nextExpectedRevision, position: { commit: result.position.commit, prepare: result.position.prepare } };
+    }
     // An idempotent re-append succeeds without a position (the server answers NoPosition): look the last event up.
-    const position =
-      result.position && result.position.commit >= 0n
-        ? { commit: result.position.commit, prepare: result.position.prepare }
-        : await this.positionOfRevision(stream, result.nextExpectedRevision);
-    return { nextExpectedRevision: result.nextExpectedRevision, position };
+    return { nextExpectedRevision: result.nextExpectedRevision, ...(await this.lastAppended(stream, result.nextExpectedRevision)) };
   }
 
   async readStream(stream: string, options: ReadStreamOptions = {}): Promise<RecordedEvent[]> {
@@ -333,7 +334,7 @@ export class EsdbEventStore implements EventStore {
     }
   }
 
-  private async positionOfRevision(stream: string, revision: bigint): Promise<GlobalPosition> {
+  private async lastAppended(stream: string, revision: bigint): Promise<{ position: GlobalPosition; recordedAt?: string }> {
     const [resolved] = await collect(this.client.readStream(stream, { direction: BACKWARDS, fromRevision: revision, maxCount: 1 })).catch(
       (err: unknown) => {
         throw toStoreError(err, 'append');
@@ -341,7 +342,7 @@ export class EsdbEventStore implements EventStore {
     );
     const position = resolved?.event?.position ?? (resolved?.commitPosition !== undefined ? { commit: resolved.commitPosition, prepare: resolved.commitPosition } : undefined);
     if (!position) throw new Error(`EventStoreDB did not return the position of ${stream}@${revision} after an idempotent append`);
-    return { commit: position.commit, prepare: position.prepare };
+    return { position: { commit: position.commit, prepare: position.prepare }, recordedAt: resolved?.event?.created.toISOString() };
   }
 
   /**

@@ -18,8 +18,12 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
  * - `created` is a Date in 6.x (the client converts the server's .NET ticks; millisecond precision).
  * - `position` is optional in the typings (reads of a single stream carry it on servers 22.6+); `fallbackCommit`
  *   (the ResolvedEvent's commitPosition) is used when it is missing.
- * - Metadata that is not a JSON object, or lacks occurredAt (events not written by this service), gets
- *   occurredAt = recordedAt.
+ * - `recordedAt` is the server's `created`: the time of every event comes from one clock (the leader's), not from
+ *   the clock of the process that wrote it. The service writes no occurredAt for the events it causes, so their
+ *   occurredAt is this recorded time; an explicit occurredAt (business time) is kept. Metadata that is not a JSON
+ *   object (events not written by this service) also gets occurredAt = recordedAt.
+ * - Unlike the PostgreSQL adapter, nothing here keeps a stream's times in order should the server's clock be set
+ *   back: `created` is what the server stamped.
  */
 export function toRecordedEvent(event: EsdbRecordedEvent, fallbackCommit?: bigint): RecordedEvent | undefined {
   if (isSystemEvent(event) || !event.isJson) return undefined;

@@ -92,17 +92,23 @@ export class PostgresEventStore implements EventStore {
     const n = events.length;
     // The head statement both checks the expected revision and takes the stream's row lock; the
     // events are inserted by the same statement, so check and write are one atomic step.
+    // It also stamps the append with the database's clock (head.stamp, see STAMP_NEXT): the events' recording
+    // time, and their occurrence time unless the writer gave one (business time). No process clock is used.
     const head = headStatement(expected);
     const sql = `
       WITH head AS (${head}),
       ins AS (
-        INSERT INTO es_events (stream, revision, id, type, data, metadata, occurred_at)
-        SELECT $1, head.revision - $2::bigint + e.ord, e.id, e.type, e.data, e.metadata, e.occurred_at
+        INSERT INTO es_events (stream, revision, id, type, data, metadata, occurred_at, recorded_at)
+        SELECT $1, head.revision - $2::bigint + e.ord, e.id, e.type, e.data,
+               CASE WHEN e.occurred_at IS NULL
+                    THEN e.metadata || jsonb_build_object('occurredAt', to_char(head.stamp AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))
+                    ELSE e.metadata END,
+               coalesce(e.occurred_at, head.stamp), head.stamp
         FROM head, unnest($3::uuid[], $4::text[], $5::jsonb[], $6::jsonb[], $7::timestamptz[])
              WITH ORDINALITY AS e(id, type, data, metadata, occurred_at, ord)
-        RETURNING revision, position, transaction_id
+        RETURNING revision, position, transaction_id, recorded_at
       )
-      SELECT revision::text AS revision, position::text AS position, transaction_id::text AS txid
+      SELECT revision::text AS revision, position::text AS position, transaction_id::text AS txid, recorded_at
       FROM ins ORDER BY ins.revision DESC LIMIT 1`;
     const params: unknown[] = [
       stream,
@@ -110,19 +116,23 @@ export class PostgresEventStore implements EventStore {
       events.map((e) => e.id),
       events.map((e) => e.type),
       events.map((e) => JSON.stringify(e.data)),
-      events.map((e) => JSON.stringify(e.metadata)),
-      events.map((e) => e.metadata.occurredAt),
+      events.map((e) => JSON.stringify(e.metadata)), // an absent occurredAt is left out; the statement adds the stamp
+      events.map((e) => e.metadata.occurredAt ?? null),
     ];
     if (typeof expected === 'bigint') params.push(expected.toString());
     let conflict: 'revision' | 'event_id' = 'revision';
     try {
       // A named statement per expected-revision kind: each connection plans it once.
       const name = `es_append_${typeof expected === 'bigint' ? 'revision' : expected}`;
-      const result = await this.pool.query<{ revision: string; position: string; txid: string }>({ name, text: sql, values: params });
+      const result = await this.pool.query<{ revision: string; position: string; txid: string; recorded_at: Date }>({ name, text: sql, values: params });
       const row = result.rows[0];
       if (row) {
         this.notifier.signal();
-        return { nextExpectedRevision: BigInt(row.revision), position: { commit: BigInt(row.txid), prepare: BigInt(row.position) } };
+        return {
+          nextExpectedRevision: BigInt(row.revision),
+          position: { commit: BigInt(row.txid), prepare: BigInt(row.position) },
+          recordedAt: row.recorded_at.toISOString(),
+        };
       }
     } catch (error) {
       const pgError = error as { code?: string; constraint?: string };
@@ -146,8 +156,8 @@ export class PostgresEventStore implements EventStore {
   /** The same events, in the same order, already sit at the place this append would have put them. */
   private async findIdempotentAppend(stream: string, events: readonly NewEvent[], expected: ExpectedRevision): Promise<AppendResult | undefined> {
     const ids = events.map((e) => e.id.toLowerCase());
-    const found = await this.pool.query<{ id: string; stream: string; revision: string; position: string; txid: string }>(
-      `SELECT id::text AS id, stream, revision::text AS revision, position::text AS position, transaction_id::text AS txid
+    const found = await this.pool.query<{ id: string; stream: string; revision: string; position: string; txid: string; recorded_at: Date }>(
+      `SELECT id::text AS id, stream, revision::text AS revision, position::text AS position, transaction_id::text AS txid, recorded_at
        FROM es_events WHERE id = ANY($1::uuid[])`,
       [ids],
     );
@@ -160,7 +170,11 @@ export class PostgresEventStore implements EventStore {
     if (expected === 'no_stream' && first !== 0n) return undefined;
     if (typeof expected === 'bigint' && first !== expected + 1n) return undefined;
     const last = rows[rows.length - 1]!;
-    return { nextExpectedRevision: BigInt(last.revision), position: { commit: BigInt(last.txid), prepare: BigInt(last.position) } };
+    return {
+      nextExpectedRevision: BigInt(last.revision),
+      position: { commit: BigInt(last.txid), prepare: BigInt(last.position) },
+      recordedAt: last.recorded_at.toISOString(),
+    };
   }
 
   private async currentRevision(stream: string): Promise<bigint | 'no_stream'> {
@@ -306,18 +320,31 @@ export class PostgresEventStore implements EventStore {
   }
 }
 
+/**
+ * The time of an append, by the database's clock: clock_timestamp() (the moment the statement runs, not
+ * the start of its transaction), at millisecond precision (what RecordedEvent.recordedAt and JSON carry),
+ * and never before the stream's previous append (es_streams.updated_at is its stamp), so a stream's
+ * events stay in time order even when the database clock is set back. The head statement, which holds
+ * the stream's row lock, computes it once and returns it as `stamp`.
+ */
+const STAMP_FIRST = `date_trunc('milliseconds', clock_timestamp())`;
+const STAMP_NEXT = `date_trunc('milliseconds', greatest(clock_timestamp(), es_streams.updated_at))`;
+
 function headStatement(expected: ExpectedRevision): string {
   if (expected === 'no_stream') {
-    return `INSERT INTO es_streams (stream, revision) VALUES ($1, $2::bigint - 1) ON CONFLICT (stream) DO NOTHING RETURNING revision`;
+    return `INSERT INTO es_streams (stream, revision, updated_at) VALUES ($1, $2::bigint - 1, ${STAMP_FIRST})
+            ON CONFLICT (stream) DO NOTHING RETURNING revision, updated_at AS stamp`;
   }
   if (expected === 'stream_exists') {
-    return `UPDATE es_streams SET revision = revision + $2::bigint, updated_at = now() WHERE stream = $1 RETURNING revision`;
+    return `UPDATE es_streams SET revision = revision + $2::bigint, updated_at = ${STAMP_NEXT} WHERE stream = $1 RETURNING revision, updated_at AS stamp`;
   }
   if (expected === 'any') {
-    return `INSERT INTO es_streams (stream, revision) VALUES ($1, $2::bigint - 1)
-            ON CONFLICT (stream) DO UPDATE SET revision = es_streams.revision + $2::bigint, updated_at = now() RETURNING revision`;
+    return `INSERT INTO es_streams (stream, revision, updated_at) VALUES ($1, $2::bigint - 1, ${STAMP_FIRST})
+            ON CONFLICT (stream) DO UPDATE SET revision = es_streams.revision + $2::bigint, updated_at = ${STAMP_NEXT}
+            RETURNING revision, updated_at AS stamp`;
   }
-  return `UPDATE es_streams SET revision = $8::bigint + $2::bigint, updated_at = now() WHERE stream = $1 AND revision = $8::bigint RETURNING revision`;
+  return `UPDATE es_streams SET revision = $8::bigint + $2::bigint, updated_at = ${STAMP_NEXT}
+          WHERE stream = $1 AND revision = $8::bigint RETURNING revision, updated_at AS stamp`;
 }
 
 function clampCount(count: number | undefined): number {

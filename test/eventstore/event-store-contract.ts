@@ -6,6 +6,7 @@ import {
 } from '../../eventstore/errors';
 import type { EventStore, ExpectedRevision, NewEvent, RecordedEvent, Subscription } from '../../eventstore/event-store';
 import { comparePositions } from '../../eventstore/event-store';
+import { withClockOffset } from '../support/clock-offset';
 
 /**
  * The one contract every EventStore adapter must pass. Run by test/eventstore/*.test.ts against
@@ -242,6 +243,69 @@ export function describeEventStoreContract(adapter: string, makeSubject: () => P
       });
     });
 
+    describe("recording time: the store's clock, in order within a stream", () => {
+      /** As the service writes the events it causes: no occurrence time of the writer's own. */
+      const untimed = (type = 'ThingHappened'): NewEvent => {
+        const e = event(type);
+        delete e.metadata.occurredAt;
+        return e;
+      };
+
+      test('an event written without occurredAt occurred when the store recorded it, and readAll filters on that time', async () => {
+        const stream = unique('untimed');
+        const e = untimed();
+        const appended = await store.appendToStream(stream, [e], { expectedRevision: 'no_stream' });
+        const [recorded] = await store.readStream(stream);
+        expect(recorded!.metadata).toMatchObject({ occurredAt: recorded!.recordedAt, correlationId: e.metadata.correlationId });
+        if (appended.recordedAt !== undefined) expect(appended.recordedAt).toBe(recorded!.recordedAt);
+        const at = recorded!.recordedAt;
+        const found = await eventually(async () => {
+          const all = await store.readAll({ streamPrefix: stream, occurredFrom: at, occurredTo: at });
+          expect(all).toHaveLength(1);
+          return all;
+        });
+        expect(found[0]!.id).toBe(e.id);
+      });
+
+      test("recordedAt is the store's clock: a writer whose clock is an hour off does not move it", async () => {
+        const stream = unique('skewed');
+        const hour = 3_600_000;
+        const before = Date.now();
+        const first = await withClockOffset(-hour, () => store.appendToStream(stream, [untimed()], { expectedRevision: 'no_stream' }));
+        await withClockOffset(hour, () => store.appendToStream(stream, [untimed()], { expectedRevision: first.nextExpectedRevision }));
+        const after = Date.now();
+        for (const recorded of await store.readStream(stream)) {
+          // The store and this test share a machine (or a synchronised clock): minutes of slack, not an hour.
+          expect(Date.parse(recorded.recordedAt)).toBeGreaterThan(before - 5 * 60_000);
+          expect(Date.parse(recorded.recordedAt)).toBeLessThan(after + 5 * 60_000);
+          expect(recorded.metadata.occurredAt).toBe(recorded.recordedAt);
+        }
+      });
+
+      test('recordedAt never goes backwards within a stream; listStreams reports the last one', async () => {
+        const stream = unique('monotonic');
+        const first = await store.appendToStream(stream, [untimed(), untimed(), untimed()], { expectedRevision: 'no_stream' });
+        const appends = [
+          first,
+          await store.appendToStream(stream, [untimed()], { expectedRevision: first.nextExpectedRevision }),
+          await store.appendToStream(stream, [untimed(), untimed()], { expectedRevision: 'stream_exists' }),
+          await store.appendToStream(stream, [untimed()], { expectedRevision: 'any' }),
+        ];
+        const recorded = await store.readStream(stream);
+        expect(recorded.map((e) => e.revision)).toEqual([0n, 1n, 2n, 3n, 4n, 5n, 6n]);
+        for (let i = 1; i < recorded.length; i++) expect(Date.parse(recorded[i]!.recordedAt)).toBeGreaterThanOrEqual(Date.parse(recorded[i - 1]!.recordedAt));
+        for (const appended of appends) {
+          if (appended.recordedAt !== undefined) expect(appended.recordedAt).toBe(recorded[Number(appended.nextExpectedRevision)]!.recordedAt);
+        }
+        const [summary] = await eventually(async () => {
+          const s = await store.listStreams({ prefix: stream });
+          expect(s).toHaveLength(1);
+          return s;
+        });
+        expect(summary!.lastRecordedAt).toBe(recorded.at(-1)!.recordedAt);
+      });
+    });
+
     describe('validation: bad input gives a clear error and writes nothing', () => {
       const bad: { name: string; stream: unknown; events: unknown; expected?: unknown; field: RegExp }[] = [
         { name: 'empty stream name', stream: '', events: [event()], field: /stream/ },
@@ -254,7 +318,7 @@ export function describeEventStoreContract(adapter: string, makeSubject: () => P
         { name: 'data with a function', stream: 'fine', events: [{ ...event(), data: { f: () => 1 } }], field: /data/ },
         { name: 'data with NaN', stream: 'fine', events: [{ ...event(), data: { n: Number.NaN } }], field: /data/ },
         { name: 'data with a bigint', stream: 'fine', events: [{ ...event(), data: { n: 1n } }], field: /data/ },
-        { name: 'metadata without occurredAt', stream: 'fine', events: [{ ...event(), metadata: {} }], field: /occurredAt/ },
+        { name: 'occurredAt that is not a timestamp', stream: 'fine', events: [{ ...event(), metadata: { occurredAt: 'last tuesday' } }], field: /occurredAt/ },
         { name: 'negative expected revision', stream: 'fine', events: [event()], expected: -1n, field: /expectedRevision/ },
         { name: 'number expected revision', stream: 'fine', events: [event()], expected: 3, field: /expectedRevision/ },
       ];
