@@ -5,9 +5,9 @@ import { handleAccountCommand } from '../application/account-commands';
 import type { CommandContext } from '../application/event-envelope';
 import type { TransferLog } from '../application/transfer-log';
 import { deterministicUuid } from '../domain/deterministic-id';
-import type { Rejection, RejectionType } from '../domain/rejection';
+import type { Rejection } from '../domain/rejection';
 import { sameRequest, type TransferCommand } from '../domain/transfer-decider';
-import type { TransferRequest } from '../domain/transfer-events';
+import type { TransferFailureReason, TransferRequest, TransferStatus } from '../domain/transfer-events';
 
 /** What the saga passes to every activity. */
 export interface TransferActivityInput extends TransferRequest {
@@ -16,6 +16,21 @@ export interface TransferActivityInput extends TransferRequest {
 
 export interface ActivityObserver {
   conflict(activity: string): void;
+  /** A saga could not settle its transfer and waits for a person (TransferStatus = needs_attention). */
+  needsAttention?(transferId: string, reason: string, message: string): void;
+}
+
+/** What the saga's settlement needs to know: why the forward path stopped, and whether a credit attempt may have run. */
+export interface SettleInput extends TransferActivityInput {
+  reason: TransferFailureReason;
+  message: string;
+  /** A credit attempt was scheduled: it may have landed, or may still land, on the target. */
+  creditMayHaveRun: boolean;
+}
+
+export interface Settlement {
+  outcome: Exclude<TransferStatus, 'pending'>;
+  refunded: number;
 }
 
 export interface TransferActivityDeps {
@@ -100,6 +115,44 @@ export function createTransferActivities({ accounts, transfers, observer }: Tran
     else await recordStep(input, credited);
   }
 
+  /**
+   * On the target: voids the transfer so that no credit attempt can land any more, unless the credit
+   * already landed. Returns true when the target holds this transfer's credit.
+   */
+  async function voidCredit(input: TransferActivityInput): Promise<boolean> {
+    const result = await handleAccountCommand(
+      accounts,
+      input.toAccountId,
+      { type: 'VoidCreditForTransfer', transferId: input.transferId },
+      { context: stepContext(input), eventId: legId(input.transferId, 'void-credit'), onConflict: onConflict('voidCredit') },
+    );
+    if (!result.ok) throw new Error(`voiding the credit decided a rejection (${result.rejection.type}); retrying`); // never expected
+    return result.state.transfers[input.transferId]?.credited !== undefined;
+  }
+
+  /** Gives the source back what this transfer debited (voids the transfer there when no debit landed). */
+  async function refund(input: TransferActivityInput): Promise<{ refunded: number }> {
+    const result = await handleAccountCommand(
+      accounts,
+      input.fromAccountId,
+      { type: 'RefundForTransfer', transferId: input.transferId },
+      { context: stepContext(input), eventId: legId(input.transferId, 'refund'), onConflict: onConflict('refundSource') },
+    );
+    if (!result.ok) throw ApplicationFailure.nonRetryable(result.rejection.message, result.rejection.type);
+    const legs = result.state.transfers[input.transferId];
+    const refunded = legs?.refunded ?? 0;
+    if (refunded > 0) {
+      // The debit too, in the same append: its own step may never have been recorded (the debit
+      // landed, then its recording failed until the saga gave up). Recorded steps are no-ops.
+      await recordStep(
+        input,
+        { type: 'RecordSourceDebited', accountId: input.fromAccountId, amount: legs?.debited ?? refunded, currency: result.state.currency },
+        { type: 'RecordSourceRefunded', accountId: input.fromAccountId, amount: refunded },
+      );
+    }
+    return { refunded };
+  }
+
   return {
     /** Records the request on the transfer's stream. The same id with another payload is refused. */
     requestTransfer,
@@ -129,32 +182,55 @@ export function createTransferActivities({ accounts, transfers, observer }: Tran
      * Returns the amount refunded by this transfer (0 when there was nothing to refund).
      */
     async refundSource(input: TransferActivityInput): Promise<{ refunded: number }> {
-      // Defence in depth: never refund on behalf of another transfer that reused this id, nor a
-      // transfer whose credit is on record (the money reached the target: a refund would create money).
+      // Sagas of the released shapes (v1, v2) call this when the credit failed or was cancelled. The
+      // credit may still land (a cancelled attempt keeps running): void it on the target first, and
+      // never refund a transfer whose credit is on the target (a refund would create money).
       const recorded = (await transfers.load(input.transferId)).state;
       if (recorded.request && !sameRequest(recorded.request, input)) return { refunded: 0 };
-      if (recorded.credited !== undefined) {
+      if (recorded.credited !== undefined || (await voidCredit(input))) {
         throw ApplicationFailure.nonRetryable(`Transfer ${input.transferId} was credited: refusing to refund it`, 'refund_after_credit');
       }
-      const result = await handleAccountCommand(
-        accounts,
-        input.fromAccountId,
-        { type: 'RefundForTransfer', transferId: input.transferId },
-        { context: stepContext(input), eventId: legId(input.transferId, 'refund'), onConflict: onConflict('refundSource') },
-      );
-      if (!result.ok) throw new Error(`refund decided a rejection (${result.rejection.type}); retrying`); // never expected
-      const legs = result.state.transfers[input.transferId];
-      const refunded = legs?.refunded ?? 0;
-      if (refunded > 0) {
-        // The debit too, in the same append: its own step may never have been recorded (the debit
-        // landed, then its recording failed until the saga gave up). Recorded steps are no-ops.
+      return refund(input);
+    },
+
+    /**
+     * The saga's settlement when its forward path stopped (a rejection, a cancel, retries exhausted):
+     * the transfer ends in exactly one safe outcome, whatever landed before.
+     * 1. When a credit attempt may have run, the target decides first: the credit landed (the transfer
+     *    completes: money reached the target, a refund would create money), or it is voided there so
+     *    that no late credit attempt can land any more.
+     * 2. Otherwise the source gets back what this transfer debited (a debit not landed is voided).
+     * 3. The outcome is recorded: completed, compensated (money moved and came back) or failed (nothing moved).
+     * Idempotent: a retry, or a saga run again under the same transfer id, reaches the same outcome.
+     */
+    async settleTransfer(input: SettleInput): Promise<Settlement> {
+      const recorded = (await transfers.load(input.transferId)).state;
+      if (recorded.request && !sameRequest(recorded.request, input)) {
+        throw ApplicationFailure.nonRetryable(`Transfer ${input.transferId} already exists with a different payload`, 'transfer_conflict');
+      }
+      if (recorded.status === 'completed' || recorded.status === 'failed' || recorded.status === 'compensated') {
+        return { outcome: recorded.status, refunded: recorded.refunded ?? 0 };
+      }
+      if (recorded.credited !== undefined || (input.creditMayHaveRun && (await voidCredit(input)))) {
+        const source = await accounts.load(input.fromAccountId);
+        const debited = source.state.transfers[input.transferId]?.debited ?? recorded.debited ?? input.amount;
         await recordStep(
           input,
-          { type: 'RecordSourceDebited', accountId: input.fromAccountId, amount: legs?.debited ?? refunded, currency: result.state.currency },
-          { type: 'RecordSourceRefunded', accountId: input.fromAccountId, amount: refunded },
+          { type: 'RecordSourceDebited', accountId: input.fromAccountId, amount: debited, currency: source.state.currency },
+          { type: 'RecordTargetCredited', accountId: input.toAccountId, amount: input.amount },
+          { type: 'CompleteTransfer' },
         );
+        return { outcome: 'completed', refunded: 0 };
       }
-      return { refunded };
+      const { refunded } = await refund(input);
+      const outcome = refunded > 0 ? 'compensated' : 'failed';
+      await recordStep(input, requestOf(input), { type: outcome === 'failed' ? 'FailTransfer' : 'CompensateTransfer', reason: input.reason, message: input.message });
+      return { outcome, refunded };
+    },
+
+    /** A saga that cannot settle waits for a person: counted and logged (never silently failed). */
+    async reportNeedsAttention(input: TransferActivityInput & { reason: string; message: string }): Promise<void> {
+      observer?.needsAttention?.(input.transferId, input.reason, input.message);
     },
 
     async completeTransfer(input: TransferActivityInput): Promise<void> {
@@ -165,11 +241,11 @@ export function createTransferActivities({ accounts, transfers, observer }: Tran
      * The outcome, with the request in the same append: when the store was down before the request
      * could be recorded, the transfer's stream still tells the story (request, then outcome).
      */
-    async failTransfer(input: TransferActivityInput & { reason: RejectionType | 'infrastructure'; message: string }): Promise<void> {
+    async failTransfer(input: TransferActivityInput & { reason: TransferFailureReason; message: string }): Promise<void> {
       await recordStep(input, requestOf(input), { type: 'FailTransfer', reason: input.reason, message: input.message });
     },
 
-    async compensateTransfer(input: TransferActivityInput & { reason: RejectionType | 'infrastructure'; message: string }): Promise<void> {
+    async compensateTransfer(input: TransferActivityInput & { reason: TransferFailureReason; message: string }): Promise<void> {
       await recordStep(input, requestOf(input), { type: 'CompensateTransfer', reason: input.reason, message: input.message });
     },
   };

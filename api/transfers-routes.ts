@@ -108,7 +108,7 @@ export function transfersRoutes(deps: ApiDeps): Router {
     await awaitProjection(deps, 'transfers', query.minPosition);
     const deadline = Date.now() + (query.wait ?? 0) * 1000;
     let view = await readView(id);
-    while (view && !TERMINAL_STATUSES.includes(view.status) && Date.now() < deadline) {
+    while (view && !(TERMINAL_STATUSES as readonly string[]).includes(view.status) && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 50));
       view = await readView(id);
     }

@@ -197,6 +197,8 @@ class Harness {
       requestAndDebit: async () => ({ currency: 'EUR' }),
       creditAndComplete: async () => undefined,
       refundSource: async () => ({ refunded: 0 }),
+      settleTransfer: async () => ({ outcome: 'failed', refunded: 0 }),
+      reportNeedsAttention: async () => undefined,
       completeTransfer: async () => undefined,
       failTransfer: async () => undefined,
       compensateTransfer: async () => undefined,

@@ -1,6 +1,6 @@
 import type { AccountEvent } from './account-events';
 import type { AccountState } from './account-state';
-import { isCurrencyCode, isValidAmount, type MinorUnits } from './money';
+import { isCurrencyCode, isValidAmount, MAX_BALANCE, type MinorUnits } from './money';
 import { accept, reject, type Decision } from './rejection';
 
 /** Commands on one account. The transfer legs carry the transfer id: a leg already applied decides to nothing. */
@@ -11,7 +11,9 @@ export type AccountCommand =
   | { type: 'CloseAccount' }
   | { type: 'DebitForTransfer'; transferId: string; amount: MinorUnits; currency: string; toAccountId: string }
   | { type: 'CreditForTransfer'; transferId: string; amount: MinorUnits; currency: string; fromAccountId: string }
-  | { type: 'RefundForTransfer'; transferId: string };
+  | { type: 'RefundForTransfer'; transferId: string }
+  /** The compensation's first step on the target: no credit may land any more (a no-op when it already has). */
+  | { type: 'VoidCreditForTransfer'; transferId: string };
 
 type AccountDecision = Decision<AccountEvent>;
 
@@ -25,10 +27,11 @@ function requireAmount(amount: unknown): AccountDecision | undefined {
   return isValidAmount(amount) ? undefined : reject('invalid_amount', 'Amount must be a positive safe integer of minor units');
 }
 
+/** Deposits and credits keep the balance at or below MAX_BALANCE, so refunds of debits in flight always fit. */
 function requireRoom(state: AccountState, amount: MinorUnits): AccountDecision | undefined {
-  return Number.isSafeInteger(state.balance + amount)
+  return state.balance + amount <= MAX_BALANCE
     ? undefined
-    : reject('balance_limit_exceeded', `Account ${state.accountId} cannot hold more than ${Number.MAX_SAFE_INTEGER} minor units`);
+    : reject('balance_limit_exceeded', `Account ${state.accountId} cannot hold more than ${MAX_BALANCE} minor units`);
 }
 
 /** What both legs of a transfer require of this account: another counterpart, open, a valid amount, its currency. */
@@ -51,7 +54,7 @@ export function decideAccount(state: AccountState, command: AccountCommand): Acc
         { type: 'AccountOpened', data: { accountId: command.accountId, ownerId: command.ownerId, currency: command.currency } },
       ];
       if (command.initialDeposit !== undefined) {
-        const bad = requireAmount(command.initialDeposit);
+        const bad = requireAmount(command.initialDeposit) ?? requireRoom(state, command.initialDeposit);
         if (bad) return bad;
         events.push({ type: 'MoneyDeposited', data: { accountId: command.accountId, amount: command.initialDeposit, balanceAfter: command.initialDeposit } });
       }
@@ -104,6 +107,9 @@ export function decideAccount(state: AccountState, command: AccountCommand): Acc
     }
     case 'CreditForTransfer': {
       if (state.transfers[command.transferId]?.credited !== undefined) return accept([]); // already credited: idempotent
+      if (state.transfers[command.transferId]?.creditVoided) {
+        return reject('transfer_finished', `Transfer ${command.transferId} was settled without a credit of ${state.accountId}: it can no longer credit it`);
+      }
       return (
         requireTransferLeg(state, command.fromAccountId, command.amount, command.currency) ??
         requireRoom(state, command.amount) ??
@@ -131,12 +137,25 @@ export function decideAccount(state: AccountState, command: AccountCommand): Acc
         // A missing account has nothing to void (and must not get a stream).
         return state.status === 'none' ? accept([]) : accept([{ type: 'TransferDebitVoided', data: { accountId: state.accountId, transferId: command.transferId } }]);
       }
+      if (!Number.isSafeInteger(state.balance + legs.debited)) {
+        // Unreachable under MAX_BALANCE unless many maximum-size transfers are compensated at once:
+        // never write an inexact balance; the saga keeps retrying and shows the transfer as needing attention.
+        return reject('balance_limit_exceeded', `Refunding ${legs.debited} would take account ${state.accountId} past ${Number.MAX_SAFE_INTEGER} minor units`);
+      }
       return accept([
         {
           type: 'TransferRefunded',
           data: { accountId: state.accountId, transferId: command.transferId, amount: legs.debited, balanceAfter: state.balance + legs.debited },
         },
       ]);
+    }
+    case 'VoidCreditForTransfer': {
+      // The credit landed (the caller reads it from the state: the transfer must complete), or it was
+      // already voided, or no credit can ever land here (a missing or closed account: closing is
+      // final): nothing to write.
+      const legs = state.transfers[command.transferId];
+      if (legs?.credited !== undefined || legs?.creditVoided || state.status !== 'open') return accept([]);
+      return accept([{ type: 'TransferCreditVoided', data: { accountId: state.accountId, transferId: command.transferId } }]);
     }
   }
 }

@@ -19,20 +19,29 @@ export type AccountEvent =
    * The saga gave up on this transfer before any debit landed: a debit attempt still in flight
    * (a timed-out activity that wakes up late) must never land after the transfer was settled.
    */
-  | { type: 'TransferDebitVoided'; data: { accountId: string; transferId: string } };
+  | { type: 'TransferDebitVoided'; data: { accountId: string; transferId: string } }
+  /**
+   * The saga settled this transfer without crediting this account (cancelled, or the credit was
+   * given up): a credit attempt still in flight must never land after the source was refunded.
+   */
+  | { type: 'TransferCreditVoided'; data: { accountId: string; transferId: string } };
 
 export type AccountEventType = AccountEvent['type'];
 
-export const ACCOUNT_EVENT_TYPES: readonly AccountEventType[] = [
-  'AccountOpened',
-  'MoneyDeposited',
-  'MoneyWithdrawn',
-  'AccountClosed',
-  'TransferDebited',
-  'TransferCredited',
-  'TransferRefunded',
-  'TransferDebitVoided',
-];
+/** Every account event type, derived from the union: a type missing here fails to compile. */
+const ACCOUNT_EVENT_TYPE_SET = {
+  AccountOpened: true,
+  MoneyDeposited: true,
+  MoneyWithdrawn: true,
+  AccountClosed: true,
+  TransferDebited: true,
+  TransferCredited: true,
+  TransferRefunded: true,
+  TransferDebitVoided: true,
+  TransferCreditVoided: true,
+} as const satisfies Record<AccountEventType, true>;
+
+export const ACCOUNT_EVENT_TYPES: readonly AccountEventType[] = Object.keys(ACCOUNT_EVENT_TYPE_SET) as AccountEventType[];
 
 export const accountStream = (accountId: string): string => `account-${accountId}`;
 export const ACCOUNT_STREAM_PREFIX = 'account-';

@@ -8,6 +8,8 @@ export interface TransferLegs {
   refunded?: MinorUnits;
   /** No debit may land for this transfer any more (it was settled without one). */
   voided?: boolean;
+  /** No credit may land for this transfer any more (it was settled without one). */
+  creditVoided?: boolean;
 }
 
 export interface AccountState {
@@ -45,6 +47,8 @@ export function evolveAccount(state: AccountState, event: AccountEvent): Account
       return withLeg({ ...state, balance: state.balance + event.data.amount }, event.data.transferId, { credited: event.data.amount });
     case 'TransferDebitVoided':
       return withLeg(state, event.data.transferId, { voided: true });
+    case 'TransferCreditVoided':
+      return withLeg(state, event.data.transferId, { creditVoided: true });
     case 'TransferRefunded':
       return withLeg({ ...state, balance: state.balance + event.data.amount }, event.data.transferId, { refunded: event.data.amount });
   }

@@ -1,6 +1,6 @@
 import { isValidAmount } from './money';
-import { accept, reject, type Decision, type RejectionType } from './rejection';
-import type { TransferEvent, TransferRequest } from './transfer-events';
+import { accept, reject, type Decision } from './rejection';
+import type { TransferEvent, TransferFailureReason, TransferRequest } from './transfer-events';
 import type { TransferState } from './transfer-state';
 
 export type TransferCommand =
@@ -9,8 +9,8 @@ export type TransferCommand =
   | { type: 'RecordTargetCredited'; accountId: string; amount: number }
   | { type: 'RecordSourceRefunded'; accountId: string; amount: number }
   | { type: 'CompleteTransfer' }
-  | { type: 'FailTransfer'; reason: RejectionType | 'infrastructure'; message: string }
-  | { type: 'CompensateTransfer'; reason: RejectionType | 'infrastructure'; message: string };
+  | { type: 'FailTransfer'; reason: TransferFailureReason; message: string }
+  | { type: 'CompensateTransfer'; reason: TransferFailureReason; message: string };
 
 export function sameRequest(a: TransferRequest, b: TransferRequest): boolean {
   return a.transferId === b.transferId && a.fromAccountId === b.fromAccountId && a.toAccountId === b.toAccountId && a.amount === b.amount;

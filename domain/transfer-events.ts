@@ -8,6 +8,9 @@ export interface TransferRequest {
   amount: MinorUnits;
 }
 
+/** Why a transfer did not complete: a business rule, the infrastructure (retries exhausted), or an operator's cancel. */
+export type TransferFailureReason = RejectionType | 'infrastructure' | 'cancelled';
+
 /** Events of a transfer's own stream `transfer-<transferId>`: its whole lifecycle, step by step. */
 export type TransferEvent =
   | { type: 'TransferRequested'; data: TransferRequest }
@@ -15,8 +18,8 @@ export type TransferEvent =
   | { type: 'TransferTargetCredited'; data: { transferId: string; accountId: string; amount: MinorUnits } }
   | { type: 'TransferSourceRefunded'; data: { transferId: string; accountId: string; amount: MinorUnits } }
   | { type: 'TransferCompleted'; data: { transferId: string } }
-  | { type: 'TransferFailed'; data: { transferId: string; reason: RejectionType | 'infrastructure'; message: string } }
-  | { type: 'TransferCompensated'; data: { transferId: string; reason: RejectionType | 'infrastructure'; message: string } };
+  | { type: 'TransferFailed'; data: { transferId: string; reason: TransferFailureReason; message: string } }
+  | { type: 'TransferCompensated'; data: { transferId: string; reason: TransferFailureReason; message: string } };
 
 export type TransferEventType = TransferEvent['type'];
 

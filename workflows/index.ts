@@ -1,2 +1,3 @@
 // The workflow bundle's entry point: every workflow the worker runs.
 export { transferSaga } from './transfer-saga';
+export { transferReconciler } from './transfer-reconciler';

@@ -2,7 +2,7 @@
  * What clients and the saga share: its name, input, query and outcome. Types and constants only,
  * so both the workflow bundle and the client can import it.
  */
-import { defineQuery } from '@temporalio/workflow';
+import { defineQuery, defineSignal } from '@temporalio/workflow';
 import type { TransferStatus } from '../domain/transfer-events';
 
 export const TRANSFER_SAGA = 'transferSaga';
@@ -23,13 +23,22 @@ export interface SagaStep {
   detail?: string;
 }
 
+/**
+ * The saga's status: the transfer's, or `needs_attention` while a saga that could not settle its
+ * transfer waits for a person (fix the cause, then send `retrySettlement`).
+ */
+export type TransferSagaState = TransferStatus | 'needs_attention';
+
 export interface TransferSagaStatus {
   transferId: string;
-  status: TransferStatus;
+  status: TransferSagaState;
   failureReason?: string;
   failureMessage?: string;
   steps: SagaStep[];
 }
 
 export const transferStatusQuery = defineQuery<TransferSagaStatus>('transferStatus');
+/** Asks a saga in `needs_attention` to try its settlement again (`temporal workflow signal --name retrySettlement`). */
+export const retrySettlementSignal = defineSignal('retrySettlement');
+export const RETRY_SETTLEMENT_SIGNAL = 'retrySettlement';
 export const TRANSFER_STATUS_SEARCH_ATTRIBUTE = 'TransferStatus';

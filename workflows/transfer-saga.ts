@@ -2,6 +2,8 @@ import {
   ActivityFailure,
   ApplicationFailure,
   CancellationScope,
+  condition,
+  isCancellation,
   patched,
   proxyActivities,
   setHandler,
@@ -9,12 +11,13 @@ import {
 } from '@temporalio/workflow';
 import { defineSearchAttributeKey } from '@temporalio/common';
 import type { TransferActivities } from '../activities/transfer-activities';
-import type { TransferStatus } from '../domain/transfer-events';
 import {
+  retrySettlementSignal,
   TRANSFER_STATUS_SEARCH_ATTRIBUTE,
   transferStatusQuery,
   type SagaStep,
   type TransferSagaInput,
+  type TransferSagaState,
   type TransferSagaStatus,
 } from './transfer-saga-contract';
 
@@ -55,6 +58,11 @@ const mustSucceed = proxyActivities<TransferActivities>({
 
 /** Patch id of the merged legs (see workflow versioning: old histories keep replaying). */
 export const MERGED_LEGS = 'merged-legs-2026-11';
+/**
+ * Patch id of the safe settlement: cancels are settled (void the credit on the target, then refund,
+ * or complete when the credit landed), and a settlement that cannot finish waits for a person.
+ */
+export const SAFE_SETTLEMENT = 'safe-settlement-2026-11';
 
 const statusKey = defineSearchAttributeKey(TRANSFER_STATUS_SEARCH_ATTRIBUTE, 'KEYWORD');
 
@@ -65,11 +73,17 @@ function failureReason(error: unknown): { reason: string; message: string } {
   return { reason: 'infrastructure', message: cause instanceof Error ? cause.message : String(cause) };
 }
 
+/** As failureReason, and an operator's cancel is `cancelled` (the released shapes called it infrastructure). */
+function settlementReason(error: unknown): { reason: string; message: string } {
+  if (isCancellation(error)) return { reason: 'cancelled', message: 'The saga was cancelled' };
+  return failureReason(error);
+}
+
 export async function transferSaga(input: TransferSagaInput): Promise<TransferSagaStatus> {
   const state: TransferSagaStatus = { transferId: input.transferId, status: 'pending', steps: [] };
   setHandler(transferStatusQuery, () => state);
 
-  const setStatus = (status: TransferStatus) => {
+  const setStatus = (status: TransferSagaState) => {
     state.status = status;
     upsertSearchAttributes([{ key: statusKey, value: status }]);
   };
@@ -93,6 +107,8 @@ export async function transferSaga(input: TransferSagaInput): Promise<TransferSa
   // Sagas started before the merged legs (request+debit, credit+complete: two Temporal round
   // trips fewer) replay the original four-activity path; new sagas take the merged one.
   const merged = patched(MERGED_LEGS);
+  // Sagas started before the safe settlement replay their own compensation path below.
+  if (merged && patched(SAFE_SETTLEMENT)) return settle(input, state, setStatus, step);
 
   const compensations: (() => Promise<{ refunded: number }>)[] = [];
   let stage: 'request' | 'debit' | 'credit' = 'request';
@@ -136,4 +152,71 @@ export async function transferSaga(input: TransferSagaInput): Promise<TransferSa
   if (!merged) await step('record completed', () => mustSucceed.completeTransfer(input));
   setStatus('completed');
   return state;
+}
+
+type Step = <T>(name: string, run: () => Promise<T>) => Promise<T>;
+
+/**
+ * The saga from SAFE_SETTLEMENT on. The forward path: request and debit, then credit and complete.
+ * When it stops (a business rejection, retries exhausted, or an operator's cancel at any stage), the
+ * settlement decides the outcome from what landed, never from what the saga believes it saw:
+ * - stopped before the credit was attempted: the source gets back what landed (a debit not landed is
+ *   voided on the source so a late attempt cannot land) -> `failed` (nothing moved) or `compensated`;
+ * - stopped once the credit was attempted: the target decides first. Its credit landed -> `completed`
+ *   (a cancel cannot undo money that reached the target: reverse it with a new transfer); otherwise
+ *   the transfer is voided on the target (no late credit can land) and the source refunded -> `compensated`.
+ * The settlement is not cancellable and retries until it succeeds. When it is refused (the transfer
+ * stream already ended otherwise, a refund that cannot land), the saga does not end: its status is
+ * `needs_attention` (search attribute, metric, log) and it waits for `retrySettlement`.
+ */
+async function settle(
+  input: TransferSagaInput,
+  state: TransferSagaStatus,
+  setStatus: (status: TransferSagaState) => void,
+  step: Step,
+): Promise<TransferSagaStatus> {
+  let retryRequested = false;
+  setHandler(retrySettlementSignal, () => {
+    retryRequested = true;
+  });
+  let stage: 'debit' | 'credit' = 'debit';
+  try {
+    const { currency } = await step('request and debit source', () => legs.requestAndDebit(input));
+    stage = 'credit';
+    await step('credit target and complete', () => creditUntilDecided.creditAndComplete({ ...input, currency }));
+    setStatus('completed');
+    return state;
+  } catch (error) {
+    const { reason, message } = settlementReason(error);
+    state.failureReason = reason;
+    state.failureMessage = message;
+    if (stage === 'debit' && reason === 'transfer_conflict') {
+      // The id is recorded with another payload: that transfer is not ours to touch.
+      setStatus('failed');
+      return state;
+    }
+    return CancellationScope.nonCancellable(async () => {
+      for (;;) {
+        try {
+          const settled = await step(`settle after ${reason}`, () =>
+            mustSucceed.settleTransfer({ ...input, reason: reason as never, message, creditMayHaveRun: stage === 'credit' }),
+          );
+          if (settled.outcome === 'completed') {
+            // The credit had landed: the transfer completed despite the stop.
+            delete state.failureReason;
+            delete state.failureMessage;
+          }
+          setStatus(settled.outcome);
+          return state;
+        } catch (settleError) {
+          const problem = failureReason(settleError);
+          state.failureMessage = `${message}; settlement refused: ${problem.message}`;
+          setStatus('needs_attention');
+          await step('report needs attention', () => mustSucceed.reportNeedsAttention({ ...input, reason: problem.reason, message: problem.message }));
+          retryRequested = false;
+          await condition(() => retryRequested);
+        }
+      }
+    });
+  }
 }

@@ -7,7 +7,7 @@ import { startTransfer } from '../../temporal/transfer-client';
 import { TransferStack } from '../support/transfer-stack';
 import { activityExecutions } from '../support/workflow-history';
 
-type Leg = 'requestAndDebit' | 'creditAndComplete' | 'refundSource';
+type Leg = 'requestAndDebit' | 'creditAndComplete' | 'settleTransfer';
 
 /**
  * The real activities, except that for the transfers a test marks, the chosen leg lands its effect
@@ -43,7 +43,7 @@ class LossyActivities {
       ...this.real,
       requestAndDebit: wrap('requestAndDebit', (input) => this.real.requestAndDebit(input)),
       creditAndComplete: wrap('creditAndComplete', (input) => this.real.creditAndComplete(input)),
-      refundSource: wrap('refundSource', (input) => this.real.refundSource(input)),
+      settleTransfer: wrap('settleTransfer', (input) => this.real.settleTransfer(input)),
     };
   }
 }
@@ -116,11 +116,11 @@ describe('lost acknowledgement: an activity whose append landed but which report
     expect(credit.attempt).toBeGreaterThanOrEqual(2);
   });
 
-  test('refundSource lands, then fails on its first attempt during compensation (target closed): compensated, refunded once', async () => {
+  test('the settlement (refund and outcome) lands, then fails on its first attempt (target closed): compensated, refunded once', async () => {
     const from = await stack.openAccount(2_000);
     const to = await stack.openAccount(0);
     expect((await handleAccountCommand(stack.accounts, to, { type: 'CloseAccount' })).ok).toBe(true);
-    const { transferId, result, executions } = await run(from, to, 900, 'refundSource');
+    const { transferId, result, executions } = await run(from, to, 900, 'settleTransfer');
 
     expect(result).toMatchObject({ status: 'compensated', failureReason: 'account_closed' });
     const sourceTypes = await stack.eventTypes(accountStream(from));
@@ -138,11 +138,11 @@ describe('lost acknowledgement: an activity whose append landed but which report
     expect(await stack.balance(from)).toBe(2_000); // whole again
     expect(await stack.balance(to)).toBe(0);
 
-    expect(lossy.callsOf(transferId, 'refundSource')).toBeGreaterThanOrEqual(2);
-    const refund = executions.find((e) => e.activityType === 'refundSource')!;
+    expect(lossy.callsOf(transferId, 'settleTransfer')).toBeGreaterThanOrEqual(2);
+    const refund = executions.find((e) => e.activityType === 'settleTransfer')!;
     expect(refund).toMatchObject({ outcome: 'completed' });
     expect(refund.attempt).toBeGreaterThanOrEqual(2);
-    expect(executions.filter((e) => e.activityType === 'refundSource')).toHaveLength(1);
+    expect(executions.filter((e) => e.activityType === 'settleTransfer')).toHaveLength(1);
     expect(executions.find((e) => e.activityType === 'creditAndComplete')).toMatchObject({ outcome: 'failed' });
   });
 });

@@ -54,7 +54,7 @@ export class TransferStack {
   }
 
   /** Starts a worker on this stack's task queue, with the real activities or a variant of them. */
-  async startWorker(activities: TransferActivities = this.realActivities()): Promise<Worker> {
+  async startWorker(activities: Parameters<typeof createTransferWorker>[0]['activities'] = this.realActivities()): Promise<Worker> {
     await this.stopWorker();
     const worker = await createTransferWorker({
       connection: this.nativeConnection,
