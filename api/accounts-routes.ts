@@ -3,9 +3,18 @@ import { Router, type Request, type Response } from 'express';
 import { handleAccountCommand, type AccountCommandResult } from '../application/account-commands';
 import type { AccountCommand } from '../domain/account-decider';
 import { WrongExpectedVersionError } from '../eventstore/errors';
-import { formatPosition } from '../eventstore/event-store';
 import type { ApiDeps } from './api-deps';
 import { awaitProjection } from './consistency';
+import { IdempotencyStore, type IdempotencyStoreOptions } from './idempotency-store';
+import {
+  accountIdForKey,
+  idempotencyKeyOf,
+  revisionMismatch,
+  runKeyedAccountWrite,
+  sendStored,
+  writeResultResponse,
+  type KeyedEndpoint,
+} from './idempotent-account-writes';
 import { HttpProblem, problemType } from './problem';
 import { rejectionProblem } from './rejection-status';
 import { AccountParams, AmountBody, BalanceQuery, EmptyBody, HistoryQuery, OpenAccountBody, ReadQuery } from './schemas';
@@ -19,50 +28,59 @@ function ifMatch(req: Request): bigint | undefined {
   return BigInt(match[1]!);
 }
 
-function writeResponse(res: Response, accountId: string, result: Extract<AccountCommandResult, { ok: true }>, status = 200) {
-  const revision = result.revision === 'no_stream' ? -1 : Number(result.revision);
-  res.status(status).set('ETag', `"${revision}"`);
-  res.json({
+function resultResponse(accountId: string, result: Extract<AccountCommandResult, { ok: true }>, created = false) {
+  return writeResultResponse(
     accountId,
-    balance: result.state.balance,
-    status: result.state.status === 'closed' ? 'closed' : 'open',
-    revision,
-    ...(result.position ? { position: formatPosition(result.position) } : {}),
-  });
+    {
+      balance: result.state.balance,
+      status: result.state.status === 'closed' ? 'closed' : 'open',
+      revision: result.revision === 'no_stream' ? -1 : Number(result.revision),
+      position: result.position,
+    },
+    created,
+  );
 }
 
-export function accountsRoutes(deps: ApiDeps): Router {
+export interface AccountsRoutesOptions {
+  /** Leases and waits of the Idempotency-Key claims (tests shorten them). */
+  idempotency?: IdempotencyStoreOptions;
+}
+
+export function accountsRoutes(deps: ApiDeps, options: AccountsRoutesOptions = {}): Router {
   const router = Router();
   const context = (res: Response) => ({ correlationId: res.locals.requestId as string, causationId: `http:${res.locals.requestId as string}` });
+  const keys = new IdempotencyStore(deps.readModels, options.idempotency, (msg, error) => deps.logger.log({ level: 'warn', msg, error: error instanceof Error ? error.message : String(error) }));
 
-  async function command(req: Request, res: Response, accountId: string, cmd: AccountCommand, field?: string) {
+  /** A write on an existing account: with an Idempotency-Key through the key's record, else directly. */
+  async function command(req: Request, res: Response, endpoint: Exclude<KeyedEndpoint, 'open-account'>, accountId: string, cmd: AccountCommand, request: Record<string, unknown>, field?: string) {
+    const key = idempotencyKeyOf(req);
+    const expected = ifMatch(req);
+    if (key !== undefined) {
+      await runKeyedAccountWrite(deps, keys, { endpoint, accountId, key, command: cmd, request: { ...request, ifMatch: expected }, ifMatch: expected, field }, req, res);
+      return;
+    }
     try {
-      const result = await handleAccountCommand(deps.accounts, accountId, cmd, { context: context(res), ifRevision: ifMatch(req) });
+      const result = await handleAccountCommand(deps.accounts, accountId, cmd, { context: context(res), ifRevision: expected });
       if (!result.ok) throw rejectionProblem(result.rejection, field);
-      writeResponse(res, accountId, result);
+      sendStored(res, resultResponse(accountId, result));
     } catch (error) {
-      if (error instanceof WrongExpectedVersionError) {
-        throw new HttpProblem(412, problemType('precondition-failed'), 'Account revision mismatch', `The account is at revision ${String(error.actual)}, not ${String(error.expected)}`, [
-          { field: 'If-Match', message: `account is at revision ${String(error.actual)}` },
-        ]);
-      }
+      if (error instanceof WrongExpectedVersionError) throw revisionMismatch(error.expected as bigint, error.actual);
       throw error;
     }
   }
 
   router.post('/accounts', async (req, res) => {
+    const key = idempotencyKeyOf(req);
     const body = parse(OpenAccountBody, req.body, 'body');
-    const accountId = randomUUID();
-    const result = await handleAccountCommand(
-      deps.accounts,
-      accountId,
-      { type: 'OpenAccount', accountId, ownerId: body.ownerId, currency: body.currency, initialDeposit: body.initialDeposit },
-      { context: context(res) },
-    );
+    const accountId = key === undefined ? randomUUID() : accountIdForKey(key);
+    const cmd: AccountCommand = { type: 'OpenAccount', accountId, ownerId: body.ownerId, currency: body.currency, initialDeposit: body.initialDeposit };
+    if (key !== undefined) {
+      await runKeyedAccountWrite(deps, keys, { endpoint: 'open-account', accountId, key, command: cmd, request: { ...body } }, req, res);
+      return;
+    }
+    const result = await handleAccountCommand(deps.accounts, accountId, cmd, { context: context(res) });
     if (!result.ok) throw rejectionProblem(result.rejection);
-    res.location(`/accounts/${accountId}`);
-    writeResponse(res, accountId, result, 201);
-    return undefined;
+    sendStored(res, resultResponse(accountId, result, true));
   });
 
   router.get('/accounts/:id', async (req, res) => {
@@ -89,19 +107,19 @@ export function accountsRoutes(deps: ApiDeps): Router {
   router.post('/accounts/:id/deposits', async (req, res) => {
     const { id } = parse(AccountParams, req.params, 'path');
     const { amount } = parse(AmountBody, req.body, 'body');
-    await command(req, res, id, { type: 'Deposit', amount }, 'amount');
+    await command(req, res, 'deposits', id, { type: 'Deposit', amount }, { amount }, 'amount');
   });
 
   router.post('/accounts/:id/withdrawals', async (req, res) => {
     const { id } = parse(AccountParams, req.params, 'path');
     const { amount } = parse(AmountBody, req.body, 'body');
-    await command(req, res, id, { type: 'Withdraw', amount }, 'amount');
+    await command(req, res, 'withdrawals', id, { type: 'Withdraw', amount }, { amount }, 'amount');
   });
 
   router.post('/accounts/:id/close', async (req, res) => {
     const { id } = parse(AccountParams, req.params, 'path');
     parse(EmptyBody, req.body ?? {}, 'body');
-    await command(req, res, id, { type: 'CloseAccount' });
+    await command(req, res, 'close', id, { type: 'CloseAccount' }, {});
   });
 
   router.get('/accounts/:id/history', async (req, res) => {

@@ -8,17 +8,29 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV3['generateD
   const problem = { description: 'Problem details', content: { 'application/problem+json': { schema: s.Problem } } };
   const json = (schema: z.ZodType, description: string) => ({ description, content: { 'application/json': { schema } } });
   const body = (schema: z.ZodType) => ({ content: { 'application/json': { schema } } });
-  const ifMatch = z.object({ 'If-Match': z.string().optional().openapi({ description: 'The account revision you read (optimistic concurrency): 412 on mismatch' }) });
+  const idempotencyKey = s.AccountIdempotencyKey.optional().openapi({
+    description:
+      'Makes the write safe to retry (Stripe\'s convention): the same key with the same request answers what the first answered (same status and body, header Idempotent-Replayed: true) and writes nothing; with another request it is 409. Scoped to this endpoint and account; kept at least 24 h. A duplicate sent while the first is running waits for its answer (409 with Retry-After if that takes too long).',
+  });
+  const keyOnly = z.object({ 'Idempotency-Key': idempotencyKey });
+  const writeHeaders = z.object({ 'Idempotency-Key': idempotencyKey, 'If-Match': z.string().optional().openapi({ description: 'The account revision you read (optimistic concurrency): 412 on mismatch' }) });
+  const keyConflict = { description: 'Idempotency-Key used with another request, or a request with it still in progress', content: problem.content };
 
-  r.registerPath({ method: 'post', path: '/accounts', summary: 'Open an account', request: { body: body(s.OpenAccountBody) }, responses: { 201: json(s.WriteResult, 'Opened'), 400: problem, 422: problem } });
+  r.registerPath({
+    method: 'post',
+    path: '/accounts',
+    summary: 'Open an account (with an Idempotency-Key, the account id is derived from the key: a retry finds the same account)',
+    request: { headers: keyOnly, body: body(s.OpenAccountBody) },
+    responses: { 201: json(s.WriteResult, 'Opened'), 400: problem, 409: keyConflict, 422: problem },
+  });
   r.registerPath({ method: 'get', path: '/accounts/{id}', summary: 'An account from the balances read model', request: { params: s.AccountParams, query: s.ReadQuery }, responses: { 200: json(s.AccountView, 'The account'), 404: problem } });
   for (const [path, summary] of [
     ['/accounts/{id}/deposits', 'Deposit money'],
     ['/accounts/{id}/withdrawals', 'Withdraw money'],
   ] as const) {
-    r.registerPath({ method: 'post', path, summary, request: { params: s.AccountParams, headers: ifMatch, body: body(s.AmountBody) }, responses: { 200: json(s.WriteResult, 'Done'), 400: problem, 404: problem, 412: problem, 422: problem } });
+    r.registerPath({ method: 'post', path, summary, request: { params: s.AccountParams, headers: writeHeaders, body: body(s.AmountBody) }, responses: { 200: json(s.WriteResult, 'Done'), 400: problem, 404: problem, 409: keyConflict, 412: problem, 422: problem } });
   }
-  r.registerPath({ method: 'post', path: '/accounts/{id}/close', summary: 'Close an empty account', request: { params: s.AccountParams, headers: ifMatch }, responses: { 200: json(s.WriteResult, 'Closed'), 404: problem, 412: problem, 422: problem } });
+  r.registerPath({ method: 'post', path: '/accounts/{id}/close', summary: 'Close an empty account', request: { params: s.AccountParams, headers: writeHeaders }, responses: { 200: json(s.WriteResult, 'Closed'), 400: problem, 404: problem, 409: keyConflict, 412: problem, 422: problem } });
   r.registerPath({
     method: 'get',
     path: '/accounts/{id}/history',

@@ -48,6 +48,18 @@ export const CreateTransferBody = z
 /** The Idempotency-Key header of POST /transfers: the transfer id, validated under the header's name. */
 export const IdempotencyKeyHeader = z.object({ 'Idempotency-Key': TransferId });
 
+/**
+ * The Idempotency-Key header of the account writes (Stripe's convention): 1-255 characters, letters,
+ * digits and . _ : ~ + / = @ - (a UUID, a ULID, base64 or "order-4711:deposit" all fit).
+ */
+export const AccountIdempotencyKey = z
+  .string({ error: 'must be a string' })
+  .min(1, { error: 'must not be empty' })
+  .max(255, { error: 'must be at most 255 characters' })
+  .regex(/^[A-Za-z0-9._:~+/=@-]+$/, { error: 'may contain only letters, digits and . _ : ~ + / = @ -' })
+  .openapi({ example: '5f0c7a2e-0d7b-4a53-9f0e-2b1f3c4d5e6f' });
+export const AccountIdempotencyKeyHeader = z.object({ 'Idempotency-Key': AccountIdempotencyKey });
+
 export const PositionText = z
   .string()
   .regex(/^\d{1,19}\.\d{1,19}$/, { error: 'must be a position as returned by a write (e.g. 812.40)' })
