@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { DomainEvent, Timed } from '../domain/decider';
 import type { JsonObject, JsonValue, NewEvent, NewEventMetadata, RecordedEvent } from '../eventstore/event-store';
 
 /** Who asked, and why: flows into every event's metadata so one id finds a request, its saga and its events. */
@@ -25,7 +26,28 @@ export function toNewEvent(domainEvent: { type: string; data: object }, context:
   return { id, type: domainEvent.type, data: domainEvent.data as JsonObject, metadata };
 }
 
-/** Recorded events are trusted to be of the stream's event union (the store validated them when written). */
-export function toDomainEvent<E extends { type: string; data: object }>(recorded: RecordedEvent): E {
-  return { type: recorded.type, data: recorded.data } as unknown as E;
+/**
+ * A recorded event of a stream whose union does not name its type: the code reading it is older than
+ * the code that wrote it, or the stream was written by hand. Folding past it would give a wrong state
+ * (and a stale revision, so every append would conflict): it fails loudly instead.
+ */
+export class UnknownEventTypeError extends Error {
+  constructor(
+    readonly stream: string,
+    readonly revision: bigint,
+    readonly eventType: string,
+  ) {
+    super(`Stream ${stream} holds an event of unknown type ${eventType} at revision ${revision}: refusing to fold it`);
+    this.name = 'UnknownEventTypeError';
+  }
+}
+
+/**
+ * The store boundary: a recorded event as its stream's domain event (with its occurrence time), once
+ * its type is known to be of the union (the data was validated when written, by the decider).
+ */
+export function toDomainEvent<E extends DomainEvent>(recorded: RecordedEvent, types: readonly E['type'][]): Timed<E> {
+  if (!(types as readonly string[]).includes(recorded.type)) throw new UnknownEventTypeError(recorded.stream, recorded.revision, recorded.type);
+  const event: DomainEvent & { occurredAt: string } = { type: recorded.type, data: recorded.data, occurredAt: recorded.metadata.occurredAt };
+  return event as Timed<E>;
 }

@@ -1,7 +1,8 @@
-import type { AccountEvent } from './account-events';
-import type { AccountState } from './account-state';
+import type { Decider } from './decider';
+import { ACCOUNT_EVENT_TYPES, accountStream, type AccountEvent } from './account-events';
+import { evolveAccount, initialAccountState, type AccountState } from './account-state';
 import { isCurrencyCode, isValidAmount, MAX_BALANCE, type MinorUnits } from './money';
-import { accept, reject, type Decision } from './rejection';
+import { accept, reject, type Decision, type Rejection } from './rejection';
 
 /** Commands on one account. The transfer legs carry the transfer id: a leg already applied decides to nothing. */
 export type AccountCommand =
@@ -42,6 +43,15 @@ function requireTransferLeg(state: AccountState, counterpartId: string, amount: 
     requireAmount(amount) ??
     (state.currency !== currency ? reject('currency_mismatch', `Account ${state.accountId} holds ${state.currency}, the transfer is in ${currency}`) : undefined)
   );
+}
+
+/**
+ * The currency rule of a transfer, checked before anything moves (the API and the debit leg use it;
+ * each leg's own check is requireTransferLeg): both accounts must hold the same currency.
+ */
+export function currencyMismatch(source: AccountState, target: AccountState): Rejection | undefined {
+  if (source.status === 'none' || target.status === 'none' || source.currency === target.currency) return undefined;
+  return { type: 'currency_mismatch', message: `Account ${source.accountId} holds ${source.currency}, ${target.accountId} holds ${target.currency}` };
 }
 
 /** The pure decision: from the current state and a command, the new events or a rejection. */
@@ -159,3 +169,13 @@ export function decideAccount(state: AccountState, command: AccountCommand): Acc
     }
   }
 }
+
+/** Accounts as a decider: the stream `account-<id>`, its events, its fold and its rules. */
+export const accountDecider: Decider<AccountState, AccountCommand, AccountEvent> = {
+  name: 'Account',
+  streamName: accountStream,
+  eventTypes: ACCOUNT_EVENT_TYPES,
+  initialState: initialAccountState,
+  evolve: evolveAccount,
+  decide: decideAccount,
+};

@@ -43,5 +43,26 @@ const ACCOUNT_EVENT_TYPE_SET = {
 
 export const ACCOUNT_EVENT_TYPES: readonly AccountEventType[] = Object.keys(ACCOUNT_EVENT_TYPE_SET) as AccountEventType[];
 
+/** Events that move money, and their sign: the one place the sign of a movement lives. */
+const MOVEMENT_SIGN = {
+  MoneyDeposited: 1,
+  MoneyWithdrawn: -1,
+  TransferDebited: -1,
+  TransferCredited: 1,
+  TransferRefunded: 1,
+} as const satisfies Partial<Record<AccountEventType, 1 | -1>>;
+
+export type MovementEvent = Extract<AccountEvent, { type: keyof typeof MOVEMENT_SIGN }>;
+export const MOVEMENT_TYPES = Object.keys(MOVEMENT_SIGN) as MovementEvent['type'][];
+
+export function isMovement(event: AccountEvent): event is MovementEvent {
+  return event.type in MOVEMENT_SIGN;
+}
+
+/** The signed change an event makes to its account's balance (0 for events that move no money). */
+export function balanceChange(event: AccountEvent): MinorUnits {
+  return isMovement(event) ? MOVEMENT_SIGN[event.type] * event.data.amount : 0;
+}
+
 export const accountStream = (accountId: string): string => `account-${accountId}`;
 export const ACCOUNT_STREAM_PREFIX = 'account-';

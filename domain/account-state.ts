@@ -1,4 +1,4 @@
-import type { AccountEvent } from './account-events';
+import { balanceChange, type AccountEvent } from './account-events';
 import type { MinorUnits } from './money';
 
 /** What each transfer did to this account: the legs are remembered so that retries and refunds are exact. */
@@ -36,21 +36,20 @@ export function evolveAccount(state: AccountState, event: AccountEvent): Account
     case 'AccountOpened':
       return { ...state, status: 'open', accountId: event.data.accountId, ownerId: event.data.ownerId, currency: event.data.currency };
     case 'MoneyDeposited':
-      return { ...state, balance: state.balance + event.data.amount };
     case 'MoneyWithdrawn':
-      return { ...state, balance: state.balance - event.data.amount };
+      return { ...state, balance: state.balance + balanceChange(event) };
     case 'AccountClosed':
       return { ...state, status: 'closed' };
     case 'TransferDebited':
-      return withLeg({ ...state, balance: state.balance - event.data.amount }, event.data.transferId, { debited: event.data.amount });
+      return withLeg({ ...state, balance: state.balance + balanceChange(event) }, event.data.transferId, { debited: event.data.amount });
     case 'TransferCredited':
-      return withLeg({ ...state, balance: state.balance + event.data.amount }, event.data.transferId, { credited: event.data.amount });
+      return withLeg({ ...state, balance: state.balance + balanceChange(event) }, event.data.transferId, { credited: event.data.amount });
     case 'TransferDebitVoided':
       return withLeg(state, event.data.transferId, { voided: true });
     case 'TransferCreditVoided':
       return withLeg(state, event.data.transferId, { creditVoided: true });
     case 'TransferRefunded':
-      return withLeg({ ...state, balance: state.balance + event.data.amount }, event.data.transferId, { refunded: event.data.amount });
+      return withLeg({ ...state, balance: state.balance + balanceChange(event) }, event.data.transferId, { refunded: event.data.amount });
   }
 }
 

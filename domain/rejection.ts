@@ -14,6 +14,27 @@ export type RejectionType =
   | 'transfer_not_found'
   | 'transfer_finished';
 
+/** Every rejection type, derived from the union. */
+const REJECTION_TYPE_SET = {
+  invalid_amount: true,
+  invalid_currency: true,
+  account_not_found: true,
+  account_already_exists: true,
+  account_closed: true,
+  account_has_balance: true,
+  insufficient_funds: true,
+  balance_limit_exceeded: true,
+  currency_mismatch: true,
+  same_account: true,
+  transfer_conflict: true,
+  transfer_not_found: true,
+  transfer_finished: true,
+} as const satisfies Record<RejectionType, true>;
+
+export function isRejectionType(type: string | null | undefined): type is RejectionType {
+  return typeof type === 'string' && Object.hasOwn(REJECTION_TYPE_SET, type);
+}
+
 export interface Rejection {
   type: RejectionType;
   message: string;

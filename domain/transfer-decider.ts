@@ -1,7 +1,8 @@
 import { isValidAmount } from './money';
 import { accept, reject, type Decision } from './rejection';
-import type { TransferEvent, TransferFailureReason, TransferRequest } from './transfer-events';
-import type { TransferState } from './transfer-state';
+import type { Decider } from './decider';
+import { TRANSFER_EVENT_TYPES, transferStream, type TransferEvent, type TransferFailureReason, type TransferRequest } from './transfer-events';
+import { evolveTransfer, initialTransferState, type TransferState } from './transfer-state';
 
 export type TransferCommand =
   | { type: 'RequestTransfer'; request: TransferRequest }
@@ -88,3 +89,13 @@ export function decideTransfer(state: TransferState, command: TransferCommand): 
         : accept([{ type: 'TransferCompensated', data: { transferId, reason: command.reason, message: command.message } }]);
   }
 }
+
+/** Transfers as a decider: the stream `transfer-<id>`, the lifecycle's events, its fold and its rules. */
+export const transferDecider: Decider<TransferState, TransferCommand, TransferEvent> = {
+  name: 'Transfer',
+  streamName: transferStream,
+  eventTypes: TRANSFER_EVENT_TYPES,
+  initialState: () => initialTransferState(),
+  evolve: evolveTransfer,
+  decide: decideTransfer,
+};

@@ -27,4 +27,35 @@ export const transferStream = (transferId: string): string => `transfer-${transf
 export const TRANSFER_STREAM_PREFIX = 'transfer-';
 
 export type TransferStatus = 'pending' | 'completed' | 'failed' | 'compensated';
-export const TERMINAL_STATUSES: readonly TransferStatus[] = ['completed', 'failed', 'compensated'];
+export type TerminalTransferStatus = Exclude<TransferStatus, 'pending'>;
+
+/** The event that ends a transfer, and the status it ends it in: the one place this mapping lives. */
+export const TERMINAL_STATUS_BY_EVENT = {
+  TransferCompleted: 'completed',
+  TransferFailed: 'failed',
+  TransferCompensated: 'compensated',
+} as const satisfies Partial<Record<TransferEventType, TerminalTransferStatus>>;
+
+export const TERMINAL_STATUSES: readonly TerminalTransferStatus[] = Object.values(TERMINAL_STATUS_BY_EVENT);
+
+export function isTerminalStatus(status: string): status is TerminalTransferStatus {
+  return (TERMINAL_STATUSES as readonly string[]).includes(status);
+}
+
+/** The terminal status an event puts its transfer in, if it is a terminal event. */
+export function terminalStatusOf(eventType: string): TerminalTransferStatus | undefined {
+  return (TERMINAL_STATUS_BY_EVENT as Record<string, TerminalTransferStatus | undefined>)[eventType];
+}
+
+/** Every transfer event type, derived from the union: a type missing here fails to compile. */
+const TRANSFER_EVENT_TYPE_SET = {
+  TransferRequested: true,
+  TransferSourceDebited: true,
+  TransferTargetCredited: true,
+  TransferSourceRefunded: true,
+  TransferCompleted: true,
+  TransferFailed: true,
+  TransferCompensated: true,
+} as const satisfies Record<TransferEventType, true>;
+
+export const TRANSFER_EVENT_TYPES: readonly TransferEventType[] = Object.keys(TRANSFER_EVENT_TYPE_SET) as TransferEventType[];

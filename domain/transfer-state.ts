@@ -1,8 +1,21 @@
+import type { Timed } from './decider';
 import type { MinorUnits } from './money';
-import type { TransferEvent, TransferRequest, TransferStatus } from './transfer-events';
+import { TERMINAL_STATUS_BY_EVENT, type TransferEvent, type TransferRequest, type TransferStatus } from './transfer-events';
 
+/** The step each transfer event records: the one place the names of a transfer's steps live. */
+export const TRANSFER_STEP_BY_EVENT = {
+  TransferRequested: 'requested',
+  TransferSourceDebited: 'source_debited',
+  TransferTargetCredited: 'target_credited',
+  TransferSourceRefunded: 'source_refunded',
+  TransferCompleted: 'completed',
+  TransferFailed: 'failed',
+  TransferCompensated: 'compensated',
+} as const satisfies Record<TransferEvent['type'], string>;
+
+/** A step of a transfer's lifecycle and when it happened. */
 export interface TransferStep {
-  name: 'requested' | 'source_debited' | 'target_credited' | 'source_refunded' | 'completed' | 'failed' | 'compensated';
+  name: (typeof TRANSFER_STEP_BY_EVENT)[TransferEvent['type']];
   at: string;
 }
 
@@ -20,23 +33,24 @@ export interface TransferState {
 
 export const initialTransferState = (): TransferState => ({ status: 'none', steps: [] });
 
-/** `at` is the event's occurrence time (from its metadata), supplied by the caller. */
-export function evolveTransfer(state: TransferState, event: TransferEvent, at: string): TransferState {
-  const step = (name: TransferStep['name']) => [...state.steps, { name, at }];
+/** Each step keeps the event's occurrence time (from its metadata; '' while still being decided). */
+export function evolveTransfer(state: TransferState, event: Timed<TransferEvent>): TransferState {
+  const steps = [...state.steps, { name: TRANSFER_STEP_BY_EVENT[event.type], at: event.occurredAt ?? '' }];
   switch (event.type) {
     case 'TransferRequested':
-      return { ...state, status: 'pending', request: event.data, steps: step('requested') };
+      return { ...state, status: 'pending', request: event.data, steps };
     case 'TransferSourceDebited':
-      return { ...state, debited: event.data.amount, currency: event.data.currency, steps: step('source_debited') };
+      return { ...state, debited: event.data.amount, currency: event.data.currency, steps };
     case 'TransferTargetCredited':
-      return { ...state, credited: event.data.amount, steps: step('target_credited') };
+      return { ...state, credited: event.data.amount, steps };
     case 'TransferSourceRefunded':
-      return { ...state, refunded: event.data.amount, steps: step('source_refunded') };
+      return { ...state, refunded: event.data.amount, steps };
     case 'TransferCompleted':
-      return { ...state, status: 'completed', steps: step('completed') };
+      return { ...state, status: TERMINAL_STATUS_BY_EVENT[event.type], steps };
     case 'TransferFailed':
-      return { ...state, status: 'failed', failureReason: event.data.reason, failureMessage: event.data.message, steps: step('failed') };
-    case 'TransferCompensated':
-      return { ...state, status: 'compensated', failureReason: event.data.reason, failureMessage: event.data.message, steps: step('compensated') };
+    case 'TransferCompensated': {
+      const status = TERMINAL_STATUS_BY_EVENT[event.type];
+      return { ...state, status, failureReason: event.data.reason, failureMessage: event.data.message, steps };
+    }
   }
 }

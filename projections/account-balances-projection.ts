@@ -1,5 +1,5 @@
-import type { AccountEvent } from '../domain/account-events';
-import { ACCOUNT_EVENT_TYPES, ACCOUNT_STREAM_PREFIX } from '../domain/account-events';
+import { ACCOUNT_EVENT_TYPES, ACCOUNT_STREAM_PREFIX, isMovement, type AccountEvent } from '../domain/account-events';
+import { toDomainEvent } from '../application/event-envelope';
 import type { Projection } from './projection';
 import { revisionGuard } from './projection';
 import { accountBalancesDdl } from './read-model-schema';
@@ -12,7 +12,7 @@ export const accountBalancesProjection: Projection = {
   tables: { rm_account_balances: accountBalancesDdl },
   async apply(client, recorded, tables) {
     const t = tables.rm_account_balances!;
-    const event = { type: recorded.type, data: recorded.data } as unknown as AccountEvent;
+    const event = toDomainEvent<AccountEvent>(recorded, ACCOUNT_EVENT_TYPES);
     const accountId = event.data.accountId;
     const row = await client.query<{ revision: string; balance: string }>(
       `SELECT revision::text AS revision, balance::text AS balance FROM ${t} WHERE account_id = $1 FOR UPDATE`,
@@ -30,16 +30,13 @@ export const accountBalancesProjection: Projection = {
       return 'applied';
     }
     if (!current) throw new Error(`Account ${accountId}: ${event.type} before AccountOpened`);
-    const delta =
-      event.type === 'MoneyDeposited' || event.type === 'TransferCredited' || event.type === 'TransferRefunded'
-        ? event.data.amount
-        : event.type === 'MoneyWithdrawn' || event.type === 'TransferDebited'
-          ? -event.data.amount
-          : 0;
+    // The balance the event carries (the revision guard applies events in stream order): the domain's
+    // own figure, never recomputed here. Events that move no money keep the balance.
+    const balanceAfter = isMovement(event) ? event.data.balanceAfter : null;
     await client.query(
-      `UPDATE ${t} SET balance = balance + $2, status = CASE WHEN $3 THEN 'closed' ELSE status END, revision = $4, updated_at = $5
+      `UPDATE ${t} SET balance = COALESCE($2, balance), status = CASE WHEN $3 THEN 'closed' ELSE status END, revision = $4, updated_at = $5
        WHERE account_id = $1`,
-      [accountId, delta, event.type === 'AccountClosed', recorded.revision.toString(), at],
+      [accountId, balanceAfter, event.type === 'AccountClosed', recorded.revision.toString(), at],
     );
     return 'applied';
   },

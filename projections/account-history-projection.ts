@@ -1,9 +1,7 @@
-import type { AccountEvent } from '../domain/account-events';
-import { ACCOUNT_STREAM_PREFIX } from '../domain/account-events';
+import { ACCOUNT_EVENT_TYPES, ACCOUNT_STREAM_PREFIX, balanceChange, isMovement, MOVEMENT_TYPES, type AccountEvent } from '../domain/account-events';
+import { toDomainEvent } from '../application/event-envelope';
 import type { Projection } from './projection';
 import { accountHistoryDdl } from './read-model-schema';
-
-const MOVEMENTS = ['MoneyDeposited', 'MoneyWithdrawn', 'TransferDebited', 'TransferCredited', 'TransferRefunded'] as const;
 
 /**
  * rm_account_history: one line per movement, keyed by (account, revision), so a redelivered
@@ -12,13 +10,13 @@ const MOVEMENTS = ['MoneyDeposited', 'MoneyWithdrawn', 'TransferDebited', 'Trans
 export const accountHistoryProjection: Projection = {
   name: 'account-history',
   streamPrefix: ACCOUNT_STREAM_PREFIX,
-  eventTypes: MOVEMENTS,
+  eventTypes: MOVEMENT_TYPES,
   tables: { rm_account_history: accountHistoryDdl },
   async apply(client, recorded, tables) {
-    const event = { type: recorded.type, data: recorded.data } as unknown as AccountEvent;
-    if (!(MOVEMENTS as readonly string[]).includes(event.type) || !('amount' in event.data)) return 'ignored';
-    const d = event.data as { accountId: string; amount: number; balanceAfter: number; transferId?: string; toAccountId?: string; fromAccountId?: string };
-    const signed = event.type === 'MoneyWithdrawn' || event.type === 'TransferDebited' ? -d.amount : d.amount;
+    const event = toDomainEvent<AccountEvent>(recorded, ACCOUNT_EVENT_TYPES);
+    if (!isMovement(event)) return 'ignored';
+    const d: { accountId: string; balanceAfter: number; transferId?: string; toAccountId?: string; fromAccountId?: string } = event.data;
+    const signed = balanceChange(event);
     const result = await client.query(
       `INSERT INTO ${tables.rm_account_history!} (account_id, revision, event_id, kind, amount, balance_after, transfer_id,
          counterpart_account_id, occurred_at, recorded_at)

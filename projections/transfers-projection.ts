@@ -1,35 +1,25 @@
-import type { TransferEvent } from '../domain/transfer-events';
-import { TRANSFER_STREAM_PREFIX } from '../domain/transfer-events';
+import { terminalStatusOf, TRANSFER_EVENT_TYPES, TRANSFER_STREAM_PREFIX, type TransferEvent } from '../domain/transfer-events';
+import { TRANSFER_STEP_BY_EVENT } from '../domain/transfer-state';
+import { toDomainEvent } from '../application/event-envelope';
 import type { Projection } from './projection';
 import { revisionGuard } from './projection';
 import { transfersDdl } from './read-model-schema';
-
-const STEP: Record<TransferEvent['type'], string> = {
-  TransferRequested: 'requested',
-  TransferSourceDebited: 'source_debited',
-  TransferTargetCredited: 'target_credited',
-  TransferSourceRefunded: 'source_refunded',
-  TransferCompleted: 'completed',
-  TransferFailed: 'failed',
-  TransferCompensated: 'compensated',
-};
 
 /** rm_transfers: one row per transfer with its status and steps, from the transfer's own stream. */
 export const transfersProjection: Projection = {
   name: 'transfers',
   streamPrefix: TRANSFER_STREAM_PREFIX,
-  eventTypes: Object.keys(STEP),
+  eventTypes: TRANSFER_EVENT_TYPES,
   tables: { rm_transfers: transfersDdl },
   async apply(client, recorded, tables) {
     const t = tables.rm_transfers!;
-    const event = { type: recorded.type, data: recorded.data } as unknown as TransferEvent;
-    if (!(event.type in STEP)) return 'ignored';
+    const event = toDomainEvent<TransferEvent>(recorded, TRANSFER_EVENT_TYPES);
     const transferId = event.data.transferId;
     const row = await client.query<{ revision: string }>(`SELECT revision::text AS revision FROM ${t} WHERE transfer_id = $1 FOR UPDATE`, [transferId]);
     const current = row.rows[0];
     if (revisionGuard(recorded.stream, current ? BigInt(current.revision) : undefined, recorded.revision) === 'duplicate') return 'duplicate';
     const at = recorded.metadata.occurredAt;
-    const step = JSON.stringify([{ name: STEP[event.type], at }]);
+    const step = JSON.stringify([{ name: TRANSFER_STEP_BY_EVENT[event.type], at }]);
     if (event.type === 'TransferRequested') {
       await client.query(
         `INSERT INTO ${t} (transfer_id, from_account_id, to_account_id, amount, status, steps, revision, created_at, updated_at)
@@ -39,7 +29,7 @@ export const transfersProjection: Projection = {
       return 'applied';
     }
     if (!current) throw new Error(`Transfer ${transferId}: ${event.type} before TransferRequested`);
-    const status = event.type === 'TransferCompleted' ? 'completed' : event.type === 'TransferFailed' ? 'failed' : event.type === 'TransferCompensated' ? 'compensated' : null;
+    const status = terminalStatusOf(event.type) ?? null;
     const failure = event.type === 'TransferFailed' || event.type === 'TransferCompensated' ? event.data : undefined;
     const currency = event.type === 'TransferSourceDebited' ? event.data.currency : null;
     await client.query(

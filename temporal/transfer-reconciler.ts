@@ -1,9 +1,8 @@
 import { ScheduleAlreadyRunning, ScheduleOverlapPolicy, WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
-import { defineSearchAttributeKey } from '@temporalio/common';
 import type { TransferLog } from '../application/transfer-log';
-import { TERMINAL_STATUSES } from '../domain/transfer-events';
+import { isTerminalStatus } from '../domain/transfer-events';
 import type { transferSaga } from '../workflows/transfer-saga';
-import { TRANSFER_SAGA, TRANSFER_STATUS_SEARCH_ATTRIBUTE, type TransferSagaInput } from '../workflows/transfer-saga-contract';
+import { SYSTEM_ACTOR, TRANSFER_SAGA, TRANSFER_STATUS_KEY, TRANSFER_STATUS_SEARCH_ATTRIBUTE, type TransferSagaInput } from '../workflows/transfer-saga-contract';
 import { TRANSFER_RECONCILER } from '../workflows/transfer-reconciler-contract';
 
 /**
@@ -28,7 +27,6 @@ export interface ReconcileResult {
   repaired: { transferId: string; closedAs: string }[];
 }
 
-const statusKey = defineSearchAttributeKey(TRANSFER_STATUS_SEARCH_ATTRIBUTE, 'KEYWORD');
 const CLOSED_UNSETTLED = ['Terminated', 'TimedOut', 'Failed', 'Canceled'];
 
 /** The visibility query for closed saga runs of this task queue that never recorded an outcome. */
@@ -61,21 +59,24 @@ async function repairOne(deps: ReconcilerDeps, workflowId: string, closedAs: str
   if (latest.status.name === 'RUNNING') return undefined;
   const transferId = memo.transferId ?? workflowId.replace(/^transfer-/, '');
   const { state } = await deps.transfers.load(transferId);
-  if ((TERMINAL_STATUSES as readonly string[]).includes(state.status)) return undefined; // settled on the stream
+  if (isTerminalStatus(state.status)) return undefined; // settled on the stream
   // The stream's request is the truth; a run stopped before recording it left its input in the memo.
   const request = state.request ?? (memo.fromAccountId && memo.toAccountId && memo.amount ? { transferId, fromAccountId: memo.fromAccountId, toAccountId: memo.toAccountId, amount: memo.amount } : undefined);
   if (!request) {
     deps.log?.({ level: 'warn', msg: 'unsettled transfer without a request or memo: left for a person', transferId, workflowId });
     return undefined;
   }
-  const input: TransferSagaInput = { ...request, ...(memo.correlationId ? { correlationId: memo.correlationId } : {}) };
+  // The rerun is the system's doing: the events it writes carry actor `system` (beside the request's
+  // correlationId); who asked for the transfer stays on the events written before and in the memo.
+  const requestedBy = (memo as { requestedBy?: string }).requestedBy ?? memo.actor;
+  const input: TransferSagaInput = { ...request, ...(memo.correlationId ? { correlationId: memo.correlationId } : {}), actor: SYSTEM_ACTOR };
   try {
     await deps.client.workflow.start<typeof transferSaga>(TRANSFER_SAGA, {
       workflowId,
       taskQueue: deps.taskQueue,
       args: [input],
-      memo: { ...request, correlationId: input.correlationId ?? null, repairOf: latest.runId, repairedAfter: closedAs },
-      typedSearchAttributes: [{ key: statusKey, value: 'pending' }],
+      memo: { ...request, correlationId: input.correlationId ?? null, actor: SYSTEM_ACTOR, requestedBy: requestedBy ?? null, repairOf: latest.runId, repairedAfter: closedAs },
+      typedSearchAttributes: [{ key: TRANSFER_STATUS_KEY, value: 'pending' }],
       workflowIdReusePolicy: 'ALLOW_DUPLICATE',
       workflowIdConflictPolicy: 'FAIL',
     });

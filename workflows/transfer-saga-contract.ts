@@ -2,18 +2,20 @@
  * What clients and the saga share: its name, input, query and outcome. Types and constants only,
  * so both the workflow bundle and the client can import it.
  */
+import { defineSearchAttributeKey } from '@temporalio/common';
 import { defineQuery, defineSignal } from '@temporalio/workflow';
-import type { TransferStatus } from '../domain/transfer-events';
+import type { TransferRequest, TransferStatus } from '../domain/transfer-events';
 
 export const TRANSFER_SAGA = 'transferSaga';
 export const transferWorkflowId = (transferId: string): string => `transfer-${transferId}`;
+/** The actor of what no request caused: the reconciler's repairs. */
+export const SYSTEM_ACTOR = 'system';
 
-export interface TransferSagaInput {
-  transferId: string;
-  fromAccountId: string;
-  toAccountId: string;
-  amount: number;
+/** The saga's input, and every leg's: the transfer request and who asked (flows into every event's metadata). */
+export interface TransferSagaInput extends TransferRequest {
   correlationId?: string;
+  /** Who caused it: the API key id of the request, `system` for the reconciler's repairs. Beside correlationId in every event's metadata. */
+  actor?: string;
 }
 
 export interface SagaStep {
@@ -42,3 +44,5 @@ export const transferStatusQuery = defineQuery<TransferSagaStatus>('transferStat
 export const retrySettlementSignal = defineSignal('retrySettlement');
 export const RETRY_SETTLEMENT_SIGNAL = 'retrySettlement';
 export const TRANSFER_STATUS_SEARCH_ATTRIBUTE = 'TransferStatus';
+/** The saga's status as a search attribute (set at start, kept up to date by the saga): the one definition. */
+export const TRANSFER_STATUS_KEY = defineSearchAttributeKey(TRANSFER_STATUS_SEARCH_ATTRIBUTE, 'KEYWORD');

@@ -9,11 +9,12 @@ import {
   setHandler,
   upsertSearchAttributes,
 } from '@temporalio/workflow';
-import { defineSearchAttributeKey } from '@temporalio/common';
 import type { TransferActivities } from '../activities/transfer-activities';
+import { isRejectionType } from '../domain/rejection';
+import type { TransferFailureReason } from '../domain/transfer-events';
 import {
   retrySettlementSignal,
-  TRANSFER_STATUS_SEARCH_ATTRIBUTE,
+  TRANSFER_STATUS_KEY,
   transferStatusQuery,
   type SagaStep,
   type TransferSagaInput,
@@ -64,17 +65,16 @@ export const MERGED_LEGS = 'merged-legs-2026-11';
  */
 export const SAFE_SETTLEMENT = 'safe-settlement-2026-11';
 
-const statusKey = defineSearchAttributeKey(TRANSFER_STATUS_SEARCH_ATTRIBUTE, 'KEYWORD');
 
 /** The rejection type of a business failure, or 'infrastructure' for anything else (retries exhausted, timeouts). */
-function failureReason(error: unknown): { reason: string; message: string } {
+function failureReason(error: unknown): { reason: TransferFailureReason; message: string } {
   const cause = error instanceof ActivityFailure ? error.cause : error;
-  if (cause instanceof ApplicationFailure && cause.nonRetryable && cause.type) return { reason: cause.type, message: cause.message };
+  if (cause instanceof ApplicationFailure && cause.nonRetryable && isRejectionType(cause.type)) return { reason: cause.type, message: cause.message };
   return { reason: 'infrastructure', message: cause instanceof Error ? cause.message : String(cause) };
 }
 
 /** As failureReason, and an operator's cancel is `cancelled` (the released shapes called it infrastructure). */
-function settlementReason(error: unknown): { reason: string; message: string } {
+function settlementReason(error: unknown): { reason: TransferFailureReason; message: string } {
   if (isCancellation(error)) return { reason: 'cancelled', message: 'The saga was cancelled' };
   return failureReason(error);
 }
@@ -85,7 +85,7 @@ export async function transferSaga(input: TransferSagaInput): Promise<TransferSa
 
   const setStatus = (status: TransferSagaState) => {
     state.status = status;
-    upsertSearchAttributes([{ key: statusKey, value: status }]);
+    upsertSearchAttributes([{ key: TRANSFER_STATUS_KEY, value: status }]);
   };
   const step = async <T>(name: string, run: () => Promise<T>): Promise<T> => {
     const entry: SagaStep = { name, status: 'started', at: new Date().toISOString() };
@@ -141,8 +141,8 @@ export async function transferSaga(input: TransferSagaInput): Promise<TransferSa
     await CancellationScope.nonCancellable(() =>
       step(`record ${outcome}`, () =>
         outcome === 'failed'
-          ? mustSucceed.failTransfer({ ...input, reason: reason as never, message })
-          : mustSucceed.compensateTransfer({ ...input, reason: reason as never, message }),
+          ? mustSucceed.failTransfer({ ...input, reason, message })
+          : mustSucceed.compensateTransfer({ ...input, reason, message }),
       ),
     );
     setStatus(outcome);
@@ -199,7 +199,7 @@ async function settle(
       for (;;) {
         try {
           const settled = await step(`settle after ${reason}`, () =>
-            mustSucceed.settleTransfer({ ...input, reason: reason as never, message, creditMayHaveRun: stage === 'credit' }),
+            mustSucceed.settleTransfer({ ...input, reason, message, creditMayHaveRun: stage === 'credit' }),
           );
           if (settled.outcome === 'completed') {
             // The credit had landed: the transfer completed despite the stop.
@@ -209,7 +209,11 @@ async function settle(
           setStatus(settled.outcome);
           return state;
         } catch (settleError) {
-          const problem = failureReason(settleError);
+          const cause = settleError instanceof ActivityFailure ? settleError.cause : settleError;
+          const problem = {
+            reason: cause instanceof ApplicationFailure && cause.type ? cause.type : 'infrastructure',
+            message: cause instanceof Error ? cause.message : String(cause),
+          };
           state.failureMessage = `${message}; settlement refused: ${problem.message}`;
           setStatus('needs_attention');
           await step('report needs attention', () => mustSucceed.reportNeedsAttention({ ...input, reason: problem.reason, message: problem.message }));

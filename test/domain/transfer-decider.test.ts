@@ -24,7 +24,7 @@ function run(commands: TransferCommand[], from: TransferState = initialTransferS
   commands.forEach((command, i) => {
     for (const event of accepted(decideTransfer(state, command))) {
       events.push(event);
-      state = evolveTransfer(state, event, at(i));
+      state = evolveTransfer(state, { ...event, occurredAt: at(i) });
     }
   });
   return { state, events };
@@ -182,7 +182,7 @@ describe('evolveTransfer', () => {
   test('uses the time it is given and does not mutate its input', () => {
     const before = stateOf(requestCmd());
     const copy = structuredClone(before);
-    const after = evolveTransfer(before, { type: 'TransferCompleted', data: { transferId: 'tr-1' } }, '2030-05-05T05:05:05.000Z');
+    const after = evolveTransfer(before, { type: 'TransferCompleted', data: { transferId: 'tr-1' }, occurredAt: '2030-05-05T05:05:05.000Z' });
     expect(before).toEqual(copy);
     expect(after.steps.at(-1)).toEqual({ name: 'completed', at: '2030-05-05T05:05:05.000Z' });
     expect(after.steps).not.toBe(before.steps);

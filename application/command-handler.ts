@@ -1,0 +1,61 @@
+import type { Decider, DomainEvent } from '../domain/decider';
+import { decideAll, fold } from '../domain/decider';
+import type { Rejection } from '../domain/rejection';
+import { WrongExpectedVersionError } from '../eventstore/errors';
+import type { GlobalPosition } from '../eventstore/event-store';
+import { retryOnConflict } from './conflict-retry';
+import { toNewEvent, type CommandContext } from './event-envelope';
+import type { EventSourcedRepository, Loaded } from './event-sourced-repository';
+
+export type CommandResult<S> =
+  | { ok: true; state: S; revision: bigint | 'no_stream'; position?: GlobalPosition; recordedAt?: string; eventsWritten: number }
+  | { ok: false; rejection: Rejection; state: S };
+
+export interface CommandOptions<S> {
+  context?: CommandContext;
+  /** Event ids for the decided events (default random). Transfer legs derive them from the transfer id: a retry re-sends the same ids. */
+  eventId?: (index: number, type: string) => string;
+  /**
+   * A client's If-Match: the stream must be at exactly this revision. A mismatch is not retried:
+   * the WrongExpectedVersionError goes back to the client (HTTP 412).
+   */
+  ifRevision?: bigint;
+  onConflict?: () => void;
+  /** The stream as the caller just loaded it: used for the first attempt (a conflict re-reads). */
+  preloaded?: Loaded<S>;
+}
+
+/**
+ * The one command path: load (with snapshots where the repository keeps them) → decide (one command,
+ * or several in order, all or nothing) → append with the revision read → on a conflict, re-read and
+ * re-decide (bounded in count and time: application/conflict-retry.ts). A rejection writes nothing;
+ * deciding nothing new (a retried step) writes nothing and succeeds.
+ */
+export async function handleCommand<S, C, E extends DomainEvent>(
+  repository: EventSourcedRepository<S, C, E>,
+  id: string,
+  commands: C | readonly C[],
+  options: CommandOptions<S> = {},
+): Promise<CommandResult<S>> {
+  const decider: Decider<S, C, E> = repository.decider;
+  const list = (Array.isArray(commands) ? commands : [commands]) as readonly C[];
+  let preloaded = options.preloaded;
+  const run = async (): Promise<CommandResult<S>> => {
+    const { state, revision } = preloaded ?? (await repository.load(id));
+    preloaded = undefined;
+    if (options.ifRevision !== undefined && revision !== options.ifRevision) {
+      throw new WrongExpectedVersionError(decider.streamName(id), options.ifRevision, revision);
+    }
+    const decision = decideAll(decider, state, list);
+    if (!decision.ok) return { ok: false, rejection: decision.rejection, state };
+    if (decision.events.length === 0) return { ok: true, state, revision, eventsWritten: 0 };
+    const events = decision.events.map((e, i) => toNewEvent(e, options.context ?? {}, options.eventId?.(i, e.type)));
+    const result = await repository.append(id, events, revision, decision.state);
+    // The state after, with the times the store recorded (EventStoreDB does not return them: '' there).
+    const occurredAt = options.context?.occurredAt ?? result.recordedAt;
+    const after = fold(decider, decision.events.map((e) => ({ ...e, occurredAt })), state);
+    return { ok: true, state: after, revision: result.nextExpectedRevision, position: result.position, recordedAt: result.recordedAt, eventsWritten: events.length };
+  };
+  if (options.ifRevision !== undefined) return run();
+  return retryOnConflict(run, { onConflict: options.onConflict });
+}

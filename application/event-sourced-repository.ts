@@ -1,0 +1,91 @@
+import type { Decider, DomainEvent } from '../domain/decider';
+import { fold } from '../domain/decider';
+import type { AppendResult, EventStore, ExpectedRevision, NewEvent, RecordedEvent } from '../eventstore/event-store';
+import { toDomainEvent, toNewEvent } from './event-envelope';
+
+/** A stream's state as loaded, with the revision to expect when appending ('no_stream' for a stream never written). */
+export interface Loaded<S> {
+  state: S;
+  revision: bigint | 'no_stream';
+}
+
+export interface SnapshotOptions {
+  /** Write a snapshot of the state after every `every` events (best effort). */
+  every: number;
+  /** The state's schema: a snapshot of another schema is ignored, so a new state shape needs no migration. */
+  schema: number;
+}
+
+const PAGE = 1000;
+
+/**
+ * Streams of one decider: load = fold of the stream (from the latest snapshot when snapshots are on),
+ * append with the expected revision. Every recorded event must be of the decider's union: another
+ * type fails loudly (UnknownEventTypeError) instead of being dropped from the fold.
+ */
+export class EventSourcedRepository<S, C, E extends DomainEvent> {
+  constructor(
+    protected readonly store: EventStore,
+    readonly decider: Decider<S, C, E>,
+    private readonly snapshots?: SnapshotOptions,
+  ) {}
+
+  snapshotStream(id: string): string {
+    return `snapshot-${this.decider.streamName(id)}`;
+  }
+
+  async load(id: string): Promise<Loaded<S>> {
+    const snapshot = this.snapshots ? await this.latestSnapshot(id) : undefined;
+    const from = snapshot ? snapshot.revision + 1n : 0n;
+    const tail = await this.readFrom(id, from);
+    const state = fold(this.decider, tail.map((e) => toDomainEvent(e, this.decider.eventTypes)), snapshot?.state ?? this.decider.initialState(id));
+    return { state, revision: tail.at(-1)?.revision ?? snapshot?.revision ?? 'no_stream' };
+  }
+
+  /** The full fold, ignoring snapshots (audits, point-in-time reads: `until` keeps a prefix of the stream). */
+  async loadWithoutSnapshot(id: string, until?: (e: RecordedEvent) => boolean): Promise<Loaded<S>> {
+    let events = await this.readFrom(id, 0n);
+    if (until) events = events.filter(until);
+    return {
+      state: fold(this.decider, events.map((e) => toDomainEvent(e, this.decider.eventTypes)), this.decider.initialState(id)),
+      revision: events.at(-1)?.revision ?? 'no_stream',
+    };
+  }
+
+  async append(id: string, events: NewEvent[], expectedRevision: ExpectedRevision, stateAfter: S): Promise<AppendResult> {
+    const result = await this.store.appendToStream(this.decider.streamName(id), events, { expectedRevision });
+    if (this.snapshots) {
+      const before = typeof expectedRevision === 'bigint' ? expectedRevision : -1n;
+      const every = BigInt(this.snapshots.every);
+      if ((result.nextExpectedRevision + 1n) / every > (before + 1n) / every) {
+        await this.writeSnapshot(id, stateAfter, result.nextExpectedRevision).catch(() => undefined); // best effort: a lost snapshot costs a longer fold
+      }
+    }
+    return result;
+  }
+
+  private async writeSnapshot(id: string, state: S, revision: bigint): Promise<void> {
+    await this.store.appendToStream(
+      this.snapshotStream(id),
+      [toNewEvent({ type: `${this.decider.name}Snapshot`, data: { schema: this.snapshots!.schema, revision: revision.toString(), state: state as object } }, {})],
+      { expectedRevision: 'any' },
+    );
+  }
+
+  private async latestSnapshot(id: string): Promise<{ state: S; revision: bigint } | undefined> {
+    const [latest] = await this.store.readStream(this.snapshotStream(id), { direction: 'backwards', maxCount: 1 });
+    const data = latest?.data as { schema?: number; revision?: string; state?: S } | undefined;
+    if (!data || data.schema !== this.snapshots!.schema || !data.state || typeof data.revision !== 'string') return undefined;
+    return { state: data.state, revision: BigInt(data.revision) };
+  }
+
+  private async readFrom(id: string, from: bigint): Promise<RecordedEvent[]> {
+    const out: RecordedEvent[] = [];
+    for (let next = from; ; ) {
+      const page = await this.store.readStream(this.decider.streamName(id), { fromRevision: next, maxCount: PAGE });
+      out.push(...page);
+      if (page.length < PAGE) return out;
+      next = page.at(-1)!.revision + 1n;
+    }
+  }
+}
