@@ -3,7 +3,7 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import swaggerUi from 'swagger-ui-express';
 import { PostgresEventStore } from '../eventstore/postgres/postgres-event-store';
 import { ALL_PROJECTIONS } from '../projections/all-projections';
-import { projectionLag } from '../projections/projection-runner';
+import { collectProjectionMetrics } from '../projections/projection-health';
 import { accountsRoutes } from './accounts-routes';
 import type { ApiDeps } from './api-deps';
 import { buildOpenApiDocument } from './openapi';
@@ -46,13 +46,7 @@ export function createApp(deps: ApiDeps): express.Express {
   app.use(express.json({ limit: deps.bodyLimit ?? '16kb', strict: true, type: 'application/json' }));
 
   const collect = async () => {
-    await Promise.all(
-      ALL_PROJECTIONS.map(async (p) => {
-        const lag = await projectionLag(deps.store, deps.readModels, p);
-        deps.metrics.projectionLag.set({ projection: p.name }, lag.lagSeconds);
-        deps.metrics.projectionEventsBehind.set({ projection: p.name }, lag.eventsBehind);
-      }),
-    );
+    await collectProjectionMetrics(deps.store, deps.readModels, ALL_PROJECTIONS, deps.metrics);
     if (deps.store instanceof PostgresEventStore) {
       const lag = await deps.store.openTransactionLag();
       deps.metrics.eventsHeldBack.set(lag.eventsHeldBack);

@@ -1,4 +1,4 @@
-import { parsePosition } from '../eventstore/event-store';
+import { formatPosition, parsePosition } from '../eventstore/event-store';
 import { projectionByName } from '../projections/all-projections';
 import { waitForProjection } from '../projections/projection-runner';
 import type { ApiDeps } from './api-deps';
@@ -6,13 +6,25 @@ import { HttpProblem, problemType } from './problem';
 
 /**
  * Read-your-writes: a write answers with the position it wrote; a read with ?minPosition= waits
- * (bounded) until the projection it reads from has applied that position.
+ * (bounded) until the projection it reads from has applied that position. When the projection has
+ * parked an event at or before that position, it cannot answer consistently until the parked events
+ * are replayed: the read is refused at once (503, projection-degraded) rather than answered with stale data.
  */
 export async function awaitProjection(deps: ApiDeps, projection: string, minPosition: string | undefined): Promise<void> {
   if (!minPosition) return;
   const position = parsePosition(minPosition)!;
-  const ok = await waitForProjection(deps.store, deps.readModels, projectionByName(projection)!, position, deps.maxConsistencyWaitMs ?? 10_000);
-  if (!ok) {
+  const progress = await waitForProjection(deps.store, deps.readModels, projectionByName(projection)!, position, deps.maxConsistencyWaitMs ?? 10_000);
+  if (progress.state === 'degraded') {
+    throw new HttpProblem(
+      503,
+      problemType('projection-degraded'),
+      'Read model degraded',
+      `The ${projection} read model has ${progress.parkedEvents} parked event(s) at or before position ${minPosition} (the first at ${formatPosition(progress.firstParked)}); it lacks them until an operator replays them (npm run projections:parked -- list ${projection})`,
+      undefined,
+      { projection, parkedEvents: progress.parkedEvents, firstParkedPosition: formatPosition(progress.firstParked) },
+    );
+  }
+  if (progress.state === 'behind') {
     throw new HttpProblem(503, problemType('projection-behind'), 'Read model not caught up yet', `The ${projection} read model has not reached position ${minPosition}; retry shortly`);
   }
 }

@@ -131,8 +131,46 @@ export interface ParkedEvent {
   group: string;
   event: RecordedEvent;
   error: string;
+  /** Handler attempts made before it was parked (0 when it was parked behind an earlier parked event of its stream). */
   attempts: number;
   parkedAt: string;
+  /**
+   * Parked without being handed to the handler, because an earlier event of the same stream is parked for this
+   * group: delivering it would break the stream's order (and fail every projection's revision guard), so it waits
+   * behind that one and a replay delivers the stream's parked events in order.
+   */
+  blocked: boolean;
+}
+
+/** The reason recorded for an event parked behind an earlier parked event of its stream (both adapters). */
+export const BLOCKED_BY_PARKED = 'blocked by a parked event';
+
+export function blockedReason(stream: string, revision: bigint): string {
+  return `${BLOCKED_BY_PARKED}: revision ${revision} of ${stream} is parked; not attempted, replayed in stream order after it`;
+}
+
+export interface ParkedSummary {
+  /** Parked events of the group (those at or before `upTo` when given), blocked ones included. */
+  count: number;
+  /** Position of the first of them in the global order. */
+  first?: GlobalPosition;
+  /** When the oldest of them was recorded in the log. ISO-8601. */
+  oldestRecordedAt?: string;
+}
+
+export interface CountEventsOptions {
+  /** Exclusive: events strictly after this position. */
+  fromPosition?: GlobalPosition;
+  streamPrefix?: string;
+  eventTypes?: readonly string[];
+}
+
+export interface EventCount {
+  count: number;
+  /** When the oldest counted event was recorded. ISO-8601. */
+  oldestRecordedAt?: string;
+  /** The adapter stopped counting at a limit: `count` is a lower bound (EventStoreDB only; PostgreSQL counts exactly). */
+  saturated: boolean;
 }
 
 export interface StreamSummary {
@@ -157,7 +195,12 @@ export interface EventStore {
   headPosition(): Promise<GlobalPosition | undefined>;
   listStreams(options?: ListStreamsOptions): Promise<StreamSummary[]>;
 
-  /** Joins (creating when absent) a durable consumer group and delivers its events, at least once. */
+  /**
+   * Joins (creating when absent) a durable consumer group and delivers its events, at least once. A failing event is
+   * retried (maxAttempts, with backoff), then parked with its error; from then on the later events of its stream are
+   * parked behind it at once, unattempted (no retry budget spent on events that cannot apply before it), while other
+   * streams keep flowing. Parked events are listed, counted and replayed through this port.
+   */
   subscribe(group: string, filter: SubscriptionFilter, handler: EventHandler, options?: SubscriptionOptions): Promise<Subscription>;
   /**
    * The same consumer group semantics, with events handed over in batches of what is ready. When a
@@ -165,9 +208,17 @@ export interface EventStore {
    * parked alone and the others are handled.
    */
   subscribeInBatches(group: string, filter: SubscriptionFilter, handler: BatchHandler, options?: BatchSubscriptionOptions): Promise<Subscription>;
+  /** The group's parked events, in the log's order. */
   listParked(group: string): Promise<ParkedEvent[]>;
-  /** Delivers the group's parked events again (to its running subscribers); returns how many were queued. */
+  /** How many events the group has parked (only those at or before `upTo` when given): cheap, for metrics and readiness. */
+  parkedSummary(group: string, upTo?: GlobalPosition): Promise<ParkedSummary>;
+  /**
+   * Delivers the group's parked events again (to its running subscribers), each stream's in revision order; returns
+   * how many were queued. An event that fails again is parked again (and its stream's later events stay parked behind it).
+   */
   replayParked(group: string): Promise<number>;
+  /** Counts the events after a position that match a filter (projection lag), without reading them. */
+  countEvents(options?: CountEventsOptions): Promise<EventCount>;
 
   close(): Promise<void>;
 }

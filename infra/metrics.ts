@@ -14,7 +14,13 @@ export class Metrics {
   readonly projectionLag = new Gauge({ name: 'projection_lag_seconds', help: 'Age of the oldest event a projection has not applied yet', labelNames: ['projection'], registers: [this.registry] });
   readonly projectionEventsBehind = new Gauge({
     name: 'projection_lag_events',
-    help: 'Events a projection has not applied yet (saturates at 10000)',
+    help: 'Events a projection has not applied yet, its parked events included',
+    labelNames: ['projection'],
+    registers: [this.registry],
+  });
+  readonly projectionParked = new Gauge({
+    name: 'projection_parked_events',
+    help: 'Events a projection parked (failed after retries, or blocked behind a failed event of their stream); the read model lacks them until they are replayed',
     labelNames: ['projection'],
     registers: [this.registry],
   });

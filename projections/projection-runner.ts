@@ -12,6 +12,15 @@ export interface ProjectionObserver {
 
 export const groupName = (projection: Projection): string => `projection-${projection.name}`;
 
+export interface ProjectionRunnerOptions {
+  /** Handler attempts before an event is parked (default 10). */
+  maxAttempts?: number;
+  /** First retry delay, doubling each attempt (default 50 ms: 10 attempts take about 25 s). */
+  retryBackoffMs?: number;
+  /** Events per read-model transaction (default 100). */
+  maxBatchSize?: number;
+}
+
 /**
  * Feeds read models from durable consumer groups. For each event, the read-model change and the
  * projection's checkpoint (rm_checkpoints) commit in one transaction; rows carry the stream
@@ -26,6 +35,7 @@ export class ProjectionRunner {
     private readonly readModels: Pool,
     private readonly projections: readonly Projection[],
     private readonly observer: ProjectionObserver = {},
+    private readonly options: ProjectionRunnerOptions = {},
   ) {}
 
   async start(): Promise<void> {
@@ -36,7 +46,7 @@ export class ProjectionRunner {
         groupName(projection),
         { streamPrefix: projection.streamPrefix, from: 'start' },
         (events) => this.applyMany(projection, tables, events),
-        { maxAttempts: 10, retryBackoffMs: 50, maxBatchSize: 100 },
+        { maxAttempts: this.options.maxAttempts ?? 10, retryBackoffMs: this.options.retryBackoffMs ?? 50, maxBatchSize: this.options.maxBatchSize ?? 100 },
       );
       this.subscriptions.push(subscription);
     }
@@ -88,50 +98,78 @@ export async function readCheckpoint(pool: Pool, projection: string): Promise<Gl
   return row ? { commit: BigInt(row.commit), prepare: BigInt(row.prepare) } : undefined;
 }
 
-/** Beyond this many pending events the count saturates (a scrape should stay cheap). */
-export const LAG_COUNT_LIMIT = 10_000;
-
 export interface ProjectionLag {
   projection: string;
   checkpoint?: GlobalPosition;
-  /** Seconds since the oldest event this projection has not applied yet was recorded (0 when caught up). */
+  /** Seconds since the oldest event this projection has not applied yet (pending or parked) was recorded (0 when none). */
   lagSeconds: number;
-  /** Events of this projection not applied yet (counted up to LAG_COUNT_LIMIT). */
+  /** Events of this projection not applied yet: those after its checkpoint plus the parked ones before it. */
   eventsBehind: number;
+  /** Events its consumer group parked (failed, or blocked behind a failed one of their stream); counted in eventsBehind. */
+  parkedEvents: number;
+  /** Nothing pending and nothing parked. */
   caughtUp: boolean;
+  /** Parked events: the read model lacks them (and their streams' later events) until they are replayed. */
+  degraded: boolean;
 }
 
-/** How far a projection is behind the log: the age of its oldest unapplied event. */
+/**
+ * How far a projection is behind the log: one count over the events after its checkpoint (an indexed range scan on
+ * PostgreSQL, no events read), plus its parked events, which lie behind the checkpoint but are not applied either.
+ */
 export async function projectionLag(store: EventStore, pool: Pool, projection: Projection): Promise<ProjectionLag> {
   const checkpoint = await readCheckpoint(pool, projection.name);
-  const pending = await store.readAll({ fromPosition: checkpoint, streamPrefix: projection.streamPrefix, eventTypes: projection.eventTypes, maxCount: LAG_COUNT_LIMIT });
-  const next = pending[0];
-  const lagSeconds = next ? Math.max(0, (Date.now() - Date.parse(next.recordedAt)) / 1000) : 0;
-  return { projection: projection.name, checkpoint, lagSeconds, eventsBehind: pending.length, caughtUp: !next };
+  const [pending, parked] = await Promise.all([
+    store.countEvents({ fromPosition: checkpoint, streamPrefix: projection.streamPrefix, eventTypes: projection.eventTypes }),
+    store.parkedSummary(groupName(projection)),
+  ]);
+  // Parked events after the checkpoint are already among the pending ones.
+  const parkedBehind = parked.count === 0 ? 0 : checkpoint ? (await store.parkedSummary(groupName(projection), checkpoint)).count : 0;
+  const oldest = [pending.oldestRecordedAt, parked.oldestRecordedAt].filter((t): t is string => t !== undefined).map((t) => Date.parse(t));
+  const lagSeconds = oldest.length > 0 ? Math.max(0, (Date.now() - Math.min(...oldest)) / 1000) : 0;
+  return {
+    projection: projection.name,
+    checkpoint,
+    lagSeconds,
+    eventsBehind: pending.count + parkedBehind,
+    parkedEvents: parked.count,
+    caughtUp: pending.count === 0 && parked.count === 0,
+    degraded: parked.count > 0,
+  };
 }
+
+export type ProjectionProgress =
+  | { state: 'reached' }
+  | { state: 'behind' }
+  /** A parked event at or before the position: the read model cannot reflect it until the parked events are replayed. */
+  | { state: 'degraded'; parkedEvents: number; firstParked: GlobalPosition };
 
 /**
  * Whether the projection has applied everything up to `position`. Its checkpoint only moves on
  * events it applies, so `position` may be an event it never sees (another stream prefix or event
  * type, e.g. AccountOpened for the history): then it has reached `position` when no event of its own
  * lies between its checkpoint and `position`, and `position` is visible to readers (so nothing
- * before it can still commit).
+ * before it can still commit). A parked event at or before `position` means it has not, and will not
+ * until a replay: 'degraded'. (The checkpoint is read before the parked events: an event is parked
+ * before the checkpoint moves past it, so a checkpoint past it is never seen without it.)
  */
-export async function projectionReached(store: EventStore, pool: Pool, projection: Projection, position: GlobalPosition): Promise<boolean> {
+export async function projectionProgress(store: EventStore, pool: Pool, projection: Projection, position: GlobalPosition): Promise<ProjectionProgress> {
   const checkpoint = await readCheckpoint(pool, projection.name);
-  if (checkpoint && comparePositions(checkpoint, position) >= 0) return true;
+  const parked = await store.parkedSummary(groupName(projection), position);
+  if (parked.count > 0) return { state: 'degraded', parkedEvents: parked.count, firstParked: parked.first! };
+  if (checkpoint && comparePositions(checkpoint, position) >= 0) return { state: 'reached' };
   const [next] = await store.readAll({ fromPosition: checkpoint, streamPrefix: projection.streamPrefix, eventTypes: projection.eventTypes, maxCount: 1 });
-  if (next) return comparePositions(next.position, position) > 0;
+  if (next) return { state: comparePositions(next.position, position) > 0 ? 'reached' : 'behind' };
   const head = await store.headPosition();
-  return head !== undefined && comparePositions(head, position) >= 0;
+  return { state: head !== undefined && comparePositions(head, position) >= 0 ? 'reached' : 'behind' };
 }
 
-/** Waits (bounded) until the projection has applied everything up to `position`. */
-export async function waitForProjection(store: EventStore, pool: Pool, projection: Projection, position: GlobalPosition, timeoutMs: number): Promise<boolean> {
+/** Waits (bounded) until the projection has applied everything up to `position`; answers at once when it is degraded. */
+export async function waitForProjection(store: EventStore, pool: Pool, projection: Projection, position: GlobalPosition, timeoutMs: number): Promise<ProjectionProgress> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    if (await projectionReached(store, pool, projection, position)) return true;
-    if (Date.now() >= deadline) return false;
+    const progress = await projectionProgress(store, pool, projection, position);
+    if (progress.state !== 'behind' || Date.now() >= deadline) return progress;
     await new Promise((r) => setTimeout(r, 25));
   }
 }

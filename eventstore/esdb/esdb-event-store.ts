@@ -13,9 +13,12 @@ import {
 } from '@eventstore/db-client';
 import type { AppendResult as EsdbAppendResult, AllStreamResolvedEvent, ReadPosition, ResolvedEvent, StreamingRead } from '@eventstore/db-client';
 import { EventStoreValidationError, WrongExpectedVersionError } from '../errors';
-import { comparePositions } from '../event-store';
+import { BLOCKED_BY_PARKED, comparePositions } from '../event-store';
 import type {
   AppendOptions,
+  CountEventsOptions,
+  EventCount,
+  ParkedSummary,
   AppendResult,
   BatchHandler,
   BatchSubscriptionOptions,
@@ -50,6 +53,8 @@ const DEFAULT_LIST_STREAMS_SCAN_LIMIT = 100_000;
 const DEFAULT_MAX_ATTEMPTS = 5;
 const DEFAULT_RETRY_BACKOFF_MS = 100;
 const DEFAULT_SUBSCRIPTION_BUFFER_SIZE = 10;
+/** countEvents reads at most this many events (EventStoreDB cannot count without reading). */
+const COUNT_LIMIT = 10_000;
 
 export interface EsdbEventStoreOptions {
   /** listStreams scans at most this many of the latest $all records (default 100 000). */
@@ -255,6 +260,7 @@ export class EsdbEventStore implements EventStore {
         group,
         handler,
         matches: eventMatcher({ streamPrefix: filter.streamPrefix, eventTypes: filter.eventTypes }),
+        loadParked: async () => (await this.listParked(group)).map((p) => p.event),
         maxAttempts,
         retryBackoffMs,
         bufferSize: this.options.subscriptionBufferSize ?? DEFAULT_SUBSCRIPTION_BUFFER_SIZE,
@@ -282,18 +288,40 @@ export class EsdbEventStore implements EventStore {
       for (const resolved of parked) {
         const event = resolved.event ? toRecordedEvent(resolved.event, resolved.commitPosition) : undefined;
         if (!event) continue; // the original event is gone (deleted or scavenged), or is not ours
+        const error = parkedReason(resolved.link) ?? 'parked by EventStoreDB';
+        const blocked = error.startsWith(BLOCKED_BY_PARKED);
         out.push({
           group,
           event,
-          error: parkedReason(resolved.link) ?? 'parked by EventStoreDB',
-          attempts,
+          error,
+          attempts: blocked ? 0 : attempts,
           parkedAt: (resolved.link ?? resolved.event)?.created.toISOString() ?? event.recordedAt,
+          blocked,
         });
       }
       return out;
     } catch (err) {
       throw toStoreError(err, 'listParked');
     }
+  }
+
+  /** From the parked stream (read whole: parked events are few, or the group has a bigger problem than this read). */
+  async parkedSummary(group: string, upTo?: GlobalPosition): Promise<ParkedSummary> {
+    const parked = (await this.listParked(group)).map((p) => p.event).filter((e) => !upTo || comparePositions(e.position, upTo) <= 0);
+    if (parked.length === 0) return { count: 0 };
+    const first = parked.reduce((a, e) => (comparePositions(e.position, a.position) < 0 ? e : a));
+    const oldest = parked.reduce((a, e) => (e.recordedAt < a.recordedAt ? e : a));
+    return { count: parked.length, first: first.position, oldestRecordedAt: oldest.recordedAt };
+  }
+
+  /**
+   * EventStoreDB has no count: this reads the matching events, up to COUNT_LIMIT (then `saturated`). Still cheaper
+   * than before for the caller (no events are returned), but a lag of more than COUNT_LIMIT events reads as COUNT_LIMIT.
+   */
+  async countEvents(options: CountEventsOptions = {}): Promise<EventCount> {
+    const events = await this.readAll({ fromPosition: options.fromPosition, streamPrefix: options.streamPrefix, eventTypes: options.eventTypes, maxCount: COUNT_LIMIT });
+    const oldest = events.reduce<string | undefined>((a, e) => (a === undefined || e.recordedAt < a ? e.recordedAt : a), undefined);
+    return { count: events.length, oldestRecordedAt: oldest, saturated: events.length >= COUNT_LIMIT };
   }
 
   /**

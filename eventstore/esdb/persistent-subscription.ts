@@ -1,6 +1,7 @@
 import { PARK, RETRY } from '@eventstore/db-client';
 import type { EventStoreDBClient, PersistentSubscriptionToAll, PersistentSubscriptionToAllResolvedEvent } from '@eventstore/db-client';
 import type { EventHandler, RecordedEvent, Subscription } from '../event-store';
+import { blockedReason } from '../event-store';
 import { describeError } from './esdb-errors';
 import { toRecordedEvent } from './recorded-event';
 
@@ -21,6 +22,11 @@ export interface PersistentSubscriptionOptions {
   retryBackoffMs: number;
   /** Messages the server may have in flight to this consumer (SubscribeToPersistentSubscriptionToAllOptions.bufferSize). */
   bufferSize: number;
+  /**
+   * The group's parked events when this consumer joins (best effort: reading the parked stream needs admin rights;
+   * an empty list then). Their streams start out blocked (see EsdbPersistentSubscription).
+   */
+  loadParked: () => Promise<readonly RecordedEvent[]>;
   /** Failures of the connection to the group (it is re-joined after a pause). */
   onError: (group: string, err: unknown) => void;
   onStopped: () => void;
@@ -31,6 +37,14 @@ export interface PersistentSubscriptionOptions {
  * handler, then `ack`, or `nack(RETRY)` after a backoff, or `nack(PARK)` on the last attempt (the server counts
  * attempts in `retryCount`, 0 on the first delivery). ack/nack are methods of the subscription
  * (PersistentSubscriptionBase in dist/types/index.d.ts).
+ *
+ * No cascade behind a parked event (best effort, as the PostgreSQL consumer group does exactly): once an event is
+ * parked, a later event of its stream is parked at once behind it (nack PARK with a "blocked by a parked event"
+ * reason), never handed to the handler. When the parked event itself comes back (a replay of the parked stream), it is
+ * handled; once it succeeds its stream is unblocked, so the replayed events behind it follow. This consumer knows the
+ * parked events it saw parked and those in the parked stream when it joined; with several consumers in a group (or
+ * a parked stream it may not read) another consumer may not know a stream is blocked, and a second replay can be
+ * needed. The server's order of replayed messages is the parked stream's, i.e. the order they were parked in.
  *
  * Persistent subscriptions do NOT guarantee order (a retried event comes back after later ones; with several
  * consumers in a group, events are spread over them) and deliver at least once (a message not acked within the
@@ -45,6 +59,8 @@ export class EsdbPersistentSubscription implements Subscription {
   private loop: Promise<void> = Promise.resolve();
   private stopped: Promise<void> | undefined;
   private wakeUp: (() => void) | undefined;
+  /** Streams with a parked event -> the lowest parked revision known to this consumer. */
+  private readonly blocked = new Map<string, bigint>();
 
   private constructor(private readonly options: PersistentSubscriptionOptions) {
     this.group = options.group;
@@ -53,6 +69,7 @@ export class EsdbPersistentSubscription implements Subscription {
   /** Joins the group (rejects when the server refuses, e.g. unknown group or too many consumers) and starts delivery. */
   static async start(options: PersistentSubscriptionOptions): Promise<EsdbPersistentSubscription> {
     const subscription = new EsdbPersistentSubscription(options);
+    for (const parked of await options.loadParked().catch(() => [])) subscription.noteParked(parked);
     const first = await subscription.open();
     subscription.loop = subscription.run(first);
     return subscription;
@@ -139,11 +156,21 @@ export class EsdbPersistentSubscription implements Subscription {
     }
   }
 
+  private noteParked(event: RecordedEvent): void {
+    const first = this.blocked.get(event.stream);
+    if (first === undefined || event.revision < first) this.blocked.set(event.stream, event.revision);
+  }
+
   /** Handler failures end in a nack; only ack/nack failures (a broken connection) are thrown. */
   private async deliver(subscription: PersistentSubscriptionToAll, resolved: PersistentSubscriptionToAllResolvedEvent): Promise<void> {
     const event = resolved.event ? toRecordedEvent(resolved.event, resolved.commitPosition) : undefined;
     if (!event || !this.options.matches(event)) {
       await subscription.ack(resolved);
+      return;
+    }
+    const blockedAt = this.blocked.get(event.stream);
+    if (blockedAt !== undefined && event.revision > blockedAt) {
+      await subscription.nack(PARK, blockedReason(event.stream, blockedAt), resolved);
       return;
     }
     try {
@@ -153,6 +180,7 @@ export class EsdbPersistentSubscription implements Subscription {
       const reason = `attempt ${attempt} of ${this.options.maxAttempts}: ${describeError(err)}`;
       if (attempt >= this.options.maxAttempts) {
         await subscription.nack(PARK, reason, resolved);
+        this.noteParked(event);
         return;
       }
       // Cut short by stop(): the event is then handed back for retry at once.
@@ -161,6 +189,8 @@ export class EsdbPersistentSubscription implements Subscription {
       return;
     }
     await subscription.ack(resolved);
+    // The parked head of its stream came back (a replay) and was handled: the events parked behind it may follow.
+    if (blockedAt !== undefined && event.revision === blockedAt) this.blocked.delete(event.stream);
   }
 
   /** A pause that stop() ends early. Pauses never overlap: one event is handled at a time. */

@@ -12,6 +12,9 @@ import type {
   ListStreamsOptions,
   NewEvent,
   ParkedEvent,
+  ParkedSummary,
+  CountEventsOptions,
+  EventCount,
   ReadAllOptions,
   ReadStreamOptions,
   RecordedEvent,
@@ -23,7 +26,7 @@ import type {
 import { START_POSITION } from '../event-store';
 import { validateAppend, validateStreamName } from '../validation';
 import { AppendNotifier } from './append-notifier';
-import { PostgresConsumerGroup } from './consumer-group';
+import { countEvents, parkedSummary, PostgresConsumerGroup } from './consumer-group';
 import { migrateEventStore } from './migrations';
 import { EVENT_COLUMNS, eventColumns, toRecordedEvent, type EventRow } from './row-mapping';
 
@@ -289,7 +292,15 @@ export class PostgresEventStore implements EventStore {
        WHERE p.group_name = $1 ORDER BY e.transaction_id, e.position`,
       [group],
     );
-    return result.rows.map((r) => ({ group, event: toRecordedEvent(r), error: r.error, attempts: r.attempts, parkedAt: r.parked_at.toISOString() }));
+    return result.rows.map((r) => ({ group, event: toRecordedEvent(r), error: r.error, attempts: r.attempts, parkedAt: r.parked_at.toISOString(), blocked: r.attempts === 0 }));
+  }
+
+  async parkedSummary(group: string, upTo?: GlobalPosition): Promise<ParkedSummary> {
+    return parkedSummary(this.pool, group, upTo);
+  }
+
+  async countEvents(options?: CountEventsOptions): Promise<EventCount> {
+    return countEvents(this.pool, options);
   }
 
   async replayParked(group: string): Promise<number> {

@@ -5,7 +5,7 @@ import {
   WrongExpectedVersionError,
 } from '../../eventstore/errors';
 import type { EventStore, ExpectedRevision, NewEvent, RecordedEvent, Subscription } from '../../eventstore/event-store';
-import { comparePositions } from '../../eventstore/event-store';
+import { BLOCKED_BY_PARKED, comparePositions } from '../../eventstore/event-store';
 import { withClockOffset } from '../support/clock-offset';
 
 /**
@@ -396,7 +396,8 @@ export function describeEventStoreContract(adapter: string, makeSubject: () => P
             { maxAttempts: 3, retryBackoffMs: 10 },
           ),
         );
-        await store.appendToStream(`${prefix}-x`, [poison, fine], { expectedRevision: 'no_stream' });
+        await store.appendToStream(`${prefix}-x`, [poison], { expectedRevision: 'no_stream' });
+        await store.appendToStream(`${prefix}-y`, [fine], { expectedRevision: 'no_stream' });
         const parked = await eventually(async () => {
           const p = await store.listParked(group);
           expect(p).toHaveLength(1);
@@ -405,7 +406,8 @@ export function describeEventStoreContract(adapter: string, makeSubject: () => P
         expect(parked[0]!.event.id).toBe(poison.id);
         expect(parked[0]!.error).toMatch(/cannot handle Poison/);
         expect(attempts.get(poison.id)).toBe(3);
-        await eventually(() => expect(handled).toContain(fine.id)); // the parked event does not block the rest
+        expect(parked[0]!.blocked).toBe(false);
+        await eventually(() => expect(handled).toContain(fine.id)); // the parked event does not block other streams
 
         healed = true;
         expect(await store.replayParked(group)).toBe(1);
@@ -419,7 +421,10 @@ export function describeEventStoreContract(adapter: string, makeSubject: () => P
         const handled: string[] = [];
         const batchSizes: number[] = [];
         const events = Array.from({ length: 30 }, (_, i) => event(i === 17 ? 'Poison' : 'Fine', { i }));
-        await store.appendToStream(`${prefix}-x`, events, { expectedRevision: 'no_stream' });
+        // The poison in a stream of its own (later events of its stream would be parked behind it, see below).
+        await store.appendToStream(`${prefix}-x`, events.slice(0, 17), { expectedRevision: 'no_stream' });
+        await store.appendToStream(`${prefix}-poison`, [events[17]!], { expectedRevision: 'no_stream' });
+        await store.appendToStream(`${prefix}-x`, events.slice(18), { expectedRevision: 16n });
         subscriptions.push(
           await store.subscribeInBatches(
             group,
@@ -441,6 +446,96 @@ export function describeEventStoreContract(adapter: string, makeSubject: () => P
           expect(handled).toEqual(events.filter((_, i) => i !== 17).map((e) => e.id)); // in order, each once
           expect(Math.max(...batchSizes)).toBeGreaterThan(1); // it really batched
         }
+      });
+
+      test('no cascade: once an event is parked, the later events of its stream are parked behind it unattempted, other streams flow, and a replay delivers the stream in order', async () => {
+        const prefix = unique('cascade');
+        const group = unique('group');
+        let healed = false;
+        const attempts = new Map<string, number>();
+        const handled: RecordedEvent[] = [];
+        subscriptions.push(
+          await store.subscribeInBatches(
+            group,
+            { streamPrefix: prefix, from: 'start' },
+            async (batch) => {
+              for (const e of batch) attempts.set(e.id, (attempts.get(e.id) ?? 0) + 1);
+              if (batch.some((e) => e.type === 'Poison') && !healed) throw new Error('projection bug: cannot handle Poison');
+              handled.push(...batch);
+            },
+            { maxAttempts: 3, retryBackoffMs: 10, maxBatchSize: 10 },
+          ),
+        );
+        const [a0, a1, a2, a3, b0] = [event('Fine'), event('Poison'), event('Fine'), event('Fine'), event('Fine')];
+        await store.appendToStream(`${prefix}-a`, [a0, a1], { expectedRevision: 'no_stream' });
+        await eventually(async () => expect((await store.listParked(group)).map((p) => p.event.id)).toEqual([a1.id]));
+        await store.appendToStream(`${prefix}-a`, [a2, a3], { expectedRevision: 1n });
+        await store.appendToStream(`${prefix}-b`, [b0], { expectedRevision: 'no_stream' });
+
+        const parked = await eventually(async () => {
+          const p = await store.listParked(group);
+          expect(p.map((x) => x.event.id)).toEqual([a1.id, a2.id, a3.id]);
+          return p;
+        });
+        await eventually(() => expect(handled.map((e) => e.id)).toContain(b0.id)); // another stream flows
+        // The later events of the poisoned stream never reached the handler: no retry budget spent on them.
+        expect(attempts.get(a2.id)).toBeUndefined();
+        expect(attempts.get(a3.id)).toBeUndefined();
+        expect(parked.map((p) => p.blocked)).toEqual([false, true, true]);
+        expect(parked[1]!.attempts).toBe(0);
+        expect(parked[1]!.error).toContain(BLOCKED_BY_PARKED);
+        expect(parked[1]!.error).toContain(`${prefix}-a`);
+
+        // Counted through the port: all of them, and those at or before a position.
+        expect(await store.parkedSummary(group)).toMatchObject({ count: 3, first: parked[0]!.event.position });
+        expect((await store.parkedSummary(group, parked[0]!.event.position)).count).toBe(1);
+        const beforePoison = (await store.readStream(`${prefix}-a`))[0]!.position;
+        expect(await store.parkedSummary(group, beforePoison)).toEqual({ count: 0 });
+        expect((await store.parkedSummary(group)).oldestRecordedAt).toBe(parked[0]!.event.recordedAt);
+
+        if (subject.orderedDelivery) {
+          // A replay before the fix: the poison fails again and is parked again; the events behind it stay parked, unattempted.
+          const parkedAt = parked[0]!.parkedAt;
+          expect(await store.replayParked(group)).toBe(3);
+          await eventually(async () => {
+            const again = await store.listParked(group);
+            expect(again.map((p) => p.event.id)).toEqual([a1.id, a2.id, a3.id]);
+            expect(again[0]!.parkedAt).not.toBe(parkedAt);
+            expect(again[0]!.attempts).toBe(2 * parked[0]!.attempts);
+            expect(again.slice(1).map((p) => p.blocked)).toEqual([true, true]);
+          });
+          expect(attempts.get(a2.id)).toBeUndefined();
+          expect(attempts.get(a3.id)).toBeUndefined();
+        }
+
+        healed = true;
+        expect(await store.replayParked(group)).toBeGreaterThan(0);
+        await eventually(async () => expect(await store.listParked(group)).toHaveLength(0));
+        await eventually(() => expect(handled.map((e) => e.id)).toEqual(expect.arrayContaining([a1.id, a2.id, a3.id])));
+        expect(await store.parkedSummary(group)).toEqual({ count: 0 });
+        if (subject.orderedDelivery) {
+          // The stream, in revision order, each event once.
+          expect(handled.filter((e) => e.stream === `${prefix}-a`).map((e) => e.revision)).toEqual([0n, 1n, 2n, 3n]);
+          expect(attempts.get(a2.id)).toBe(1);
+        }
+      });
+
+      test('countEvents counts the events after a position that match a filter, without reading them', async () => {
+        const prefix = unique('count');
+        const types = [`${prefix}X`, `${prefix}Y`, `${prefix}X`, `${prefix}X`, `${prefix}Y`];
+        await store.appendToStream(`${prefix}-1`, types.slice(0, 2).map((t) => event(t)), { expectedRevision: 'no_stream' });
+        await store.appendToStream(`${prefix}-2`, types.slice(2).map((t) => event(t)), { expectedRevision: 'no_stream' });
+        await store.appendToStream(unique('other'), [event(`${prefix}X`)], { expectedRevision: 'no_stream' });
+        const mine = await eventually(async () => {
+          const all = await store.readAll({ streamPrefix: prefix });
+          expect(all).toHaveLength(5);
+          return all;
+        });
+        expect(await store.countEvents({ streamPrefix: prefix })).toMatchObject({ count: 5, oldestRecordedAt: mine[0]!.recordedAt, saturated: false });
+        expect((await store.countEvents({ streamPrefix: prefix, eventTypes: [`${prefix}X`] })).count).toBe(3);
+        expect((await store.countEvents({ eventTypes: [`${prefix}X`] })).count).toBe(4);
+        expect((await store.countEvents({ streamPrefix: prefix, fromPosition: mine[1]!.position })).count).toBe(3);
+        expect(await store.countEvents({ streamPrefix: unique('nothing') })).toEqual({ count: 0, oldestRecordedAt: undefined, saturated: false });
       });
 
       test('many concurrent writers while a subscriber runs: it sees every event, none skipped, each stream in order', async () => {
