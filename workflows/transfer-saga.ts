@@ -6,6 +6,7 @@ import {
   isCancellation,
   patched,
   proxyActivities,
+  proxyLocalActivities,
   setHandler,
   upsertSearchAttributes,
 } from '@temporalio/workflow';
@@ -57,6 +58,18 @@ const mustSucceed = proxyActivities<TransferActivities>({
   retry: { initialInterval: '500ms', backoffCoefficient: 2, maximumInterval: '30s' },
 });
 
+/**
+ * The legs as local activities: they run in the worker that runs the workflow, with no activity task
+ * round trip through the server (a transfer in one workflow task when all goes well). Each leg gets a
+ * short local budget; an infrastructure failure past it hands the leg to the remote activity with
+ * the leg's own retry policy (server-side retries add no history events, so a credit retried for an
+ * hour keeps a small history). Business rejections and cancels are never retried.
+ */
+const fast = proxyLocalActivities<TransferActivities>({
+  startToCloseTimeout: '10s',
+  retry: { initialInterval: '50ms', backoffCoefficient: 2, maximumInterval: '1s', maximumAttempts: 3 },
+});
+
 /** Patch id of the merged legs (see workflow versioning: old histories keep replaying). */
 export const MERGED_LEGS = 'merged-legs-2026-11';
 /**
@@ -64,6 +77,8 @@ export const MERGED_LEGS = 'merged-legs-2026-11';
  * or complete when the credit landed), and a settlement that cannot finish waits for a person.
  */
 export const SAFE_SETTLEMENT = 'safe-settlement-2026-11';
+/** Patch id of the local-activity legs (local first, the remote activity as the fallback). */
+export const LOCAL_LEGS = 'local-legs-2026-11';
 
 
 /** The rejection type of a business failure, or 'infrastructure' for anything else (retries exhausted, timeouts). */
@@ -108,7 +123,7 @@ export async function transferSaga(input: TransferSagaInput): Promise<TransferSa
   // trips fewer) replay the original four-activity path; new sagas take the merged one.
   const merged = patched(MERGED_LEGS);
   // Sagas started before the safe settlement replay their own compensation path below.
-  if (merged && patched(SAFE_SETTLEMENT)) return settle(input, state, setStatus, step);
+  if (merged && patched(SAFE_SETTLEMENT)) return settle(input, state, setStatus, step, patched(LOCAL_LEGS));
 
   const compensations: (() => Promise<{ refunded: number }>)[] = [];
   let stage: 'request' | 'debit' | 'credit' = 'request';
@@ -156,6 +171,24 @@ export async function transferSaga(input: TransferSagaInput): Promise<TransferSa
 
 type Step = <T>(name: string, run: () => Promise<T>) => Promise<T>;
 
+/** A business rejection (non-retryable) or a cancel: never handed on to another attempt. */
+function isFinal(error: unknown): boolean {
+  if (isCancellation(error)) return true;
+  const cause = error instanceof ActivityFailure ? error.cause : error;
+  return cause instanceof ApplicationFailure && cause.nonRetryable === true;
+}
+
+/** The leg as a local activity first; on an infrastructure failure, the remote activity (its own retry policy). */
+async function localThenRemote<T>(local: (() => Promise<T>) | undefined, remote: () => Promise<T>): Promise<T> {
+  if (!local) return remote();
+  try {
+    return await local();
+  } catch (error) {
+    if (isFinal(error)) throw error;
+    return remote();
+  }
+}
+
 /**
  * The saga from SAFE_SETTLEMENT on. The forward path: request and debit, then credit and complete.
  * When it stops (a business rejection, retries exhausted, or an operator's cancel at any stage), the
@@ -174,16 +207,29 @@ async function settle(
   state: TransferSagaStatus,
   setStatus: (status: TransferSagaState) => void,
   step: Step,
+  localLegs: boolean,
 ): Promise<TransferSagaStatus> {
+  const local = <T>(run: () => Promise<T>) => (localLegs ? run : undefined);
   let retryRequested = false;
   setHandler(retrySettlementSignal, () => {
     retryRequested = true;
   });
   let stage: 'debit' | 'credit' = 'debit';
   try {
-    const { currency } = await step('request and debit source', () => legs.requestAndDebit(input));
+    const { currency } = await step('request and debit source', () =>
+      localThenRemote(
+        local(() => fast.requestAndDebit(input)),
+        () => legs.requestAndDebit(input),
+      ),
+    );
     stage = 'credit';
-    await step('credit target and complete', () => creditUntilDecided.creditAndComplete({ ...input, currency }));
+    const credit = { ...input, currency };
+    await step('credit target and complete', () =>
+      localThenRemote(
+        local(() => fast.creditAndComplete(credit)),
+        () => creditUntilDecided.creditAndComplete(credit),
+      ),
+    );
     setStatus('completed');
     return state;
   } catch (error) {
@@ -198,8 +244,12 @@ async function settle(
     return CancellationScope.nonCancellable(async () => {
       for (;;) {
         try {
+          const settlement = { ...input, reason, message, creditMayHaveRun: stage === 'credit' };
           const settled = await step(`settle after ${reason}`, () =>
-            mustSucceed.settleTransfer({ ...input, reason, message, creditMayHaveRun: stage === 'credit' }),
+            localThenRemote(
+              local(() => fast.settleTransfer(settlement)),
+              () => mustSucceed.settleTransfer(settlement),
+            ),
           );
           if (settled.outcome === 'completed') {
             // The credit had landed: the transfer completed despite the stop.

@@ -116,7 +116,8 @@ describe('worker crash between debit and credit (real SIGKILL of a worker proces
     await crashWorker.waitForLine(`credit-started ${transferId}`, 30_000);
     const pending = await handle.describe();
     expect(pending.status.name).toBe('RUNNING');
-    expect(pending.raw.pendingActivities?.map((a) => a.activityType?.name)).toEqual(['creditAndComplete']);
+    // The legs run as local activities in the worker: nothing is pending on the server, the credit is in flight in the child.
+    expect(pending.raw.pendingActivities ?? []).toEqual([]);
     expect(await stack.balance(from)).toBe(7_500);
     expect(await stack.balance(to)).toBe(1_000);
 
@@ -159,17 +160,16 @@ describe('worker crash between debit and credit (real SIGKILL of a worker proces
     expect(await stack.balance(to)).toBe(3_500);
     expect((await stack.balance(from)) + (await stack.balance(to))).toBe(11_000);
 
-    // The debit was not re-run by the new worker; the credit was retried there after the lost attempt.
-    expect(calls.requestAndDebit).toBe(0);
+    // The new worker may run the debit leg again (its workflow task was lost with the killed process):
+    // the leg finds its debit already on the source and writes nothing. The credit ran there.
+    expect(calls.requestAndDebit).toBeLessThanOrEqual(1);
     expect(calls.creditAndComplete).toBeGreaterThanOrEqual(1);
     const executions = activityExecutions(await handle.fetchHistory());
     expect(executions.map((e) => [e.activityType, e.outcome])).toEqual([
       ['requestAndDebit', 'completed'],
       ['creditAndComplete', 'completed'],
     ]);
-    const credit = executions.find((e) => e.activityType === 'creditAndComplete')!;
-    expect(credit.attempt).toBeGreaterThanOrEqual(2);
-    const debit = executions.find((e) => e.activityType === 'requestAndDebit')!;
-    expect(debit.identity).not.toBe(credit.identity); // the debit ran in the killed process, the credit in this one
+    const worker = stack.worker!;
+    expect(executions.find((e) => e.activityType === 'creditAndComplete')!.identity).toBe(worker.options.identity); // the credit completed in this process
   }, 90_000);
 });
