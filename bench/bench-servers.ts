@@ -16,7 +16,7 @@ export interface BenchServers {
 }
 
 /** A fresh embedded PostgreSQL (or DATABASE_URL's server) and, when asked, a Temporal dev server: the same servers for ours and the baselines. */
-export async function startBenchServers(options: { temporal: boolean }): Promise<BenchServers> {
+export async function startBenchServers(options: { temporal: boolean; devServerTuning?: 'one-machine' | 'defaults' }): Promise<BenchServers> {
   const stops: (() => Promise<void>)[] = [];
   let adminUrl = process.env.DATABASE_URL;
   let postgresPid: number | undefined;
@@ -28,14 +28,13 @@ export async function startBenchServers(options: { temporal: boolean }): Promise
       fs.rmSync(dir, { recursive: true, force: true });
     });
     adminUrl = pg.url;
-    const pidLine = fs.readFileSync(path.join(dir, 'data', 'postmaster.pid'), 'utf8').split('\n')[0];
-    postgresPid = Number(pidLine);
+    postgresPid = pg.pid; // (as root its files may live elsewhere: see infra/embedded-postgres.ts)
   }
   let temporalAddress = process.env.TEMPORAL_ADDRESS;
   let temporalPid: number | undefined;
   if (options.temporal && !temporalAddress) {
     const cli = await findOrInstallTemporalCli({ log: (l) => console.log(l) });
-    const server = await startTemporalDevServer({ cli, port: await findFreePort(), namespace: 'default' });
+    const server = await startTemporalDevServer({ cli, port: await findFreePort(), namespace: 'default', tuning: options.devServerTuning });
     stops.push(() => server.stop());
     temporalAddress = server.address;
     temporalPid = server.pid;

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { startEmbeddedPostgres } from '../../infra/embedded-postgres';
+import { EmbeddedPostgresError, startEmbeddedPostgres } from '../../infra/embedded-postgres';
 import { findFreePort } from '../../infra/ports';
 import { findOrInstallTemporalCli } from '../../infra/temporal-cli';
 import { startTemporalDevServer } from '../../infra/temporal-dev-server';
@@ -26,16 +26,21 @@ export default async function globalSetup(): Promise<void> {
   }
 
   const started = Date.now();
-  const [postgresUrl, temporalAddress] = await Promise.all([
+  const results = await Promise.allSettled([
     (async () => {
       if (process.env.DATABASE_URL) return process.env.DATABASE_URL;
       const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'transfer-service-test-pg-'));
-      const pg = await startEmbeddedPostgres({ dataDir: path.join(dataDir, 'data'), port: await findFreePort(), database: 'postgres', persistent: false });
-      stops.push(async () => {
-        await pg.stop();
+      try {
+        const pg = await startEmbeddedPostgres({ dataDir: path.join(dataDir, 'data'), port: await findFreePort(), database: 'postgres', persistent: false, notice: log });
+        stops.push(async () => {
+          await pg.stop();
+          fs.rmSync(dataDir, { recursive: true, force: true });
+        });
+        return pg.url;
+      } catch (error) {
         fs.rmSync(dataDir, { recursive: true, force: true });
-      });
-      return pg.url;
+        throw error;
+      }
     })(),
     (async () => {
       if (process.env.TEMPORAL_ADDRESS) return process.env.TEMPORAL_ADDRESS;
@@ -45,6 +50,17 @@ export default async function globalSetup(): Promise<void> {
       return server.address;
     })(),
   ]);
+  const failures = results.flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));
+  if (failures.length > 0) {
+    // Jest runs no global teardown when the setup fails: stop what did start, then fail with the
+    // reason alone (a known start problem is one message saying what to do; no stack to wade through).
+    await Promise.allSettled(stops.map((stop) => stop()));
+    const messages = failures.map((e) => (e instanceof EmbeddedPostgresError ? e.message : e instanceof Error ? (e.stack ?? e.message) : String(e)));
+    const error = new Error(`The test stack could not start:\n${messages.join('\n')}`);
+    error.stack = error.message;
+    throw error;
+  }
+  const [postgresUrl, temporalAddress] = results.map((r) => (r as PromiseFulfilledResult<string>).value) as [string, string];
   process.env.TEST_POSTGRES_ADMIN_URL = postgresUrl;
   process.env.TEST_TEMPORAL_ADDRESS = temporalAddress;
   log(`PostgreSQL ${postgresUrl.replace(/:[^:@/]+@/, ':***@')}, Temporal ${temporalAddress} ready in ${Date.now() - started} ms`);
