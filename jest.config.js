@@ -1,4 +1,5 @@
 /** Jest runs TypeScript through SWC (fast, no type check; `npm run typecheck` does that). */
+/** Every test file, once, with PostgreSQL and Temporal. The fast tier without servers (`npm run test:unit`) and the rule for which files need servers: jest.unit.config.mjs. */
 /** @type {import('jest').Config} */
 module.exports = {
   testEnvironment: 'node',

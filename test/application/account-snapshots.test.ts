@@ -5,9 +5,8 @@ import { toNewEvent } from '../../application/event-envelope';
 import type { AccountCommand } from '../../domain/account-decider';
 import { accountStream } from '../../domain/account-events';
 import { deterministicUuid } from '../../domain/deterministic-id';
-import type { RecordedEvent } from '../../eventstore/event-store';
-import { PostgresEventStore } from '../../eventstore/postgres/postgres-event-store';
-import { createTestDatabase, type TestDatabase } from '../support/test-database';
+import type { EventStore, RecordedEvent } from '../../eventstore/event-store';
+import { testStoreKind, unitOrPostgresStore, type TestStore } from '../support/unit-or-postgres-store';
 
 const SNAPSHOT_EVERY = 5;
 
@@ -92,19 +91,19 @@ function nextCommand(random: () => number, model: Model): { command: AccountComm
   return pick(options)();
 }
 
-describe('AccountRepository snapshots on the PostgreSQL store', () => {
-  let db: TestDatabase;
-  let store: PostgresEventStore;
+// The store: in memory in the fast tier (npm run test:unit), PostgreSQL in npm test.
+describe(`AccountRepository snapshots on the ${testStoreKind()} store`, () => {
+  let testStore: TestStore;
+  let store: EventStore;
   let repository: AccountRepository;
 
   beforeAll(async () => {
-    db = await createTestDatabase('account_snapshots');
-    store = await PostgresEventStore.connect({ connectionString: db.url, pollIntervalMs: 200 });
+    testStore = await unitOrPostgresStore('account_snapshots');
+    store = testStore.store;
     repository = new AccountRepository(store, SNAPSHOT_EVERY);
   });
   afterAll(async () => {
-    await store?.close();
-    await db?.drop();
+    await testStore?.close();
   });
   afterEach(() => jest.restoreAllMocks());
 
@@ -252,17 +251,16 @@ describe('AccountRepository snapshots on the PostgreSQL store', () => {
   });
 });
 
-describe('handleAccountCommand under concurrency (PostgreSQL store)', () => {
-  let db: TestDatabase;
-  let store: PostgresEventStore;
+describe(`handleAccountCommand under concurrency (${testStoreKind()} store)`, () => {
+  let testStore: TestStore;
+  let store: EventStore;
 
   beforeAll(async () => {
-    db = await createTestDatabase('account_concurrency');
-    store = await PostgresEventStore.connect({ connectionString: db.url, pollIntervalMs: 200, poolSize: 30 });
+    testStore = await unitOrPostgresStore('account_concurrency', { poolSize: 30 });
+    store = testStore.store;
   });
   afterAll(async () => {
-    await store?.close();
-    await db?.drop();
+    await testStore?.close();
   });
 
   test.each([

@@ -3,8 +3,8 @@ import { handleAccountCommand } from '../../application/account-commands';
 import { AccountRepository } from '../../application/account-repository';
 import { UnknownEventTypeError } from '../../application/event-envelope';
 import { accountStream } from '../../domain/account-events';
-import { PostgresEventStore } from '../../eventstore/postgres/postgres-event-store';
-import { createTestDatabase, type TestDatabase } from '../support/test-database';
+import type { EventStore } from '../../eventstore/event-store';
+import { unitOrPostgresStore, type TestStore } from '../support/unit-or-postgres-store';
 
 /**
  * An event type the account union does not name (written by newer code, or by hand) must never be
@@ -12,15 +12,15 @@ import { createTestDatabase, type TestDatabase } from '../support/test-database'
  * account would conflict until retries ran out. Loading fails loudly, naming the stream, revision and type.
  */
 describe('an unknown event type in an account stream', () => {
-  let db: TestDatabase;
-  let store: PostgresEventStore;
+  // The store: in memory in the fast tier (npm run test:unit), PostgreSQL in npm test.
+  let testStore: TestStore;
+  let store: EventStore;
   beforeAll(async () => {
-    db = await createTestDatabase('unknowntype');
-    store = await PostgresEventStore.connect({ connectionString: db.url });
+    testStore = await unitOrPostgresStore('unknowntype');
+    store = testStore.store;
   });
   afterAll(async () => {
-    await store?.close();
-    await db?.drop();
+    await testStore?.close();
   });
 
   test('fails the load and the command loudly (UnknownEventTypeError), writing nothing', async () => {
