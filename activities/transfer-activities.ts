@@ -12,6 +12,8 @@ import type { TransferFailureReason, TransferRequest, TransferStatus } from '../
 /** What the saga passes to every activity. */
 export interface TransferActivityInput extends TransferRequest {
   correlationId?: string;
+  /** Who caused the transfer (API key id, or `system`): in every event's metadata. */
+  actor?: string;
 }
 
 export interface ActivityObserver {
@@ -48,7 +50,7 @@ function businessFailure(rejection: Rejection): ApplicationFailure {
   return ApplicationFailure.nonRetryable(rejection.message, rejection.type);
 }
 
-/** Metadata for events written by a saga step: the request's correlation id, caused by this workflow's activity. */
+/** Metadata for events written by a saga step: the request's correlation id and actor, caused by this workflow's activity. */
 function stepContext(input: TransferActivityInput): CommandContext {
   let causationId: string | undefined;
   try {
@@ -57,7 +59,7 @@ function stepContext(input: TransferActivityInput): CommandContext {
   } catch {
     causationId = undefined; // called outside an activity (tests)
   }
-  return { correlationId: input.correlationId, causationId, extra: { transferId: input.transferId } };
+  return { correlationId: input.correlationId, causationId, extra: { transferId: input.transferId, ...(input.actor ? { actor: input.actor } : {}) } };
 }
 
 /** Each leg's event ids derive from the transfer id and the leg: a retry re-sends the same ids. */

@@ -3,6 +3,7 @@ import { Router, type Request, type Response } from 'express';
 import { handleAccountCommand, type AccountCommandResult } from '../application/account-commands';
 import type { AccountCommand } from '../domain/account-decider';
 import { WrongExpectedVersionError } from '../eventstore/errors';
+import { requestContext } from './access-control';
 import type { ApiDeps } from './api-deps';
 import { awaitProjection } from './consistency';
 import { IdempotencyStore, type IdempotencyStoreOptions } from './idempotency-store';
@@ -48,7 +49,8 @@ export interface AccountsRoutesOptions {
 
 export function accountsRoutes(deps: ApiDeps, options: AccountsRoutesOptions = {}): Router {
   const router = Router();
-  const context = (res: Response) => ({ correlationId: res.locals.requestId as string, causationId: `http:${res.locals.requestId as string}` });
+  // Each event's metadata: the request's correlation id and its actor (the API key id).
+  const context = (res: Response) => requestContext(res);
   const keys = new IdempotencyStore(deps.readModels, options.idempotency, (msg, error) => deps.logger.log({ level: 'warn', msg, error: error instanceof Error ? error.message : String(error) }));
 
   /** A write on an existing account: with an Idempotency-Key through the key's record, else directly. */

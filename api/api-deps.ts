@@ -4,6 +4,7 @@ import type { AccountRepository } from '../application/account-repository';
 import type { EventStore } from '../eventstore/event-store';
 import type { Logger } from '../infra/logger';
 import type { Metrics } from '../infra/metrics';
+import type { AccessOptions } from './access-control';
 
 export interface ApiDeps {
   store: EventStore;
@@ -11,6 +12,8 @@ export interface ApiDeps {
   readModels: Pool;
   temporal: Client;
   taskQueue: string;
+  /** Request eager workflow start (the client shares the worker's NativeConnection: the local stack). */
+  eagerStart?: boolean;
   metrics: Metrics;
   logger: Logger;
   /** Each dependency's reachability, for /ready. */
@@ -18,4 +21,6 @@ export interface ApiDeps {
   /** Longest wait for read-your-writes (?minPosition) and ?wait, in ms. Default 10 s / 30 s. */
   maxConsistencyWaitMs?: number;
   bodyLimit?: string;
+  /** API keys: OPERATOR_API_KEY, RATE_LIMIT_PER_MINUTE, METRICS_PUBLIC. */
+  access?: AccessOptions;
 }

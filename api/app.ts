@@ -4,7 +4,10 @@ import swaggerUi from 'swagger-ui-express';
 import { PostgresEventStore } from '../eventstore/postgres/postgres-event-store';
 import { ALL_PROJECTIONS } from '../projections/all-projections';
 import { collectProjectionMetrics } from '../projections/projection-health';
+import { installAuthentication, installAuthorization, principalOf } from './access-control';
 import { accountsRoutes } from './accounts-routes';
+import { ApiKeyStore } from './api-keys';
+import { apiKeysRoutes } from './api-keys-routes';
 import type { ApiDeps } from './api-deps';
 import { buildOpenApiDocument } from './openapi';
 import { opsRoutes } from './ops-routes';
@@ -30,10 +33,15 @@ export function createApp(deps: ApiDeps): express.Express {
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       const route = (req.route?.path as string | undefined) ?? 'unmatched';
       deps.metrics.httpDuration.observe({ method: req.method, route, status: String(res.statusCode) }, seconds);
-      deps.logger.log({ level: res.statusCode >= 500 ? 'error' : 'info', msg: 'http', requestId, method: req.method, path: req.originalUrl, route, status: res.statusCode, ms: Math.round(seconds * 1000) });
+      deps.logger.log({ level: res.statusCode >= 500 ? 'error' : 'info', msg: 'http', requestId, method: req.method, path: req.originalUrl, route, status: res.statusCode, ms: Math.round(seconds * 1000), actor: principalOf(res)?.keyId });
     });
     next();
   });
+
+  // Bearer API keys and the rate limit per key, before any body is read (see access-control.ts).
+  const access = deps.access ?? {};
+  const keys = new ApiKeyStore(deps.readModels, access.operatorApiKey);
+  installAuthentication(app, keys, access);
 
   // Writes must be JSON; bodies are size-limited.
   app.use((req, _res, next) => {
@@ -44,6 +52,8 @@ export function createApp(deps: ApiDeps): express.Express {
     return next();
   });
   app.use(express.json({ limit: deps.bodyLimit ?? '16kb', strict: true, type: 'application/json' }));
+  // Roles and ownership: a refusal comes before any handler, so nothing is written.
+  installAuthorization(app, deps, access);
 
   const collect = async () => {
     await collectProjectionMetrics(deps.store, deps.readModels, ALL_PROJECTIONS, deps.metrics);
@@ -62,6 +72,7 @@ export function createApp(deps: ApiDeps): express.Express {
   app.use(accountsRoutes(deps));
   app.use(transfersRoutes(deps));
   app.use(streamsRoutes(deps));
+  app.use(apiKeysRoutes(deps, keys));
   app.use((req, _res, next) => next(new HttpProblem(404, problemType('not-found'), 'Not found', `No route ${req.method} ${req.path}`)));
   app.use(problemHandler((entry) => deps.logger.log({ msg: 'error', ...entry })));
   return app;

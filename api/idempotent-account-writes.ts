@@ -8,6 +8,7 @@ import { accountStream } from '../domain/account-events';
 import { deterministicUuid } from '../domain/deterministic-id';
 import { DuplicateEventIdError, WrongExpectedVersionError } from '../eventstore/errors';
 import { formatPosition, type GlobalPosition, type RecordedEvent } from '../eventstore/event-store';
+import { requestContext } from './access-control';
 import type { ApiDeps } from './api-deps';
 import type { IdempotencyStore, StoredResponse } from './idempotency-store';
 import { HttpProblem, problemType } from './problem';
@@ -184,7 +185,7 @@ async function writeOnce(deps: ApiDeps, write: KeyedAccountWrite, baseRevision: 
     if (!matchesRequest(write, events)) throw keyReused(`Idempotency-Key ${write.key} already wrote other events to account ${write.accountId}`);
     return responseFromEvents(write, events);
   };
-  const context = { correlationId: res.locals.requestId as string, causationId: `http:${res.locals.requestId as string}` };
+  const context = requestContext(res);
 
   return retryOnConflict(async () => {
     const loaded: LoadedAccount = await deps.accounts.load(write.accountId);

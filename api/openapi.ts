@@ -1,11 +1,43 @@
-import { OpenAPIRegistry, OpenApiGeneratorV3 } from '@asteasolutions/zod-to-openapi';
+import { OpenAPIRegistry, OpenApiGeneratorV3, type RouteConfig } from '@asteasolutions/zod-to-openapi';
 import { z } from 'zod';
+import { OPERATION_ACCESS } from './access-control';
+import * as k from './api-key-schemas';
 import * as s from './schemas';
+
+const ROLE_TEXT = {
+  public: 'Public: no API key.',
+  operator: "Role: `operator`.",
+  customer: "Role: `operator`, or `customer` for what its owner holds (another owner's account or transfer reads as 404; a transfer from another owner's account is 403).",
+} as const;
 
 /** The OpenAPI document, generated from the same zod schemas that validate requests. */
 export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV3['generateDocument']> {
-  const r = new OpenAPIRegistry();
+  const registry = new OpenAPIRegistry();
   const problem = { description: 'Problem details', content: { 'application/problem+json': { schema: s.Problem } } };
+  registry.registerComponent('securitySchemes', 'bearerAuth', {
+    type: 'http',
+    scheme: 'bearer',
+    description: 'An API key secret (`tsk_…`) from POST /api-keys, or OPERATOR_API_KEY. Sent as `Authorization: Bearer <secret>`.',
+  });
+  /** Every operation with its role (from access-control.ts, which enforces it), its security and the refusals it may answer. */
+  const r = {
+    registerPath(route: RouteConfig) {
+      const access = OPERATION_ACCESS[`${route.method} ${route.path}`];
+      if (!access) throw new Error(`${route.method} ${route.path} has no entry in OPERATION_ACCESS`);
+      const refusals = access === 'public' ? {} : {
+        401: { description: 'No, a malformed, unknown or revoked API key (with WWW-Authenticate: Bearer)', content: problem.content },
+        ...(access === 'operator' ? { 403: { description: 'A customer key: this operation needs the operator role', content: problem.content } } : {}),
+        429: { description: "Over this key's rate limit (RATE_LIMIT_PER_MINUTE), with Retry-After", content: problem.content },
+      };
+      registry.registerPath({
+        ...route,
+        description: [route.description, ROLE_TEXT[access]].filter(Boolean).join('\n\n'),
+        security: access === 'public' ? [] : [{ bearerAuth: [] }],
+        'x-required-role': access === 'public' ? 'none' : access,
+        responses: { ...refusals, ...route.responses },
+      });
+    },
+  };
   const json = (schema: z.ZodType, description: string) => ({ description, content: { 'application/json': { schema } } });
   const body = (schema: z.ZodType) => ({ content: { 'application/json': { schema } } });
   const idempotencyKey = s.AccountIdempotencyKey.optional().openapi({
@@ -57,9 +89,30 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV3['generateD
   r.registerPath({ method: 'get', path: '/streams/{name}', summary: 'Events of one stream', request: { params: s.StreamParams, query: s.StreamQuery }, responses: { 200: json(z.object({}).passthrough(), 'Events'), 404: problem } });
   r.registerPath({ method: 'get', path: '/health', summary: 'Liveness', responses: { 200: json(z.object({ status: z.string() }), 'Alive') } });
   r.registerPath({ method: 'get', path: '/ready', summary: 'Readiness of Postgres, Temporal and the event store', responses: { 200: json(z.object({}).passthrough(), 'Ready'), 503: json(z.object({}).passthrough(), 'Not ready') } });
-  r.registerPath({ method: 'get', path: '/metrics', summary: 'Prometheus metrics', responses: { 200: { description: 'Metrics in the Prometheus text format' } } });
+  r.registerPath({
+    method: 'get',
+    path: '/metrics',
+    summary: 'Prometheus metrics',
+    description: 'Prometheus scrapes with a bearer token (an operator key); METRICS_PUBLIC=true opens it without one.',
+    responses: { 200: { description: 'Metrics in the Prometheus text format' } },
+  });
+  r.registerPath({
+    method: 'post',
+    path: '/api-keys',
+    summary: 'Create an API key; its secret is in this answer only',
+    request: { body: body(k.CreateApiKeyBody) },
+    responses: { 201: json(k.CreatedApiKey, 'Created (Cache-Control: no-store)'), 400: problem },
+  });
+  r.registerPath({ method: 'get', path: '/api-keys', summary: 'List API keys (never their secrets)', responses: { 200: json(z.object({ keys: z.array(k.ApiKeyView) }), 'The keys, revoked ones included') } });
+  r.registerPath({
+    method: 'delete',
+    path: '/api-keys/{keyId}',
+    summary: 'Revoke an API key: refused from then on (within a second on every instance)',
+    request: { params: k.ApiKeyParams },
+    responses: { 204: { description: 'Revoked (also when it already was)' }, 404: problem, 409: problem },
+  });
 
-  return new OpenApiGeneratorV3(r.definitions).generateDocument({
+  return new OpenApiGeneratorV3(registry.definitions).generateDocument({
     openapi: '3.0.3',
     info: { title: 'Transfer service', version: '0.1.0', description: 'Event-sourced accounts; transfers as Temporal sagas. Amounts are integer minor units.' },
   });

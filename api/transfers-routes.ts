@@ -5,6 +5,7 @@ import { TransferLog } from '../application/transfer-log';
 import { sameRequest } from '../domain/transfer-decider';
 import { TERMINAL_STATUSES, type TransferStatus } from '../domain/transfer-events';
 import { queryTransfer, startTransfer, TransferConflictError, TransferRejectedError } from '../temporal/transfer-client';
+import { actorOf } from './access-control';
 import type { ApiDeps } from './api-deps';
 import { awaitProjection } from './consistency';
 import { HttpProblem, problemType } from './problem';
@@ -93,7 +94,7 @@ export function transfersRoutes(deps: ApiDeps): Router {
       throw rejectionProblem({ type: 'currency_mismatch', message: `Account ${body.fromAccountId} holds ${from.state.currency}, ${body.toAccountId} holds ${to.state.currency}` }, 'toAccountId');
     }
     try {
-      const started = await startTransfer(deps.temporal, deps.taskQueue, { ...request, correlationId: res.locals.requestId as string });
+      const started = await startTransfer(deps.temporal, deps.taskQueue, { ...request, correlationId: res.locals.requestId as string, actor: actorOf(res) });
       res.status(started.created ? 202 : 200).location(`/transfers/${transferId}`).json({ ...request, status: 'pending', steps: [] });
     } catch (error) {
       if (error instanceof TransferConflictError) throw conflict(transferId);

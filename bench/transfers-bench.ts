@@ -41,6 +41,8 @@ interface StepResult {
 }
 
 const ACCOUNTS = 200;
+/** The bench's API key (its app's OPERATOR_API_KEY). */
+const BENCH_OPERATOR_KEY = `bench-operator-${randomUUID()}`;
 const FUNDS = 1_000_000_000;
 
 export async function transfersBench(quick: boolean, args: string[]): Promise<void> {
@@ -236,6 +238,8 @@ class Harness {
       metrics,
       logger: silentLogger,
       checks: {},
+      // The bench acts as the operator; the rate limit is out of the way (it measures the transfer path).
+      access: { operatorApiKey: BENCH_OPERATOR_KEY, rateLimitPerMinute: 1_000_000_000 },
     });
     const port = await findFreePort();
     const server = await new Promise<Server>((resolve) => {
@@ -296,13 +300,13 @@ class Harness {
     const t0 = performance.now();
     const post = await fetch(`${this.baseUrl}/transfers`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${BENCH_OPERATOR_KEY}` },
       body: JSON.stringify({ transferId, fromAccountId: from, toAccountId: to, amount: 1 + Math.floor(Math.random() * 1000) }),
     });
     this.postTimes.push(performance.now() - t0);
     if (post.status !== 202) throw new Error(`POST /transfers answered ${post.status}: ${await post.text()}`);
     for (;;) {
-      const get = await fetch(`${this.baseUrl}/transfers/${transferId}?wait=30`);
+      const get = await fetch(`${this.baseUrl}/transfers/${transferId}?wait=30`, { headers: { authorization: `Bearer ${BENCH_OPERATOR_KEY}` } });
       const body = (await get.json()) as { status: string };
       if (body.status !== 'pending') {
         if (body.status !== 'completed') throw new Error(`transfer ${transferId} ended ${body.status}`);

@@ -67,6 +67,18 @@ const envSchema = z.object({
   WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: positiveInt('WORKER_MAX_CONCURRENT_WORKFLOW_TASKS', 40, 10_000),
   PG_POOL_SIZE: positiveInt('PG_POOL_SIZE', 20, 1000),
   RECONCILE_EVERY_SECONDS: positiveInt('RECONCILE_EVERY_SECONDS', 60, 86_400),
+  /** The bootstrap operator key (a bearer secret). Never echoed in a message. */
+  OPERATOR_API_KEY: z
+    .string()
+    .min(32, { error: 'OPERATOR_API_KEY must be at least 32 characters (e.g. openssl rand -base64 32)' })
+    .max(512, { error: 'OPERATOR_API_KEY must be at most 512 characters' })
+    .regex(/^[\x21-\x7E]+$/, { error: 'OPERATOR_API_KEY must be printable ASCII without spaces (it is sent in an HTTP header)' })
+    .optional(),
+  RATE_LIMIT_PER_MINUTE: positiveInt('RATE_LIMIT_PER_MINUTE', 600, 1_000_000_000),
+  METRICS_PUBLIC: z
+    .enum(['true', 'false'], { error: "METRICS_PUBLIC must be 'true' or 'false'" })
+    .default('false')
+    .transform((v) => v === 'true'),
 });
 
 export type Config = z.infer<typeof envSchema>;

@@ -107,6 +107,7 @@ export async function startApi(config: Config, endpoints: Endpoints, store: Even
     taskQueue: config.TASK_QUEUE,
     metrics,
     logger,
+    access: { operatorApiKey: config.OPERATOR_API_KEY, rateLimitPerMinute: config.RATE_LIMIT_PER_MINUTE, metricsPublic: config.METRICS_PUBLIC },
     checks: {
       postgres: async () => void (await readModels.query('SELECT 1')),
       temporal: async () => void (await connection.workflowService.getSystemInfo({})),

@@ -7,6 +7,7 @@
 import path from 'node:path';
 import { loadConfigOrExit, type Config } from '../config/config';
 import { startEmbeddedPostgres } from '../infra/embedded-postgres';
+import { ensureLocalOperatorKey, operatorKeyInstructions } from '../infra/local-operator-key';
 import { createLogger } from '../infra/logger';
 import { assertPortFree, PortInUseError } from '../infra/ports';
 import { findOrInstallTemporalCli, TemporalCliNotFoundError } from '../infra/temporal-cli';
@@ -89,7 +90,9 @@ async function main(): Promise<void> {
     stops.push({ name: 'worker', stop: worker.stop });
     const projections = await startProjections(endpoints, store, metrics, logger.child({ service: 'projections' }));
     stops.push({ name: 'projections', stop: projections.stop });
-    const api = await startApi(config, endpoints, store, metrics, logger.child({ service: 'api' }));
+    // OPERATOR_API_KEY, else the key made on the first start and kept in DATA_DIR/operator-api-key (0600).
+    const operatorKey = ensureLocalOperatorKey(dataDir, config.OPERATOR_API_KEY);
+    const api = await startApi({ ...config, OPERATOR_API_KEY: operatorKey.key }, endpoints, store, metrics, logger.child({ service: 'api' }));
     stops.push({ name: 'API', stop: api.stop });
 
     say('');
@@ -98,6 +101,7 @@ async function main(): Promise<void> {
     if (temporal.uiUrl) say(`  Temporal UI    ${temporal.uiUrl}`);
     say(`  Temporal       ${temporal.address} (namespace ${config.TEMPORAL_NAMESPACE}, task queue ${config.TASK_QUEUE})`);
     say(`  Event store    ${config.EVENT_STORE}${config.EVENT_STORE === 'postgres' ? ` (browse: http://localhost:${config.PORT}/streams)` : ''}`);
+    for (const line of operatorKeyInstructions(operatorKey, config.PORT)) say(line);
     say('Press Ctrl-C to stop.');
   } catch (error) {
     if (error instanceof TemporalCliNotFoundError || error instanceof PortInUseError) process.stderr.write(`${error.message}\n`);

@@ -54,7 +54,7 @@ export async function startTransfer(client: Client, taskQueue: string, input: Tr
       workflowId,
       taskQueue,
       args: [input],
-      memo: { ...memo, correlationId: input.correlationId ?? null },
+      memo: { ...memo, correlationId: input.correlationId ?? null, actor: input.actor ?? null },
       typedSearchAttributes: [{ key: statusKey, value: 'pending' }],
       workflowIdReusePolicy: 'REJECT_DUPLICATE',
       workflowIdConflictPolicy: 'FAIL',

@@ -236,6 +236,7 @@ describe('Idempotency-Key on account writes (real event store and read-model dat
     app.use(express.json());
     app.use((_req, res, next) => {
       res.locals.requestId = randomUUID();
+      res.locals.principal = { keyId: 'test-operator', role: 'operator' }; // what access control sets (events carry its actor)
       next();
     });
     app.use(accountsRoutes(api.deps, { idempotency: { leaseMs: 1 } }));

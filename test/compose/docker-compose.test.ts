@@ -259,10 +259,30 @@ function hostPortOf(value: string | undefined, what: string): { host: string; po
 // The checks, run with compose's defaults and with the password overridden
 // ---------------------------------------------------------------------------------------------
 
+/** The one variable compose requires (`${OPERATOR_API_KEY:?...}`): the API's bootstrap operator key. */
+const OPERATOR_API_KEY = 'compose-operator-key-0123456789abcdef';
+
 const SCENARIOS: [string, Env][] = [
-  ['with defaults (no variables set)', {}],
-  ['with POSTGRES_PASSWORD and LOG_LEVEL overridden', { POSTGRES_PASSWORD: 'Another-pw_123', LOG_LEVEL: 'warn' }],
+  ['with defaults (only the required OPERATOR_API_KEY set)', { OPERATOR_API_KEY }],
+  ['with POSTGRES_PASSWORD, LOG_LEVEL and the access-control variables overridden', { OPERATOR_API_KEY, POSTGRES_PASSWORD: 'Another-pw_123', LOG_LEVEL: 'warn', RATE_LIMIT_PER_MINUTE: '120', METRICS_PUBLIC: 'true' }],
 ];
+
+describe('docker-compose.yml access control', () => {
+  test('refuses to start without OPERATOR_API_KEY, naming it', () => {
+    expect(() => loadCompose({})).toThrow(/OPERATOR_API_KEY must be set/);
+    expect(() => loadCompose({ OPERATOR_API_KEY: '' })).toThrow(/OPERATOR_API_KEY must be set/);
+  });
+
+  test('the api gets the key, the rate limit and METRICS_PUBLIC, and accepts them', () => {
+    const config = loadConfig(environmentOf(service(loadCompose({ OPERATOR_API_KEY, RATE_LIMIT_PER_MINUTE: '120', METRICS_PUBLIC: 'true' }), 'api')));
+    expect(config).toMatchObject({ OPERATOR_API_KEY, RATE_LIMIT_PER_MINUTE: 120, METRICS_PUBLIC: true });
+    expect(loadConfig(environmentOf(service(loadCompose({ OPERATOR_API_KEY }), 'api')))).toMatchObject({ RATE_LIMIT_PER_MINUTE: 600, METRICS_PUBLIC: false });
+  });
+
+  test('a key too short for the API is refused by its config loader', () => {
+    expect(() => loadConfig(environmentOf(service(loadCompose({ OPERATOR_API_KEY: 'short' }), 'api')))).toThrow(/OPERATOR_API_KEY/);
+  });
+});
 
 describe.each(SCENARIOS)('docker-compose.yml %s', (_label, shellEnv) => {
   const compose = loadCompose(shellEnv);

@@ -40,6 +40,12 @@ describe('configuration', () => {
     ['WORKER_MAX_CONCURRENT_ACTIVITIES', { WORKER_MAX_CONCURRENT_ACTIVITIES: '0' }],
     ['WORKER_MAX_CONCURRENT_WORKFLOW_TASKS', { WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: 'many' }],
     ['PG_POOL_SIZE', { PG_POOL_SIZE: '-5' }],
+    ['RECONCILE_EVERY_SECONDS', { RECONCILE_EVERY_SECONDS: '0' }],
+    ['OPERATOR_API_KEY', { OPERATOR_API_KEY: 'too-short-for-a-key' }],
+    ['OPERATOR_API_KEY', { OPERATOR_API_KEY: 'has spaces in it, which no HTTP header value keeps' }],
+    ['RATE_LIMIT_PER_MINUTE', { RATE_LIMIT_PER_MINUTE: '0' }],
+    ['RATE_LIMIT_PER_MINUTE', { RATE_LIMIT_PER_MINUTE: 'lots' }],
+    ['METRICS_PUBLIC', { METRICS_PUBLIC: 'yes' }],
   ];
   test.each(bad)('%s is refused with its name in the message (%o)', (variable, env) => {
     let error: unknown;
@@ -57,6 +63,25 @@ describe('configuration', () => {
     const covered = new Set(bad.map(([v]) => v));
     const freeText = ['DATA_DIR', 'TEMPORAL_CLI_PATH'];
     expect(CONFIG_VARIABLES.filter((v) => !covered.has(v) && !freeText.includes(v))).toEqual([]);
+  });
+
+  test('access control: OPERATOR_API_KEY (32+ characters), RATE_LIMIT_PER_MINUTE (600), METRICS_PUBLIC (false)', () => {
+    const defaults = loadConfig({});
+    expect(defaults.OPERATOR_API_KEY).toBeUndefined();
+    expect(defaults).toMatchObject({ RATE_LIMIT_PER_MINUTE: 600, METRICS_PUBLIC: false });
+    const key = 'k'.repeat(32);
+    expect(loadConfig({ OPERATOR_API_KEY: key, RATE_LIMIT_PER_MINUTE: '60', METRICS_PUBLIC: 'true' })).toMatchObject({ OPERATOR_API_KEY: key, RATE_LIMIT_PER_MINUTE: 60, METRICS_PUBLIC: true });
+  });
+
+  test('a refused OPERATOR_API_KEY is never echoed in the message', () => {
+    const secret = 'short-secret-9f2c';
+    expect(() => loadConfig({ OPERATOR_API_KEY: secret })).toThrow(ConfigError);
+    try {
+      loadConfig({ OPERATOR_API_KEY: secret });
+    } catch (error) {
+      expect(JSON.stringify((error as ConfigError).problems)).not.toContain(secret);
+      expect((error as ConfigError).message).not.toContain(secret);
+    }
   });
 
   test('several problems are reported together', () => {

@@ -62,6 +62,7 @@ describe('npm start (the local stack launcher)', () => {
       POSTGRES_PORT: String(await findFreePort()),
       DATABASE_URL: '',
       TEMPORAL_ADDRESS: '',
+      OPERATOR_API_KEY: '', // unset: the first start makes the operator key
     };
   });
   afterAll(async () => {
@@ -82,10 +83,20 @@ describe('npm start (the local stack launcher)', () => {
     const ui = await fetch(`http://127.0.0.1:${env.TEMPORAL_UI_PORT}/`);
     expect(ui.status).toBe(200);
 
+    // No OPERATOR_API_KEY: the first start made one, kept it in DATA_DIR (mode 0600) and printed how to use it, not the key.
+    const keyFile = path.join(dataDir, 'operator-api-key');
+    const key = fs.readFileSync(keyFile, 'utf8').trim();
+    expect(key.length).toBeGreaterThanOrEqual(32);
+    expect(fs.statSync(keyFile).mode & 0o777).toBe(0o600);
+    expect(stack.output()).toContain(`export TOKEN=$(cat ${keyFile})`);
+    expect(stack.output()).not.toContain(key);
+    const anonymous = await fetch(`http://127.0.0.1:${env.PORT}/accounts`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+    expect(anonymous.status).toBe(401);
+
     // Leave some data behind for the restart test.
     const opened = await fetch(`http://127.0.0.1:${env.PORT}/accounts`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
       body: JSON.stringify({ ownerId: 'restart', currency: 'EUR', initialDeposit: 4242 }),
     });
     expect(opened.status).toBe(201);
@@ -104,7 +115,9 @@ describe('npm start (the local stack launcher)', () => {
     launchedAll.push(stack);
     await until('the stack to be running', () => stack.output().includes('The transfer service is running'), 180_000, stack);
     const accountId = fs.readFileSync(path.join(dataDir, 'account-id'), 'utf8');
-    const response = await fetch(`http://127.0.0.1:${env.PORT}/accounts/${accountId}/balance?asOf=${encodeURIComponent(new Date().toISOString())}`);
+    // The same key as the first start's (kept in DATA_DIR).
+    const key = fs.readFileSync(path.join(dataDir, 'operator-api-key'), 'utf8').trim();
+    const response = await fetch(`http://127.0.0.1:${env.PORT}/accounts/${accountId}/balance?asOf=${encodeURIComponent(new Date().toISOString())}`, { headers: { authorization: `Bearer ${key}` } });
     expect(response.status).toBe(200);
     expect(((await response.json()) as { balance: number }).balance).toBe(4242);
     stack.child.kill('SIGINT');

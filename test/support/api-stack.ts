@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { Express } from 'express';
 import { Pool, type PoolClient } from 'pg';
 import request from 'supertest';
@@ -6,7 +7,7 @@ import { createApp } from '../../api/app';
 import { AccountRepository } from '../../application/account-repository';
 import type { EventStore, RecordedEvent } from '../../eventstore/event-store';
 import { PostgresEventStore } from '../../eventstore/postgres/postgres-event-store';
-import { silentLogger } from '../../infra/logger';
+import { silentLogger, type Logger } from '../../infra/logger';
 import { Metrics } from '../../infra/metrics';
 import { ALL_PROJECTIONS } from '../../projections/all-projections';
 import type { Projection } from '../../projections/projection';
@@ -77,6 +78,9 @@ export interface RunningProjections {
 
 let runnerSeq = 0;
 
+/** The operator key every ApiStack accepts (OPERATOR_API_KEY of its app) and http() sends. */
+export const TEST_OPERATOR_KEY = `test-operator-${randomBytes(24).toString('base64url')}`;
+
 /** The HTTP API on a TransferStack, with a projection runner feeding its read models. Requests go through supertest (no port). */
 export class ApiStack {
   projections?: RunningProjections;
@@ -90,7 +94,10 @@ export class ApiStack {
     readonly app: Express,
   ) {}
 
-  static async create(label: string, options: { startProjections?: boolean; maxConsistencyWaitMs?: number; snapshotEvery?: number } = {}): Promise<ApiStack> {
+  static async create(
+    label: string,
+    options: { startProjections?: boolean; maxConsistencyWaitMs?: number; snapshotEvery?: number; rateLimitPerMinute?: number; logger?: Logger } = {},
+  ): Promise<ApiStack> {
     const stack = await TransferStack.create(label, { snapshotEvery: options.snapshotEvery });
     await stack.startWorker();
     const readModels = resilientPool(withApplicationName(stack.db.url, `${label}-api`), 10);
@@ -102,7 +109,9 @@ export class ApiStack {
       temporal: stack.client,
       taskQueue: stack.taskQueue,
       metrics,
-      logger: silentLogger,
+      logger: options.logger ?? silentLogger,
+      // Tests run as the operator (http() sends TEST_OPERATOR_KEY); the rate limit is out of the way unless a test sets it.
+      access: { operatorApiKey: TEST_OPERATOR_KEY, rateLimitPerMinute: options.rateLimitPerMinute ?? 1_000_000_000 },
       checks: {
         postgres: async () => void (await readModels.query('SELECT 1')),
         temporal: async () => void (await stack.client.connection.workflowService.getSystemInfo({})),
@@ -123,8 +132,18 @@ export class ApiStack {
     return this.stack.accounts;
   }
 
-  /** A supertest client for the app. */
+  /** A supertest client for the app, authenticated as the operator (TEST_OPERATOR_KEY). */
   http() {
+    return this.as(TEST_OPERATOR_KEY);
+  }
+
+  /** A supertest client that sends `Authorization: Bearer <secret>` with every request. */
+  as(secret: string) {
+    return request.agent(this.app).set('Authorization', `Bearer ${secret}`);
+  }
+
+  /** A supertest client with no API key. */
+  anonymous() {
     return request(this.app);
   }
 

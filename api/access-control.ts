@@ -1,0 +1,223 @@
+import type { Express, NextFunction, Request, RequestHandler, Response } from 'express';
+import { rateLimit } from 'express-rate-limit';
+import { WorkflowNotFoundError } from '@temporalio/client';
+import { TransferLog } from '../application/transfer-log';
+import type { CommandContext } from '../application/event-envelope';
+import { accountStream } from '../domain/account-events';
+import { transferWorkflowId } from '../workflows/transfer-saga-contract';
+import type { ApiDeps } from './api-deps';
+import type { ApiKeyStore, Principal } from './api-keys';
+import { HttpProblem, problemType } from './problem';
+import { AccountParams, CreateTransferBody, TransferParams } from './schemas';
+import { parse } from './validate';
+
+/**
+ * Access control: bearer API keys with roles.
+ * - Every endpoint but the public ones (GET /health, /ready, /openapi.json, /docs, and /metrics with
+ *   METRICS_PUBLIC=true) needs `Authorization: Bearer <secret>`; missing, malformed or unknown -> 401
+ *   with `WWW-Authenticate: Bearer`.
+ * - `operator`: everything. `customer` (bound to one ownerId): reads its own accounts (not owned -> 404,
+ *   as for an account that does not exist), starts transfers from its own accounts (not owned -> 403,
+ *   before anything is written), reads transfers whose source or target it owns (else 404). Every
+ *   other endpoint -> 403: customers are denied by default, so an endpoint added later is
+ *   operator-only until it is listed here.
+ * - A rate limit per key (express-rate-limit, in this process's memory: with N API instances a key
+ *   gets up to N times the limit) -> 429 with Retry-After.
+ */
+
+export interface AccessOptions {
+  /** OPERATOR_API_KEY: accepted as an operator key (`env-operator`). */
+  operatorApiKey?: string;
+  /** Requests per minute per key (RATE_LIMIT_PER_MINUTE). Default 600. */
+  rateLimitPerMinute?: number;
+  /** METRICS_PUBLIC: /metrics without a key. */
+  metricsPublic?: boolean;
+}
+
+/** Who may call an operation: `public` (no key), `operator`, or `customer` (operators, and customers for what they own). */
+export type OperationAccess = 'public' | 'operator' | 'customer';
+
+/** Each operation's access, as enforced below: the OpenAPI document and the tests read it from here. */
+export const OPERATION_ACCESS: Record<string, OperationAccess> = {
+  'get /health': 'public',
+  'get /ready': 'public',
+  'get /openapi.json': 'public',
+  'get /docs': 'public',
+  'get /metrics': 'operator',
+  'post /accounts': 'operator',
+  'get /accounts/{id}': 'customer',
+  'post /accounts/{id}/deposits': 'operator',
+  'post /accounts/{id}/withdrawals': 'operator',
+  'post /accounts/{id}/close': 'operator',
+  'get /accounts/{id}/history': 'customer',
+  'get /accounts/{id}/balance': 'customer',
+  'post /transfers': 'customer',
+  'get /transfers/{id}': 'customer',
+  'get /streams': 'operator',
+  'get /streams/{name}': 'operator',
+  'post /api-keys': 'operator',
+  'get /api-keys': 'operator',
+  'delete /api-keys/{keyId}': 'operator',
+};
+
+export const principalOf = (res: Response): Principal | undefined => res.locals.principal as Principal | undefined;
+
+/** The acting key id of an authenticated request. A write route mounted without access control fails here, before it writes. */
+export function actorOf(res: Response): string {
+  const principal = principalOf(res);
+  if (!principal) throw new Error('no authenticated API key on this request: mount the routes behind access control (createApp)');
+  return principal.keyId;
+}
+
+/** Metadata of the events a request causes: its correlation id and its actor (the key id) beside it. */
+export function requestContext(res: Response): CommandContext {
+  const requestId = res.locals.requestId as string;
+  return { correlationId: requestId, causationId: `http:${requestId}`, extra: { actor: actorOf(res) } };
+}
+
+const REALM = 'Bearer realm="transfer-service"';
+
+function unauthorized(res: Response, next: NextFunction, error: 'missing' | 'invalid_request' | 'invalid_token'): void {
+  const messages = {
+    missing: 'is required: Authorization: Bearer <API key>',
+    invalid_request: 'must be "Bearer <API key>"',
+    invalid_token: 'is not a valid API key (unknown or revoked)',
+  } as const;
+  res.set('WWW-Authenticate', error === 'missing' ? REALM : `${REALM}, error="${error}", error_description="${messages[error]}"`);
+  next(new HttpProblem(401, problemType('unauthorized'), 'Unauthorized', `Authorization ${messages[error]}`, [{ field: 'Authorization', message: messages[error] }]));
+}
+
+function isPublic(req: Request, options: AccessOptions): boolean {
+  if (req.method !== 'GET' && req.method !== 'HEAD') return false;
+  if (req.path === '/health' || req.path === '/ready' || req.path === '/openapi.json') return true;
+  if (req.path === '/docs' || req.path.startsWith('/docs/')) return true;
+  return req.path === '/metrics' && options.metricsPublic === true;
+}
+
+const BEARER = /^Bearer +([\x21-\x7E]{1,512}) *$/i;
+
+/**
+ * Authentication and the rate limit: before the body is read. Installs on `app` in order.
+ * Nothing from the Authorization header is logged or echoed.
+ */
+export function installAuthentication(app: Express, keys: ApiKeyStore, options: AccessOptions): void {
+  app.use(async (req: Request, res: Response, next: NextFunction) => {
+    if (isPublic(req, options)) return next();
+    const header = req.get('Authorization');
+    if (header === undefined || header.trim() === '') return unauthorized(res, next, 'missing');
+    const match = BEARER.exec(header);
+    if (!match) return unauthorized(res, next, 'invalid_request');
+    const principal = await keys.authenticate(match[1]!);
+    if (!principal) return unauthorized(res, next, 'invalid_token');
+    res.locals.principal = principal;
+    return next();
+  });
+
+  const limit = options.rateLimitPerMinute ?? 600;
+  app.use(
+    rateLimit({
+      windowMs: 60_000,
+      limit,
+      standardHeaders: 'draft-7',
+      legacyHeaders: false,
+      skip: (_req, res) => principalOf(res) === undefined,
+      keyGenerator: (_req, res) => principalOf(res)!.keyId,
+      handler: (_req, res, next) => {
+        const retryAfter = Number(res.getHeader('Retry-After') ?? 60);
+        next(
+          new HttpProblem(429, problemType('rate-limited'), 'Too many requests', `This API key may make ${limit} requests per minute; retry after ${retryAfter} s`, [{ field: 'Authorization', message: `exceeded ${limit} requests per minute` }], { retryAfterSeconds: retryAfter }),
+        );
+      },
+    }),
+  );
+}
+
+/** Immutable facts, cached: an account's owner never changes. */
+class Ownership {
+  private readonly owners = new Map<string, string>();
+  private readonly transfers: TransferLog;
+
+  constructor(private readonly deps: ApiDeps) {
+    this.transfers = new TransferLog(deps.store);
+  }
+
+  /** The owner recorded when the account was opened (its stream's first event), or undefined when it does not exist. */
+  async ownerOf(accountId: string): Promise<string | undefined> {
+    const cached = this.owners.get(accountId);
+    if (cached !== undefined) return cached;
+    const [first] = await this.deps.store.readStream(accountStream(accountId), { maxCount: 1 });
+    if (!first || first.type !== 'AccountOpened') return undefined;
+    const owner = String((first.data as { ownerId: unknown }).ownerId);
+    if (this.owners.size >= 100_000) this.owners.clear();
+    this.owners.set(accountId, owner);
+    return owner;
+  }
+
+  /** Source and target of a transfer: from its stream, else (not recorded yet) from its saga's memo. */
+  async partiesOf(transferId: string): Promise<{ fromAccountId?: string; toAccountId?: string } | undefined> {
+    const { state } = await this.transfers.load(transferId);
+    if (state.request) return state.request;
+    try {
+      const memo = (await this.deps.temporal.workflow.getHandle(transferWorkflowId(transferId)).describe()).memo ?? {};
+      return { fromAccountId: memo.fromAccountId as string | undefined, toAccountId: memo.toAccountId as string | undefined };
+    } catch (error) {
+      if (error instanceof WorkflowNotFoundError) return undefined;
+      throw error;
+    }
+  }
+}
+
+/**
+ * Authorization, after the body is parsed: the ownership checks of the operations customers may call,
+ * then operator-only for everything else. A refusal comes before the handler runs, so nothing is written.
+ */
+export function installAuthorization(app: Express, deps: ApiDeps, options: AccessOptions): void {
+  const ownership = new Ownership(deps);
+  const asCustomer = (check: (req: Request, principal: Principal & { ownerId: string }) => Promise<void>): RequestHandler =>
+    async (req, res, next) => {
+      const principal = principalOf(res);
+      if (principal?.role === 'customer') {
+        await check(req, principal as Principal & { ownerId: string });
+        res.locals.customerAllowed = true;
+      }
+      next();
+    };
+
+  const ownAccount = asCustomer(async (req, principal) => {
+    const { id } = parse(AccountParams, req.params, 'path');
+    // Not owned reads exactly as not existing: a customer learns nothing about others' accounts.
+    if ((await ownership.ownerOf(id)) !== principal.ownerId) throw new HttpProblem(404, problemType('account-not-found'), 'Account not found', `No account ${id}`);
+  });
+  app.get(['/accounts/:id', '/accounts/:id/history', '/accounts/:id/balance'], ownAccount);
+
+  app.post(
+    '/transfers',
+    asCustomer(async (req, principal) => {
+      const body = parse(CreateTransferBody, req.body, 'body');
+      if ((await ownership.ownerOf(body.fromAccountId)) !== principal.ownerId) {
+        throw new HttpProblem(403, problemType('forbidden'), 'Forbidden', `This API key moves money only from accounts of owner ${principal.ownerId}`, [
+          { field: 'fromAccountId', message: 'is not an account of this API key\'s owner' },
+        ]);
+      }
+    }),
+  );
+
+  app.get(
+    '/transfers/:id',
+    asCustomer(async (req, principal) => {
+      const { id } = parse(TransferParams, req.params, 'path');
+      const parties = await ownership.partiesOf(id);
+      const owners = parties ? await Promise.all([parties.fromAccountId, parties.toAccountId].map((a) => (a ? ownership.ownerOf(a) : undefined))) : [];
+      if (!owners.includes(principal.ownerId)) throw new HttpProblem(404, problemType('transfer-not-found'), 'Transfer not found', `No transfer ${id}`);
+    }),
+  );
+
+  // Everything a customer was not let through above is operator-only.
+  app.use((req: Request, res: Response, next: NextFunction) => {
+    const principal = principalOf(res);
+    if (!principal || principal.role === 'operator' || res.locals.customerAllowed === true || isPublic(req, options)) return next();
+    return next(
+      new HttpProblem(403, problemType('forbidden'), 'Forbidden', `${req.method} ${req.path} needs an operator key`, [{ field: 'Authorization', message: "is a customer key; this operation needs the 'operator' role" }]),
+    );
+  });
+}
