@@ -3,8 +3,9 @@ import { Router, type Response } from 'express';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { TransferLog } from '../application/transfer-log';
 import { sameRequest } from '../domain/transfer-decider';
-import { TERMINAL_STATUSES, type TransferStatus } from '../domain/transfer-events';
+import { isTerminalStatus, TERMINAL_STATUSES, type TransferStatus } from '../domain/transfer-events';
 import { queryTransfer, startTransfer, TransferConflictError, TransferRejectedError } from '../temporal/transfer-client';
+import { transferWorkflowId } from '../workflows/transfer-saga-contract';
 import { actorOf } from './access-control';
 import type { ApiDeps } from './api-deps';
 import { awaitProjection } from './consistency';
@@ -46,27 +47,52 @@ export function transfersRoutes(deps: ApiDeps): Router {
       };
     }
     // Not projected yet: the event store and the saga know it.
-    const { state } = await log.load(transferId);
-    if (!state.request) {
-      try {
-        const live = await queryTransfer(deps.temporal, transferId);
-        return { transferId, status: live.status, steps: live.steps, fromAccountId: undefined, toAccountId: undefined, amount: undefined };
-      } catch (error) {
-        if (error instanceof WorkflowNotFoundError) return undefined;
-        throw error;
-      }
-    }
-    return {
+    type Recorded = Awaited<ReturnType<TransferLog['load']>>['state'];
+    const fromStream = (state: Recorded, request: NonNullable<Recorded['request']>) => ({
       transferId,
-      fromAccountId: state.request.fromAccountId,
-      toAccountId: state.request.toAccountId,
-      amount: state.request.amount,
+      fromAccountId: request.fromAccountId,
+      toAccountId: request.toAccountId,
+      amount: request.amount,
       status: state.status === 'none' ? 'pending' : state.status,
       ...(state.failureReason ? { failureReason: state.failureReason } : {}),
       steps: state.steps,
       createdAt: state.steps[0]?.at,
       updatedAt: state.steps.at(-1)?.at,
-    };
+    });
+    const { state } = await log.load(transferId);
+    if (state.request) return fromStream(state, state.request);
+    // Its saga runs but had not recorded the request. The request is in the saga's memo (written by
+    // startTransfer and by the reconciler), the status and steps come from its query: the body is a
+    // whole Transfer, as for any other transfer.
+    try {
+      const [description, live] = await Promise.all([
+        deps.temporal.workflow.getHandle(transferWorkflowId(transferId)).describe(),
+        queryTransfer(deps.temporal, transferId),
+      ]);
+      // A saga that recorded its request (or finished) since the stream was read: its stream tells it.
+      const recorded = (await log.load(transferId)).state;
+      if (recorded.request) return fromStream(recorded, recorded.request);
+      const memo = (description.memo ?? {}) as { fromAccountId?: unknown; toAccountId?: unknown; amount?: unknown };
+      // A saga started without its request in the memo (not by this service): no whole transfer to show yet.
+      if (typeof memo.fromAccountId !== 'string' || typeof memo.toAccountId !== 'string' || typeof memo.amount !== 'number') return undefined;
+      // Nothing recorded, so no outcome yet (the saga's own `needs_attention` is no transfer status either).
+      const status: TransferStatus = isTerminalStatus(live.status) ? live.status : 'pending';
+      const updatedAt = live.steps.at(-1)?.at;
+      return {
+        transferId,
+        fromAccountId: memo.fromAccountId,
+        toAccountId: memo.toAccountId,
+        amount: memo.amount,
+        status,
+        ...(live.failureReason ? { failureReason: live.failureReason } : {}),
+        steps: live.steps.map((step) => ({ name: step.name, status: step.status, at: step.at })),
+        createdAt: description.startTime.toISOString(),
+        ...(updatedAt ? { updatedAt } : {}),
+      };
+    } catch (error) {
+      if (error instanceof WorkflowNotFoundError) return undefined;
+      throw error;
+    }
   }
 
   router.post('/transfers', async (req, res: Response) => {

@@ -74,20 +74,24 @@ function expectBalanceAfterMatchesFold(from: AccountState, events: readonly Acco
   return state;
 }
 
-function signedAmount(event: AccountEvent): number {
+/**
+ * The money an event moves, exactly: a BigInt, so sums of them never round (a Number sum past 2^53
+ * rounds, and would round the same way as the code under test). Throws on a non-integer amount.
+ */
+function exactSignedAmount(event: AccountEvent): bigint {
   switch (event.type) {
     case 'MoneyDeposited':
     case 'TransferCredited':
     case 'TransferRefunded':
-      return event.data.amount;
+      return BigInt(event.data.amount);
     case 'MoneyWithdrawn':
     case 'TransferDebited':
-      return -event.data.amount;
+      return -BigInt(event.data.amount);
     case 'AccountOpened':
     case 'AccountClosed':
     case 'TransferDebitVoided':
     case 'TransferCreditVoided':
-      return 0;
+      return 0n;
   }
 }
 
@@ -390,6 +394,7 @@ describe('decideAccount: RefundForTransfer', () => {
     fc.assert(
       fc.property(fc.array(op, { maxLength: 40 }), (ops) => {
         let state = stateOf(open());
+        let exact = 0n; // the expected balance, in exact integer arithmetic
         let n = 0;
         for (const o of ops) {
           const id = `t-${o.kind === 'credit' ? `in-${n++}` : o.transfer}`;
@@ -397,9 +402,13 @@ describe('decideAccount: RefundForTransfer', () => {
             o.kind === 'deposit' ? deposit(o.amount) : o.kind === 'credit' ? credit(id, o.amount) : o.kind === 'debit' ? debit(id, o.amount) : refund(id);
           const decision = decideAccount(state, command);
           if (o.kind === 'refund') expect(decision.ok).toBe(true); // a refund always lands
-          if (decision.ok) state = foldAccount(decision.events, state);
+          if (decision.ok) {
+            state = foldAccount(decision.events, state);
+            for (const event of decision.events) exact += exactSignedAmount(event);
+          }
           expect(Number.isSafeInteger(state.balance)).toBe(true);
-          expect(state.balance).toBeGreaterThanOrEqual(0);
+          expect(BigInt(state.balance)).toBe(exact);
+          expect(exact >= 0n).toBe(true);
         }
       }),
       { numRuns: 300 },
@@ -506,6 +515,8 @@ describe('decideAccount + evolveAccount: properties over random command sequence
       fc.property(fc.array(command, { maxLength: 60 }), (commands) => {
         let state = initialAccountState(ID);
         const all: AccountEvent[] = [];
+        // The expectation in exact integer arithmetic (BigInt), independent of the fold's Number additions.
+        let exact = 0n;
         for (const cmd of commands) {
           const decision = decideAccount(state, cmd);
           if (!decision.ok) {
@@ -515,12 +526,14 @@ describe('decideAccount + evolveAccount: properties over random command sequence
           for (const event of decision.events) {
             state = evolveAccount(state, event);
             all.push(event);
+            exact += exactSignedAmount(event);
+            expect(BigInt(state.balance)).toBe(exact);
             const after = balanceAfterOf(event);
-            if (after !== undefined) expect(after).toBe(state.balance);
-            expect(state.balance).toBeGreaterThanOrEqual(0);
+            if (after !== undefined) expect(BigInt(after)).toBe(exact);
+            expect(exact >= 0n).toBe(true);
           }
         }
-        expect(state.balance).toBe(all.reduce((sum, e) => sum + signedAmount(e), 0));
+        expect(BigInt(state.balance)).toBe(all.reduce((sum, e) => sum + exactSignedAmount(e), 0n));
         expect(foldAccount(all, initialAccountState(ID))).toEqual(state);
       }),
       { numRuns: 500 },

@@ -4,6 +4,7 @@ import { accountStream } from '../../domain/account-events';
 import { transferStream } from '../../domain/transfer-events';
 import { startTransfer, TransferConflictError } from '../../temporal/transfer-client';
 import { transferStatusQuery, transferWorkflowId } from '../../workflows/transfer-saga-contract';
+import { balanceAfterMismatches, runningBalances } from '../support/exact-balances';
 import { TransferStack } from '../support/transfer-stack';
 
 describe('transfer saga on the real Temporal dev server and the PostgreSQL store', () => {
@@ -112,14 +113,21 @@ describe('transfer saga on the real Temporal dev server and the PostgreSQL store
     const hot = await stack.openAccount(funds);
     const targets = await Promise.all(Array.from({ length: 5 }, () => stack.openAccount(0)));
     const results = await Promise.all(Array.from({ length: 50 }, (_, i) => stack.transfer(hot, targets[i % targets.length]!, amount)));
+    // Never overdrawn, at any moment: the hot account's balance after each of its events, recomputed
+    // exactly from the amounts alone (not from the fold or the events' own balanceAfter), never goes below zero.
+    const hotEvents = await stack.store.readStream(accountStream(hot), { maxCount: 1000 });
+    const running = runningBalances(hotEvents);
+    expect(running.filter((r) => r.balance < 0n).map((r) => `${r.type} #${r.index} -> ${r.balance}`)).toEqual([]);
+    expect(balanceAfterMismatches(running)).toEqual([]);
     const completed = results.filter((r) => r.status === 'completed').length;
     expect(results.every((r) => ['completed', 'failed', 'compensated'].includes(r.status))).toBe(true);
     expect(completed).toBe(Math.floor(funds / amount));
+    expect(hotEvents.filter((e) => e.type === 'TransferDebited')).toHaveLength(completed);
     expect(results.filter((r) => r.status === 'failed').every((r) => r.failureReason === 'insufficient_funds')).toBe(true);
     const hotBalance = await stack.balance(hot);
     const targetBalances = await Promise.all(targets.map((t) => stack.balance(t)));
+    expect(running.at(-1)!.balance).toBe(BigInt(hotBalance));
     expect(hotBalance).toBe(funds - completed * amount);
-    expect(hotBalance).toBeGreaterThanOrEqual(0);
     expect(hotBalance + targetBalances.reduce((a, b) => a + b, 0)).toBe(funds);
   });
 });
