@@ -4,17 +4,15 @@ import type { AccountRepository } from '../application/account-repository';
 import { handleAccountCommand } from '../application/account-commands';
 import type { CommandContext } from '../application/event-envelope';
 import type { TransferLog } from '../application/transfer-log';
+import { currencyMismatch } from '../domain/account-decider';
 import { deterministicUuid } from '../domain/deterministic-id';
 import type { Rejection } from '../domain/rejection';
 import { sameRequest, type TransferCommand } from '../domain/transfer-decider';
-import type { TransferFailureReason, TransferRequest, TransferStatus } from '../domain/transfer-events';
+import type { TransferFailureReason, TransferStatus } from '../domain/transfer-events';
+import type { TransferSagaInput } from '../workflows/transfer-saga-contract';
 
-/** What the saga passes to every activity. */
-export interface TransferActivityInput extends TransferRequest {
-  correlationId?: string;
-  /** Who caused the transfer (API key id, or `system`): in every event's metadata. */
-  actor?: string;
-}
+/** What the saga passes to every activity: the saga's own input. */
+export type TransferActivityInput = TransferSagaInput;
 
 export interface ActivityObserver {
   conflict(activity: string): void;
@@ -76,23 +74,30 @@ export function createTransferActivities({ accounts, transfers, observer }: Tran
     return result.state;
   }
 
-  const requestOf = ({ transferId, fromAccountId, toAccountId, amount }: TransferActivityInput): TransferCommand => ({
+  const requestOf = ({ transferId, fromAccountId, toAccountId, amount, reversalOf }: TransferActivityInput): TransferCommand => ({
     type: 'RequestTransfer',
-    request: { transferId, fromAccountId, toAccountId, amount },
+    request: { transferId, fromAccountId, toAccountId, amount, ...(reversalOf ? { reversalOf } : {}) },
   });
 
+  /** On the transfer a reversal reverses: its events, caused by the reversal's saga. */
+  async function onReversed(input: TransferActivityInput, command: TransferCommand): Promise<void> {
+    const result = await transfers.record(input.reversalOf!, [command], (type) => deterministicUuid('transfer', input.transferId, 'reversal-of', input.reversalOf!, type), stepContext(input), onConflict('reversal'));
+    if (!result.ok) throw businessFailure(result.rejection);
+  }
+
+  /**
+   * Records the request on the transfer's stream. A reversal then holds its amount on the transfer
+   * it reverses (only a completed one, never beyond what is left: refused -> nothing moves).
+   */
   async function requestTransfer(input: TransferActivityInput): Promise<void> {
     await recordStep(input, requestOf(input));
+    if (input.reversalOf) await onReversed(input, { type: 'ReserveReversal', reversalId: input.transferId, amount: input.amount });
   }
 
   async function debitSource(input: TransferActivityInput): Promise<{ currency: string }> {
     const [source, target] = await Promise.all([accounts.load(input.fromAccountId), accounts.load(input.toAccountId)]);
-    if (target.state.status !== 'none' && source.state.status !== 'none' && target.state.currency !== source.state.currency) {
-      throw businessFailure({
-        type: 'currency_mismatch',
-        message: `Account ${input.fromAccountId} holds ${source.state.currency} but ${input.toAccountId} holds ${target.state.currency}`,
-      });
-    }
+    const mismatch = currencyMismatch(source.state, target.state);
+    if (mismatch) throw businessFailure(mismatch);
     const result = await handleAccountCommand(
       accounts,
       input.fromAccountId,
@@ -226,6 +231,8 @@ export function createTransferActivities({ accounts, transfers, observer }: Tran
       }
       const { refunded } = await refund(input);
       const outcome = refunded > 0 ? 'compensated' : 'failed';
+      // A reversal that moved nothing (or gave it back) releases its hold on the transfer it reverses.
+      if (input.reversalOf) await onReversed(input, { type: 'ReleaseReversal', reversalId: input.transferId });
       await recordStep(input, requestOf(input), { type: outcome === 'failed' ? 'FailTransfer' : 'CompensateTransfer', reason: input.reason, message: input.message });
       return { outcome, refunded };
     },

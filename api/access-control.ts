@@ -53,6 +53,7 @@ export const OPERATION_ACCESS: Record<string, OperationAccess> = {
   'get /accounts/{id}/balance': 'customer',
   'post /transfers': 'customer',
   'get /transfers/{id}': 'customer',
+  'post /transfers/{id}/reversal': 'operator',
   'get /streams': 'operator',
   'get /streams/{name}': 'operator',
   'post /api-keys': 'operator',

@@ -1,3 +1,4 @@
+import { accountStream } from '../domain/account-events';
 import { randomUUID } from 'node:crypto';
 import { Router, type Request, type Response } from 'express';
 import { handleAccountCommand, type AccountCommandResult } from '../application/account-commands';
@@ -160,7 +161,7 @@ export function accountsRoutes(deps: ApiDeps, options: AccountsRoutesOptions = {
     const { asOf } = parse(BalanceQuery, req.query, 'query');
     const cutoff = Date.parse(asOf);
     const loaded = await deps.accounts.loadWithoutSnapshot(id, (e) => Date.parse(String(e.metadata.occurredAt)) <= cutoff);
-    const exists = (await deps.store.readStream(`account-${id}`, { maxCount: 1 })).length > 0;
+    const exists = (await deps.store.readStream(accountStream(id), { maxCount: 1 })).length > 0;
     if (!exists) throw new HttpProblem(404, problemType('account-not-found'), 'Account not found', `No account ${id}`);
     res.json({
       accountId: id,

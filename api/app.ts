@@ -13,6 +13,7 @@ import { buildOpenApiDocument } from './openapi';
 import { opsRoutes } from './ops-routes';
 import { HttpProblem, problemHandler, problemType } from './problem';
 import { streamsRoutes } from './streams-routes';
+import { reversalRoutes } from './reversal-routes';
 import { transfersRoutes } from './transfers-routes';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -71,6 +72,7 @@ export function createApp(deps: ApiDeps): express.Express {
   app.use('/docs', swaggerUi.serve, swaggerUi.setup(openapi));
   app.use(accountsRoutes(deps));
   app.use(transfersRoutes(deps));
+  app.use(reversalRoutes(deps));
   app.use(streamsRoutes(deps));
   app.use(apiKeysRoutes(deps, keys));
   app.use((req, _res, next) => next(new HttpProblem(404, problemType('not-found'), 'Not found', `No route ${req.method} ${req.path}`)));

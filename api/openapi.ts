@@ -81,8 +81,40 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV3['generateD
     method: 'post',
     path: '/transfers',
     summary: 'Start a transfer (idempotent by transferId or Idempotency-Key)',
-    request: { headers: z.object({ 'Idempotency-Key': z.string().optional() }), body: body(s.CreateTransferBody) },
-    responses: { 202: json(s.TransferView, 'Accepted: the saga runs'), 200: json(s.TransferView, 'Already known'), 400: problem, 409: problem, 422: problem },
+    request: {
+      headers: z.object({
+        'Idempotency-Key': z.string().optional(),
+        Prefer: z.string().optional().openapi({ description: 'RFC 7240 `wait=N` (seconds, capped at 10): answer 201 with the finished transfer when the saga ends in time' }),
+      }),
+      body: body(s.CreateTransferBody),
+    },
+    responses: {
+      201: json(s.TransferView, 'Finished within the preferred wait (Prefer: wait=N; Preference-Applied says so)'),
+      202: json(s.TransferView, 'Accepted: the saga runs'),
+      200: json(s.TransferView, 'Already known'),
+      400: problem,
+      409: problem,
+      422: problem,
+    },
+  });
+  r.registerPath({
+    method: 'post',
+    path: '/transfers/{id}/reversal',
+    summary: 'Reverse (part of) a completed transfer by a new transfer back (idempotent by reversalId)',
+    request: {
+      params: s.TransferParams,
+      headers: z.object({ Prefer: z.string().optional().openapi({ description: 'RFC 7240 `wait=N`, as for POST /transfers' }) }),
+      body: body(s.ReversalBody),
+    },
+    responses: {
+      201: json(s.TransferView, 'The reversal finished within the preferred wait'),
+      202: json(s.TransferView, 'Accepted: the reversal saga runs'),
+      200: json(s.TransferView, 'This reversal id is already known'),
+      400: problem,
+      404: problem,
+      409: problem,
+      422: problem,
+    },
   });
   r.registerPath({ method: 'get', path: '/transfers/{id}', summary: 'A transfer and its steps', request: { params: s.TransferParams, query: s.TransferQuery }, responses: { 200: json(s.TransferView, 'The transfer'), 404: problem } });
   r.registerPath({ method: 'get', path: '/streams', summary: 'List event streams (local stream browser)', request: { query: s.StreamsQuery }, responses: { 200: json(z.object({}).passthrough(), 'Streams') } });

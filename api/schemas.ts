@@ -45,6 +45,14 @@ export const CreateTransferBody = z
   .refine((b) => b.fromAccountId !== b.toAccountId, { error: 'must differ from fromAccountId', path: ['toAccountId'] })
   .openapi('CreateTransferRequest');
 
+/** POST /transfers/{id}/reversal: how much to move back (default: all that is left), and the reversal's own id (its idempotency key). */
+export const ReversalBody = z
+  .strictObject({
+    amount: Amount.optional(),
+    reversalId: TransferId.optional(),
+  })
+  .openapi('ReversalRequest');
+
 /** The Idempotency-Key header of POST /transfers: the transfer id, validated under the header's name. */
 export const IdempotencyKeyHeader = z.object({ 'Idempotency-Key': TransferId });
 
@@ -129,6 +137,10 @@ export const TransferView = z
     steps: z.array(z.object({ name: z.string(), at: z.string(), status: z.string().optional() })),
     createdAt: z.string().optional(),
     updatedAt: z.string().optional(),
+    /** This transfer reverses that one. */
+    reversalOf: TransferId.optional(),
+    /** Reversals of this transfer, with the amount each holds (released: it moved nothing back). */
+    reversedBy: z.array(z.object({ reversalId: TransferId, amount: z.number().int(), released: z.boolean().optional() })).optional(),
   })
   .openapi('Transfer');
 

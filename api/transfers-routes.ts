@@ -1,9 +1,11 @@
+import { currencyMismatch } from '../domain/account-decider';
+import type { TransferState } from '../domain/transfer-state';
 import { randomUUID } from 'node:crypto';
 import { Router, type Response } from 'express';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { TransferLog } from '../application/transfer-log';
 import { sameRequest } from '../domain/transfer-decider';
-import { isTerminalStatus, TERMINAL_STATUSES, type TransferStatus } from '../domain/transfer-events';
+import { isTerminalStatus, type TransferStatus } from '../domain/transfer-events';
 import { queryTransfer, startTransfer, TransferConflictError, TransferRejectedError } from '../temporal/transfer-client';
 import { transferWorkflowId } from '../workflows/transfer-saga-contract';
 import { actorOf } from './access-control';
@@ -24,6 +26,8 @@ interface TransferRow {
   steps: { name: string; at: string }[];
   created_at: Date;
   updated_at: Date;
+  reversal_of: string | null;
+  reversed_by: { reversalId: string; amount: number; released?: boolean }[] | null;
 }
 
 export function transfersRoutes(deps: ApiDeps): Router {
@@ -44,6 +48,8 @@ export function transfersRoutes(deps: ApiDeps): Router {
         steps: row.steps,
         createdAt: row.created_at.toISOString(),
         updatedAt: row.updated_at.toISOString(),
+        ...(row.reversal_of ? { reversalOf: row.reversal_of } : {}),
+        ...(row.reversed_by?.length ? { reversedBy: row.reversed_by } : {}),
       };
     }
     // Not projected yet: the event store and the saga know it.
@@ -116,12 +122,23 @@ export function transfersRoutes(deps: ApiDeps): Router {
     const [from, to] = await Promise.all([deps.accounts.load(body.fromAccountId), deps.accounts.load(body.toAccountId)]);
     if (from.state.status === 'none') throw rejectionProblemWith422({ type: 'account_not_found', message: `Account ${body.fromAccountId} does not exist` }, 'fromAccountId');
     if (to.state.status === 'none') throw rejectionProblemWith422({ type: 'account_not_found', message: `Account ${body.toAccountId} does not exist` }, 'toAccountId');
-    if (from.state.currency !== to.state.currency) {
-      throw rejectionProblem({ type: 'currency_mismatch', message: `Account ${body.fromAccountId} holds ${from.state.currency}, ${body.toAccountId} holds ${to.state.currency}` }, 'toAccountId');
-    }
+    const mismatch = currencyMismatch(from.state, to.state);
+    if (mismatch) throw rejectionProblem(mismatch, 'toAccountId');
     try {
-      const started = await startTransfer(deps.temporal, deps.taskQueue, { ...request, correlationId: res.locals.requestId as string, actor: actorOf(res) });
-      res.status(started.created ? 202 : 200).location(`/transfers/${transferId}`).json({ ...request, status: 'pending', steps: [] });
+      const started = await startTransfer(deps.temporal, deps.taskQueue, { ...request, correlationId: res.locals.requestId as string, actor: actorOf(res) }, { eager: deps.eagerStart });
+      res.location(`/transfers/${transferId}`);
+      const waitSeconds = preferredWait(req.get('Prefer'));
+      if (waitSeconds !== undefined) {
+        // RFC 7240: the client prefers to wait for the outcome. The saga's own result (a long poll on
+        // the workflow's completion), then the transfer as the event store recorded it.
+        res.set('Preference-Applied', `wait=${waitSeconds}`);
+        const finished = await settledWithin(started.handle.result(), waitSeconds * 1000);
+        if (finished) {
+          res.status(started.created ? 201 : 200).json(viewFromLog(transferId, (await log.load(transferId)).state));
+          return;
+        }
+      }
+      res.status(started.created ? 202 : 200).json({ ...request, status: 'pending', steps: [] });
     } catch (error) {
       if (error instanceof TransferConflictError) throw conflict(transferId);
       if (error instanceof TransferRejectedError) throw rejectionProblem(error.rejection);
@@ -135,7 +152,7 @@ export function transfersRoutes(deps: ApiDeps): Router {
     await awaitProjection(deps, 'transfers', query.minPosition);
     const deadline = Date.now() + (query.wait ?? 0) * 1000;
     let view = await readView(id);
-    while (view && !(TERMINAL_STATUSES as readonly string[]).includes(view.status) && Date.now() < deadline) {
+    while (view && !isTerminalStatus(view.status) && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 50));
       view = await readView(id);
     }
@@ -144,6 +161,50 @@ export function transfersRoutes(deps: ApiDeps): Router {
   });
 
   return router;
+}
+
+/** The longest `Prefer: wait=N` honoured, in seconds. */
+export const MAX_PREFER_WAIT_SECONDS = 10;
+
+/** `Prefer: wait=N` (RFC 7240, seconds), capped at MAX_PREFER_WAIT_SECONDS; undefined when absent or unparseable (a preference is never an error). */
+export function preferredWait(header: string | undefined): number | undefined {
+  if (!header) return undefined;
+  for (const preference of header.split(',')) {
+    const match = /^\s*wait\s*=\s*"?(\d{1,6})"?\s*(?:;.*)?$/i.exec(preference);
+    if (match) return Math.min(Number(match[1]), MAX_PREFER_WAIT_SECONDS);
+  }
+  return undefined;
+}
+
+/** True when `promise` settles within `ms` (whatever its outcome); false on timeout. */
+export async function settledWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  try {
+    return await Promise.race([promise.then(() => true, () => true), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** A transfer's view from its own stream (the event store: consistent at once, unlike the read model). */
+export function viewFromLog(transferId: string, state: TransferState) {
+  const reversedBy = Object.entries(state.reversals).map(([reversalId, r]) => ({ reversalId, amount: r.amount, ...(r.released ? { released: true } : {}) }));
+  return {
+    transferId,
+    fromAccountId: state.request!.fromAccountId,
+    toAccountId: state.request!.toAccountId,
+    amount: state.request!.amount,
+    status: state.status === 'none' ? 'pending' : state.status,
+    ...(state.failureReason ? { failureReason: state.failureReason } : {}),
+    steps: state.steps,
+    ...(state.steps[0] ? { createdAt: state.steps[0].at } : {}),
+    ...(state.steps.at(-1) ? { updatedAt: state.steps.at(-1)!.at } : {}),
+    ...(state.request!.reversalOf ? { reversalOf: state.request!.reversalOf } : {}),
+    ...(reversedBy.length ? { reversedBy } : {}),
+  };
 }
 
 function conflict(transferId: string): HttpProblem {

@@ -16,6 +16,7 @@ import { findFreePort } from '../infra/ports';
 import { ALL_PROJECTIONS } from '../projections/all-projections';
 import { ProjectionRunner } from '../projections/projection-runner';
 import { startTransfer } from '../temporal/transfer-client';
+import { bundleWorkflowCode } from '@temporalio/worker';
 import { createTransferWorker, transferWorkflowBundle } from '../temporal/transfer-worker';
 import { startBenchServers, type BenchServers } from './bench-servers';
 import { machineInfo } from './eventstore-bench';
@@ -25,7 +26,8 @@ import { measureCpu, round, runConcurrently, summarize, table, writeReport, type
  * `npm run bench [-- transfers] [--quick]`: transfers end to end (HTTP -> saga -> event store ->
  * projections) over a sweep of in-flight transfers, beside three baselines measured in the same
  * run on the same servers:
- *   1. the same saga shape with activities that do no work (Temporal's own floor),
+ *   1. the saga with activities that do no work (Temporal's own floor), in today's shape (local legs)
+ *      and in the previous one (two remote activities: bench/baseline-workflows.ts),
  *   2. the same debit/credit logic against the event store without Temporal (the store's floor),
  *   3. one PostgreSQL transaction moving money between two balance rows (what a user might do instead).
  */
@@ -51,7 +53,7 @@ export async function transfersBench(quick: boolean, args: string[]): Promise<vo
   const tuning = parseTuning(args);
   Runtime.install({ logger: new DefaultLogger('ERROR') });
 
-  const servers = await startBenchServers({ temporal: true });
+  const servers = await startBenchServers({ temporal: true, devServerTuning: args.includes('--dev-server-defaults') ? 'defaults' : 'one-machine' });
   const harness = await Harness.start(servers, tuning);
   const results: StepResult[] = [];
   const probes: CpuProbe[] = [{ name: 'node (api+worker+projections+load)', pid: process.pid, withChildren: false }];
@@ -62,6 +64,7 @@ export async function transfersBench(quick: boolean, args: string[]): Promise<vo
     console.log(`[bench] warming up (${tuning.label})...`);
     await runConcurrently(20, 4, async () => void (await harness.viaHttp(harness.randomPair())));
     await runConcurrently(20, 4, async () => void (await harness.noopSaga()));
+    await runConcurrently(20, 4, async () => void (await harness.noopRemoteSaga()));
 
     for (const c of sweep) {
       console.log(`[bench] ${c} in flight...`);
@@ -73,6 +76,8 @@ export async function transfersBench(quick: boolean, args: string[]): Promise<vo
       (results.at(-1) as StepResult & { breakdown?: unknown }).breakdown = breakdown;
       const noop = await measureCpu(probes, () => timed(perStep, c, () => harness.noopSaga()));
       results.push({ variant: 'baseline 1: same saga, no-op activities', concurrency: c, ...noop.result, cpuSeconds: noop.cpu });
+      const noopRemote = await measureCpu(probes, () => timed(perStep, c, () => harness.noopRemoteSaga()));
+      results.push({ variant: 'baseline 1b: previous shape (two remote activities), no-op', concurrency: c, ...noopRemote.result, cpuSeconds: noopRemote.cpu });
       const storeOnly = await measureCpu(probes, () => timed(perStep, c, () => harness.storeOnly(harness.randomPair())));
       results.push({ variant: 'baseline 2: same logic on the store, no Temporal', concurrency: c, ...storeOnly.result, cpuSeconds: storeOnly.cpu });
       const sql = await measureCpu(probes, () => timed(perStep, c, () => harness.plainSql()));
@@ -117,6 +122,10 @@ interface Tuning {
   maxConcurrentActivities: number;
   maxConcurrentWorkflowTasks: number;
   poolSize: number;
+  /** The API asks for eager workflow start (its client shares the worker's NativeConnection). */
+  eager: boolean;
+  /** POST /transfers with `Prefer: wait=10` (the answer is the outcome); otherwise 202 then GET ?wait. */
+  preferWait: boolean;
 }
 
 function parseTuning(args: string[]): Tuning {
@@ -124,8 +133,15 @@ function parseTuning(args: string[]): Tuning {
     const arg = args.find((a) => a.startsWith(`--${name}=`));
     return arg ? Number(arg.split('=')[1]) : fallback;
   };
-  const t = { maxConcurrentActivities: get('activities', 100), maxConcurrentWorkflowTasks: get('workflow-tasks', 40), poolSize: get('pool', 20) };
-  return { ...t, label: `activities=${t.maxConcurrentActivities} workflow-tasks=${t.maxConcurrentWorkflowTasks} pool=${t.poolSize}` };
+  const t = {
+    maxConcurrentActivities: get('activities', 100),
+    maxConcurrentWorkflowTasks: get('workflow-tasks', 40),
+    poolSize: get('pool', 20),
+    eager: !args.includes('--no-eager'),
+    preferWait: !args.includes('--no-prefer-wait'),
+  };
+  const devServer = args.includes('--dev-server-defaults') ? 'dev server defaults' : 'dev server tuned';
+  return { ...t, label: `activities=${t.maxConcurrentActivities} workflow-tasks=${t.maxConcurrentWorkflowTasks} pool=${t.poolSize} eager=${t.eager} prefer-wait=${t.preferWait} ${devServer}` };
 }
 
 async function timed(total: number, concurrency: number, task: () => Promise<void>): Promise<{ transfers: number; perSecond: number; latencyMs: Summary }> {
@@ -158,6 +174,7 @@ class Harness {
     private readonly storeOnlyActivities: TransferActivities,
     private readonly activityTimes: Map<string, number[]>,
     readonly projectionLags: number[],
+    private readonly preferWait: boolean,
   ) {}
 
   static async start(servers: BenchServers, tuning: Tuning): Promise<Harness> {
@@ -205,17 +222,21 @@ class Harness {
       failTransfer: async () => undefined,
       compensateTransfer: async () => undefined,
     };
+    const baselineBundle = await bundleWorkflowCode({ workflowsPath: require.resolve('./baseline-workflows'), logger: { log: () => undefined, trace: () => undefined, debug: () => undefined, info: () => undefined, warn: console.warn, error: console.error } });
     const workers = await Promise.all(
-      [
-        ['bench-ours', timedActivities],
-        ['bench-noop', noop],
-      ].map(async ([taskQueue, activities]) => {
+      (
+        [
+          ['bench-ours', timedActivities, bundle],
+          ['bench-noop', noop, bundle],
+          ['bench-noop-remote', noop, baselineBundle],
+        ] as const
+      ).map(async ([taskQueue, activities, workflowBundle]) => {
         const worker = await createTransferWorker({
           connection: nativeConnection,
           namespace: 'default',
-          taskQueue: taskQueue as string,
-          activities: activities as TransferActivities,
-          workflowBundle: bundle,
+          taskQueue,
+          activities,
+          workflowBundle,
           maxConcurrentActivityTaskExecutions: tuning.maxConcurrentActivities,
           maxConcurrentWorkflowTaskExecutions: tuning.maxConcurrentWorkflowTasks,
         });
@@ -233,7 +254,9 @@ class Harness {
       store,
       accounts,
       readModels,
-      temporal: client,
+      // As on the local stack: the API shares the worker's NativeConnection, so it can start sagas eagerly.
+      temporal: tuning.eager ? new Client({ connection: nativeConnection, namespace: 'default' }) : client,
+      eagerStart: tuning.eager,
       taskQueue: 'bench-ours',
       metrics,
       logger: silentLogger,
@@ -245,7 +268,7 @@ class Harness {
     const server = await new Promise<Server>((resolve) => {
       const s = app.listen(port, '127.0.0.1', () => resolve(s));
     });
-    const harness = new Harness(store, accounts, readModels, sqlPool, client, nativeConnection, workers, runner, server, `http://127.0.0.1:${port}`, metrics, real, activityTimes, lags);
+    const harness = new Harness(store, accounts, readModels, sqlPool, client, nativeConnection, workers, runner, server, `http://127.0.0.1:${port}`, metrics, real, activityTimes, lags, tuning.preferWait);
     for (let i = 0; i < ACCOUNTS; i++) harness.accountIds.push(await harness.openAccount(FUNDS));
     return harness;
   }
@@ -291,6 +314,7 @@ class Harness {
       'activities total (ms)': round(activityTotal),
       'Temporal scheduling + round trips (ms)': round(Math.max(0, total - mean(this.postTimes) - activityTotal)),
       'projection lag p50 (ms)': summarize(this.projectionLags).p50,
+      'projection lag p99 (ms)': summarize(this.projectionLags).p99,
       'request -> terminal (ms)': round(total),
     };
   }
@@ -300,10 +324,17 @@ class Harness {
     const t0 = performance.now();
     const post = await fetch(`${this.baseUrl}/transfers`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${BENCH_OPERATOR_KEY}` },
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${BENCH_OPERATOR_KEY}`, ...(this.preferWait ? { prefer: 'wait=10' } : {}) },
       body: JSON.stringify({ transferId, fromAccountId: from, toAccountId: to, amount: 1 + Math.floor(Math.random() * 1000) }),
     });
     this.postTimes.push(performance.now() - t0);
+    if (post.status === 201) {
+      // Prefer: wait: the answer is the outcome.
+      const body = (await post.json()) as { status: string };
+      if (body.status !== 'completed') throw new Error(`transfer ${transferId} ended ${body.status}`);
+      this.sagaTimes.push(performance.now() - t0);
+      return;
+    }
     if (post.status !== 202) throw new Error(`POST /transfers answered ${post.status}: ${await post.text()}`);
     for (;;) {
       const get = await fetch(`${this.baseUrl}/transfers/${transferId}?wait=30`, { headers: { authorization: `Bearer ${BENCH_OPERATOR_KEY}` } });
@@ -320,6 +351,15 @@ class Harness {
     const [from, to] = this.randomPair();
     const { handle } = await startTransfer(this.client, 'bench-noop', { transferId: randomUUID(), fromAccountId: from, toAccountId: to, amount: 1 });
     await handle.result();
+  }
+
+  async noopRemoteSaga(): Promise<void> {
+    const [from, to] = this.randomPair();
+    await this.client.workflow.execute('twoRemoteLegs', {
+      taskQueue: 'bench-noop-remote',
+      workflowId: `noop-remote-${randomUUID()}`,
+      args: [{ transferId: randomUUID(), fromAccountId: from, toAccountId: to, amount: 1 }],
+    });
   }
 
   async storeOnly([from, to]: [string, string]): Promise<void> {
@@ -395,7 +435,7 @@ function print(results: StepResult[], hot: Record<string, unknown>[], sweep: num
         const at = (prefix: string) => results.find((r) => r.concurrency === c && r.variant.startsWith(prefix))!;
         const ours = at('ours');
         const ratio = (b: StepResult) => `${round(ours.perSecond / b.perSecond)}x thr, ${round(ours.latencyMs.p50 / b.latencyMs.p50)}x p50`;
-        return { 'in flight': c, 'ours / no-op saga': ratio(at('baseline 1')), 'ours / store only': ratio(at('baseline 2')), 'ours / plain SQL': ratio(at('baseline 3')) };
+        return { 'in flight': c, 'ours / no-op saga': ratio(at('baseline 1:')), 'ours / no-op previous shape': ratio(at('baseline 1b')), 'ours / store only': ratio(at('baseline 2')), 'ours / plain SQL': ratio(at('baseline 3')) };
       }),
     ),
   );

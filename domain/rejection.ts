@@ -12,7 +12,9 @@ export type RejectionType =
   | 'same_account'
   | 'transfer_conflict'
   | 'transfer_not_found'
-  | 'transfer_finished';
+  | 'transfer_finished'
+  | 'transfer_not_completed'
+  | 'reversal_exceeds_original';
 
 /** Every rejection type, derived from the union. */
 const REJECTION_TYPE_SET = {
@@ -29,6 +31,8 @@ const REJECTION_TYPE_SET = {
   transfer_conflict: true,
   transfer_not_found: true,
   transfer_finished: true,
+  transfer_not_completed: true,
+  reversal_exceeds_original: true,
 } as const satisfies Record<RejectionType, true>;
 
 export function isRejectionType(type: string | null | undefined): type is RejectionType {

@@ -2,7 +2,7 @@ import { isValidAmount } from './money';
 import { accept, reject, type Decision } from './rejection';
 import type { Decider } from './decider';
 import { TRANSFER_EVENT_TYPES, transferStream, type TransferEvent, type TransferFailureReason, type TransferRequest } from './transfer-events';
-import { evolveTransfer, initialTransferState, type TransferState } from './transfer-state';
+import { evolveTransfer, initialTransferState, reversibleAmount, type TransferState } from './transfer-state';
 
 export type TransferCommand =
   | { type: 'RequestTransfer'; request: TransferRequest }
@@ -11,10 +11,20 @@ export type TransferCommand =
   | { type: 'RecordSourceRefunded'; accountId: string; amount: number }
   | { type: 'CompleteTransfer' }
   | { type: 'FailTransfer'; reason: TransferFailureReason; message: string }
-  | { type: 'CompensateTransfer'; reason: TransferFailureReason; message: string };
+  | { type: 'CompensateTransfer'; reason: TransferFailureReason; message: string }
+  /** On the transfer being reversed: hold `amount` of it for the reversal (only a completed transfer, never beyond its amount). */
+  | { type: 'ReserveReversal'; reversalId: string; amount: number }
+  /** On the transfer being reversed: the reversal moved nothing; its hold goes back. */
+  | { type: 'ReleaseReversal'; reversalId: string };
 
 export function sameRequest(a: TransferRequest, b: TransferRequest): boolean {
-  return a.transferId === b.transferId && a.fromAccountId === b.fromAccountId && a.toAccountId === b.toAccountId && a.amount === b.amount;
+  return (
+    a.transferId === b.transferId &&
+    a.fromAccountId === b.fromAccountId &&
+    a.toAccountId === b.toAccountId &&
+    a.amount === b.amount &&
+    (a.reversalOf ?? null) === (b.reversalOf ?? null)
+  );
 }
 
 /** Validates a transfer request on its own (before any account is read). */
@@ -50,6 +60,7 @@ function alreadyRecorded(state: TransferState, command: TransferCommand): boolea
  */
 export function decideTransfer(state: TransferState, command: TransferCommand): Decision<TransferEvent> {
   const transferId = state.request?.transferId ?? '';
+  if (command.type === 'ReserveReversal' || command.type === 'ReleaseReversal') return decideReversal(state, command);
   if (command.type !== 'RequestTransfer') {
     if (!state.request) return reject('transfer_not_found', 'The transfer was never requested');
     if (state.status !== 'pending' && !alreadyRecorded(state, command)) {
@@ -88,6 +99,26 @@ export function decideTransfer(state: TransferState, command: TransferCommand): 
         ? accept([])
         : accept([{ type: 'TransferCompensated', data: { transferId, reason: command.reason, message: command.message } }]);
   }
+}
+
+/** Reversal holds on a completed transfer: the sum of the holds never passes its amount. */
+function decideReversal(state: TransferState, command: Extract<TransferCommand, { type: 'ReserveReversal' | 'ReleaseReversal' }>): Decision<TransferEvent> {
+  const transferId = state.request?.transferId ?? '';
+  const held = state.reversals[command.reversalId];
+  if (command.type === 'ReleaseReversal') {
+    return !held || held.released ? accept([]) : accept([{ type: 'TransferReversalReleased', data: { transferId, reversalId: command.reversalId } }]);
+  }
+  if (!state.request) return reject('transfer_not_found', 'The transfer to reverse was never requested');
+  if (held && !held.released) {
+    return held.amount === command.amount ? accept([]) : reject('transfer_conflict', `Reversal ${command.reversalId} already holds ${held.amount}`);
+  }
+  if (state.status !== 'completed') return reject('transfer_not_completed', `Transfer ${transferId} is ${state.status}: only a completed transfer can be reversed`);
+  if (!isValidAmount(command.amount)) return reject('invalid_amount', 'Amount must be a positive safe integer of minor units');
+  const left = reversibleAmount(state);
+  if (command.amount > left) {
+    return reject('reversal_exceeds_original', `Transfer ${transferId} has ${left} of ${state.request.amount} left to reverse, not ${command.amount}`);
+  }
+  return accept([{ type: 'TransferReversalReserved', data: { transferId, reversalId: command.reversalId, amount: command.amount } }]);
 }
 
 /** Transfers as a decider: the stream `transfer-<id>`, the lifecycle's events, its fold and its rules. */

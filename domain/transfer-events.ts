@@ -6,6 +6,8 @@ export interface TransferRequest {
   fromAccountId: string;
   toAccountId: string;
   amount: MinorUnits;
+  /** This transfer reverses (part of) that completed transfer: it moves money back from its target to its source. */
+  reversalOf?: string;
 }
 
 /** Why a transfer did not complete: a business rule, the infrastructure (retries exhausted), or an operator's cancel. */
@@ -19,7 +21,11 @@ export type TransferEvent =
   | { type: 'TransferSourceRefunded'; data: { transferId: string; accountId: string; amount: MinorUnits } }
   | { type: 'TransferCompleted'; data: { transferId: string } }
   | { type: 'TransferFailed'; data: { transferId: string; reason: TransferFailureReason; message: string } }
-  | { type: 'TransferCompensated'; data: { transferId: string; reason: TransferFailureReason; message: string } };
+  | { type: 'TransferCompensated'; data: { transferId: string; reason: TransferFailureReason; message: string } }
+  /** On a completed transfer: a reversal holds this much of its amount (never more than what is left). */
+  | { type: 'TransferReversalReserved'; data: { transferId: string; reversalId: string; amount: MinorUnits } }
+  /** On a completed transfer: a reversal that moved nothing gives its hold back. */
+  | { type: 'TransferReversalReleased'; data: { transferId: string; reversalId: string } };
 
 export type TransferEventType = TransferEvent['type'];
 
@@ -56,6 +62,8 @@ const TRANSFER_EVENT_TYPE_SET = {
   TransferCompleted: true,
   TransferFailed: true,
   TransferCompensated: true,
+  TransferReversalReserved: true,
+  TransferReversalReleased: true,
 } as const satisfies Record<TransferEventType, true>;
 
 export const TRANSFER_EVENT_TYPES: readonly TransferEventType[] = Object.keys(TRANSFER_EVENT_TYPE_SET) as TransferEventType[];

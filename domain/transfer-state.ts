@@ -11,6 +11,8 @@ export const TRANSFER_STEP_BY_EVENT = {
   TransferCompleted: 'completed',
   TransferFailed: 'failed',
   TransferCompensated: 'compensated',
+  TransferReversalReserved: 'reversal_reserved',
+  TransferReversalReleased: 'reversal_released',
 } as const satisfies Record<TransferEvent['type'], string>;
 
 /** A step of a transfer's lifecycle and when it happened. */
@@ -29,9 +31,18 @@ export interface TransferState {
   failureReason?: string;
   failureMessage?: string;
   steps: TransferStep[];
+  /** Reversals of this (completed) transfer: the amount each holds, and whether it gave it back. */
+  reversals: Record<string, { amount: MinorUnits; released?: boolean }>;
 }
 
-export const initialTransferState = (): TransferState => ({ status: 'none', steps: [] });
+/** How much of a completed transfer's amount reversals may still take. */
+export function reversibleAmount(state: TransferState): MinorUnits {
+  if (!state.request) return 0;
+  const held = Object.values(state.reversals).reduce((sum, r) => (r.released ? sum : sum + r.amount), 0);
+  return state.request.amount - held;
+}
+
+export const initialTransferState = (): TransferState => ({ status: 'none', steps: [], reversals: {} });
 
 /** Each step keeps the event's occurrence time (from its metadata; '' while still being decided). */
 export function evolveTransfer(state: TransferState, event: Timed<TransferEvent>): TransferState {
@@ -47,6 +58,12 @@ export function evolveTransfer(state: TransferState, event: Timed<TransferEvent>
       return { ...state, refunded: event.data.amount, steps };
     case 'TransferCompleted':
       return { ...state, status: TERMINAL_STATUS_BY_EVENT[event.type], steps };
+    case 'TransferReversalReserved':
+      return { ...state, reversals: { ...state.reversals, [event.data.reversalId]: { amount: event.data.amount } }, steps };
+    case 'TransferReversalReleased': {
+      const held = state.reversals[event.data.reversalId];
+      return held ? { ...state, reversals: { ...state.reversals, [event.data.reversalId]: { ...held, released: true } }, steps } : { ...state, steps };
+    }
     case 'TransferFailed':
     case 'TransferCompensated': {
       const status = TERMINAL_STATUS_BY_EVENT[event.type];

@@ -9,7 +9,25 @@ import { waitFor } from './ports';
 /** Custom search attributes the service uses; registered on the dev server at start. */
 export const SEARCH_ATTRIBUTES = { TransferStatus: 'Keyword' } as const;
 
+/**
+ * Settings for a dev server that runs on one machine beside its only worker (`npm start`, tests,
+ * bench), measured in `npm run bench` (README, Performance). Production servers keep Temporal's defaults.
+ * - One task-queue partition: with one worker process, the default 4 partitions only spread polls
+ *   thin (a task may sit in a partition no poller is waiting on).
+ * - Eager activity execution (off by default in server 1.29): a remote activity scheduled by a
+ *   workflow task is handed back in that task's response to the same worker, no matching round trip.
+ */
+export const ONE_MACHINE_DYNAMIC_CONFIG = [
+  'matching.numTaskqueueReadPartitions=1',
+  'matching.numTaskqueueWritePartitions=1',
+  'system.enableActivityEagerExecution=true',
+] as const;
+/** For the file database: write-ahead log, and fsync at checkpoints only (a dev server's data is not precious). */
+export const ONE_MACHINE_SQLITE_PRAGMAS = ['journal_mode=WAL', 'synchronous=NORMAL'] as const;
+
 export interface DevServerOptions {
+  /** 'one-machine' (default): the settings above; 'defaults': the server's own (to measure the difference). */
+  tuning?: 'one-machine' | 'defaults';
   cli: TemporalCli;
   port: number;
   /** Web UI port; undefined runs headless (tests). */
@@ -18,6 +36,8 @@ export interface DevServerOptions {
   dbFile?: string;
   namespace: string;
   log?: (line: string) => void;
+  /** Called with the server's pid as soon as it is spawned (before it is ready), e.g. to make sure it never outlives us. */
+  onSpawn?: (pid: number) => void;
 }
 
 export interface RunningDevServer {
@@ -55,11 +75,16 @@ export async function startTemporalDevServer(options: DevServerOptions): Promise
   else args.push('--headless');
   if (options.dbFile) args.push('--db-filename', path.resolve(options.dbFile));
   for (const [name, type] of Object.entries(SEARCH_ATTRIBUTES)) args.push('--search-attribute', `${name}=${type}`);
+  if ((options.tuning ?? 'one-machine') === 'one-machine') {
+    for (const value of ONE_MACHINE_DYNAMIC_CONFIG) args.push('--dynamic-config-value', value);
+    if (options.dbFile) for (const pragma of ONE_MACHINE_SQLITE_PRAGMAS) args.push('--sqlite-pragma', pragma);
+  }
   // Metrics on a random free port, so several dev servers can run on one machine.
   args.push('--metrics-port', '0');
 
   // Its own process group: a terminal's Ctrl-C reaches only us, and we stop the server in order.
   const child = spawn(options.cli.path, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  if (child.pid !== undefined) options.onSpawn?.(child.pid);
   // Safety net: never leave the server behind when this process exits, however it exits (short of SIGKILL).
   const killOnExit = () => {
     try {

@@ -46,7 +46,13 @@ export const transfersDdl = (t: string) => `
     revision         bigint NOT NULL,
     created_at       timestamptz NOT NULL,
     updated_at       timestamptz NOT NULL
-  )`;
+  );
+  ALTER TABLE ${t} ADD COLUMN IF NOT EXISTS reversal_of text;
+  ALTER TABLE ${t} ADD COLUMN IF NOT EXISTS reversed_by jsonb NOT NULL DEFAULT '[]';
+  CREATE INDEX IF NOT EXISTS ${t}_from_created ON ${t} (from_account_id, created_at, transfer_id);
+  CREATE INDEX IF NOT EXISTS ${t}_to_created ON ${t} (to_account_id, created_at, transfer_id);
+  CREATE INDEX IF NOT EXISTS ${t}_status_created ON ${t} (status, created_at, transfer_id);
+  CREATE INDEX IF NOT EXISTS ${t}_created ON ${t} (created_at, transfer_id)`;
 
 export const CHECKPOINTS_DDL = `
   CREATE TABLE IF NOT EXISTS rm_checkpoints (

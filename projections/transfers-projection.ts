@@ -22,9 +22,9 @@ export const transfersProjection: Projection = {
     const step = JSON.stringify([{ name: TRANSFER_STEP_BY_EVENT[event.type], at }]);
     if (event.type === 'TransferRequested') {
       await client.query(
-        `INSERT INTO ${t} (transfer_id, from_account_id, to_account_id, amount, status, steps, revision, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, $7)`,
-        [transferId, event.data.fromAccountId, event.data.toAccountId, event.data.amount, step, recorded.revision.toString(), at],
+        `INSERT INTO ${t} (transfer_id, from_account_id, to_account_id, amount, status, steps, revision, created_at, updated_at, reversal_of)
+         VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, $7, $8)`,
+        [transferId, event.data.fromAccountId, event.data.toAccountId, event.data.amount, step, recorded.revision.toString(), at, event.data.reversalOf ?? null],
       );
       return 'applied';
     }
@@ -32,11 +32,19 @@ export const transfersProjection: Projection = {
     const status = terminalStatusOf(event.type) ?? null;
     const failure = event.type === 'TransferFailed' || event.type === 'TransferCompensated' ? event.data : undefined;
     const currency = event.type === 'TransferSourceDebited' ? event.data.currency : null;
+    // reversed_by: each reversal holding part of this transfer (a released one is marked so).
+    const reversedBy =
+      event.type === 'TransferReversalReserved'
+        ? JSON.stringify([{ reversalId: event.data.reversalId, amount: event.data.amount }])
+        : '[]';
+    const released = event.type === 'TransferReversalReleased' ? event.data.reversalId : null;
     await client.query(
       `UPDATE ${t} SET status = COALESCE($2, status), failure_reason = COALESCE($3, failure_reason), failure_message = COALESCE($4, failure_message),
-         currency = COALESCE($5, currency), steps = steps || $6::jsonb, revision = $7, updated_at = $8
+         currency = COALESCE($5, currency), steps = steps || $6::jsonb, revision = $7, updated_at = $8,
+         reversed_by = (SELECT COALESCE(jsonb_agg(CASE WHEN r->>'reversalId' = $10 THEN r || '{"released":true}'::jsonb ELSE r END), '[]'::jsonb)
+                        FROM jsonb_array_elements(reversed_by || $9::jsonb) r)
        WHERE transfer_id = $1`,
-      [transferId, status, failure?.reason ?? null, failure?.message ?? null, currency, step, recorded.revision.toString(), at],
+      [transferId, status, failure?.reason ?? null, failure?.message ?? null, currency, step, recorded.revision.toString(), at, reversedBy, released],
     );
     return 'applied';
   },

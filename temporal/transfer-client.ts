@@ -1,11 +1,10 @@
 import { WorkflowExecutionAlreadyStartedError, type Client, type WorkflowHandle } from '@temporalio/client';
-import { defineSearchAttributeKey } from '@temporalio/common';
-import { checkTransferRequest } from '../domain/transfer-decider';
+import { checkTransferRequest, sameRequest } from '../domain/transfer-decider';
 import type { Rejection } from '../domain/rejection';
 import type { transferSaga } from '../workflows/transfer-saga';
 import {
   TRANSFER_SAGA,
-  TRANSFER_STATUS_SEARCH_ATTRIBUTE,
+  TRANSFER_STATUS_KEY,
   transferStatusQuery,
   transferWorkflowId,
   type TransferSagaInput,
@@ -37,27 +36,42 @@ export interface StartedTransfer {
   created: boolean;
 }
 
-const statusKey = defineSearchAttributeKey(TRANSFER_STATUS_SEARCH_ATTRIBUTE, 'KEYWORD');
 
 /**
  * Starts the saga for a transfer, idempotently: the client-supplied transfer id is the key.
  * The same id and payload returns the existing saga (running or finished); the same id with
  * another payload throws TransferConflictError. A transfer id is never reused for a new saga.
  */
-export async function startTransfer(client: Client, taskQueue: string, input: TransferSagaInput): Promise<StartedTransfer> {
+export interface StartOptions {
+  /**
+   * Ask the server to hand the first workflow task straight back to this process's worker (eager
+   * workflow start): only when the client uses the worker's NativeConnection in the same process (the
+   * local stack). The server may decline; the saga then starts the usual way (`handle.eagerlyStarted`).
+   */
+  eager?: boolean;
+}
+
+export async function startTransfer(client: Client, taskQueue: string, input: TransferSagaInput, options: StartOptions = {}): Promise<StartedTransfer> {
   const invalid = checkTransferRequest(input);
   if (invalid && !invalid.ok) throw new TransferRejectedError(invalid.rejection);
   const workflowId = transferWorkflowId(input.transferId);
-  const memo = { transferId: input.transferId, fromAccountId: input.fromAccountId, toAccountId: input.toAccountId, amount: input.amount };
+  const memo = {
+    transferId: input.transferId,
+    fromAccountId: input.fromAccountId,
+    toAccountId: input.toAccountId,
+    amount: input.amount,
+    ...(input.reversalOf ? { reversalOf: input.reversalOf } : {}),
+  };
   try {
     const handle = await client.workflow.start<typeof transferSaga>(TRANSFER_SAGA, {
       workflowId,
       taskQueue,
       args: [input],
       memo: { ...memo, correlationId: input.correlationId ?? null, actor: input.actor ?? null },
-      typedSearchAttributes: [{ key: statusKey, value: 'pending' }],
+      typedSearchAttributes: [{ key: TRANSFER_STATUS_KEY, value: 'pending' }],
       workflowIdReusePolicy: 'REJECT_DUPLICATE',
       workflowIdConflictPolicy: 'FAIL',
+      ...(options.eager ? { requestEagerStart: true } : {}),
     });
     return { handle, created: true };
   } catch (error) {
@@ -65,9 +79,7 @@ export async function startTransfer(client: Client, taskQueue: string, input: Tr
   }
   const handle = client.workflow.getHandle<typeof transferSaga>(workflowId);
   const existing = ((await handle.describe()).memo ?? {}) as Partial<TransferSagaInput>;
-  const same =
-    existing.fromAccountId === input.fromAccountId && existing.toAccountId === input.toAccountId && existing.amount === input.amount;
-  if (!same) throw new TransferConflictError(input.transferId, existing);
+  if (!sameRequest({ transferId: input.transferId, fromAccountId: '', toAccountId: '', amount: 0, ...existing }, input)) throw new TransferConflictError(input.transferId, existing);
   return { handle, created: false };
 }
 

@@ -103,6 +103,12 @@ describe('access control: API keys, roles, owners, rate limit, actor', () => {
       transferId: tid,
     },
     { op: 'get /transfers/{id}', call: (w) => agent(w).get(`/transfers/${T1}`), expect: { owner: 200, other: 404, operator: 200 } },
+    {
+      op: 'post /transfers/{id}/reversal',
+      call: (w) => agent(w).post(`/transfers/${T1}/reversal`).send({ amount: 1, reversalId: `rev-${tid(w)}` }),
+      expect: { owner: 403, other: 403, operator: 202 },
+      transferId: (w: Who) => `rev-${tid(w)}`,
+    },
     { op: 'get /streams', call: (w) => agent(w).get('/streams'), expect: { owner: 403, other: 403, operator: 200 } },
     { op: 'get /streams/{name}', call: (w) => agent(w).get(`/streams/account-${A1}`), expect: { owner: 403, other: 403, operator: 200 } },
     { op: 'get /metrics', call: (w) => agent(w).get('/metrics'), expect: { owner: 403, other: 403, operator: 200 } },

@@ -128,7 +128,7 @@ describe('decideTransfer: steps are recorded once', () => {
 
 describe('evolveTransfer', () => {
   test('starts empty', () => {
-    expect(initialTransferState()).toEqual({ status: 'none', steps: [] });
+    expect(initialTransferState()).toEqual({ status: 'none', steps: [], reversals: {} });
   });
 
   test('happy path: pending until completed, with every step and its time', () => {
@@ -140,6 +140,7 @@ describe('evolveTransfer', () => {
       currency: 'EUR',
       debited: 2_500,
       credited: 2_500,
+      reversals: {},
       steps: [
         { name: 'requested', at: at(0) },
         { name: 'source_debited', at: at(1) },
@@ -221,5 +222,30 @@ describe('decideTransfer: retries after the outcome', () => {
     expect(decideTransfer(completed, COMPLETE)).toEqual({ ok: true, events: [] });
     const compensated = stateOf(requestCmd(), DEBITED, REFUNDED, COMPENSATE);
     expect(decideTransfer(compensated, REFUNDED)).toEqual({ ok: true, events: [] });
+  });
+});
+
+describe('decideTransfer: reversal holds on a completed transfer', () => {
+  const reserve = (reversalId: string, amount: number) => ({ type: 'ReserveReversal', reversalId, amount }) as const;
+  const release = (reversalId: string) => ({ type: 'ReleaseReversal', reversalId }) as const;
+  const completed = () => run([requestCmd(), DEBITED, CREDITED, COMPLETE]).state;
+
+  test('holds never pass the amount; a released hold gives its amount back; retries are no-ops', () => {
+    let state = completed();
+    state = run([reserve('r-1', 1_000)], state).state;
+    expect(run([reserve('r-1', 1_000)], state).events).toEqual([]); // retried: nothing new
+    state = run([reserve('r-2', 1_500)], state).state;
+    expect(decideTransfer(state, reserve('r-3', 1))).toMatchObject({ ok: false, rejection: { type: 'reversal_exceeds_original' } });
+    state = run([release('r-2')], state).state;
+    expect(run([release('r-2')], state).events).toEqual([]);
+    expect(decideTransfer(state, reserve('r-3', 1_500))).toMatchObject({ ok: true });
+    expect(decideTransfer(state, reserve('r-3', 1_501))).toMatchObject({ ok: false, rejection: { type: 'reversal_exceeds_original' } });
+    expect(decideTransfer(state, reserve('r-1', 999))).toMatchObject({ ok: false, rejection: { type: 'transfer_conflict' } });
+  });
+
+  test('only a completed transfer can be reversed', () => {
+    const pending = run([requestCmd(), DEBITED]).state;
+    expect(decideTransfer(pending, reserve('r-1', 1))).toMatchObject({ ok: false, rejection: { type: 'transfer_not_completed' } });
+    expect(decideTransfer(initialTransferState(), reserve('r-1', 1))).toMatchObject({ ok: false, rejection: { type: 'transfer_not_found' } });
   });
 });
