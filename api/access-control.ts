@@ -52,6 +52,7 @@ export const OPERATION_ACCESS: Record<string, OperationAccess> = {
   'get /accounts/{id}/history': 'customer',
   'get /accounts/{id}/balance': 'customer',
   'post /transfers': 'customer',
+  'get /transfers': 'customer',
   'get /transfers/{id}': 'customer',
   'post /transfers/{id}/reversal': 'operator',
   'get /streams': 'operator',
@@ -201,6 +202,12 @@ export function installAuthorization(app: Express, deps: ApiDeps, options: Acces
         ]);
       }
     }),
+  );
+
+  // The list is scoped to the customer's own transfers by the route itself.
+  app.get(
+    '/transfers',
+    asCustomer(async () => undefined),
   );
 
   app.get(

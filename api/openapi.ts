@@ -116,6 +116,13 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV3['generateD
       422: problem,
     },
   });
+  r.registerPath({
+    method: 'get',
+    path: '/transfers',
+    summary: 'Transfers by account, status and creation time, oldest first, cursor-paginated (a customer sees its own)',
+    request: { query: s.TransferListQuery },
+    responses: { 200: json(z.object({ transfers: z.array(s.TransferView), next: z.string().optional() }), 'A page of transfers; `next` is the cursor of the next page'), 400: problem },
+  });
   r.registerPath({ method: 'get', path: '/transfers/{id}', summary: 'A transfer and its steps', request: { params: s.TransferParams, query: s.TransferQuery }, responses: { 200: json(s.TransferView, 'The transfer'), 404: problem } });
   r.registerPath({ method: 'get', path: '/streams', summary: 'List event streams (local stream browser)', request: { query: s.StreamsQuery }, responses: { 200: json(z.object({}).passthrough(), 'Streams') } });
   r.registerPath({ method: 'get', path: '/streams/{name}', summary: 'Events of one stream', request: { params: s.StreamParams, query: s.StreamQuery }, responses: { 200: json(z.object({}).passthrough(), 'Events'), 404: problem } });

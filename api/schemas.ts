@@ -82,6 +82,16 @@ export const HistoryQuery = z.strictObject({
   minPosition: PositionText.optional(),
 });
 export const BalanceQuery = z.strictObject({ asOf: z.iso.datetime({ offset: true, error: 'must be an ISO-8601 date-time, e.g. 2026-03-03T00:00:00Z' }) });
+/** GET /transfers: filters, and the cursor of the previous page (oldest first, by creation time). */
+export const TransferListQuery = z.strictObject({
+  accountId: AccountId.optional().openapi({ description: 'Transfers from or to this account' }),
+  status: z.enum(['pending', 'completed', 'failed', 'compensated']).optional(),
+  from: z.iso.datetime({ offset: true, error: 'must be an ISO-8601 date-time' }).optional().openapi({ description: 'Created at or after' }),
+  to: z.iso.datetime({ offset: true, error: 'must be an ISO-8601 date-time' }).optional().openapi({ description: 'Created before' }),
+  limit: z.coerce.number({ error: 'must be a number' }).int({ error: 'must be an integer' }).min(1).max(500).default(50),
+  after: z.string().regex(/^[A-Za-z0-9_-]{1,400}$/, { error: 'must be a cursor returned by a previous page' }).optional(),
+});
+
 export const TransferQuery = z.strictObject({
   wait: z.coerce.number({ error: 'must be a number of seconds' }).min(0).max(30, { error: 'must be at most 30 seconds' }).optional(),
   minPosition: PositionText.optional(),

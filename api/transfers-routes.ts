@@ -8,12 +8,12 @@ import { sameRequest } from '../domain/transfer-decider';
 import { isTerminalStatus, type TransferStatus } from '../domain/transfer-events';
 import { queryTransfer, startTransfer, TransferConflictError, TransferRejectedError } from '../temporal/transfer-client';
 import { transferWorkflowId } from '../workflows/transfer-saga-contract';
-import { actorOf } from './access-control';
+import { actorOf, principalOf } from './access-control';
 import type { ApiDeps } from './api-deps';
 import { awaitProjection } from './consistency';
 import { HttpProblem, problemType } from './problem';
 import { rejectionProblem } from './rejection-status';
-import { CreateTransferBody, IdempotencyKeyHeader, TransferParams, TransferQuery } from './schemas';
+import { CreateTransferBody, IdempotencyKeyHeader, TransferListQuery, TransferParams, TransferQuery } from './schemas';
 import { parse } from './validate';
 
 interface TransferRow {
@@ -37,21 +37,7 @@ export function transfersRoutes(deps: ApiDeps): Router {
   async function readView(transferId: string) {
     const result = await deps.readModels.query<TransferRow>('SELECT * FROM rm_transfers WHERE transfer_id = $1', [transferId]);
     const row = result.rows[0];
-    if (row) {
-      return {
-        transferId: row.transfer_id,
-        fromAccountId: row.from_account_id,
-        toAccountId: row.to_account_id,
-        amount: Number(row.amount),
-        status: row.status,
-        ...(row.failure_reason ? { failureReason: row.failure_reason } : {}),
-        steps: row.steps,
-        createdAt: row.created_at.toISOString(),
-        updatedAt: row.updated_at.toISOString(),
-        ...(row.reversal_of ? { reversalOf: row.reversal_of } : {}),
-        ...(row.reversed_by?.length ? { reversedBy: row.reversed_by } : {}),
-      };
-    }
+    if (row) return rowView(row);
     // Not projected yet: the event store and the saga know it.
     type Recorded = Awaited<ReturnType<TransferLog['load']>>['state'];
     const fromStream = (state: Recorded, request: NonNullable<Recorded['request']>) => ({
@@ -146,6 +132,48 @@ export function transfersRoutes(deps: ApiDeps): Router {
     }
   });
 
+  /**
+   * GET /transfers: from the transfers read model, filtered by account (source or target), status and
+   * creation time, oldest first, paged by a keyset cursor (creation time, id) that stays stable while
+   * new transfers arrive. A customer sees only transfers from or to accounts of its owner.
+   */
+  router.get('/transfers', async (req, res) => {
+    const query = parse(TransferListQuery, req.query, 'query');
+    const principal = principalOf(res);
+    const where: string[] = [];
+    const params: unknown[] = [];
+    const param = (value: unknown) => {
+      params.push(value);
+      return `$${params.length}`;
+    };
+    if (query.accountId) {
+      const p = param(query.accountId);
+      where.push(`(t.from_account_id = ${p} OR t.to_account_id = ${p})`);
+    }
+    if (principal?.role === 'customer') {
+      const owner = param(principal.ownerId);
+      where.push(
+        `(EXISTS (SELECT 1 FROM rm_account_balances a WHERE a.account_id = t.from_account_id AND a.owner_id = ${owner})` +
+          ` OR EXISTS (SELECT 1 FROM rm_account_balances a WHERE a.account_id = t.to_account_id AND a.owner_id = ${owner}))`,
+      );
+    }
+    if (query.status) where.push(`t.status = ${param(query.status)}`);
+    if (query.from) where.push(`t.created_at >= ${param(query.from)}`);
+    if (query.to) where.push(`t.created_at < ${param(query.to)}`);
+    if (query.after) {
+      const cursor = decodeCursor(query.after);
+      where.push(`(t.created_at, t.transfer_id) > (${param(cursor.at)}::timestamptz, ${param(cursor.id)})`);
+    }
+    const sql = `SELECT t.* FROM rm_transfers t ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY t.created_at, t.transfer_id LIMIT ${param(query.limit + 1)}`;
+    const rows = (await deps.readModels.query<TransferRow>(sql, params)).rows;
+    const page = rows.slice(0, query.limit);
+    const last = page.at(-1);
+    res.json({
+      transfers: page.map(rowView),
+      ...(rows.length > query.limit && last ? { next: encodeCursor({ at: last.created_at.toISOString(), id: last.transfer_id }) } : {}),
+    });
+  });
+
   router.get('/transfers/:id', async (req, res) => {
     const { id } = parse(TransferParams, req.params, 'path');
     const query = parse(TransferQuery, req.query, 'query');
@@ -161,6 +189,38 @@ export function transfersRoutes(deps: ApiDeps): Router {
   });
 
   return router;
+}
+
+/** A transfer as the read model holds it. */
+function rowView(row: TransferRow) {
+  return {
+    transferId: row.transfer_id,
+    fromAccountId: row.from_account_id,
+    toAccountId: row.to_account_id,
+    amount: Number(row.amount),
+    status: row.status,
+    ...(row.failure_reason ? { failureReason: row.failure_reason } : {}),
+    steps: row.steps,
+    createdAt: row.created_at.toISOString(),
+    updatedAt: row.updated_at.toISOString(),
+    ...(row.reversal_of ? { reversalOf: row.reversal_of } : {}),
+    ...(row.reversed_by?.length ? { reversedBy: row.reversed_by } : {}),
+  };
+}
+
+/** Page cursors: opaque to clients (base64url of the last row's creation time and id). */
+function encodeCursor(cursor: { at: string; id: string }): string {
+  return Buffer.from(JSON.stringify([cursor.at, cursor.id])).toString('base64url');
+}
+
+function decodeCursor(text: string): { at: string; id: string } {
+  try {
+    const [at, id] = JSON.parse(Buffer.from(text, 'base64url').toString('utf8')) as [unknown, unknown];
+    if (typeof at === 'string' && !Number.isNaN(Date.parse(at)) && typeof id === 'string') return { at, id };
+  } catch {
+    // not a cursor of ours: refused below
+  }
+  throw new HttpProblem(400, problemType('validation-error'), 'Invalid cursor', 'after must be a cursor returned by a previous page', [{ field: 'after', message: 'is not a cursor returned by a previous page' }]);
 }
 
 /** The longest `Prefer: wait=N` honoured, in seconds. */

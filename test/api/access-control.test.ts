@@ -103,6 +103,7 @@ describe('access control: API keys, roles, owners, rate limit, actor', () => {
       transferId: tid,
     },
     { op: 'get /transfers/{id}', call: (w) => agent(w).get(`/transfers/${T1}`), expect: { owner: 200, other: 404, operator: 200 } },
+    { op: 'get /transfers', call: (w) => agent(w).get('/transfers'), expect: { owner: 200, other: 200, operator: 200 } },
     {
       op: 'post /transfers/{id}/reversal',
       call: (w) => agent(w).post(`/transfers/${T1}/reversal`).send({ amount: 1, reversalId: `rev-${tid(w)}` }),
