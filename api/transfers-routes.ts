@@ -1,5 +1,6 @@
 import { currencyMismatch } from '../domain/account-decider';
 import type { TransferState } from '../domain/transfer-state';
+import { findTransfer, listTransfers, transferRowView } from '../projections/transfers-queries';
 import { randomUUID } from 'node:crypto';
 import { Router, type Response } from 'express';
 import { WorkflowNotFoundError } from '@temporalio/client';
@@ -16,43 +17,17 @@ import { rejectionProblem } from './rejection-status';
 import { CreateTransferBody, IdempotencyKeyHeader, TransferListQuery, TransferParams, TransferQuery } from './schemas';
 import { parse } from './validate';
 
-interface TransferRow {
-  transfer_id: string;
-  from_account_id: string;
-  to_account_id: string;
-  amount: string;
-  status: TransferStatus;
-  failure_reason: string | null;
-  steps: { name: string; at: string }[];
-  created_at: Date;
-  updated_at: Date;
-  reversal_of: string | null;
-  reversed_by: { reversalId: string; amount: number; released?: boolean }[] | null;
-}
 
 export function transfersRoutes(deps: ApiDeps): Router {
   const router = Router();
   const log = new TransferLog(deps.store);
 
   async function readView(transferId: string) {
-    const result = await deps.readModels.query<TransferRow>('SELECT * FROM rm_transfers WHERE transfer_id = $1', [transferId]);
-    const row = result.rows[0];
-    if (row) return rowView(row);
+    const row = await findTransfer(deps.readModels, transferId);
+    if (row) return transferRowView(row);
     // Not projected yet: the event store and the saga know it.
-    type Recorded = Awaited<ReturnType<TransferLog['load']>>['state'];
-    const fromStream = (state: Recorded, request: NonNullable<Recorded['request']>) => ({
-      transferId,
-      fromAccountId: request.fromAccountId,
-      toAccountId: request.toAccountId,
-      amount: request.amount,
-      status: state.status === 'none' ? 'pending' : state.status,
-      ...(state.failureReason ? { failureReason: state.failureReason } : {}),
-      steps: state.steps,
-      createdAt: state.steps[0]?.at,
-      updatedAt: state.steps.at(-1)?.at,
-    });
     const { state } = await log.load(transferId);
-    if (state.request) return fromStream(state, state.request);
+    if (state.request) return viewFromLog(transferId, state);
     // Its saga runs but had not recorded the request. The request is in the saga's memo (written by
     // startTransfer and by the reconciler), the status and steps come from its query: the body is a
     // whole Transfer, as for any other transfer.
@@ -63,7 +38,7 @@ export function transfersRoutes(deps: ApiDeps): Router {
       ]);
       // A saga that recorded its request (or finished) since the stream was read: its stream tells it.
       const recorded = (await log.load(transferId)).state;
-      if (recorded.request) return fromStream(recorded, recorded.request);
+      if (recorded.request) return viewFromLog(transferId, recorded);
       const memo = (description.memo ?? {}) as { fromAccountId?: unknown; toAccountId?: unknown; amount?: unknown };
       // A saga started without its request in the memo (not by this service): no whole transfer to show yet.
       if (typeof memo.fromAccountId !== 'string' || typeof memo.toAccountId !== 'string' || typeof memo.amount !== 'number') return undefined;
@@ -140,37 +115,15 @@ export function transfersRoutes(deps: ApiDeps): Router {
   router.get('/transfers', async (req, res) => {
     const query = parse(TransferListQuery, req.query, 'query');
     const principal = principalOf(res);
-    const where: string[] = [];
-    const params: unknown[] = [];
-    const param = (value: unknown) => {
-      params.push(value);
-      return `$${params.length}`;
-    };
-    if (query.accountId) {
-      const p = param(query.accountId);
-      where.push(`(t.from_account_id = ${p} OR t.to_account_id = ${p})`);
-    }
-    if (principal?.role === 'customer') {
-      const owner = param(principal.ownerId);
-      where.push(
-        `(EXISTS (SELECT 1 FROM rm_account_balances a WHERE a.account_id = t.from_account_id AND a.owner_id = ${owner})` +
-          ` OR EXISTS (SELECT 1 FROM rm_account_balances a WHERE a.account_id = t.to_account_id AND a.owner_id = ${owner}))`,
-      );
-    }
-    if (query.status) where.push(`t.status = ${param(query.status)}`);
-    if (query.from) where.push(`t.created_at >= ${param(query.from)}`);
-    if (query.to) where.push(`t.created_at < ${param(query.to)}`);
-    if (query.after) {
-      const cursor = decodeCursor(query.after);
-      where.push(`(t.created_at, t.transfer_id) > (${param(cursor.at)}::timestamptz, ${param(cursor.id)})`);
-    }
-    const sql = `SELECT t.* FROM rm_transfers t ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY t.created_at, t.transfer_id LIMIT ${param(query.limit + 1)}`;
-    const rows = (await deps.readModels.query<TransferRow>(sql, params)).rows;
-    const page = rows.slice(0, query.limit);
-    const last = page.at(-1);
+    const { rows, more } = await listTransfers(deps.readModels, {
+      ...query,
+      ...(principal?.role === 'customer' ? { ownerId: principal.ownerId } : {}),
+      after: query.after ? decodeCursor(query.after) : undefined,
+    });
+    const last = rows.at(-1);
     res.json({
-      transfers: page.map(rowView),
-      ...(rows.length > query.limit && last ? { next: encodeCursor({ at: last.created_at.toISOString(), id: last.transfer_id }) } : {}),
+      transfers: rows.map(transferRowView),
+      ...(more && last ? { next: encodeCursor({ at: last.created_at.toISOString(), id: last.transfer_id }) } : {}),
     });
   });
 
@@ -189,23 +142,6 @@ export function transfersRoutes(deps: ApiDeps): Router {
   });
 
   return router;
-}
-
-/** A transfer as the read model holds it. */
-function rowView(row: TransferRow) {
-  return {
-    transferId: row.transfer_id,
-    fromAccountId: row.from_account_id,
-    toAccountId: row.to_account_id,
-    amount: Number(row.amount),
-    status: row.status,
-    ...(row.failure_reason ? { failureReason: row.failure_reason } : {}),
-    steps: row.steps,
-    createdAt: row.created_at.toISOString(),
-    updatedAt: row.updated_at.toISOString(),
-    ...(row.reversal_of ? { reversalOf: row.reversal_of } : {}),
-    ...(row.reversed_by?.length ? { reversedBy: row.reversed_by } : {}),
-  };
 }
 
 /** Page cursors: opaque to clients (base64url of the last row's creation time and id). */
