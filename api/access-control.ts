@@ -13,8 +13,8 @@ import { parse } from './validate';
 
 /**
  * Access control: bearer API keys with roles.
- * - Every endpoint but the public ones (GET /health, /ready, /openapi.json, /docs, and /metrics with
- *   METRICS_PUBLIC=true) needs `Authorization: Bearer <secret>`; missing, malformed or unknown -> 401
+ * - Every endpoint but the public ones (GET /health, /ready, /openapi.json, /docs, the web console's
+ *   static files under /console, and /metrics with METRICS_PUBLIC=true) needs `Authorization: Bearer <secret>`; missing, malformed or unknown -> 401
  *   with `WWW-Authenticate: Bearer`.
  * - `operator`: everything. `customer` (bound to one ownerId): reads its own accounts (not owned -> 404,
  *   as for an account that does not exist), starts transfers from its own accounts (not owned -> 403,
@@ -43,8 +43,11 @@ export const OPERATION_ACCESS: Record<string, OperationAccess> = {
   'get /ready': 'public',
   'get /openapi.json': 'public',
   'get /docs': 'public',
+  'get /console': 'public',
+  'get /console/config.json': 'public',
   'get /metrics': 'operator',
   'post /accounts': 'operator',
+  'get /accounts': 'customer',
   'get /accounts/{id}': 'customer',
   'post /accounts/{id}/deposits': 'operator',
   'post /accounts/{id}/withdrawals': 'operator',
@@ -55,6 +58,7 @@ export const OPERATION_ACCESS: Record<string, OperationAccess> = {
   'get /transfers': 'customer',
   'get /transfers/{id}': 'customer',
   'post /transfers/{id}/reversal': 'operator',
+  'get /events': 'operator',
   'get /streams': 'operator',
   'get /streams/{name}': 'operator',
   'post /api-keys': 'operator',
@@ -93,6 +97,8 @@ function isPublic(req: Request, options: AccessOptions): boolean {
   if (req.method !== 'GET' && req.method !== 'HEAD') return false;
   if (req.path === '/health' || req.path === '/ready' || req.path === '/openapi.json') return true;
   if (req.path === '/docs' || req.path.startsWith('/docs/')) return true;
+  // The web console's page and static files (api/console-routes.ts); the data calls it makes carry the key.
+  if (req.path === '/console' || req.path.startsWith('/console/')) return true;
   return req.path === '/metrics' && options.metricsPublic === true;
 }
 
@@ -204,7 +210,11 @@ export function installAuthorization(app: Express, deps: ApiDeps, options: Acces
     }),
   );
 
-  // The list is scoped to the customer's own transfers by the route itself.
+  // The lists are scoped to the customer's own accounts and transfers by the routes themselves.
+  app.get(
+    '/accounts',
+    asCustomer(async () => undefined),
+  );
   app.get(
     '/transfers',
     asCustomer(async () => undefined),

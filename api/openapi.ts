@@ -55,6 +55,13 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV3['generateD
     request: { headers: keyOnly, body: body(s.OpenAccountBody) },
     responses: { 201: json(s.WriteResult, 'Opened'), 400: problem, 409: keyConflict, 422: problem },
   });
+  r.registerPath({
+    method: 'get',
+    path: '/accounts',
+    summary: "Accounts by owner, ordered by account id, cursor-paginated (a customer sees its own; another owner's list is empty)",
+    request: { query: s.AccountListQuery },
+    responses: { 200: json(z.object({ accounts: z.array(s.AccountView), next: z.string().optional() }), 'A page of accounts; `next` is the cursor (`after`) of the next page'), 400: problem },
+  });
   r.registerPath({ method: 'get', path: '/accounts/{id}', summary: 'An account from the balances read model', request: { params: s.AccountParams, query: s.ReadQuery }, responses: { 200: json(s.AccountView, 'The account'), 404: problem } });
   for (const [path, summary] of [
     ['/accounts/{id}/deposits', 'Deposit money'],
@@ -124,8 +131,28 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV3['generateD
     responses: { 200: json(z.object({ transfers: z.array(s.TransferView), next: z.string().optional() }), 'A page of transfers; `next` is the cursor of the next page'), 400: problem },
   });
   r.registerPath({ method: 'get', path: '/transfers/{id}', summary: 'A transfer and its steps', request: { params: s.TransferParams, query: s.TransferQuery }, responses: { 200: json(s.TransferView, 'The transfer'), 404: problem } });
+  r.registerPath({
+    method: 'get',
+    path: '/events',
+    summary: 'The global log (operators): by event type, stream prefix, recorded and business time; in log order, paged by position',
+    request: { query: s.EventsQuery },
+    responses: { 200: json(z.object({ events: z.array(z.object({}).passthrough()), next: z.string().optional() }), 'A page of events; `next` is the position to continue after'), 400: problem },
+  });
   r.registerPath({ method: 'get', path: '/streams', summary: 'List event streams (local stream browser)', request: { query: s.StreamsQuery }, responses: { 200: json(z.object({}).passthrough(), 'Streams') } });
   r.registerPath({ method: 'get', path: '/streams/{name}', summary: 'Events of one stream', request: { params: s.StreamParams, query: s.StreamQuery }, responses: { 200: json(z.object({}).passthrough(), 'Events'), 404: problem } });
+  r.registerPath({
+    method: 'get',
+    path: '/console',
+    summary: 'The web console (HTML; its scripts and styles are served under /console/)',
+    description: 'Static files with a strict Content-Security-Policy. The page itself needs no key: it asks for one and sends it as a bearer token with every data call.',
+    responses: { 200: { description: 'The console page', content: { 'text/html': { schema: z.string() } } } },
+  });
+  r.registerPath({
+    method: 'get',
+    path: '/console/config.json',
+    summary: "The console's settings: the Temporal Web UI's address (TEMPORAL_UI_URL) and namespace, for links to a transfer's saga",
+    responses: { 200: json(z.object({ temporalUiUrl: z.string().nullable(), temporalNamespace: z.string() }), 'Settings') },
+  });
   r.registerPath({ method: 'get', path: '/health', summary: 'Liveness', responses: { 200: json(z.object({ status: z.string() }), 'Alive') } });
   r.registerPath({ method: 'get', path: '/ready', summary: 'Readiness of Postgres, Temporal and the event store', responses: { 200: json(z.object({}).passthrough(), 'Ready'), 503: json(z.object({}).passthrough(), 'Not ready') } });
   r.registerPath({

@@ -82,6 +82,26 @@ export const HistoryQuery = z.strictObject({
   minPosition: PositionText.optional(),
 });
 export const BalanceQuery = z.strictObject({ asOf: z.iso.datetime({ offset: true, error: 'must be an ISO-8601 date-time, e.g. 2026-03-03T00:00:00Z' }) });
+const EventType = z.string().regex(/^[A-Za-z][A-Za-z0-9_.-]{0,99}$/, { error: 'must be an event type name' });
+const IsoTime = z.iso.datetime({ offset: true, error: 'must be an ISO-8601 date-time, e.g. 2026-03-03T00:00:00Z' });
+
+/** GET /events: the global log, filtered, in log order, paged by position. */
+export const EventsQuery = z.strictObject({
+  type: z
+    .union([z.string().max(5000), z.array(z.string().max(100)).max(50)])
+    .transform((v) => (Array.isArray(v) ? v : v.split(',')))
+    .pipe(z.array(EventType).min(1).max(50))
+    .optional()
+    .openapi({ description: 'One or several event types (repeat the parameter, or separate by commas)' }),
+  streamPrefix: z.string().min(1).max(200).optional().openapi({ description: 'Only streams whose name starts with this, e.g. account-' }),
+  from: IsoTime.optional().openapi({ description: 'Recorded at or after (the store clock)' }),
+  to: IsoTime.optional().openapi({ description: 'Recorded at or before' }),
+  occurredFrom: IsoTime.optional().openapi({ description: 'Happened at or after (business time)' }),
+  occurredTo: IsoTime.optional().openapi({ description: 'Happened at or before (business time)' }),
+  after: PositionText.optional().openapi({ description: 'The `next` of the previous page: events strictly after this position' }),
+  limit: z.coerce.number({ error: 'must be a number' }).int({ error: 'must be an integer' }).min(1).max(1000).default(100),
+});
+
 /** GET /transfers: filters, and the cursor of the previous page (oldest first, by creation time). */
 export const TransferListQuery = z.strictObject({
   accountId: AccountId.optional().openapi({ description: 'Transfers from or to this account' }),
@@ -90,6 +110,18 @@ export const TransferListQuery = z.strictObject({
   to: z.iso.datetime({ offset: true, error: 'must be an ISO-8601 date-time' }).optional().openapi({ description: 'Created before' }),
   limit: z.coerce.number({ error: 'must be a number' }).int({ error: 'must be an integer' }).min(1).max(500).default(50),
   after: z.string().regex(/^[A-Za-z0-9_-]{1,400}$/, { error: 'must be a cursor returned by a previous page' }).optional(),
+});
+
+/** GET /accounts: one owner's accounts (a customer: its own), by account id, cursor-paginated. */
+export const AccountListQuery = z.strictObject({
+  ownerId: z
+    .string({ error: 'must be a string' })
+    .regex(/^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,99}$/, { error: 'must be 1-100 characters: letters, digits, _ . : @ -' })
+    .optional()
+    .openapi({ description: "Only this owner's accounts (operators: any owner; a customer sees its own only)" }),
+  limit: z.coerce.number({ error: 'must be a number' }).int({ error: 'must be an integer' }).min(1).max(500).default(50),
+  after: AccountId.optional().openapi({ description: 'The `next` of the previous page' }),
+  minPosition: PositionText.optional(),
 });
 
 export const TransferQuery = z.strictObject({

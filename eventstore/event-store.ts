@@ -96,6 +96,9 @@ export interface ReadAllOptions {
   /** Inclusive bounds on metadata.occurredAt. ISO-8601. */
   occurredFrom?: string;
   occurredTo?: string;
+  /** Inclusive bounds on recordedAt (the store's clock). ISO-8601. */
+  recordedFrom?: string;
+  recordedTo?: string;
 }
 
 export interface SubscriptionFilter {

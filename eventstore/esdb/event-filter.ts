@@ -7,6 +7,9 @@ export interface EventCriteria {
   /** Inclusive bounds on metadata.occurredAt, ISO-8601. */
   occurredFrom?: string;
   occurredTo?: string;
+  /** Inclusive bounds on recordedAt (the server's `created`), ISO-8601. */
+  recordedFrom?: string;
+  recordedTo?: string;
 }
 
 /**
@@ -20,6 +23,8 @@ export function eventMatcher(criteria: EventCriteria): (event: RecordedEvent) =>
   const types = criteria.eventTypes && criteria.eventTypes.length > 0 ? new Set(criteria.eventTypes) : undefined;
   const from = criteria.occurredFrom !== undefined ? parseTime(criteria.occurredFrom, 'occurredFrom') : undefined;
   const to = criteria.occurredTo !== undefined ? parseTime(criteria.occurredTo, 'occurredTo') : undefined;
+  const recordedFrom = criteria.recordedFrom !== undefined ? parseTime(criteria.recordedFrom, 'recordedFrom') : undefined;
+  const recordedTo = criteria.recordedTo !== undefined ? parseTime(criteria.recordedTo, 'recordedTo') : undefined;
   return (event) => {
     if (prefix && !event.stream.startsWith(prefix)) return false;
     if (types && !types.has(event.type)) return false;
@@ -28,6 +33,11 @@ export function eventMatcher(criteria: EventCriteria): (event: RecordedEvent) =>
       if (Number.isNaN(occurred)) return false;
       if (from !== undefined && occurred < from) return false;
       if (to !== undefined && occurred > to) return false;
+    }
+    if (recordedFrom !== undefined || recordedTo !== undefined) {
+      const recorded = Date.parse(event.recordedAt);
+      if (recordedFrom !== undefined && recorded < recordedFrom) return false;
+      if (recordedTo !== undefined && recorded > recordedTo) return false;
     }
     return true;
   };

@@ -165,12 +165,16 @@ export class InMemoryEventStore implements EventStore {
     const maxCount = clampCount(options.maxCount);
     const from = bound(options.occurredFrom, 'occurredFrom');
     const to = bound(options.occurredTo, 'occurredTo');
+    const recordedFrom = bound(options.recordedFrom, 'recordedFrom');
+    const recordedTo = bound(options.recordedTo, 'recordedTo');
     const out: RecordedEvent[] = [];
     for (let i = this.indexAfter(options.fromPosition ?? START_POSITION); i < this.log.length && out.length < maxCount; i++) {
       const e = this.log[i]!;
       if (!matchesFilter(e, options)) continue;
       const occurred = Date.parse(e.metadata.occurredAt);
       if ((from !== undefined && occurred < from) || (to !== undefined && occurred > to)) continue;
+      const recorded = Date.parse(e.recordedAt);
+      if ((recordedFrom !== undefined && recorded < recordedFrom) || (recordedTo !== undefined && recorded > recordedTo)) continue;
       out.push(e);
     }
     return out.map(copyEvent);
@@ -301,7 +305,7 @@ function matchesFilter(e: RecordedEvent, filter: { streamPrefix?: string; eventT
   return true;
 }
 
-function bound(value: string | undefined, field: 'occurredFrom' | 'occurredTo'): number | undefined {
+function bound(value: string | undefined, field: 'occurredFrom' | 'occurredTo' | 'recordedFrom' | 'recordedTo'): number | undefined {
   if (value === undefined) return undefined;
   const ms = Date.parse(value);
   if (Number.isNaN(ms)) throw new EventStoreValidationError(field, 'must be an ISO-8601 timestamp');
