@@ -3,6 +3,7 @@ import type { Server } from 'node:http';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, type Worker } from '@temporalio/worker';
 import { Pool } from 'pg';
+import { createServicePool } from '../infra/pg-pool';
 import { withTransaction } from '../infra/pg-transaction';
 import { createTransferActivities, type TransferActivities } from '../activities/transfer-activities';
 import { handleAccountCommand } from '../application/account-commands';
@@ -182,7 +183,7 @@ class Harness {
     const store = await PostgresEventStore.connect({ connectionString: url, poolSize: tuning.poolSize, pollIntervalMs: 1000 });
     const accounts = new AccountRepository(store, 50);
     const transfers = new TransferLog(store);
-    const readModels = new Pool({ connectionString: url, max: tuning.poolSize });
+    const readModels = createServicePool({ connectionString: url, max: tuning.poolSize, applicationName: 'bench-api' });
     const sqlPool = new Pool({ connectionString: url, max: tuning.poolSize });
     await sqlPool.query('CREATE TABLE plain_balances (account_id int PRIMARY KEY, balance bigint NOT NULL CHECK (balance >= 0))');
     await sqlPool.query(`INSERT INTO plain_balances SELECT g, ${FUNDS} FROM generate_series(0, ${ACCOUNTS - 1}) g`);

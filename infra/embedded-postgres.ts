@@ -59,6 +59,7 @@ const RELOCATED_MARKER = 'RELOCATED.txt';
 const READY = 'database system is ready to accept connections';
 const START_TIMEOUT_MS = 120_000;
 const STOP_ESCALATE_MS = 30_000;
+const SMART_STOP_MS = 5_000;
 
 interface Identity {
   uid: number;
@@ -548,12 +549,18 @@ function startPostmaster(
   });
 }
 
-/** Fast shutdown (SIGINT); if it has not exited after 30 s, immediate shutdown (SIGQUIT). */
+/** Smart shutdown (SIGTERM), fast (SIGINT) after 5 s if connections remain, immediate (SIGQUIT) 30 s later. */
 async function stopPostmaster(postmaster: ChildProcess): Promise<void> {
   if (postmaster.exitCode !== null || postmaster.signalCode !== null) return;
   const exited = new Promise<void>((resolve) => postmaster.once('exit', () => resolve()));
-  postmaster.kill('SIGINT');
-  const escalate = setTimeout(() => postmaster.kill('SIGQUIT'), STOP_ESCALATE_MS);
+  // Smart shutdown first: our callers closed their connections, and one whose goodbye is still on
+  // its way is let go rather than terminated. A connection still open after SMART_STOP_MS is
+  // terminated by a fast shutdown (SIGINT), and a server still up after STOP_ESCALATE_MS more is
+  // shut down immediately (SIGQUIT).
+  postmaster.kill('SIGTERM');
+  const fast = setTimeout(() => postmaster.kill('SIGINT'), SMART_STOP_MS);
+  const escalate = setTimeout(() => postmaster.kill('SIGQUIT'), SMART_STOP_MS + STOP_ESCALATE_MS);
   await exited;
+  clearTimeout(fast);
   clearTimeout(escalate);
 }

@@ -12,6 +12,8 @@ export interface ProcessStat {
   stime: number;
   cutime: number;
   cstime: number;
+  /** Start time in clock ticks since boot: with the pid, it tells a process from a later one that reused its pid. */
+  starttime: number;
 }
 
 export const CLOCK_TICKS_PER_SECOND = 100;
@@ -21,7 +23,7 @@ export function readProcessStat(pid: number): ProcessStat | undefined {
     const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
     // The command name (field 2) may contain spaces and parentheses: the fields after it start after the last ')'.
     const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return { pid, state: f[0]!, ppid: Number(f[1]), pgrp: Number(f[2]), utime: Number(f[11]), stime: Number(f[12]), cutime: Number(f[13]), cstime: Number(f[14]) };
+    return { pid, state: f[0]!, ppid: Number(f[1]), pgrp: Number(f[2]), utime: Number(f[11]), stime: Number(f[12]), cutime: Number(f[13]), cstime: Number(f[14]), starttime: Number(f[19]) };
   } catch {
     return undefined; // exited, or no /proc
   }
@@ -58,4 +60,24 @@ export function processGroupMembers(pgid: number): number[] {
   return listProcesses()
     .filter((p) => p.pgrp === pgid)
     .map((p) => p.pid);
+}
+
+/** The process's command line (arguments joined by spaces), or undefined when it is gone. */
+export function commandLine(pid: number): string | undefined {
+  try {
+    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').trim();
+  } catch {
+    return undefined;
+  }
+}
+
+/** Alive, and not a zombie waiting to be reaped. */
+export function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EPERM') return false;
+  }
+  const stat = readProcessStat(pid);
+  return stat === undefined ? !fs.existsSync('/proc') : stat.state !== 'Z';
 }

@@ -1,6 +1,5 @@
 import { Client, Connection } from '@temporalio/client';
-import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
-import { Pool } from 'pg';
+import { DefaultLogger, NativeConnection, Runtime, type Worker } from '@temporalio/worker';
 import { createTransferActivities } from '../activities/transfer-activities';
 import { AccountRepository } from '../application/account-repository';
 import { TransferLog } from '../application/transfer-log';
@@ -9,6 +8,7 @@ import { EsdbEventStore } from '../eventstore/esdb/esdb-event-store';
 import type { EventStore } from '../eventstore/event-store';
 import { PostgresEventStore } from '../eventstore/postgres/postgres-event-store';
 import type { Logger } from '../infra/logger';
+import { createServicePool } from '../infra/pg-pool';
 import { Metrics } from '../infra/metrics';
 import { ALL_PROJECTIONS } from '../projections/all-projections';
 import { ProjectionRunner } from '../projections/projection-runner';
@@ -49,32 +49,118 @@ function installTemporalRuntime(logger: Logger): void {
   }
 }
 
-export async function startWorker(config: Config, endpoints: Endpoints, store: EventStore, metrics: Metrics, logger: Logger) {
+/** Logs a dead PostgreSQL connection at most once per 5 s (a restart kills every connection at once). */
+function connectionErrorLogger(logger: Logger, pool: string): (error: Error) => void {
+  let lastAt = 0;
+  let suppressed = 0;
+  return (error) => {
+    if (Date.now() - lastAt < 5_000) {
+      suppressed += 1;
+      return;
+    }
+    logger.log({ level: 'warn', msg: 'PostgreSQL connection lost (it is replaced on next use)', pool, error: error.message, ...(suppressed ? { alsoLost: suppressed } : {}) });
+    lastAt = Date.now();
+    suppressed = 0;
+  };
+}
+
+/** gRPC reconnect backoff for the Temporal client: a restarted server is found again within seconds. */
+const TEMPORAL_CHANNEL_ARGS = { 'grpc.initial_reconnect_backoff_ms': 500, 'grpc.max_reconnect_backoff_ms': 5_000 };
+
+/** How long a /ready probe of Temporal may take. */
+const TEMPORAL_PROBE_MS = 2_000;
+
+export interface RunningWorker {
+  /** Resolves while the worker polls its task queue; rejects saying what it is waiting for otherwise. */
+  health(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/**
+ * The Temporal worker, kept running: when it fails (the SDK gives up after the server was away too
+ * long), it is logged and made again, with backoff, until the server is back. Failures never end
+ * the process.
+ */
+export async function startWorker(config: Config, endpoints: Endpoints, store: EventStore, metrics: Metrics, logger: Logger): Promise<RunningWorker> {
   installTemporalRuntime(logger);
-  const connection = await NativeConnection.connect({ address: endpoints.temporalAddress });
   const accounts = new AccountRepository(store, config.SNAPSHOT_EVERY);
-  const worker = await createTransferWorker({
-    connection,
-    namespace: config.TEMPORAL_NAMESPACE,
-    taskQueue: config.TASK_QUEUE,
-    activities: createTransferActivities({ accounts, transfers: new TransferLog(store), observer: activityObserver(metrics) }),
-    maxConcurrentActivityTaskExecutions: config.WORKER_MAX_CONCURRENT_ACTIVITIES,
-    maxConcurrentWorkflowTaskExecutions: config.WORKER_MAX_CONCURRENT_WORKFLOW_TASKS,
-  });
-  const running = worker.run();
+  const activities = createTransferActivities({ accounts, transfers: new TransferLog(store), observer: activityObserver(metrics) });
+  let connection: NativeConnection | undefined;
+  let worker: Worker | undefined;
+  let state: 'running' | 'reconnecting' | 'stopped' = 'running';
+  let lastError = '';
+  let stopping = false;
+  let wake: (() => void) | undefined;
+
+  const create = async () => {
+    connection ??= await NativeConnection.connect({ address: endpoints.temporalAddress });
+    worker = await createTransferWorker({
+      connection,
+      namespace: config.TEMPORAL_NAMESPACE,
+      taskQueue: config.TASK_QUEUE,
+      activities,
+      maxConcurrentActivityTaskExecutions: config.WORKER_MAX_CONCURRENT_ACTIVITIES,
+      maxConcurrentWorkflowTaskExecutions: config.WORKER_MAX_CONCURRENT_WORKFLOW_TASKS,
+    });
+  };
+  const pause = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+
+  await create();
+  const supervise = async () => {
+    while (!stopping) {
+      state = 'running';
+      try {
+        await worker!.run();
+        if (stopping) break;
+        lastError = 'the worker stopped on its own';
+      } catch (error) {
+        lastError = error instanceof Error ? error.message : String(error);
+      }
+      if (stopping) break;
+      state = 'reconnecting';
+      logger.log({ level: 'error', msg: 'worker failed; making it again once Temporal answers', error: lastError });
+      for (let delay = 1_000; !stopping; delay = Math.min(delay * 2, 10_000)) {
+        await pause(delay);
+        if (stopping) break;
+        try {
+          // The failure may have come from the connection: start again from a fresh one.
+          await connection?.close().catch(() => undefined);
+          connection = undefined;
+          await create();
+          logger.log({ msg: 'worker made again', taskQueue: config.TASK_QUEUE });
+          break;
+        } catch (error) {
+          lastError = error instanceof Error ? error.message : String(error);
+        }
+      }
+    }
+    state = 'stopped';
+  };
+  const supervised = supervise();
   logger.log({ msg: 'worker started', taskQueue: config.TASK_QUEUE, namespace: config.TEMPORAL_NAMESPACE });
   return {
+    health: async () => {
+      if (state !== 'running' || worker?.getState() !== 'RUNNING') throw new Error(`worker ${state === 'running' ? (worker?.getState() ?? 'missing') : state}${lastError ? `: ${lastError}` : ''}`);
+    },
     stop: async () => {
-      if (worker.getState() === 'RUNNING') worker.shutdown();
-      await running.catch(() => undefined);
-      await connection.close();
+      stopping = true;
+      wake?.();
+      if (worker?.getState() === 'RUNNING') worker.shutdown();
+      await supervised;
+      await connection?.close().catch(() => undefined);
     },
   };
 }
 
 export async function startProjections(endpoints: Endpoints, store: EventStore, metrics: Metrics, logger: Logger) {
-  const pool = new Pool({ connectionString: endpoints.databaseUrl, max: 10 });
-  pool.on('error', (error) => logger.log({ level: 'warn', msg: 'idle read-model connection failed', error: error.message }));
+  const pool = createServicePool({ connectionString: endpoints.databaseUrl, max: 10, applicationName: 'transfer-projections', onConnectionError: connectionErrorLogger(logger, 'projections') });
   const runner = new ProjectionRunner(store, pool, ALL_PROJECTIONS, {
     applied: (projection, event, outcome) => {
       metrics.projectionEvents.inc({ projection, outcome });
@@ -94,10 +180,10 @@ export async function startProjections(endpoints: Endpoints, store: EventStore, 
   };
 }
 
-export async function startApi(config: Config, endpoints: Endpoints, store: EventStore, metrics: Metrics, logger: Logger) {
-  const readModels = new Pool({ connectionString: endpoints.databaseUrl, max: config.PG_POOL_SIZE });
-  readModels.on('error', (error) => logger.log({ level: 'warn', msg: 'idle read-model connection failed', error: error.message }));
-  const connection = await Connection.connect({ address: endpoints.temporalAddress });
+/** `extraChecks`: more parts for /ready (the local stack adds its worker). */
+export async function startApi(config: Config, endpoints: Endpoints, store: EventStore, metrics: Metrics, logger: Logger, extraChecks: Record<string, () => Promise<void>> = {}) {
+  const readModels = createServicePool({ connectionString: endpoints.databaseUrl, max: config.PG_POOL_SIZE, applicationName: 'transfer-api', onConnectionError: connectionErrorLogger(logger, 'api') });
+  const connection = await Connection.connect({ address: endpoints.temporalAddress, channelArgs: TEMPORAL_CHANNEL_ARGS });
   const temporal = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
   const deps: ApiDeps = {
     store,
@@ -110,8 +196,9 @@ export async function startApi(config: Config, endpoints: Endpoints, store: Even
     access: { operatorApiKey: config.OPERATOR_API_KEY, rateLimitPerMinute: config.RATE_LIMIT_PER_MINUTE, metricsPublic: config.METRICS_PUBLIC },
     checks: {
       postgres: async () => void (await readModels.query('SELECT 1')),
-      temporal: async () => void (await connection.workflowService.getSystemInfo({})),
+      temporal: async () => void (await connection.withDeadline(Date.now() + TEMPORAL_PROBE_MS, () => connection.workflowService.getSystemInfo({}))),
       eventStore: async () => void (await store.headPosition()),
+      ...extraChecks,
     },
   };
   const app = createApp(deps);

@@ -3,8 +3,8 @@
  * swaps it in while the API keeps answering. Against the local stack (npm start running), the
  * embedded PostgreSQL is found on POSTGRES_PORT; elsewhere set DATABASE_URL (and ESDB_URL with EVENT_STORE=esdb).
  */
-import { Pool } from 'pg';
 import { loadConfigOrExit } from '../config/config';
+import { createServicePool } from '../infra/pg-pool';
 import { connectEventStore } from '../main/services';
 import { ALL_PROJECTIONS, projectionByName } from '../projections/all-projections';
 import { rebuildProjection } from '../projections/rebuild-projection';
@@ -19,7 +19,8 @@ async function main(): Promise<void> {
   const config = loadConfigOrExit();
   const databaseUrl = config.DATABASE_URL ?? `postgres://postgres:postgres@127.0.0.1:${config.POSTGRES_PORT}/transfers`;
   const store = await connectEventStore(config, databaseUrl);
-  const pool = new Pool({ connectionString: databaseUrl, max: 4 });
+  // No statement timeout: the swap waits for its table lock behind the API's reads.
+  const pool = createServicePool({ connectionString: databaseUrl, max: 4, applicationName: 'transfer-rebuild', statementTimeoutMs: 0 });
   try {
     const report = await rebuildProjection(store, pool, projection, (line) => console.log(line));
     console.log(JSON.stringify({ ...report, position: report.position ? `${report.position.commit}.${report.position.prepare}` : null }));

@@ -2,11 +2,18 @@
  * `npm start`: the whole local stack in one process tree, no Docker.
  * PostgreSQL (embedded, data in DATA_DIR) unless DATABASE_URL is set; the Temporal dev server with
  * its Web UI (state in DATA_DIR/temporal.sqlite) unless TEMPORAL_ADDRESS is set; then the worker,
- * the projections and the HTTP API in this process. Ctrl-C / SIGTERM stops everything.
+ * the projections and the HTTP API in this process. Ctrl-C / SIGTERM stops everything, in order:
+ * API, projections, worker, event store (every connection closed), then the servers.
+ *
+ * No child outlives this launcher (infra/local-stack-guard.ts): killed, its reaper stops the
+ * servers; if everything was killed at once, the next start stops the leftovers of its data
+ * directory first. When whoever started it goes away (the terminal, tsx, npm), it stops itself.
  */
+import fs from 'node:fs';
 import path from 'node:path';
 import { loadConfigOrExit, type Config } from '../config/config';
-import { startEmbeddedPostgres } from '../infra/embedded-postgres';
+import { EmbeddedPostgresError, startEmbeddedPostgres } from '../infra/embedded-postgres';
+import { LocalStackAlreadyRunningError, LocalStackGuard, track } from '../infra/local-stack-guard';
 import { ensureLocalOperatorKey, operatorKeyInstructions } from '../infra/local-operator-key';
 import { createLogger } from '../infra/logger';
 import { assertPortFree, PortInUseError } from '../infra/ports';
@@ -15,6 +22,9 @@ import { startTemporalDevServer } from '../infra/temporal-dev-server';
 import { connectEventStore, Metrics, startApi, startProjections, startWorker } from '../main/services';
 
 const say = (line: string) => process.stdout.write(`[local-stack] ${line}\n`);
+
+/** The start was interrupted (Ctrl-C, SIGTERM, parent gone): the steps not begun yet are skipped. */
+class StartInterrupted extends Error {}
 
 async function checkPorts(config: Config): Promise<void> {
   await assertPortFree(config.PORT, 'PORT', 'HTTP API');
@@ -25,75 +35,118 @@ async function checkPorts(config: Config): Promise<void> {
   if (!config.DATABASE_URL) await assertPortFree(config.POSTGRES_PORT, 'POSTGRES_PORT', 'embedded PostgreSQL');
 }
 
+/** Errors whose message says it all (no stack trace). */
+const explained = (error: unknown): error is Error =>
+  error instanceof TemporalCliNotFoundError || error instanceof PortInUseError || error instanceof EmbeddedPostgresError || error instanceof LocalStackAlreadyRunningError;
+
 async function main(): Promise<void> {
   const config = loadConfigOrExit();
-  try {
-    await checkPorts(config);
-  } catch (error) {
-    if (error instanceof PortInUseError) {
-      process.stderr.write(`${error.message}\n`);
-      process.exit(1);
-    }
-    throw error;
-  }
+  const dataDir = path.resolve(config.DATA_DIR);
+  const temporalDbFile = path.join(dataDir, 'temporal.sqlite');
 
   const stops: { name: string; stop: () => Promise<void> }[] = [];
+  let guard: LocalStackGuard | undefined;
   let stopping = false;
-  const shutdown = async (code: number) => {
+  let startup: Promise<void> = Promise.resolve();
+  /** Between two steps of the start: give up when a stop was asked for. */
+  const step = () => {
+    if (stopping) throw new StartInterrupted();
+  };
+  const shutdown = async (code: number, why: string) => {
     if (stopping) return;
     stopping = true;
-    say('stopping...');
-    const force = setTimeout(() => process.exit(code || 1), 30_000);
+    say(`stopping (${why})...`);
+    const force = setTimeout(() => {
+      say('did not stop within 30 s: exiting (the reaper stops the servers)');
+      process.exit(code || 1);
+    }, 30_000);
     force.unref();
-    for (const { name, stop } of stops.reverse()) {
+    // A step in progress finishes first (a server half started is then stopped like the others).
+    await startup.catch(() => undefined);
+    for (const { name, stop } of [...stops].reverse()) {
       await stop().catch((error: unknown) => say(`${name} did not stop cleanly: ${error instanceof Error ? error.message : String(error)}`));
     }
+    guard?.release();
     say('stopped');
     process.exit(code);
   };
-  process.on('SIGINT', () => void shutdown(0));
-  process.on('SIGTERM', () => void shutdown(0));
+  process.on('SIGINT', () => void shutdown(0, 'SIGINT'));
+  process.on('SIGTERM', () => void shutdown(0, 'SIGTERM'));
+  process.on('SIGHUP', () => void shutdown(0, 'SIGHUP'));
+  // Whoever started us is gone (its terminal closed, tsx or npm killed): stop rather than live on unseen.
+  const parent = process.ppid;
+  setInterval(() => {
+    if (process.ppid !== parent) void shutdown(0, `parent process ${parent} is gone`);
+  }, 500).unref();
 
-  try {
-    const dataDir = path.resolve(config.DATA_DIR);
+  startup = (async () => {
     say(`data directory: ${dataDir}`);
-    const [databaseUrl, temporal] = await Promise.all([
+    guard = await LocalStackGuard.open({
+      dataDir,
+      log: say,
+      leftoverMarkers: config.TEMPORAL_ADDRESS ? [] : [{ name: 'Temporal dev server', fragment: `--db-filename ${temporalDbFile}`, stopSignal: 'SIGTERM', graceMs: 10_000 }],
+    });
+    step();
+    await checkPorts(config);
+    step();
+    const started = await Promise.allSettled([
       (async () => {
         if (config.DATABASE_URL) return config.DATABASE_URL;
-        const pg = await startEmbeddedPostgres({ dataDir: path.join(dataDir, 'postgres'), port: config.POSTGRES_PORT, database: 'transfers', persistent: true });
+        const pgLog = fs.createWriteStream(path.join(dataDir, 'postgres.log'), { flags: 'a' });
+        pgLog.on('error', (error) => say(`cannot write PostgreSQL's log: ${error.message}`));
+        stops.push({ name: 'PostgreSQL log', stop: () => new Promise<void>((resolve) => pgLog.end(resolve)) });
+        const pg = await startEmbeddedPostgres({
+          dataDir: path.join(dataDir, 'postgres'),
+          port: config.POSTGRES_PORT,
+          database: 'transfers',
+          persistent: true,
+          log: (line) => void (pgLog.writableEnded || pgLog.write(`${line}\n`)),
+          notice: say,
+          onSpawn: (pid) => guard!.track(track('PostgreSQL', pid, { commandIncludes: '-D', stopSignal: 'SIGINT', group: false, graceMs: 30_000 })),
+        });
         stops.push({ name: 'PostgreSQL', stop: pg.stop });
-        say(`PostgreSQL ready on 127.0.0.1:${config.POSTGRES_PORT} (embedded)`);
+        say(`PostgreSQL ready on 127.0.0.1:${config.POSTGRES_PORT} (embedded; its log: ${path.join(dataDir, 'postgres.log')})`);
         return pg.url;
       })(),
       (async () => {
         if (config.TEMPORAL_ADDRESS) return { address: config.TEMPORAL_ADDRESS, uiUrl: undefined };
         const cli = await findOrInstallTemporalCli({ log: say });
         if (cli.kind === 'binary') say(`Temporal CLI: ${cli.path} (${cli.source})`);
+        step();
         const server = await startTemporalDevServer({
           cli,
           port: config.TEMPORAL_PORT,
           uiPort: config.TEMPORAL_UI_PORT,
-          dbFile: path.join(dataDir, 'temporal.sqlite'),
+          dbFile: temporalDbFile,
           namespace: config.TEMPORAL_NAMESPACE,
+          onSpawn: (pid) => guard!.track(track('Temporal dev server', pid, { commandIncludes: temporalDbFile, stopSignal: 'SIGTERM', group: true, graceMs: 10_000 })),
         });
         stops.push({ name: 'Temporal dev server', stop: server.stop });
         say(`Temporal dev server ready on ${server.address}`);
         return server;
       })(),
     ]);
+    const failed = started.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+    if (failed) throw failed.reason;
+    const [databaseUrl, temporal] = started.map((s) => (s as PromiseFulfilledResult<unknown>).value) as [string, { address: string; uiUrl?: string }];
+    step();
     const endpoints = { databaseUrl, temporalAddress: temporal.address };
     const logger = createLogger(config.LOG_LEVEL);
     const metrics = new Metrics({ defaultMetrics: true });
     const store = await connectEventStore(config, databaseUrl);
     stops.push({ name: 'event store', stop: () => store.close() });
+    step();
     const worker = await startWorker(config, endpoints, store, metrics, logger.child({ service: 'worker' }));
     stops.push({ name: 'worker', stop: worker.stop });
+    step();
     const projections = await startProjections(endpoints, store, metrics, logger.child({ service: 'projections' }));
     stops.push({ name: 'projections', stop: projections.stop });
+    step();
     // OPERATOR_API_KEY, else the key made on the first start and kept in DATA_DIR/operator-api-key (0600).
     const operatorKey = ensureLocalOperatorKey(dataDir, config.OPERATOR_API_KEY);
-    const api = await startApi({ ...config, OPERATOR_API_KEY: operatorKey.key }, endpoints, store, metrics, logger.child({ service: 'api' }));
+    const api = await startApi({ ...config, OPERATOR_API_KEY: operatorKey.key }, endpoints, store, metrics, logger.child({ service: 'api' }), { worker: worker.health });
     stops.push({ name: 'API', stop: api.stop });
+    step();
 
     say('');
     say('The transfer service is running:');
@@ -103,10 +156,15 @@ async function main(): Promise<void> {
     say(`  Event store    ${config.EVENT_STORE}${config.EVENT_STORE === 'postgres' ? ` (browse: http://localhost:${config.PORT}/streams)` : ''}`);
     for (const line of operatorKeyInstructions(operatorKey, config.PORT)) say(line);
     say('Press Ctrl-C to stop.');
+  })();
+
+  try {
+    await startup;
   } catch (error) {
-    if (error instanceof TemporalCliNotFoundError || error instanceof PortInUseError) process.stderr.write(`${error.message}\n`);
+    if (error instanceof StartInterrupted) return; // the shutdown in progress takes it from here
+    if (explained(error)) process.stderr.write(`${error.message}\n`);
     else process.stderr.write(`Failed to start: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
-    await shutdown(1);
+    await shutdown(1, 'start failed');
   }
 }
 

@@ -1,5 +1,6 @@
 import { NativeConnection, Worker, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import type { TransferActivities } from '../activities/transfer-activities';
+import { attemptDeadlineInterceptor } from '../infra/attempt-deadline';
 
 export interface TransferWorkerOptions {
   connection: NativeConnection;
@@ -32,5 +33,7 @@ export async function createTransferWorker(options: TransferWorkerOptions): Prom
     maxConcurrentActivityTaskExecutions: options.maxConcurrentActivityTaskExecutions,
     maxConcurrentWorkflowTaskExecutions: options.maxConcurrentWorkflowTaskExecutions,
     maxCachedWorkflows: options.maxCachedWorkflows,
+    // Each activity attempt knows its deadline: no write starts that could land after it (infra/pg-pool.ts).
+    interceptors: { activity: [attemptDeadlineInterceptor] },
   });
 }

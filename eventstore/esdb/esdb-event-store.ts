@@ -36,6 +36,8 @@ import type {
   SubscriptionFilter,
   SubscriptionOptions,
 } from '../event-store';
+import { assertTimeLeft } from '../../infra/attempt-deadline';
+import { WRITE_BUDGET_MS } from '../../infra/pg-pool';
 import { validateAppend, validateStreamName } from '../validation';
 import { eventMatcher } from './event-filter';
 import { describeError, toStoreError } from './esdb-errors';
@@ -100,11 +102,13 @@ export class EsdbEventStore implements EventStore {
 
   async appendToStream(stream: string, events: readonly NewEvent[], options: AppendOptions): Promise<AppendResult> {
     validateAppend(stream, events, options);
+    // In an activity attempt: start only with the call's whole deadline left (as the PostgreSQL store does).
+    assertTimeLeft('append', WRITE_BUDGET_MS);
     const expected = options.expectedRevision;
     const esdbEvents = events.map((event) => jsonEvent({ id: event.id, type: event.type, data: event.data, metadata: event.metadata }));
     let result: EsdbAppendResult;
     try {
-      result = await this.client.appendToStream(stream, esdbEvents, { expectedRevision: toEsdbExpectedRevision(expected) });
+      result = await this.client.appendToStream(stream, esdbEvents, { expectedRevision: toEsdbExpectedRevision(expected), deadline: WRITE_BUDGET_MS });
     } catch (err) {
       if (err instanceof EsdbWrongExpectedVersionError) {
         throw new WrongExpectedVersionError(stream, expected, toActualRevision(err.actualVersion));

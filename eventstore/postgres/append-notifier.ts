@@ -27,8 +27,19 @@ export class AppendNotifier {
     if (this.closed) return;
     const client = new Client(this.config);
     client.on('notification', () => this.emitter.emit('append'));
-    client.on('error', () => this.scheduleReconnect());
-    client.on('end', () => this.scheduleReconnect());
+    // The connection died (server restart, backend terminated, network): drop it and reconnect.
+    // The 'error' listener stays for the client's whole life: an 'error' event without one ends the process.
+    let gone = false;
+    const lost = () => {
+      if (gone) return;
+      gone = true;
+      if (this.client !== undefined && this.client !== client) return; // an older connection, already replaced
+      client.removeAllListeners('notification');
+      client.end().catch(() => undefined);
+      this.scheduleReconnect();
+    };
+    client.on('error', lost);
+    client.on('end', lost);
     try {
       await client.connect();
       await client.query(`LISTEN ${APPEND_CHANNEL}`);

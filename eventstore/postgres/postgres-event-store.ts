@@ -1,4 +1,6 @@
-import { Pool, type PoolConfig } from 'pg';
+import type { Pool } from 'pg';
+import { assertTimeLeft } from '../../infra/attempt-deadline';
+import { clientSettings, createServicePool, PG_TIMEOUTS, WRITE_BUDGET_MS } from '../../infra/pg-pool';
 import { DuplicateEventIdError, EventStoreUnavailableError, EventStoreValidationError, WrongExpectedVersionError } from '../errors';
 import type {
   AppendOptions,
@@ -52,7 +54,7 @@ export interface PostgresEventStoreOptions {
   migrate?: boolean;
   /** Subscriber poll interval when no notification arrives (default 1000 ms). */
   pollIntervalMs?: number;
-  /** Server-side limit per statement (default 15 s, the activities' start-to-close timeout). */
+  /** Server-side limit per statement (default PG_TIMEOUTS.statementMs, 5 s: see infra/pg-pool.ts for the time budget). */
   statementTimeoutMs?: number;
 }
 
@@ -73,24 +75,30 @@ export class PostgresEventStore implements EventStore {
   ) {}
 
   static async connect(options: PostgresEventStoreOptions): Promise<PostgresEventStore> {
-    // A statement that runs longer than this fails instead of landing long after its caller (an
-    // activity Temporal already timed out) gave up on it.
-    const config: PoolConfig = { connectionString: options.connectionString, max: options.poolSize ?? 20, statement_timeout: options.statementTimeoutMs ?? 15_000 };
-    const pool = new Pool(config);
-    pool.on('error', () => undefined); // idle client errors surface on the next query instead
+    // Time-limited connection waits and statements (a statement fails instead of landing long after
+    // its caller, an activity Temporal already timed out, gave up on it); a dead connection never
+    // ends the process, its error surfaces on the next query instead.
+    const pool = createServicePool({
+      connectionString: options.connectionString,
+      max: options.poolSize ?? 20,
+      applicationName: 'transfer-event-store',
+      statementTimeoutMs: options.statementTimeoutMs ?? PG_TIMEOUTS.statementMs,
+    });
     try {
       if (options.migrate !== false) await migrateEventStore(pool);
     } catch (error) {
       await pool.end().catch(() => undefined);
       throw asUnavailable(error);
     }
-    const notifier = new AppendNotifier({ connectionString: options.connectionString });
+    const notifier = new AppendNotifier(clientSettings(options.connectionString, 'transfer-event-store-listen'));
     await notifier.start();
     return new PostgresEventStore(pool, notifier, options.pollIntervalMs ?? 1000);
   }
 
   async appendToStream(stream: string, events: readonly NewEvent[], options: AppendOptions): Promise<AppendResult> {
     validateAppend(stream, events, options);
+    // In an activity attempt: start only if connection wait + statement fit before its deadline.
+    assertTimeLeft('append', WRITE_BUDGET_MS);
     const expected = options.expectedRevision;
     const n = events.length;
     // The head statement both checks the expected revision and takes the stream's row lock; the

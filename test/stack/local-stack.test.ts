@@ -1,52 +1,16 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { findFreePort } from '../../infra/ports';
 import { descendantsOf } from '../../infra/process-table';
+import { alive, launch, until, type Launched } from './launcher-harness';
 
 /**
  * `npm start` end to end: the real launcher with its own embedded PostgreSQL and Temporal dev
  * server (on free ports, in a throwaway data directory), /health answering, a clean stop on
  * SIGTERM with no process left behind, data kept across restarts, and a clear error for a taken port.
  */
-const ROOT = path.resolve(__dirname, '../..');
-const TSX = path.join(ROOT, 'node_modules/.bin/tsx');
-
-interface Launched {
-  child: ChildProcess;
-  output: () => string;
-  exited: Promise<number | null>;
-}
-
-function launch(env: Record<string, string>): Launched {
-  const child = spawn(TSX, ['scripts/start-local-stack.ts'], { cwd: ROOT, env: { ...process.env, ...env, LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
-  child.stderr!.on('data', (c: Buffer) => (out += c.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  return { child, output: () => out, exited };
-}
-
-async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs: number, launched?: Launched): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`timed out waiting for ${what}\n${launched?.output() ?? ''}`);
-}
-
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
-
 describe('npm start (the local stack launcher)', () => {
   let dataDir: string;
   let env: Record<string, string>;
@@ -106,7 +70,7 @@ describe('npm start (the local stack launcher)', () => {
     const descendants = descendantsOf(stack.child.pid!);
     expect(descendants.length).toBeGreaterThan(0);
     stack.child.kill('SIGTERM');
-    expect(await stack.exited).toBe(0);
+    expect((await stack.exited).code).toBe(0);
     await until('every child process to exit', () => descendants.every((pid) => !alive(pid)), 20_000, stack);
   });
 
@@ -121,7 +85,7 @@ describe('npm start (the local stack launcher)', () => {
     expect(response.status).toBe(200);
     expect(((await response.json()) as { balance: number }).balance).toBe(4242);
     stack.child.kill('SIGINT');
-    expect(await stack.exited).toBe(0);
+    expect((await stack.exited).code).toBe(0);
   });
 
   test('a port already taken gives a clear error naming the port and the variable that moves it', async () => {
@@ -130,7 +94,7 @@ describe('npm start (the local stack launcher)', () => {
     try {
       const stack = launch(env);
       launchedAll.push(stack);
-      expect(await stack.exited).toBe(1);
+      expect((await stack.exited).code).toBe(1);
       expect(stack.output()).toContain(`Port ${env.PORT}`);
       expect(stack.output()).toContain('PORT=');
     } finally {
@@ -141,7 +105,7 @@ describe('npm start (the local stack launcher)', () => {
   test('a bad configuration value stops it at start, naming the variable', async () => {
     const stack = launch({ ...env, EVENT_STORE: 'mysql' });
     launchedAll.push(stack);
-    expect(await stack.exited).toBe(2);
+    expect((await stack.exited).code).toBe(2);
     expect(stack.output()).toContain('EVENT_STORE');
   });
 });
