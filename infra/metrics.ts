@@ -10,6 +10,18 @@ export class Metrics {
     labelNames: ['activity'],
     registers: [this.registry],
   });
+  readonly transfersRepaired = new Counter({
+    name: 'transfers_repaired_total',
+    help: 'Transfers whose saga closed without an outcome (terminated, timed out, failed) and that the reconciler ran again, by how the saga closed',
+    labelNames: ['closed_as'],
+    registers: [this.registry],
+  });
+  readonly transfersNeedingAttention = new Counter({
+    name: 'transfers_needs_attention_total',
+    help: 'Times a saga could not settle its transfer and waits for a person (TransferStatus = needs_attention), by reason',
+    labelNames: ['reason'],
+    registers: [this.registry],
+  });
   readonly activityRetries = new Counter({ name: 'activity_retries_total', help: 'Activity attempts beyond the first, by activity', labelNames: ['activity'], registers: [this.registry] });
   readonly projectionLag = new Gauge({ name: 'projection_lag_seconds', help: 'Age of the oldest event a projection has not applied yet', labelNames: ['projection'], registers: [this.registry] });
   readonly projectionEventsBehind = new Gauge({

@@ -13,6 +13,8 @@ import { Metrics } from '../infra/metrics';
 import { ALL_PROJECTIONS } from '../projections/all-projections';
 import { ProjectionRunner } from '../projections/projection-runner';
 import { createTransferWorker } from '../temporal/transfer-worker';
+import { terminalStatusOf } from '../domain/transfer-events';
+import { createReconcilerActivities, ensureReconcilerSchedule } from '../temporal/transfer-reconciler';
 import type { ApiDeps } from '../api/api-deps';
 import { createApp } from '../api/app';
 import type { Server } from 'node:http';
@@ -29,8 +31,14 @@ export async function connectEventStore(config: Config, databaseUrl: string): Pr
   return PostgresEventStore.connect({ connectionString: databaseUrl, poolSize: config.PG_POOL_SIZE });
 }
 
-export function activityObserver(metrics: Metrics) {
-  return { conflict: (activity: string) => metrics.activityConflicts.inc({ activity }) };
+export function activityObserver(metrics: Metrics, logger?: Logger) {
+  return {
+    conflict: (activity: string) => metrics.activityConflicts.inc({ activity }),
+    needsAttention: (transferId: string, reason: string, message: string) => {
+      metrics.transfersNeedingAttention.inc({ reason });
+      logger?.log({ level: 'error', msg: 'transfer needs attention: its saga cannot settle it and waits for retrySettlement', transferId, reason, error: message });
+    },
+  };
 }
 
 let runtimeInstalled = false;
@@ -84,7 +92,21 @@ export interface RunningWorker {
 export async function startWorker(config: Config, endpoints: Endpoints, store: EventStore, metrics: Metrics, logger: Logger): Promise<RunningWorker> {
   installTemporalRuntime(logger);
   const accounts = new AccountRepository(store, config.SNAPSHOT_EVERY);
-  const activities = createTransferActivities({ accounts, transfers: new TransferLog(store), observer: activityObserver(metrics) });
+  const transfers = new TransferLog(store);
+  // The reconciler (run by a Temporal schedule on this worker) needs a client of its own; lazy, so
+  // that a Temporal server still starting does not stop the worker from starting.
+  const clientConnection = Connection.lazy({ address: endpoints.temporalAddress, channelArgs: TEMPORAL_CHANNEL_ARGS });
+  const reconcilerClient = new Client({ connection: clientConnection, namespace: config.TEMPORAL_NAMESPACE });
+  const activities = {
+    ...createTransferActivities({ accounts, transfers, observer: activityObserver(metrics, logger) }),
+    ...createReconcilerActivities({
+      client: reconcilerClient,
+      taskQueue: config.TASK_QUEUE,
+      transfers,
+      log: (entry) => logger.log({ msg: 'reconciler', ...entry, source: 'reconciler' }),
+      onRepaired: (_transferId, closedAs) => metrics.transfersRepaired.inc({ closed_as: closedAs }),
+    }),
+  };
   let connection: NativeConnection | undefined;
   let worker: Worker | undefined;
   let state: 'running' | 'reconnecting' | 'stopped' = 'running';
@@ -145,6 +167,10 @@ export async function startWorker(config: Config, endpoints: Endpoints, store: E
   };
   const supervised = supervise();
   logger.log({ msg: 'worker started', taskQueue: config.TASK_QUEUE, namespace: config.TEMPORAL_NAMESPACE });
+  ensureReconcilerSchedule(reconcilerClient, config.TASK_QUEUE, config.RECONCILE_EVERY_SECONDS).then(
+    () => logger.log({ msg: 'reconciler scheduled', everySeconds: config.RECONCILE_EVERY_SECONDS }),
+    (error: unknown) => logger.log({ level: 'warn', msg: 'could not create the reconciler schedule (it is created at the next start)', error: error instanceof Error ? error.message : String(error) }),
+  );
   return {
     health: async () => {
       if (state !== 'running' || worker?.getState() !== 'RUNNING') throw new Error(`worker ${state === 'running' ? (worker?.getState() ?? 'missing') : state}${lastError ? `: ${lastError}` : ''}`);
@@ -155,6 +181,7 @@ export async function startWorker(config: Config, endpoints: Endpoints, store: E
       if (worker?.getState() === 'RUNNING') worker.shutdown();
       await supervised;
       await connection?.close().catch(() => undefined);
+      await clientConnection.close().catch(() => undefined);
     },
   };
 }
@@ -165,8 +192,8 @@ export async function startProjections(endpoints: Endpoints, store: EventStore, 
     applied: (projection, event, outcome) => {
       metrics.projectionEvents.inc({ projection, outcome });
       if (projection === 'transfers' && outcome === 'applied') {
-        const outcomeOf: Record<string, string> = { TransferCompleted: 'completed', TransferFailed: 'failed', TransferCompensated: 'compensated' };
-        if (outcomeOf[event.type]) metrics.transfers.inc({ outcome: outcomeOf[event.type] });
+        const outcome = terminalStatusOf(event.type);
+        if (outcome) metrics.transfers.inc({ outcome });
       }
     },
   });
@@ -194,6 +221,8 @@ export async function startApi(config: Config, endpoints: Endpoints, store: Even
     metrics,
     logger,
     access: { operatorApiKey: config.OPERATOR_API_KEY, rateLimitPerMinute: config.RATE_LIMIT_PER_MINUTE, metricsPublic: config.METRICS_PUBLIC },
+    businessTime: { timezone: config.BOOKS_TIMEZONE, maxLatenessMs: config.MAX_LATENESS, maxClockSkewMs: config.MAX_CLOCK_SKEW },
+    console: { temporalUiUrl: config.TEMPORAL_UI_URL },
     checks: {
       postgres: async () => void (await readModels.query('SELECT 1')),
       temporal: async () => void (await connection.withDeadline(Date.now() + TEMPORAL_PROBE_MS, () => connection.workflowService.getSystemInfo({}))),

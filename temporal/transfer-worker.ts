@@ -1,12 +1,14 @@
 import { NativeConnection, Worker, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import type { TransferActivities } from '../activities/transfer-activities';
 import { attemptDeadlineInterceptor } from '../infra/attempt-deadline';
+import type { ReconcilerActivities } from './transfer-reconciler';
 
 export interface TransferWorkerOptions {
   connection: NativeConnection;
   namespace: string;
   taskQueue: string;
-  activities: TransferActivities;
+  /** The saga's activities, and the reconciler's where this worker also runs the reconciler. */
+  activities: TransferActivities & Partial<ReconcilerActivities>;
   /** A prebuilt bundle (tests share one); otherwise the workflows are bundled at start. */
   workflowBundle?: WorkflowBundleWithSourceMap;
   maxConcurrentActivityTaskExecutions?: number;
