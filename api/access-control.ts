@@ -54,6 +54,12 @@ export const OPERATION_ACCESS: Record<string, OperationAccess> = {
   'post /accounts/{id}/close': 'operator',
   'get /accounts/{id}/history': 'customer',
   'get /accounts/{id}/balance': 'customer',
+  'get /accounts/{id}/statements/{date}': 'customer',
+  'post /books/close': 'operator',
+  'get /corrections': 'operator',
+  'get /exceptions': 'operator',
+  'post /exceptions/{id}/accept': 'operator',
+  'post /exceptions/{id}/reject': 'operator',
   'post /transfers': 'customer',
   'get /transfers': 'customer',
   'get /transfers/{id}': 'customer',
@@ -192,11 +198,11 @@ export function installAuthorization(app: Express, deps: ApiDeps, options: Acces
     };
 
   const ownAccount = asCustomer(async (req, principal) => {
-    const { id } = parse(AccountParams, req.params, 'path');
+    const { id } = parse(AccountParams, { id: req.params.id }, 'path'); // the account's own routes may have more path parameters
     // Not owned reads exactly as not existing: a customer learns nothing about others' accounts.
     if ((await ownership.ownerOf(id)) !== principal.ownerId) throw new HttpProblem(404, problemType('account-not-found'), 'Account not found', `No account ${id}`);
   });
-  app.get(['/accounts/:id', '/accounts/:id/history', '/accounts/:id/balance'], ownAccount);
+  app.get(['/accounts/:id', '/accounts/:id/history', '/accounts/:id/balance', '/accounts/:id/statements/:date'], ownAccount);
 
   app.post(
     '/transfers',

@@ -17,9 +17,10 @@ import {
   writeResultResponse,
   type KeyedEndpoint,
 } from './idempotent-account-writes';
+import { normaliseOccurredAt, refuseFutureRecord, tooLateCheck } from './late-records';
 import { HttpProblem, problemType } from './problem';
 import { rejectionProblem } from './rejection-status';
-import { AccountParams, AmountBody, BalanceQuery, EmptyBody, HistoryQuery, OpenAccountBody, ReadQuery } from './schemas';
+import { AccountParams, BalanceQuery, EmptyBody, HistoryQuery, MovementBody, OpenAccountBody, ReadQuery } from './schemas';
 import { parse } from './validate';
 
 function ifMatch(req: Request): bigint | undefined {
@@ -54,16 +55,24 @@ export function accountsRoutes(deps: ApiDeps, options: AccountsRoutesOptions = {
   const context = (res: Response) => requestContext(res);
   const keys = new IdempotencyStore(deps.readModels, options.idempotency, (msg, error) => deps.logger.log({ level: 'warn', msg, error: error instanceof Error ? error.message : String(error) }));
 
-  /** A write on an existing account: with an Idempotency-Key through the key's record, else directly. */
-  async function command(req: Request, res: Response, endpoint: Exclude<KeyedEndpoint, 'open-account'>, accountId: string, cmd: AccountCommand, request: Record<string, unknown>, field?: string) {
+  /**
+   * A write on an existing account: with an Idempotency-Key through the key's record, else directly.
+   * `occurredAt`: a late record's business time (deposits and withdrawals; see late-records.ts).
+   */
+  async function command(req: Request, res: Response, endpoint: Exclude<KeyedEndpoint, 'open-account'>, accountId: string, cmd: AccountCommand, request: Record<string, unknown>, field?: string, occurredAt?: string) {
     const key = idempotencyKeyOf(req);
     const expected = ifMatch(req);
+    const tooLate = occurredAt !== undefined && (cmd.type === 'Deposit' || cmd.type === 'Withdraw') && (endpoint === 'deposits' || endpoint === 'withdrawals')
+      ? tooLateCheck(deps, { endpoint, accountId, amount: cmd.amount, occurredAt, idempotencyKey: key }, req, res)
+      : undefined;
     if (key !== undefined) {
-      await runKeyedAccountWrite(deps, keys, { endpoint, accountId, key, command: cmd, request: { ...request, ifMatch: expected }, ifMatch: expected, field }, req, res);
+      await runKeyedAccountWrite(deps, keys, { endpoint, accountId, key, command: cmd, request: { ...request, ifMatch: expected }, ifMatch: expected, field, occurredAt, beforeWrite: tooLate }, req, res);
       return;
     }
+    const refused = await tooLate?.();
+    if (refused) return sendStored(res, refused);
     try {
-      const result = await handleAccountCommand(deps.accounts, accountId, cmd, { context: context(res), ifRevision: expected });
+      const result = await handleAccountCommand(deps.accounts, accountId, cmd, { context: { ...context(res), ...(occurredAt !== undefined ? { occurredAt } : {}) }, ifRevision: expected });
       if (!result.ok) throw rejectionProblem(result.rejection, field);
       sendStored(res, resultResponse(accountId, result));
     } catch (error) {
@@ -109,14 +118,18 @@ export function accountsRoutes(deps: ApiDeps, options: AccountsRoutesOptions = {
 
   router.post('/accounts/:id/deposits', async (req, res) => {
     const { id } = parse(AccountParams, req.params, 'path');
-    const { amount } = parse(AmountBody, req.body, 'body');
-    await command(req, res, 'deposits', id, { type: 'Deposit', amount }, { amount }, 'amount');
+    const body = parse(MovementBody, req.body, 'body');
+    const occurredAt = body.occurredAt === undefined ? undefined : normaliseOccurredAt(body.occurredAt);
+    if (occurredAt !== undefined) refuseFutureRecord(deps, occurredAt);
+    await command(req, res, 'deposits', id, { type: 'Deposit', amount: body.amount }, { amount: body.amount, ...(occurredAt !== undefined ? { occurredAt } : {}) }, 'amount', occurredAt);
   });
 
   router.post('/accounts/:id/withdrawals', async (req, res) => {
     const { id } = parse(AccountParams, req.params, 'path');
-    const { amount } = parse(AmountBody, req.body, 'body');
-    await command(req, res, 'withdrawals', id, { type: 'Withdraw', amount }, { amount }, 'amount');
+    const body = parse(MovementBody, req.body, 'body');
+    const occurredAt = body.occurredAt === undefined ? undefined : normaliseOccurredAt(body.occurredAt);
+    if (occurredAt !== undefined) refuseFutureRecord(deps, occurredAt);
+    await command(req, res, 'withdrawals', id, { type: 'Withdraw', amount: body.amount }, { amount: body.amount, ...(occurredAt !== undefined ? { occurredAt } : {}) }, 'amount', occurredAt);
   });
 
   router.post('/accounts/:id/close', async (req, res) => {
@@ -155,17 +168,22 @@ export function accountsRoutes(deps: ApiDeps, options: AccountsRoutesOptions = {
     });
   });
 
-  /** The audit question: the balance at a moment, folded from the stream (by occurrence time). */
+  /**
+   * The audit question: the balance at a moment, folded from the stream. basis=business (default): every
+   * event that had happened by then (occurredAt, late records included); basis=recorded: what the
+   * system knew then (the stream as recorded up to that moment, by the store's recordedAt).
+   */
   router.get('/accounts/:id/balance', async (req, res) => {
     const { id } = parse(AccountParams, req.params, 'path');
-    const { asOf } = parse(BalanceQuery, req.query, 'query');
+    const { asOf, basis } = parse(BalanceQuery, req.query, 'query');
     const cutoff = Date.parse(asOf);
-    const loaded = await deps.accounts.loadWithoutSnapshot(id, (e) => Date.parse(String(e.metadata.occurredAt)) <= cutoff);
+    const loaded = await deps.accounts.loadWithoutSnapshot(id, (e) => Date.parse(String(basis === 'recorded' ? e.recordedAt : e.metadata.occurredAt)) <= cutoff);
     const exists = (await deps.store.readStream(accountStream(id), { maxCount: 1 })).length > 0;
     if (!exists) throw new HttpProblem(404, problemType('account-not-found'), 'Account not found', `No account ${id}`);
     res.json({
       accountId: id,
       asOf: new Date(cutoff).toISOString(),
+      basis,
       balance: loaded.state.balance,
       status: loaded.state.status === 'none' ? 'not_opened_yet' : loaded.state.status,
       revision: loaded.revision === 'no_stream' ? null : Number(loaded.revision),

@@ -6,6 +6,7 @@ import { ALL_PROJECTIONS } from '../projections/all-projections';
 import { collectProjectionMetrics } from '../projections/projection-health';
 import { installAuthentication, installAuthorization, principalOf } from './access-control';
 import { accountsRoutes } from './accounts-routes';
+import { businessTimeRoutes } from './business-time-routes';
 import { ApiKeyStore } from './api-keys';
 import { apiKeysRoutes } from './api-keys-routes';
 import type { ApiDeps } from './api-deps';
@@ -71,6 +72,7 @@ export function createApp(deps: ApiDeps): express.Express {
   });
   app.use('/docs', swaggerUi.serve, swaggerUi.setup(openapi));
   app.use(accountsRoutes(deps));
+  app.use(businessTimeRoutes(deps));
   app.use(transfersRoutes(deps));
   app.use(reversalRoutes(deps));
   app.use(streamsRoutes(deps));

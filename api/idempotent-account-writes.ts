@@ -44,6 +44,10 @@ export interface KeyedAccountWrite {
   ifMatch?: bigint;
   /** The body field a rejection names. */
   field?: string;
+  /** Business time of a late record (a deposit or withdrawal reported after it happened): in its event's metadata. */
+  occurredAt?: string;
+  /** Runs just before the write decides (after a replay or the key's own events were looked for): an answer here is the key's answer and nothing is written (a too-late record). */
+  beforeWrite?: () => Promise<StoredResponse | undefined>;
 }
 
 /** The validated Idempotency-Key header, or undefined when absent. Invalid -> 400 naming the header. */
@@ -185,7 +189,7 @@ async function writeOnce(deps: ApiDeps, write: KeyedAccountWrite, baseRevision: 
     if (!matchesRequest(write, events)) throw keyReused(`Idempotency-Key ${write.key} already wrote other events to account ${write.accountId}`);
     return responseFromEvents(write, events);
   };
-  const context = requestContext(res);
+  const context = { ...requestContext(res), ...(write.occurredAt !== undefined ? { occurredAt: write.occurredAt } : {}) };
 
   return retryOnConflict(async () => {
     const loaded: LoadedAccount = await deps.accounts.load(write.accountId);
@@ -196,6 +200,8 @@ async function writeOnce(deps: ApiDeps, write: KeyedAccountWrite, baseRevision: 
       if (found) return found;
     }
     if (write.ifMatch !== undefined && loaded.revision !== write.ifMatch) return problemResponse(revisionMismatch(write.ifMatch, loaded.revision), req, res);
+    const refused = await write.beforeWrite?.();
+    if (refused) return refused;
     let result;
     try {
       result = await handleAccountCommand(deps.accounts, write.accountId, write.command, {
@@ -253,6 +259,8 @@ function matchesRequest(write: KeyedAccountWrite, events: RecordedEvent[]): bool
   const [first, second] = events;
   const data = (e: RecordedEvent | undefined) => (e?.data ?? {}) as Record<string, unknown>;
   const cmd = write.command;
+  // A late record's business time is part of the request (no occurredAt: the store's time, not compared).
+  if (write.occurredAt !== undefined && events.some((e) => Date.parse(e.metadata.occurredAt) !== Date.parse(write.occurredAt!))) return false;
   switch (cmd.type) {
     case 'OpenAccount':
       return (

@@ -2,6 +2,7 @@ import { OpenAPIRegistry, OpenApiGeneratorV3, type RouteConfig } from '@asteasol
 import { z } from 'zod';
 import { OPERATION_ACCESS } from './access-control';
 import * as k from './api-key-schemas';
+import { registerBusinessTimePaths } from './business-time-openapi';
 import * as s from './schemas';
 
 const ROLE_TEXT = {
@@ -67,7 +68,14 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV3['generateD
     ['/accounts/{id}/deposits', 'Deposit money'],
     ['/accounts/{id}/withdrawals', 'Withdraw money'],
   ] as const) {
-    r.registerPath({ method: 'post', path, summary, request: { params: s.AccountParams, headers: writeHeaders, body: body(s.AmountBody) }, responses: { 200: json(s.WriteResult, 'Done'), 400: problem, 404: problem, 409: keyConflict, 412: problem, 422: problem } });
+    r.registerPath({
+      method: 'post',
+      path,
+      summary,
+      description: 'With `occurredAt`, a late record (business time): older than MAX_LATENESS is 422 `too-late` (nothing written; kept as an exception, see GET /exceptions).',
+      request: { params: s.AccountParams, headers: writeHeaders, body: body(s.MovementBody) },
+      responses: { 200: json(s.WriteResult, 'Done'), 400: problem, 404: problem, 409: keyConflict, 412: problem, 422: problem },
+    });
   }
   r.registerPath({ method: 'post', path: '/accounts/{id}/close', summary: 'Close an empty account', request: { params: s.AccountParams, headers: writeHeaders }, responses: { 200: json(s.WriteResult, 'Closed'), 400: problem, 404: problem, 409: keyConflict, 412: problem, 422: problem } });
   r.registerPath({
@@ -80,9 +88,9 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV3['generateD
   r.registerPath({
     method: 'get',
     path: '/accounts/{id}/balance',
-    summary: 'The balance at a moment, folded from the event stream',
+    summary: 'The balance at a moment, folded from the event stream: by business time (default) or by recorded time (basis=recorded)',
     request: { params: s.AccountParams, query: s.BalanceQuery },
-    responses: { 200: json(z.object({ accountId: s.AccountId, asOf: z.string(), balance: z.number().int() }), 'Balance as of'), 404: problem },
+    responses: { 200: json(z.object({ accountId: s.AccountId, asOf: z.string(), balance: z.number().int() }), 'Balance as of'), 400: problem, 404: problem },
   });
   r.registerPath({
     method: 'post',
@@ -177,6 +185,8 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV3['generateD
     request: { params: k.ApiKeyParams },
     responses: { 204: { description: 'Revoked (also when it already was)' }, 404: problem, 409: problem },
   });
+
+  registerBusinessTimePaths({ registerPath: (route) => r.registerPath(route), json, body, problem });
 
   return new OpenApiGeneratorV3(registry.definitions).generateDocument({
     openapi: '3.0.3',

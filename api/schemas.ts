@@ -1,5 +1,6 @@
 import { extendZodWithOpenApi } from '@asteasolutions/zod-to-openapi';
 import { z } from 'zod';
+import { isBusinessDate } from '../domain/business-calendar';
 
 extendZodWithOpenApi(z);
 
@@ -81,7 +82,13 @@ export const HistoryQuery = z.strictObject({
   cursor: z.string().regex(/^\d{1,19}$/, { error: 'must be a cursor returned by a previous page' }).optional(),
   minPosition: PositionText.optional(),
 });
-export const BalanceQuery = z.strictObject({ asOf: z.iso.datetime({ offset: true, error: 'must be an ISO-8601 date-time, e.g. 2026-03-03T00:00:00Z' }) });
+export const BalanceQuery = z.strictObject({
+  asOf: z.iso.datetime({ offset: true, error: 'must be an ISO-8601 date-time, e.g. 2026-03-03T00:00:00Z' }),
+  basis: z
+    .enum(['business', 'recorded'], { error: "must be 'business' or 'recorded'" })
+    .default('business')
+    .openapi({ description: '`business` (default): every record that had happened by asOf (business time, late records included). `recorded`: what the system knew at asOf (a replay of the log to that moment, by recording time).' }),
+});
 const EventType = z.string().regex(/^[A-Za-z][A-Za-z0-9_.-]{0,99}$/, { error: 'must be an event type name' });
 const IsoTime = z.iso.datetime({ offset: true, error: 'must be an ISO-8601 date-time, e.g. 2026-03-03T00:00:00Z' });
 
@@ -197,3 +204,149 @@ export const Problem = z
     errors: z.array(z.object({ field: z.string(), message: z.string() })).optional(),
   })
   .openapi('Problem');
+
+// --- Business time (issue 14): late records, exceptions, closing the books, statements, corrections ---
+
+export const OccurredAt = z.iso
+  .datetime({ offset: true, error: 'must be an ISO-8601 date-time with a zone, e.g. 2026-03-02T16:30:00+01:00' })
+  .openapi({
+    example: '2026-03-02T16:30:00Z',
+    description: 'When it happened (business time), for a record reported late. At most MAX_LATENESS ago (older: 422 too-late, held as an exception) and not in the future beyond MAX_CLOCK_SKEW. Absent: now.',
+  });
+/** A deposit or withdrawal: its amount and, for a late record, when it happened. */
+export const MovementBody = z.strictObject({ amount: Amount, occurredAt: OccurredAt.optional() }).openapi('MovementRequest');
+
+export const BusinessDate = z
+  .string({ error: 'must be a date YYYY-MM-DD' })
+  .regex(/^\d{4}-\d{2}-\d{2}$/, { error: 'must be a date YYYY-MM-DD' })
+  .refine(isBusinessDate, { error: 'must be a calendar date (YYYY-MM-DD)' })
+  .openapi({ example: '2026-03-02', description: 'A business day in BOOKS_TIMEZONE' });
+
+export const CloseBooksBody = z.strictObject({ date: BusinessDate }).openapi('CloseBooksRequest');
+export const BooksClosed = z
+  .object({
+    timezone: z.string(),
+    closed: z.array(BusinessDate).describe('The days this request closed (empty: closed already)'),
+    firstClosedDate: BusinessDate.nullable(),
+    lastClosedDate: BusinessDate.nullable(),
+    position: PositionText.optional(),
+  })
+  .openapi('BooksClosed');
+
+export const StatementParams = z.strictObject({ id: AccountId, date: BusinessDate });
+export const StatementLine = z
+  .object({
+    revision: z.number().int(),
+    kind: z.string(),
+    amount: z.number().int().describe('Signed: negative leaves the account'),
+    balanceAfter: z.number().int().describe('Running balance in business-time order'),
+    belowZero: z.boolean().describe('The running balance is below zero here (a late record can do that; the overdraft rule holds in recorded order)'),
+    occurredAt: z.string(),
+    recordedAt: z.string(),
+    transferId: z.string().nullable(),
+    counterpartAccountId: z.string().nullable(),
+  })
+  .openapi('StatementLine');
+export const StatementCorrection = z
+  .object({
+    revision: z.number().int(),
+    kind: z.string(),
+    amount: z.number().int(),
+    occurredAt: z.string(),
+    recordedAt: z.string().describe('Recorded after the day closed'),
+    transferId: z.string().nullable(),
+    counterpartAccountId: z.string().nullable(),
+    cursor: PositionText.describe('Its place in GET /corrections'),
+  })
+  .openapi('StatementCorrection');
+export const Statement = z
+  .object({
+    accountId: AccountId,
+    date: BusinessDate,
+    timezone: z.string(),
+    from: z.string().describe('First instant of the day'),
+    to: z.string().describe('First instant of the next day'),
+    status: z.enum(['open', 'closed']),
+    closedAt: z.string().nullable(),
+    openingBalance: z.number().int(),
+    movements: z.array(StatementLine),
+    closingBalance: z.number().int(),
+    belowZero: z.boolean().describe('Some running balance of the day is below zero'),
+    corrections: z.array(StatementCorrection).describe('Records of this closed day recorded after it closed, in recorded order'),
+    correctedOpeningBalance: z.number().int().describe('The opening balance with every record known now (late records of earlier days included)'),
+    correctedClosingBalance: z.number().int().describe('The closing balance with every record known now'),
+  })
+  .openapi('Statement');
+
+export const CorrectionsQuery = z.strictObject({
+  after: PositionText.optional().openapi({ description: 'The `next` of the previous page (absent: from the first)' }),
+  limit: z.coerce.number({ error: 'must be a number' }).int({ error: 'must be an integer' }).min(1).max(500).default(100),
+  minPosition: PositionText.optional(),
+});
+export const CorrectionNotice = z
+  .object({
+    cursor: PositionText,
+    accountId: AccountId,
+    date: BusinessDate,
+    timezone: z.string(),
+    revision: z.number().int(),
+    kind: z.string(),
+    amount: z.number().int(),
+    occurredAt: z.string(),
+    recordedAt: z.string(),
+    closedAt: z.string(),
+    transferId: z.string().nullable(),
+    counterpartAccountId: z.string().nullable(),
+  })
+  .openapi('CorrectionNotice');
+export const CorrectionsPage = z
+  .object({ corrections: z.array(CorrectionNotice), next: PositionText.nullable().describe('Poll again with after=next (null: none yet)') })
+  .openapi('CorrectionsPage');
+
+export const ExceptionStatus = z.enum(['open', 'accepting', 'accepted', 'rejected']);
+export const ExceptionParams = z.strictObject({ id: z.uuid({ error: 'must be a UUID' }) });
+export const ExceptionsQuery = z.strictObject({
+  status: ExceptionStatus.optional(),
+  accountId: AccountId.optional(),
+  after: PositionText.optional().openapi({ description: 'The `next` of the previous page' }),
+  limit: z.coerce.number({ error: 'must be a number' }).int({ error: 'must be an integer' }).min(1).max(500).default(50),
+  minPosition: PositionText.optional(),
+});
+export const RejectExceptionBody = z
+  .strictObject({ reason: z.string({ error: 'must be a string' }).min(1).max(500, { error: 'must be at most 500 characters' }).optional() })
+  .openapi('RejectExceptionRequest');
+export const LateRecordException = z
+  .object({
+    exceptionId: z.uuid(),
+    status: ExceptionStatus,
+    accountId: AccountId,
+    kind: z.enum(['deposit', 'withdrawal']),
+    amount: z.number().int(),
+    occurredAt: z.string(),
+    reason: z.literal('too_late'),
+    lateBy: z.string().describe('How late it was when refused, e.g. 6d 2h 3m 4s'),
+    maxLateness: z.string(),
+    heldAt: z.string(),
+    request: z.object({
+      method: z.string(),
+      path: z.string(),
+      body: z.object({ amount: z.number().int(), occurredAt: z.string() }),
+      idempotencyKey: z.string().nullable(),
+      requestId: z.string().nullable(),
+    }),
+    heldBy: z.string().nullable(),
+    decidedBy: z.string().nullable(),
+    decidedAt: z.string().nullable(),
+    rejectReason: z.string().nullable(),
+    lastRefusal: z.object({ reason: z.string(), message: z.string() }).nullable(),
+    applied: z.object({ revision: z.number().int(), position: PositionText }).nullable(),
+  })
+  .openapi('LateRecordException');
+export const ExceptionsPage = z.object({ exceptions: z.array(LateRecordException), next: PositionText.nullable() }).openapi('ExceptionsPage');
+export const ExceptionDecision = z
+  .object({
+    exception: LateRecordException,
+    account: z.object({ accountId: AccountId, balance: z.number().int(), revision: z.number().int(), position: PositionText }).optional(),
+    position: PositionText.optional().describe('Read-your-writes: pass as minPosition to GET /exceptions'),
+  })
+  .openapi('ExceptionDecision');

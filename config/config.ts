@@ -1,4 +1,6 @@
 import { z } from 'zod';
+import { isTimeZone } from '../domain/business-calendar';
+import { parseDuration } from '../domain/lateness';
 
 /**
  * All configuration, read from environment variables and validated once at start.
@@ -42,6 +44,20 @@ const hostPort = (name: string) =>
     .regex(/^[A-Za-z0-9.-]+:\d{1,5}$/, { error: `${name} must be host:port, e.g. localhost:7233` })
     .optional();
 
+/** A duration: `5d`, `36h`, `90m`, `30s` or ISO 8601 (`P5D`, `PT36H`), as milliseconds. */
+const duration = (name: string, fallback: string, min = 1) =>
+  z
+    .string()
+    .default(fallback)
+    .transform((v, ctx) => {
+      const ms = parseDuration(v);
+      if (ms === undefined || ms < min) {
+        ctx.addIssue({ code: 'custom', message: `${name} must be a duration such as 5d, 36h, 90m, 30s or P5D${min > 0 ? ' (more than zero)' : ''}` });
+        return z.NEVER;
+      }
+      return ms;
+    });
+
 const envSchema = z.object({
   EVENT_STORE: z.enum(['postgres', 'esdb'], { error: "EVENT_STORE must be 'postgres' or 'esdb'" }).default('postgres'),
   DATABASE_URL: url('DATABASE_URL', ['postgres:', 'postgresql:']),
@@ -79,6 +95,15 @@ const envSchema = z.object({
     .enum(['true', 'false'], { error: "METRICS_PUBLIC must be 'true' or 'false'" })
     .default('false')
     .transform((v) => v === 'true'),
+  /** Business time: the zone of the business days (closing the books, statements). */
+  BOOKS_TIMEZONE: z
+    .string()
+    .refine(isTimeZone, { error: 'BOOKS_TIMEZONE must be an IANA time zone, e.g. UTC or Europe/Berlin' })
+    .default('UTC'),
+  /** Business time: a late record older than this is refused (422 too-late) and held as an exception. */
+  MAX_LATENESS: duration('MAX_LATENESS', '5d'),
+  /** Business time: how far in the future an occurredAt may lie. */
+  MAX_CLOCK_SKEW: duration('MAX_CLOCK_SKEW', '2m', 0),
 });
 
 export type Config = z.infer<typeof envSchema>;

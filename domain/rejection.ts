@@ -14,7 +14,14 @@ export type RejectionType =
   | 'transfer_not_found'
   | 'transfer_finished'
   | 'transfer_not_completed'
-  | 'reversal_exceeds_original';
+  | 'reversal_exceeds_original'
+  // Business time (issue 14): closing the books, and late records held for manual handling.
+  | 'invalid_date'
+  | 'day_not_ended'
+  | 'books_gap_too_large'
+  | 'exception_not_found'
+  | 'exception_closed'
+  | 'exception_in_progress';
 
 /** Every rejection type, derived from the union. */
 const REJECTION_TYPE_SET = {
@@ -33,6 +40,12 @@ const REJECTION_TYPE_SET = {
   transfer_finished: true,
   transfer_not_completed: true,
   reversal_exceeds_original: true,
+  invalid_date: true,
+  day_not_ended: true,
+  books_gap_too_large: true,
+  exception_not_found: true,
+  exception_closed: true,
+  exception_in_progress: true,
 } as const satisfies Record<RejectionType, true>;
 
 export function isRejectionType(type: string | null | undefined): type is RejectionType {

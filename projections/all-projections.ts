@@ -1,9 +1,10 @@
 import { accountBalancesProjection } from './account-balances-projection';
 import { accountHistoryProjection } from './account-history-projection';
+import { businessTimeProjection } from './business-time-projection';
 import type { Projection } from './projection';
 import { transfersProjection } from './transfers-projection';
 
-export const ALL_PROJECTIONS: readonly Projection[] = [accountBalancesProjection, accountHistoryProjection, transfersProjection];
+export const ALL_PROJECTIONS: readonly Projection[] = [accountBalancesProjection, accountHistoryProjection, transfersProjection, businessTimeProjection];
 
 export function projectionByName(name: string): Projection | undefined {
   return ALL_PROJECTIONS.find((p) => p.name === name);

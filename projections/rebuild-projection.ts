@@ -81,7 +81,12 @@ export async function rebuildProjection(store: EventStore, pool: Pool, projectio
       await client.query(`ALTER TABLE ${name} RENAME TO ${name}__old`);
       await client.query(`ALTER TABLE ${shadow[name]} RENAME TO ${name}`);
       await client.query(`DROP TABLE ${name}__old`);
-      await client.query(`ALTER INDEX IF EXISTS ${shadow[name]}_pkey RENAME TO ${name}_pkey`);
+      // Its indexes take the live names (the DDL's own, e.g. <table>_pkey, <table>_created): left under the shadow's
+      // names, the next rebuild's CREATE INDEX IF NOT EXISTS would find them taken and build its shadow without them.
+      const indexes = await client.query<{ indexname: string }>('SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() AND tablename = $1', [name]);
+      for (const { indexname } of indexes.rows) {
+        if (indexname.startsWith(`${shadow[name]}_`)) await client.query(`ALTER INDEX ${indexname} RENAME TO ${name}${indexname.slice(shadow[name]!.length)}`);
+      }
     }
     if (position) await saveCheckpoint(client, projection.name, position);
   });

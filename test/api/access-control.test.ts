@@ -40,6 +40,9 @@ describe('access control: API keys, roles, owners, rate limit, actor', () => {
   /** alice: A1 (funded), E (empty, closed by the operator in the table); bob: B1; carol: C1. */
   let A1: string, E: string, B1: string, C1: string;
   let T1: string;
+  /** Late records held as exceptions (too late): one for the accept row, one for the reject row. */
+  let X1: string, X2: string;
+  const YESTERDAY = new Date(Date.now() - 86_400_000).toISOString().slice(0, 10);
 
   async function createKey(body: Record<string, unknown>): Promise<{ keyId: string; secret: string }> {
     const res = await api.http().post('/api-keys').send(body);
@@ -70,6 +73,14 @@ describe('access control: API keys, roles, owners, rate limit, actor', () => {
     const t1 = await api.http().post('/transfers').send({ transferId: T1, fromAccountId: A1, toAccountId: B1, amount: 100 });
     expect(t1.status).toBe(202);
     expect((await api.http().get(`/transfers/${T1}`).query({ wait: 30 })).body.status).toBe('completed');
+    const tooLate = new Date(Date.now() - 6 * 86_400_000).toISOString();
+    [X1, X2] = (await Promise.all(
+      [1, 2].map(async (amount) => {
+        const held = await api.http().post(`/accounts/${A1}/deposits`).send({ amount, occurredAt: tooLate });
+        expect(held.status).toBe(422);
+        return held.body.exceptionId as string;
+      }),
+    )) as [string, string];
     await api.caughtUp();
   });
   afterAll(async () => {
@@ -89,9 +100,16 @@ describe('access control: API keys, roles, owners, rate limit, actor', () => {
   }
   const tid = (who: Who) => `ac-${who}-${process.pid}`;
   const ROWS: Row[] = [
+    { op: 'get /accounts', call: (w) => agent(w).get('/accounts').query({ ownerId: 'alice' }), expect: { owner: 200, other: 200, operator: 200 } },
     { op: 'get /accounts/{id}', call: (w) => agent(w).get(`/accounts/${A1}`), expect: { owner: 200, other: 404, operator: 200 } },
     { op: 'get /accounts/{id}/history', call: (w) => agent(w).get(`/accounts/${A1}/history`), expect: { owner: 200, other: 404, operator: 200 } },
     { op: 'get /accounts/{id}/balance', call: (w) => agent(w).get(`/accounts/${A1}/balance`).query({ asOf: new Date().toISOString() }), expect: { owner: 200, other: 404, operator: 200 } },
+    { op: 'get /accounts/{id}/statements/{date}', call: (w) => agent(w).get(`/accounts/${A1}/statements/${YESTERDAY}`), expect: { owner: 200, other: 404, operator: 200 } },
+    { op: 'post /books/close', call: (w) => agent(w).post('/books/close').send({ date: YESTERDAY }), expect: { owner: 403, other: 403, operator: 200 } },
+    { op: 'get /corrections', call: (w) => agent(w).get('/corrections'), expect: { owner: 403, other: 403, operator: 200 } },
+    { op: 'get /exceptions', call: (w) => agent(w).get('/exceptions'), expect: { owner: 403, other: 403, operator: 200 } },
+    { op: 'post /exceptions/{id}/accept', call: (w) => agent(w).post(`/exceptions/${X1}/accept`), expect: { owner: 403, other: 403, operator: 200 } },
+    { op: 'post /exceptions/{id}/reject', call: (w) => agent(w).post(`/exceptions/${X2}/reject`).send({}), expect: { owner: 403, other: 403, operator: 200 } },
     { op: 'post /accounts', call: (w) => agent(w).post('/accounts').send({ ownerId: 'alice', currency: 'EUR', initialDeposit: 1 }), expect: { owner: 403, other: 403, operator: 201 } },
     { op: 'post /accounts/{id}/deposits', call: (w) => agent(w).post(`/accounts/${A1}/deposits`).send({ amount: 1 }), expect: { owner: 403, other: 403, operator: 200 } },
     { op: 'post /accounts/{id}/withdrawals', call: (w) => agent(w).post(`/accounts/${A1}/withdrawals`).send({ amount: 1 }), expect: { owner: 403, other: 403, operator: 200 } },
@@ -123,6 +141,8 @@ describe('access control: API keys, roles, owners, rate limit, actor', () => {
     ['get /ready', '/ready'],
     ['get /openapi.json', '/openapi.json'],
     ['get /docs', '/docs/'],
+    ['get /console', '/console'],
+    ['get /console/config.json', '/console/config.json'],
   ] as const;
 
   test('the table covers every operation of OPERATION_ACCESS, and its expectations follow each operation\'s role', () => {

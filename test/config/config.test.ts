@@ -46,6 +46,10 @@ describe('configuration', () => {
     ['RATE_LIMIT_PER_MINUTE', { RATE_LIMIT_PER_MINUTE: '0' }],
     ['RATE_LIMIT_PER_MINUTE', { RATE_LIMIT_PER_MINUTE: 'lots' }],
     ['METRICS_PUBLIC', { METRICS_PUBLIC: 'yes' }],
+    ['BOOKS_TIMEZONE', { BOOKS_TIMEZONE: 'Mars/Olympus_Mons' }],
+    ['MAX_LATENESS', { MAX_LATENESS: 'five days' }],
+    ['MAX_LATENESS', { MAX_LATENESS: '0d' }],
+    ['MAX_CLOCK_SKEW', { MAX_CLOCK_SKEW: '-1m' }],
   ];
   test.each(bad)('%s is refused with its name in the message (%o)', (variable, env) => {
     let error: unknown;
@@ -63,6 +67,11 @@ describe('configuration', () => {
     const covered = new Set(bad.map(([v]) => v));
     const freeText = ['DATA_DIR', 'TEMPORAL_CLI_PATH'];
     expect(CONFIG_VARIABLES.filter((v) => !covered.has(v) && !freeText.includes(v))).toEqual([]);
+  });
+
+  test('business time: BOOKS_TIMEZONE (UTC), MAX_LATENESS (5 days), MAX_CLOCK_SKEW (2 minutes), as milliseconds', () => {
+    expect(loadConfig({})).toMatchObject({ BOOKS_TIMEZONE: 'UTC', MAX_LATENESS: 5 * 86_400_000, MAX_CLOCK_SKEW: 120_000 });
+    expect(loadConfig({ BOOKS_TIMEZONE: 'Europe/Berlin', MAX_LATENESS: 'P2DT12H', MAX_CLOCK_SKEW: '0s' })).toMatchObject({ BOOKS_TIMEZONE: 'Europe/Berlin', MAX_LATENESS: 60 * 3_600_000, MAX_CLOCK_SKEW: 0 });
   });
 
   test('access control: OPERATOR_API_KEY (32+ characters), RATE_LIMIT_PER_MINUTE (600), METRICS_PUBLIC (false)', () => {

@@ -13,6 +13,10 @@ export const TABLE_KEYS: Record<string, string> = {
   rm_account_balances: 'account_id COLLATE "C"',
   rm_account_history: 'account_id COLLATE "C", revision',
   rm_transfers: 'transfer_id COLLATE "C"',
+  rm_statement_movements: 'account_id COLLATE "C", revision',
+  rm_closed_days: 'timezone COLLATE "C", business_date COLLATE "C"',
+  rm_correction_notices: 'timezone COLLATE "C", pos_commit, pos_prepare',
+  rm_exceptions: 'exception_id COLLATE "C"',
 };
 
 /** The whole log, paged. */

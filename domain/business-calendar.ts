@@ -1,0 +1,83 @@
+/**
+ * Business days in a time zone (BOOKS_TIMEZONE), pure: the IANA zone rules come with the runtime
+ * (Intl), nothing here reads a clock. A business day is a calendar date `YYYY-MM-DD`; it covers the
+ * instants [startOfBusinessDay(date), startOfBusinessDay(next day)) of its zone, 23, 24 or 25 hours
+ * around a daylight-saving change.
+ */
+
+const DATE = /^(\d{4})-(\d{2})-(\d{2})$/;
+const DAY_MS = 86_400_000;
+
+/** A real calendar date written `YYYY-MM-DD` (2026-02-30 is not). */
+export function isBusinessDate(text: unknown): text is string {
+  if (typeof text !== 'string') return false;
+  const match = DATE.exec(text);
+  if (!match) return false;
+  const [y, m, d] = [Number(match[1]), Number(match[2]), Number(match[3])];
+  const t = new Date(Date.UTC(y, m - 1, d));
+  return t.getUTCFullYear() === y && t.getUTCMonth() === m - 1 && t.getUTCDate() === d;
+}
+
+/** An IANA time zone the runtime knows (e.g. UTC, Europe/Berlin). */
+export function isTimeZone(zone: unknown): zone is string {
+  if (typeof zone !== 'string' || zone.length === 0 || zone.length > 64) return false;
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: zone });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const formats = new Map<string, Intl.DateTimeFormat>();
+function dateFormat(zone: string): Intl.DateTimeFormat {
+  let format = formats.get(zone);
+  if (!format) {
+    // en-CA writes dates as YYYY-MM-DD.
+    format = new Intl.DateTimeFormat('en-CA', { timeZone: zone, year: 'numeric', month: '2-digit', day: '2-digit' });
+    formats.set(zone, format);
+  }
+  return format;
+}
+
+/** The business date of an instant (ms since the epoch) in a zone. */
+export function businessDateOf(instantMs: number, zone: string): string {
+  const parts = dateFormat(zone).formatToParts(new Date(instantMs));
+  const get = (type: string) => parts.find((p) => p.type === type)!.value;
+  return `${get('year')}-${get('month')}-${get('day')}`;
+}
+
+/** The date `days` calendar days after `date` (before, when negative). */
+export function addDays(date: string, days: number): string {
+  const match = DATE.exec(date);
+  if (!match) throw new RangeError(`not a date: ${date}`);
+  return new Date(Date.UTC(Number(match[1]), Number(match[2]) - 1, Number(match[3])) + days * DAY_MS).toISOString().slice(0, 10);
+}
+
+/** Calendar days from `from` to `to` (negative when `to` comes first). */
+export function daysBetween(from: string, to: string): number {
+  return Math.round((Date.parse(`${to}T00:00:00Z`) - Date.parse(`${from}T00:00:00Z`)) / DAY_MS);
+}
+
+/**
+ * The first instant of a business day in a zone (its local midnight, or the first instant after it
+ * when a daylight-saving change skips midnight): the smallest instant whose business date is `date`
+ * or later, found by bisection within the ±18 h every zone offset lies in.
+ */
+export function startOfBusinessDay(date: string, zone: string): number {
+  const midnightUtc = Date.parse(`${date}T00:00:00Z`);
+  if (Number.isNaN(midnightUtc) || !isBusinessDate(date)) throw new RangeError(`not a date: ${date}`);
+  let low = midnightUtc - 18 * 3_600_000; // business date before `date` in every zone
+  let high = midnightUtc + 18 * 3_600_000; // business date `date` or later in every zone
+  while (high - low > 1) {
+    const mid = Math.floor((low + high) / 2);
+    if (businessDateOf(mid, zone) >= date) high = mid;
+    else low = mid;
+  }
+  return high;
+}
+
+/** The instants a business day covers: [startsAt, endsAt). */
+export function businessDayBounds(date: string, zone: string): { startsAt: number; endsAt: number } {
+  return { startsAt: startOfBusinessDay(date, zone), endsAt: startOfBusinessDay(addDays(date, 1), zone) };
+}
