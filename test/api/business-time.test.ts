@@ -1,6 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import type { Response } from 'supertest';
 import { handleAccountCommand } from '../../application/account-commands';
+import { handleCommand } from '../../application/command-handler';
+import { ACCEPT_LEASE_MS, appliedEventId, ExceptionLog } from '../../application/late-record-exceptions';
+import { booksStream } from '../../domain/books-decider';
 import { accountStream } from '../../domain/account-events';
 import { addDays, businessDateOf } from '../../domain/business-calendar';
 import { exceptionStream } from '../../domain/late-record-exception';
@@ -256,11 +259,51 @@ describe('business time: late records, exceptions, closing the books, statements
     }
     expect(seen).toEqual((feed.body.corrections as { cursor: string }[]).map((n) => n.cursor));
 
-    // Closing a later day closes the open days before it.
-    const later = await http().post('/books/close').send({ date: addDays(D, 2) });
+    // Closing a later day closes the open days before it; two closes at once: one closes, the other finds them closed.
+    const both = await Promise.all([1, 2].map(() => http().post('/books/close').send({ date: addDays(D, 2) })));
+    expect(both.map((r) => r.status)).toEqual([200, 200]);
+    const later = both.find((r) => (r.body.closed as string[]).length > 0)!;
     expect(later.body).toMatchObject({ closed: [addDays(D, 1), addDays(D, 2)], firstClosedDate: D, lastClosedDate: addDays(D, 2) });
+    expect(both.map((r) => (r.body.closed as string[]).length).sort()).toEqual([0, 2]);
+    expect((await api.store.readStream(booksStream('UTC'))).map((e) => (e.data as { date: string }).date)).toEqual([D, addDays(D, 1), addDays(D, 2)]);
     const dayAfter = await statement(b, addDays(D, 1), later.body.position as string);
     expect(dayAfter).toMatchObject({ status: 'closed', openingBalance: 1_160, closingBalance: 1_160 });
+  });
+
+  test('an accept that stopped half-way (its deposit landed, the acceptance not recorded) is finished by the next accept after the lease; accepts at once apply it once', async () => {
+    const a = await openAccount();
+    const occurredAt = new Date(now - 6 * DAY).toISOString();
+    const id = (await deposit(a, { amount: 40, occurredAt })).body.exceptionId as string;
+    const log = new ExceptionLog(api.store);
+    // The attempt that crashed: it started, and its deposit landed (with the exception's event id).
+    const head = (await streamOf(a)).at(-1)!.revision;
+    expect((await handleCommand(log, id, { type: 'StartAcceptance', accountRevision: String(head), by: 'crashed', nowMs: Date.now(), leaseMs: ACCEPT_LEASE_MS })).ok).toBe(true);
+    const landed = await handleAccountCommand(api.accounts, a, { type: 'Deposit', amount: 40 }, { eventId: () => appliedEventId(id), context: { occurredAt, extra: { override: true, exceptionId: id } } });
+    expect(landed.ok).toBe(true);
+    // Within its lease: another accept (or a reject) is told to wait.
+    const busy = await http().post(`/exceptions/${id}/accept`);
+    expectProblem(busy, 409, '/problems/exception-in-progress');
+    expect(busy.headers['retry-after']).toBe('1');
+    expectProblem(await http().post(`/exceptions/${id}/reject`).send({}), 409, '/problems/exception-in-progress');
+    // After it: taken over; the deposit is found, not made again.
+    api.deps.businessTime = { now: () => Date.now() + ACCEPT_LEASE_MS + 5_000 };
+    try {
+      const done = await http().post(`/exceptions/${id}/accept`);
+      expect(done.status).toBe(200);
+      expect(done.body.account).toMatchObject({ accountId: a, balance: 40, revision: Number(head) + 1 });
+      expect(done.body.exception).toMatchObject({ status: 'accepted', decidedBy: 'env-operator' });
+    } finally {
+      api.deps.businessTime = undefined;
+    }
+    expect((await streamOf(a)).filter((e) => e.type === 'MoneyDeposited').length).toBe(1);
+
+    // Three accepts at once: one applies it, the others are told it is in progress (or find it accepted).
+    const id2 = (await deposit(a, { amount: 7, occurredAt })).body.exceptionId as string;
+    const racing = await Promise.all([1, 2, 3].map(() => http().post(`/exceptions/${id2}/accept`)));
+    expect(racing.map((r) => r.status)).toContain(200);
+    for (const r of racing) expect([200, 409]).toContain(r.status);
+    expect((await http().post(`/exceptions/${id2}/accept`)).status).toBe(200);
+    expect((await streamOf(a)).filter((e) => e.type === 'MoneyDeposited').map((e) => (e.data as { amount: number }).amount)).toEqual([40, 7]);
   });
 
   test('a late withdrawal may take the business-time running balance below zero: the statement shows it and flags it', async () => {
