@@ -11,7 +11,7 @@ import { accept, reject, type Decision } from './rejection';
  * - a day closes only once it has ended (in the zone, by the clock the caller passes);
  * - days close in order: closing a day also closes every open day between the last closed one and
  *   it (one BusinessDayClosed each, in one append). The first close starts the books: days before
- *   it are never closed;
+ *   it are never closed (closing one is refused);
  * - closing a closed day again writes nothing (idempotent); the append carries the revision read,
  *   so two closes racing are ordered by the store.
  */
@@ -48,6 +48,9 @@ export function decideBooks(state: BooksState, command: BooksCommand): Decision<
   const zone = state.timezone;
   if (!isTimeZone(zone)) return reject('invalid_date', `Unknown time zone ${zone}`);
   if (!isBusinessDate(command.date)) return reject('invalid_date', `${command.date} is not a calendar date (YYYY-MM-DD)`);
+  if (state.firstClosed !== undefined && command.date < state.firstClosed) {
+    return reject('invalid_date', `${command.date} is before the first day these books closed (${state.firstClosed}): it is never closed`);
+  }
   if (state.lastClosed !== undefined && command.date <= state.lastClosed) return accept([]); // closed already
   const { endsAt } = businessDayBounds(command.date, zone);
   if (endsAt > command.nowMs) {

@@ -98,7 +98,9 @@ describe('the books: closing business days', () => {
     expect(decision.events.map((e) => e.data.date)).toEqual(['2026-03-03', '2026-03-04', '2026-03-05']);
     const after = fold(booksDecider, decision.events, state('2026-03-02'));
     expect(after.lastClosed).toBe('2026-03-05');
-    for (const date of ['2026-03-05', '2026-03-01']) expect(decideBooks(after, { type: 'CloseBusinessDay', date, nowMs: at('2026-03-10T00:00:00Z') })).toEqual({ ok: true, events: [] });
+    for (const date of ['2026-03-05', '2026-03-03']) expect(decideBooks(after, { type: 'CloseBusinessDay', date, nowMs: at('2026-03-10T00:00:00Z') })).toEqual({ ok: true, events: [] });
+    // Before the books started: never closed, and not closable now.
+    expect(decideBooks(after, { type: 'CloseBusinessDay', date: '2026-03-01', nowMs: at('2026-03-10T00:00:00Z') })).toMatchObject({ ok: false, rejection: { type: 'invalid_date' } });
   });
 
   test('the first close starts the books; a gap beyond a year is refused; bad dates are refused', () => {
