@@ -220,6 +220,7 @@ export const BusinessDate = z
   .string({ error: 'must be a date YYYY-MM-DD' })
   .regex(/^\d{4}-\d{2}-\d{2}$/, { error: 'must be a date YYYY-MM-DD' })
   .refine(isBusinessDate, { error: 'must be a calendar date (YYYY-MM-DD)' })
+  .refine((d) => d >= '1900-01-01' && d <= '9998-12-31', { error: 'must be between 1900-01-01 and 9998-12-31' })
   .openapi({ example: '2026-03-02', description: 'A business day in BOOKS_TIMEZONE' });
 
 export const CloseBooksBody = z.strictObject({ date: BusinessDate }).openapi('CloseBooksRequest');

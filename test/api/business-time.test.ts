@@ -352,6 +352,8 @@ describe('business time: late records, exceptions, closing the books, statements
     const a = await openAccount();
     expectProblem(await http().get(`/accounts/${a}/statements/2026-02-30`), 400, '/problems/validation-error', 'date');
     expectProblem(await http().get(`/accounts/${a}/statements/yesterday`), 400, '/problems/validation-error', 'date');
+    expectProblem(await http().get(`/accounts/${a}/statements/9999-12-31`), 400, '/problems/validation-error', 'date');
+    expect((await http().get(`/accounts/${a}/statements/1900-01-01`)).body).toMatchObject({ status: 'open', openingBalance: 0, movements: [] });
   });
 
   test('every response above matched the OpenAPI document', () => {

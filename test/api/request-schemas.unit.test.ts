@@ -125,6 +125,7 @@ const REFUSED: Refused[] = [
   { name: 'a deposit occurredAt as a number', schema: MovementBody, where: 'body', value: { amount: 5, occurredAt: 1772467800000 }, field: 'occurredAt' },
   { name: 'closing 2026-02-30', schema: CloseBooksBody, where: 'body', value: { date: '2026-02-30' }, field: 'date' },
   { name: 'closing 2026-3-2', schema: CloseBooksBody, where: 'body', value: { date: '2026-3-2' }, field: 'date' },
+  { name: 'closing 9999-12-31 (no day after it to end it)', schema: CloseBooksBody, where: 'body', value: { date: '9999-12-31' }, field: 'date' },
   { name: 'account minPosition=abc', schema: ReadQuery, where: 'query', value: { minPosition: 'abc' }, field: 'minPosition' },
   { name: 'account minPosition=-1.0', schema: ReadQuery, where: 'query', value: { minPosition: '-1.0' }, field: 'minPosition' },
   { name: 'account with an unknown query parameter', schema: ReadQuery, where: 'query', value: { foo: '1' }, field: 'foo' },
