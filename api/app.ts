@@ -6,6 +6,7 @@ import { ALL_PROJECTIONS } from '../projections/all-projections';
 import { collectProjectionMetrics } from '../projections/projection-health';
 import { installAuthentication, installAuthorization, principalOf } from './access-control';
 import { accountsRoutes } from './accounts-routes';
+import { auditRoutes } from './audit-routes';
 import { businessTimeRoutes } from './business-time-routes';
 import { ApiKeyStore } from './api-keys';
 import { apiKeysRoutes } from './api-keys-routes';
@@ -77,6 +78,7 @@ export function createApp(deps: ApiDeps): express.Express {
   app.use(reversalRoutes(deps));
   app.use(streamsRoutes(deps));
   app.use(apiKeysRoutes(deps, keys));
+  app.use(auditRoutes(deps));
   app.use((req, _res, next) => next(new HttpProblem(404, problemType('not-found'), 'Not found', `No route ${req.method} ${req.path}`)));
   app.use(problemHandler((entry) => deps.logger.log({ msg: 'error', ...entry })));
   return app;

@@ -4,6 +4,7 @@ import { Pool } from 'pg';
 import type { NewEvent } from '../eventstore/event-store';
 import { PostgresEventStore } from '../eventstore/postgres/postgres-event-store';
 import { startBenchServers } from './bench-servers';
+import { hashChainBench } from './hash-chain-bench';
 import { round, runConcurrently, summarize, table, writeReport } from './stats';
 
 /**
@@ -114,6 +115,10 @@ export async function eventStoreBench(quick: boolean): Promise<void> {
     report.subscriptionLagMs = lag;
     report.rawInsertLatencyMs = rawInsertLatency;
     report.appendLatencyMs = summarize(appendLatency);
+    // 5. The hash chain's cost: append throughput with / without it, and audit:verify per million events.
+    const chain = await hashChainBench((name) => servers.databaseUrl(name), quick, servers.postgresPid);
+    rows.push(...chain.rows);
+    report.hashChain = chain.report;
     report.results = rows;
 
     console.log('\nEvent store benchmark (PostgreSQL adapter vs raw INSERT/SELECT, same server, same run)\n');
@@ -123,6 +128,7 @@ export async function eventStoreBench(quick: boolean): Promise<void> {
         `  | raw INSERT latency p50 ${rawInsertLatency.p50} ms -> lag p50 = ${round(lag.p50 / rawInsertLatency.p50)}x a raw insert`,
     );
     console.log(`append latency (${concurrency} writers): p50 ${report.appendLatencyMs && (report.appendLatencyMs as { p50: number }).p50} ms vs raw p50 ${rawInsertLatency.p50} ms`);
+    for (const line of chain.lines) console.log(line);
     console.log(`\nreport: ${writeReport('eventstore', report)}`);
   } finally {
     await raw.end();

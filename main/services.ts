@@ -6,6 +6,8 @@ import { TransferLog } from '../application/transfer-log';
 import type { Config } from '../config/config';
 import { EsdbEventStore } from '../eventstore/esdb/esdb-event-store';
 import type { EventStore } from '../eventstore/event-store';
+import { startAuditAnchoring } from '../eventstore/audit-anchoring';
+import { isHashChained } from '../eventstore/hash-chain';
 import { PostgresEventStore } from '../eventstore/postgres/postgres-event-store';
 import type { Logger } from '../infra/logger';
 import { createServicePool } from '../infra/pg-pool';
@@ -199,8 +201,11 @@ export async function startProjections(endpoints: Endpoints, store: EventStore, 
   });
   await runner.start();
   logger.log({ msg: 'projections started', projections: ALL_PROJECTIONS.map((p) => p.name) });
+  // Tamper evidence: anchor every stream head now and then, so a deleted stream is caught (eventstore/audit-anchoring.ts).
+  const anchoring = isHashChained(store) ? startAuditAnchoring(store, logger) : undefined;
   return {
     stop: async () => {
+      await anchoring?.stop();
       await runner.stop();
       await pool.end();
     },

@@ -40,6 +40,7 @@ import { assertTimeLeft } from '../../infra/attempt-deadline';
 import { WRITE_BUDGET_MS } from '../../infra/pg-pool';
 import { validateAppend, validateStreamName } from '../validation';
 import { eventMatcher } from './event-filter';
+import { chainedMetadata, chainTail, EsdbChainAudit } from './hash-chain';
 import { describeError, toStoreError } from './esdb-errors';
 import { parkedReason, parkedStreamName } from './parked';
 import { EsdbPersistentSubscription } from './persistent-subscription';
@@ -87,6 +88,11 @@ export class EsdbEventStore implements EventStore {
     private readonly options: EsdbEventStoreOptions,
   ) {}
 
+  /** Verify the hash chains (./hash-chain.ts). */
+  chainAudit(): EsdbChainAudit {
+    return new EsdbChainAudit(this.client);
+  }
+
   /** Connects (e.g. "esdb://localhost:2113?tls=false") and checks the server answers by reading the head of $all. */
   static async connect(connectionString: string, options: EsdbEventStoreOptions = {}): Promise<EsdbEventStore> {
     const client = EventStoreDBClient.connectionString(connectionString);
@@ -105,15 +111,38 @@ export class EsdbEventStore implements EventStore {
     // In an activity attempt: start only with the call's whole deadline left (as the PostgreSQL store does).
     assertTimeLeft('append', WRITE_BUDGET_MS);
     const expected = options.expectedRevision;
-    const esdbEvents = events.map((event) => jsonEvent({ id: event.id, type: event.type, data: event.data, metadata: event.metadata }));
     let result: EsdbAppendResult;
-    try {
-      result = await this.client.appendToStream(stream, esdbEvents, { expectedRevision: toEsdbExpectedRevision(expected), deadline: WRITE_BUDGET_MS });
-    } catch (err) {
-      if (err instanceof EsdbWrongExpectedVersionError) {
-        throw new WrongExpectedVersionError(stream, expected, toActualRevision(err.actualVersion));
+    // The hash chain (./hash-chain.ts): hashed client-side from the stream's last event, appended at exactly that
+    // revision; for 'any' / 'stream_exists' a concurrent writer makes it read the new last event and try again.
+    for (let attempt = 1; ; attempt++) {
+      let tail: Awaited<ReturnType<typeof chainTail>>;
+      try {
+        tail = await chainTail(this.client, stream, expected);
+      } catch (err) {
+        throw toStoreError(err, 'append');
       }
-      throw toStoreError(err, 'append');
+      const pinned = typeof expected !== 'bigint' && expected !== 'no_stream';
+      // 'any' re-sent after it landed (best effort, as before): the stream already ends with these events.
+      if (pinned && tail.lastId !== undefined && tail.revision !== 'no_stream' && events.some((e) => e.id.toLowerCase() === tail.lastId!.toLowerCase())) {
+        const landed = await this.readStream(stream, { direction: 'backwards', fromRevision: tail.revision, maxCount: events.length });
+        if (landed.length === events.length && landed.reverse().every((e, i) => e.id.toLowerCase() === events[i]!.id.toLowerCase())) {
+          return { nextExpectedRevision: tail.revision, position: landed.at(-1)!.position, recordedAt: landed.at(-1)!.recordedAt };
+        }
+      }
+      const first = tail.revision === 'no_stream' ? 0n : tail.revision + 1n;
+      const metadata = chainedMetadata(stream, events, tail.previous, first);
+      const esdbEvents = events.map((event, i) => jsonEvent({ id: event.id, type: event.type, data: event.data, metadata: metadata[i] }));
+      const esdbExpected = !pinned || (expected === 'stream_exists' && tail.revision === 'no_stream') ? expected : tail.revision;
+      try {
+        result = await this.client.appendToStream(stream, esdbEvents, { expectedRevision: toEsdbExpectedRevision(esdbExpected), deadline: WRITE_BUDGET_MS });
+        break;
+      } catch (err) {
+        if (err instanceof EsdbWrongExpectedVersionError) {
+          if (pinned && esdbExpected !== expected && attempt < 5) continue;
+          throw new WrongExpectedVersionError(stream, expected, toActualRevision(err.actualVersion));
+        }
+        throw toStoreError(err, 'append');
+      }
     }
     // The server stamps each event's `created` itself (our recordedAt, and occurredAt unless the writer set one),
     // but its append response does not carry it: recordedAt is left out rather than read back on every append.

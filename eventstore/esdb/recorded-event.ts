@@ -1,5 +1,6 @@
 import type { RecordedEvent as EsdbRecordedEvent } from '@eventstore/db-client';
 import type { EventMetadata, GlobalPosition, JsonObject, RecordedEvent } from '../event-store';
+import { withoutHash } from '../hash-chain';
 
 /** System streams ($all housekeeping, $$metadata, $ce-…, persistent subscription checkpoints) and system event types ($>, $metadata…). */
 export function isSystemEvent(event: { streamId: string; type: string }): boolean {
@@ -36,8 +37,9 @@ export function toRecordedEvent(event: EsdbRecordedEvent, fallbackCommit?: bigin
   }
   const recordedAt = event.created.toISOString();
   const rawMetadata: unknown = event.metadata;
+  // The hash chain's `auditHash` (./hash-chain.ts) is the store's, not the writer's: left out, as PostgreSQL keeps it in a column.
   const metadata: EventMetadata = isPlainObject(rawMetadata)
-    ? ({ ...rawMetadata, occurredAt: typeof rawMetadata.occurredAt === 'string' ? rawMetadata.occurredAt : recordedAt } as EventMetadata)
+    ? ({ ...withoutHash(rawMetadata as JsonObject), occurredAt: typeof rawMetadata.occurredAt === 'string' ? rawMetadata.occurredAt : recordedAt } as EventMetadata)
     : { occurredAt: recordedAt };
   return {
     stream: event.streamId,

@@ -62,6 +62,75 @@ const MIGRATIONS: { version: number; name: string; sql: string }[] = [
       );
     `,
   },
+  {
+    version: 2,
+    name: 'hash chain: event hashes, stream heads keep their last hash, anchors',
+    sql: `
+      -- Tamper evidence (eventstore/hash-chain.ts): hash = SHA-256(previous hash in the stream || canonical encoding).
+      ALTER TABLE es_events ADD COLUMN hash bytea;
+      ALTER TABLE es_streams ADD COLUMN last_hash bytea;
+
+      -- The canonical encoding: [id, type, stream, revision, data, metadata, occurredAt] as jsonb text, UTF-8.
+      -- Reproduced byte for byte by canonicalEncoding() in eventstore/hash-chain.ts. Never edit: add a new migration.
+      CREATE FUNCTION es_event_encoding(p_id uuid, p_type text, p_stream text, p_revision bigint, p_data jsonb, p_metadata jsonb, p_occurred_at timestamptz)
+      RETURNS bytea LANGUAGE sql STABLE PARALLEL SAFE AS $$
+        SELECT convert_to(jsonb_build_array(p_id::text, p_type, p_stream, p_revision::text, p_data, p_metadata,
+                 to_char(p_occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))::text, 'UTF8')
+      $$;
+
+      -- A running chain: es_chain(previous, encoding) OVER (ORDER BY revision) hashes each row from the one before it,
+      -- starting from \`previous\` (the stream's last hash, or 32 zero bytes before revision 0).
+      CREATE FUNCTION es_chain_step(p_state bytea, p_previous bytea, p_encoding bytea)
+      RETURNS bytea LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT sha256(coalesce(p_state, p_previous) || p_encoding) $$;
+      CREATE AGGREGATE es_chain(bytea, bytea) (SFUNC = es_chain_step, STYPE = bytea);
+      -- The hashes of consecutive events from \`previous\`, one call (appends of several events).
+      CREATE FUNCTION es_chain_hashes(p_previous bytea, p_encodings bytea[]) RETURNS bytea[]
+      LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+        DECLARE
+          hashes bytea[] := '{}';
+          hash bytea := p_previous;
+          encoding bytea;
+        BEGIN
+          FOREACH encoding IN ARRAY p_encodings LOOP
+            hash := sha256(hash || encoding);
+            hashes := hashes || hash;
+          END LOOP;
+          RETURN hashes;
+        END
+      $$;
+
+      -- Existing streams get their chains, in revision order.
+      WITH chained AS (
+        SELECT position,
+               es_chain(decode(repeat('00', 32), 'hex'), es_event_encoding(id, type, stream, revision, data, metadata, occurred_at))
+                 OVER (PARTITION BY stream ORDER BY revision) AS hash
+        FROM es_events
+      )
+      UPDATE es_events e SET hash = chained.hash FROM chained WHERE e.position = chained.position;
+      UPDATE es_streams s SET last_hash = e.hash FROM es_events e WHERE e.stream = s.stream AND e.revision = s.revision;
+
+      -- Anchors over every stream head (eventstore/postgres/hash-chain-audit.ts): each anchor hashes all
+      -- (stream, revision, last hash) in stream order and chains from the previous anchor; the anchored heads are kept
+      -- (as of the latest anchor), so a stream deleted or cut short later is named by verify.
+      CREATE TABLE es_audit_anchors (
+        anchor_id      bigint PRIMARY KEY,
+        anchored_at    timestamptz NOT NULL,
+        streams        bigint NOT NULL,
+        events         bigint NOT NULL,
+        heads_hash     bytea NOT NULL,
+        previous_hash  bytea NOT NULL,
+        anchor_hash    bytea NOT NULL
+      );
+      CREATE TABLE es_audit_anchored_heads (
+        stream     text PRIMARY KEY,
+        revision   bigint NOT NULL,
+        hash       bytea,
+        anchor_id  bigint NOT NULL
+      );
+      -- Anchors hash the heads in byte order of the stream names, whatever the database's collation.
+      CREATE INDEX es_audit_anchored_heads_bytes ON es_audit_anchored_heads (stream COLLATE "C");
+    `,
+  },
 ];
 
 const MIGRATION_LOCK = 7_412_001; // arbitrary, constant advisory lock key for schema changes

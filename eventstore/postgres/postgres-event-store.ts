@@ -29,6 +29,7 @@ import { START_POSITION } from '../event-store';
 import { validateAppend, validateStreamName } from '../validation';
 import { AppendNotifier } from './append-notifier';
 import { countEvents, parkedSummary, PostgresConsumerGroup } from './consumer-group';
+import { PostgresChainAudit } from './hash-chain-audit';
 import { migrateEventStore } from './migrations';
 import { EVENT_COLUMNS, eventColumns, toRecordedEvent, type EventRow } from './row-mapping';
 
@@ -56,6 +57,12 @@ export interface PostgresEventStoreOptions {
   pollIntervalMs?: number;
   /** Server-side limit per statement (default PG_TIMEOUTS.statementMs, 5 s: see infra/pg-pool.ts for the time budget). */
   statementTimeoutMs?: number;
+  /**
+   * Hash-chain every append (default true; see eventstore/hash-chain.ts). `false` is for the benchmark only (the
+   * cost of the chain): it appends with the statement as it was before the chain, leaving hashes empty, and such a
+   * log does not verify.
+   */
+  hashChain?: boolean;
 }
 
 export interface OpenTransactionLag {
@@ -72,7 +79,13 @@ export class PostgresEventStore implements EventStore {
     readonly pool: Pool,
     private readonly notifier: AppendNotifier,
     private readonly pollIntervalMs: number,
+    private readonly hashChain: boolean = true,
   ) {}
+
+  /** Verify the hash chains and write anchors (eventstore/postgres/hash-chain-audit.ts). */
+  chainAudit(): PostgresChainAudit {
+    return new PostgresChainAudit(this.pool);
+  }
 
   static async connect(options: PostgresEventStoreOptions): Promise<PostgresEventStore> {
     // Time-limited connection waits and statements (a statement fails instead of landing long after
@@ -92,7 +105,7 @@ export class PostgresEventStore implements EventStore {
     }
     const notifier = new AppendNotifier(clientSettings(options.connectionString, 'transfer-event-store-listen'));
     await notifier.start();
-    return new PostgresEventStore(pool, notifier, options.pollIntervalMs ?? 1000);
+    return new PostgresEventStore(pool, notifier, options.pollIntervalMs ?? 1000, options.hashChain ?? true);
   }
 
   async appendToStream(stream: string, events: readonly NewEvent[], options: AppendOptions): Promise<AppendResult> {
@@ -106,7 +119,7 @@ export class PostgresEventStore implements EventStore {
     // It also stamps the append with the database's clock (head.stamp, see STAMP_NEXT): the events' recording
     // time, and their occurrence time unless the writer gave one (business time). No process clock is used.
     const head = headStatement(expected);
-    const sql = `
+    const unchainedSql = `
       WITH head AS (${head}),
       ins AS (
         INSERT INTO es_events (stream, revision, id, type, data, metadata, occurred_at, recorded_at)
@@ -132,24 +145,35 @@ export class PostgresEventStore implements EventStore {
     ];
     if (typeof expected === 'bigint') params.push(expected.toString());
     let conflict: 'revision' | 'event_id' = 'revision';
-    try {
-      // A named statement per expected-revision kind: each connection plans it once.
-      const name = `es_append_${typeof expected === 'bigint' ? 'revision' : expected}`;
-      const result = await this.pool.query<{ revision: string; position: string; txid: string; recorded_at: Date }>({ name, text: sql, values: params });
-      const row = result.rows[0];
-      if (row) {
-        this.notifier.signal();
-        return {
-          nextExpectedRevision: BigInt(row.revision),
-          position: { commit: BigInt(row.txid), prepare: BigInt(row.position) },
-          recordedAt: row.recorded_at.toISOString(),
-        };
+    const kind = typeof expected === 'bigint' ? 'revision' : expected;
+    // A named statement per expected-revision kind: each connection plans it once.
+    const [name, sql] = !this.hashChain
+      ? [`es_append_${kind}`, unchainedSql]
+      : n === 1
+        ? [`es_append_chained_one_${kind}`, oneEventAppendStatement(expected)]
+        : [`es_append_chained_${kind}`, eventsAppendStatement(expected)];
+    // 'any' with several events on a stream another writer creates at the same moment: the statement, which chained
+    // from no head, finds the head inserted meanwhile and writes nothing; it runs again and chains from that head.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const result = await this.pool.query<{ revision: string; position: string; txid: string; recorded_at: Date }>({ name, text: sql, values: params });
+        const row = result.rows[0];
+        if (row) {
+          this.notifier.signal();
+          return {
+            nextExpectedRevision: BigInt(row.revision),
+            position: { commit: BigInt(row.txid), prepare: BigInt(row.position) },
+            recordedAt: row.recorded_at.toISOString(),
+          };
+        }
+        if (expected === 'any' && this.hashChain && attempt < 5 && (await this.currentRevision(stream)) !== 'no_stream') continue;
+      } catch (error) {
+        const pgError = error as { code?: string; constraint?: string };
+        if (pgError.code === '23505' && pgError.constraint === 'es_events_id') conflict = 'event_id';
+        else if (pgError.code === '23505' && pgError.constraint === 'es_streams_pkey') conflict = 'revision';
+        else throw asUnavailable(error);
       }
-    } catch (error) {
-      const pgError = error as { code?: string; constraint?: string };
-      if (pgError.code === '23505' && pgError.constraint === 'es_events_id') conflict = 'event_id';
-      else if (pgError.code === '23505' && pgError.constraint === 'es_streams_pkey') conflict = 'revision';
-      else throw asUnavailable(error);
+      break;
     }
     // Nothing was written. Either this is a retry of an append that already landed (idempotent
     // success, as on EventStoreDB), or a genuine conflict.
@@ -227,14 +251,16 @@ export class PostgresEventStore implements EventStore {
       params.push([...options.eventTypes]);
       where.push(`type = ANY($${params.length}::text[])`);
     }
-    for (const [bound, op] of [
-      [options.occurredFrom, '>='],
-      [options.occurredTo, '<='],
+    for (const [bound, column, op, field] of [
+      [options.occurredFrom, 'occurred_at', '>=', 'occurredFrom'],
+      [options.occurredTo, 'occurred_at', '<=', 'occurredTo'],
+      [options.recordedFrom, 'recorded_at', '>=', 'recordedFrom'],
+      [options.recordedTo, 'recorded_at', '<=', 'recordedTo'],
     ] as const) {
       if (bound === undefined) continue;
-      if (Number.isNaN(Date.parse(bound))) throw new EventStoreValidationError(op === '>=' ? 'occurredFrom' : 'occurredTo', 'must be an ISO-8601 timestamp');
+      if (Number.isNaN(Date.parse(bound))) throw new EventStoreValidationError(field, 'must be an ISO-8601 timestamp');
       params.push(bound);
-      where.push(`occurred_at ${op} $${params.length}::timestamptz`);
+      where.push(`${column} ${op} $${params.length}::timestamptz`);
     }
     try {
       const result = await this.pool.query<EventRow>(
@@ -348,6 +374,121 @@ export class PostgresEventStore implements EventStore {
  */
 const STAMP_FIRST = `date_trunc('milliseconds', clock_timestamp())`;
 const STAMP_NEXT = `date_trunc('milliseconds', greatest(clock_timestamp(), es_streams.updated_at))`;
+
+/**
+ * The appends with the hash chain (eventstore/hash-chain.ts): the same parameters and answer as the statement in
+ * appendToStream, one statement, so the expected-revision check, the chain and the write stay one atomic step.
+ *
+ * Where the hash is computed, and why there: inside the statement, by PostgreSQL (sha256(), es_event_encoding and
+ * es_chain_hashes from migration 2), serialised by the stream's head row like the revision itself. The hash covers
+ * the occurredAt and metadata the statement stamps with the database clock, which no client knows before the
+ * statement runs; a client-side hash would also need the previous hash read first (another round trip per append).
+ * So the canonical encoding is defined as PostgreSQL's jsonb text, which hash-chain.ts reproduces for the verifier
+ * and the other adapters.
+ *
+ * One event (the common case): the head UPDATE (or INSERT for a new stream) computes the new head in its SET from
+ * the row it locked: revision + 1, the stamp (never before the previous one), and last_hash = SHA-256(the row's
+ * last_hash ‖ encoding of the event as it will be stored). A concurrent writer's commit makes PostgreSQL re-evaluate
+ * the SET on the newest row (READ COMMITTED), so the chain always continues from the hash actually last written;
+ * the event row is inserted with the head's returned hash and stamp (the metadata is rebuilt from the same stamp,
+ * so it is the metadata that was hashed).
+ */
+function oneEventAppendStatement(expected: ExpectedRevision): string {
+  const at = (stamp: string) => `date_trunc('milliseconds', greatest(clock_timestamp(), ${stamp}))`;
+  const metadata = (stamp: string) => `CASE WHEN ($7::timestamptz[])[1] IS NULL
+      THEN ($6::jsonb[])[1] || jsonb_build_object('occurredAt', to_char(${stamp} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))
+      ELSE ($6::jsonb[])[1] END`;
+  /** (revision, updated_at, last_hash) of the head after the append ($2, the number of events, is 1), from the head before it. */
+  const next = (revision: string, updatedAt: string, lastHash: string) => `(
+      SELECT ${revision} + $2::bigint, x.at,
+             sha256(coalesce(${lastHash}, decode(repeat('00', 32), 'hex')) ||
+                    es_event_encoding(($3::uuid[])[1], ($4::text[])[1], $1, ${revision} + $2::bigint, ($5::jsonb[])[1], ${metadata('x.at')}, coalesce(($7::timestamptz[])[1], x.at)))
+      FROM (SELECT ${at(updatedAt)} AS at) x)`;
+  const returning = 'RETURNING revision, updated_at AS stamp, last_hash AS hash';
+  const created = `INSERT INTO es_streams (stream, revision, updated_at, last_hash) SELECT $1, h.* FROM ${next('-1::bigint', 'NULL::timestamptz', 'NULL::bytea')} h`;
+  const head =
+    expected === 'no_stream'
+      ? `${created} ON CONFLICT (stream) DO NOTHING ${returning}`
+      : expected === 'any'
+        ? `${created} ON CONFLICT (stream) DO UPDATE SET (revision, updated_at, last_hash) = ${next('es_streams.revision', 'es_streams.updated_at', 'es_streams.last_hash')} ${returning}`
+        : `UPDATE es_streams SET (revision, updated_at, last_hash) = ${next('es_streams.revision', 'es_streams.updated_at', 'es_streams.last_hash')}
+           WHERE stream = $1 ${typeof expected === 'bigint' ? 'AND revision = $8::bigint' : ''} ${returning}`;
+  return `
+    WITH head AS (${head}),
+    ins AS (
+      INSERT INTO es_events (stream, revision, id, type, data, metadata, occurred_at, recorded_at, hash)
+      SELECT $1, head.revision, ($3::uuid[])[1], ($4::text[])[1], ($5::jsonb[])[1], ${metadata('head.stamp')},
+             coalesce(($7::timestamptz[])[1], head.stamp), head.stamp, head.hash
+      FROM head
+      RETURNING revision, position, transaction_id, recorded_at
+    )
+    SELECT revision::text AS revision, position::text AS position, transaction_id::text AS txid, recorded_at FROM ins`;
+}
+
+/**
+ * Several events: their hashes chain through each other, so they are computed before the head is written.
+ * 1. `cur` locks the stream's head row (SELECT ... FOR UPDATE, with the expected revision in its WHERE for a specific
+ *    revision): after waiting for a concurrent writer it sees that writer's head (READ COMMITTED re-reads the locked
+ *    row), so the chain continues from the hash actually last written. No row: no_stream, a stale revision, or a
+ *    missing stream.
+ * 2. `stamp` is the recording time, taken after the lock, never before the stream's previous append (as before).
+ * 3. `ev` numbers the events from the locked revision; `chain` hashes them in order from the head's last hash
+ *    (es_chain_hashes: one call, a loop over the encodings).
+ * 4. `head` writes the new head (revision, stamp, last hash): an UPDATE of the locked row, or for no_stream (and
+ *    'any' on a missing stream) an INSERT that does nothing when the stream exists (for 'any' appendToStream then
+ *    runs the statement again: the stream now has a head to lock); the events are inserted only when `head`
+ *    returned a row, exactly as before.
+ */
+function eventsAppendStatement(expected: ExpectedRevision): string {
+  const locked = `SELECT revision, updated_at, last_hash FROM es_streams WHERE stream = $1`;
+  const cur =
+    expected === 'no_stream'
+      ? `SELECT NULL::bigint AS revision, NULL::timestamptz AS updated_at, NULL::bytea AS last_hash WHERE false`
+      : typeof expected === 'bigint'
+        ? `${locked} AND revision = $8::bigint FOR UPDATE`
+        : `${locked} FOR UPDATE`;
+  const update = `UPDATE es_streams s SET revision = t.revision, updated_at = t.at, last_hash = t.hash
+                  FROM tail t, cur WHERE s.stream = $1 RETURNING s.revision, s.updated_at AS stamp`;
+  const insert = (onlyIfMissing: boolean) => `INSERT INTO es_streams (stream, revision, updated_at, last_hash)
+                  SELECT $1, t.revision, t.at, t.hash FROM tail t ${onlyIfMissing ? 'WHERE NOT EXISTS (SELECT 1 FROM cur)' : ''}
+                  ON CONFLICT (stream) DO NOTHING RETURNING revision, updated_at AS stamp`;
+  const head =
+    expected === 'no_stream'
+      ? `head AS (${insert(false)})`
+      : expected === 'any'
+        ? `updated AS (${update}), created AS (${insert(true)}), head AS (SELECT * FROM updated UNION ALL SELECT * FROM created)`
+        : `head AS (${update})`;
+  return `
+    WITH cur AS (${cur}),
+    stamp AS (SELECT date_trunc('milliseconds', greatest(clock_timestamp(), (SELECT updated_at FROM cur))) AS at),
+    ev AS (
+      SELECT e.ord, e.id, e.type, e.data,
+             CASE WHEN e.occurred_at IS NULL
+                  THEN e.metadata || jsonb_build_object('occurredAt', to_char(stamp.at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))
+                  ELSE e.metadata END AS metadata,
+             coalesce(e.occurred_at, stamp.at) AS occurred_at,
+             coalesce((SELECT revision FROM cur), -1) + e.ord AS revision
+      FROM stamp, unnest($3::uuid[], $4::text[], $5::jsonb[], $6::jsonb[], $7::timestamptz[])
+           WITH ORDINALITY AS e(id, type, data, metadata, occurred_at, ord)
+      WHERE e.ord <= $2::bigint
+    ),
+    chain AS (
+      SELECT ev.*, h.hash
+      FROM ev JOIN unnest(es_chain_hashes(coalesce((SELECT last_hash FROM cur), decode(repeat('00', 32), 'hex')),
+                                          (SELECT array_agg(es_event_encoding(ev.id, ev.type, $1, ev.revision, ev.data, ev.metadata, ev.occurred_at) ORDER BY ev.ord) FROM ev)))
+                  WITH ORDINALITY AS h(hash, ord) ON h.ord = ev.ord
+    ),
+    tail AS (SELECT chain.revision, chain.hash, stamp.at FROM chain, stamp ORDER BY chain.ord DESC LIMIT 1),
+    ${head},
+    ins AS (
+      INSERT INTO es_events (stream, revision, id, type, data, metadata, occurred_at, recorded_at, hash)
+      SELECT $1, c.revision, c.id, c.type, c.data, c.metadata, c.occurred_at, head.stamp, c.hash
+      FROM head, chain c
+      RETURNING revision, position, transaction_id, recorded_at
+    )
+    SELECT revision::text AS revision, position::text AS position, transaction_id::text AS txid, recorded_at
+    FROM ins ORDER BY ins.revision DESC LIMIT 1`;
+}
 
 function headStatement(expected: ExpectedRevision): string {
   if (expected === 'no_stream') {

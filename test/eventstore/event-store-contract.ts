@@ -6,6 +6,7 @@ import {
 } from '../../eventstore/errors';
 import type { EventStore, ExpectedRevision, NewEvent, RecordedEvent, Subscription } from '../../eventstore/event-store';
 import { BLOCKED_BY_PARKED, comparePositions } from '../../eventstore/event-store';
+import { chainHashes, GENESIS_HASH, isHashChained } from '../../eventstore/hash-chain';
 import { withClockOffset } from '../support/clock-offset';
 
 /**
@@ -562,6 +563,50 @@ export function describeEventStoreContract(adapter: string, makeSubject: () => P
             expect(revisions).toEqual(Array.from({ length: perStream }, (_, i) => i));
           }
         }
+      });
+    });
+
+    // Tamper evidence (eventstore/hash-chain.ts). Tampering itself needs the adapter's storage: test/audit/.
+    describe('hash chain', () => {
+      const auditOf = () => {
+        if (isHashChained(store)) return store.chainAudit();
+        console.warn(`hash chain: the ${adapter} adapter keeps no hash chain (no chainAudit()); these cases are not run for it`);
+        return undefined;
+      };
+
+      test('a clean stream verifies, and its hashes are reproduced in TypeScript from the events read through the port', async () => {
+        const audit = auditOf();
+        if (!audit) return;
+        const stream = unique('chain');
+        const tricky = { big: 1e21, small: 1.5e-7, third: 1 / 3, neg: -42, text: 'é "quoted" \\ \n\t\u0001 €𝄞', nested: { b: [1, { z: null, a: true }], aa: {} }, é: 1, zz: 2, a: 3 };
+        await store.appendToStream(stream, [event('Opened', tricky), event('Second', { n: 1 })], { expectedRevision: 'no_stream' });
+        await store.appendToStream(stream, [event('Third')], { expectedRevision: 1n });
+        await store.appendToStream(stream, [event('Fourth'), event('Fifth'), event('Sixth')], { expectedRevision: 'stream_exists' });
+        await store.appendToStream(stream, [event('Seventh')], { expectedRevision: 'any' });
+        const report = await audit.verify({ stream });
+        expect(report).toMatchObject({ ok: true, events: 7, streams: 1, broken: [] });
+        const events = await store.readStream(stream);
+        const expected = chainHashes(
+          GENESIS_HASH,
+          events.map((e) => ({ id: e.id, type: e.type, stream: e.stream, revision: e.revision, data: e.data, metadata: e.metadata, occurredAt: e.metadata.occurredAt })),
+        );
+        expect(report.lastHash).toBe(expected.at(-1)!.toString('hex'));
+        // The store's own metadata carries no hash: the chain is the store's, not the writer's.
+        expect(events.every((e) => !('auditHash' in e.metadata))).toBe(true);
+      });
+
+      test("concurrent appenders ('any', 'stream_exists', a specific revision; one or several events each) keep one unbroken chain", async () => {
+        const audit = auditOf();
+        if (!audit) return;
+        const stream = unique('chain-race');
+        // Several events per append, creating the stream at once, then one per append.
+        await Promise.all(Array.from({ length: 4 }, (_, i) => store.appendToStream(stream, [event('Pair', { i }), event('Pair', { i })], { expectedRevision: 'any' })));
+        await Promise.all(Array.from({ length: 12 }, (_, i) => store.appendToStream(stream, [event('Raced', { i })], { expectedRevision: 'any' })));
+        await Promise.allSettled(Array.from({ length: 6 }, () => store.appendToStream(stream, [event('Pinned')], { expectedRevision: 19n })));
+        await Promise.allSettled(Array.from({ length: 6 }, () => store.appendToStream(stream, [event('PinnedPair'), event('PinnedPair')], { expectedRevision: 20n })));
+        await Promise.all(Array.from({ length: 4 }, () => store.appendToStream(stream, [{ id: randomUUID(), type: 'Untimed', data: {}, metadata: { correlationId: randomUUID() } }], { expectedRevision: 'stream_exists' })));
+        const report = await audit.verify({ stream });
+        expect(report).toMatchObject({ ok: true, events: 27, broken: [] });
       });
     });
   });

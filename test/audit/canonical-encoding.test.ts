@@ -1,0 +1,66 @@
+import { randomUUID } from 'node:crypto';
+import fc from 'fast-check';
+import type { JsonObject, JsonValue } from '../../eventstore/event-store';
+import { canonicalEncoding, canonicalJson, pgJsonNumber } from '../../eventstore/hash-chain';
+import { PostgresEventStore } from '../../eventstore/postgres/postgres-event-store';
+import { createTestDatabase, type TestDatabase } from '../support/test-database';
+
+/**
+ * The canonical encoding of the hash chain is defined as PostgreSQL's jsonb text (the PostgreSQL adapter hashes inside
+ * its append statement); eventstore/hash-chain.ts reproduces it in TypeScript for the verifier and the other adapters.
+ * These cases hold the two to the same bytes.
+ */
+describe('canonical encoding: TypeScript reproduces PostgreSQL byte for byte', () => {
+  let db: TestDatabase;
+  let store: PostgresEventStore;
+
+  beforeAll(async () => {
+    db = await createTestDatabase('audit_encoding');
+    store = await PostgresEventStore.connect({ connectionString: db.url });
+  });
+  afterAll(async () => {
+    await store?.close();
+    await db?.drop();
+  });
+
+  const pgText = async (values: readonly JsonValue[]): Promise<string[]> => {
+    const result = await store.pool.query<{ t: string }>('SELECT t::jsonb::text AS t FROM unnest($1::text[]) WITH ORDINALITY AS u(t, n) ORDER BY n', [values.map((v) => JSON.stringify(v))]);
+    return result.rows.map((r) => r.t);
+  };
+
+  test.each<[string, JsonValue]>([
+    ['key order: by UTF-8 length, then bytes', { b: 1, aa: 2, a: 3, é: 4, z: 5, B: 6, '': 7, 'ü€': 8 }],
+    ['numbers without exponent', [1e21, 1.5e-7, 123.456, -0, 0.1, 1 / 3, -1e-10, 5e-324, 1.7976931348623157e308, 2 ** 53, -(2 ** 60)]],
+    ['escapes: quotes, backslash, control characters; "/" and non-ASCII as is', ['"\\/\b\f\n\r\t\u0001\u001f\u007f', 'é€𝄞', '\u2028']],
+    ['nesting, empty containers, null and booleans', { x: [[], {}, [null, true, false]], y: { z: { w: [1, [2, [3]]] } } }],
+  ])('%s', async (_name, value) => {
+    expect(canonicalJson(value)).toBe((await pgText([value]))[0]);
+  });
+
+  test('any JSON value (property, 300 values of every shape)', async () => {
+    const noNul = (v: JsonValue) => !JSON.stringify(v).includes('\\u0000') && !/\p{Cs}/u.test(JSON.stringify(v));
+    const values = fc.sample(fc.jsonValue({ maxDepth: 4, stringUnit: 'grapheme' }).filter((v) => noNul(v as JsonValue)), { numRuns: 300, seed: 20261126 }) as JsonValue[];
+    const binary = fc.sample(fc.jsonValue({ maxDepth: 2, stringUnit: 'binary' }).filter((v) => noNul(v as JsonValue)), { numRuns: 100, seed: 7 }) as JsonValue[];
+    const all = [...values, ...binary];
+    const pg = await pgText(all);
+    all.forEach((v, i) => expect([canonicalJson(v), JSON.stringify(v)]).toEqual([pg[i], JSON.stringify(v)]));
+  });
+
+  test('pgJsonNumber: plain decimal notation', () => {
+    expect([1e21, 1.5e-7, -2.5e-8, 1.2345e25, 100, -0].map(pgJsonNumber)).toEqual(['1000000000000000000000', '0.00000015', '-0.000000025', '12345000000000000000000000', '100', '0']);
+  });
+
+  test("the whole event: es_event_encoding (the append's) equals canonicalEncoding", async () => {
+    const data: JsonObject = { amount: 2500, note: 'café "x"\n', nested: { b: [1.5, null], a: true } };
+    const metadata: JsonObject = { correlationId: 'req-1', actor: 'key_1', occurredAt: '2026-03-03T10:00:00.123Z' };
+    const id = randomUUID().toUpperCase();
+    const result = await store.pool.query<{ e: Buffer }>(
+      `SELECT es_event_encoding($1::uuid, $2, $3, $4::bigint, $5::jsonb, $6::jsonb, $7::timestamptz) AS e`,
+      [id, 'TransferDebited', 'account-a1', '41', JSON.stringify(data), JSON.stringify(metadata), '2026-03-03T11:00:00.123456+01:00'],
+    );
+    const ours = canonicalEncoding({ id, type: 'TransferDebited', stream: 'account-a1', revision: 41n, data, metadata, occurredAt: '2026-03-03T11:00:00.123+01:00' });
+    expect(ours).toBe(result.rows[0]!.e.toString('utf8'));
+    expect(ours.startsWith(`["${id.toLowerCase()}", "TransferDebited", "account-a1", "41", {`)).toBe(true);
+    expect(ours.endsWith(', "2026-03-03T10:00:00.123Z"]')).toBe(true);
+  });
+});
