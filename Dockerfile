@@ -27,6 +27,8 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 RUN --mount=type=cache,target=/root/.npm npm ci --omit=dev --no-audit --no-fund
 COPY --from=build /app/dist ./dist
+# The web console's static files (served by the API at /console).
+COPY --from=build /app/console ./console
 # The official node images ship an unprivileged `node` user (uid 1000).
 USER node
 EXPOSE 3000

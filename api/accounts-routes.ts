@@ -4,7 +4,8 @@ import { Router, type Request, type Response } from 'express';
 import { handleAccountCommand, type AccountCommandResult } from '../application/account-commands';
 import type { AccountCommand } from '../domain/account-decider';
 import { WrongExpectedVersionError } from '../eventstore/errors';
-import { requestContext } from './access-control';
+import { accountRowView, listAccounts } from '../projections/account-balances-queries';
+import { principalOf, requestContext } from './access-control';
 import type { ApiDeps } from './api-deps';
 import { awaitProjection } from './consistency';
 import { IdempotencyStore, type IdempotencyStoreOptions } from './idempotency-store';
@@ -20,7 +21,7 @@ import {
 import { normaliseOccurredAt, refuseFutureRecord, tooLateCheck } from './late-records';
 import { HttpProblem, problemType } from './problem';
 import { rejectionProblem } from './rejection-status';
-import { AccountParams, BalanceQuery, EmptyBody, HistoryQuery, MovementBody, OpenAccountBody, ReadQuery } from './schemas';
+import { AccountListQuery, AccountParams, BalanceQuery, EmptyBody, HistoryQuery, MovementBody, OpenAccountBody, ReadQuery } from './schemas';
 import { parse } from './validate';
 
 function ifMatch(req: Request): bigint | undefined {
@@ -93,6 +94,26 @@ export function accountsRoutes(deps: ApiDeps, options: AccountsRoutesOptions = {
     const result = await handleAccountCommand(deps.accounts, accountId, cmd, { context: context(res) });
     if (!result.ok) throw rejectionProblem(result.rejection);
     sendStored(res, resultResponse(accountId, result, true));
+  });
+
+  /**
+   * GET /accounts: accounts from the balances read model, by owner, ordered by account id, paged by a keyset cursor
+   * (the last account id). A customer sees only its owner's accounts: another ownerId lists nothing, as an owner
+   * without accounts does.
+   */
+  router.get('/accounts', async (req, res) => {
+    const query = parse(AccountListQuery, req.query, 'query');
+    await awaitProjection(deps, 'account-balances', query.minPosition);
+    const principal = principalOf(res);
+    const customer = principal?.role === 'customer';
+    const own = customer ? principal?.ownerId : undefined;
+    if (customer && (own === undefined || (query.ownerId !== undefined && query.ownerId !== own))) {
+      res.json({ accounts: [] });
+      return;
+    }
+    const page = await listAccounts(deps.readModels, { ownerId: own ?? query.ownerId, after: query.after, limit: query.limit });
+    const last = page.rows.at(-1);
+    res.json({ accounts: page.rows.map(accountRowView), ...(page.more && last ? { next: last.account_id } : {}) });
   });
 
   router.get('/accounts/:id', async (req, res) => {

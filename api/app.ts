@@ -11,6 +11,7 @@ import { businessTimeRoutes } from './business-time-routes';
 import { ApiKeyStore } from './api-keys';
 import { apiKeysRoutes } from './api-keys-routes';
 import type { ApiDeps } from './api-deps';
+import { consoleRoutes } from './console-routes';
 import { buildOpenApiDocument } from './openapi';
 import { opsRoutes } from './ops-routes';
 import { HttpProblem, problemHandler, problemType } from './problem';
@@ -72,6 +73,7 @@ export function createApp(deps: ApiDeps): express.Express {
     res.json(openapi);
   });
   app.use('/docs', swaggerUi.serve, swaggerUi.setup(openapi));
+  app.use(consoleRoutes(deps));
   app.use(accountsRoutes(deps));
   app.use(businessTimeRoutes(deps));
   app.use(transfersRoutes(deps));

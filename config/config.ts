@@ -74,6 +74,8 @@ const envSchema = z.object({
   PORT: port('PORT', 3000),
   TEMPORAL_PORT: port('TEMPORAL_PORT', 7233),
   TEMPORAL_UI_PORT: port('TEMPORAL_UI_PORT', 8233),
+  /** The Temporal Web UI, for the console's links to a transfer's saga (the local stack: its dev server's UI). */
+  TEMPORAL_UI_URL: url('TEMPORAL_UI_URL', ['http:', 'https:']),
   POSTGRES_PORT: port('POSTGRES_PORT', 54329),
   DATA_DIR: z.string().min(1, { error: 'DATA_DIR must be a directory path' }).default('.data'),
   TEMPORAL_CLI_PATH: z.string().min(1, { error: 'TEMPORAL_CLI_PATH must be a path to the temporal binary' }).optional(),

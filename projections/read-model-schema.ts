@@ -15,7 +15,8 @@ export const accountBalancesDdl = (t: string) => `
     revision    bigint NOT NULL,
     opened_at   timestamptz NOT NULL,
     updated_at  timestamptz NOT NULL
-  )`;
+  );
+  CREATE INDEX IF NOT EXISTS ${t}_owner ON ${t} (owner_id, account_id)`;
 
 export const accountHistoryDdl = (t: string) => `
   CREATE TABLE IF NOT EXISTS ${t} (

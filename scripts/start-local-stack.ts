@@ -144,13 +144,14 @@ async function main(): Promise<void> {
     step();
     // OPERATOR_API_KEY, else the key made on the first start and kept in DATA_DIR/operator-api-key (0600).
     const operatorKey = ensureLocalOperatorKey(dataDir, config.OPERATOR_API_KEY);
-    const api = await startApi({ ...config, OPERATOR_API_KEY: operatorKey.key }, endpoints, store, metrics, logger.child({ service: 'api' }), { worker: worker.health });
+    const api = await startApi({ ...config, OPERATOR_API_KEY: operatorKey.key, TEMPORAL_UI_URL: config.TEMPORAL_UI_URL ?? temporal.uiUrl }, endpoints, store, metrics, logger.child({ service: 'api' }), { worker: worker.health });
     stops.push({ name: 'API', stop: api.stop });
     step();
 
     say('');
     say('The transfer service is running:');
     say(`  API            http://localhost:${config.PORT}   (docs: http://localhost:${config.PORT}/docs, health: /health)`);
+    say(`  Console        http://localhost:${config.PORT}/console   (accounts, transfers, streams; sign in with an API key)`);
     if (temporal.uiUrl) say(`  Temporal UI    ${temporal.uiUrl}`);
     say(`  Temporal       ${temporal.address} (namespace ${config.TEMPORAL_NAMESPACE}, task queue ${config.TASK_QUEUE})`);
     say(`  Event store    ${config.EVENT_STORE}${config.EVENT_STORE === 'postgres' ? ` (browse: http://localhost:${config.PORT}/streams)` : ''}`);

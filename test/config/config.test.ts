@@ -33,6 +33,8 @@ describe('configuration', () => {
     ['PORT', { PORT: '80.5' }],
     ['TEMPORAL_PORT', { TEMPORAL_PORT: '-1' }],
     ['TEMPORAL_UI_PORT', { TEMPORAL_UI_PORT: 'ui' }],
+    ['TEMPORAL_UI_URL', { TEMPORAL_UI_URL: 'localhost:8233' }],
+    ['TEMPORAL_UI_URL', { TEMPORAL_UI_URL: 'javascript:alert(1)' }],
     ['POSTGRES_PORT', { POSTGRES_PORT: '99999' }],
     ['SNAPSHOT_EVERY', { SNAPSHOT_EVERY: '0' }],
     ['SNAPSHOT_EVERY', { SNAPSHOT_EVERY: 'often' }],

@@ -46,6 +46,9 @@ describe('npm start (the local stack launcher)', () => {
     expect(ready.status).toBe(200);
     const ui = await fetch(`http://127.0.0.1:${env.TEMPORAL_UI_PORT}/`);
     expect(ui.status).toBe(200);
+    // The web console links sagas to that UI (TEMPORAL_UI_URL defaults to the dev server's).
+    expect(stack.output()).toContain(`Console        http://localhost:${env.PORT}/console`);
+    expect(await (await fetch(`http://127.0.0.1:${env.PORT}/console/config.json`)).json()).toEqual({ temporalUiUrl: `http://localhost:${env.TEMPORAL_UI_PORT}`, temporalNamespace: 'default' });
 
     // No OPERATOR_API_KEY: the first start made one, kept it in DATA_DIR (mode 0600) and printed how to use it, not the key.
     const keyFile = path.join(dataDir, 'operator-api-key');
