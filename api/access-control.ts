@@ -65,6 +65,7 @@ export const OPERATION_ACCESS: Record<string, OperationAccess> = {
   'get /transfers/{id}': 'customer',
   'post /transfers/{id}/reversal': 'operator',
   'get /events': 'operator',
+  'get /audit/verify': 'operator',
   'get /streams': 'operator',
   'get /streams/{name}': 'operator',
   'post /api-keys': 'operator',

@@ -5,8 +5,8 @@ import type { EventStore } from '../eventstore/event-store';
 import type { Logger } from '../infra/logger';
 import type { Metrics } from '../infra/metrics';
 import type { AccessOptions } from './access-control';
-import type { ConsoleOptions } from './console-routes';
 import type { BusinessTimeSettings } from './business-time-settings';
+import type { ConsoleOptions } from './console-routes';
 
 export interface ApiDeps {
   store: EventStore;
@@ -25,8 +25,8 @@ export interface ApiDeps {
   bodyLimit?: string;
   /** API keys: OPERATOR_API_KEY, RATE_LIMIT_PER_MINUTE, METRICS_PUBLIC. */
   access?: AccessOptions;
-  /** The web console's settings (TEMPORAL_UI_URL). */
-  console?: ConsoleOptions;
   /** Business time: BOOKS_TIMEZONE, MAX_LATENESS, MAX_CLOCK_SKEW (defaults: UTC, 5 days, 2 minutes). */
   businessTime?: BusinessTimeSettings;
+  /** The web console's settings (TEMPORAL_UI_URL). */
+  console?: ConsoleOptions;
 }

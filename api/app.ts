@@ -6,8 +6,8 @@ import { ALL_PROJECTIONS } from '../projections/all-projections';
 import { collectProjectionMetrics } from '../projections/projection-health';
 import { installAuthentication, installAuthorization, principalOf } from './access-control';
 import { accountsRoutes } from './accounts-routes';
-import { auditRoutes } from './audit-routes';
 import { businessTimeRoutes } from './business-time-routes';
+import { auditRoutes } from './audit-routes';
 import { ApiKeyStore } from './api-keys';
 import { apiKeysRoutes } from './api-keys-routes';
 import type { ApiDeps } from './api-deps';
@@ -16,6 +16,7 @@ import { buildOpenApiDocument } from './openapi';
 import { opsRoutes } from './ops-routes';
 import { HttpProblem, problemHandler, problemType } from './problem';
 import { streamsRoutes } from './streams-routes';
+import { eventsRoutes } from './events-routes';
 import { reversalRoutes } from './reversal-routes';
 import { transfersRoutes } from './transfers-routes';
 
@@ -79,6 +80,7 @@ export function createApp(deps: ApiDeps): express.Express {
   app.use(transfersRoutes(deps));
   app.use(reversalRoutes(deps));
   app.use(streamsRoutes(deps));
+  app.use(eventsRoutes(deps));
   app.use(apiKeysRoutes(deps, keys));
   app.use(auditRoutes(deps));
   app.use((req, _res, next) => next(new HttpProblem(404, problemType('not-found'), 'Not found', `No route ${req.method} ${req.path}`)));

@@ -141,6 +141,13 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV3['generateD
   r.registerPath({ method: 'get', path: '/transfers/{id}', summary: 'A transfer and its steps', request: { params: s.TransferParams, query: s.TransferQuery }, responses: { 200: json(s.TransferView, 'The transfer'), 404: problem } });
   r.registerPath({
     method: 'get',
+    path: '/audit/verify',
+    summary: 'Walk the hash chains (one stream, or all with the anchors) and report the first broken link (operators)',
+    request: { query: z.object({ stream: z.string().optional() }) },
+    responses: { 200: json(z.object({}).passthrough(), 'The verification: ok, or the first broken link (stream, revision, expected, found)'), 400: problem, 404: problem },
+  });
+  r.registerPath({
+    method: 'get',
     path: '/events',
     summary: 'The global log (operators): by event type, stream prefix, recorded and business time; in log order, paged by position',
     request: { query: s.EventsQuery },

@@ -4,6 +4,7 @@ import { Pool } from 'pg';
 import type { NewEvent } from '../eventstore/event-store';
 import { PostgresEventStore } from '../eventstore/postgres/postgres-event-store';
 import { startBenchServers } from './bench-servers';
+import { eventsQueryBench } from './events-query-bench';
 import { hashChainBench } from './hash-chain-bench';
 import { round, runConcurrently, summarize, table, writeReport } from './stats';
 
@@ -119,6 +120,14 @@ export async function eventStoreBench(quick: boolean): Promise<void> {
     const chain = await hashChainBench((name) => servers.databaseUrl(name), quick, servers.postgresPid);
     rows.push(...chain.rows);
     report.hashChain = chain.report;
+    // 6. GET /events on a big log: a filtered 100-event page (1,000,000 events; 200,000 with --quick).
+    const queryUrl = await servers.databaseUrl(`bench_events_${Date.now()}`);
+    const queryStore = await PostgresEventStore.connect({ connectionString: queryUrl, poolSize: 8, pollIntervalMs: 1000 });
+    try {
+      report.eventsQuery = await eventsQueryBench(queryStore, quick ? 200_000 : 1_000_000);
+    } finally {
+      await queryStore.close();
+    }
     report.results = rows;
 
     console.log('\nEvent store benchmark (PostgreSQL adapter vs raw INSERT/SELECT, same server, same run)\n');

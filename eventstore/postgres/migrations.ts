@@ -131,6 +131,16 @@ const MIGRATIONS: { version: number; name: string; sql: string }[] = [
       CREATE INDEX es_audit_anchored_heads_bytes ON es_audit_anchored_heads (stream COLLATE "C");
     `,
   },
+  {
+    version: 3,
+    name: 'GET /events by recorded time and stream prefix',
+    sql: `
+      -- Recorded-time ranges (GET /events?from=&to=) find their first event without scanning the log.
+      CREATE INDEX IF NOT EXISTS es_events_recorded_at ON es_events (recorded_at);
+      -- Stream-prefix filters in log order (LIKE 'account-%' needs byte order to use an index).
+      CREATE INDEX IF NOT EXISTS es_events_stream_order ON es_events (stream text_pattern_ops, transaction_id, position);
+    `,
+  },
 ];
 
 const MIGRATION_LOCK = 7_412_001; // arbitrary, constant advisory lock key for schema changes

@@ -128,6 +128,7 @@ describe('access control: API keys, roles, owners, rate limit, actor', () => {
       expect: { owner: 403, other: 403, operator: 202 },
       transferId: (w: Who) => `rev-${tid(w)}`,
     },
+    { op: 'get /audit/verify', call: (w) => agent(w).get('/audit/verify').query({ stream: `account-${A1}` }), expect: { owner: 403, other: 403, operator: 200 } },
     { op: 'get /events', call: (w) => agent(w).get('/events').query({ limit: 5 }), expect: { owner: 403, other: 403, operator: 200 } },
     { op: 'get /streams', call: (w) => agent(w).get('/streams'), expect: { owner: 403, other: 403, operator: 200 } },
     { op: 'get /streams/{name}', call: (w) => agent(w).get(`/streams/account-${A1}`), expect: { owner: 403, other: 403, operator: 200 } },
