@@ -19,7 +19,23 @@ export default tseslint.config(
         'error',
         {
           patterns: [
-            { group: ['pg', 'fs', 'node:*', 'http', 'net', 'crypto', '@eventstore/*', '../activities/*', '../eventstore/*', '../application/*', '../api/*', '../domain/deterministic-id'], allowTypeImports: true },
+            {
+              group: [
+                'pg',
+                'fs',
+                'node:*',
+                'http',
+                'net',
+                'crypto',
+                '@eventstore/*',
+                '../activities/*',
+                '../eventstore/*',
+                '../application/*',
+                '../api/*',
+                '../domain/deterministic-id',
+              ],
+              allowTypeImports: true,
+            },
           ],
         },
       ],
@@ -30,7 +46,23 @@ export default tseslint.config(
     // The domain is pure: deciders and folds import nothing with I/O.
     files: ['domain/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', { patterns: ['pg', 'fs', 'http', 'express', '@temporalio/*', '@eventstore/*', '../eventstore/*', '../activities/*', '../api/*', '../projections/*'] }],
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            'pg',
+            'fs',
+            'http',
+            'express',
+            '@temporalio/*',
+            '@eventstore/*',
+            '../eventstore/*',
+            '../activities/*',
+            '../api/*',
+            '../projections/*',
+          ],
+        },
+      ],
     },
   },
 );

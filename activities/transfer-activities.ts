@@ -57,11 +57,16 @@ function stepContext(input: TransferActivityInput): CommandContext {
   } catch {
     causationId = undefined; // called outside an activity (tests)
   }
-  return { correlationId: input.correlationId, causationId, extra: { transferId: input.transferId, ...(input.actor ? { actor: input.actor } : {}) } };
+  return {
+    correlationId: input.correlationId,
+    causationId,
+    extra: { transferId: input.transferId, ...(input.actor ? { actor: input.actor } : {}) },
+  };
 }
 
 /** Each leg's event ids derive from the transfer id and the leg: a retry re-sends the same ids. */
-const legId = (transferId: string, leg: string) => (index: number, type: string) => deterministicUuid('transfer', transferId, leg, type, String(index));
+const legId = (transferId: string, leg: string) => (index: number, type: string) =>
+  deterministicUuid('transfer', transferId, leg, type, String(index));
 const stepId = (transferId: string) => (type: string) => deterministicUuid('transfer', transferId, 'step', type);
 
 export function createTransferActivities({ accounts, transfers, observer }: TransferActivityDeps) {
@@ -69,7 +74,13 @@ export function createTransferActivities({ accounts, transfers, observer }: Tran
 
   /** Records one or more steps on the transfer's stream, in one append. */
   async function recordStep(input: TransferActivityInput, ...commands: TransferCommand[]) {
-    const result = await transfers.record(input.transferId, commands, stepId(input.transferId), stepContext(input), onConflict('recordStep'));
+    const result = await transfers.record(
+      input.transferId,
+      commands,
+      stepId(input.transferId),
+      stepContext(input),
+      onConflict('recordStep'),
+    );
     if (!result.ok) throw businessFailure(result.rejection);
     return result.state;
   }
@@ -81,7 +92,13 @@ export function createTransferActivities({ accounts, transfers, observer }: Tran
 
   /** On the transfer a reversal reverses: its events, caused by the reversal's saga. */
   async function onReversed(input: TransferActivityInput, command: TransferCommand): Promise<void> {
-    const result = await transfers.record(input.reversalOf!, [command], (type) => deterministicUuid('transfer', input.transferId, 'reversal-of', input.reversalOf!, type), stepContext(input), onConflict('reversal'));
+    const result = await transfers.record(
+      input.reversalOf!,
+      [command],
+      (type) => deterministicUuid('transfer', input.transferId, 'reversal-of', input.reversalOf!, type),
+      stepContext(input),
+      onConflict('reversal'),
+    );
     if (!result.ok) throw businessFailure(result.rejection);
   }
 
@@ -101,11 +118,22 @@ export function createTransferActivities({ accounts, transfers, observer }: Tran
     const result = await handleAccountCommand(
       accounts,
       input.fromAccountId,
-      { type: 'DebitForTransfer', transferId: input.transferId, amount: input.amount, currency: source.state.currency, toAccountId: input.toAccountId },
+      {
+        type: 'DebitForTransfer',
+        transferId: input.transferId,
+        amount: input.amount,
+        currency: source.state.currency,
+        toAccountId: input.toAccountId,
+      },
       { context: stepContext(input), eventId: legId(input.transferId, 'debit'), onConflict: onConflict('debitSource'), preloaded: source },
     );
     if (!result.ok) throw businessFailure(result.rejection);
-    await recordStep(input, { type: 'RecordSourceDebited', accountId: input.fromAccountId, amount: input.amount, currency: result.state.currency });
+    await recordStep(input, {
+      type: 'RecordSourceDebited',
+      accountId: input.fromAccountId,
+      amount: input.amount,
+      currency: result.state.currency,
+    });
     return { currency: result.state.currency };
   }
 
@@ -113,7 +141,13 @@ export function createTransferActivities({ accounts, transfers, observer }: Tran
     const result = await handleAccountCommand(
       accounts,
       input.toAccountId,
-      { type: 'CreditForTransfer', transferId: input.transferId, amount: input.amount, currency: input.currency, fromAccountId: input.fromAccountId },
+      {
+        type: 'CreditForTransfer',
+        transferId: input.transferId,
+        amount: input.amount,
+        currency: input.currency,
+        fromAccountId: input.fromAccountId,
+      },
       { context: stepContext(input), eventId: legId(input.transferId, 'credit'), onConflict: onConflict('creditTarget') },
     );
     if (!result.ok) throw businessFailure(result.rejection);
@@ -233,7 +267,11 @@ export function createTransferActivities({ accounts, transfers, observer }: Tran
       const outcome = refunded > 0 ? 'compensated' : 'failed';
       // A reversal that moved nothing (or gave it back) releases its hold on the transfer it reverses.
       if (input.reversalOf) await onReversed(input, { type: 'ReleaseReversal', reversalId: input.transferId });
-      await recordStep(input, requestOf(input), { type: outcome === 'failed' ? 'FailTransfer' : 'CompensateTransfer', reason: input.reason, message: input.message });
+      await recordStep(input, requestOf(input), {
+        type: outcome === 'failed' ? 'FailTransfer' : 'CompensateTransfer',
+        reason: input.reason,
+        message: input.message,
+      });
       return { outcome, refunded };
     },
 

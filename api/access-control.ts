@@ -97,7 +97,11 @@ function unauthorized(res: Response, next: NextFunction, error: 'missing' | 'inv
     invalid_token: 'is not a valid API key (unknown or revoked)',
   } as const;
   res.set('WWW-Authenticate', error === 'missing' ? REALM : `${REALM}, error="${error}", error_description="${messages[error]}"`);
-  next(new HttpProblem(401, problemType('unauthorized'), 'Unauthorized', `Authorization ${messages[error]}`, [{ field: 'Authorization', message: messages[error] }]));
+  next(
+    new HttpProblem(401, problemType('unauthorized'), 'Unauthorized', `Authorization ${messages[error]}`, [
+      { field: 'Authorization', message: messages[error] },
+    ]),
+  );
 }
 
 function isPublic(req: Request, options: AccessOptions): boolean {
@@ -140,7 +144,14 @@ export function installAuthentication(app: Express, keys: ApiKeyStore, options: 
       handler: (_req, res, next) => {
         const retryAfter = Number(res.getHeader('Retry-After') ?? 60);
         next(
-          new HttpProblem(429, problemType('rate-limited'), 'Too many requests', `This API key may make ${limit} requests per minute; retry after ${retryAfter} s`, [{ field: 'Authorization', message: `exceeded ${limit} requests per minute` }], { retryAfterSeconds: retryAfter }),
+          new HttpProblem(
+            429,
+            problemType('rate-limited'),
+            'Too many requests',
+            `This API key may make ${limit} requests per minute; retry after ${retryAfter} s`,
+            [{ field: 'Authorization', message: `exceeded ${limit} requests per minute` }],
+            { retryAfterSeconds: retryAfter },
+          ),
         );
       },
     }),
@@ -188,7 +199,8 @@ class Ownership {
  */
 export function installAuthorization(app: Express, deps: ApiDeps, options: AccessOptions): void {
   const ownership = new Ownership(deps);
-  const asCustomer = (check: (req: Request, principal: Principal & { ownerId: string }) => Promise<void>): RequestHandler =>
+  const asCustomer =
+    (check: (req: Request, principal: Principal & { ownerId: string }) => Promise<void>): RequestHandler =>
     async (req, res, next) => {
       const principal = principalOf(res);
       if (principal?.role === 'customer') {
@@ -201,7 +213,8 @@ export function installAuthorization(app: Express, deps: ApiDeps, options: Acces
   const ownAccount = asCustomer(async (req, principal) => {
     const { id } = parse(AccountParams, { id: req.params.id }, 'path'); // the account's own routes may have more path parameters
     // Not owned reads exactly as not existing: a customer learns nothing about others' accounts.
-    if ((await ownership.ownerOf(id)) !== principal.ownerId) throw new HttpProblem(404, problemType('account-not-found'), 'Account not found', `No account ${id}`);
+    if ((await ownership.ownerOf(id)) !== principal.ownerId)
+      throw new HttpProblem(404, problemType('account-not-found'), 'Account not found', `No account ${id}`);
   });
   app.get(['/accounts/:id', '/accounts/:id/history', '/accounts/:id/balance', '/accounts/:id/statements/:date'], ownAccount);
 
@@ -210,9 +223,13 @@ export function installAuthorization(app: Express, deps: ApiDeps, options: Acces
     asCustomer(async (req, principal) => {
       const body = parse(CreateTransferBody, req.body, 'body');
       if ((await ownership.ownerOf(body.fromAccountId)) !== principal.ownerId) {
-        throw new HttpProblem(403, problemType('forbidden'), 'Forbidden', `This API key moves money only from accounts of owner ${principal.ownerId}`, [
-          { field: 'fromAccountId', message: 'is not an account of this API key\'s owner' },
-        ]);
+        throw new HttpProblem(
+          403,
+          problemType('forbidden'),
+          'Forbidden',
+          `This API key moves money only from accounts of owner ${principal.ownerId}`,
+          [{ field: 'fromAccountId', message: "is not an account of this API key's owner" }],
+        );
       }
     }),
   );
@@ -232,8 +249,11 @@ export function installAuthorization(app: Express, deps: ApiDeps, options: Acces
     asCustomer(async (req, principal) => {
       const { id } = parse(TransferParams, req.params, 'path');
       const parties = await ownership.partiesOf(id);
-      const owners = parties ? await Promise.all([parties.fromAccountId, parties.toAccountId].map((a) => (a ? ownership.ownerOf(a) : undefined))) : [];
-      if (!owners.includes(principal.ownerId)) throw new HttpProblem(404, problemType('transfer-not-found'), 'Transfer not found', `No transfer ${id}`);
+      const owners = parties
+        ? await Promise.all([parties.fromAccountId, parties.toAccountId].map((a) => (a ? ownership.ownerOf(a) : undefined)))
+        : [];
+      if (!owners.includes(principal.ownerId))
+        throw new HttpProblem(404, problemType('transfer-not-found'), 'Transfer not found', `No transfer ${id}`);
     }),
   );
 
@@ -242,7 +262,9 @@ export function installAuthorization(app: Express, deps: ApiDeps, options: Acces
     const principal = principalOf(res);
     if (!principal || principal.role === 'operator' || res.locals.customerAllowed === true || isPublic(req, options)) return next();
     return next(
-      new HttpProblem(403, problemType('forbidden'), 'Forbidden', `${req.method} ${req.path} needs an operator key`, [{ field: 'Authorization', message: "is a customer key; this operation needs the 'operator' role" }]),
+      new HttpProblem(403, problemType('forbidden'), 'Forbidden', `${req.method} ${req.path} needs an operator key`, [
+        { field: 'Authorization', message: "is a customer key; this operation needs the 'operator' role" },
+      ]),
     );
   });
 }

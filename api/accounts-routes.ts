@@ -21,14 +21,30 @@ import {
 import { normaliseOccurredAt, refuseFutureRecord, tooLateCheck } from './late-records';
 import { HttpProblem, problemType } from './problem';
 import { rejectionProblem } from './rejection-status';
-import { AccountListQuery, AccountParams, BalanceQuery, EmptyBody, HistoryQuery, MovementBody, OpenAccountBody, ReadQuery } from './schemas';
+import {
+  AccountListQuery,
+  AccountParams,
+  BalanceQuery,
+  EmptyBody,
+  HistoryQuery,
+  MovementBody,
+  OpenAccountBody,
+  ReadQuery,
+} from './schemas';
 import { parse } from './validate';
 
 function ifMatch(req: Request): bigint | undefined {
   const header = req.get('If-Match');
   if (header === undefined) return undefined;
   const match = /^(?:W\/)?"?(\d{1,19})"?$/.exec(header.trim());
-  if (!match) throw new HttpProblem(400, problemType('validation-error'), 'Invalid If-Match header', 'If-Match must be the account revision, e.g. "3"', [{ field: 'If-Match', message: 'must be an account revision' }]);
+  if (!match)
+    throw new HttpProblem(
+      400,
+      problemType('validation-error'),
+      'Invalid If-Match header',
+      'If-Match must be the account revision, e.g. "3"',
+      [{ field: 'If-Match', message: 'must be an account revision' }],
+    );
   return BigInt(match[1]!);
 }
 
@@ -54,26 +70,59 @@ export function accountsRoutes(deps: ApiDeps, options: AccountsRoutesOptions = {
   const router = Router();
   // Each event's metadata: the request's correlation id and its actor (the API key id).
   const context = (res: Response) => requestContext(res);
-  const keys = new IdempotencyStore(deps.readModels, options.idempotency, (msg, error) => deps.logger.log({ level: 'warn', msg, error: error instanceof Error ? error.message : String(error) }));
+  const keys = new IdempotencyStore(deps.readModels, options.idempotency, (msg, error) =>
+    deps.logger.log({ level: 'warn', msg, error: error instanceof Error ? error.message : String(error) }),
+  );
 
   /**
    * A write on an existing account: with an Idempotency-Key through the key's record, else directly.
    * `occurredAt`: a late record's business time (deposits and withdrawals; see late-records.ts).
    */
-  async function command(req: Request, res: Response, endpoint: Exclude<KeyedEndpoint, 'open-account'>, accountId: string, cmd: AccountCommand, request: Record<string, unknown>, field?: string, occurredAt?: string) {
+  async function command(
+    req: Request,
+    res: Response,
+    endpoint: Exclude<KeyedEndpoint, 'open-account'>,
+    accountId: string,
+    cmd: AccountCommand,
+    request: Record<string, unknown>,
+    field?: string,
+    occurredAt?: string,
+  ) {
     const key = idempotencyKeyOf(req);
     const expected = ifMatch(req);
-    const tooLate = occurredAt !== undefined && (cmd.type === 'Deposit' || cmd.type === 'Withdraw') && (endpoint === 'deposits' || endpoint === 'withdrawals')
-      ? tooLateCheck(deps, { endpoint, accountId, amount: cmd.amount, occurredAt, idempotencyKey: key }, req, res)
-      : undefined;
+    const tooLate =
+      occurredAt !== undefined &&
+      (cmd.type === 'Deposit' || cmd.type === 'Withdraw') &&
+      (endpoint === 'deposits' || endpoint === 'withdrawals')
+        ? tooLateCheck(deps, { endpoint, accountId, amount: cmd.amount, occurredAt, idempotencyKey: key }, req, res)
+        : undefined;
     if (key !== undefined) {
-      await runKeyedAccountWrite(deps, keys, { endpoint, accountId, key, command: cmd, request: { ...request, ifMatch: expected }, ifMatch: expected, field, occurredAt, beforeWrite: tooLate }, req, res);
+      await runKeyedAccountWrite(
+        deps,
+        keys,
+        {
+          endpoint,
+          accountId,
+          key,
+          command: cmd,
+          request: { ...request, ifMatch: expected },
+          ifMatch: expected,
+          field,
+          occurredAt,
+          beforeWrite: tooLate,
+        },
+        req,
+        res,
+      );
       return;
     }
     const refused = await tooLate?.();
     if (refused) return sendStored(res, refused);
     try {
-      const result = await handleAccountCommand(deps.accounts, accountId, cmd, { context: { ...context(res), ...(occurredAt !== undefined ? { occurredAt } : {}) }, ifRevision: expected });
+      const result = await handleAccountCommand(deps.accounts, accountId, cmd, {
+        context: { ...context(res), ...(occurredAt !== undefined ? { occurredAt } : {}) },
+        ifRevision: expected,
+      });
       if (!result.ok) throw rejectionProblem(result.rejection, field);
       sendStored(res, resultResponse(accountId, result));
     } catch (error) {
@@ -86,7 +135,13 @@ export function accountsRoutes(deps: ApiDeps, options: AccountsRoutesOptions = {
     const key = idempotencyKeyOf(req);
     const body = parse(OpenAccountBody, req.body, 'body');
     const accountId = key === undefined ? randomUUID() : accountIdForKey(key);
-    const cmd: AccountCommand = { type: 'OpenAccount', accountId, ownerId: body.ownerId, currency: body.currency, initialDeposit: body.initialDeposit };
+    const cmd: AccountCommand = {
+      type: 'OpenAccount',
+      accountId,
+      ownerId: body.ownerId,
+      currency: body.currency,
+      initialDeposit: body.initialDeposit,
+    };
     if (key !== undefined) {
       await runKeyedAccountWrite(deps, keys, { endpoint: 'open-account', accountId, key, command: cmd, request: { ...body } }, req, res);
       return;
@@ -120,10 +175,15 @@ export function accountsRoutes(deps: ApiDeps, options: AccountsRoutesOptions = {
     const { id } = parse(AccountParams, req.params, 'path');
     const query = parse(ReadQuery, req.query, 'query');
     await awaitProjection(deps, 'account-balances', query.minPosition);
-    const row = await deps.readModels.query<{ account_id: string; owner_id: string; currency: string; balance: string; status: string; revision: string; updated_at: Date }>(
-      'SELECT * FROM rm_account_balances WHERE account_id = $1',
-      [id],
-    );
+    const row = await deps.readModels.query<{
+      account_id: string;
+      owner_id: string;
+      currency: string;
+      balance: string;
+      status: string;
+      revision: string;
+      updated_at: Date;
+    }>('SELECT * FROM rm_account_balances WHERE account_id = $1', [id]);
     const a = row.rows[0];
     if (!a) throw new HttpProblem(404, problemType('account-not-found'), 'Account not found', `No account ${id}`);
     res.set('ETag', `"${a.revision}"`).json({
@@ -142,7 +202,16 @@ export function accountsRoutes(deps: ApiDeps, options: AccountsRoutesOptions = {
     const body = parse(MovementBody, req.body, 'body');
     const occurredAt = body.occurredAt === undefined ? undefined : normaliseOccurredAt(body.occurredAt);
     if (occurredAt !== undefined) refuseFutureRecord(deps, occurredAt);
-    await command(req, res, 'deposits', id, { type: 'Deposit', amount: body.amount }, { amount: body.amount, ...(occurredAt !== undefined ? { occurredAt } : {}) }, 'amount', occurredAt);
+    await command(
+      req,
+      res,
+      'deposits',
+      id,
+      { type: 'Deposit', amount: body.amount },
+      { amount: body.amount, ...(occurredAt !== undefined ? { occurredAt } : {}) },
+      'amount',
+      occurredAt,
+    );
   });
 
   router.post('/accounts/:id/withdrawals', async (req, res) => {
@@ -150,7 +219,16 @@ export function accountsRoutes(deps: ApiDeps, options: AccountsRoutesOptions = {
     const body = parse(MovementBody, req.body, 'body');
     const occurredAt = body.occurredAt === undefined ? undefined : normaliseOccurredAt(body.occurredAt);
     if (occurredAt !== undefined) refuseFutureRecord(deps, occurredAt);
-    await command(req, res, 'withdrawals', id, { type: 'Withdraw', amount: body.amount }, { amount: body.amount, ...(occurredAt !== undefined ? { occurredAt } : {}) }, 'amount', occurredAt);
+    await command(
+      req,
+      res,
+      'withdrawals',
+      id,
+      { type: 'Withdraw', amount: body.amount },
+      { amount: body.amount, ...(occurredAt !== undefined ? { occurredAt } : {}) },
+      'amount',
+      occurredAt,
+    );
   });
 
   router.post('/accounts/:id/close', async (req, res) => {
@@ -164,7 +242,14 @@ export function accountsRoutes(deps: ApiDeps, options: AccountsRoutesOptions = {
     const query = parse(HistoryQuery, req.query, 'query');
     await awaitProjection(deps, 'account-history', query.minPosition);
     const rows = await deps.readModels.query<{
-      revision: string; kind: string; amount: string; balance_after: string; transfer_id: string | null; counterpart_account_id: string | null; occurred_at: Date; recorded_at: Date;
+      revision: string;
+      kind: string;
+      amount: string;
+      balance_after: string;
+      transfer_id: string | null;
+      counterpart_account_id: string | null;
+      occurred_at: Date;
+      recorded_at: Date;
     }>(
       `SELECT revision::text AS revision, kind, amount::text AS amount, balance_after::text AS balance_after, transfer_id, counterpart_account_id, occurred_at, recorded_at
        FROM rm_account_history WHERE account_id = $1 AND ($2::bigint IS NULL OR revision < $2::bigint)
@@ -198,7 +283,10 @@ export function accountsRoutes(deps: ApiDeps, options: AccountsRoutesOptions = {
     const { id } = parse(AccountParams, req.params, 'path');
     const { asOf, basis } = parse(BalanceQuery, req.query, 'query');
     const cutoff = Date.parse(asOf);
-    const loaded = await deps.accounts.loadWithoutSnapshot(id, (e) => Date.parse(String(basis === 'recorded' ? e.recordedAt : e.metadata.occurredAt)) <= cutoff);
+    const loaded = await deps.accounts.loadWithoutSnapshot(
+      id,
+      (e) => Date.parse(String(basis === 'recorded' ? e.recordedAt : e.metadata.occurredAt)) <= cutoff,
+    );
     const exists = (await deps.store.readStream(accountStream(id), { maxCount: 1 })).length > 0;
     if (!exists) throw new HttpProblem(404, problemType('account-not-found'), 'Account not found', `No account ${id}`);
     res.json({

@@ -12,11 +12,19 @@ export const KeyId = z
 export const CreateApiKeyBody = z
   .strictObject({
     role: z.enum(['operator', 'customer'], { error: "must be 'operator' or 'customer'" }),
-    ownerId: OwnerId.optional().openapi({ description: "The owner whose accounts the key may see and move (required with role 'customer', absent with 'operator')" }),
+    ownerId: OwnerId.optional().openapi({
+      description: "The owner whose accounts the key may see and move (required with role 'customer', absent with 'operator')",
+    }),
   })
   .superRefine((body, ctx) => {
-    if (body.role === 'customer' && body.ownerId === undefined) ctx.addIssue({ code: 'custom', path: ['ownerId'], message: "is required with role 'customer'" });
-    if (body.role === 'operator' && body.ownerId !== undefined) ctx.addIssue({ code: 'custom', path: ['ownerId'], message: "must be absent with role 'operator' (an operator acts on every account)" });
+    if (body.role === 'customer' && body.ownerId === undefined)
+      ctx.addIssue({ code: 'custom', path: ['ownerId'], message: "is required with role 'customer'" });
+    if (body.role === 'operator' && body.ownerId !== undefined)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['ownerId'],
+        message: "must be absent with role 'operator' (an operator acts on every account)",
+      });
   })
   .openapi('CreateApiKeyRequest');
 
@@ -25,7 +33,10 @@ export const ApiKeyParams = z.strictObject({ keyId: KeyId });
 export const CreatedApiKey = z
   .object({
     keyId: KeyId,
-    secret: z.string().openapi({ description: 'The bearer secret. Shown in this answer only: it is stored as a hash and cannot be shown again.', example: 'tsk_4f9c2a7d1e0b3c5a_…' }),
+    secret: z.string().openapi({
+      description: 'The bearer secret. Shown in this answer only: it is stored as a hash and cannot be shown again.',
+      example: 'tsk_4f9c2a7d1e0b3c5a_…',
+    }),
     role: z.enum(['operator', 'customer']),
     ownerId: z.string().nullable(),
     createdAt: z.string(),

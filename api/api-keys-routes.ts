@@ -13,7 +13,14 @@ export function apiKeysRoutes(deps: ApiDeps, keys: ApiKeyStore): Router {
   router.post('/api-keys', async (req, res) => {
     const body = parse(CreateApiKeyBody, req.body, 'body');
     const created = await keys.create(body.role, body.ownerId, actorOf(res));
-    deps.logger.log({ msg: 'api key created', requestId: res.locals.requestId as string, keyId: created.keyId, role: created.role, ownerId: created.ownerId, actor: actorOf(res) });
+    deps.logger.log({
+      msg: 'api key created',
+      requestId: res.locals.requestId as string,
+      keyId: created.keyId,
+      role: created.role,
+      ownerId: created.ownerId,
+      actor: actorOf(res),
+    });
     // The secret is in this answer only: no cache may keep it.
     res.status(201).set('Cache-Control', 'no-store').location(`/api-keys/${created.keyId}`).json(created);
   });
@@ -25,11 +32,16 @@ export function apiKeysRoutes(deps: ApiDeps, keys: ApiKeyStore): Router {
   router.delete('/api-keys/:keyId', async (req, res) => {
     const { keyId } = parse(ApiKeyParams, req.params, 'path');
     if (keyId === ENV_OPERATOR_KEY_ID) {
-      throw new HttpProblem(409, problemType('key-from-environment'), 'Key from the environment', 'env-operator is OPERATOR_API_KEY: change or unset that variable and restart to revoke it', [
-        { field: 'keyId', message: 'is the environment\'s operator key' },
-      ]);
+      throw new HttpProblem(
+        409,
+        problemType('key-from-environment'),
+        'Key from the environment',
+        'env-operator is OPERATOR_API_KEY: change or unset that variable and restart to revoke it',
+        [{ field: 'keyId', message: "is the environment's operator key" }],
+      );
     }
-    if (!(await keys.revoke(keyId, actorOf(res)))) throw new HttpProblem(404, problemType('api-key-not-found'), 'API key not found', `No API key ${keyId}`);
+    if (!(await keys.revoke(keyId, actorOf(res))))
+      throw new HttpProblem(404, problemType('api-key-not-found'), 'API key not found', `No API key ${keyId}`);
     deps.logger.log({ msg: 'api key revoked', requestId: res.locals.requestId as string, keyId, actor: actorOf(res) });
     res.status(204).end();
   });

@@ -139,13 +139,16 @@ export class ApiKeyStore {
 
   /** The principal a bearer secret stands for, or undefined when it is unknown, malformed or revoked. */
   async authenticate(secret: string): Promise<Principal | undefined> {
-    if (this.operatorApiKey !== undefined && secretsEqual(secret, this.operatorApiKey)) return { keyId: ENV_OPERATOR_KEY_ID, role: 'operator' };
+    if (this.operatorApiKey !== undefined && secretsEqual(secret, this.operatorApiKey))
+      return { keyId: ENV_OPERATOR_KEY_ID, role: 'operator' };
     const keyId = keyIdOf(secret);
     if (keyId === undefined) return undefined;
     const row = await this.lookup(keyId);
     if (!row || row.revoked_at !== null) return undefined;
     if (!timingSafeEqual(sha256(secret), row.secret_hash)) return undefined;
-    return row.role === 'customer' ? { keyId: row.key_id, role: 'customer', ownerId: row.owner_id! } : { keyId: row.key_id, role: 'operator' };
+    return row.role === 'customer'
+      ? { keyId: row.key_id, role: 'customer', ownerId: row.owner_id! }
+      : { keyId: row.key_id, role: 'operator' };
   }
 
   private async lookup(keyId: string): Promise<Row | undefined> {
@@ -160,7 +163,11 @@ export class ApiKeyStore {
   }
 
   /** A new key: its secret is in this answer only. */
-  async create(role: Role, ownerId: string | undefined, createdBy: string): Promise<{ keyId: string; secret: string; role: Role; ownerId: string | null; createdAt: string }> {
+  async create(
+    role: Role,
+    ownerId: string | undefined,
+    createdBy: string,
+  ): Promise<{ keyId: string; secret: string; role: Role; ownerId: string | null; createdAt: string }> {
     await this.ensureSchema();
     for (;;) {
       const { keyId, secret } = newSecret();
@@ -169,7 +176,8 @@ export class ApiKeyStore {
          ON CONFLICT (key_id) DO NOTHING RETURNING created_at`,
         [keyId, sha256(secret), role, role === 'customer' ? ownerId : null, createdBy],
       );
-      if (result.rows[0]) return { keyId, secret, role, ownerId: role === 'customer' ? ownerId! : null, createdAt: result.rows[0].created_at.toISOString() };
+      if (result.rows[0])
+        return { keyId, secret, role, ownerId: role === 'customer' ? ownerId! : null, createdAt: result.rows[0].created_at.toISOString() };
       // 64-bit key ids: a collision is practically impossible, and simply drawn again.
     }
   }

@@ -38,7 +38,17 @@ export function createApp(deps: ApiDeps): express.Express {
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       const route = (req.route?.path as string | undefined) ?? 'unmatched';
       deps.metrics.httpDuration.observe({ method: req.method, route, status: String(res.statusCode) }, seconds);
-      deps.logger.log({ level: res.statusCode >= 500 ? 'error' : 'info', msg: 'http', requestId, method: req.method, path: req.originalUrl, route, status: res.statusCode, ms: Math.round(seconds * 1000), actor: principalOf(res)?.keyId });
+      deps.logger.log({
+        level: res.statusCode >= 500 ? 'error' : 'info',
+        msg: 'http',
+        requestId,
+        method: req.method,
+        path: req.originalUrl,
+        route,
+        status: res.statusCode,
+        ms: Math.round(seconds * 1000),
+        actor: principalOf(res)?.keyId,
+      });
     });
     next();
   });
@@ -52,7 +62,11 @@ export function createApp(deps: ApiDeps): express.Express {
   app.use((req, _res, next) => {
     const hasBody = Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
     if (hasBody && !req.is('application/json')) {
-      return next(new HttpProblem(415, problemType('unsupported-media-type'), 'Unsupported media type', 'Send the body as application/json', [{ field: 'Content-Type', message: 'must be application/json' }]));
+      return next(
+        new HttpProblem(415, problemType('unsupported-media-type'), 'Unsupported media type', 'Send the body as application/json', [
+          { field: 'Content-Type', message: 'must be application/json' },
+        ]),
+      );
     }
     return next();
   });

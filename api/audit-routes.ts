@@ -13,7 +13,10 @@ const AuditVerifyQuery = z.strictObject({
     .max(200)
     .regex(/^[A-Za-z0-9][A-Za-z0-9_.:@-]*$/, 'must start with a letter or digit and hold only letters, digits and _ . : @ -')
     .optional(),
-  anchorHash: z.string().regex(/^[0-9a-fA-F]{64}$/, 'must be 64 hex digits').optional(),
+  anchorHash: z
+    .string()
+    .regex(/^[0-9a-fA-F]{64}$/, 'must be 64 hex digits')
+    .optional(),
 });
 
 /**

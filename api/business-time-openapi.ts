@@ -23,7 +23,8 @@ export function registerBusinessTimePaths({ registerPath, json, body, problem }:
   registerPath({
     method: 'get',
     path: '/accounts/{id}/statements/{date}',
-    summary: "An account's statement of one business day: opening balance, movements in business-time order with running balances, closing balance",
+    summary:
+      "An account's statement of one business day: opening balance, movements in business-time order with running balances, closing balance",
     description:
       'For a closed day, the figures as published (records recorded before the close), plus `corrections` (records of that day recorded after the close) and the corrected balances. A running balance below zero (a late record) is shown and flagged (`belowZero`).',
     request: { params: s.StatementParams, query: s.ReadQuery },

@@ -14,7 +14,16 @@ import { businessTimeOf } from './business-time-settings';
 import { awaitProjection } from './consistency';
 import { HttpProblem, problemType } from './problem';
 import { rejectionProblem } from './rejection-status';
-import { CloseBooksBody, CorrectionsQuery, EmptyBody, ExceptionParams, ExceptionsQuery, ReadQuery, RejectExceptionBody, StatementParams } from './schemas';
+import {
+  CloseBooksBody,
+  CorrectionsQuery,
+  EmptyBody,
+  ExceptionParams,
+  ExceptionsQuery,
+  ReadQuery,
+  RejectExceptionBody,
+  StatementParams,
+} from './schemas';
 import { parse } from './validate';
 
 /**
@@ -27,9 +36,15 @@ const PROJECTION = 'business-time';
 
 /** A refused rule as a problem: a missing exception is 404, one in the other final state or being accepted 409, the rest 422. */
 function problemOf(rejection: Rejection, field?: string): HttpProblem {
-  if (rejection.type === 'exception_not_found') return new HttpProblem(404, problemType('exception-not-found'), 'Exception not found', rejection.message);
+  if (rejection.type === 'exception_not_found')
+    return new HttpProblem(404, problemType('exception-not-found'), 'Exception not found', rejection.message);
   if (rejection.type === 'exception_closed' || rejection.type === 'exception_in_progress') {
-    return new HttpProblem(409, problemType(rejection.type), rejection.type === 'exception_closed' ? 'Exception closed' : 'Exception being accepted', rejection.message);
+    return new HttpProblem(
+      409,
+      problemType(rejection.type),
+      rejection.type === 'exception_closed' ? 'Exception closed' : 'Exception being accepted',
+      rejection.message,
+    );
   }
   return rejectionProblem(rejection, field);
 }
@@ -82,7 +97,9 @@ export function businessTimeRoutes(deps: ApiDeps): Router {
     if (!exists) throw new HttpProblem(404, problemType('account-not-found'), 'Account not found', `No account ${id}`);
     const { timezone } = businessTimeOf(deps);
     const closed = await findClosedDay(deps.readModels, timezone, date);
-    const bounds = closed ? { startsAt: closed.starts_at, endsAt: closed.ends_at } : (({ startsAt, endsAt }) => ({ startsAt: new Date(startsAt), endsAt: new Date(endsAt) }))(businessDayBounds(date, timezone));
+    const bounds = closed
+      ? { startsAt: closed.starts_at, endsAt: closed.ends_at }
+      : (({ startsAt, endsAt }) => ({ startsAt: new Date(startsAt), endsAt: new Date(endsAt) }))(businessDayBounds(date, timezone));
     res.json(await statementOf(deps.readModels, { accountId: id, date, timezone, ...bounds, closed }));
   });
 
@@ -99,7 +116,12 @@ export function businessTimeRoutes(deps: ApiDeps): Router {
   router.get('/exceptions', async (req, res) => {
     const query = parse(ExceptionsQuery, req.query, 'query');
     await awaitProjection(deps, PROJECTION, query.minPosition);
-    const page = await listExceptions(deps.readModels, { status: query.status, accountId: query.accountId, after: query.after ? parsePosition(query.after) : undefined, limit: query.limit });
+    const page = await listExceptions(deps.readModels, {
+      status: query.status,
+      accountId: query.accountId,
+      after: query.after ? parsePosition(query.after) : undefined,
+      limit: query.limit,
+    });
     const last = page.rows.at(-1);
     res.json({ exceptions: page.rows.map(exceptionRowView), next: page.more && last ? `${last.held_commit}.${last.held_prepare}` : null });
   });
@@ -109,7 +131,12 @@ export function businessTimeRoutes(deps: ApiDeps): Router {
     const { id } = parse(ExceptionParams, req.params, 'path');
     parse(EmptyBody, req.body ?? {}, 'body');
     const settings = businessTimeOf(deps);
-    const outcome = await acceptException({ store: deps.store, accounts: deps.accounts, exceptions, nowMs: settings.now }, id, context(res), actorOf(res));
+    const outcome = await acceptException(
+      { store: deps.store, accounts: deps.accounts, exceptions, nowMs: settings.now },
+      id,
+      context(res),
+      actorOf(res),
+    );
     if (!outcome.ok) {
       if (outcome.rejection.type === 'exception_in_progress') res.set('Retry-After', '1');
       throw problemOf(outcome.rejection);

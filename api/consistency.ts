@@ -13,7 +13,13 @@ import { HttpProblem, problemType } from './problem';
 export async function awaitProjection(deps: ApiDeps, projection: string, minPosition: string | undefined): Promise<void> {
   if (!minPosition) return;
   const position = parsePosition(minPosition)!;
-  const progress = await waitForProjection(deps.store, deps.readModels, projectionByName(projection)!, position, deps.maxConsistencyWaitMs ?? 10_000);
+  const progress = await waitForProjection(
+    deps.store,
+    deps.readModels,
+    projectionByName(projection)!,
+    position,
+    deps.maxConsistencyWaitMs ?? 10_000,
+  );
   if (progress.state === 'degraded') {
     throw new HttpProblem(
       503,
@@ -25,6 +31,11 @@ export async function awaitProjection(deps: ApiDeps, projection: string, minPosi
     );
   }
   if (progress.state === 'behind') {
-    throw new HttpProblem(503, problemType('projection-behind'), 'Read model not caught up yet', `The ${projection} read model has not reached position ${minPosition}; retry shortly`);
+    throw new HttpProblem(
+      503,
+      problemType('projection-behind'),
+      'Read model not caught up yet',
+      `The ${projection} read model has not reached position ${minPosition}; retry shortly`,
+    );
   }
 }

@@ -62,7 +62,8 @@ export function consoleRoutes(deps: ApiDeps): Router {
   const router = Router();
   const options = deps.console ?? {};
   const directory = consoleDirectory(options.directory);
-  if (!directory) deps.logger.log({ level: 'warn', msg: 'console files not found: GET /console answers 404', tried: options.directory ?? 'console/' });
+  if (!directory)
+    deps.logger.log({ level: 'warn', msg: 'console files not found: GET /console answers 404', tried: options.directory ?? 'console/' });
   const settings = {
     temporalUiUrl: linkBase(options.temporalUiUrl),
     temporalNamespace: deps.temporal.options.namespace,
@@ -74,7 +75,8 @@ export function consoleRoutes(deps: ApiDeps): Router {
     res.json(settings);
   });
 
-  const missing = () => new HttpProblem(404, problemType('not-found'), 'Not found', 'The console files are not installed (console/ is missing)');
+  const missing = () =>
+    new HttpProblem(404, problemType('not-found'), 'Not found', 'The console files are not installed (console/ is missing)');
   router.get(['/console', '/console/'], (_req, res, next) => {
     if (!directory) return next(missing());
     secure(res);

@@ -188,16 +188,19 @@ export class IdempotencyStore {
 
   /** The attempt failed without an answer (e.g. the store was unavailable): a retry may take the key over at once. */
   async release(scope: string, key: string, owner: string): Promise<void> {
-    await this.pool.query(`UPDATE ${IDEMPOTENCY_KEYS_TABLE} SET locked_until = now() WHERE scope = $1 AND key = $2 AND owner = $3 AND status IS NULL`, [
-      scope,
-      key,
-      owner,
-    ]);
+    await this.pool.query(
+      `UPDATE ${IDEMPOTENCY_KEYS_TABLE} SET locked_until = now() WHERE scope = $1 AND key = $2 AND owner = $3 AND status IS NULL`,
+      [scope, key, owner],
+    );
   }
 
   /** The claim was no use of the key after all (nothing written, no answer to keep): forget it. */
   async abandon(scope: string, key: string, owner: string): Promise<void> {
-    await this.pool.query(`DELETE FROM ${IDEMPOTENCY_KEYS_TABLE} WHERE scope = $1 AND key = $2 AND owner = $3 AND status IS NULL`, [scope, key, owner]);
+    await this.pool.query(`DELETE FROM ${IDEMPOTENCY_KEYS_TABLE} WHERE scope = $1 AND key = $2 AND owner = $3 AND status IS NULL`, [
+      scope,
+      key,
+      owner,
+    ]);
   }
 
   /** Deletes keys older than the retention (bounded batch). Returns how many went. */

@@ -72,7 +72,11 @@ export function keyScope(endpoint: KeyedEndpoint, accountId: string): string {
 }
 
 export function requestFingerprint(scope: string, request: Record<string, unknown>): string {
-  const canonical = JSON.stringify(Object.keys(request).sort().map((k) => [k, request[k] === undefined ? null : String(request[k])]));
+  const canonical = JSON.stringify(
+    Object.keys(request)
+      .sort()
+      .map((k) => [k, request[k] === undefined ? null : String(request[k])]),
+  );
   return createHash('sha256').update(scope).update('\u001f').update(canonical).digest('hex');
 }
 
@@ -117,9 +121,13 @@ export function sendStored(res: Response, response: StoredResponse, replayed = f
 }
 
 export function revisionMismatch(expected: bigint | string, actual: bigint | string): HttpProblem {
-  return new HttpProblem(412, problemType('precondition-failed'), 'Account revision mismatch', `The account is at revision ${String(actual)}, not ${String(expected)}`, [
-    { field: 'If-Match', message: `account is at revision ${String(actual)}` },
-  ]);
+  return new HttpProblem(
+    412,
+    problemType('precondition-failed'),
+    'Account revision mismatch',
+    `The account is at revision ${String(actual)}, not ${String(expected)}`,
+    [{ field: 'If-Match', message: `account is at revision ${String(actual)}` }],
+  );
 }
 
 class KeyReusedError extends HttpProblem {}
@@ -131,13 +139,23 @@ function keyReused(detail: string): HttpProblem {
 }
 
 function keyInProgress(): HttpProblem {
-  return new HttpProblem(409, problemType('idempotency-key-in-progress'), 'Request with this Idempotency-Key in progress', 'A request with this key is still running; retry shortly with the same key', [
-    { field: 'Idempotency-Key', message: 'a request with this key is still in progress' },
-  ]);
+  return new HttpProblem(
+    409,
+    problemType('idempotency-key-in-progress'),
+    'Request with this Idempotency-Key in progress',
+    'A request with this key is still running; retry shortly with the same key',
+    [{ field: 'Idempotency-Key', message: 'a request with this key is still in progress' }],
+  );
 }
 
 /** Runs a keyed account write: replays, refuses, waits, or writes (once) and records the answer. */
-export async function runKeyedAccountWrite(deps: ApiDeps, keys: IdempotencyStore, write: KeyedAccountWrite, req: Request, res: Response): Promise<void> {
+export async function runKeyedAccountWrite(
+  deps: ApiDeps,
+  keys: IdempotencyStore,
+  write: KeyedAccountWrite,
+  req: Request,
+  res: Response,
+): Promise<void> {
   const scope = keyScope(write.endpoint, write.accountId);
   const fingerprint = requestFingerprint(scope, write.request);
   // A new key records where the account stands before any attempt: its events can only come after.
@@ -180,13 +198,20 @@ async function headRevision(deps: ApiDeps, accountId: string): Promise<bigint> {
  * The write, idempotent by itself: look for the key's own events after the base revision, else
  * decide and append them (ids derived from the key) at the revision read; a lost race re-reads.
  */
-async function writeOnce(deps: ApiDeps, write: KeyedAccountWrite, baseRevision: bigint, req: Request, res: Response): Promise<StoredResponse> {
+async function writeOnce(
+  deps: ApiDeps,
+  write: KeyedAccountWrite,
+  baseRevision: bigint,
+  req: Request,
+  res: Response,
+): Promise<StoredResponse> {
   const stream = accountStream(write.accountId);
   const ids = keyedEventIds(write.endpoint, write.accountId, write.key);
   const own = async (from: bigint): Promise<StoredResponse | undefined> => {
     const events = await ownEvents(deps, stream, new Set(ids), from);
     if (events.length === 0) return undefined;
-    if (!matchesRequest(write, events)) throw keyReused(`Idempotency-Key ${write.key} already wrote other events to account ${write.accountId}`);
+    if (!matchesRequest(write, events))
+      throw keyReused(`Idempotency-Key ${write.key} already wrote other events to account ${write.accountId}`);
     return responseFromEvents(write, events);
   };
   const context = { ...requestContext(res), ...(write.occurredAt !== undefined ? { occurredAt: write.occurredAt } : {}) };
@@ -199,7 +224,8 @@ async function writeOnce(deps: ApiDeps, write: KeyedAccountWrite, baseRevision: 
       const found = await own(baseRevision + 1n);
       if (found) return found;
     }
-    if (write.ifMatch !== undefined && loaded.revision !== write.ifMatch) return problemResponse(revisionMismatch(write.ifMatch, loaded.revision), req, res);
+    if (write.ifMatch !== undefined && loaded.revision !== write.ifMatch)
+      return problemResponse(revisionMismatch(write.ifMatch, loaded.revision), req, res);
     const refused = await write.beforeWrite?.();
     if (refused) return refused;
     let result;
@@ -246,7 +272,7 @@ async function writeOnce(deps: ApiDeps, write: KeyedAccountWrite, baseRevision: 
 /** The events of the stream (from a revision on) whose ids are the key's. */
 async function ownEvents(deps: ApiDeps, stream: string, ids: Set<string>, from: bigint): Promise<RecordedEvent[]> {
   const out: RecordedEvent[] = [];
-  for (let next = from < 0n ? 0n : from; ; ) {
+  for (let next = from < 0n ? 0n : from; ;) {
     const page = await deps.store.readStream(stream, { fromRevision: next, maxCount: 1000 });
     out.push(...page.filter((e) => ids.has(e.id.toLowerCase())));
     if (page.length < 1000) return out;
@@ -260,14 +286,17 @@ function matchesRequest(write: KeyedAccountWrite, events: RecordedEvent[]): bool
   const data = (e: RecordedEvent | undefined) => (e?.data ?? {}) as Record<string, unknown>;
   const cmd = write.command;
   // A late record's business time is part of the request (no occurredAt: the store's time, not compared).
-  if (write.occurredAt !== undefined && events.some((e) => Date.parse(e.metadata.occurredAt) !== Date.parse(write.occurredAt!))) return false;
+  if (write.occurredAt !== undefined && events.some((e) => Date.parse(e.metadata.occurredAt) !== Date.parse(write.occurredAt!)))
+    return false;
   switch (cmd.type) {
     case 'OpenAccount':
       return (
         first?.type === 'AccountOpened' &&
         data(first).ownerId === cmd.ownerId &&
         data(first).currency === cmd.currency &&
-        (cmd.initialDeposit === undefined ? events.length === 1 : second?.type === 'MoneyDeposited' && data(second).amount === cmd.initialDeposit)
+        (cmd.initialDeposit === undefined
+          ? events.length === 1
+          : second?.type === 'MoneyDeposited' && data(second).amount === cmd.initialDeposit)
       );
     case 'Deposit':
       return events.length === 1 && first?.type === 'MoneyDeposited' && data(first).amount === cmd.amount;
@@ -285,6 +314,10 @@ function responseFromEvents(write: KeyedAccountWrite, events: RecordedEvent[]): 
   const last = events.at(-1)!;
   const closed = events.some((e) => e.type === 'AccountClosed');
   const withBalance = [...events].reverse().find((e) => typeof (e.data as { balanceAfter?: unknown }).balanceAfter === 'number');
-  const balance = closed || !withBalance ? 0 : ((withBalance.data as { balanceAfter: number }).balanceAfter);
-  return writeResultResponse(write.accountId, { balance, status: closed ? 'closed' : 'open', revision: Number(last.revision), position: last.position }, write.endpoint === 'open-account');
+  const balance = closed || !withBalance ? 0 : (withBalance.data as { balanceAfter: number }).balanceAfter;
+  return writeResultResponse(
+    write.accountId,
+    { balance, status: closed ? 'closed' : 'open', revision: Number(last.revision), position: last.position },
+    write.endpoint === 'open-account',
+  );
 }

@@ -56,14 +56,20 @@ export function refuseFutureRecord(deps: ApiDeps, occurredAt: string): void {
  * exception), or undefined when the record may be written. An account that does not exist is left to
  * the command path (404): nothing is held for it.
  */
-export function tooLateCheck(deps: ApiDeps, record: LateRecordRequest, req: Request, res: Response): () => Promise<StoredResponse | undefined> {
+export function tooLateCheck(
+  deps: ApiDeps,
+  record: LateRecordRequest,
+  req: Request,
+  res: Response,
+): () => Promise<StoredResponse | undefined> {
   return async () => {
     const settings = businessTimeOf(deps);
     const t = timeliness(Date.parse(record.occurredAt), settings.now(), settings);
     if (t.kind !== 'too_late') return undefined;
     const [opened] = await deps.store.readStream(accountStream(record.accountId), { maxCount: 1 });
     if (!opened) return undefined;
-    const exceptionId = record.idempotencyKey === undefined ? randomUUID() : exceptionIdForKey(record.endpoint, record.accountId, record.idempotencyKey);
+    const exceptionId =
+      record.idempotencyKey === undefined ? randomUUID() : exceptionIdForKey(record.endpoint, record.accountId, record.idempotencyKey);
     const kind: LateRecordKind = record.endpoint === 'deposits' ? 'deposit' : 'withdrawal';
     const held = await holdLateRecord(
       new ExceptionLog(deps.store),
@@ -92,7 +98,12 @@ export function tooLateCheck(deps: ApiDeps, record: LateRecordRequest, req: Requ
       'Too late',
       `occurredAt ${record.occurredAt} is ${describeDuration(t.lateByMs)} ago, beyond MAX_LATENESS (${describeDuration(settings.maxLatenessMs)}): nothing was written to the account; the request is kept as exception ${exceptionId} for manual handling`,
       [{ field: 'occurredAt', message: `is older than the maximum lateness of ${describeDuration(settings.maxLatenessMs)}` }],
-      { exceptionId, exception: `/exceptions?accountId=${record.accountId}`, maxLateness: describeDuration(settings.maxLatenessMs), ...(held.position ? { position: held.position } : {}) },
+      {
+        exceptionId,
+        exception: `/exceptions?accountId=${record.accountId}`,
+        maxLateness: describeDuration(settings.maxLatenessMs),
+        ...(held.position ? { position: held.position } : {}),
+      },
     );
     return problemResponse(problem, req, res);
   };

@@ -7,8 +7,9 @@ import * as s from './schemas';
 
 const ROLE_TEXT = {
   public: 'Public: no API key.',
-  operator: "Role: `operator`.",
-  customer: "Role: `operator`, or `customer` for what its owner holds (another owner's account or transfer reads as 404; a transfer from another owner's account is 403).",
+  operator: 'Role: `operator`.',
+  customer:
+    "Role: `operator`, or `customer` for what its owner holds (another owner's account or transfer reads as 404; a transfer from another owner's account is 403).",
 } as const;
 
 /** The OpenAPI document, generated from the same zod schemas that validate requests. */
@@ -25,11 +26,16 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV3['generateD
     registerPath(route: RouteConfig) {
       const access = OPERATION_ACCESS[`${route.method} ${route.path}`];
       if (!access) throw new Error(`${route.method} ${route.path} has no entry in OPERATION_ACCESS`);
-      const refusals = access === 'public' ? {} : {
-        401: { description: 'No, a malformed, unknown or revoked API key (with WWW-Authenticate: Bearer)', content: problem.content },
-        ...(access === 'operator' ? { 403: { description: 'A customer key: this operation needs the operator role', content: problem.content } } : {}),
-        429: { description: "Over this key's rate limit (RATE_LIMIT_PER_MINUTE), with Retry-After", content: problem.content },
-      };
+      const refusals =
+        access === 'public'
+          ? {}
+          : {
+              401: { description: 'No, a malformed, unknown or revoked API key (with WWW-Authenticate: Bearer)', content: problem.content },
+              ...(access === 'operator'
+                ? { 403: { description: 'A customer key: this operation needs the operator role', content: problem.content } }
+                : {}),
+              429: { description: "Over this key's rate limit (RATE_LIMIT_PER_MINUTE), with Retry-After", content: problem.content },
+            };
       registry.registerPath({
         ...route,
         description: [route.description, ROLE_TEXT[access]].filter(Boolean).join('\n\n'),
@@ -43,11 +49,17 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV3['generateD
   const body = (schema: z.ZodType) => ({ content: { 'application/json': { schema } } });
   const idempotencyKey = s.AccountIdempotencyKey.optional().openapi({
     description:
-      'Makes the write safe to retry (Stripe\'s convention): the same key with the same request answers what the first answered (same status and body, header Idempotent-Replayed: true) and writes nothing; with another request it is 409. Scoped to this endpoint and account; kept at least 24 h. A duplicate sent while the first is running waits for its answer (409 with Retry-After if that takes too long).',
+      "Makes the write safe to retry (Stripe's convention): the same key with the same request answers what the first answered (same status and body, header Idempotent-Replayed: true) and writes nothing; with another request it is 409. Scoped to this endpoint and account; kept at least 24 h. A duplicate sent while the first is running waits for its answer (409 with Retry-After if that takes too long).",
   });
   const keyOnly = z.object({ 'Idempotency-Key': idempotencyKey });
-  const writeHeaders = z.object({ 'Idempotency-Key': idempotencyKey, 'If-Match': z.string().optional().openapi({ description: 'The account revision you read (optimistic concurrency): 412 on mismatch' }) });
-  const keyConflict = { description: 'Idempotency-Key used with another request, or a request with it still in progress', content: problem.content };
+  const writeHeaders = z.object({
+    'Idempotency-Key': idempotencyKey,
+    'If-Match': z.string().optional().openapi({ description: 'The account revision you read (optimistic concurrency): 412 on mismatch' }),
+  });
+  const keyConflict = {
+    description: 'Idempotency-Key used with another request, or a request with it still in progress',
+    content: problem.content,
+  };
 
   r.registerPath({
     method: 'post',
@@ -61,9 +73,21 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV3['generateD
     path: '/accounts',
     summary: "Accounts by owner, ordered by account id, cursor-paginated (a customer sees its own; another owner's list is empty)",
     request: { query: s.AccountListQuery },
-    responses: { 200: json(z.object({ accounts: z.array(s.AccountView), next: z.string().optional() }), 'A page of accounts; `next` is the cursor (`after`) of the next page'), 400: problem },
+    responses: {
+      200: json(
+        z.object({ accounts: z.array(s.AccountView), next: z.string().optional() }),
+        'A page of accounts; `next` is the cursor (`after`) of the next page',
+      ),
+      400: problem,
+    },
   });
-  r.registerPath({ method: 'get', path: '/accounts/{id}', summary: 'An account from the balances read model', request: { params: s.AccountParams, query: s.ReadQuery }, responses: { 200: json(s.AccountView, 'The account'), 404: problem } });
+  r.registerPath({
+    method: 'get',
+    path: '/accounts/{id}',
+    summary: 'An account from the balances read model',
+    request: { params: s.AccountParams, query: s.ReadQuery },
+    responses: { 200: json(s.AccountView, 'The account'), 404: problem },
+  });
   for (const [path, summary] of [
     ['/accounts/{id}/deposits', 'Deposit money'],
     ['/accounts/{id}/withdrawals', 'Withdraw money'],
@@ -72,25 +96,41 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV3['generateD
       method: 'post',
       path,
       summary,
-      description: 'With `occurredAt`, a late record (business time): older than MAX_LATENESS is 422 `too-late` (nothing written; kept as an exception, see GET /exceptions).',
+      description:
+        'With `occurredAt`, a late record (business time): older than MAX_LATENESS is 422 `too-late` (nothing written; kept as an exception, see GET /exceptions).',
       request: { params: s.AccountParams, headers: writeHeaders, body: body(s.MovementBody) },
       responses: { 200: json(s.WriteResult, 'Done'), 400: problem, 404: problem, 409: keyConflict, 412: problem, 422: problem },
     });
   }
-  r.registerPath({ method: 'post', path: '/accounts/{id}/close', summary: 'Close an empty account', request: { params: s.AccountParams, headers: writeHeaders }, responses: { 200: json(s.WriteResult, 'Closed'), 400: problem, 404: problem, 409: keyConflict, 412: problem, 422: problem } });
+  r.registerPath({
+    method: 'post',
+    path: '/accounts/{id}/close',
+    summary: 'Close an empty account',
+    request: { params: s.AccountParams, headers: writeHeaders },
+    responses: { 200: json(s.WriteResult, 'Closed'), 400: problem, 404: problem, 409: keyConflict, 412: problem, 422: problem },
+  });
   r.registerPath({
     method: 'get',
     path: '/accounts/{id}/history',
     summary: 'Movements, newest first',
     request: { params: s.AccountParams, query: s.HistoryQuery },
-    responses: { 200: json(z.object({ accountId: s.AccountId, movements: z.array(s.Movement), nextCursor: z.string().nullable() }), 'A page of movements') },
+    responses: {
+      200: json(
+        z.object({ accountId: s.AccountId, movements: z.array(s.Movement), nextCursor: z.string().nullable() }),
+        'A page of movements',
+      ),
+    },
   });
   r.registerPath({
     method: 'get',
     path: '/accounts/{id}/balance',
     summary: 'The balance at a moment, folded from the event stream: by business time (default) or by recorded time (basis=recorded)',
     request: { params: s.AccountParams, query: s.BalanceQuery },
-    responses: { 200: json(z.object({ accountId: s.AccountId, asOf: z.string(), balance: z.number().int() }), 'Balance as of'), 400: problem, 404: problem },
+    responses: {
+      200: json(z.object({ accountId: s.AccountId, asOf: z.string(), balance: z.number().int() }), 'Balance as of'),
+      400: problem,
+      404: problem,
+    },
   });
   r.registerPath({
     method: 'post',
@@ -99,7 +139,9 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV3['generateD
     request: {
       headers: z.object({
         'Idempotency-Key': z.string().optional(),
-        Prefer: z.string().optional().openapi({ description: 'RFC 7240 `wait=N` (seconds, capped at 10): answer 201 with the finished transfer when the saga ends in time' }),
+        Prefer: z.string().optional().openapi({
+          description: 'RFC 7240 `wait=N` (seconds, capped at 10): answer 201 with the finished transfer when the saga ends in time',
+        }),
       }),
       body: body(s.CreateTransferBody),
     },
@@ -136,30 +178,65 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV3['generateD
     path: '/transfers',
     summary: 'Transfers by account, status and creation time, oldest first, cursor-paginated (a customer sees its own)',
     request: { query: s.TransferListQuery },
-    responses: { 200: json(z.object({ transfers: z.array(s.TransferView), next: z.string().optional() }), 'A page of transfers; `next` is the cursor of the next page'), 400: problem },
+    responses: {
+      200: json(
+        z.object({ transfers: z.array(s.TransferView), next: z.string().optional() }),
+        'A page of transfers; `next` is the cursor of the next page',
+      ),
+      400: problem,
+    },
   });
-  r.registerPath({ method: 'get', path: '/transfers/{id}', summary: 'A transfer and its steps', request: { params: s.TransferParams, query: s.TransferQuery }, responses: { 200: json(s.TransferView, 'The transfer'), 404: problem } });
+  r.registerPath({
+    method: 'get',
+    path: '/transfers/{id}',
+    summary: 'A transfer and its steps',
+    request: { params: s.TransferParams, query: s.TransferQuery },
+    responses: { 200: json(s.TransferView, 'The transfer'), 404: problem },
+  });
   r.registerPath({
     method: 'get',
     path: '/audit/verify',
     summary: 'Walk the hash chains (one stream, or all with the anchors) and report the first broken link (operators)',
     request: { query: z.object({ stream: z.string().optional() }) },
-    responses: { 200: json(z.object({}).passthrough(), 'The verification: ok, or the first broken link (stream, revision, expected, found)'), 400: problem, 404: problem },
+    responses: {
+      200: json(z.object({}).passthrough(), 'The verification: ok, or the first broken link (stream, revision, expected, found)'),
+      400: problem,
+      404: problem,
+    },
   });
   r.registerPath({
     method: 'get',
     path: '/events',
     summary: 'The global log (operators): by event type, stream prefix, recorded and business time; in log order, paged by position',
     request: { query: s.EventsQuery },
-    responses: { 200: json(z.object({ events: z.array(z.object({}).passthrough()), next: z.string().optional() }), 'A page of events; `next` is the position to continue after'), 400: problem },
+    responses: {
+      200: json(
+        z.object({ events: z.array(z.object({}).passthrough()), next: z.string().optional() }),
+        'A page of events; `next` is the position to continue after',
+      ),
+      400: problem,
+    },
   });
-  r.registerPath({ method: 'get', path: '/streams', summary: 'List event streams (local stream browser)', request: { query: s.StreamsQuery }, responses: { 200: json(z.object({}).passthrough(), 'Streams') } });
-  r.registerPath({ method: 'get', path: '/streams/{name}', summary: 'Events of one stream', request: { params: s.StreamParams, query: s.StreamQuery }, responses: { 200: json(z.object({}).passthrough(), 'Events'), 404: problem } });
+  r.registerPath({
+    method: 'get',
+    path: '/streams',
+    summary: 'List event streams (local stream browser)',
+    request: { query: s.StreamsQuery },
+    responses: { 200: json(z.object({}).passthrough(), 'Streams') },
+  });
+  r.registerPath({
+    method: 'get',
+    path: '/streams/{name}',
+    summary: 'Events of one stream',
+    request: { params: s.StreamParams, query: s.StreamQuery },
+    responses: { 200: json(z.object({}).passthrough(), 'Events'), 404: problem },
+  });
   r.registerPath({
     method: 'get',
     path: '/console',
     summary: 'The web console (HTML; its scripts and styles are served under /console/)',
-    description: 'Static files with a strict Content-Security-Policy. The page itself needs no key: it asks for one and sends it as a bearer token with every data call.',
+    description:
+      'Static files with a strict Content-Security-Policy. The page itself needs no key: it asks for one and sends it as a bearer token with every data call.',
     responses: { 200: { description: 'The console page', content: { 'text/html': { schema: z.string() } } } },
   });
   r.registerPath({
@@ -168,8 +245,18 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV3['generateD
     summary: "The console's settings: the Temporal Web UI's address (TEMPORAL_UI_URL) and namespace, for links to a transfer's saga",
     responses: { 200: json(z.object({ temporalUiUrl: z.string().nullable(), temporalNamespace: z.string() }), 'Settings') },
   });
-  r.registerPath({ method: 'get', path: '/health', summary: 'Liveness', responses: { 200: json(z.object({ status: z.string() }), 'Alive') } });
-  r.registerPath({ method: 'get', path: '/ready', summary: 'Readiness of Postgres, Temporal and the event store', responses: { 200: json(z.object({}).passthrough(), 'Ready'), 503: json(z.object({}).passthrough(), 'Not ready') } });
+  r.registerPath({
+    method: 'get',
+    path: '/health',
+    summary: 'Liveness',
+    responses: { 200: json(z.object({ status: z.string() }), 'Alive') },
+  });
+  r.registerPath({
+    method: 'get',
+    path: '/ready',
+    summary: 'Readiness of Postgres, Temporal and the event store',
+    responses: { 200: json(z.object({}).passthrough(), 'Ready'), 503: json(z.object({}).passthrough(), 'Not ready') },
+  });
   r.registerPath({
     method: 'get',
     path: '/metrics',
@@ -184,7 +271,12 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV3['generateD
     request: { body: body(k.CreateApiKeyBody) },
     responses: { 201: json(k.CreatedApiKey, 'Created (Cache-Control: no-store)'), 400: problem },
   });
-  r.registerPath({ method: 'get', path: '/api-keys', summary: 'List API keys (never their secrets)', responses: { 200: json(z.object({ keys: z.array(k.ApiKeyView) }), 'The keys, revoked ones included') } });
+  r.registerPath({
+    method: 'get',
+    path: '/api-keys',
+    summary: 'List API keys (never their secrets)',
+    responses: { 200: json(z.object({ keys: z.array(k.ApiKeyView) }), 'The keys, revoked ones included') },
+  });
   r.registerPath({
     method: 'delete',
     path: '/api-keys/{keyId}',
@@ -197,6 +289,10 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV3['generateD
 
   return new OpenApiGeneratorV3(registry.definitions).generateDocument({
     openapi: '3.0.3',
-    info: { title: 'Transfer service', version: '0.1.0', description: 'Event-sourced accounts; transfers as Temporal sagas. Amounts are integer minor units.' },
+    info: {
+      title: 'Transfer service',
+      version: '0.1.0',
+      description: 'Event-sourced accounts; transfers as Temporal sagas. Amounts are integer minor units.',
+    },
   });
 }

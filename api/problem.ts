@@ -60,22 +60,60 @@ export function problemHandler(log: (entry: Record<string, unknown>) => void): E
     if (error instanceof HttpProblem) return sendProblem(res, error, requestId);
     const e = error as { type?: string; status?: number; message?: string };
     if (error instanceof EventStoreValidationError) {
-      return sendProblem(res, new HttpProblem(400, problemType('validation-error'), 'Invalid request', error.message, [{ field: error.field, message: error.reason }]), requestId);
+      return sendProblem(
+        res,
+        new HttpProblem(400, problemType('validation-error'), 'Invalid request', error.message, [
+          { field: error.field, message: error.reason },
+        ]),
+        requestId,
+      );
     }
     if (error instanceof EventStoreUnavailableError) {
       log({ level: 'warn', msg: 'event store unavailable', requestId, error: error.message });
-      return sendProblem(res, new HttpProblem(503, problemType('store-unavailable'), 'Event store unavailable', 'Retry shortly with the same idempotency key'), requestId);
+      return sendProblem(
+        res,
+        new HttpProblem(503, problemType('store-unavailable'), 'Event store unavailable', 'Retry shortly with the same idempotency key'),
+        requestId,
+      );
     }
     if (e.type === 'entity.parse.failed') {
-      return sendProblem(res, new HttpProblem(400, problemType('malformed-json'), 'Malformed JSON body', 'The request body is not valid JSON', [{ field: 'body', message: 'is not valid JSON' }]), requestId);
+      return sendProblem(
+        res,
+        new HttpProblem(400, problemType('malformed-json'), 'Malformed JSON body', 'The request body is not valid JSON', [
+          { field: 'body', message: 'is not valid JSON' },
+        ]),
+        requestId,
+      );
     }
     if (e.type === 'entity.too.large') {
-      return sendProblem(res, new HttpProblem(413, problemType('body-too-large'), 'Request body too large', 'The request body exceeds the limit', [{ field: 'body', message: 'is too large' }]), requestId);
+      return sendProblem(
+        res,
+        new HttpProblem(413, problemType('body-too-large'), 'Request body too large', 'The request body exceeds the limit', [
+          { field: 'body', message: 'is too large' },
+        ]),
+        requestId,
+      );
     }
     if (e.type === 'charset.unsupported' || e.type === 'encoding.unsupported') {
       return sendProblem(res, new HttpProblem(415, problemType('unsupported-encoding'), 'Unsupported body encoding', e.message), requestId);
     }
-    log({ level: 'error', msg: 'unhandled error', requestId, method: req.method, path: req.originalUrl, error: error instanceof Error ? error.stack : String(error) });
-    return sendProblem(res, new HttpProblem(503 === e.status ? 503 : 500, problemType('internal-error'), 'Internal error', 'The request could not be completed; it is safe to retry with the same idempotency key'), requestId);
+    log({
+      level: 'error',
+      msg: 'unhandled error',
+      requestId,
+      method: req.method,
+      path: req.originalUrl,
+      error: error instanceof Error ? error.stack : String(error),
+    });
+    return sendProblem(
+      res,
+      new HttpProblem(
+        503 === e.status ? 503 : 500,
+        problemType('internal-error'),
+        'Internal error',
+        'The request could not be completed; it is safe to retry with the same idempotency key',
+      ),
+      requestId,
+    );
   };
 }

@@ -5,5 +5,11 @@ import { HttpProblem, problemType } from './problem';
 export function rejectionProblem(rejection: Rejection, field?: string): HttpProblem {
   const status = rejection.type === 'account_not_found' ? 404 : rejection.type === 'transfer_conflict' ? 409 : 422;
   const title = rejection.type.replace(/_/g, ' ').replace(/^./, (c) => c.toUpperCase());
-  return new HttpProblem(status, problemType(rejection.type), title, rejection.message, field ? [{ field, message: rejection.message }] : undefined);
+  return new HttpProblem(
+    status,
+    problemType(rejection.type),
+    title,
+    rejection.message,
+    field ? [{ field, message: rejection.message }] : undefined,
+  );
 }

@@ -29,7 +29,10 @@ export function reversalRoutes(deps: ApiDeps): Router {
     const original = (await log.load(id)).state;
     if (!original.request) throw new HttpProblem(404, problemType('transfer-not-found'), 'Transfer not found', `No transfer ${id}`);
     const reversalId = body.reversalId ?? randomUUID();
-    if (reversalId === id) throw new HttpProblem(400, problemType('validation-error'), 'Invalid reversal id', 'A reversal needs an id of its own', [{ field: 'reversalId', message: 'must differ from the transfer it reverses' }]);
+    if (reversalId === id)
+      throw new HttpProblem(400, problemType('validation-error'), 'Invalid reversal id', 'A reversal needs an id of its own', [
+        { field: 'reversalId', message: 'must differ from the transfer it reverses' },
+      ]);
 
     // A known reversal id: the same reversal answers as it stands; anything else under that id is a conflict.
     const existing = (await log.load(reversalId)).state;
@@ -40,16 +43,39 @@ export function reversalRoutes(deps: ApiDeps): Router {
       return;
     }
     if (original.status !== 'completed') {
-      throw rejectionProblem({ type: 'transfer_not_completed', message: `Transfer ${id} is ${original.status === 'none' ? 'pending' : original.status}: only a completed transfer can be reversed` }, 'id');
+      throw rejectionProblem(
+        {
+          type: 'transfer_not_completed',
+          message: `Transfer ${id} is ${original.status === 'none' ? 'pending' : original.status}: only a completed transfer can be reversed`,
+        },
+        'id',
+      );
     }
     const left = reversibleAmount(original);
     const amount = body.amount ?? left;
     if (amount <= 0 || amount > left) {
-      throw rejectionProblem({ type: 'reversal_exceeds_original', message: `Transfer ${id} has ${left} of ${original.request.amount} left to reverse${body.amount ? `, not ${body.amount}` : ''}` }, 'amount');
+      throw rejectionProblem(
+        {
+          type: 'reversal_exceeds_original',
+          message: `Transfer ${id} has ${left} of ${original.request.amount} left to reverse${body.amount ? `, not ${body.amount}` : ''}`,
+        },
+        'amount',
+      );
     }
-    const request = { transferId: reversalId, fromAccountId: original.request.toAccountId, toAccountId: original.request.fromAccountId, amount, reversalOf: id };
+    const request = {
+      transferId: reversalId,
+      fromAccountId: original.request.toAccountId,
+      toAccountId: original.request.fromAccountId,
+      amount,
+      reversalOf: id,
+    };
     try {
-      const started = await startTransfer(deps.temporal, deps.taskQueue, { ...request, correlationId: res.locals.requestId as string, actor: actorOf(res) }, { eager: deps.eagerStart });
+      const started = await startTransfer(
+        deps.temporal,
+        deps.taskQueue,
+        { ...request, correlationId: res.locals.requestId as string, actor: actorOf(res) },
+        { eager: deps.eagerStart },
+      );
       res.location(`/transfers/${reversalId}`);
       const waitSeconds = preferredWait(req.get('Prefer'));
       if (waitSeconds !== undefined) {
@@ -71,7 +97,11 @@ export function reversalRoutes(deps: ApiDeps): Router {
 }
 
 function conflict(reversalId: string): HttpProblem {
-  return new HttpProblem(409, problemType('transfer-conflict'), 'Reversal conflict', `Transfer ${reversalId} already exists with a different payload`, [
-    { field: 'reversalId', message: 'was already used for another transfer or amount' },
-  ]);
+  return new HttpProblem(
+    409,
+    problemType('transfer-conflict'),
+    'Reversal conflict',
+    `Transfer ${reversalId} already exists with a different payload`,
+    [{ field: 'reversalId', message: 'was already used for another transfer or amount' }],
+  );
 }

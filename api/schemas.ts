@@ -9,7 +9,9 @@ extendZodWithOpenApi(z);
 export const AccountId = z.uuid({ error: 'must be a UUID' }).openapi({ example: '0b5e6f8e-2f3c-4c1e-9d7a-5f2b9b1c3d4e' });
 export const TransferId = z
   .string({ error: 'must be a string' })
-  .regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/, { error: 'must be 1-64 characters: letters, digits, _ and -, starting with a letter or digit' })
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/, {
+    error: 'must be 1-64 characters: letters, digits, _ and -, starting with a letter or digit',
+  })
   .openapi({ example: 'order-4711-payout' });
 /** Integer minor units (cents): positive, a safe integer, never a float. */
 export const Amount = z
@@ -79,15 +81,18 @@ export const TransferParams = z.strictObject({ id: TransferId });
 export const ReadQuery = z.strictObject({ minPosition: PositionText.optional() });
 export const HistoryQuery = z.strictObject({
   limit: z.coerce.number({ error: 'must be a number' }).int({ error: 'must be an integer' }).min(1).max(500).default(50),
-  cursor: z.string().regex(/^\d{1,19}$/, { error: 'must be a cursor returned by a previous page' }).optional(),
+  cursor: z
+    .string()
+    .regex(/^\d{1,19}$/, { error: 'must be a cursor returned by a previous page' })
+    .optional(),
   minPosition: PositionText.optional(),
 });
 export const BalanceQuery = z.strictObject({
   asOf: z.iso.datetime({ offset: true, error: 'must be an ISO-8601 date-time, e.g. 2026-03-03T00:00:00Z' }),
-  basis: z
-    .enum(['business', 'recorded'], { error: "must be 'business' or 'recorded'" })
-    .default('business')
-    .openapi({ description: '`business` (default): every record that had happened by asOf (business time, late records included). `recorded`: what the system knew at asOf (a replay of the log to that moment, by recording time).' }),
+  basis: z.enum(['business', 'recorded'], { error: "must be 'business' or 'recorded'" }).default('business').openapi({
+    description:
+      '`business` (default): every record that had happened by asOf (business time, late records included). `recorded`: what the system knew at asOf (a replay of the log to that moment, by recording time).',
+  }),
 });
 const EventType = z.string().regex(/^[A-Za-z][A-Za-z0-9_.-]{0,99}$/, { error: 'must be an event type name' });
 const IsoTime = z.iso.datetime({ offset: true, error: 'must be an ISO-8601 date-time, e.g. 2026-03-03T00:00:00Z' });
@@ -116,7 +121,10 @@ export const TransferListQuery = z.strictObject({
   from: z.iso.datetime({ offset: true, error: 'must be an ISO-8601 date-time' }).optional().openapi({ description: 'Created at or after' }),
   to: z.iso.datetime({ offset: true, error: 'must be an ISO-8601 date-time' }).optional().openapi({ description: 'Created before' }),
   limit: z.coerce.number({ error: 'must be a number' }).int({ error: 'must be an integer' }).min(1).max(500).default(50),
-  after: z.string().regex(/^[A-Za-z0-9_-]{1,400}$/, { error: 'must be a cursor returned by a previous page' }).optional(),
+  after: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,400}$/, { error: 'must be a cursor returned by a previous page' })
+    .optional(),
 });
 
 /** GET /accounts: one owner's accounts (a customer: its own), by account id, cursor-paginated. */
@@ -159,7 +167,13 @@ export const AccountView = z
   .openapi('Account');
 
 export const WriteResult = z
-  .object({ accountId: AccountId, balance: z.number().int(), status: z.enum(['open', 'closed']), revision: z.number().int(), position: PositionText.optional() })
+  .object({
+    accountId: AccountId,
+    balance: z.number().int(),
+    status: z.enum(['open', 'closed']),
+    revision: z.number().int(),
+    position: PositionText.optional(),
+  })
   .openapi('AccountWriteResult');
 
 export const Movement = z
@@ -211,7 +225,8 @@ export const OccurredAt = z.iso
   .datetime({ offset: true, error: 'must be an ISO-8601 date-time with a zone, e.g. 2026-03-02T16:30:00+01:00' })
   .openapi({
     example: '2026-03-02T16:30:00Z',
-    description: 'When it happened (business time), for a record reported late. At most MAX_LATENESS ago (older: 422 too-late, held as an exception) and not in the future beyond MAX_CLOCK_SKEW. Absent: now.',
+    description:
+      'When it happened (business time), for a record reported late. At most MAX_LATENESS ago (older: 422 too-late, held as an exception) and not in the future beyond MAX_CLOCK_SKEW. Absent: now.',
   });
 /** A deposit or withdrawal: its amount and, for a late record, when it happened. */
 export const MovementBody = z.strictObject({ amount: Amount, occurredAt: OccurredAt.optional() }).openapi('MovementRequest');
@@ -241,7 +256,9 @@ export const StatementLine = z
     kind: z.string(),
     amount: z.number().int().describe('Signed: negative leaves the account'),
     balanceAfter: z.number().int().describe('Running balance in business-time order'),
-    belowZero: z.boolean().describe('The running balance is below zero here (a late record can do that; the overdraft rule holds in recorded order)'),
+    belowZero: z
+      .boolean()
+      .describe('The running balance is below zero here (a late record can do that; the overdraft rule holds in recorded order)'),
     occurredAt: z.string(),
     recordedAt: z.string(),
     transferId: z.string().nullable(),
@@ -274,7 +291,10 @@ export const Statement = z
     closingBalance: z.number().int(),
     belowZero: z.boolean().describe('Some running balance of the day is below zero'),
     corrections: z.array(StatementCorrection).describe('Records of this closed day recorded after it closed, in recorded order'),
-    correctedOpeningBalance: z.number().int().describe('The opening balance with every record known now (late records of earlier days included)'),
+    correctedOpeningBalance: z
+      .number()
+      .int()
+      .describe('The opening balance with every record known now (late records of earlier days included)'),
     correctedClosingBalance: z.number().int().describe('The closing balance with every record known now'),
   })
   .openapi('Statement');
@@ -343,7 +363,9 @@ export const LateRecordException = z
     applied: z.object({ revision: z.number().int(), position: PositionText }).nullable(),
   })
   .openapi('LateRecordException');
-export const ExceptionsPage = z.object({ exceptions: z.array(LateRecordException), next: PositionText.nullable() }).openapi('ExceptionsPage');
+export const ExceptionsPage = z
+  .object({ exceptions: z.array(LateRecordException), next: PositionText.nullable() })
+  .openapi('ExceptionsPage');
 export const ExceptionDecision = z
   .object({
     exception: LateRecordException,

@@ -22,7 +22,12 @@ export function streamsRoutes(deps: ApiDeps): Router {
     const q = parse(StreamsQuery, req.query, 'query');
     const streams = await deps.store.listStreams({ prefix: q.prefix, after: q.cursor, limit: q.limit });
     res.json({
-      streams: streams.map((s) => ({ stream: s.stream, revision: Number(s.revision), lastRecordedAt: s.lastRecordedAt, href: `/streams/${encodeURIComponent(s.stream)}` })),
+      streams: streams.map((s) => ({
+        stream: s.stream,
+        revision: Number(s.revision),
+        lastRecordedAt: s.lastRecordedAt,
+        href: `/streams/${encodeURIComponent(s.stream)}`,
+      })),
       nextCursor: streams.length === q.limit ? streams.at(-1)!.stream : null,
     });
   });
@@ -31,8 +36,13 @@ export function streamsRoutes(deps: ApiDeps): Router {
     const { name } = parse(StreamParams, req.params, 'path');
     const q = parse(StreamQuery, req.query, 'query');
     const events = await deps.store.readStream(name, { fromRevision: BigInt(q.fromRevision), maxCount: q.limit });
-    if (events.length === 0 && q.fromRevision === 0) throw new HttpProblem(404, problemType('stream-not-found'), 'Stream not found', `No stream ${name}`);
-    res.json({ stream: name, events: events.map(view), nextRevision: events.length === q.limit ? Number(events.at(-1)!.revision) + 1 : null });
+    if (events.length === 0 && q.fromRevision === 0)
+      throw new HttpProblem(404, problemType('stream-not-found'), 'Stream not found', `No stream ${name}`);
+    res.json({
+      stream: name,
+      events: events.map(view),
+      nextRevision: events.length === q.limit ? Number(events.at(-1)!.revision) + 1 : null,
+    });
   });
   return router;
 }

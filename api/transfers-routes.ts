@@ -17,7 +17,6 @@ import { rejectionProblem } from './rejection-status';
 import { CreateTransferBody, IdempotencyKeyHeader, TransferListQuery, TransferParams, TransferQuery } from './schemas';
 import { parse } from './validate';
 
-
 export function transfersRoutes(deps: ApiDeps): Router {
   const router = Router();
   const log = new TransferLog(deps.store);
@@ -41,7 +40,8 @@ export function transfersRoutes(deps: ApiDeps): Router {
       if (recorded.request) return viewFromLog(transferId, recorded);
       const memo = (description.memo ?? {}) as { fromAccountId?: unknown; toAccountId?: unknown; amount?: unknown };
       // A saga started without its request in the memo (not by this service): no whole transfer to show yet.
-      if (typeof memo.fromAccountId !== 'string' || typeof memo.toAccountId !== 'string' || typeof memo.amount !== 'number') return undefined;
+      if (typeof memo.fromAccountId !== 'string' || typeof memo.toAccountId !== 'string' || typeof memo.amount !== 'number')
+        return undefined;
       // Nothing recorded, so no outcome yet (the saga's own `needs_attention` is no transfer status either).
       const status: TransferStatus = isTerminalStatus(live.status) ? live.status : 'pending';
       const updatedAt = live.steps.at(-1)?.at;
@@ -67,7 +67,9 @@ export function transfersRoutes(deps: ApiDeps): Router {
     const header = req.get('Idempotency-Key');
     if (header !== undefined) parse(IdempotencyKeyHeader, { 'Idempotency-Key': header }, 'header');
     if (header !== undefined && body.transferId !== undefined && header !== body.transferId) {
-      throw new HttpProblem(400, problemType('validation-error'), 'Conflicting idempotency keys', 'Idempotency-Key and transferId differ', [{ field: 'Idempotency-Key', message: 'must equal transferId when both are given' }]);
+      throw new HttpProblem(400, problemType('validation-error'), 'Conflicting idempotency keys', 'Idempotency-Key and transferId differ', [
+        { field: 'Idempotency-Key', message: 'must equal transferId when both are given' },
+      ]);
     }
     const transferId = body.transferId ?? header ?? randomUUID();
     const request = { transferId, fromAccountId: body.fromAccountId, toAccountId: body.toAccountId, amount: body.amount };
@@ -76,17 +78,30 @@ export function transfersRoutes(deps: ApiDeps): Router {
     const existing = await log.load(transferId);
     if (existing.state.request) {
       if (!sameRequest(existing.state.request, request)) throw conflict(transferId);
-      res.status(200).location(`/transfers/${transferId}`).json(await readView(transferId));
+      res
+        .status(200)
+        .location(`/transfers/${transferId}`)
+        .json(await readView(transferId));
       return;
     }
     // Refuse what cannot be a transfer before anything is written.
     const [from, to] = await Promise.all([deps.accounts.load(body.fromAccountId), deps.accounts.load(body.toAccountId)]);
-    if (from.state.status === 'none') throw rejectionProblemWith422({ type: 'account_not_found', message: `Account ${body.fromAccountId} does not exist` }, 'fromAccountId');
-    if (to.state.status === 'none') throw rejectionProblemWith422({ type: 'account_not_found', message: `Account ${body.toAccountId} does not exist` }, 'toAccountId');
+    if (from.state.status === 'none')
+      throw rejectionProblemWith422(
+        { type: 'account_not_found', message: `Account ${body.fromAccountId} does not exist` },
+        'fromAccountId',
+      );
+    if (to.state.status === 'none')
+      throw rejectionProblemWith422({ type: 'account_not_found', message: `Account ${body.toAccountId} does not exist` }, 'toAccountId');
     const mismatch = currencyMismatch(from.state, to.state);
     if (mismatch) throw rejectionProblem(mismatch, 'toAccountId');
     try {
-      const started = await startTransfer(deps.temporal, deps.taskQueue, { ...request, correlationId: res.locals.requestId as string, actor: actorOf(res) }, { eager: deps.eagerStart });
+      const started = await startTransfer(
+        deps.temporal,
+        deps.taskQueue,
+        { ...request, correlationId: res.locals.requestId as string, actor: actorOf(res) },
+        { eager: deps.eagerStart },
+      );
       res.location(`/transfers/${transferId}`);
       const waitSeconds = preferredWait(req.get('Prefer'));
       if (waitSeconds !== undefined) {
@@ -156,7 +171,9 @@ function decodeCursor(text: string): { at: string; id: string } {
   } catch {
     // not a cursor of ours: refused below
   }
-  throw new HttpProblem(400, problemType('validation-error'), 'Invalid cursor', 'after must be a cursor returned by a previous page', [{ field: 'after', message: 'is not a cursor returned by a previous page' }]);
+  throw new HttpProblem(400, problemType('validation-error'), 'Invalid cursor', 'after must be a cursor returned by a previous page', [
+    { field: 'after', message: 'is not a cursor returned by a previous page' },
+  ]);
 }
 
 /** The longest `Prefer: wait=N` honoured, in seconds. */
@@ -179,7 +196,13 @@ export async function settledWithin(promise: Promise<unknown>, ms: number): Prom
     timer = setTimeout(() => resolve(false), ms);
   });
   try {
-    return await Promise.race([promise.then(() => true, () => true), timeout]);
+    return await Promise.race([
+      promise.then(
+        () => true,
+        () => true,
+      ),
+      timeout,
+    ]);
   } finally {
     clearTimeout(timer);
   }
@@ -187,7 +210,11 @@ export async function settledWithin(promise: Promise<unknown>, ms: number): Prom
 
 /** A transfer's view from its own stream (the event store: consistent at once, unlike the read model). */
 export function viewFromLog(transferId: string, state: TransferState) {
-  const reversedBy = Object.entries(state.reversals).map(([reversalId, r]) => ({ reversalId, amount: r.amount, ...(r.released ? { released: true } : {}) }));
+  const reversedBy = Object.entries(state.reversals).map(([reversalId, r]) => ({
+    reversalId,
+    amount: r.amount,
+    ...(r.released ? { released: true } : {}),
+  }));
   return {
     transferId,
     fromAccountId: state.request!.fromAccountId,
@@ -204,9 +231,13 @@ export function viewFromLog(transferId: string, state: TransferState) {
 }
 
 function conflict(transferId: string): HttpProblem {
-  return new HttpProblem(409, problemType('transfer-conflict'), 'Transfer conflict', `Transfer ${transferId} already exists with a different payload`, [
-    { field: 'transferId', message: 'was already used with a different payload' },
-  ]);
+  return new HttpProblem(
+    409,
+    problemType('transfer-conflict'),
+    'Transfer conflict',
+    `Transfer ${transferId} already exists with a different payload`,
+    [{ field: 'transferId', message: 'was already used with a different payload' }],
+  );
 }
 
 /** An unknown account named in the body is a semantic error of the request (422), not a missing resource. */

@@ -32,12 +32,19 @@ export type CloseResult =
  * carries the revision read, so concurrent closes are ordered and a repeated close writes nothing.
  * `nowMs` is the moment the day must have ended by.
  */
-export async function closeBusinessDay(books: Books, zone: string, date: string, nowMs: number, context: CommandContext): Promise<CloseResult> {
+export async function closeBusinessDay(
+  books: Books,
+  zone: string,
+  date: string,
+  nowMs: number,
+  context: CommandContext,
+): Promise<CloseResult> {
   const result = await handleCommand(books, zone, { type: 'CloseBusinessDay', date, nowMs }, { context });
   if (!result.ok) return { ok: false, rejection: result.rejection };
   // The days this append closed: consecutive, ending with the last closed one.
   const last = result.state.lastClosed;
-  const closed = last === undefined ? [] : Array.from({ length: result.eventsWritten }, (_, i) => addDays(last, i - result.eventsWritten + 1));
+  const closed =
+    last === undefined ? [] : Array.from({ length: result.eventsWritten }, (_, i) => addDays(last, i - result.eventsWritten + 1));
   return {
     ok: true,
     timezone: zone,

@@ -53,8 +53,19 @@ export async function handleCommand<S, C, E extends DomainEvent>(
     const result = await repository.append(id, events, revision, decision.state);
     // The state after, with the times the store recorded (EventStoreDB does not return them: '' there).
     const occurredAt = options.context?.occurredAt ?? result.recordedAt;
-    const after = fold(decider, decision.events.map((e) => ({ ...e, occurredAt })), state);
-    return { ok: true, state: after, revision: result.nextExpectedRevision, position: result.position, recordedAt: result.recordedAt, eventsWritten: events.length };
+    const after = fold(
+      decider,
+      decision.events.map((e) => ({ ...e, occurredAt })),
+      state,
+    );
+    return {
+      ok: true,
+      state: after,
+      revision: result.nextExpectedRevision,
+      position: result.position,
+      recordedAt: result.recordedAt,
+      eventsWritten: events.length,
+    };
   };
   if (options.ifRevision !== undefined) return run();
   return retryOnConflict(run, { onConflict: options.onConflict });

@@ -47,7 +47,12 @@ export class UnknownEventTypeError extends Error {
  * its type is known to be of the union (the data was validated when written, by the decider).
  */
 export function toDomainEvent<E extends DomainEvent>(recorded: RecordedEvent, types: readonly E['type'][]): Timed<E> {
-  if (!(types as readonly string[]).includes(recorded.type)) throw new UnknownEventTypeError(recorded.stream, recorded.revision, recorded.type);
-  const event: DomainEvent & { occurredAt: string } = { type: recorded.type, data: recorded.data, occurredAt: recorded.metadata.occurredAt };
+  if (!(types as readonly string[]).includes(recorded.type))
+    throw new UnknownEventTypeError(recorded.stream, recorded.revision, recorded.type);
+  const event: DomainEvent & { occurredAt: string } = {
+    type: recorded.type,
+    data: recorded.data,
+    occurredAt: recorded.metadata.occurredAt,
+  };
   return event as Timed<E>;
 }

@@ -38,7 +38,11 @@ export class EventSourcedRepository<S, C, E extends DomainEvent> {
     const snapshot = this.snapshots ? await this.latestSnapshot(id) : undefined;
     const from = snapshot ? snapshot.revision + 1n : 0n;
     const tail = await this.readFrom(id, from);
-    const state = fold(this.decider, tail.map((e) => toDomainEvent(e, this.decider.eventTypes)), snapshot?.state ?? this.decider.initialState(id));
+    const state = fold(
+      this.decider,
+      tail.map((e) => toDomainEvent(e, this.decider.eventTypes)),
+      snapshot?.state ?? this.decider.initialState(id),
+    );
     return { state, revision: tail.at(-1)?.revision ?? snapshot?.revision ?? 'no_stream' };
   }
 
@@ -47,7 +51,11 @@ export class EventSourcedRepository<S, C, E extends DomainEvent> {
     let events = await this.readFrom(id, 0n);
     if (until) events = events.filter(until);
     return {
-      state: fold(this.decider, events.map((e) => toDomainEvent(e, this.decider.eventTypes)), this.decider.initialState(id)),
+      state: fold(
+        this.decider,
+        events.map((e) => toDomainEvent(e, this.decider.eventTypes)),
+        this.decider.initialState(id),
+      ),
       revision: events.at(-1)?.revision ?? 'no_stream',
     };
   }
@@ -67,7 +75,15 @@ export class EventSourcedRepository<S, C, E extends DomainEvent> {
   private async writeSnapshot(id: string, state: S, revision: bigint): Promise<void> {
     await this.store.appendToStream(
       this.snapshotStream(id),
-      [toNewEvent({ type: `${this.decider.name}Snapshot`, data: { schema: this.snapshots!.schema, revision: revision.toString(), state: state as object } }, {})],
+      [
+        toNewEvent(
+          {
+            type: `${this.decider.name}Snapshot`,
+            data: { schema: this.snapshots!.schema, revision: revision.toString(), state: state as object },
+          },
+          {},
+        ),
+      ],
       { expectedRevision: 'any' },
     );
   }
@@ -81,7 +97,7 @@ export class EventSourcedRepository<S, C, E extends DomainEvent> {
 
   private async readFrom(id: string, from: bigint): Promise<RecordedEvent[]> {
     const out: RecordedEvent[] = [];
-    for (let next = from; ; ) {
+    for (let next = from; ;) {
       const page = await this.store.readStream(this.decider.streamName(id), { fromRevision: next, maxCount: PAGE });
       out.push(...page);
       if (page.length < PAGE) return out;

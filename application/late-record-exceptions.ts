@@ -1,7 +1,13 @@
 import type { AccountCommand } from '../domain/account-decider';
 import { accountStream } from '../domain/account-events';
 import { deterministicUuid } from '../domain/deterministic-id';
-import { exceptionDecider, type ExceptionCommand, type ExceptionEvent, type ExceptionState, type HeldLateRecord } from '../domain/late-record-exception';
+import {
+  exceptionDecider,
+  type ExceptionCommand,
+  type ExceptionEvent,
+  type ExceptionState,
+  type HeldLateRecord,
+} from '../domain/late-record-exception';
 import type { Rejection } from '../domain/rejection';
 import { DuplicateEventIdError, WrongExpectedVersionError } from '../eventstore/errors';
 import type { EventStore, RecordedEvent } from '../eventstore/event-store';
@@ -41,10 +47,15 @@ export interface Written {
 
 /** Records a too-late record as an exception (idempotent: holding the same id again writes nothing). */
 export async function holdLateRecord(exceptions: ExceptionLog, record: HeldLateRecord, context: CommandContext): Promise<Written> {
-  const result = await handleCommand(exceptions, record.exceptionId, { type: 'HoldLateRecord', record }, {
-    context: { ...context, occurredAt: undefined },
-    eventId: () => deterministicUuid('late-record-exception', record.exceptionId, 'held'),
-  });
+  const result = await handleCommand(
+    exceptions,
+    record.exceptionId,
+    { type: 'HoldLateRecord', record },
+    {
+      context: { ...context, occurredAt: undefined },
+      eventId: () => deterministicUuid('late-record-exception', record.exceptionId, 'held'),
+    },
+  );
   if (!result.ok) throw new Error(`holding exception ${record.exceptionId} was refused: ${result.rejection.message}`);
   return { state: result.state, ...(result.position ? { position: formatPosition(result.position) } : {}) };
 }
@@ -81,7 +92,13 @@ export async function acceptException(deps: AcceptDeps, exceptionId: string, con
   const loaded = await deps.exceptions.load(exceptionId);
   if (loaded.state.status === 'accepted') return { ok: true, state: loaded.state, applied: await appliedRecord(deps.store, loaded.state) };
   if (loaded.state.status === 'none' || loaded.state.status === 'rejected') {
-    const refused = exceptionDecider.decide(loaded.state, { type: 'StartAcceptance', accountRevision: '-1', by, nowMs: now(), leaseMs: deps.leaseMs ?? ACCEPT_LEASE_MS });
+    const refused = exceptionDecider.decide(loaded.state, {
+      type: 'StartAcceptance',
+      accountRevision: '-1',
+      by,
+      nowMs: now(),
+      leaseMs: deps.leaseMs ?? ACCEPT_LEASE_MS,
+    });
     if (!refused.ok) return { ok: false, rejection: refused.rejection, state: loaded.state };
   }
   const held = loaded.state.held!;
@@ -93,11 +110,13 @@ export async function acceptException(deps: AcceptDeps, exceptionId: string, con
     { context: { ...context, occurredAt: undefined }, preloaded: loaded },
   );
   if (!started.ok) return { ok: false, rejection: started.rejection, state: started.state };
-  if (started.state.status === 'accepted') return { ok: true, state: started.state, applied: await appliedRecord(deps.store, started.state) };
+  if (started.state.status === 'accepted')
+    return { ok: true, state: started.state, applied: await appliedRecord(deps.store, started.state) };
   const attempt = started.state.attempts;
   const firstBase = BigInt(started.state.firstBaseRevision ?? '-1');
   const eventId = appliedEventId(exceptionId);
-  const command: AccountCommand = held.kind === 'deposit' ? { type: 'Deposit', amount: held.amount } : { type: 'Withdraw', amount: held.amount };
+  const command: AccountCommand =
+    held.kind === 'deposit' ? { type: 'Deposit', amount: held.amount } : { type: 'Withdraw', amount: held.amount };
 
   let applied: AppliedRecord | undefined;
   let searchFrom = firstBase + 1n;
@@ -110,8 +129,16 @@ export async function acceptException(deps: AcceptDeps, exceptionId: string, con
     // Still this request's attempt? (Another accept may have taken over an attempt that ran past its lease.)
     const current = await deps.exceptions.load(exceptionId);
     if (current.state.status !== 'accepting' || current.state.attempts !== attempt) {
-      if (current.state.status === 'accepted') return { ok: true, state: current.state, applied: await appliedRecord(deps.store, current.state) };
-      return { ok: false, rejection: { type: 'exception_in_progress', message: `Exception ${exceptionId}: this attempt was taken over (now ${current.state.status})` }, state: current.state };
+      if (current.state.status === 'accepted')
+        return { ok: true, state: current.state, applied: await appliedRecord(deps.store, current.state) };
+      return {
+        ok: false,
+        rejection: {
+          type: 'exception_in_progress',
+          message: `Exception ${exceptionId}: this attempt was taken over (now ${current.state.status})`,
+        },
+        state: current.state,
+      };
     }
     const account = await deps.accounts.load(held.accountId);
     try {
@@ -124,29 +151,49 @@ export async function acceptException(deps: AcceptDeps, exceptionId: string, con
       });
       if (!result.ok) {
         // The account refuses it now (e.g. insufficient funds, closed): the exception stays open.
-        const refused = await handleCommand(deps.exceptions, exceptionId, { type: 'RefuseAcceptance', reason: result.rejection.type, message: result.rejection.message }, {
-          context: { ...context, occurredAt: undefined },
-          preloaded: current,
-          ifRevision: current.revision as bigint,
-        });
+        const refused = await handleCommand(
+          deps.exceptions,
+          exceptionId,
+          { type: 'RefuseAcceptance', reason: result.rejection.type, message: result.rejection.message },
+          {
+            context: { ...context, occurredAt: undefined },
+            preloaded: current,
+            ifRevision: current.revision as bigint,
+          },
+        );
         return { ok: false, rejection: result.rejection, state: refused.state };
       }
-      applied = { accountId: held.accountId, revision: Number(result.revision), position: formatPosition(result.position!), balanceAfter: result.state.balance };
+      applied = {
+        accountId: held.accountId,
+        revision: Number(result.revision),
+        position: formatPosition(result.position!),
+        balanceAfter: result.state.balance,
+      };
     } catch (error) {
       if (round >= 20 || !(error instanceof WrongExpectedVersionError || error instanceof DuplicateEventIdError)) throw error;
       if (error instanceof DuplicateEventIdError) searchFrom = 0n; // PostgreSQL: the id is in the log already
     }
   }
-  const recorded = await handleCommand(deps.exceptions, exceptionId, { type: 'RecordAcceptance', accountRevision: String(applied.revision), position: applied.position }, {
-    context: { ...context, occurredAt: undefined },
-  });
+  const recorded = await handleCommand(
+    deps.exceptions,
+    exceptionId,
+    { type: 'RecordAcceptance', accountRevision: String(applied.revision), position: applied.position },
+    {
+      context: { ...context, occurredAt: undefined },
+    },
+  );
   if (!recorded.ok) throw new Error(`recording the acceptance of exception ${exceptionId} was refused: ${recorded.rejection.message}`);
   return { ok: true, state: recorded.state, applied, ...(recorded.position ? { position: formatPosition(recorded.position) } : {}) };
 }
 
 /** Rejects (closes) an open exception: nothing reaches the account. Idempotent. */
 export async function rejectException(exceptions: ExceptionLog, exceptionId: string, context: CommandContext, by: string, reason?: string) {
-  const result = await handleCommand(exceptions, exceptionId, { type: 'RejectException', by, reason }, { context: { ...context, occurredAt: undefined } });
+  const result = await handleCommand(
+    exceptions,
+    exceptionId,
+    { type: 'RejectException', by, reason },
+    { context: { ...context, occurredAt: undefined } },
+  );
   if (!result.ok) return { ok: false as const, rejection: result.rejection, state: result.state };
   return { ok: true as const, state: result.state, ...(result.position ? { position: formatPosition(result.position) } : {}) };
 }
@@ -157,7 +204,7 @@ async function headRevision(store: EventStore, accountId: string): Promise<bigin
 }
 
 async function findEvent(store: EventStore, accountId: string, eventId: string, from: bigint): Promise<RecordedEvent | undefined> {
-  for (let next = from < 0n ? 0n : from; ; ) {
+  for (let next = from < 0n ? 0n : from; ;) {
     const page = await store.readStream(accountStream(accountId), { fromRevision: next, maxCount: 1000 });
     const hit = page.find((e) => e.id.toLowerCase() === eventId);
     if (hit) return hit;
@@ -167,7 +214,12 @@ async function findEvent(store: EventStore, accountId: string, eventId: string, 
 }
 
 function fromEvent(accountId: string, event: RecordedEvent): AppliedRecord {
-  return { accountId, revision: Number(event.revision), position: formatPosition(event.position), balanceAfter: Number((event.data as { balanceAfter?: number }).balanceAfter ?? 0) };
+  return {
+    accountId,
+    revision: Number(event.revision),
+    position: formatPosition(event.position),
+    balanceAfter: Number((event.data as { balanceAfter?: number }).balanceAfter ?? 0),
+  };
 }
 
 /** The account event an accepted exception wrote. */
@@ -175,5 +227,7 @@ async function appliedRecord(store: EventStore, state: ExceptionState): Promise<
   const accountId = state.held!.accountId;
   const revision = BigInt(state.applied!.accountRevision);
   const [event] = await store.readStream(accountStream(accountId), { fromRevision: revision, maxCount: 1 });
-  return event ? fromEvent(accountId, event) : { accountId, revision: Number(revision), position: state.applied!.position, balanceAfter: 0 };
+  return event
+    ? fromEvent(accountId, event)
+    : { accountId, revision: Number(revision), position: state.applied!.position, balanceAfter: 0 };
 }

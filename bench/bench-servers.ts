@@ -16,13 +16,21 @@ export interface BenchServers {
 }
 
 /** A fresh embedded PostgreSQL (or DATABASE_URL's server) and, when asked, a Temporal dev server: the same servers for ours and the baselines. */
-export async function startBenchServers(options: { temporal: boolean; devServerTuning?: 'one-machine' | 'defaults' }): Promise<BenchServers> {
+export async function startBenchServers(options: {
+  temporal: boolean;
+  devServerTuning?: 'one-machine' | 'defaults';
+}): Promise<BenchServers> {
   const stops: (() => Promise<void>)[] = [];
   let adminUrl = process.env.DATABASE_URL;
   let postgresPid: number | undefined;
   if (!adminUrl) {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'transfer-bench-pg-'));
-    const pg = await startEmbeddedPostgres({ dataDir: path.join(dir, 'data'), port: await findFreePort(), database: 'postgres', persistent: false });
+    const pg = await startEmbeddedPostgres({
+      dataDir: path.join(dir, 'data'),
+      port: await findFreePort(),
+      database: 'postgres',
+      persistent: false,
+    });
     stops.push(async () => {
       await pg.stop();
       fs.rmSync(dir, { recursive: true, force: true });

@@ -60,7 +60,14 @@ export async function eventsQueryBench(store: PostgresEventStore, total: number)
       times.push(performance.now() - t);
     }
     const s = summarize(times.slice(5)); // after 5 warm-ups
-    rows.push({ query: label, events: total, 'page size': returned, 'p50 ms': s.p50, 'p99 ms': s.p99, 'goal p99 <= 50 ms': s.p99 <= 50 ? 'yes' : 'NO' });
+    rows.push({
+      query: label,
+      events: total,
+      'page size': returned,
+      'p50 ms': s.p50,
+      'p99 ms': s.p99,
+      'goal p99 <= 50 ms': s.p99 <= 50 ? 'yes' : 'NO',
+    });
   }
   console.log('\nGET /events: a filtered 100-event page\n');
   console.log(table(rows as Record<string, string | number>[]));

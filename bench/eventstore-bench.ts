@@ -27,7 +27,13 @@ export async function eventStoreBench(quick: boolean): Promise<void> {
   await raw.query(`CREATE TABLE raw_events (position bigserial PRIMARY KEY, stream text NOT NULL, id uuid NOT NULL UNIQUE, type text NOT NULL,
     data jsonb NOT NULL, metadata jsonb NOT NULL, recorded_at timestamptz NOT NULL DEFAULT now())`);
   const rawInsert = (stream: string, e: NewEvent) =>
-    raw.query('INSERT INTO raw_events (stream, id, type, data, metadata) VALUES ($1, $2, $3, $4, $5)', [stream, e.id, e.type, JSON.stringify(e.data), JSON.stringify(e.metadata)]);
+    raw.query('INSERT INTO raw_events (stream, id, type, data, metadata) VALUES ($1, $2, $3, $4, $5)', [
+      stream,
+      e.id,
+      e.type,
+      JSON.stringify(e.data),
+      JSON.stringify(e.metadata),
+    ]);
 
   const n = quick ? 1500 : 8000;
   const concurrency = 16;
@@ -82,7 +88,9 @@ export async function eventStoreBench(quick: boolean): Promise<void> {
     const rawRead = await timeIt(async () => {
       let after = 0;
       for (;;) {
-        const page = await raw.query<{ position: string }>('SELECT * FROM raw_events WHERE position > $1 ORDER BY position LIMIT 1000', [after]);
+        const page = await raw.query<{ position: string }>('SELECT * FROM raw_events WHERE position > $1 ORDER BY position LIMIT 1000', [
+          after,
+        ]);
         if (page.rows.length === 0) break;
         after = Number(page.rows.at(-1)!.position);
       }
@@ -136,7 +144,9 @@ export async function eventStoreBench(quick: boolean): Promise<void> {
       `\nsubscription lag (append ack -> handler, ${lagN} events, 8 writers): p50 ${lag.p50} ms, p99 ${lag.p99} ms` +
         `  | raw INSERT latency p50 ${rawInsertLatency.p50} ms -> lag p50 = ${round(lag.p50 / rawInsertLatency.p50)}x a raw insert`,
     );
-    console.log(`append latency (${concurrency} writers): p50 ${report.appendLatencyMs && (report.appendLatencyMs as { p50: number }).p50} ms vs raw p50 ${rawInsertLatency.p50} ms`);
+    console.log(
+      `append latency (${concurrency} writers): p50 ${report.appendLatencyMs && (report.appendLatencyMs as { p50: number }).p50} ms vs raw p50 ${rawInsertLatency.p50} ms`,
+    );
     for (const line of chain.lines) console.log(line);
     console.log(`\nreport: ${writeReport('eventstore', report)}`);
   } finally {
@@ -159,5 +169,11 @@ async function timeIt(work: () => Promise<void>): Promise<number> {
 }
 
 export function machineInfo(): Record<string, unknown> {
-  return { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, memoryGiB: round(os.totalmem() / 2 ** 30, 1), node: process.version, platform: `${os.platform()} ${os.release()}` };
+  return {
+    cpus: os.cpus().length,
+    cpuModel: os.cpus()[0]?.model,
+    memoryGiB: round(os.totalmem() / 2 ** 30, 1),
+    node: process.version,
+    platform: `${os.platform()} ${os.release()}`,
+  };
 }

@@ -29,7 +29,11 @@ export interface HashChainBenchResult {
 
 type Kind = 'chained' | 'plain';
 
-export async function hashChainBench(databaseUrl: (name: string) => Promise<string>, quick: boolean, postgresPid?: number): Promise<HashChainBenchResult> {
+export async function hashChainBench(
+  databaseUrl: (name: string) => Promise<string>,
+  quick: boolean,
+  postgresPid?: number,
+): Promise<HashChainBenchResult> {
   const url = await databaseUrl(`bench_chain_${Date.now()}`);
   const chained = await PostgresEventStore.connect({ connectionString: url, poolSize: 20 });
   const plain = await PostgresEventStore.connect({ connectionString: url, poolSize: 20, hashChain: false, migrate: false });
@@ -46,29 +50,47 @@ export async function hashChainBench(databaseUrl: (name: string) => Promise<stri
     const storeOf = (kind: Kind) => (kind === 'chained' ? chained : plain);
     const workloads = {
       /** One event per append, many streams, each append with its expected revision (what the activities do). */
-      many: { label: `append, ${streams} streams (${concurrency} writers)`, events: perRound, run: (kind: Kind, offset: number) =>
-        runConcurrently(perRound, concurrency, async (i) => {
-          const s = (offset + i) % streams;
-          const revs = revisions[kind];
-          const expected = revs[s]! < 0 ? 'no_stream' : BigInt(revs[s]!);
-          revs[s] = revs[s]! + 1;
-          await storeOf(kind).appendToStream(`${kind}-${s}`, [event(i)], { expectedRevision: expected });
-        }) },
-      one: { label: 'append, one stream (sequential)', events: perRound / 4, run: (kind: Kind) => {
-        const stream = `${kind}-one-${randomUUID().slice(0, 8)}`;
-        return runConcurrently(perRound / 4, 1, async (i) => {
-          await storeOf(kind).appendToStream(stream, [event(i)], { expectedRevision: i === 0 ? 'no_stream' : BigInt(i - 1) });
-        });
-      } },
-      ten: { label: `append of 10 events (${concurrency} writers), events`, events: (perRound / 20) * 10, run: (kind: Kind) =>
-        runConcurrently(perRound / 20, concurrency, async () => {
-          await storeOf(kind).appendToStream(`${kind}-ten-${randomUUID()}`, Array.from({ length: 10 }, (_, k) => event(k)), { expectedRevision: 'no_stream' });
-        }) },
+      many: {
+        label: `append, ${streams} streams (${concurrency} writers)`,
+        events: perRound,
+        run: (kind: Kind, offset: number) =>
+          runConcurrently(perRound, concurrency, async (i) => {
+            const s = (offset + i) % streams;
+            const revs = revisions[kind];
+            const expected = revs[s]! < 0 ? 'no_stream' : BigInt(revs[s]!);
+            revs[s] = revs[s]! + 1;
+            await storeOf(kind).appendToStream(`${kind}-${s}`, [event(i)], { expectedRevision: expected });
+          }),
+      },
+      one: {
+        label: 'append, one stream (sequential)',
+        events: perRound / 4,
+        run: (kind: Kind) => {
+          const stream = `${kind}-one-${randomUUID().slice(0, 8)}`;
+          return runConcurrently(perRound / 4, 1, async (i) => {
+            await storeOf(kind).appendToStream(stream, [event(i)], { expectedRevision: i === 0 ? 'no_stream' : BigInt(i - 1) });
+          });
+        },
+      },
+      ten: {
+        label: `append of 10 events (${concurrency} writers), events`,
+        events: (perRound / 20) * 10,
+        run: (kind: Kind) =>
+          runConcurrently(perRound / 20, concurrency, async () => {
+            await storeOf(kind).appendToStream(
+              `${kind}-ten-${randomUUID()}`,
+              Array.from({ length: 10 }, (_, k) => event(k)),
+              { expectedRevision: 'no_stream' },
+            );
+          }),
+      },
     };
     // CPU of PostgreSQL (server and backends) and of this process: steadier than throughput on a shared machine.
     const cpuNow = () => (postgresPid ? cpuSeconds(postgresPid, true) : 0) + (process.cpuUsage().user + process.cpuUsage().system) / 1e6;
     for (const kind of ['chained', 'plain'] as const) for (const w of Object.values(workloads)) await w.run(kind, 0); // warm-up
-    const totals = Object.fromEntries(Object.keys(workloads).map((k) => [k, { chained: 0, plain: 0, cpuChained: 0, cpuPlain: 0, ratios: [] as number[] }]));
+    const totals = Object.fromEntries(
+      Object.keys(workloads).map((k) => [k, { chained: 0, plain: 0, cpuChained: 0, cpuPlain: 0, ratios: [] as number[] }]),
+    );
     for (let r = 0; r < rounds; r++) {
       for (const [name, w] of Object.entries(workloads)) {
         const t = totals[name]!;
@@ -93,17 +115,29 @@ export async function hashChainBench(databaseUrl: (name: string) => Promise<stri
       const base = n / (t.plain / 1000);
       const ratio = round(ours / base);
       const cpuRatio = postgresPid ? round(t.cpuPlain / t.cpuChained) : undefined;
-      rows.push({ measure: `hash chain: ${w.label}/s, chained vs unchained`, 'ours/s': Math.round(ours), 'raw/s': Math.round(base), 'ours/raw': ratio });
+      rows.push({
+        measure: `hash chain: ${w.label}/s, chained vs unchained`,
+        'ours/s': Math.round(ours),
+        'raw/s': Math.round(base),
+        'ours/raw': ratio,
+      });
       chainReport[name] = {
         chainedPerSecond: Math.round(ours),
         unchainedPerSecond: Math.round(base),
         throughputRatio: ratio,
         roundRatios: { min: round(Math.min(...t.ratios)), max: round(Math.max(...t.ratios)) },
-        ...(cpuRatio !== undefined ? { cpuRatio, cpuMicrosPerEvent: { chained: Math.round((t.cpuChained / n) * 1e6), unchained: Math.round((t.cpuPlain / n) * 1e6) } } : {}),
+        ...(cpuRatio !== undefined
+          ? {
+              cpuRatio,
+              cpuMicrosPerEvent: { chained: Math.round((t.cpuChained / n) * 1e6), unchained: Math.round((t.cpuPlain / n) * 1e6) },
+            }
+          : {}),
       };
       lines.push(
         `hash chain, ${w.label}: ${ratio}x the throughput without it (rounds ${round(Math.min(...t.ratios))}-${round(Math.max(...t.ratios))}x)` +
-          (cpuRatio !== undefined ? `; CPU (PostgreSQL + client) per event ${Math.round((t.cpuChained / n) * 1e6)} vs ${Math.round((t.cpuPlain / n) * 1e6)} us -> ${cpuRatio}x` : ''),
+          (cpuRatio !== undefined
+            ? `; CPU (PostgreSQL + client) per event ${Math.round((t.cpuChained / n) * 1e6)} vs ${Math.round((t.cpuPlain / n) * 1e6)} us -> ${cpuRatio}x`
+            : ''),
       );
     }
     report.chainAppend = chainReport;
@@ -128,7 +162,9 @@ export async function hashChainBench(databaseUrl: (name: string) => Promise<stri
        FROM generate_series(0, $1 - 1) AS g`,
       [n, perStream],
     );
-    await store.pool.query(`INSERT INTO es_streams (stream, revision, updated_at) SELECT stream, max(revision), now() FROM es_events GROUP BY stream`);
+    await store.pool.query(
+      `INSERT INTO es_streams (stream, revision, updated_at) SELECT stream, max(revision), now() FROM es_events GROUP BY stream`,
+    );
     const generatedMs = performance.now() - generate;
     // The migration's backfill, as migrations.ts (version 2) runs it on an existing database.
     const backfill = performance.now();
@@ -138,7 +174,9 @@ export async function hashChainBench(databaseUrl: (name: string) => Promise<stri
                  OVER (PARTITION BY stream ORDER BY revision) AS hash
         FROM es_events)
       UPDATE es_events e SET hash = chained.hash FROM chained WHERE e.position = chained.position`);
-    await store.pool.query(`UPDATE es_streams s SET last_hash = e.hash FROM es_events e WHERE e.stream = s.stream AND e.revision = s.revision`);
+    await store.pool.query(
+      `UPDATE es_streams s SET last_hash = e.hash FROM es_events e WHERE e.stream = s.stream AND e.revision = s.revision`,
+    );
     const backfillMs = performance.now() - backfill;
     await store.pool.query('VACUUM ANALYZE es_events');
     await store.pool.query('VACUUM ANALYZE es_streams');
@@ -147,15 +185,16 @@ export async function hashChainBench(databaseUrl: (name: string) => Promise<stri
     const anchored = await audit.anchor();
     const anchorMs = performance.now() - anchorStarted;
     const verified = await audit.verify();
-    if (!verified.ok || verified.events !== n) throw new Error(`bench log did not verify: ${JSON.stringify(verified.firstBroken)} (${verified.events} events)`);
-    const perMillion = (t: number) => round((t / n) * 1_000_000 / 1000, 1);
+    if (!verified.ok || verified.events !== n)
+      throw new Error(`bench log did not verify: ${JSON.stringify(verified.firstBroken)} (${verified.events} events)`);
+    const perMillion = (t: number) => round(((t / n) * 1_000_000) / 1000, 1);
     report.auditVerify = {
       events: n,
       streams: n / perStream,
       verifyMs: verified.ms,
       verifySecondsPerMillionEvents: perMillion(verified.ms),
       anchorMs: Math.round(anchorMs),
-      anchorSecondsPerMillionStreams: round((anchorMs / (n / perStream)) * 1_000_000 / 1000, 1),
+      anchorSecondsPerMillionStreams: round(((anchorMs / (n / perStream)) * 1_000_000) / 1000, 1),
       migrationBackfillSecondsPerMillionEvents: perMillion(backfillMs),
       generatedMs: Math.round(generatedMs),
       extrapolated: 'linear from the measured run',

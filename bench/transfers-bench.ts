@@ -54,7 +54,10 @@ export async function transfersBench(quick: boolean, args: string[]): Promise<vo
   const tuning = parseTuning(args);
   Runtime.install({ logger: new DefaultLogger('ERROR') });
 
-  const servers = await startBenchServers({ temporal: true, devServerTuning: args.includes('--dev-server-defaults') ? 'defaults' : 'one-machine' });
+  const servers = await startBenchServers({
+    temporal: true,
+    devServerTuning: args.includes('--dev-server-defaults') ? 'defaults' : 'one-machine',
+  });
   const harness = await Harness.start(servers, tuning);
   const results: StepResult[] = [];
   const probes: CpuProbe[] = [{ name: 'node (api+worker+projections+load)', pid: process.pid, withChildren: false }];
@@ -72,15 +75,31 @@ export async function transfersBench(quick: boolean, args: string[]): Promise<vo
       const conflictsBefore = harness.conflicts();
       harness.resetTimings();
       const ours = await measureCpu(probes, () => timed(perStep, c, () => harness.viaHttp(harness.randomPair())));
-      results.push({ variant: 'ours (HTTP -> saga -> store -> projections)', concurrency: c, ...ours.result, conflictsPerTransfer: round((harness.conflicts() - conflictsBefore) / perStep, 3), cpuSeconds: ours.cpu });
+      results.push({
+        variant: 'ours (HTTP -> saga -> store -> projections)',
+        concurrency: c,
+        ...ours.result,
+        conflictsPerTransfer: round((harness.conflicts() - conflictsBefore) / perStep, 3),
+        cpuSeconds: ours.cpu,
+      });
       const breakdown = harness.breakdown();
       (results.at(-1) as StepResult & { breakdown?: unknown }).breakdown = breakdown;
       const noop = await measureCpu(probes, () => timed(perStep, c, () => harness.noopSaga()));
       results.push({ variant: 'baseline 1: same saga, no-op activities', concurrency: c, ...noop.result, cpuSeconds: noop.cpu });
       const noopRemote = await measureCpu(probes, () => timed(perStep, c, () => harness.noopRemoteSaga()));
-      results.push({ variant: 'baseline 1b: previous shape (two remote activities), no-op', concurrency: c, ...noopRemote.result, cpuSeconds: noopRemote.cpu });
+      results.push({
+        variant: 'baseline 1b: previous shape (two remote activities), no-op',
+        concurrency: c,
+        ...noopRemote.result,
+        cpuSeconds: noopRemote.cpu,
+      });
       const storeOnly = await measureCpu(probes, () => timed(perStep, c, () => harness.storeOnly(harness.randomPair())));
-      results.push({ variant: 'baseline 2: same logic on the store, no Temporal', concurrency: c, ...storeOnly.result, cpuSeconds: storeOnly.cpu });
+      results.push({
+        variant: 'baseline 2: same logic on the store, no Temporal',
+        concurrency: c,
+        ...storeOnly.result,
+        cpuSeconds: storeOnly.cpu,
+      });
       const sql = await measureCpu(probes, () => timed(perStep, c, () => harness.plainSql()));
       results.push({ variant: 'baseline 3: one SQL transaction', concurrency: c, ...sql.result, cpuSeconds: sql.cpu });
     }
@@ -110,7 +129,15 @@ export async function transfersBench(quick: boolean, args: string[]): Promise<vo
     }
 
     print(results, hot, sweep);
-    const file = writeReport('transfers', { machine: machineInfo(), quick, perStep, tuning, results, hot, projectionLagMs: summarize(harness.projectionLags) });
+    const file = writeReport('transfers', {
+      machine: machineInfo(),
+      quick,
+      perStep,
+      tuning,
+      results,
+      hot,
+      projectionLagMs: summarize(harness.projectionLags),
+    });
     console.log(`\nreport: ${file}`);
   } finally {
     await harness.close();
@@ -142,10 +169,17 @@ function parseTuning(args: string[]): Tuning {
     preferWait: !args.includes('--no-prefer-wait'),
   };
   const devServer = args.includes('--dev-server-defaults') ? 'dev server defaults' : 'dev server tuned';
-  return { ...t, label: `activities=${t.maxConcurrentActivities} workflow-tasks=${t.maxConcurrentWorkflowTasks} pool=${t.poolSize} eager=${t.eager} prefer-wait=${t.preferWait} ${devServer}` };
+  return {
+    ...t,
+    label: `activities=${t.maxConcurrentActivities} workflow-tasks=${t.maxConcurrentWorkflowTasks} pool=${t.poolSize} eager=${t.eager} prefer-wait=${t.preferWait} ${devServer}`,
+  };
 }
 
-async function timed(total: number, concurrency: number, task: () => Promise<void>): Promise<{ transfers: number; perSecond: number; latencyMs: Summary }> {
+async function timed(
+  total: number,
+  concurrency: number,
+  task: () => Promise<void>,
+): Promise<{ transfers: number; perSecond: number; latencyMs: Summary }> {
   const latencies: number[] = [];
   const ms = await runConcurrently(total, concurrency, async () => {
     const t = performance.now();
@@ -194,7 +228,11 @@ class Harness {
     const bundle = await transferWorkflowBundle();
 
     const activityTimes = new Map<string, number[]>();
-    const real = createTransferActivities({ accounts, transfers, observer: { conflict: (a) => metrics.activityConflicts.inc({ activity: a }) } });
+    const real = createTransferActivities({
+      accounts,
+      transfers,
+      observer: { conflict: (a) => metrics.activityConflicts.inc({ activity: a }) },
+    });
     const timedActivities = Object.fromEntries(
       Object.entries(real).map(([name, fn]) => [
         name,
@@ -223,7 +261,17 @@ class Harness {
       failTransfer: async () => undefined,
       compensateTransfer: async () => undefined,
     };
-    const baselineBundle = await bundleWorkflowCode({ workflowsPath: require.resolve('./baseline-workflows'), logger: { log: () => undefined, trace: () => undefined, debug: () => undefined, info: () => undefined, warn: console.warn, error: console.error } });
+    const baselineBundle = await bundleWorkflowCode({
+      workflowsPath: require.resolve('./baseline-workflows'),
+      logger: {
+        log: () => undefined,
+        trace: () => undefined,
+        debug: () => undefined,
+        info: () => undefined,
+        warn: console.warn,
+        error: console.error,
+      },
+    });
     const workers = await Promise.all(
       (
         [
@@ -269,14 +317,36 @@ class Harness {
     const server = await new Promise<Server>((resolve) => {
       const s = app.listen(port, '127.0.0.1', () => resolve(s));
     });
-    const harness = new Harness(store, accounts, readModels, sqlPool, client, nativeConnection, workers, runner, server, `http://127.0.0.1:${port}`, metrics, real, activityTimes, lags, tuning.preferWait);
+    const harness = new Harness(
+      store,
+      accounts,
+      readModels,
+      sqlPool,
+      client,
+      nativeConnection,
+      workers,
+      runner,
+      server,
+      `http://127.0.0.1:${port}`,
+      metrics,
+      real,
+      activityTimes,
+      lags,
+      tuning.preferWait,
+    );
     for (let i = 0; i < ACCOUNTS; i++) harness.accountIds.push(await harness.openAccount(FUNDS));
     return harness;
   }
 
   async openAccount(funds: number): Promise<string> {
     const id = randomUUID();
-    const result = await handleAccountCommand(this.accounts, id, { type: 'OpenAccount', accountId: id, ownerId: 'bench', currency: 'EUR', initialDeposit: funds });
+    const result = await handleAccountCommand(this.accounts, id, {
+      type: 'OpenAccount',
+      accountId: id,
+      ownerId: 'bench',
+      currency: 'EUR',
+      initialDeposit: funds,
+    });
     if (!result.ok) throw new Error(result.rejection.message);
     return id;
   }
@@ -325,7 +395,11 @@ class Harness {
     const t0 = performance.now();
     const post = await fetch(`${this.baseUrl}/transfers`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${BENCH_OPERATOR_KEY}`, ...(this.preferWait ? { prefer: 'wait=10' } : {}) },
+      headers: {
+        'content-type': 'application/json',
+        authorization: `Bearer ${BENCH_OPERATOR_KEY}`,
+        ...(this.preferWait ? { prefer: 'wait=10' } : {}),
+      },
       body: JSON.stringify({ transferId, fromAccountId: from, toAccountId: to, amount: 1 + Math.floor(Math.random() * 1000) }),
     });
     this.postTimes.push(performance.now() - t0);
@@ -338,7 +412,9 @@ class Harness {
     }
     if (post.status !== 202) throw new Error(`POST /transfers answered ${post.status}: ${await post.text()}`);
     for (;;) {
-      const get = await fetch(`${this.baseUrl}/transfers/${transferId}?wait=30`, { headers: { authorization: `Bearer ${BENCH_OPERATOR_KEY}` } });
+      const get = await fetch(`${this.baseUrl}/transfers/${transferId}?wait=30`, {
+        headers: { authorization: `Bearer ${BENCH_OPERATOR_KEY}` },
+      });
       const body = (await get.json()) as { status: string };
       if (body.status !== 'pending') {
         if (body.status !== 'completed') throw new Error(`transfer ${transferId} ended ${body.status}`);
@@ -350,7 +426,12 @@ class Harness {
 
   async noopSaga(): Promise<void> {
     const [from, to] = this.randomPair();
-    const { handle } = await startTransfer(this.client, 'bench-noop', { transferId: randomUUID(), fromAccountId: from, toAccountId: to, amount: 1 });
+    const { handle } = await startTransfer(this.client, 'bench-noop', {
+      transferId: randomUUID(),
+      fromAccountId: from,
+      toAccountId: to,
+      amount: 1,
+    });
     await handle.result();
   }
 
@@ -377,7 +458,10 @@ class Harness {
     const amount = 1 + Math.floor(Math.random() * 1000);
     await withTransaction(this.sqlPool, async (client) => {
       // Lock both rows in a fixed order (no deadlocks), check funds, move the money.
-      const rows = await client.query<{ account_id: number; balance: string }>('SELECT account_id, balance FROM plain_balances WHERE account_id = ANY($1) ORDER BY account_id FOR UPDATE', [[a, b]]);
+      const rows = await client.query<{ account_id: number; balance: string }>(
+        'SELECT account_id, balance FROM plain_balances WHERE account_id = ANY($1) ORDER BY account_id FOR UPDATE',
+        [[a, b]],
+      );
       const source = rows.rows.find((r) => r.account_id === a)!;
       if (Number(source.balance) < amount) throw new Error('insufficient funds');
       await client.query('UPDATE plain_balances SET balance = balance - $2 WHERE account_id = $1', [a, amount]);
@@ -425,7 +509,11 @@ function print(results: StepResult[], hot: Record<string, unknown>[], sweep: num
         'p95 ms': r.latencyMs.p95,
         'p99 ms': r.latencyMs.p99,
         'conflicts/transfer': r.conflictsPerTransfer ?? '',
-        'cpu s': r.cpuSeconds ? Object.entries(r.cpuSeconds).map(([k, v]) => `${k.split(' ')[0]}=${v}`).join(' ') : '',
+        'cpu s': r.cpuSeconds
+          ? Object.entries(r.cpuSeconds)
+              .map(([k, v]) => `${k.split(' ')[0]}=${v}`)
+              .join(' ')
+          : '',
       })),
     ),
   );
@@ -436,12 +524,24 @@ function print(results: StepResult[], hot: Record<string, unknown>[], sweep: num
         const at = (prefix: string) => results.find((r) => r.concurrency === c && r.variant.startsWith(prefix))!;
         const ours = at('ours');
         const ratio = (b: StepResult) => `${round(ours.perSecond / b.perSecond)}x thr, ${round(ours.latencyMs.p50 / b.latencyMs.p50)}x p50`;
-        return { 'in flight': c, 'ours / no-op saga': ratio(at('baseline 1:')), 'ours / no-op previous shape': ratio(at('baseline 1b')), 'ours / store only': ratio(at('baseline 2')), 'ours / plain SQL': ratio(at('baseline 3')) };
+        return {
+          'in flight': c,
+          'ours / no-op saga': ratio(at('baseline 1:')),
+          'ours / no-op previous shape': ratio(at('baseline 1b')),
+          'ours / store only': ratio(at('baseline 2')),
+          'ours / plain SQL': ratio(at('baseline 3')),
+        };
       }),
     ),
   );
   console.log('\nWhere the time of one transfer goes (means at each step)\n');
-  console.log(table(results.filter((r) => r.variant.startsWith('ours')).map((r) => ({ 'in flight': r.concurrency, ...((r as StepResult & { breakdown: Record<string, number> }).breakdown ?? {}) }))));
+  console.log(
+    table(
+      results
+        .filter((r) => r.variant.startsWith('ours'))
+        .map((r) => ({ 'in flight': r.concurrency, ...((r as StepResult & { breakdown: Record<string, number> }).breakdown ?? {}) })),
+    ),
+  );
   console.log('\nHot account (one source, many targets)\n');
   console.log(table(hot as Record<string, string | number>[]));
 }

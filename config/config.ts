@@ -52,7 +52,10 @@ const duration = (name: string, fallback: string, min = 1) =>
     .transform((v, ctx) => {
       const ms = parseDuration(v);
       if (ms === undefined || ms < min) {
-        ctx.addIssue({ code: 'custom', message: `${name} must be a duration such as 5d, 36h, 90m, 30s or P5D${min > 0 ? ' (more than zero)' : ''}` });
+        ctx.addIssue({
+          code: 'custom',
+          message: `${name} must be a duration such as 5d, 36h, 90m, 30s or P5D${min > 0 ? ' (more than zero)' : ''}`,
+        });
         return z.NEVER;
       }
       return ms;
@@ -80,7 +83,9 @@ const envSchema = z.object({
   DATA_DIR: z.string().min(1, { error: 'DATA_DIR must be a directory path' }).default('.data'),
   TEMPORAL_CLI_PATH: z.string().min(1, { error: 'TEMPORAL_CLI_PATH must be a path to the temporal binary' }).optional(),
   SNAPSHOT_EVERY: positiveInt('SNAPSHOT_EVERY', 50, 100_000),
-  LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error'], { error: "LOG_LEVEL must be one of 'debug', 'info', 'warn', 'error'" }).default('info'),
+  LOG_LEVEL: z
+    .enum(['debug', 'info', 'warn', 'error'], { error: "LOG_LEVEL must be one of 'debug', 'info', 'warn', 'error'" })
+    .default('info'),
   WORKER_MAX_CONCURRENT_ACTIVITIES: positiveInt('WORKER_MAX_CONCURRENT_ACTIVITIES', 100, 10_000),
   WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: positiveInt('WORKER_MAX_CONCURRENT_WORKFLOW_TASKS', 40, 10_000),
   PG_POOL_SIZE: positiveInt('PG_POOL_SIZE', 20, 1000),
@@ -137,7 +142,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   }
   const config = parsed.data;
   if (config.EVENT_STORE === 'esdb' && !config.ESDB_URL) {
-    throw new ConfigError([{ variable: 'ESDB_URL', message: "ESDB_URL is required when EVENT_STORE is 'esdb' (e.g. esdb://localhost:2113?tls=false)" }]);
+    throw new ConfigError([
+      { variable: 'ESDB_URL', message: "ESDB_URL is required when EVENT_STORE is 'esdb' (e.g. esdb://localhost:2113?tls=false)" },
+    ]);
   }
   return config;
 }

@@ -7,7 +7,13 @@ import { rememberTransfer, transferRows } from './transfers.js';
 export async function accountsPage(ctx) {
   const owner = ctx.query.get('owner') ?? '';
   const after = ctx.query.get('after') ?? '';
-  const search = h('input', { name: 'q', type: 'search', value: owner, placeholder: isOperator() ? 'owner id (e.g. alice) or account id' : 'account id', 'aria-label': 'Owner or account id' });
+  const search = h('input', {
+    name: 'q',
+    type: 'search',
+    value: owner,
+    placeholder: isOperator() ? 'owner id (e.g. alice) or account id' : 'account id',
+    'aria-label': 'Owner or account id',
+  });
   const form = h(
     'form',
     {
@@ -26,9 +32,12 @@ export async function accountsPage(ctx) {
   const results = h('div', {}, h('p', { class: 'muted' }, 'Loading…'));
   ctx.show(h('h1', {}, title), form, results);
   try {
-    const { data } = await api(`/accounts?${new URLSearchParams({ limit: '50', ...(owner ? { ownerId: owner } : {}), ...(after ? { after } : {}) })}`);
+    const { data } = await api(
+      `/accounts?${new URLSearchParams({ limit: '50', ...(owner ? { ownerId: owner } : {}), ...(after ? { after } : {}) })}`,
+    );
     if (!ctx.alive()) return;
-    fill(results, 
+    fill(
+      results,
       data.accounts.length === 0
         ? h('p', { class: 'muted', 'data-testid': 'no-accounts' }, owner ? `No accounts of ${owner} for this key.` : 'No accounts.')
         : table(
@@ -99,10 +108,24 @@ export async function accountPage(ctx) {
       ['Revision', String(account.revision)],
       ['Updated', time(account.updatedAt)],
     ]),
-    isOperator() ? h('p', {}, link(route('streams', `account-${account.accountId}`), `Event stream account-${account.accountId}`, { 'data-testid': 'account-stream-link' })) : null,
+    isOperator()
+      ? h(
+          'p',
+          {},
+          link(route('streams', `account-${account.accountId}`), `Event stream account-${account.accountId}`, {
+            'data-testid': 'account-stream-link',
+          }),
+        )
+      : null,
   );
 
-  const forms = h('div', { class: 'grid' }, transferForm(account), isOperator() ? cashForm(account, refresh) : null, balanceAsOfForm(account));
+  const forms = h(
+    'div',
+    { class: 'grid' },
+    transferForm(account),
+    isOperator() ? cashForm(account, refresh) : null,
+    balanceAsOfForm(account),
+  );
   const history = h('section', { class: 'card' }, h('h2', {}, 'History'), h('p', { class: 'muted' }, 'Loading…'));
   const statements = h('section', { class: 'card', hidden: true, 'data-testid': 'statements' });
   const transfers = h('section', { class: 'card' }, h('h2', {}, 'Transfers'), h('p', { class: 'muted' }, 'Loading…'));
@@ -118,7 +141,9 @@ async function loadHistory(ctx, account, section, minPosition) {
   const more = h('p', { class: 'pager' });
   const load = async (cursor) => {
     try {
-      const { data } = await api(`/accounts/${encodeURIComponent(account.accountId)}/history?${new URLSearchParams({ limit: '20', ...(cursor ? { cursor } : {}), ...(minPosition ? { minPosition } : {}) })}`);
+      const { data } = await api(
+        `/accounts/${encodeURIComponent(account.accountId)}/history?${new URLSearchParams({ limit: '20', ...(cursor ? { cursor } : {}), ...(minPosition ? { minPosition } : {}) })}`,
+      );
       if (!ctx.alive()) return;
       for (const m of data.movements) {
         rows.append(
@@ -132,20 +157,48 @@ async function loadHistory(ctx, account, section, minPosition) {
             h('td', { class: 'num' }, money(m.amount, account.currency)),
             h('td', { class: 'num' }, money(m.balanceAfter, account.currency, { 'data-testid': 'balance-after' })),
             h('td', {}, m.transferId ? link(route('transfers', m.transferId), m.transferId, { class: 'mono' }) : ''),
-            h('td', {}, m.counterpartAccountId ? link(route('accounts', m.counterpartAccountId), short(m.counterpartAccountId), { class: 'mono', title: m.counterpartAccountId }) : ''),
+            h(
+              'td',
+              {},
+              m.counterpartAccountId
+                ? link(route('accounts', m.counterpartAccountId), short(m.counterpartAccountId), {
+                    class: 'mono',
+                    title: m.counterpartAccountId,
+                  })
+                : '',
+            ),
           ),
         );
       }
-      fill(more, data.nextCursor ? h('button', { type: 'button', class: 'link', onclick: () => void load(data.nextCursor) }, 'Older movements') : null);
+      fill(
+        more,
+        data.nextCursor
+          ? h('button', { type: 'button', class: 'link', onclick: () => void load(data.nextCursor) }, 'Older movements')
+          : null,
+      );
       if (!rows.children.length) rows.append(h('tr', {}, h('td', { colspan: '8', class: 'muted' }, 'No movements yet.')));
     } catch (error) {
       fill(more, problemView(error));
     }
   };
-  fill(section, 
+  fill(
+    section,
     h('h2', {}, 'History'),
     h('p', { class: 'muted' }, 'Newest first; the balance after each movement is the running balance.'),
-    h('table', { class: 'list' }, h('thead', {}, h('tr', {}, ['Rev', 'Happened', 'Recorded', 'Kind', 'Amount', 'Balance after', 'Transfer', 'Counterpart'].map((x) => h('th', {}, x)))), rows),
+    h(
+      'table',
+      { class: 'list' },
+      h(
+        'thead',
+        {},
+        h(
+          'tr',
+          {},
+          ['Rev', 'Happened', 'Recorded', 'Kind', 'Amount', 'Balance after', 'Transfer', 'Counterpart'].map((x) => h('th', {}, x)),
+        ),
+      ),
+      rows,
+    ),
     more,
   );
   await load(undefined);
@@ -153,7 +206,17 @@ async function loadHistory(ctx, account, section, minPosition) {
 
 async function loadAccountTransfers(ctx, account, section) {
   const body = h('div', {});
-  fill(section, h('h2', {}, 'Transfers'), h('p', { class: 'muted' }, 'From or to this account, oldest first. ', link(route('transfers', { account: account.accountId }), 'All of them')), body);
+  fill(
+    section,
+    h('h2', {}, 'Transfers'),
+    h(
+      'p',
+      { class: 'muted' },
+      'From or to this account, oldest first. ',
+      link(route('transfers', { account: account.accountId }), 'All of them'),
+    ),
+    body,
+  );
   try {
     const { data } = await api(`/transfers?${new URLSearchParams({ accountId: account.accountId, limit: '20' })}`);
     if (!ctx.alive()) return;
@@ -181,7 +244,8 @@ async function loadStatements(ctx, account, section) {
     }
   };
   if (!(await show(today)) || !ctx.alive()) return;
-  fill(section, 
+  fill(
+    section,
     h('h2', {}, 'Statement'),
     h(
       'form',
@@ -213,8 +277,12 @@ function statementView(s, currency) {
       s.closedAt ? ['Closed (published)', time(s.closedAt)] : null,
       s.openingBalance !== undefined ? ['Opening balance', amount(s.openingBalance)] : null,
       s.closingBalance !== undefined ? ['Closing balance', amount(s.closingBalance), 'closing-balance'] : null,
-      corrections.length && s.correctedOpeningBalance !== undefined ? ['Corrected opening balance', amount(s.correctedOpeningBalance)] : null,
-      corrections.length && s.correctedClosingBalance !== undefined ? ['Corrected closing balance', amount(s.correctedClosingBalance), 'corrected-closing-balance'] : null,
+      corrections.length && s.correctedOpeningBalance !== undefined
+        ? ['Corrected opening balance', amount(s.correctedOpeningBalance)]
+        : null,
+      corrections.length && s.correctedClosingBalance !== undefined
+        ? ['Corrected closing balance', amount(s.correctedClosingBalance), 'corrected-closing-balance']
+        : null,
       s.belowZero ? ['Note', h('span', { class: 'flag' }, 'the business-time running balance dips below zero this day')] : null,
     ]),
     lines.length
@@ -239,7 +307,16 @@ function statementView(s, currency) {
           h('h3', {}, 'Corrections (late records for this closed day)'),
           table(
             ['Happened', 'Recorded', 'Kind', 'Amount'],
-            corrections.map((c) => h('tr', { 'data-testid': 'correction' }, h('td', {}, time(c.occurredAt)), h('td', {}, time(c.recordedAt)), h('td', {}, String(c.kind ?? c.type ?? '')), h('td', { class: 'num' }, amount(c.amount)))),
+            corrections.map((c) =>
+              h(
+                'tr',
+                { 'data-testid': 'correction' },
+                h('td', {}, time(c.occurredAt)),
+                h('td', {}, time(c.recordedAt)),
+                h('td', {}, String(c.kind ?? c.type ?? '')),
+                h('td', { class: 'num' }, amount(c.amount)),
+              ),
+            ),
             { class: 'list' },
           ),
         ]
@@ -250,9 +327,25 @@ function statementView(s, currency) {
 
 /** A transfer from this account: starts the saga, then its page follows it live. */
 function transferForm(account) {
-  const to = field('To account', { name: 'toAccountId', required: true, placeholder: 'account id', autocomplete: 'off', pattern: '[0-9a-fA-F-]{36}' });
-  const amount = field(`Amount (minor units of ${account.currency})`, { name: 'amount', type: 'number', min: '1', step: '1', required: true });
-  const transferId = field('Transfer id (optional: your idempotency key)', { name: 'transferId', autocomplete: 'off', placeholder: 'made for you' });
+  const to = field('To account', {
+    name: 'toAccountId',
+    required: true,
+    placeholder: 'account id',
+    autocomplete: 'off',
+    pattern: '[0-9a-fA-F-]{36}',
+  });
+  const amount = field(`Amount (minor units of ${account.currency})`, {
+    name: 'amount',
+    type: 'number',
+    min: '1',
+    step: '1',
+    required: true,
+  });
+  const transferId = field('Transfer id (optional: your idempotency key)', {
+    name: 'transferId',
+    autocomplete: 'off',
+    placeholder: 'made for you',
+  });
   const message = h('div', {});
   let pendingId;
   return h(
@@ -268,7 +361,12 @@ function transferForm(account) {
         pendingId = values.transferId?.trim() || pendingId || newId('console');
         fill(message, h('p', { class: 'muted' }, 'Starting…'));
         try {
-          const body = { transferId: pendingId, fromAccountId: account.accountId, toAccountId: String(values.toAccountId).trim(), amount: Number(values.amount) };
+          const body = {
+            transferId: pendingId,
+            fromAccountId: account.accountId,
+            toAccountId: String(values.toAccountId).trim(),
+            amount: Number(values.amount),
+          };
           const { data } = await api('/transfers', { method: 'POST', body });
           rememberTransfer(data);
           const id = pendingId;
@@ -292,8 +390,18 @@ function transferForm(account) {
 
 /** Deposits and withdrawals (operators), each with an Idempotency-Key: a retried click writes nothing twice. */
 function cashForm(account, refresh) {
-  const amount = field(`Amount (minor units of ${account.currency})`, { name: 'amount', type: 'number', min: '1', step: '1', required: true });
-  const happened = field('Happened at (optional, your local time: a late record)', { name: 'occurredAt', type: 'datetime-local', step: '1' });
+  const amount = field(`Amount (minor units of ${account.currency})`, {
+    name: 'amount',
+    type: 'number',
+    min: '1',
+    step: '1',
+    required: true,
+  });
+  const happened = field('Happened at (optional, your local time: a late record)', {
+    name: 'occurredAt',
+    type: 'datetime-local',
+    step: '1',
+  });
   const message = h('div', {});
   let key;
   const submit = async (kind, form) => {
@@ -322,7 +430,16 @@ function cashForm(account, refresh) {
     h('p', { class: 'muted' }, 'Operators only.'),
     amount,
     happened,
-    h('div', { class: 'buttons' }, h('button', { type: 'button', 'data-action': 'deposit', onclick: () => void submit('deposits', form) }, 'Deposit'), h('button', { type: 'button', class: 'secondary', 'data-action': 'withdraw', onclick: () => void submit('withdrawals', form) }, 'Withdraw')),
+    h(
+      'div',
+      { class: 'buttons' },
+      h('button', { type: 'button', 'data-action': 'deposit', onclick: () => void submit('deposits', form) }, 'Deposit'),
+      h(
+        'button',
+        { type: 'button', class: 'secondary', 'data-action': 'withdraw', onclick: () => void submit('withdrawals', form) },
+        'Withdraw',
+      ),
+    ),
     message,
   );
   return form;

@@ -35,7 +35,12 @@ export class ApiError extends Error {
 
   /** The route is not there (an endpoint of a later version) or not for this key: a feature to hide, not an error to show. */
   get unavailable() {
-    return (this.status === 404 && this.problem.type === '/problems/not-found') || this.status === 403 || this.status === 405 || this.status === 501;
+    return (
+      (this.status === 404 && this.problem.type === '/problems/not-found') ||
+      this.status === 403 ||
+      this.status === 405 ||
+      this.status === 501
+    );
   }
 }
 
@@ -54,7 +59,14 @@ export async function api(path, { method = 'GET', body, headers = {}, key, signa
   const sent = { Accept: 'application/json, application/problem+json', ...headers };
   if (bearer) sent.Authorization = `Bearer ${bearer}`;
   if (body !== undefined) sent['Content-Type'] = 'application/json';
-  const res = await fetch(path, { method, headers: sent, body: body === undefined ? undefined : JSON.stringify(body), signal, cache: 'no-store', credentials: 'omit' });
+  const res = await fetch(path, {
+    method,
+    headers: sent,
+    body: body === undefined ? undefined : JSON.stringify(body),
+    signal,
+    cache: 'no-store',
+    credentials: 'omit',
+  });
   const text = await res.text();
   let data;
   try {

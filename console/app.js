@@ -82,12 +82,24 @@ async function render() {
     }
     return;
   }
-  context([], query).show(h('h1', {}, 'Not found'), h('p', {}, 'No such page in the console. '), h('a', { href: '#/accounts' }, 'Accounts'));
+  context([], query).show(
+    h('h1', {}, 'Not found'),
+    h('p', {}, 'No such page in the console. '),
+    h('a', { href: '#/accounts' }, 'Accounts'),
+  );
 }
 
 /** Sign in: the key is checked against the API, then kept in session storage (this tab only). */
 function signInPage(ctx) {
-  const input = h('input', { id: 'api-key', name: 'api-key', type: 'password', autocomplete: 'off', spellcheck: 'false', required: true, placeholder: 'tsk_…' });
+  const input = h('input', {
+    id: 'api-key',
+    name: 'api-key',
+    type: 'password',
+    autocomplete: 'off',
+    spellcheck: 'false',
+    required: true,
+    placeholder: 'tsk_…',
+  });
   const message = h('div', { class: 'message' }, notice ? h('div', { class: 'error', role: 'alert' }, notice) : null);
   notice = '';
   const form = h(
@@ -110,12 +122,21 @@ function signInPage(ctx) {
           saveSession({ key, role });
           window.location.hash = '#/accounts';
         } catch (error) {
-          fill(message, error instanceof ApiError && error.status === 401 ? h('div', { class: 'error', role: 'alert' }, 'This key is not valid (unknown, malformed or revoked).') : problemView(error));
+          fill(
+            message,
+            error instanceof ApiError && error.status === 401
+              ? h('div', { class: 'error', role: 'alert' }, 'This key is not valid (unknown, malformed or revoked).')
+              : problemView(error),
+          );
         }
       },
     },
     h('h1', {}, 'Sign in'),
-    h('p', {}, 'Paste an API key. An operator key sees everything; a customer key sees only its owner’s accounts and transfers. The key stays in this tab’s session storage and is sent as a bearer token.'),
+    h(
+      'p',
+      {},
+      'Paste an API key. An operator key sees everything; a customer key sees only its owner’s accounts and transfers. The key stays in this tab’s session storage and is sent as a bearer token.',
+    ),
     h('label', { class: 'field' }, h('span', {}, 'API key'), input),
     h('button', { type: 'submit' }, 'Sign in'),
     message,

@@ -15,7 +15,8 @@ export function h(tag, attrs, ...children) {
     if (key === 'class') el.className = String(value);
     else if (key === 'text') el.textContent = String(value);
     else if (key.startsWith('on') && typeof value === 'function') el.addEventListener(key.slice(2), value);
-    else if (key === 'href' && !SAFE_HREF.test(String(value))) continue; // never javascript: or data: links
+    else if (key === 'href' && !SAFE_HREF.test(String(value)))
+      continue; // never javascript: or data: links
     else if (value === true) el.setAttribute(key, '');
     else el.setAttribute(key, String(value));
   }
@@ -40,7 +41,9 @@ export function append(el, children) {
 /** A link inside the console (a hash route), its parts URL-encoded. */
 export function route(...parts) {
   const [path, query] = parts.at(-1) && typeof parts.at(-1) === 'object' ? [parts.slice(0, -1), parts.at(-1)] : [parts, undefined];
-  const search = query ? new URLSearchParams(Object.entries(query).filter(([, v]) => v !== undefined && v !== null && v !== '')).toString() : '';
+  const search = query
+    ? new URLSearchParams(Object.entries(query).filter(([, v]) => v !== undefined && v !== null && v !== '')).toString()
+    : '';
   return `#/${path.map((p) => encodeURIComponent(String(p))).join('/')}${search ? `?${search}` : ''}`;
 }
 
@@ -80,7 +83,11 @@ export function formatMoney(minor, currency) {
 
 /** An amount, with its minor units in data-minor (and the title). */
 export function money(minor, currency, attrs = {}) {
-  return h('span', { class: `money${Number(minor) < 0 ? ' negative' : ''}`, 'data-minor': String(minor), title: `${minor} minor units`, ...attrs }, formatMoney(minor, currency));
+  return h(
+    'span',
+    { class: `money${Number(minor) < 0 ? ' negative' : ''}`, 'data-minor': String(minor), title: `${minor} minor units`, ...attrs },
+    formatMoney(minor, currency),
+  );
 }
 
 /** ISO-8601 as "2026-11-27 10:11:12.345Z" (UTC, as stored). */
@@ -99,7 +106,20 @@ export function json(value) {
 }
 
 export function table(headers, rows, attrs = {}) {
-  return h('table', attrs, h('thead', {}, h('tr', {}, headers.map((x) => h('th', {}, x)))), h('tbody', {}, rows));
+  return h(
+    'table',
+    attrs,
+    h(
+      'thead',
+      {},
+      h(
+        'tr',
+        {},
+        headers.map((x) => h('th', {}, x)),
+      ),
+    ),
+    h('tbody', {}, rows),
+  );
 }
 
 export function dl(pairs, attrs = {}) {
@@ -119,16 +139,29 @@ export const isUuid = (text) => /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4
 
 /** A refusal or an error of the API, as a box: its title, detail and the fields it names. `what`: "Account", … */
 export function problemView(error, { what } = {}) {
-  if (!(error instanceof ApiError)) return h('div', { class: 'error', role: 'alert', 'data-testid': 'error' }, error instanceof Error ? error.message : String(error));
+  if (!(error instanceof ApiError))
+    return h('div', { class: 'error', role: 'alert', 'data-testid': 'error' }, error instanceof Error ? error.message : String(error));
   const p = error.problem;
   const refused = error.status === 403 || error.status === 404;
-  const title = error.status === 403 ? 'Refused' : error.status === 404 ? `${what ?? 'It was'} not found` : (p.title ?? `Error ${error.status}`);
+  const title =
+    error.status === 403 ? 'Refused' : error.status === 404 ? `${what ?? 'It was'} not found` : (p.title ?? `Error ${error.status}`);
   return h(
     'div',
-    { class: refused ? 'error refused' : 'error', role: 'alert', 'data-testid': refused ? 'refused' : 'error', 'data-status': String(error.status) },
+    {
+      class: refused ? 'error refused' : 'error',
+      role: 'alert',
+      'data-testid': refused ? 'refused' : 'error',
+      'data-status': String(error.status),
+    },
     h('strong', {}, title),
     p.detail ? h('p', {}, p.detail) : null,
     error.status === 403 ? h('p', { class: 'muted' }, 'This API key may not do this.') : null,
-    Array.isArray(p.errors) && p.errors.length ? h('ul', {}, p.errors.map((e) => h('li', {}, h('code', {}, String(e.field)), ' ', String(e.message)))) : null,
+    Array.isArray(p.errors) && p.errors.length
+      ? h(
+          'ul',
+          {},
+          p.errors.map((e) => h('li', {}, h('code', {}, String(e.field)), ' ', String(e.message))),
+        )
+      : null,
   );
 }

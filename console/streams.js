@@ -17,7 +17,13 @@ function subjectLink(stream) {
 export async function streamsPage(ctx) {
   const prefix = ctx.query.get('prefix') ?? '';
   const cursor = ctx.query.get('cursor') ?? '';
-  const input = h('input', { name: 'prefix', type: 'search', value: prefix, placeholder: 'stream name prefix, e.g. account-', 'aria-label': 'Stream prefix' });
+  const input = h('input', {
+    name: 'prefix',
+    type: 'search',
+    value: prefix,
+    placeholder: 'stream name prefix, e.g. account-',
+    'aria-label': 'Stream prefix',
+  });
   const form = h(
     'form',
     {
@@ -29,14 +35,21 @@ export async function streamsPage(ctx) {
     },
     input,
     h('button', { type: 'submit' }, 'Browse'),
-    h('span', { class: 'quick' }, ['account-', 'transfer-'].map((p) => link(route('streams', { prefix: p }), p))),
+    h(
+      'span',
+      { class: 'quick' },
+      ['account-', 'transfer-'].map((p) => link(route('streams', { prefix: p }), p)),
+    ),
   );
   const results = h('div', {}, h('p', { class: 'muted' }, 'Loading…'));
   ctx.show(h('h1', {}, 'Streams'), h('p', {}, link('#/tail', 'Live tail of the whole log »')), form, results);
   try {
-    const { data } = await api(`/streams?${new URLSearchParams({ limit: '50', ...(prefix ? { prefix } : {}), ...(cursor ? { cursor } : {}) })}`);
+    const { data } = await api(
+      `/streams?${new URLSearchParams({ limit: '50', ...(prefix ? { prefix } : {}), ...(cursor ? { cursor } : {}) })}`,
+    );
     if (!ctx.alive()) return;
-    fill(results, 
+    fill(
+      results,
       data.streams.length
         ? table(
             ['Stream', 'Events', 'Last revision', 'Last recorded', ''],
@@ -54,7 +67,12 @@ export async function streamsPage(ctx) {
             { class: 'list' },
           )
         : h('p', { class: 'muted' }, 'No streams.'),
-      h('p', { class: 'pager' }, cursor ? link(route('streams', { prefix }), '« First page') : null, data.nextCursor ? link(route('streams', { prefix, cursor: data.nextCursor }), 'Next page »') : null),
+      h(
+        'p',
+        { class: 'pager' },
+        cursor ? link(route('streams', { prefix }), '« First page') : null,
+        data.nextCursor ? link(route('streams', { prefix, cursor: data.nextCursor }), 'Next page »') : null,
+      ),
     );
   } catch (error) {
     fill(results, problemView(error));
@@ -86,7 +104,12 @@ export async function streamPage(ctx) {
   let page;
   let head;
   try {
-    [page, head] = await Promise.all([api(`/streams/${encodeURIComponent(name)}?${new URLSearchParams({ fromRevision: String(from), limit: String(limit) })}`).then((r) => r.data), headRevision(name)]);
+    [page, head] = await Promise.all([
+      api(`/streams/${encodeURIComponent(name)}?${new URLSearchParams({ fromRevision: String(from), limit: String(limit) })}`).then(
+        (r) => r.data,
+      ),
+      headRevision(name),
+    ]);
   } catch (error) {
     ctx.show(h('h1', {}, 'Stream ', h('span', { class: 'mono small' }, name)), problemView(error, { what: 'Stream' }));
     return;
@@ -100,15 +123,29 @@ export async function streamPage(ctx) {
     'nav',
     { class: 'pager', 'aria-label': 'Pages' },
     from > 0 ? link(at(0), '« First', { 'data-testid': 'first' }) : h('span', { class: 'muted' }, '« First'),
-    from > 0 ? link(at(Math.max(0, from - limit)), '‹ Previous', { 'data-testid': 'previous' }) : h('span', { class: 'muted' }, '‹ Previous'),
-    h('span', { 'data-testid': 'range' }, events.length ? `revisions ${events[0].revision}–${events.at(-1).revision} of 0–${last}` : 'no events here'),
-    page.nextRevision !== null && page.nextRevision <= last ? link(at(page.nextRevision), 'Next ›', { 'data-testid': 'next' }) : h('span', { class: 'muted' }, 'Next ›'),
+    from > 0
+      ? link(at(Math.max(0, from - limit)), '‹ Previous', { 'data-testid': 'previous' })
+      : h('span', { class: 'muted' }, '‹ Previous'),
+    h(
+      'span',
+      { 'data-testid': 'range' },
+      events.length ? `revisions ${events[0].revision}–${events.at(-1).revision} of 0–${last}` : 'no events here',
+    ),
+    page.nextRevision !== null && page.nextRevision <= last
+      ? link(at(page.nextRevision), 'Next ›', { 'data-testid': 'next' })
+      : h('span', { class: 'muted' }, 'Next ›'),
     from < lastPage ? link(at(lastPage), 'Last »', { 'data-testid': 'last' }) : h('span', { class: 'muted' }, 'Last »'),
   );
   const chain = h('div', { 'data-testid': 'chain', hidden: true });
   ctx.show(
     h('h1', {}, 'Stream ', h('span', { class: 'mono small' }, name)),
-    h('p', { class: 'links' }, h('span', {}, `${last + 1} events`), subjectLink(name), link(route('streams', { prefix: name.replace(/-.*$/, '-') }), 'Streams like it')),
+    h(
+      'p',
+      { class: 'links' },
+      h('span', {}, `${last + 1} events`),
+      subjectLink(name),
+      link(route('streams', { prefix: name.replace(/-.*$/, '-') }), 'Streams like it'),
+    ),
     chain,
     pager,
     h('div', { class: 'events' }, events.map(eventView)),
@@ -121,9 +158,12 @@ export async function streamPage(ctx) {
   } else {
     const broken = new Set((verdict.broken ?? []).map((b) => String(b.revision)));
     chain.className = verdict.ok ? 'chain ok' : 'chain broken';
-    fill(chain, 
+    fill(
+      chain,
       h('strong', {}, 'Hash chain: '),
-      verdict.ok ? `intact (${verdict.events} events verified)` : `broken at revision ${verdict.firstBroken?.revision ?? '?'}: ${verdict.firstBroken?.problem ?? 'problem'}`,
+      verdict.ok
+        ? `intact (${verdict.events} events verified)`
+        : `broken at revision ${verdict.firstBroken?.revision ?? '?'}: ${verdict.firstBroken?.problem ?? 'problem'}`,
       verdict.lastHash ? h('span', { class: 'mono muted small' }, ` last hash ${String(verdict.lastHash).slice(0, 16)}…`) : null,
     );
     for (const el of document.querySelectorAll('[data-testid="event"]')) if (broken.has(el.dataset.revision)) el.classList.add('broken');
@@ -146,14 +186,23 @@ function eventView(e) {
       h('span', { class: 'muted' }, 'recorded ', time(e.recordedAt)),
       h('span', { class: 'muted mono small' }, e.id),
     ),
-    h('div', { class: 'payload' }, h('div', {}, h('h3', {}, 'Data'), json(e.data)), h('div', {}, h('h3', {}, 'Metadata'), json(e.metadata))),
+    h(
+      'div',
+      { class: 'payload' },
+      h('div', {}, h('h3', {}, 'Data'), json(e.data)),
+      h('div', {}, h('h3', {}, 'Metadata'), json(e.metadata)),
+    ),
   );
 }
 
 /** Global positions ("commit.prepare") in log order. */
 function comparePositions(a, b) {
-  const [ac, ap] = String(a).split('.').map((x) => BigInt(x || '0'));
-  const [bc, bp] = String(b).split('.').map((x) => BigInt(x || '0'));
+  const [ac, ap] = String(a)
+    .split('.')
+    .map((x) => BigInt(x || '0'));
+  const [bc, bp] = String(b)
+    .split('.')
+    .map((x) => BigInt(x || '0'));
   return ac === bc ? (ap < bp ? -1 : ap > bp ? 1 : 0) : ac < bc ? -1 : 1;
 }
 
@@ -168,15 +217,36 @@ export async function tailPage(ctx) {
   const rows = h('tbody', {});
   const state = h('p', { class: 'live muted', 'data-testid': 'tail-state' }, 'Connecting…');
   let paused = false;
-  const toggle = h('button', { type: 'button', class: 'secondary', onclick: () => {
-    paused = !paused;
-    toggle.textContent = paused ? 'Resume' : 'Pause';
-  } }, 'Pause');
+  const toggle = h(
+    'button',
+    {
+      type: 'button',
+      class: 'secondary',
+      onclick: () => {
+        paused = !paused;
+        toggle.textContent = paused ? 'Resume' : 'Pause';
+      },
+    },
+    'Pause',
+  );
   ctx.show(
     h('h1', {}, 'Live tail'),
     h('p', {}, 'The newest events of the whole log, as they are written. ', toggle),
     state,
-    h('table', { class: 'list', 'data-testid': 'tail' }, h('thead', {}, h('tr', {}, ['Position', 'Recorded', 'Stream', 'Rev', 'Type'].map((x) => h('th', {}, x)))), rows),
+    h(
+      'table',
+      { class: 'list', 'data-testid': 'tail' },
+      h(
+        'thead',
+        {},
+        h(
+          'tr',
+          {},
+          ['Position', 'Recorded', 'Stream', 'Rev', 'Type'].map((x) => h('th', {}, x)),
+        ),
+      ),
+      rows,
+    ),
   );
   const seen = new Set();
   const shown = [];
@@ -189,11 +259,18 @@ export async function tailPage(ctx) {
     }
     shown.sort((a, b) => comparePositions(b.position, a.position));
     shown.splice(TAIL_ROWS);
-    fill(rows, 
+    fill(
+      rows,
       ...shown.map((e) =>
         h(
           'tr',
-          { 'data-testid': 'tail-row', 'data-stream': e.stream, 'data-revision': String(e.revision), 'data-type': e.type, class: fresh.has(`${e.stream}@${e.revision}`) ? 'fresh' : '' },
+          {
+            'data-testid': 'tail-row',
+            'data-stream': e.stream,
+            'data-revision': String(e.revision),
+            'data-type': e.type,
+            class: fresh.has(`${e.stream}@${e.revision}`) ? 'fresh' : '',
+          },
           h('td', { class: 'mono' }, e.position),
           h('td', {}, time(e.recordedAt)),
           h('td', {}, link(route('streams', e.stream, { from: String(Math.max(0, e.revision - PAGE + 1)) }), e.stream, { class: 'mono' })),
@@ -281,7 +358,9 @@ function streamListSource() {
       await Promise.all(
         moved.map(async (s) => {
           const fromRevision = first ? Math.max(0, s.revision - 4) : (known.get(s.stream) ?? -1) + 1;
-          const { data } = await api(`/streams/${encodeURIComponent(s.stream)}?${new URLSearchParams({ fromRevision: String(fromRevision), limit: '100' })}`);
+          const { data } = await api(
+            `/streams/${encodeURIComponent(s.stream)}?${new URLSearchParams({ fromRevision: String(fromRevision), limit: '100' })}`,
+          );
           events.push(...data.events.map((e) => ({ ...e, stream: s.stream })));
         }),
       );

@@ -21,7 +21,11 @@ export function transferRows(transfers, currency) {
         h('td', {}, link(route('transfers', t.transferId), t.transferId, { class: 'mono' })),
         h('td', {}, link(route('accounts', t.fromAccountId), short(t.fromAccountId), { class: 'mono', title: t.fromAccountId })),
         h('td', {}, link(route('accounts', t.toAccountId), short(t.toAccountId), { class: 'mono', title: t.toAccountId })),
-        h('td', { class: 'num' }, currency ? money(t.amount, currency) : h('span', { class: 'money', 'data-minor': String(t.amount) }, String(t.amount))),
+        h(
+          'td',
+          { class: 'num' },
+          currency ? money(t.amount, currency) : h('span', { class: 'money', 'data-minor': String(t.amount) }, String(t.amount)),
+        ),
         h('td', {}, badge(t.status)),
         h('td', {}, time(t.createdAt)),
       ),
@@ -34,8 +38,18 @@ export async function transfersPage(ctx) {
   const status = ctx.query.get('status') ?? '';
   const account = ctx.query.get('account') ?? '';
   const after = ctx.query.get('after') ?? '';
-  const statusSelect = h('select', { name: 'status', 'aria-label': 'Status' }, ['', 'pending', 'completed', 'failed', 'compensated'].map((s) => h('option', { value: s, selected: s === status }, s || 'any status')));
-  const accountInput = h('input', { name: 'account', type: 'search', value: account, placeholder: 'account id (from or to)', 'aria-label': 'Account id' });
+  const statusSelect = h(
+    'select',
+    { name: 'status', 'aria-label': 'Status' },
+    ['', 'pending', 'completed', 'failed', 'compensated'].map((s) => h('option', { value: s, selected: s === status }, s || 'any status')),
+  );
+  const accountInput = h('input', {
+    name: 'account',
+    type: 'search',
+    value: account,
+    placeholder: 'account id (from or to)',
+    'aria-label': 'Account id',
+  });
   const form = h(
     'form',
     {
@@ -52,11 +66,19 @@ export async function transfersPage(ctx) {
   const results = h('div', {}, h('p', { class: 'muted' }, 'Loading…'));
   ctx.show(h('h1', {}, 'Transfers'), h('p', { class: 'muted' }, 'Oldest first. Amounts in minor units.'), form, results);
   try {
-    const { data } = await api(`/transfers?${new URLSearchParams({ limit: '50', ...(status ? { status } : {}), ...(account ? { accountId: account } : {}), ...(after ? { after } : {}) })}`);
+    const { data } = await api(
+      `/transfers?${new URLSearchParams({ limit: '50', ...(status ? { status } : {}), ...(account ? { accountId: account } : {}), ...(after ? { after } : {}) })}`,
+    );
     if (!ctx.alive()) return;
-    fill(results, 
+    fill(
+      results,
       data.transfers.length ? transferRows(data.transfers) : h('p', { class: 'muted' }, 'No transfers.'),
-      h('p', { class: 'pager' }, after ? link(route('transfers', { status, account }), '« First page') : null, data.next ? link(route('transfers', { status, account, after: data.next }), 'Next page »') : null),
+      h(
+        'p',
+        { class: 'pager' },
+        after ? link(route('transfers', { status, account }), '« First page') : null,
+        data.next ? link(route('transfers', { status, account, after: data.next }), 'Next page »') : null,
+      ),
     );
   } catch (error) {
     fill(results, problemView(error));
@@ -68,7 +90,11 @@ async function sagaLink(transferId) {
   const config = await consoleConfig();
   if (!config.temporalUiUrl || !/^https?:\/\//i.test(config.temporalUiUrl)) return null;
   const href = `${config.temporalUiUrl}/namespaces/${encodeURIComponent(config.temporalNamespace)}/workflows/${encodeURIComponent(`transfer-${transferId}`)}`;
-  return link(href, `Saga transfer-${transferId} in the Temporal UI`, { target: '_blank', rel: 'noopener noreferrer', 'data-testid': 'saga-link' });
+  return link(href, `Saga transfer-${transferId} in the Temporal UI`, {
+    target: '_blank',
+    rel: 'noopener noreferrer',
+    'data-testid': 'saga-link',
+  });
 }
 
 export async function transferPage(ctx) {
@@ -93,7 +119,7 @@ export async function transferPage(ctx) {
   // Live: long polls (?wait=) until the saga has an outcome; a failed poll is retried after a pause.
   let view = early;
   let wait = 0;
-  for (let failures = 0; ctx.alive(); ) {
+  for (let failures = 0; ctx.alive();) {
     status.textContent = view && TERMINAL.has(view.status) ? '' : 'Running: this page updates by itself.';
     try {
       const { data } = await api(`/transfers/${encodeURIComponent(id)}${wait ? `?wait=${wait}` : ''}`);
@@ -105,7 +131,8 @@ export async function transferPage(ctx) {
     } catch (error) {
       if (!ctx.alive()) return;
       if (error instanceof ApiError && error.status === 404 && !view) {
-        fill(body, 
+        fill(
+          body,
           h(
             'div',
             { class: 'error refused', role: 'alert', 'data-testid': 'refused', 'data-status': '404' },
@@ -143,7 +170,10 @@ async function currencyOf(accountId) {
 }
 
 function transferView(t, currency, saga, ctx) {
-  const amount = (v) => (currency ? money(v, currency, { 'data-testid': 'amount' }) : h('span', { class: 'money', 'data-minor': String(v), 'data-testid': 'amount' }, `${v} minor units`));
+  const amount = (v) =>
+    currency
+      ? money(v, currency, { 'data-testid': 'amount' })
+      : h('span', { class: 'money', 'data-minor': String(v), 'data-testid': 'amount' }, `${v} minor units`);
   const facts = dl([
     ['Status', badge(t.status), 'transfer-status'],
     t.failureReason ? ['Failure reason', h('span', { class: 'reason' }, t.failureReason), 'failure-reason'] : null,
@@ -152,35 +182,79 @@ function transferView(t, currency, saga, ctx) {
     ['Amount', amount(t.amount)],
     ['Created', time(t.createdAt)],
     ['Updated', time(t.updatedAt)],
-    t.reversalOf ? ['Reversal of', link(route('transfers', t.reversalOf), t.reversalOf, { class: 'mono', 'data-testid': 'reversal-of' })] : null,
+    t.reversalOf
+      ? ['Reversal of', link(route('transfers', t.reversalOf), t.reversalOf, { class: 'mono', 'data-testid': 'reversal-of' })]
+      : null,
     t.reversedBy?.length
       ? [
           'Reversed by',
           h(
             'ul',
             { class: 'plain' },
-            t.reversedBy.map((r) => h('li', {}, link(route('transfers', r.reversalId), r.reversalId, { class: 'mono' }), ' ', amount(r.amount), r.released ? h('span', { class: 'muted' }, ' (released: nothing moved)') : null)),
+            t.reversedBy.map((r) =>
+              h(
+                'li',
+                {},
+                link(route('transfers', r.reversalId), r.reversalId, { class: 'mono' }),
+                ' ',
+                amount(r.amount),
+                r.released ? h('span', { class: 'muted' }, ' (released: nothing moved)') : null,
+              ),
+            ),
           ),
         ]
       : null,
   ]);
   const steps = table(
     ['#', 'Step', 'Status', 'At'],
-    (t.steps ?? []).map((s, i) => h('tr', { 'data-testid': 'step' }, h('td', { class: 'num' }, String(i + 1)), h('td', {}, String(s.name)), h('td', {}, s.status ? String(s.status) : ''), h('td', {}, time(s.at)))),
+    (t.steps ?? []).map((s, i) =>
+      h(
+        'tr',
+        { 'data-testid': 'step' },
+        h('td', { class: 'num' }, String(i + 1)),
+        h('td', {}, String(s.name)),
+        h('td', {}, s.status ? String(s.status) : ''),
+        h('td', {}, time(s.at)),
+      ),
+    ),
     { class: 'list' },
   );
   return h(
     'div',
     {},
-    h('section', { class: 'card summary' }, facts, h('p', { class: 'links' }, saga, isOperator() ? link(route('streams', `transfer-${t.transferId}`), `Event stream transfer-${t.transferId}`, { 'data-testid': 'transfer-stream-link' }) : null)),
-    h('section', { class: 'card' }, h('h2', {}, 'Steps'), (t.steps ?? []).length ? steps : h('p', { class: 'muted' }, 'No step recorded yet.')),
+    h(
+      'section',
+      { class: 'card summary' },
+      facts,
+      h(
+        'p',
+        { class: 'links' },
+        saga,
+        isOperator()
+          ? link(route('streams', `transfer-${t.transferId}`), `Event stream transfer-${t.transferId}`, {
+              'data-testid': 'transfer-stream-link',
+            })
+          : null,
+      ),
+    ),
+    h(
+      'section',
+      { class: 'card' },
+      h('h2', {}, 'Steps'),
+      (t.steps ?? []).length ? steps : h('p', { class: 'muted' }, 'No step recorded yet.'),
+    ),
     isOperator() && t.status === 'completed' ? reversalForm(t, ctx) : null,
   );
 }
 
 /** A reversal (operators): a new transfer back, idempotent by its reversal id. */
 function reversalForm(t, ctx) {
-  const amount = field('Amount to give back (minor units; empty: all that is left)', { name: 'amount', type: 'number', min: '1', step: '1' });
+  const amount = field('Amount to give back (minor units; empty: all that is left)', {
+    name: 'amount',
+    type: 'number',
+    min: '1',
+    step: '1',
+  });
   const message = h('div', {});
   let reversalId;
   return h(
@@ -194,7 +268,10 @@ function reversalForm(t, ctx) {
         reversalId = reversalId ?? newId('reversal').slice(0, 64);
         fill(message, h('p', { class: 'muted' }, 'Starting the reversal…'));
         try {
-          const { data } = await api(`/transfers/${encodeURIComponent(t.transferId)}/reversal`, { method: 'POST', body: { reversalId, ...(value ? { amount: Number(value) } : {}) } });
+          const { data } = await api(`/transfers/${encodeURIComponent(t.transferId)}/reversal`, {
+            method: 'POST',
+            body: { reversalId, ...(value ? { amount: Number(value) } : {}) },
+          });
           rememberTransfer(data);
           if (ctx.alive()) window.location.hash = route('transfers', data.transferId ?? reversalId);
         } catch (error) {

@@ -41,7 +41,9 @@ function requireTransferLeg(state: AccountState, counterpartId: string, amount: 
   return (
     requireOpen(state) ??
     requireAmount(amount) ??
-    (state.currency !== currency ? reject('currency_mismatch', `Account ${state.accountId} holds ${state.currency}, the transfer is in ${currency}`) : undefined)
+    (state.currency !== currency
+      ? reject('currency_mismatch', `Account ${state.accountId} holds ${state.currency}, the transfer is in ${currency}`)
+      : undefined)
   );
 }
 
@@ -51,7 +53,10 @@ function requireTransferLeg(state: AccountState, counterpartId: string, amount: 
  */
 export function currencyMismatch(source: AccountState, target: AccountState): Rejection | undefined {
   if (source.status === 'none' || target.status === 'none' || source.currency === target.currency) return undefined;
-  return { type: 'currency_mismatch', message: `Account ${source.accountId} holds ${source.currency}, ${target.accountId} holds ${target.currency}` };
+  return {
+    type: 'currency_mismatch',
+    message: `Account ${source.accountId} holds ${source.currency}, ${target.accountId} holds ${target.currency}`,
+  };
 }
 
 /** The pure decision: from the current state and a command, the new events or a rejection. */
@@ -66,7 +71,10 @@ export function decideAccount(state: AccountState, command: AccountCommand): Acc
       if (command.initialDeposit !== undefined) {
         const bad = requireAmount(command.initialDeposit) ?? requireRoom(state, command.initialDeposit);
         if (bad) return bad;
-        events.push({ type: 'MoneyDeposited', data: { accountId: command.accountId, amount: command.initialDeposit, balanceAfter: command.initialDeposit } });
+        events.push({
+          type: 'MoneyDeposited',
+          data: { accountId: command.accountId, amount: command.initialDeposit, balanceAfter: command.initialDeposit },
+        });
       }
       return accept(events);
     }
@@ -75,7 +83,12 @@ export function decideAccount(state: AccountState, command: AccountCommand): Acc
         requireOpen(state) ??
         requireAmount(command.amount) ??
         requireRoom(state, command.amount) ??
-        accept([{ type: 'MoneyDeposited', data: { accountId: state.accountId, amount: command.amount, balanceAfter: state.balance + command.amount } }])
+        accept([
+          {
+            type: 'MoneyDeposited',
+            data: { accountId: state.accountId, amount: command.amount, balanceAfter: state.balance + command.amount },
+          },
+        ])
       );
     case 'Withdraw':
       return (
@@ -83,7 +96,12 @@ export function decideAccount(state: AccountState, command: AccountCommand): Acc
         requireAmount(command.amount) ??
         (command.amount > state.balance
           ? reject('insufficient_funds', `Account ${state.accountId} holds ${state.balance}, cannot withdraw ${command.amount}`)
-          : accept([{ type: 'MoneyWithdrawn', data: { accountId: state.accountId, amount: command.amount, balanceAfter: state.balance - command.amount } }]))
+          : accept([
+              {
+                type: 'MoneyWithdrawn',
+                data: { accountId: state.accountId, amount: command.amount, balanceAfter: state.balance - command.amount },
+              },
+            ]))
       );
     case 'CloseAccount':
       return (
@@ -95,7 +113,10 @@ export function decideAccount(state: AccountState, command: AccountCommand): Acc
     case 'DebitForTransfer': {
       if (state.transfers[command.transferId]?.debited !== undefined) return accept([]); // already debited: idempotent
       if (state.transfers[command.transferId]?.voided) {
-        return reject('transfer_finished', `Transfer ${command.transferId} was settled without a debit of ${state.accountId}: it can no longer debit it`);
+        return reject(
+          'transfer_finished',
+          `Transfer ${command.transferId} was settled without a debit of ${state.accountId}: it can no longer debit it`,
+        );
       }
       return (
         requireTransferLeg(state, command.toAccountId, command.amount, command.currency) ??
@@ -118,7 +139,10 @@ export function decideAccount(state: AccountState, command: AccountCommand): Acc
     case 'CreditForTransfer': {
       if (state.transfers[command.transferId]?.credited !== undefined) return accept([]); // already credited: idempotent
       if (state.transfers[command.transferId]?.creditVoided) {
-        return reject('transfer_finished', `Transfer ${command.transferId} was settled without a credit of ${state.accountId}: it can no longer credit it`);
+        return reject(
+          'transfer_finished',
+          `Transfer ${command.transferId} was settled without a credit of ${state.accountId}: it can no longer credit it`,
+        );
       }
       return (
         requireTransferLeg(state, command.fromAccountId, command.amount, command.currency) ??
@@ -145,17 +169,27 @@ export function decideAccount(state: AccountState, command: AccountCommand): Acc
       if (legs?.debited === undefined) {
         // No debit (yet): void the transfer on this account, so a late debit attempt cannot land.
         // A missing account has nothing to void (and must not get a stream).
-        return state.status === 'none' ? accept([]) : accept([{ type: 'TransferDebitVoided', data: { accountId: state.accountId, transferId: command.transferId } }]);
+        return state.status === 'none'
+          ? accept([])
+          : accept([{ type: 'TransferDebitVoided', data: { accountId: state.accountId, transferId: command.transferId } }]);
       }
       if (!Number.isSafeInteger(state.balance + legs.debited)) {
         // Unreachable under MAX_BALANCE unless many maximum-size transfers are compensated at once:
         // never write an inexact balance; the saga keeps retrying and shows the transfer as needing attention.
-        return reject('balance_limit_exceeded', `Refunding ${legs.debited} would take account ${state.accountId} past ${Number.MAX_SAFE_INTEGER} minor units`);
+        return reject(
+          'balance_limit_exceeded',
+          `Refunding ${legs.debited} would take account ${state.accountId} past ${Number.MAX_SAFE_INTEGER} minor units`,
+        );
       }
       return accept([
         {
           type: 'TransferRefunded',
-          data: { accountId: state.accountId, transferId: command.transferId, amount: legs.debited, balanceAfter: state.balance + legs.debited },
+          data: {
+            accountId: state.accountId,
+            transferId: command.transferId,
+            amount: legs.debited,
+            balanceAfter: state.balance + legs.debited,
+          },
         },
       ]);
     }

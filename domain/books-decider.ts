@@ -54,18 +54,27 @@ export function decideBooks(state: BooksState, command: BooksCommand): Decision<
   if (state.lastClosed !== undefined && command.date <= state.lastClosed) return accept([]); // closed already
   const { endsAt } = businessDayBounds(command.date, zone);
   if (endsAt > command.nowMs) {
-    return reject('day_not_ended', `Business day ${command.date} (${zone}) ends at ${new Date(endsAt).toISOString()}: it cannot close before it has ended`);
+    return reject(
+      'day_not_ended',
+      `Business day ${command.date} (${zone}) ends at ${new Date(endsAt).toISOString()}: it cannot close before it has ended`,
+    );
   }
   const first = state.lastClosed === undefined ? command.date : addDays(state.lastClosed, 1);
   const count = daysBetween(first, command.date) + 1;
   if (count > MAX_DAYS_PER_CLOSE) {
-    return reject('books_gap_too_large', `Closing ${command.date} would close ${count} days from ${first} on; close at most ${MAX_DAYS_PER_CLOSE} at once (close an earlier day first)`);
+    return reject(
+      'books_gap_too_large',
+      `Closing ${command.date} would close ${count} days from ${first} on; close at most ${MAX_DAYS_PER_CLOSE} at once (close an earlier day first)`,
+    );
   }
   const events: BooksEvent[] = [];
   for (let i = 0; i < count; i++) {
     const date = addDays(first, i);
     const bounds = businessDayBounds(date, zone);
-    events.push({ type: 'BusinessDayClosed', data: { timezone: zone, date, startsAt: new Date(bounds.startsAt).toISOString(), endsAt: new Date(bounds.endsAt).toISOString() } });
+    events.push({
+      type: 'BusinessDayClosed',
+      data: { timezone: zone, date, startsAt: new Date(bounds.startsAt).toISOString(), endsAt: new Date(bounds.endsAt).toISOString() },
+    });
   }
   return accept(events);
 }

@@ -38,7 +38,11 @@ export function fold<S, C, E extends DomainEvent>(decider: Decider<S, C, E>, eve
  * Decides several commands in order, each against the state the previous ones produced, all or
  * nothing: the first rejection rejects the lot. The events of all of them, in order.
  */
-export function decideAll<S, C, E extends DomainEvent>(decider: Decider<S, C, E>, state: S, commands: readonly C[]): { ok: true; events: E[]; state: S } | Extract<Decision<E>, { ok: false }> {
+export function decideAll<S, C, E extends DomainEvent>(
+  decider: Decider<S, C, E>,
+  state: S,
+  commands: readonly C[],
+): { ok: true; events: E[]; state: S } | Extract<Decision<E>, { ok: false }> {
   let after = state;
   const events: E[] = [];
   for (const command of commands) {

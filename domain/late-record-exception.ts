@@ -112,12 +112,25 @@ export function decideException(state: ExceptionState, command: ExceptionCommand
         case 'accepting': {
           const startedMs = Date.parse(state.attemptStartedAt ?? '');
           if (!(command.nowMs - startedMs > command.leaseMs)) {
-            return reject('exception_in_progress', `Exception ${id} is being accepted (attempt ${state.attempts} started at ${state.attemptStartedAt}); retry shortly`);
+            return reject(
+              'exception_in_progress',
+              `Exception ${id} is being accepted (attempt ${state.attempts} started at ${state.attemptStartedAt}); retry shortly`,
+            );
           }
-          return accept([{ type: 'ExceptionAcceptanceStarted', data: { exceptionId: id, accountId: state.held!.accountId, accountRevision: command.accountRevision, by: command.by } }]);
+          return accept([
+            {
+              type: 'ExceptionAcceptanceStarted',
+              data: { exceptionId: id, accountId: state.held!.accountId, accountRevision: command.accountRevision, by: command.by },
+            },
+          ]);
         }
         case 'open':
-          return accept([{ type: 'ExceptionAcceptanceStarted', data: { exceptionId: id, accountId: state.held!.accountId, accountRevision: command.accountRevision, by: command.by } }]);
+          return accept([
+            {
+              type: 'ExceptionAcceptanceStarted',
+              data: { exceptionId: id, accountId: state.held!.accountId, accountRevision: command.accountRevision, by: command.by },
+            },
+          ]);
       }
       break;
     case 'RecordAcceptance':
@@ -125,11 +138,25 @@ export function decideException(state: ExceptionState, command: ExceptionCommand
       if (state.status === 'accepted') return accept([]);
       if (state.status === 'none') return notFound(state);
       return accept([
-        { type: 'ExceptionAccepted', data: { exceptionId: id, accountId: state.held!.accountId, accountRevision: command.accountRevision, position: command.position, by: state.by ?? 'unknown' } },
+        {
+          type: 'ExceptionAccepted',
+          data: {
+            exceptionId: id,
+            accountId: state.held!.accountId,
+            accountRevision: command.accountRevision,
+            position: command.position,
+            by: state.by ?? 'unknown',
+          },
+        },
       ]);
     case 'RefuseAcceptance':
       if (state.status !== 'accepting') return accept([]);
-      return accept([{ type: 'ExceptionAcceptanceRefused', data: { exceptionId: id, accountId: state.held!.accountId, reason: command.reason, message: command.message } }]);
+      return accept([
+        {
+          type: 'ExceptionAcceptanceRefused',
+          data: { exceptionId: id, accountId: state.held!.accountId, reason: command.reason, message: command.message },
+        },
+      ]);
     case 'RejectException':
       switch (state.status) {
         case 'none':
@@ -141,7 +168,12 @@ export function decideException(state: ExceptionState, command: ExceptionCommand
         case 'accepting':
           return reject('exception_in_progress', `Exception ${id} is being accepted: accept it again to finish, then it is closed`);
         case 'open':
-          return accept([{ type: 'ExceptionRejected', data: { exceptionId: id, accountId: state.held!.accountId, by: command.by, reason: command.reason ?? null } }]);
+          return accept([
+            {
+              type: 'ExceptionRejected',
+              data: { exceptionId: id, accountId: state.held!.accountId, by: command.by, reason: command.reason ?? null },
+            },
+          ]);
       }
   }
   return notFound(state);
@@ -163,7 +195,13 @@ export function evolveException(state: ExceptionState, event: ExceptionEvent & {
         by: event.data.by,
       };
     case 'ExceptionAccepted':
-      return { ...state, status: 'accepted', applied: { accountRevision: event.data.accountRevision, position: event.data.position }, decidedAt: event.occurredAt, by: event.data.by };
+      return {
+        ...state,
+        status: 'accepted',
+        applied: { accountRevision: event.data.accountRevision, position: event.data.position },
+        decidedAt: event.occurredAt,
+        by: event.data.by,
+      };
     case 'ExceptionAcceptanceRefused':
       return { ...state, status: 'open', lastRefusal: { reason: event.data.reason, message: event.data.message } };
     case 'ExceptionRejected':

@@ -45,7 +45,8 @@ export function parseDuration(text: string): number | undefined {
 
 /** A duration for people: `5d`, `36h`, `90m`, `30s` (the largest whole unit). */
 export function formatDuration(ms: number): string {
-  for (const unit of ['d', 'h', 'm', 's'] as const) if (ms % UNIT_MS[unit] === 0 && ms >= UNIT_MS[unit]) return `${ms / UNIT_MS[unit]}${unit}`;
+  for (const unit of ['d', 'h', 'm', 's'] as const)
+    if (ms % UNIT_MS[unit] === 0 && ms >= UNIT_MS[unit]) return `${ms / UNIT_MS[unit]}${unit}`;
   return `${ms}ms`;
 }
 

@@ -1,7 +1,13 @@
 import { isValidAmount } from './money';
 import { accept, reject, type Decision } from './rejection';
 import type { Decider } from './decider';
-import { TRANSFER_EVENT_TYPES, transferStream, type TransferEvent, type TransferFailureReason, type TransferRequest } from './transfer-events';
+import {
+  TRANSFER_EVENT_TYPES,
+  transferStream,
+  type TransferEvent,
+  type TransferFailureReason,
+  type TransferRequest,
+} from './transfer-events';
 import { evolveTransfer, initialTransferState, reversibleAmount, type TransferState } from './transfer-state';
 
 export type TransferCommand =
@@ -79,7 +85,12 @@ export function decideTransfer(state: TransferState, command: TransferCommand): 
     case 'RecordSourceDebited':
       return state.debited !== undefined
         ? accept([])
-        : accept([{ type: 'TransferSourceDebited', data: { transferId, accountId: command.accountId, amount: command.amount, currency: command.currency } }]);
+        : accept([
+            {
+              type: 'TransferSourceDebited',
+              data: { transferId, accountId: command.accountId, amount: command.amount, currency: command.currency },
+            },
+          ]);
     case 'RecordTargetCredited':
       return state.credited !== undefined
         ? accept([])
@@ -102,21 +113,32 @@ export function decideTransfer(state: TransferState, command: TransferCommand): 
 }
 
 /** Reversal holds on a completed transfer: the sum of the holds never passes its amount. */
-function decideReversal(state: TransferState, command: Extract<TransferCommand, { type: 'ReserveReversal' | 'ReleaseReversal' }>): Decision<TransferEvent> {
+function decideReversal(
+  state: TransferState,
+  command: Extract<TransferCommand, { type: 'ReserveReversal' | 'ReleaseReversal' }>,
+): Decision<TransferEvent> {
   const transferId = state.request?.transferId ?? '';
   const held = state.reversals[command.reversalId];
   if (command.type === 'ReleaseReversal') {
-    return !held || held.released ? accept([]) : accept([{ type: 'TransferReversalReleased', data: { transferId, reversalId: command.reversalId } }]);
+    return !held || held.released
+      ? accept([])
+      : accept([{ type: 'TransferReversalReleased', data: { transferId, reversalId: command.reversalId } }]);
   }
   if (!state.request) return reject('transfer_not_found', 'The transfer to reverse was never requested');
   if (held && !held.released) {
-    return held.amount === command.amount ? accept([]) : reject('transfer_conflict', `Reversal ${command.reversalId} already holds ${held.amount}`);
+    return held.amount === command.amount
+      ? accept([])
+      : reject('transfer_conflict', `Reversal ${command.reversalId} already holds ${held.amount}`);
   }
-  if (state.status !== 'completed') return reject('transfer_not_completed', `Transfer ${transferId} is ${state.status}: only a completed transfer can be reversed`);
+  if (state.status !== 'completed')
+    return reject('transfer_not_completed', `Transfer ${transferId} is ${state.status}: only a completed transfer can be reversed`);
   if (!isValidAmount(command.amount)) return reject('invalid_amount', 'Amount must be a positive safe integer of minor units');
   const left = reversibleAmount(state);
   if (command.amount > left) {
-    return reject('reversal_exceeds_original', `Transfer ${transferId} has ${left} of ${state.request.amount} left to reverse, not ${command.amount}`);
+    return reject(
+      'reversal_exceeds_original',
+      `Transfer ${transferId} has ${left} of ${state.request.amount} left to reverse, not ${command.amount}`,
+    );
   }
   return accept([{ type: 'TransferReversalReserved', data: { transferId, reversalId: command.reversalId, amount: command.amount } }]);
 }

@@ -62,7 +62,9 @@ export function evolveTransfer(state: TransferState, event: Timed<TransferEvent>
       return { ...state, reversals: { ...state.reversals, [event.data.reversalId]: { amount: event.data.amount } }, steps };
     case 'TransferReversalReleased': {
       const held = state.reversals[event.data.reversalId];
-      return held ? { ...state, reversals: { ...state.reversals, [event.data.reversalId]: { ...held, released: true } }, steps } : { ...state, steps };
+      return held
+        ? { ...state, reversals: { ...state.reversals, [event.data.reversalId]: { ...held, released: true } }, steps }
+        : { ...state, steps };
     }
     case 'TransferFailed':
     case 'TransferCompensated': {

@@ -21,12 +21,27 @@ export function startAuditAnchoring(store: HashChainedStore, logger: Logger, eve
       try {
         const result = await audit.anchor!({ skipIfWithinMs: everyMs / 2 });
         if (result.refused) {
-          logger.log({ level: 'error', msg: 'audit anchor refused: stream heads lost what the previous anchor recorded; run npm run audit:verify', broken: result.refused.map(describeBreak) });
+          logger.log({
+            level: 'error',
+            msg: 'audit anchor refused: stream heads lost what the previous anchor recorded; run npm run audit:verify',
+            broken: result.refused.map(describeBreak),
+          });
         } else if (result.anchor) {
-          logger.log({ level: 'info', msg: 'audit anchor', anchorId: result.anchor.anchorId, streams: result.anchor.streams, events: result.anchor.events, anchorHash: result.anchor.anchorHash });
+          logger.log({
+            level: 'info',
+            msg: 'audit anchor',
+            anchorId: result.anchor.anchorId,
+            streams: result.anchor.streams,
+            events: result.anchor.events,
+            anchorHash: result.anchor.anchorHash,
+          });
         }
       } catch (error) {
-        logger.log({ level: 'warn', msg: 'audit anchor failed; retried at the next interval', error: error instanceof Error ? error.message : String(error) });
+        logger.log({
+          level: 'warn',
+          msg: 'audit anchor failed; retried at the next interval',
+          error: error instanceof Error ? error.message : String(error),
+        });
       } finally {
         running = undefined;
       }

@@ -50,8 +50,7 @@ export interface GlobalPosition {
 }
 
 /** An event as the store recorded it. */
-export interface RecordedEvent<Type extends string = string, Data extends JsonObject = JsonObject>
-  extends NewEvent<Type, Data> {
+export interface RecordedEvent<Type extends string = string, Data extends JsonObject = JsonObject> extends NewEvent<Type, Data> {
   stream: string;
   revision: bigint;
   position: GlobalPosition;
@@ -210,7 +209,12 @@ export interface EventStore {
    * batch fails, its events are delivered again one at a time (with retries), so a poison event is
    * parked alone and the others are handled.
    */
-  subscribeInBatches(group: string, filter: SubscriptionFilter, handler: BatchHandler, options?: BatchSubscriptionOptions): Promise<Subscription>;
+  subscribeInBatches(
+    group: string,
+    filter: SubscriptionFilter,
+    handler: BatchHandler,
+    options?: BatchSubscriptionOptions,
+  ): Promise<Subscription>;
   /** The group's parked events, in the log's order. */
   listParked(group: string): Promise<ParkedEvent[]>;
   /** How many events the group has parked (only those at or before `upTo` when given): cheap, for metrics and readiness. */

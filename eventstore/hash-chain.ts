@@ -49,13 +49,27 @@ export function pgJsonString(text: string): string {
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
     switch (c) {
-      case 0x08: out += '\\b'; break;
-      case 0x0c: out += '\\f'; break;
-      case 0x0a: out += '\\n'; break;
-      case 0x0d: out += '\\r'; break;
-      case 0x09: out += '\\t'; break;
-      case 0x22: out += '\\"'; break;
-      case 0x5c: out += '\\\\'; break;
+      case 0x08:
+        out += '\\b';
+        break;
+      case 0x0c:
+        out += '\\f';
+        break;
+      case 0x0a:
+        out += '\\n';
+        break;
+      case 0x0d:
+        out += '\\r';
+        break;
+      case 0x09:
+        out += '\\t';
+        break;
+      case 0x22:
+        out += '\\"';
+        break;
+      case 0x5c:
+        out += '\\\\';
+        break;
       default:
         out += c < 0x20 ? `\\u${c.toString(16).padStart(4, '0')}` : text[i];
     }
@@ -125,7 +139,15 @@ export function canonicalInstant(iso: string): string {
  * The encoding from parts whose JSON is already written canonically (the PostgreSQL verifier reads `data::text` and
  * `metadata::text` as the database keeps them, so it never re-encodes).
  */
-export function encodingFromParts(parts: { id: string; type: string; stream: string; revision: bigint | string; dataJson: string; metadataJson: string; occurredAt: string | null }): string {
+export function encodingFromParts(parts: {
+  id: string;
+  type: string;
+  stream: string;
+  revision: bigint | string;
+  dataJson: string;
+  metadataJson: string;
+  occurredAt: string | null;
+}): string {
   return `[${pgJsonString(parts.id.toLowerCase())}, ${pgJsonString(parts.type)}, ${pgJsonString(parts.stream)}, ${pgJsonString(String(parts.revision))}, ${parts.dataJson}, ${parts.metadataJson}, ${parts.occurredAt === null ? 'null' : pgJsonString(parts.occurredAt)}]`;
 }
 
@@ -313,7 +335,12 @@ export class StreamChainChecker {
       this.breaks.add({ stream: this.stream, ...b });
     };
     if (e.revision !== this.expectedRevision) {
-      report({ revision: String(this.expectedRevision), problem: 'missing_event', expected: `revision ${this.expectedRevision}`, found: `revision ${e.revision}` });
+      report({
+        revision: String(this.expectedRevision),
+        problem: 'missing_event',
+        expected: `revision ${this.expectedRevision}`,
+        found: `revision ${e.revision}`,
+      });
     }
     let stored = e.hash;
     if (stored === null) {
@@ -326,7 +353,13 @@ export class StreamChainChecker {
     } else {
       this.seenHashed = true;
       const recomputed = chainHash(this.previous, e.encoding);
-      if (!recomputed.equals(stored)) report({ revision: String(e.revision), problem: 'hash_mismatch', expected: recomputed.toString('hex'), found: stored.toString('hex') });
+      if (!recomputed.equals(stored))
+        report({
+          revision: String(e.revision),
+          problem: 'hash_mismatch',
+          expected: recomputed.toString('hex'),
+          found: stored.toString('hex'),
+        });
     }
     // An event without a hash (reported) leaves the previous link as it was: the next one is checked against it.
     if (stored !== null) this.previous = stored;

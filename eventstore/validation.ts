@@ -10,7 +10,8 @@ const EVENT_TYPE = /^[A-Za-z][A-Za-z0-9_.-]*$/;
 
 export function validateStreamName(stream: unknown): asserts stream is string {
   if (typeof stream !== 'string' || stream.length === 0) throw new EventStoreValidationError('stream', 'must be a non-empty string');
-  if (stream.length > MAX_STREAM_NAME_LENGTH) throw new EventStoreValidationError('stream', `longer than ${MAX_STREAM_NAME_LENGTH} characters`);
+  if (stream.length > MAX_STREAM_NAME_LENGTH)
+    throw new EventStoreValidationError('stream', `longer than ${MAX_STREAM_NAME_LENGTH} characters`);
   if (!STREAM_NAME.test(stream)) {
     throw new EventStoreValidationError('stream', 'must start with a letter or digit and hold only letters, digits and _ . : @ -');
   }
@@ -45,7 +46,10 @@ export function validateAppend(stream: unknown, events: unknown, options: Append
     if (ids.has(e.id.toLowerCase())) throw new EventStoreValidationError(`events[${i}].id`, 'repeats an id of the same append');
     ids.add(e.id.toLowerCase());
     if (typeof e.type !== 'string' || e.type.length === 0 || e.type.length > MAX_EVENT_TYPE_LENGTH || !EVENT_TYPE.test(e.type)) {
-      throw new EventStoreValidationError(`events[${i}].type`, `must be 1-${MAX_EVENT_TYPE_LENGTH} characters: a letter, then letters, digits, _ . -`);
+      throw new EventStoreValidationError(
+        `events[${i}].type`,
+        `must be 1-${MAX_EVENT_TYPE_LENGTH} characters: a letter, then letters, digits, _ . -`,
+      );
     }
     if (!e.data || typeof e.data !== 'object' || Array.isArray(e.data) || !isPlainJson(e.data)) {
       throw new EventStoreValidationError(`events[${i}].data`, 'must be a plain JSON object');

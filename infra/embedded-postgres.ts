@@ -182,7 +182,8 @@ async function findDistribution(): Promise<Distribution> {
 function postgresUser(): Identity {
   const lookup = (): Identity | undefined => {
     try {
-      const id = (flag: string) => Number.parseInt(execFileSync('id', [flag, USER], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim(), 10);
+      const id = (flag: string) =>
+        Number.parseInt(execFileSync('id', [flag, USER], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim(), 10);
       return { uid: id('-u'), gid: id('-g') };
     } catch {
       return undefined;
@@ -200,13 +201,20 @@ function postgresUser(): Identity {
     );
   }
   const created = lookup();
-  if (!created) throw new EmbeddedPostgresError(`Created the "${USER}" user but cannot find its uid; create it yourself or set DATABASE_URL.`);
+  if (!created)
+    throw new EmbeddedPostgresError(`Created the "${USER}" user but cannot find its uid; create it yourself or set DATABASE_URL.`);
   return created;
 }
 
 /** Can the postgres user run this postgres binary (every parent folder traversable, libraries readable)? */
 function canRun(postgresBin: string, identity: Identity): { ok: true } | { ok: false; why: string } {
-  const result = spawnSync(postgresBin, ['--version'], { uid: identity.uid, gid: identity.gid, cwd: '/', encoding: 'utf8', timeout: 60_000 });
+  const result = spawnSync(postgresBin, ['--version'], {
+    uid: identity.uid,
+    gid: identity.gid,
+    cwd: '/',
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
   if (result.error) return { ok: false, why: (result.error as NodeJS.ErrnoException).code ?? result.error.message };
   if (result.status !== 0) return { ok: false, why: `exit ${result.status}: ${(result.stderr || '').trim().slice(0, 300)}` };
   return { ok: true };
@@ -214,7 +222,13 @@ function canRun(postgresBin: string, identity: Identity): { ok: true } | { ok: f
 
 /** Can the postgres user traverse this folder (and so every folder above it)? */
 function canTraverse(dir: string, identity: Identity): boolean {
-  const result = spawnSync('/bin/sh', ['-c', 'test -d "$1" && test -x "$1"', 'probe', dir], { uid: identity.uid, gid: identity.gid, cwd: '/', stdio: 'ignore', timeout: 60_000 });
+  const result = spawnSync('/bin/sh', ['-c', 'test -d "$1" && test -x "$1"', 'probe', dir], {
+    uid: identity.uid,
+    gid: identity.gid,
+    cwd: '/',
+    stdio: 'ignore',
+    timeout: 60_000,
+  });
   return result.status === 0;
 }
 
@@ -283,7 +297,8 @@ function ensureOwnPlace(root: string): string | undefined {
   const stat = fs.lstatSync(root);
   if (!stat.isDirectory()) return 'exists and is not a directory (a symbolic link?): not used';
   if (stat.uid !== 0) return `exists and is owned by uid ${stat.uid}, not root: not used`;
-  if (created) fs.chmodSync(root, 0o755); // ours, just made: whatever the umask, others may traverse it
+  if (created)
+    fs.chmodSync(root, 0o755); // ours, just made: whatever the umask, others may traverse it
   else if ((stat.mode & 0o022) !== 0) return `exists and is writable by others (mode ${(stat.mode & 0o777).toString(8)}): not used`;
   return undefined;
 }
@@ -367,7 +382,12 @@ function removeOldTemporaries(root: string): void {
  * As root: where the cluster's files go. In `requested` when the postgres user can reach its parent;
  * otherwise in our own place (`<root>/data/<key>/pgdata`), with `requested/RELOCATED.txt` saying so.
  */
-function dataLayout(requested: string, places: OwnPlaces, identity: Identity, log: (line: string) => void): { dataDir: string; home?: string } {
+function dataLayout(
+  requested: string,
+  places: OwnPlaces,
+  identity: Identity,
+  log: (line: string) => void,
+): { dataDir: string; home?: string } {
   fs.mkdirSync(path.dirname(requested), { recursive: true });
   const marker = path.join(requested, RELOCATED_MARKER);
   for (const root of SHARED_ROOTS) if (isOwnPlace(root)) sweepOrphans(path.join(root, 'data'));
@@ -383,7 +403,13 @@ function dataLayout(requested: string, places: OwnPlaces, identity: Identity, lo
   const dataRoot = path.join(places.first(`it cannot reach ${path.dirname(requested)} (a private folder) to keep data there`), 'data');
   fs.mkdirSync(dataRoot, { recursive: true, mode: 0o755 });
   fs.chmodSync(dataRoot, 0o755);
-  const readable = requested.split(path.sep).slice(-3).join('_').replace(/[^A-Za-z0-9._-]/g, '_').replace(/^[._]+/, '').slice(-48);
+  const readable = requested
+    .split(path.sep)
+    .slice(-3)
+    .join('_')
+    .replace(/[^A-Za-z0-9._-]/g, '_')
+    .replace(/^[._]+/, '')
+    .slice(-48);
   const key = `${readable}-${crypto.createHash('sha256').update(requested).digest('hex').slice(0, 16)}`;
   const home = path.join(dataRoot, key);
   const dataDir = path.join(home, 'pgdata');
@@ -496,7 +522,8 @@ function runToCompletion(file: string, args: string[], options: SpawnIdentity, l
     child.once('error', (error) => reject(spawnProblem(file, error, options)));
     child.once('close', (code, signal) => {
       if (code === 0) resolve();
-      else if (code !== null || signal !== null) reject(new EmbeddedPostgresError(`${path.basename(file)} failed (exit ${code ?? signal}):\n${output.trim().slice(-2000)}`));
+      else if (code !== null || signal !== null)
+        reject(new EmbeddedPostgresError(`${path.basename(file)} failed (exit ${code ?? signal}):\n${output.trim().slice(-2000)}`));
     });
   });
 }
@@ -512,7 +539,18 @@ function startPostmaster(
 ): Promise<ChildProcess> {
   const file = path.join(binDir, 'postgres');
   // Loopback TCP only, no Unix socket: no file in a shared /tmp, nothing the postgres user must reach there.
-  const args = ['-D', dataDir, '-p', String(port), '-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'max_connections=300'];
+  const args = [
+    '-D',
+    dataDir,
+    '-p',
+    String(port),
+    '-c',
+    'listen_addresses=127.0.0.1',
+    '-c',
+    'unix_socket_directories=',
+    '-c',
+    'max_connections=300',
+  ];
   return new Promise((resolve, reject) => {
     // Its own process group: a terminal's Ctrl-C reaches only the launcher, which stops its
     // connections first and the server last (no 'terminating connection' on a normal stop).
@@ -522,7 +560,11 @@ function startPostmaster(
     let ready = false;
     const timer = setTimeout(() => {
       child.kill('SIGQUIT');
-      reject(new EmbeddedPostgresError(`Embedded PostgreSQL did not become ready within ${START_TIMEOUT_MS / 1000} s (port ${port}, data in ${dataDir}).\n${recent.trim()}`));
+      reject(
+        new EmbeddedPostgresError(
+          `Embedded PostgreSQL did not become ready within ${START_TIMEOUT_MS / 1000} s (port ${port}, data in ${dataDir}).\n${recent.trim()}`,
+        ),
+      );
     }, START_TIMEOUT_MS);
     const onOutput = (chunk: Buffer) => {
       const text = chunk.toString('utf8');
@@ -544,7 +586,11 @@ function startPostmaster(
     child.once('exit', (code, signal) => {
       if (ready) return;
       clearTimeout(timer);
-      reject(new EmbeddedPostgresError(`Embedded PostgreSQL failed to start on port ${port} with data in ${dataDir} (exit ${code ?? signal}).\n${recent.trim()}`));
+      reject(
+        new EmbeddedPostgresError(
+          `Embedded PostgreSQL failed to start on port ${port} with data in ${dataDir} (exit ${code ?? signal}).\n${recent.trim()}`,
+        ),
+      );
     });
   });
 }

@@ -31,14 +31,21 @@ export function ensureLocalOperatorKey(dataDir: string, fromEnvironment: string 
   // Kept from an earlier start: only this user may read it, whatever it was left with.
   if ((fs.statSync(file).mode & 0o077) !== 0) fs.chmodSync(file, 0o600);
   const kept = fs.readFileSync(file, 'utf8').trim();
-  if (kept.length < 32 || !/^[\x21-\x7E]+$/.test(kept)) throw new Error(`${file} does not hold an operator key (32+ printable characters): delete it to have a new one made`);
+  if (kept.length < 32 || !/^[\x21-\x7E]+$/.test(kept))
+    throw new Error(`${file} does not hold an operator key (32+ printable characters): delete it to have a new one made`);
   return { key: kept, source: 'file', file };
 }
 
 /** What `npm start` prints: how to use the key (never the key itself). */
 export function operatorKeyInstructions(operator: LocalOperatorKey, port: number): string[] {
-  const where = operator.source === 'environment' ? 'OPERATOR_API_KEY (from the environment)' : `${operator.file}${operator.source === 'created' ? ' (created now, mode 0600)' : ''}`;
-  const token = operator.source === 'environment' ? 'export TOKEN="$OPERATOR_API_KEY"' : `export TOKEN=$(cat ${shellQuote(displayPath(operator.file!))})`;
+  const where =
+    operator.source === 'environment'
+      ? 'OPERATOR_API_KEY (from the environment)'
+      : `${operator.file}${operator.source === 'created' ? ' (created now, mode 0600)' : ''}`;
+  const token =
+    operator.source === 'environment'
+      ? 'export TOKEN="$OPERATOR_API_KEY"'
+      : `export TOKEN=$(cat ${shellQuote(displayPath(operator.file!))})`;
   return [
     `  Operator key   ${where}`,
     `                 ${token}`,

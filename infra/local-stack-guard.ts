@@ -123,7 +123,11 @@ export class LocalStackGuard {
    */
   static async open(options: GuardOptions): Promise<LocalStackGuard> {
     fs.mkdirSync(options.dataDir, { recursive: true });
-    const guard = new LocalStackGuard(options, { pid: process.pid, starttime: readProcessStat(process.pid)?.starttime, ppid: process.ppid });
+    const guard = new LocalStackGuard(options, {
+      pid: process.pid,
+      starttime: readProcessStat(process.pid)?.starttime,
+      ppid: process.ppid,
+    });
     await guard.stopLeftovers();
     guard.save();
     return guard;
@@ -147,7 +151,14 @@ export class LocalStackGuard {
     const { log } = this.options;
     const earlier = this.read();
     if (earlier && earlier.launcher.pid !== process.pid) {
-      const launcher: TrackedProcess = { name: 'an earlier launcher', pid: earlier.launcher.pid, starttime: earlier.launcher.starttime, stopSignal: 'SIGTERM', group: false, graceMs: 40_000 };
+      const launcher: TrackedProcess = {
+        name: 'an earlier launcher',
+        pid: earlier.launcher.pid,
+        starttime: earlier.launcher.starttime,
+        stopSignal: 'SIGTERM',
+        group: false,
+        graceMs: 40_000,
+      };
       if (stillTheSame(launcher)) {
         const parent = readProcessStat(launcher.pid)?.ppid;
         if (parent === earlier.launcher.ppid && parent !== 1 && isRunning(parent)) {
@@ -162,7 +173,15 @@ export class LocalStackGuard {
     }
     for (const marker of this.options.leftoverMarkers ?? []) {
       for (const pid of processesMentioning(marker.fragment)) {
-        await stopProcess(track(marker.name, pid, { commandIncludes: marker.fragment, stopSignal: marker.stopSignal, group: false, graceMs: marker.graceMs }), log);
+        await stopProcess(
+          track(marker.name, pid, {
+            commandIncludes: marker.fragment,
+            stopSignal: marker.stopSignal,
+            group: false,
+            graceMs: marker.graceMs,
+          }),
+          log,
+        );
       }
     }
   }

@@ -7,12 +7,20 @@ export interface Logger {
   child(fields: Record<string, unknown>): Logger;
 }
 
-export function createLogger(level: LogLevel = 'info', fields: Record<string, unknown> = {}, write: (line: string) => void = (l) => process.stdout.write(`${l}\n`)): Logger {
+export function createLogger(
+  level: LogLevel = 'info',
+  fields: Record<string, unknown> = {},
+  write: (line: string) => void = (l) => process.stdout.write(`${l}\n`),
+): Logger {
   return {
     log(entry) {
       const entryLevel = entry.level ?? 'info';
       if (ORDER[entryLevel] < ORDER[level]) return;
-      write(JSON.stringify({ time: new Date().toISOString(), ...fields, ...entry, level: entryLevel }, (_k, v) => (typeof v === 'bigint' ? v.toString() : v)));
+      write(
+        JSON.stringify({ time: new Date().toISOString(), ...fields, ...entry, level: entryLevel }, (_k, v) =>
+          typeof v === 'bigint' ? v.toString() : v,
+        ),
+      );
     },
     child(more) {
       return createLogger(level, { ...fields, ...more }, write);

@@ -3,7 +3,12 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 /** Prometheus metrics of one process (the local stack runs everything in one, so /metrics shows all). */
 export class Metrics {
   readonly registry = new Registry();
-  readonly transfers = new Counter({ name: 'transfers_total', help: 'Transfers that reached a terminal status, by outcome', labelNames: ['outcome'], registers: [this.registry] });
+  readonly transfers = new Counter({
+    name: 'transfers_total',
+    help: 'Transfers that reached a terminal status, by outcome',
+    labelNames: ['outcome'],
+    registers: [this.registry],
+  });
   readonly activityConflicts = new Counter({
     name: 'activity_conflicts_total',
     help: 'Appends that lost an optimistic-concurrency race and were re-decided, by activity',
@@ -22,8 +27,18 @@ export class Metrics {
     labelNames: ['reason'],
     registers: [this.registry],
   });
-  readonly activityRetries = new Counter({ name: 'activity_retries_total', help: 'Activity attempts beyond the first, by activity', labelNames: ['activity'], registers: [this.registry] });
-  readonly projectionLag = new Gauge({ name: 'projection_lag_seconds', help: 'Age of the oldest event a projection has not applied yet', labelNames: ['projection'], registers: [this.registry] });
+  readonly activityRetries = new Counter({
+    name: 'activity_retries_total',
+    help: 'Activity attempts beyond the first, by activity',
+    labelNames: ['activity'],
+    registers: [this.registry],
+  });
+  readonly projectionLag = new Gauge({
+    name: 'projection_lag_seconds',
+    help: 'Age of the oldest event a projection has not applied yet',
+    labelNames: ['projection'],
+    registers: [this.registry],
+  });
   readonly projectionEventsBehind = new Gauge({
     name: 'projection_lag_events',
     help: 'Events a projection has not applied yet, its parked events included',
@@ -36,13 +51,22 @@ export class Metrics {
     labelNames: ['projection'],
     registers: [this.registry],
   });
-  readonly projectionEvents = new Counter({ name: 'projection_events_total', help: 'Events handled by projections, by outcome', labelNames: ['projection', 'outcome'], registers: [this.registry] });
+  readonly projectionEvents = new Counter({
+    name: 'projection_events_total',
+    help: 'Events handled by projections, by outcome',
+    labelNames: ['projection', 'outcome'],
+    registers: [this.registry],
+  });
   readonly eventsHeldBack = new Gauge({
     name: 'event_store_events_held_back',
     help: 'Committed events subscribers cannot deliver yet because an older transaction is still open (PostgreSQL store)',
     registers: [this.registry],
   });
-  readonly oldestOpenTransaction = new Gauge({ name: 'event_store_oldest_open_transaction_seconds', help: 'Age of the oldest open writing transaction (PostgreSQL store)', registers: [this.registry] });
+  readonly oldestOpenTransaction = new Gauge({
+    name: 'event_store_oldest_open_transaction_seconds',
+    help: 'Age of the oldest open writing transaction (PostgreSQL store)',
+    registers: [this.registry],
+  });
   readonly httpDuration = new Histogram({
     name: 'http_request_duration_seconds',
     help: 'HTTP request latency',

@@ -48,5 +48,7 @@ export async function waitFor<T>(what: string, attempt: () => Promise<T>, timeou
       await new Promise((r) => setTimeout(r, intervalMs));
     }
   }
-  throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}: ${lastError instanceof Error ? lastError.message : String(lastError)}`);
+  throw new Error(
+    `Timed out after ${timeoutMs} ms waiting for ${what}: ${lastError instanceof Error ? lastError.message : String(lastError)}`,
+  );
 }

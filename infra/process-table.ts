@@ -23,7 +23,17 @@ export function readProcessStat(pid: number): ProcessStat | undefined {
     const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
     // The command name (field 2) may contain spaces and parentheses: the fields after it start after the last ')'.
     const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return { pid, state: f[0]!, ppid: Number(f[1]), pgrp: Number(f[2]), utime: Number(f[11]), stime: Number(f[12]), cutime: Number(f[13]), cstime: Number(f[14]), starttime: Number(f[19]) };
+    return {
+      pid,
+      state: f[0]!,
+      ppid: Number(f[1]),
+      pgrp: Number(f[2]),
+      utime: Number(f[11]),
+      stime: Number(f[12]),
+      cutime: Number(f[13]),
+      cstime: Number(f[14]),
+      starttime: Number(f[19]),
+    };
   } catch {
     return undefined; // exited, or no /proc
   }

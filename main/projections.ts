@@ -6,5 +6,10 @@ void runService('projections', async (config, logger) => {
   const endpoints = requireEndpoints(config);
   const store = await connectEventStore(config, endpoints.databaseUrl);
   const projections = await startProjections(endpoints, store, new Metrics({ defaultMetrics: true }), logger);
-  return { stop: async () => { await projections.stop(); await store.close(); } };
+  return {
+    stop: async () => {
+      await projections.stop();
+      await store.close();
+    },
+  };
 });

@@ -5,7 +5,10 @@ import { createLogger, type Logger } from '../infra/logger';
  * Runs one long-lived part of the service: validates configuration first (a bad value stops the
  * process with a message naming the variable), then stops cleanly on SIGINT/SIGTERM.
  */
-export async function runService(name: string, start: (config: Config, logger: Logger) => Promise<{ stop(): Promise<void> }>): Promise<void> {
+export async function runService(
+  name: string,
+  start: (config: Config, logger: Logger) => Promise<{ stop(): Promise<void> }>,
+): Promise<void> {
   const config = loadConfigOrExit();
   const logger = createLogger(config.LOG_LEVEL, { service: name });
   let running: { stop(): Promise<void> };

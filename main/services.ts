@@ -38,7 +38,13 @@ export function activityObserver(metrics: Metrics, logger?: Logger) {
     conflict: (activity: string) => metrics.activityConflicts.inc({ activity }),
     needsAttention: (transferId: string, reason: string, message: string) => {
       metrics.transfersNeedingAttention.inc({ reason });
-      logger?.log({ level: 'error', msg: 'transfer needs attention: its saga cannot settle it and waits for retrySettlement', transferId, reason, error: message });
+      logger?.log({
+        level: 'error',
+        msg: 'transfer needs attention: its saga cannot settle it and waits for retrySettlement',
+        transferId,
+        reason,
+        error: message,
+      });
     },
   };
 }
@@ -51,7 +57,12 @@ function installTemporalRuntime(logger: Logger): void {
   try {
     Runtime.install({
       logger: new DefaultLogger('WARN', (entry) =>
-        logger.log({ level: entry.level === 'ERROR' ? 'error' : 'warn', msg: entry.message, source: 'temporal-sdk', ...(entry.meta ?? {}) }),
+        logger.log({
+          level: entry.level === 'ERROR' ? 'error' : 'warn',
+          msg: entry.message,
+          source: 'temporal-sdk',
+          ...(entry.meta ?? {}),
+        }),
       ),
     });
   } catch {
@@ -68,7 +79,13 @@ function connectionErrorLogger(logger: Logger, pool: string): (error: Error) => 
       suppressed += 1;
       return;
     }
-    logger.log({ level: 'warn', msg: 'PostgreSQL connection lost (it is replaced on next use)', pool, error: error.message, ...(suppressed ? { alsoLost: suppressed } : {}) });
+    logger.log({
+      level: 'warn',
+      msg: 'PostgreSQL connection lost (it is replaced on next use)',
+      pool,
+      error: error.message,
+      ...(suppressed ? { alsoLost: suppressed } : {}),
+    });
     lastAt = Date.now();
     suppressed = 0;
   };
@@ -91,7 +108,13 @@ export interface RunningWorker {
  * long), it is logged and made again, with backoff, until the server is back. Failures never end
  * the process.
  */
-export async function startWorker(config: Config, endpoints: Endpoints, store: EventStore, metrics: Metrics, logger: Logger): Promise<RunningWorker> {
+export async function startWorker(
+  config: Config,
+  endpoints: Endpoints,
+  store: EventStore,
+  metrics: Metrics,
+  logger: Logger,
+): Promise<RunningWorker> {
   installTemporalRuntime(logger);
   const accounts = new AccountRepository(store, config.SNAPSHOT_EVERY);
   const transfers = new TransferLog(store);
@@ -171,11 +194,17 @@ export async function startWorker(config: Config, endpoints: Endpoints, store: E
   logger.log({ msg: 'worker started', taskQueue: config.TASK_QUEUE, namespace: config.TEMPORAL_NAMESPACE });
   ensureReconcilerSchedule(reconcilerClient, config.TASK_QUEUE, config.RECONCILE_EVERY_SECONDS).then(
     () => logger.log({ msg: 'reconciler scheduled', everySeconds: config.RECONCILE_EVERY_SECONDS }),
-    (error: unknown) => logger.log({ level: 'warn', msg: 'could not create the reconciler schedule (it is created at the next start)', error: error instanceof Error ? error.message : String(error) }),
+    (error: unknown) =>
+      logger.log({
+        level: 'warn',
+        msg: 'could not create the reconciler schedule (it is created at the next start)',
+        error: error instanceof Error ? error.message : String(error),
+      }),
   );
   return {
     health: async () => {
-      if (state !== 'running' || worker?.getState() !== 'RUNNING') throw new Error(`worker ${state === 'running' ? (worker?.getState() ?? 'missing') : state}${lastError ? `: ${lastError}` : ''}`);
+      if (state !== 'running' || worker?.getState() !== 'RUNNING')
+        throw new Error(`worker ${state === 'running' ? (worker?.getState() ?? 'missing') : state}${lastError ? `: ${lastError}` : ''}`);
     },
     stop: async () => {
       stopping = true;
@@ -189,7 +218,12 @@ export async function startWorker(config: Config, endpoints: Endpoints, store: E
 }
 
 export async function startProjections(endpoints: Endpoints, store: EventStore, metrics: Metrics, logger: Logger) {
-  const pool = createServicePool({ connectionString: endpoints.databaseUrl, max: 10, applicationName: 'transfer-projections', onConnectionError: connectionErrorLogger(logger, 'projections') });
+  const pool = createServicePool({
+    connectionString: endpoints.databaseUrl,
+    max: 10,
+    applicationName: 'transfer-projections',
+    onConnectionError: connectionErrorLogger(logger, 'projections'),
+  });
   const runner = new ProjectionRunner(store, pool, ALL_PROJECTIONS, {
     applied: (projection, event, outcome) => {
       metrics.projectionEvents.inc({ projection, outcome });
@@ -213,8 +247,20 @@ export async function startProjections(endpoints: Endpoints, store: EventStore, 
 }
 
 /** `extraChecks`: more parts for /ready (the local stack adds its worker). */
-export async function startApi(config: Config, endpoints: Endpoints, store: EventStore, metrics: Metrics, logger: Logger, extraChecks: Record<string, () => Promise<void>> = {}) {
-  const readModels = createServicePool({ connectionString: endpoints.databaseUrl, max: config.PG_POOL_SIZE, applicationName: 'transfer-api', onConnectionError: connectionErrorLogger(logger, 'api') });
+export async function startApi(
+  config: Config,
+  endpoints: Endpoints,
+  store: EventStore,
+  metrics: Metrics,
+  logger: Logger,
+  extraChecks: Record<string, () => Promise<void>> = {},
+) {
+  const readModels = createServicePool({
+    connectionString: endpoints.databaseUrl,
+    max: config.PG_POOL_SIZE,
+    applicationName: 'transfer-api',
+    onConnectionError: connectionErrorLogger(logger, 'api'),
+  });
   const connection = await Connection.connect({ address: endpoints.temporalAddress, channelArgs: TEMPORAL_CHANNEL_ARGS });
   const temporal = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
   const deps: ApiDeps = {
@@ -225,12 +271,17 @@ export async function startApi(config: Config, endpoints: Endpoints, store: Even
     taskQueue: config.TASK_QUEUE,
     metrics,
     logger,
-    access: { operatorApiKey: config.OPERATOR_API_KEY, rateLimitPerMinute: config.RATE_LIMIT_PER_MINUTE, metricsPublic: config.METRICS_PUBLIC },
+    access: {
+      operatorApiKey: config.OPERATOR_API_KEY,
+      rateLimitPerMinute: config.RATE_LIMIT_PER_MINUTE,
+      metricsPublic: config.METRICS_PUBLIC,
+    },
     businessTime: { timezone: config.BOOKS_TIMEZONE, maxLatenessMs: config.MAX_LATENESS, maxClockSkewMs: config.MAX_CLOCK_SKEW },
     console: { temporalUiUrl: config.TEMPORAL_UI_URL },
     checks: {
       postgres: async () => void (await readModels.query('SELECT 1')),
-      temporal: async () => void (await connection.withDeadline(Date.now() + TEMPORAL_PROBE_MS, () => connection.workflowService.getSystemInfo({}))),
+      temporal: async () =>
+        void (await connection.withDeadline(Date.now() + TEMPORAL_PROBE_MS, () => connection.workflowService.getSystemInfo({}))),
       eventStore: async () => void (await store.headPosition()),
       ...extraChecks,
     },

@@ -6,5 +6,10 @@ void runService('worker', async (config, logger) => {
   const endpoints = requireEndpoints(config);
   const store = await connectEventStore(config, endpoints.databaseUrl);
   const worker = await startWorker(config, endpoints, store, new Metrics({ defaultMetrics: true }), logger);
-  return { stop: async () => { await worker.stop(); await store.close(); } };
+  return {
+    stop: async () => {
+      await worker.stop();
+      await store.close();
+    },
+  };
 });

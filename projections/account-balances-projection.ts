@@ -19,7 +19,8 @@ export const accountBalancesProjection: Projection = {
       [accountId],
     );
     const current = row.rows[0];
-    if (revisionGuard(recorded.stream, current ? BigInt(current.revision) : undefined, recorded.revision) === 'duplicate') return 'duplicate';
+    if (revisionGuard(recorded.stream, current ? BigInt(current.revision) : undefined, recorded.revision) === 'duplicate')
+      return 'duplicate';
     const at = recorded.metadata.occurredAt;
     if (event.type === 'AccountOpened') {
       await client.query(

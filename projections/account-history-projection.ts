@@ -1,4 +1,11 @@
-import { ACCOUNT_EVENT_TYPES, ACCOUNT_STREAM_PREFIX, balanceChange, isMovement, MOVEMENT_TYPES, type AccountEvent } from '../domain/account-events';
+import {
+  ACCOUNT_EVENT_TYPES,
+  ACCOUNT_STREAM_PREFIX,
+  balanceChange,
+  isMovement,
+  MOVEMENT_TYPES,
+  type AccountEvent,
+} from '../domain/account-events';
 import { toDomainEvent } from '../application/event-envelope';
 import type { Projection } from './projection';
 import { accountHistoryDdl } from './read-model-schema';

@@ -4,7 +4,12 @@ import { businessTimeProjection } from './business-time-projection';
 import type { Projection } from './projection';
 import { transfersProjection } from './transfers-projection';
 
-export const ALL_PROJECTIONS: readonly Projection[] = [accountBalancesProjection, accountHistoryProjection, transfersProjection, businessTimeProjection];
+export const ALL_PROJECTIONS: readonly Projection[] = [
+  accountBalancesProjection,
+  accountHistoryProjection,
+  transfersProjection,
+  businessTimeProjection,
+];
 
 export function projectionByName(name: string): Projection | undefined {
   return ALL_PROJECTIONS.find((p) => p.name === name);

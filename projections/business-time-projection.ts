@@ -1,5 +1,12 @@
 import type { PoolClient } from 'pg';
-import { ACCOUNT_EVENT_TYPES, ACCOUNT_STREAM_PREFIX, balanceChange, isMovement, MOVEMENT_TYPES, type AccountEvent } from '../domain/account-events';
+import {
+  ACCOUNT_EVENT_TYPES,
+  ACCOUNT_STREAM_PREFIX,
+  balanceChange,
+  isMovement,
+  MOVEMENT_TYPES,
+  type AccountEvent,
+} from '../domain/account-events';
 import { BOOKS_EVENT_TYPES, BOOKS_STREAM_PREFIX, type BooksEvent } from '../domain/books-decider';
 import { EXCEPTION_EVENT_TYPES, EXCEPTION_STREAM_PREFIX, type ExceptionEvent } from '../domain/late-record-exception';
 import { toDomainEvent } from '../application/event-envelope';
@@ -106,7 +113,11 @@ export const BUSINESS_TIME_TABLES = {
 
 const pos = (e: RecordedEvent) => [e.position.commit.toString(), e.position.prepare.toString()];
 
-async function applyMovement(client: PoolClient, recorded: RecordedEvent, t: Record<string, string>): Promise<'applied' | 'duplicate' | 'ignored'> {
+async function applyMovement(
+  client: PoolClient,
+  recorded: RecordedEvent,
+  t: Record<string, string>,
+): Promise<'applied' | 'duplicate' | 'ignored'> {
   const event = toDomainEvent<AccountEvent>(recorded, ACCOUNT_EVENT_TYPES);
   if (!isMovement(event)) return 'ignored';
   const d: { accountId: string; transferId?: string; toAccountId?: string; fromAccountId?: string } = event.data;
@@ -114,7 +125,19 @@ async function applyMovement(client: PoolClient, recorded: RecordedEvent, t: Rec
   const inserted = await client.query(
     `INSERT INTO ${t.rm_statement_movements!} (account_id, occurred_at, revision, event_id, kind, amount, transfer_id, counterpart_account_id, recorded_at, pos_commit, pos_prepare)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING`,
-    [d.accountId, recorded.metadata.occurredAt, recorded.revision.toString(), recorded.id, event.type, balanceChange(event), d.transferId ?? null, d.toAccountId ?? d.fromAccountId ?? null, recorded.recordedAt, commit, prepare],
+    [
+      d.accountId,
+      recorded.metadata.occurredAt,
+      recorded.revision.toString(),
+      recorded.id,
+      event.type,
+      balanceChange(event),
+      d.transferId ?? null,
+      d.toAccountId ?? d.fromAccountId ?? null,
+      recorded.recordedAt,
+      commit,
+      prepare,
+    ],
   );
   if (inserted.rowCount !== 1) return 'duplicate';
   // A day closed before this movement was recorded, whose hours hold its business time: a correction of that day.
@@ -124,7 +147,18 @@ async function applyMovement(client: PoolClient, recorded: RecordedEvent, t: Rec
      FROM ${t.rm_closed_days!} m
      WHERE m.starts_at <= $7 AND m.ends_at > $7 AND (m.pos_commit, m.pos_prepare) < ($1::bigint, $2::bigint)
      ON CONFLICT DO NOTHING`,
-    [commit, prepare, d.accountId, recorded.revision.toString(), event.type, balanceChange(event), recorded.metadata.occurredAt, recorded.recordedAt, d.transferId ?? null, d.toAccountId ?? d.fromAccountId ?? null],
+    [
+      commit,
+      prepare,
+      d.accountId,
+      recorded.revision.toString(),
+      event.type,
+      balanceChange(event),
+      recorded.metadata.occurredAt,
+      recorded.recordedAt,
+      d.transferId ?? null,
+      d.toAccountId ?? d.fromAccountId ?? null,
+    ],
   );
   return 'applied';
 }
@@ -156,7 +190,10 @@ async function applyException(client: PoolClient, recorded: RecordedEvent, t: Re
   const table = t.rm_exceptions!;
   const event = toDomainEvent<ExceptionEvent>(recorded, EXCEPTION_EVENT_TYPES);
   const id = event.data.exceptionId;
-  const row = await client.query<{ revision: string }>(`SELECT revision::text AS revision FROM ${table} WHERE exception_id = $1 FOR UPDATE`, [id]);
+  const row = await client.query<{ revision: string }>(
+    `SELECT revision::text AS revision FROM ${table} WHERE exception_id = $1 FOR UPDATE`,
+    [id],
+  );
   const current = row.rows[0];
   if (revisionGuard(recorded.stream, current ? BigInt(current.revision) : undefined, recorded.revision) === 'duplicate') return 'duplicate';
   const revision = recorded.revision.toString();
@@ -167,7 +204,21 @@ async function applyException(client: PoolClient, recorded: RecordedEvent, t: Re
     await client.query(
       `INSERT INTO ${table} (exception_id, account_id, kind, amount, occurred_at, late_by_ms, max_lateness_ms, request, held_at, held_by, held_commit, held_prepare, status, revision)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'open', $13)`,
-      [id, h.accountId, h.kind, h.amount, h.occurredAt, h.lateByMs, h.maxLatenessMs, JSON.stringify(h.request), at, h.by ?? null, commit, prepare, revision],
+      [
+        id,
+        h.accountId,
+        h.kind,
+        h.amount,
+        h.occurredAt,
+        h.lateByMs,
+        h.maxLatenessMs,
+        JSON.stringify(h.request),
+        at,
+        h.by ?? null,
+        commit,
+        prepare,
+        revision,
+      ],
     );
     return 'applied';
   }
@@ -190,13 +241,10 @@ async function applyException(client: PoolClient, recorded: RecordedEvent, t: Re
       ]);
       break;
     case 'ExceptionRejected':
-      await client.query(`UPDATE ${table} SET status = 'rejected', decided_by = $2, decided_at = $3, reject_reason = $4, revision = $5 WHERE exception_id = $1`, [
-        id,
-        event.data.by,
-        at,
-        event.data.reason,
-        revision,
-      ]);
+      await client.query(
+        `UPDATE ${table} SET status = 'rejected', decided_by = $2, decided_at = $3, reject_reason = $4, revision = $5 WHERE exception_id = $1`,
+        [id, event.data.by, at, event.data.reason, revision],
+      );
       break;
   }
   return 'applied';

@@ -109,6 +109,9 @@ export function exceptionRowView(r: ExceptionRow) {
     decidedAt: r.decided_at ? r.decided_at.toISOString() : null,
     rejectReason: r.reject_reason,
     lastRefusal: r.last_refusal,
-    applied: r.applied_revision !== null && r.applied_position !== null ? { revision: Number(r.applied_revision), position: r.applied_position } : null,
+    applied:
+      r.applied_revision !== null && r.applied_position !== null
+        ? { revision: Number(r.applied_revision), position: r.applied_position }
+        : null,
   });
 }

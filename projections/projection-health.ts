@@ -31,7 +31,12 @@ export async function projectionHealth(store: EventStore, projections: readonly 
 }
 
 /** Sets projection_lag_seconds, projection_lag_events and projection_parked_events for a scrape. */
-export async function collectProjectionMetrics(store: EventStore, readModels: Pool, projections: readonly Projection[], metrics: Metrics): Promise<void> {
+export async function collectProjectionMetrics(
+  store: EventStore,
+  readModels: Pool,
+  projections: readonly Projection[],
+  metrics: Metrics,
+): Promise<void> {
   await Promise.all(
     projections.map(async (p) => {
       const lag = await projectionLag(store, readModels, p);

@@ -39,20 +39,32 @@ export class ProjectionRunner {
   ) {}
 
   async start(): Promise<void> {
-    await ensureReadModelSchema(this.readModels, this.projections.flatMap((p) => Object.entries(p.tables).map(([name, ddl]) => ddl(name))));
+    await ensureReadModelSchema(
+      this.readModels,
+      this.projections.flatMap((p) => Object.entries(p.tables).map(([name, ddl]) => ddl(name))),
+    );
     for (const projection of this.projections) {
       const tables = liveTables(projection);
       const subscription = await this.store.subscribeInBatches(
         groupName(projection),
         { streamPrefix: projection.streamPrefix, from: 'start' },
         (events) => this.applyMany(projection, tables, events),
-        { maxAttempts: this.options.maxAttempts ?? 10, retryBackoffMs: this.options.retryBackoffMs ?? 50, maxBatchSize: this.options.maxBatchSize ?? 100 },
+        {
+          maxAttempts: this.options.maxAttempts ?? 10,
+          retryBackoffMs: this.options.retryBackoffMs ?? 50,
+          maxBatchSize: this.options.maxBatchSize ?? 100,
+        },
       );
       this.subscriptions.push(subscription);
     }
   }
 
-  async applyOne(projection: Projection, tables: Record<string, string>, event: RecordedEvent, checkpointName = projection.name): Promise<void> {
+  async applyOne(
+    projection: Projection,
+    tables: Record<string, string>,
+    event: RecordedEvent,
+    checkpointName = projection.name,
+  ): Promise<void> {
     await this.applyMany(projection, tables, [event], checkpointName);
   }
 
@@ -61,7 +73,12 @@ export class ProjectionRunner {
    * batch instead of one per event. If any event fails, nothing of the batch is kept (the
    * subscription then delivers the events one at a time).
    */
-  async applyMany(projection: Projection, tables: Record<string, string>, events: RecordedEvent[], checkpointName = projection.name): Promise<void> {
+  async applyMany(
+    projection: Projection,
+    tables: Record<string, string>,
+    events: RecordedEvent[],
+    checkpointName = projection.name,
+  ): Promise<void> {
     const wanted = events.filter((e) => !projection.eventTypes || projection.eventTypes.includes(e.type));
     if (wanted.length === 0) return;
     const outcomes = await withTransaction(this.readModels, async (client) => {
@@ -153,19 +170,35 @@ export type ProjectionProgress =
  * until a replay: 'degraded'. (The checkpoint is read before the parked events: an event is parked
  * before the checkpoint moves past it, so a checkpoint past it is never seen without it.)
  */
-export async function projectionProgress(store: EventStore, pool: Pool, projection: Projection, position: GlobalPosition): Promise<ProjectionProgress> {
+export async function projectionProgress(
+  store: EventStore,
+  pool: Pool,
+  projection: Projection,
+  position: GlobalPosition,
+): Promise<ProjectionProgress> {
   const checkpoint = await readCheckpoint(pool, projection.name);
   const parked = await store.parkedSummary(groupName(projection), position);
   if (parked.count > 0) return { state: 'degraded', parkedEvents: parked.count, firstParked: parked.first! };
   if (checkpoint && comparePositions(checkpoint, position) >= 0) return { state: 'reached' };
-  const [next] = await store.readAll({ fromPosition: checkpoint, streamPrefix: projection.streamPrefix, eventTypes: projection.eventTypes, maxCount: 1 });
+  const [next] = await store.readAll({
+    fromPosition: checkpoint,
+    streamPrefix: projection.streamPrefix,
+    eventTypes: projection.eventTypes,
+    maxCount: 1,
+  });
   if (next) return { state: comparePositions(next.position, position) > 0 ? 'reached' : 'behind' };
   const head = await store.headPosition();
   return { state: head !== undefined && comparePositions(head, position) >= 0 ? 'reached' : 'behind' };
 }
 
 /** Waits (bounded) until the projection has applied everything up to `position`; answers at once when it is degraded. */
-export async function waitForProjection(store: EventStore, pool: Pool, projection: Projection, position: GlobalPosition, timeoutMs: number): Promise<ProjectionProgress> {
+export async function waitForProjection(
+  store: EventStore,
+  pool: Pool,
+  projection: Projection,
+  position: GlobalPosition,
+  timeoutMs: number,
+): Promise<ProjectionProgress> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const progress = await projectionProgress(store, pool, projection, position);

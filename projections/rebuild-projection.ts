@@ -31,11 +31,19 @@ const MAX_ROUNDS = 50;
  * The live runner, blocked meanwhile, retries its in-flight event against the new tables, where
  * the revision guard skips it if the rebuild already applied it; later events it applies as usual.
  */
-export async function rebuildProjection(store: EventStore, pool: Pool, projection: Projection, log: (line: string) => void = () => undefined): Promise<RebuildReport> {
+export async function rebuildProjection(
+  store: EventStore,
+  pool: Pool,
+  projection: Projection,
+  log: (line: string) => void = () => undefined,
+): Promise<RebuildReport> {
   const started = Date.now();
   const live = liveTables(projection);
   const shadow = Object.fromEntries(Object.keys(projection.tables).map((name) => [name, `${name}__rebuild`]));
-  await ensureReadModelSchema(pool, Object.entries(projection.tables).map(([name, ddl]) => ddl(name)));
+  await ensureReadModelSchema(
+    pool,
+    Object.entries(projection.tables).map(([name, ddl]) => ddl(name)),
+  );
   for (const table of Object.values(shadow)) await pool.query(`DROP TABLE IF EXISTS ${table}`);
   for (const [name, ddl] of Object.entries(projection.tables)) await pool.query(ddl(shadow[name]!));
 
@@ -51,7 +59,12 @@ export async function rebuildProjection(store: EventStore, pool: Pool, projectio
   /** The next page of events after the last one replayed, up to `bound` (inclusive; none when the log was empty). */
   const readPage = async (bound: GlobalPosition | undefined) => {
     if (!bound) return [];
-    const page = await store.readAll({ fromPosition: position, streamPrefix: projection.streamPrefix, eventTypes: projection.eventTypes, maxCount: PAGE });
+    const page = await store.readAll({
+      fromPosition: position,
+      streamPrefix: projection.streamPrefix,
+      eventTypes: projection.eventTypes,
+      maxCount: PAGE,
+    });
     return page.filter((e) => comparePositions(e.position, bound) <= 0);
   };
 
@@ -83,9 +96,13 @@ export async function rebuildProjection(store: EventStore, pool: Pool, projectio
       await client.query(`DROP TABLE ${name}__old`);
       // Its indexes take the live names (the DDL's own, e.g. <table>_pkey, <table>_created): left under the shadow's
       // names, the next rebuild's CREATE INDEX IF NOT EXISTS would find them taken and build its shadow without them.
-      const indexes = await client.query<{ indexname: string }>('SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() AND tablename = $1', [name]);
+      const indexes = await client.query<{ indexname: string }>(
+        'SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() AND tablename = $1',
+        [name],
+      );
       for (const { indexname } of indexes.rows) {
-        if (indexname.startsWith(`${shadow[name]}_`)) await client.query(`ALTER INDEX ${indexname} RENAME TO ${name}${indexname.slice(shadow[name]!.length)}`);
+        if (indexname.startsWith(`${shadow[name]}_`))
+          await client.query(`ALTER INDEX ${indexname} RENAME TO ${name}${indexname.slice(shadow[name]!.length)}`);
       }
     }
     if (position) await saveCheckpoint(client, projection.name, position);

@@ -93,7 +93,10 @@ export interface StatementView {
   correctedClosingBalance: number;
 }
 
-const positionOf = (r: { pos_commit: string; pos_prepare: string }): GlobalPosition => ({ commit: BigInt(r.pos_commit), prepare: BigInt(r.pos_prepare) });
+const positionOf = (r: { pos_commit: string; pos_prepare: string }): GlobalPosition => ({
+  commit: BigInt(r.pos_commit),
+  prepare: BigInt(r.pos_prepare),
+});
 const before = (a: GlobalPosition, b: GlobalPosition) => a.commit < b.commit || (a.commit === b.commit && a.prepare < b.prepare);
 
 /**
@@ -169,7 +172,12 @@ export async function statementOf(
 }
 
 /** Correction notices of a zone's books after a cursor (a position), in the order they arose. */
-export async function correctionsAfter(pool: Pool, timezone: string, after: GlobalPosition | undefined, limit: number): Promise<CorrectionNoticeRow[]> {
+export async function correctionsAfter(
+  pool: Pool,
+  timezone: string,
+  after: GlobalPosition | undefined,
+  limit: number,
+): Promise<CorrectionNoticeRow[]> {
   const result = await pool.query<CorrectionNoticeRow>(
     `SELECT timezone, pos_commit::text AS pos_commit, pos_prepare::text AS pos_prepare, account_id, revision::text AS revision, business_date, kind,
             amount::text AS amount, occurred_at, recorded_at, closed_at, transfer_id, counterpart_account_id

@@ -15,16 +15,28 @@ export const transfersProjection: Projection = {
     const t = tables.rm_transfers!;
     const event = toDomainEvent<TransferEvent>(recorded, TRANSFER_EVENT_TYPES);
     const transferId = event.data.transferId;
-    const row = await client.query<{ revision: string }>(`SELECT revision::text AS revision FROM ${t} WHERE transfer_id = $1 FOR UPDATE`, [transferId]);
+    const row = await client.query<{ revision: string }>(`SELECT revision::text AS revision FROM ${t} WHERE transfer_id = $1 FOR UPDATE`, [
+      transferId,
+    ]);
     const current = row.rows[0];
-    if (revisionGuard(recorded.stream, current ? BigInt(current.revision) : undefined, recorded.revision) === 'duplicate') return 'duplicate';
+    if (revisionGuard(recorded.stream, current ? BigInt(current.revision) : undefined, recorded.revision) === 'duplicate')
+      return 'duplicate';
     const at = recorded.metadata.occurredAt;
     const step = JSON.stringify([{ name: TRANSFER_STEP_BY_EVENT[event.type], at }]);
     if (event.type === 'TransferRequested') {
       await client.query(
         `INSERT INTO ${t} (transfer_id, from_account_id, to_account_id, amount, status, steps, revision, created_at, updated_at, reversal_of)
          VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, $7, $8)`,
-        [transferId, event.data.fromAccountId, event.data.toAccountId, event.data.amount, step, recorded.revision.toString(), at, event.data.reversalOf ?? null],
+        [
+          transferId,
+          event.data.fromAccountId,
+          event.data.toAccountId,
+          event.data.amount,
+          step,
+          recorded.revision.toString(),
+          at,
+          event.data.reversalOf ?? null,
+        ],
       );
       return 'applied';
     }
@@ -34,9 +46,7 @@ export const transfersProjection: Projection = {
     const currency = event.type === 'TransferSourceDebited' ? event.data.currency : null;
     // reversed_by: each reversal holding part of this transfer (a released one is marked so).
     const reversedBy =
-      event.type === 'TransferReversalReserved'
-        ? JSON.stringify([{ reversalId: event.data.reversalId, amount: event.data.amount }])
-        : '[]';
+      event.type === 'TransferReversalReserved' ? JSON.stringify([{ reversalId: event.data.reversalId, amount: event.data.amount }]) : '[]';
     const released = event.type === 'TransferReversalReleased' ? event.data.reversalId : null;
     await client.query(
       `UPDATE ${t} SET status = COALESCE($2, status), failure_reason = COALESCE($3, failure_reason), failure_message = COALESCE($4, failure_message),
@@ -44,7 +54,18 @@ export const transfersProjection: Projection = {
          reversed_by = (SELECT COALESCE(jsonb_agg(CASE WHEN r->>'reversalId' = $10 THEN r || '{"released":true}'::jsonb ELSE r END), '[]'::jsonb)
                         FROM jsonb_array_elements(reversed_by || $9::jsonb) r)
        WHERE transfer_id = $1`,
-      [transferId, status, failure?.reason ?? null, failure?.message ?? null, currency, step, recorded.revision.toString(), at, reversedBy, released],
+      [
+        transferId,
+        status,
+        failure?.reason ?? null,
+        failure?.message ?? null,
+        currency,
+        step,
+        recorded.revision.toString(),
+        at,
+        reversedBy,
+        released,
+      ],
     );
     return 'applied';
   },

@@ -110,7 +110,9 @@ export async function auditAnchor(store: EventStore, json: boolean, out: (line: 
     const a = result.anchor!;
     out(`anchor #${a.anchorId} at ${a.anchoredAt}: ${a.streams} streams, ${a.events} events`);
     out(`anchor hash ${a.anchorHash}`);
-    out(`keep it outside the database (a log, a ticket); npm run audit:verify -- --anchor-hash ${a.anchorHash} checks the anchors still chain through it`);
+    out(
+      `keep it outside the database (a log, a ticket); npm run audit:verify -- --anchor-hash ${a.anchorHash} checks the anchors still chain through it`,
+    );
   }
   return result.refused ? 1 : 0;
 }

@@ -8,7 +8,8 @@ async function main(): Promise<void> {
   const started = Date.now();
   try {
     const cli = await findOrInstallTemporalCli({ log: (line) => console.log(line), allowSdkDownload: false });
-    if (cli.kind === 'binary') console.log(`[temporal-cli] ${cli.path} (found via ${cli.source}) in ${((Date.now() - started) / 1000).toFixed(1)}s`);
+    if (cli.kind === 'binary')
+      console.log(`[temporal-cli] ${cli.path} (found via ${cli.source}) in ${((Date.now() - started) / 1000).toFixed(1)}s`);
   } catch (error) {
     if (error instanceof TemporalCliNotFoundError) {
       console.error(error.message);

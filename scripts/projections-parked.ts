@@ -87,7 +87,9 @@ async function list(store: EventStore, args: Args): Promise<number> {
     out[projection.name] = parked.map(asJson);
     if (!args.json) {
       const blocked = parked.filter((p) => p.blocked).length;
-      console.log(`${projection.name} (group ${groupName(projection)}): ${parked.length} parked${blocked > 0 ? ` (${blocked} blocked behind an earlier parked event of their stream)` : ''}`);
+      console.log(
+        `${projection.name} (group ${groupName(projection)}): ${parked.length} parked${blocked > 0 ? ` (${blocked} blocked behind an earlier parked event of their stream)` : ''}`,
+      );
       for (const p of parked) console.log(describe(p));
     }
   }
@@ -117,7 +119,9 @@ async function replay(store: EventStore, args: Args): Promise<number> {
     if (untouched.length === 0 || Date.now() >= deadline) {
       const again = now.filter((p) => parkedAtBefore.has(key(p)) && parkedAtBefore.get(key(p)) !== p.parkedAt);
       const handled = before.filter((p) => !now.some((n) => key(n) === key(p))).length;
-      console.log(`${projection.name}: ${handled} handled, ${again.length} parked again, ${untouched.length} not delivered yet; ${now.length} parked now`);
+      console.log(
+        `${projection.name}: ${handled} handled, ${again.length} parked again, ${untouched.length} not delivered yet; ${now.length} parked now`,
+      );
       for (const p of again) console.log(describe(p));
       if (untouched.length > 0) {
         console.log(`Not all parked events were delivered within ${args.waitSeconds} s: is the projections process running?`);

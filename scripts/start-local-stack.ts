@@ -37,7 +37,10 @@ async function checkPorts(config: Config): Promise<void> {
 
 /** Errors whose message says it all (no stack trace). */
 const explained = (error: unknown): error is Error =>
-  error instanceof TemporalCliNotFoundError || error instanceof PortInUseError || error instanceof EmbeddedPostgresError || error instanceof LocalStackAlreadyRunningError;
+  error instanceof TemporalCliNotFoundError ||
+  error instanceof PortInUseError ||
+  error instanceof EmbeddedPostgresError ||
+  error instanceof LocalStackAlreadyRunningError;
 
 async function main(): Promise<void> {
   const config = loadConfigOrExit();
@@ -64,7 +67,9 @@ async function main(): Promise<void> {
     // A step in progress finishes first (a server half started is then stopped like the others).
     await startup.catch(() => undefined);
     for (const { name, stop } of [...stops].reverse()) {
-      await stop().catch((error: unknown) => say(`${name} did not stop cleanly: ${error instanceof Error ? error.message : String(error)}`));
+      await stop().catch((error: unknown) =>
+        say(`${name} did not stop cleanly: ${error instanceof Error ? error.message : String(error)}`),
+      );
     }
     guard?.release();
     say('stopped');
@@ -84,7 +89,9 @@ async function main(): Promise<void> {
     guard = await LocalStackGuard.open({
       dataDir,
       log: say,
-      leftoverMarkers: config.TEMPORAL_ADDRESS ? [] : [{ name: 'Temporal dev server', fragment: `--db-filename ${temporalDbFile}`, stopSignal: 'SIGTERM', graceMs: 10_000 }],
+      leftoverMarkers: config.TEMPORAL_ADDRESS
+        ? []
+        : [{ name: 'Temporal dev server', fragment: `--db-filename ${temporalDbFile}`, stopSignal: 'SIGTERM', graceMs: 10_000 }],
     });
     step();
     await checkPorts(config);
@@ -102,7 +109,8 @@ async function main(): Promise<void> {
           persistent: true,
           log: (line) => void (pgLog.writableEnded || pgLog.write(`${line}\n`)),
           notice: say,
-          onSpawn: (pid) => guard!.track(track('PostgreSQL', pid, { commandIncludes: '-D', stopSignal: 'SIGINT', group: false, graceMs: 30_000 })),
+          onSpawn: (pid) =>
+            guard!.track(track('PostgreSQL', pid, { commandIncludes: '-D', stopSignal: 'SIGINT', group: false, graceMs: 30_000 })),
         });
         stops.push({ name: 'PostgreSQL', stop: pg.stop });
         say(`PostgreSQL ready on 127.0.0.1:${config.POSTGRES_PORT} (embedded; its log: ${path.join(dataDir, 'postgres.log')})`);
@@ -119,7 +127,10 @@ async function main(): Promise<void> {
           uiPort: config.TEMPORAL_UI_PORT,
           dbFile: temporalDbFile,
           namespace: config.TEMPORAL_NAMESPACE,
-          onSpawn: (pid) => guard!.track(track('Temporal dev server', pid, { commandIncludes: temporalDbFile, stopSignal: 'SIGTERM', group: true, graceMs: 10_000 })),
+          onSpawn: (pid) =>
+            guard!.track(
+              track('Temporal dev server', pid, { commandIncludes: temporalDbFile, stopSignal: 'SIGTERM', group: true, graceMs: 10_000 }),
+            ),
         });
         stops.push({ name: 'Temporal dev server', stop: server.stop });
         say(`Temporal dev server ready on ${server.address}`);
@@ -128,7 +139,10 @@ async function main(): Promise<void> {
     ]);
     const failed = started.find((s): s is PromiseRejectedResult => s.status === 'rejected');
     if (failed) throw failed.reason;
-    const [databaseUrl, temporal] = started.map((s) => (s as PromiseFulfilledResult<unknown>).value) as [string, { address: string; uiUrl?: string }];
+    const [databaseUrl, temporal] = started.map((s) => (s as PromiseFulfilledResult<unknown>).value) as [
+      string,
+      { address: string; uiUrl?: string },
+    ];
     step();
     const endpoints = { databaseUrl, temporalAddress: temporal.address };
     const logger = createLogger(config.LOG_LEVEL);
@@ -144,7 +158,14 @@ async function main(): Promise<void> {
     step();
     // OPERATOR_API_KEY, else the key made on the first start and kept in DATA_DIR/operator-api-key (0600).
     const operatorKey = ensureLocalOperatorKey(dataDir, config.OPERATOR_API_KEY);
-    const api = await startApi({ ...config, OPERATOR_API_KEY: operatorKey.key, TEMPORAL_UI_URL: config.TEMPORAL_UI_URL ?? temporal.uiUrl }, endpoints, store, metrics, logger.child({ service: 'api' }), { worker: worker.health });
+    const api = await startApi(
+      { ...config, OPERATOR_API_KEY: operatorKey.key, TEMPORAL_UI_URL: config.TEMPORAL_UI_URL ?? temporal.uiUrl },
+      endpoints,
+      store,
+      metrics,
+      logger.child({ service: 'api' }),
+      { worker: worker.health },
+    );
     stops.push({ name: 'API', stop: api.stop });
     step();
 
@@ -154,7 +175,9 @@ async function main(): Promise<void> {
     say(`  Console        http://localhost:${config.PORT}/console   (accounts, transfers, streams; sign in with an API key)`);
     if (temporal.uiUrl) say(`  Temporal UI    ${temporal.uiUrl}`);
     say(`  Temporal       ${temporal.address} (namespace ${config.TEMPORAL_NAMESPACE}, task queue ${config.TASK_QUEUE})`);
-    say(`  Event store    ${config.EVENT_STORE}${config.EVENT_STORE === 'postgres' ? ` (browse: http://localhost:${config.PORT}/streams)` : ''}`);
+    say(
+      `  Event store    ${config.EVENT_STORE}${config.EVENT_STORE === 'postgres' ? ` (browse: http://localhost:${config.PORT}/streams)` : ''}`,
+    );
     for (const line of operatorKeyInstructions(operatorKey, config.PORT)) say(line);
     say('Press Ctrl-C to stop.');
   })();

@@ -36,7 +36,6 @@ export interface StartedTransfer {
   created: boolean;
 }
 
-
 /**
  * Starts the saga for a transfer, idempotently: the client-supplied transfer id is the key.
  * The same id and payload returns the existing saga (running or finished); the same id with
@@ -51,7 +50,12 @@ export interface StartOptions {
   eager?: boolean;
 }
 
-export async function startTransfer(client: Client, taskQueue: string, input: TransferSagaInput, options: StartOptions = {}): Promise<StartedTransfer> {
+export async function startTransfer(
+  client: Client,
+  taskQueue: string,
+  input: TransferSagaInput,
+  options: StartOptions = {},
+): Promise<StartedTransfer> {
   const invalid = checkTransferRequest(input);
   if (invalid && !invalid.ok) throw new TransferRejectedError(invalid.rejection);
   const workflowId = transferWorkflowId(input.transferId);
@@ -79,7 +83,8 @@ export async function startTransfer(client: Client, taskQueue: string, input: Tr
   }
   const handle = client.workflow.getHandle<typeof transferSaga>(workflowId);
   const existing = ((await handle.describe()).memo ?? {}) as Partial<TransferSagaInput>;
-  if (!sameRequest({ transferId: input.transferId, fromAccountId: '', toAccountId: '', amount: 0, ...existing }, input)) throw new TransferConflictError(input.transferId, existing);
+  if (!sameRequest({ transferId: input.transferId, fromAccountId: '', toAccountId: '', amount: 0, ...existing }, input))
+    throw new TransferConflictError(input.transferId, existing);
   return { handle, created: false };
 }
 

@@ -2,7 +2,13 @@ import { ScheduleAlreadyRunning, ScheduleOverlapPolicy, WorkflowExecutionAlready
 import type { TransferLog } from '../application/transfer-log';
 import { isTerminalStatus } from '../domain/transfer-events';
 import type { transferSaga } from '../workflows/transfer-saga';
-import { SYSTEM_ACTOR, TRANSFER_SAGA, TRANSFER_STATUS_KEY, TRANSFER_STATUS_SEARCH_ATTRIBUTE, type TransferSagaInput } from '../workflows/transfer-saga-contract';
+import {
+  SYSTEM_ACTOR,
+  TRANSFER_SAGA,
+  TRANSFER_STATUS_KEY,
+  TRANSFER_STATUS_SEARCH_ATTRIBUTE,
+  type TransferSagaInput,
+} from '../workflows/transfer-saga-contract';
 import { TRANSFER_RECONCILER } from '../workflows/transfer-reconciler-contract';
 
 /**
@@ -53,7 +59,12 @@ export async function reconcileTransfers(deps: ReconcilerDeps, options: { limit?
   return result;
 }
 
-async function repairOne(deps: ReconcilerDeps, workflowId: string, closedAs: string, memo: Partial<TransferSagaInput>): Promise<string | undefined> {
+async function repairOne(
+  deps: ReconcilerDeps,
+  workflowId: string,
+  closedAs: string,
+  memo: Partial<TransferSagaInput>,
+): Promise<string | undefined> {
   // The latest run decides: a run already started again (by us or a person) is left alone.
   const latest = await deps.client.workflow.getHandle(workflowId).describe();
   if (latest.status.name === 'RUNNING') return undefined;
@@ -61,7 +72,11 @@ async function repairOne(deps: ReconcilerDeps, workflowId: string, closedAs: str
   const { state } = await deps.transfers.load(transferId);
   if (isTerminalStatus(state.status)) return undefined; // settled on the stream
   // The stream's request is the truth; a run stopped before recording it left its input in the memo.
-  const request = state.request ?? (memo.fromAccountId && memo.toAccountId && memo.amount ? { transferId, fromAccountId: memo.fromAccountId, toAccountId: memo.toAccountId, amount: memo.amount } : undefined);
+  const request =
+    state.request ??
+    (memo.fromAccountId && memo.toAccountId && memo.amount
+      ? { transferId, fromAccountId: memo.fromAccountId, toAccountId: memo.toAccountId, amount: memo.amount }
+      : undefined);
   if (!request) {
     deps.log?.({ level: 'warn', msg: 'unsettled transfer without a request or memo: left for a person', transferId, workflowId });
     return undefined;
@@ -69,13 +84,24 @@ async function repairOne(deps: ReconcilerDeps, workflowId: string, closedAs: str
   // The rerun is the system's doing: the events it writes carry actor `system` (beside the request's
   // correlationId); who asked for the transfer stays on the events written before and in the memo.
   const requestedBy = (memo as { requestedBy?: string }).requestedBy ?? memo.actor;
-  const input: TransferSagaInput = { ...request, ...(memo.correlationId ? { correlationId: memo.correlationId } : {}), actor: SYSTEM_ACTOR };
+  const input: TransferSagaInput = {
+    ...request,
+    ...(memo.correlationId ? { correlationId: memo.correlationId } : {}),
+    actor: SYSTEM_ACTOR,
+  };
   try {
     await deps.client.workflow.start<typeof transferSaga>(TRANSFER_SAGA, {
       workflowId,
       taskQueue: deps.taskQueue,
       args: [input],
-      memo: { ...request, correlationId: input.correlationId ?? null, actor: SYSTEM_ACTOR, requestedBy: requestedBy ?? null, repairOf: latest.runId, repairedAfter: closedAs },
+      memo: {
+        ...request,
+        correlationId: input.correlationId ?? null,
+        actor: SYSTEM_ACTOR,
+        requestedBy: requestedBy ?? null,
+        repairOf: latest.runId,
+        repairedAfter: closedAs,
+      },
       typedSearchAttributes: [{ key: TRANSFER_STATUS_KEY, value: 'pending' }],
       workflowIdReusePolicy: 'ALLOW_DUPLICATE',
       workflowIdConflictPolicy: 'FAIL',
@@ -84,7 +110,14 @@ async function repairOne(deps: ReconcilerDeps, workflowId: string, closedAs: str
     if (error instanceof WorkflowExecutionAlreadyStartedError) return undefined; // another reconciler got there first
     throw error;
   }
-  deps.log?.({ level: 'warn', msg: 'transfer repaired: its saga closed without an outcome and was run again', transferId, workflowId, closedAs, previousRunId: latest.runId });
+  deps.log?.({
+    level: 'warn',
+    msg: 'transfer repaired: its saga closed without an outcome and was run again',
+    transferId,
+    workflowId,
+    closedAs,
+    previousRunId: latest.runId,
+  });
   deps.onRepaired?.(transferId, closedAs);
   return transferId;
 }

@@ -80,11 +80,11 @@ export const SAFE_SETTLEMENT = 'safe-settlement-2026-11';
 /** Patch id of the local-activity legs (local first, the remote activity as the fallback). */
 export const LOCAL_LEGS = 'local-legs-2026-11';
 
-
 /** The rejection type of a business failure, or 'infrastructure' for anything else (retries exhausted, timeouts). */
 function failureReason(error: unknown): { reason: TransferFailureReason; message: string } {
   const cause = error instanceof ActivityFailure ? error.cause : error;
-  if (cause instanceof ApplicationFailure && cause.nonRetryable && isRejectionType(cause.type)) return { reason: cause.type, message: cause.message };
+  if (cause instanceof ApplicationFailure && cause.nonRetryable && isRejectionType(cause.type))
+    return { reason: cause.type, message: cause.message };
   return { reason: 'infrastructure', message: cause instanceof Error ? cause.message : String(cause) };
 }
 
@@ -266,7 +266,9 @@ async function settle(
           };
           state.failureMessage = `${message}; settlement refused: ${problem.message}`;
           setStatus('needs_attention');
-          await step('report needs attention', () => mustSucceed.reportNeedsAttention({ ...input, reason: problem.reason, message: problem.message }));
+          await step('report needs attention', () =>
+            mustSucceed.reportNeedsAttention({ ...input, reason: problem.reason, message: problem.message }),
+          );
           retryRequested = false;
           await condition(() => retryRequested);
         }

@@ -11,7 +11,13 @@ import {
   jsonEvent,
   persistentSubscriptionToAllSettingsFromDefaults,
 } from '@eventstore/db-client';
-import type { AppendResult as EsdbAppendResult, AllStreamResolvedEvent, ReadPosition, ResolvedEvent, StreamingRead } from '@eventstore/db-client';
+import type {
+  AppendResult as EsdbAppendResult,
+  AllStreamResolvedEvent,
+  ReadPosition,
+  ResolvedEvent,
+  StreamingRead,
+} from '@eventstore/db-client';
 import { EventStoreValidationError, WrongExpectedVersionError } from '../errors';
 import { BLOCKED_BY_PARKED, comparePositions } from '../event-store';
 import type {
@@ -123,7 +129,12 @@ export class EsdbEventStore implements EventStore {
       }
       const pinned = typeof expected !== 'bigint' && expected !== 'no_stream';
       // 'any' re-sent after it landed (best effort, as before): the stream already ends with these events.
-      if (pinned && tail.lastId !== undefined && tail.revision !== 'no_stream' && events.some((e) => e.id.toLowerCase() === tail.lastId!.toLowerCase())) {
+      if (
+        pinned &&
+        tail.lastId !== undefined &&
+        tail.revision !== 'no_stream' &&
+        events.some((e) => e.id.toLowerCase() === tail.lastId!.toLowerCase())
+      ) {
         const landed = await this.readStream(stream, { direction: 'backwards', fromRevision: tail.revision, maxCount: events.length });
         if (landed.length === events.length && landed.reverse().every((e, i) => e.id.toLowerCase() === events[i]!.id.toLowerCase())) {
           return { nextExpectedRevision: tail.revision, position: landed.at(-1)!.position, recordedAt: landed.at(-1)!.recordedAt };
@@ -134,7 +145,10 @@ export class EsdbEventStore implements EventStore {
       const esdbEvents = events.map((event, i) => jsonEvent({ id: event.id, type: event.type, data: event.data, metadata: metadata[i] }));
       const esdbExpected = !pinned || (expected === 'stream_exists' && tail.revision === 'no_stream') ? expected : tail.revision;
       try {
-        result = await this.client.appendToStream(stream, esdbEvents, { expectedRevision: toEsdbExpectedRevision(esdbExpected), deadline: WRITE_BUDGET_MS });
+        result = await this.client.appendToStream(stream, esdbEvents, {
+          expectedRevision: toEsdbExpectedRevision(esdbExpected),
+          deadline: WRITE_BUDGET_MS,
+        });
         break;
       } catch (err) {
         if (err instanceof EsdbWrongExpectedVersionError) {
@@ -147,7 +161,10 @@ export class EsdbEventStore implements EventStore {
     // The server stamps each event's `created` itself (our recordedAt, and occurredAt unless the writer set one),
     // but its append response does not carry it: recordedAt is left out rather than read back on every append.
     if (result.position && result.position.commit >= 0n) {
-      return { nextExpectedRevision: result.nextExpectedRevision, position: { commit: result.position.commit, prepare: result.position.prepare } };
+      return {
+        nextExpectedRevision: result.nextExpectedRevision,
+        position: { commit: result.position.commit, prepare: result.position.prepare },
+      };
     }
     // An idempotent re-append succeeds without a position (the server answers NoPosition): look the last event up.
     return { nextExpectedRevision: result.nextExpectedRevision, ...(await this.lastAppended(stream, result.nextExpectedRevision)) };
@@ -189,7 +206,9 @@ export class EsdbEventStore implements EventStore {
       for (;;) {
         // Small reads stay small; filtered reads may skip many records, hence the floor.
         const count = Math.min(PAGE_SIZE, Math.max(maxCount - out.length + 1, MIN_PAGE_SIZE));
-        const page = await collect(this.client.readAll({ direction: FORWARDS, fromPosition: toReadPosition(cursor, START), maxCount: count }));
+        const page = await collect(
+          this.client.readAll({ direction: FORWARDS, fromPosition: toReadPosition(cursor, START), maxCount: count }),
+        );
         let advanced = false;
         for (const resolved of page) {
           const raw = resolved.event;
@@ -260,16 +279,27 @@ export class EsdbEventStore implements EventStore {
    * Persistent subscriptions hand over one message at a time (acked one by one); batches are of
    * one event here. Batching on EventStoreDB would need acks held back across messages.
    */
-  async subscribeInBatches(group: string, filter: SubscriptionFilter, handler: BatchHandler, options: BatchSubscriptionOptions = {}): Promise<Subscription> {
+  async subscribeInBatches(
+    group: string,
+    filter: SubscriptionFilter,
+    handler: BatchHandler,
+    options: BatchSubscriptionOptions = {},
+  ): Promise<Subscription> {
     return this.subscribe(group, filter, (event) => handler([event]), options);
   }
 
-  async subscribe(group: string, filter: SubscriptionFilter, handler: EventHandler, options: SubscriptionOptions = {}): Promise<Subscription> {
+  async subscribe(
+    group: string,
+    filter: SubscriptionFilter,
+    handler: EventHandler,
+    options: SubscriptionOptions = {},
+  ): Promise<Subscription> {
     if (typeof group !== 'string' || group.trim() === '') throw new EventStoreValidationError('group', 'must be a non-empty string');
     const maxAttempts = options.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
     const retryBackoffMs = options.retryBackoffMs ?? DEFAULT_RETRY_BACKOFF_MS;
     if (!Number.isInteger(maxAttempts) || maxAttempts < 1) throw new EventStoreValidationError('maxAttempts', 'must be an integer >= 1');
-    if (!Number.isFinite(retryBackoffMs) || retryBackoffMs < 0) throw new EventStoreValidationError('retryBackoffMs', 'must be a number >= 0');
+    if (!Number.isFinite(retryBackoffMs) || retryBackoffMs < 0)
+      throw new EventStoreValidationError('retryBackoffMs', 'must be a number >= 0');
     this.maxAttemptsByGroup.set(group, maxAttempts);
 
     try {
@@ -352,7 +382,12 @@ export class EsdbEventStore implements EventStore {
    * than before for the caller (no events are returned), but a lag of more than COUNT_LIMIT events reads as COUNT_LIMIT.
    */
   async countEvents(options: CountEventsOptions = {}): Promise<EventCount> {
-    const events = await this.readAll({ fromPosition: options.fromPosition, streamPrefix: options.streamPrefix, eventTypes: options.eventTypes, maxCount: COUNT_LIMIT });
+    const events = await this.readAll({
+      fromPosition: options.fromPosition,
+      streamPrefix: options.streamPrefix,
+      eventTypes: options.eventTypes,
+      maxCount: COUNT_LIMIT,
+    });
     const oldest = events.reduce<string | undefined>((a, e) => (a === undefined || e.recordedAt < a ? e.recordedAt : a), undefined);
     return { count: events.length, oldestRecordedAt: oldest, saturated: events.length >= COUNT_LIMIT };
   }
@@ -379,7 +414,9 @@ export class EsdbEventStore implements EventStore {
 
   private async readParked(group: string): Promise<ResolvedEvent[]> {
     try {
-      return await collect(this.client.readStream(parkedStreamName(group), { direction: FORWARDS, fromRevision: START, resolveLinkTos: true }));
+      return await collect(
+        this.client.readStream(parkedStreamName(group), { direction: FORWARDS, fromRevision: START, resolveLinkTos: true }),
+      );
     } catch (err) {
       if (err instanceof StreamNotFoundError || err instanceof StreamDeletedError) return [];
       throw err;
@@ -401,7 +438,9 @@ export class EsdbEventStore implements EventStore {
         throw toStoreError(err, 'append');
       },
     );
-    const position = resolved?.event?.position ?? (resolved?.commitPosition !== undefined ? { commit: resolved.commitPosition, prepare: resolved.commitPosition } : undefined);
+    const position =
+      resolved?.event?.position ??
+      (resolved?.commitPosition !== undefined ? { commit: resolved.commitPosition, prepare: resolved.commitPosition } : undefined);
     if (!position) throw new Error(`EventStoreDB did not return the position of ${stream}@${revision} after an idempotent append`);
     return { position: { commit: position.commit, prepare: position.prepare }, recordedAt: resolved?.event?.created.toISOString() };
   }

@@ -37,7 +37,9 @@ import { isSystemEvent } from './recorded-event';
 
 /** The fields hashed for an event as EventStoreDB stores it (raw metadata, not the port's RecordedEvent). */
 function linkOf(event: EsdbRecordedEvent): StoredLink {
-  const raw = (typeof event.metadata === 'object' && event.metadata !== null && !(event.metadata instanceof Uint8Array) ? event.metadata : {}) as { [key: string]: JsonValue };
+  const raw = (
+    typeof event.metadata === 'object' && event.metadata !== null && !(event.metadata instanceof Uint8Array) ? event.metadata : {}
+  ) as { [key: string]: JsonValue };
   const stored = raw[HASH_METADATA_KEY];
   const metadata = withoutHash(raw);
   return {
@@ -48,7 +50,9 @@ function linkOf(event: EsdbRecordedEvent): StoredLink {
       type: event.type,
       stream: event.streamId,
       revision: event.revision,
-      data: (event.isJson && typeof event.data === 'object' && event.data !== null && !(event.data instanceof Uint8Array) ? event.data : {}) as { [key: string]: JsonValue },
+      data: (event.isJson && typeof event.data === 'object' && event.data !== null && !(event.data instanceof Uint8Array)
+        ? event.data
+        : {}) as { [key: string]: JsonValue },
       metadata,
       occurredAt: typeof metadata.occurredAt === 'string' ? metadata.occurredAt : null,
     }),
@@ -61,7 +65,11 @@ async function collect<T>(read: StreamingRead<T>): Promise<T[]> {
   return out;
 }
 
-async function readRaw(client: EventStoreDBClient, stream: string, options: Parameters<EventStoreDBClient['readStream']>[1]): Promise<EsdbRecordedEvent[]> {
+async function readRaw(
+  client: EventStoreDBClient,
+  stream: string,
+  options: Parameters<EventStoreDBClient['readStream']>[1],
+): Promise<EsdbRecordedEvent[]> {
   try {
     return (await collect(client.readStream(stream, options))).flatMap((r) => (r.event ? [r.event as EsdbRecordedEvent] : []));
   } catch (err) {
@@ -81,19 +89,29 @@ async function hashOf(client: EventStoreDBClient, event: EsdbRecordedEvent): Pro
 }
 
 /** Where the next append's chain starts: the stream's last event (at `expected` for a specific revision). */
-export async function chainTail(client: EventStoreDBClient, stream: string, expected: bigint | 'no_stream' | 'any' | 'stream_exists'): Promise<{ previous: Buffer; revision: bigint | 'no_stream'; lastId?: string }> {
+export async function chainTail(
+  client: EventStoreDBClient,
+  stream: string,
+  expected: bigint | 'no_stream' | 'any' | 'stream_exists',
+): Promise<{ previous: Buffer; revision: bigint | 'no_stream'; lastId?: string }> {
   if (expected === 'no_stream') return { previous: GENESIS_HASH, revision: 'no_stream' };
   const [last] =
     typeof expected === 'bigint'
       ? await readRaw(client, stream, { direction: FORWARDS, fromRevision: expected, maxCount: 1 })
       : await readRaw(client, stream, { direction: BACKWARDS, fromRevision: END, maxCount: 1 });
   // A specific revision the stream does not have: the append fails on it anyway.
-  if (!last || (typeof expected === 'bigint' && last.revision !== expected)) return { previous: GENESIS_HASH, revision: typeof expected === 'bigint' ? expected : 'no_stream' };
+  if (!last || (typeof expected === 'bigint' && last.revision !== expected))
+    return { previous: GENESIS_HASH, revision: typeof expected === 'bigint' ? expected : 'no_stream' };
   return { previous: await hashOf(client, last), revision: last.revision, lastId: last.id };
 }
 
 /** The events with their hashes in metadata, chained from `previous`, the first at `firstRevision`. */
-export function chainedMetadata(stream: string, events: readonly NewEvent[], previous: Buffer, firstRevision: bigint): NewEvent['metadata'][] {
+export function chainedMetadata(
+  stream: string,
+  events: readonly NewEvent[],
+  previous: Buffer,
+  firstRevision: bigint,
+): NewEvent['metadata'][] {
   const hashes = chainHashes(
     previous,
     events.map((e, i) => ({
@@ -115,7 +133,11 @@ function deletionOf(event: EsdbRecordedEvent): { stream: string; what: string } 
   if (event.type === '$metadata' && event.streamId.startsWith('$$') && !event.streamId.startsWith('$$$')) {
     const data = (typeof event.data === 'object' && event.data !== null ? event.data : {}) as Record<string, unknown>;
     const cut = ['$tb', '$maxCount', '$maxAge'].filter((k) => data[k] !== undefined && data[k] !== null);
-    if (cut.length > 0) return { stream: event.streamId.slice(2), what: `stream metadata ${cut.map((k) => `${k}=${JSON.stringify(data[k])}`).join(', ')} (soft delete or truncation)` };
+    if (cut.length > 0)
+      return {
+        stream: event.streamId.slice(2),
+        what: `stream metadata ${cut.map((k) => `${k}=${JSON.stringify(data[k])}`).join(', ')} (soft delete or truncation)`,
+      };
   }
   return undefined;
 }
@@ -140,7 +162,8 @@ export class EsdbChainAudit implements ChainAudit {
       return c;
     };
     if (options.stream !== undefined) {
-      for (const e of await readRaw(this.client, options.stream, { direction: FORWARDS, fromRevision: START })) checkerOf(options.stream).feed(linkOf(e));
+      for (const e of await readRaw(this.client, options.stream, { direction: FORWARDS, fromRevision: START }))
+        checkerOf(options.stream).feed(linkOf(e));
       for (const e of await readRaw(this.client, `$$${options.stream}`, { direction: FORWARDS, fromRevision: START })) {
         const d = deletionOf(e);
         if (d) deletions.push(d);
@@ -163,7 +186,8 @@ export class EsdbChainAudit implements ChainAudit {
         if (page.length < PAGE || !advanced) break;
       }
     }
-    for (const d of deletions) breaks.add({ stream: d.stream, revision: null, problem: 'stream_deleted', expected: 'no deletion or truncation', found: d.what });
+    for (const d of deletions)
+      breaks.add({ stream: d.stream, revision: null, problem: 'stream_deleted', expected: 'no deletion or truncation', found: d.what });
     let events = 0;
     let legacy = 0;
     for (const c of checkers.values()) {
@@ -172,6 +196,15 @@ export class EsdbChainAudit implements ChainAudit {
     }
     const broken = [...breaks.broken];
     const lastHash = options.stream !== undefined ? checkers.get(options.stream)?.lastHash?.toString('hex') : undefined;
-    return { ok: broken.length === 0, events, streams: checkers.size, ms: Math.round(performance.now() - started), firstBroken: broken[0], broken, unhashedLegacyEvents: legacy, ...(lastHash !== undefined ? { lastHash } : {}) };
+    return {
+      ok: broken.length === 0,
+      events,
+      streams: checkers.size,
+      ms: Math.round(performance.now() - started),
+      firstBroken: broken[0],
+      broken,
+      unhashedLegacyEvents: legacy,
+      ...(lastHash !== undefined ? { lastHash } : {}),
+    };
   }
 }

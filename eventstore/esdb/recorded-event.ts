@@ -39,7 +39,10 @@ export function toRecordedEvent(event: EsdbRecordedEvent, fallbackCommit?: bigin
   const rawMetadata: unknown = event.metadata;
   // The hash chain's `auditHash` (./hash-chain.ts) is the store's, not the writer's: left out, as PostgreSQL keeps it in a column.
   const metadata: EventMetadata = isPlainObject(rawMetadata)
-    ? ({ ...withoutHash(rawMetadata as JsonObject), occurredAt: typeof rawMetadata.occurredAt === 'string' ? rawMetadata.occurredAt : recordedAt } as EventMetadata)
+    ? ({
+        ...withoutHash(rawMetadata as JsonObject),
+        occurredAt: typeof rawMetadata.occurredAt === 'string' ? rawMetadata.occurredAt : recordedAt,
+      } as EventMetadata)
     : { occurredAt: recordedAt };
   return {
     stream: event.streamId,

@@ -69,7 +69,10 @@ export class GroupState {
   summary(upTo?: GlobalPosition): ParkedSummary {
     const records = this.parkedInOrder().filter((r) => upTo === undefined || comparePositions(r.event.position, upTo) <= 0);
     if (records.length === 0) return { count: 0 };
-    const oldest = records.reduce((min, r) => (Date.parse(r.event.recordedAt) < Date.parse(min) ? r.event.recordedAt : min), records[0]!.event.recordedAt);
+    const oldest = records.reduce(
+      (min, r) => (Date.parse(r.event.recordedAt) < Date.parse(min) ? r.event.recordedAt : min),
+      records[0]!.event.recordedAt,
+    );
     return { count: records.length, first: { ...records[0]!.event.position }, oldestRecordedAt: oldest };
   }
 

@@ -154,7 +154,12 @@ export class InMemoryEventStore implements EventStore {
       const from = options.fromRevision === undefined ? events.length - 1 : Number(bigMin(options.fromRevision, BigInt(events.length - 1)));
       for (let i = from; i >= 0 && out.length < maxCount; i--) out.push(events[i]!);
     } else {
-      const from = options.fromRevision === undefined || options.fromRevision < 0n ? 0 : options.fromRevision >= BigInt(events.length) ? events.length : Number(options.fromRevision);
+      const from =
+        options.fromRevision === undefined || options.fromRevision < 0n
+          ? 0
+          : options.fromRevision >= BigInt(events.length)
+            ? events.length
+            : Number(options.fromRevision);
       for (let i = from; i < events.length && out.length < maxCount; i++) out.push(events[i]!);
     }
     return out.map(copyEvent);
@@ -197,11 +202,21 @@ export class InMemoryEventStore implements EventStore {
     });
   }
 
-  async subscribe(group: string, filter: SubscriptionFilter, handler: EventHandler, options: SubscriptionOptions = {}): Promise<Subscription> {
+  async subscribe(
+    group: string,
+    filter: SubscriptionFilter,
+    handler: EventHandler,
+    options: SubscriptionOptions = {},
+  ): Promise<Subscription> {
     return this.subscribeInBatches(group, filter, (events) => handler(events[0]!), { ...options, maxBatchSize: 1 });
   }
 
-  async subscribeInBatches(group: string, filter: SubscriptionFilter, handler: BatchHandler, options: BatchSubscriptionOptions = {}): Promise<Subscription> {
+  async subscribeInBatches(
+    group: string,
+    filter: SubscriptionFilter,
+    handler: BatchHandler,
+    options: BatchSubscriptionOptions = {},
+  ): Promise<Subscription> {
     this.assertOpen();
     validateStreamName(group);
     if (filter.from !== 'start' && filter.from !== 'end') throw new Error("subscription 'from' must be 'start' or 'end'");
@@ -326,4 +341,3 @@ function bigMin(a: bigint, b: bigint): bigint {
 function jsonCopy<T extends JsonObject | NewEvent['metadata']>(value: T): JsonObject {
   return JSON.parse(JSON.stringify(value)) as JsonObject;
 }
-

@@ -1,5 +1,13 @@
 import { Client, type Pool, type QueryResultRow } from 'pg';
-import type { BatchHandler, CountEventsOptions, EventCount, GlobalPosition, ParkedSummary, RecordedEvent, SubscriptionFilter } from '../event-store';
+import type {
+  BatchHandler,
+  CountEventsOptions,
+  EventCount,
+  GlobalPosition,
+  ParkedSummary,
+  RecordedEvent,
+  SubscriptionFilter,
+} from '../event-store';
 import { blockedReason, START_POSITION } from '../event-store';
 import { validateStreamName } from '../validation';
 import type { AppendNotifier } from './append-notifier';
@@ -97,7 +105,13 @@ export class PostgresConsumerGroup {
       `INSERT INTO es_consumer_groups (group_name, stream_prefix, event_types, checkpoint_commit, checkpoint_prepare)
        VALUES ($1, $2, $3, $4, $5)
        ON CONFLICT (group_name) DO UPDATE SET stream_prefix = EXCLUDED.stream_prefix, event_types = EXCLUDED.event_types`,
-      [this.group, this.filter.streamPrefix ?? null, this.filter.eventTypes ? [...this.filter.eventTypes] : null, initial.commit.toString(), initial.prepare.toString()],
+      [
+        this.group,
+        this.filter.streamPrefix ?? null,
+        this.filter.eventTypes ? [...this.filter.eventTypes] : null,
+        initial.commit.toString(),
+        initial.prepare.toString(),
+      ],
     );
     this.unlisten = this.notifier.onAppend(() => {
       if (this.wake) this.wake('append');
@@ -367,7 +381,10 @@ export class PostgresConsumerGroup {
    * stays parked behind it without being attempted.
    */
   private async deliverReplays(): Promise<boolean> {
-    const asked = await this.store.pool.query('SELECT 1 FROM es_parked_events WHERE group_name = $1 AND replay_requested_at IS NOT NULL LIMIT 1', [this.group]);
+    const asked = await this.store.pool.query(
+      'SELECT 1 FROM es_parked_events WHERE group_name = $1 AND replay_requested_at IS NOT NULL LIMIT 1',
+      [this.group],
+    );
     if (asked.rows.length === 0) return false;
     await this.onLock(
       `UPDATE es_parked_events p SET replay_requested_at = now()
@@ -388,7 +405,10 @@ export class PostgresConsumerGroup {
       const event = toRecordedEvent(row);
       if (this.blocked.get(event.stream)! < event.revision) {
         // An earlier event of its stream is (again) parked: it stays parked behind it, unattempted.
-        await this.onLock('UPDATE es_parked_events SET replay_requested_at = NULL, parked_at = now() WHERE group_name = $1 AND event_position = $2', [this.group, row.position]);
+        await this.onLock(
+          'UPDATE es_parked_events SET replay_requested_at = NULL, parked_at = now() WHERE group_name = $1 AND event_position = $2',
+          [this.group, row.position],
+        );
         continue;
       }
       const outcome = await this.deliver(event, row.attempts);
@@ -410,11 +430,10 @@ export class PostgresConsumerGroup {
 
   private async saveCheckpoint(position: GlobalPosition): Promise<void> {
     this.checkpoint = position;
-    await this.onLock(`UPDATE es_consumer_groups SET checkpoint_commit = $2, checkpoint_prepare = $3, updated_at = now() WHERE group_name = $1`, [
-      this.group,
-      position.commit.toString(),
-      position.prepare.toString(),
-    ]);
+    await this.onLock(
+      `UPDATE es_consumer_groups SET checkpoint_commit = $2, checkpoint_prepare = $3, updated_at = now() WHERE group_name = $1`,
+      [this.group, position.commit.toString(), position.prepare.toString()],
+    );
   }
 
   /** Waits for a wake-up (new append, stop, lock lost) or the timeout. Retry backoffs are cut short only by stop or a lost lock. */
@@ -457,7 +476,10 @@ export async function countEvents(pool: Pool, options: CountEventsOptions = {}):
     params.push([...options.eventTypes]);
     where.push(`type = ANY($${params.length}::text[])`);
   }
-  const result = await pool.query<{ n: string; oldest: Date | null }>(`SELECT count(*)::text AS n, min(recorded_at) AS oldest FROM es_events WHERE ${where.join(' AND ')}`, params);
+  const result = await pool.query<{ n: string; oldest: Date | null }>(
+    `SELECT count(*)::text AS n, min(recorded_at) AS oldest FROM es_events WHERE ${where.join(' AND ')}`,
+    params,
+  );
   const row = result.rows[0]!;
   return { count: Number(row.n), oldestRecordedAt: row.oldest?.toISOString(), saturated: false };
 }

@@ -60,8 +60,14 @@ interface AnchorRow {
 const headLine = (stream: string, revision: string, hash: Buffer | null) => `${stream}\t${revision}\t${hex(hash)}\n`;
 
 /** SHA-256(previous anchor hash ‖ its fields), chaining anchors from 32 zero bytes. */
-export function anchorHash(previous: Buffer, a: { anchorId: string; anchoredAt: string; streams: number | string; events: number | string; headsHash: Buffer }): Buffer {
-  return createHash('sha256').update(previous).update(`${a.anchorId}\t${a.anchoredAt}\t${a.streams}\t${a.events}\t${a.headsHash.toString('hex')}`, 'utf8').digest();
+export function anchorHash(
+  previous: Buffer,
+  a: { anchorId: string; anchoredAt: string; streams: number | string; events: number | string; headsHash: Buffer },
+): Buffer {
+  return createHash('sha256')
+    .update(previous)
+    .update(`${a.anchorId}\t${a.anchoredAt}\t${a.streams}\t${a.events}\t${a.headsHash.toString('hex')}`, 'utf8')
+    .digest();
 }
 
 const summary = (a: AnchorRow): AnchorSummary => ({
@@ -105,7 +111,19 @@ export class PostgresChainAudit implements ChainAudit {
         streams += 1;
         const links = verifyStreamLinks(
           stream,
-          rows.map((r) => ({ revision: BigInt(r.revision), hash: r.hash, encoding: encodingFromParts({ id: r.id, type: r.type, stream: r.stream, revision: r.revision, dataJson: r.data, metadataJson: r.metadata, occurredAt: r.occurred_at }) })),
+          rows.map((r) => ({
+            revision: BigInt(r.revision),
+            hash: r.hash,
+            encoding: encodingFromParts({
+              id: r.id,
+              type: r.type,
+              stream: r.stream,
+              revision: r.revision,
+              dataJson: r.data,
+              metadataJson: r.metadata,
+              occurredAt: r.occurred_at,
+            }),
+          })),
           breaks,
         );
         events += links.count;
@@ -162,7 +180,13 @@ export class PostgresChainAudit implements ChainAudit {
         options.stream !== undefined ? [options.stream] : [],
       );
       for (const h of emptyHeads.rows) {
-        breaks.add({ stream: h.stream, revision: '0', problem: 'missing_event', expected: `events 0..${h.revision} (head ${hex(h.last_hash)})`, found: 'no events' });
+        breaks.add({
+          stream: h.stream,
+          revision: '0',
+          problem: 'missing_event',
+          expected: `events 0..${h.revision} (head ${hex(h.last_hash)})`,
+          found: 'no events',
+        });
       }
 
       // 3. Anchors.
@@ -175,8 +199,22 @@ export class PostgresChainAudit implements ChainAudit {
       client.release();
     }
     const rank = (b: ChainBreak) => order.get(b.stream) ?? Number.MAX_SAFE_INTEGER;
-    const broken = [...breaks.broken].sort((a, b) => rank(a) - rank(b) || (a.stream < b.stream ? -1 : a.stream > b.stream ? 1 : 0) || Number(a.revision ?? -1) - Number(b.revision ?? -1));
-    return { ok: broken.length === 0, events, streams, ms: Math.round(performance.now() - started), firstBroken: broken[0], broken, anchor, ...(lastHash !== undefined ? { lastHash } : {}) };
+    const broken = [...breaks.broken].sort(
+      (a, b) =>
+        rank(a) - rank(b) ||
+        (a.stream < b.stream ? -1 : a.stream > b.stream ? 1 : 0) ||
+        Number(a.revision ?? -1) - Number(b.revision ?? -1),
+    );
+    return {
+      ok: broken.length === 0,
+      events,
+      streams,
+      ms: Math.round(performance.now() - started),
+      firstBroken: broken[0],
+      broken,
+      anchor,
+      ...(lastHash !== undefined ? { lastHash } : {}),
+    };
   }
 
   private async checkAnchors(client: PoolClient, breaks: BreakCollector, options: VerifyOptions): Promise<AnchorSummary | undefined> {
@@ -184,17 +222,44 @@ export class PostgresChainAudit implements ChainAudit {
     let previous = GENESIS_HASH;
     let expectedId = 1n;
     for (const a of anchors.rows) {
-      const recomputed = anchorHash(previous, { anchorId: a.anchor_id, anchoredAt: a.anchored_at.toISOString(), streams: a.streams, events: a.events, headsHash: a.heads_hash });
+      const recomputed = anchorHash(previous, {
+        anchorId: a.anchor_id,
+        anchoredAt: a.anchored_at.toISOString(),
+        streams: a.streams,
+        events: a.events,
+        headsHash: a.heads_hash,
+      });
       if (BigInt(a.anchor_id) !== expectedId) {
-        breaks.add({ stream: '(anchors)', revision: null, problem: 'anchor_chain', expected: `anchor #${expectedId}`, found: `anchor #${a.anchor_id}` });
+        breaks.add({
+          stream: '(anchors)',
+          revision: null,
+          problem: 'anchor_chain',
+          expected: `anchor #${expectedId}`,
+          found: `anchor #${a.anchor_id}`,
+        });
       } else if (!a.previous_hash.equals(previous) || !recomputed.equals(a.anchor_hash)) {
-        breaks.add({ stream: '(anchors)', revision: null, problem: 'anchor_chain', expected: `anchor #${a.anchor_id} hash ${recomputed.toString('hex')} after ${previous.toString('hex')}`, found: `${a.anchor_hash.toString('hex')} after ${a.previous_hash.toString('hex')}` });
+        breaks.add({
+          stream: '(anchors)',
+          revision: null,
+          problem: 'anchor_chain',
+          expected: `anchor #${a.anchor_id} hash ${recomputed.toString('hex')} after ${previous.toString('hex')}`,
+          found: `${a.anchor_hash.toString('hex')} after ${a.previous_hash.toString('hex')}`,
+        });
       }
       previous = a.anchor_hash;
       expectedId = BigInt(a.anchor_id) + 1n;
     }
-    if (options.anchorHash !== undefined && !anchors.rows.some((a) => a.anchor_hash.toString('hex') === options.anchorHash!.toLowerCase())) {
-      breaks.add({ stream: '(anchors)', revision: null, problem: 'anchor_chain', expected: `an anchor with hash ${options.anchorHash}`, found: 'none' });
+    if (
+      options.anchorHash !== undefined &&
+      !anchors.rows.some((a) => a.anchor_hash.toString('hex') === options.anchorHash!.toLowerCase())
+    ) {
+      breaks.add({
+        stream: '(anchors)',
+        revision: null,
+        problem: 'anchor_chain',
+        expected: `an anchor with hash ${options.anchorHash}`,
+        found: 'none',
+      });
     }
     const latest = anchors.rows.at(-1);
     if (!latest) return undefined;
@@ -214,7 +279,15 @@ export class PostgresChainAudit implements ChainAudit {
     }
 
     // Every anchored head must still be in the log: the stream there, at least as long, the same hash at that revision.
-    const lost = await client.query<{ stream: string; revision: string; hash: Buffer | null; anchor_id: string; head_revision: string | null; event_hash: Buffer | null; event_found: boolean }>(
+    const lost = await client.query<{
+      stream: string;
+      revision: string;
+      hash: Buffer | null;
+      anchor_id: string;
+      head_revision: string | null;
+      event_hash: Buffer | null;
+      event_found: boolean;
+    }>(
       `SELECT a.stream, a.revision::text AS revision, a.hash, a.anchor_id::text AS anchor_id, s.revision::text AS head_revision,
               e.hash AS event_hash, e.stream IS NOT NULL AS event_found
        FROM es_audit_anchored_heads a
@@ -269,10 +342,19 @@ export class PostgresChainAudit implements ChainAudit {
 
   private async anchorInTransaction(client: PoolClient, skipIfWithinMs?: number): Promise<AnchorResult> {
     if (skipIfWithinMs !== undefined) {
-      const recent = await client.query(`SELECT 1 FROM es_audit_anchors WHERE anchored_at > clock_timestamp() - make_interval(secs => $1::double precision / 1000) LIMIT 1`, [skipIfWithinMs]);
+      const recent = await client.query(
+        `SELECT 1 FROM es_audit_anchors WHERE anchored_at > clock_timestamp() - make_interval(secs => $1::double precision / 1000) LIMIT 1`,
+        [skipIfWithinMs],
+      );
       if (recent.rows.length > 0) return { recent: true };
     }
-    const lost = await client.query<{ stream: string; revision: string; hash: Buffer | null; head_revision: string | null; head_hash: Buffer | null }>(
+    const lost = await client.query<{
+      stream: string;
+      revision: string;
+      hash: Buffer | null;
+      head_revision: string | null;
+      head_hash: Buffer | null;
+    }>(
       `SELECT a.stream, a.revision::text AS revision, a.hash, s.revision::text AS head_revision, s.last_hash AS head_hash
        FROM es_audit_anchored_heads a LEFT JOIN es_streams s ON s.stream = a.stream
        WHERE s.stream IS NULL OR s.revision < a.revision OR (s.revision = a.revision AND s.last_hash IS DISTINCT FROM a.hash)
@@ -314,8 +396,18 @@ export class PostgresChainAudit implements ChainAudit {
 }
 
 /** Compares the last event of each walked stream with its head row. */
-async function checkHeads(client: PoolClient, heads: { stream: string; revision: string; hash: string | null }[], breaks: BreakCollector): Promise<void> {
-  const result = await client.query<{ stream: string; revision: string; hash: string | null; head_revision: string | null; head_hash: Buffer | null }>(
+async function checkHeads(
+  client: PoolClient,
+  heads: { stream: string; revision: string; hash: string | null }[],
+  breaks: BreakCollector,
+): Promise<void> {
+  const result = await client.query<{
+    stream: string;
+    revision: string;
+    hash: string | null;
+    head_revision: string | null;
+    head_hash: Buffer | null;
+  }>(
     `SELECT t.stream, t.revision, t.hash, s.revision::text AS head_revision, s.last_hash AS head_hash
      FROM unnest($1::text[], $2::text[], $3::text[]) AS t(stream, revision, hash)
      LEFT JOIN es_streams s ON s.stream = t.stream
@@ -337,7 +429,11 @@ async function checkHeads(client: PoolClient, heads: { stream: string; revision:
  * SHA-256 over every head line of `table` in byte order of the stream names (the table's primary key is ordered
  * that way: COLLATE "C"), in keyset pages; with the number of streams and of events (sum of revision + 1).
  */
-async function headsHash(client: PoolClient, table: 'es_audit_anchored_heads', hashColumn: 'hash'): Promise<{ hash: Buffer; streams: number; events: number }> {
+async function headsHash(
+  client: PoolClient,
+  table: 'es_audit_anchored_heads',
+  hashColumn: 'hash',
+): Promise<{ hash: Buffer; streams: number; events: number }> {
   const sha = createHash('sha256');
   let streams = 0;
   let events = 0;

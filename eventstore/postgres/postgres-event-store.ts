@@ -156,7 +156,11 @@ export class PostgresEventStore implements EventStore {
     // from no head, finds the head inserted meanwhile and writes nothing; it runs again and chains from that head.
     for (let attempt = 1; ; attempt++) {
       try {
-        const result = await this.pool.query<{ revision: string; position: string; txid: string; recorded_at: Date }>({ name, text: sql, values: params });
+        const result = await this.pool.query<{ revision: string; position: string; txid: string; recorded_at: Date }>({
+          name,
+          text: sql,
+          values: params,
+        });
         const row = result.rows[0];
         if (row) {
           this.notifier.signal();
@@ -189,9 +193,20 @@ export class PostgresEventStore implements EventStore {
   }
 
   /** The same events, in the same order, already sit at the place this append would have put them. */
-  private async findIdempotentAppend(stream: string, events: readonly NewEvent[], expected: ExpectedRevision): Promise<AppendResult | undefined> {
+  private async findIdempotentAppend(
+    stream: string,
+    events: readonly NewEvent[],
+    expected: ExpectedRevision,
+  ): Promise<AppendResult | undefined> {
     const ids = events.map((e) => e.id.toLowerCase());
-    const found = await this.pool.query<{ id: string; stream: string; revision: string; position: string; txid: string; recorded_at: Date }>(
+    const found = await this.pool.query<{
+      id: string;
+      stream: string;
+      revision: string;
+      position: string;
+      txid: string;
+      recorded_at: Date;
+    }>(
       `SELECT id::text AS id, stream, revision::text AS revision, position::text AS position, transaction_id::text AS txid, recorded_at
        FROM es_events WHERE id = ANY($1::uuid[])`,
       [ids],
@@ -213,7 +228,9 @@ export class PostgresEventStore implements EventStore {
   }
 
   private async currentRevision(stream: string): Promise<bigint | 'no_stream'> {
-    const head = await this.pool.query<{ revision: string }>('SELECT revision::text AS revision FROM es_streams WHERE stream = $1', [stream]);
+    const head = await this.pool.query<{ revision: string }>('SELECT revision::text AS revision FROM es_streams WHERE stream = $1', [
+      stream,
+    ]);
     return head.rows[0] ? BigInt(head.rows[0].revision) : 'no_stream';
   }
 
@@ -296,11 +313,21 @@ export class PostgresEventStore implements EventStore {
     return result.rows.map((r) => ({ stream: r.stream, revision: BigInt(r.revision), lastRecordedAt: r.updated_at.toISOString() }));
   }
 
-  async subscribe(group: string, filter: SubscriptionFilter, handler: EventHandler, options: SubscriptionOptions = {}): Promise<Subscription> {
+  async subscribe(
+    group: string,
+    filter: SubscriptionFilter,
+    handler: EventHandler,
+    options: SubscriptionOptions = {},
+  ): Promise<Subscription> {
     return this.subscribeInBatches(group, filter, (events) => handler(events[0]!), { ...options, maxBatchSize: 1 });
   }
 
-  async subscribeInBatches(group: string, filter: SubscriptionFilter, handler: BatchHandler, options: BatchSubscriptionOptions = {}): Promise<Subscription> {
+  async subscribeInBatches(
+    group: string,
+    filter: SubscriptionFilter,
+    handler: BatchHandler,
+    options: BatchSubscriptionOptions = {},
+  ): Promise<Subscription> {
     const consumer = new PostgresConsumerGroup(this, this.notifier, group, filter, handler, {
       maxAttempts: options.maxAttempts ?? 5,
       retryBackoffMs: options.retryBackoffMs ?? 100,
@@ -326,7 +353,14 @@ export class PostgresEventStore implements EventStore {
        WHERE p.group_name = $1 ORDER BY e.transaction_id, e.position`,
       [group],
     );
-    return result.rows.map((r) => ({ group, event: toRecordedEvent(r), error: r.error, attempts: r.attempts, parkedAt: r.parked_at.toISOString(), blocked: r.attempts === 0 }));
+    return result.rows.map((r) => ({
+      group,
+      event: toRecordedEvent(r),
+      error: r.error,
+      attempts: r.attempts,
+      parkedAt: r.parked_at.toISOString(),
+      blocked: r.attempts === 0,
+    }));
   }
 
   async parkedSummary(group: string, upTo?: GlobalPosition): Promise<ParkedSummary> {
@@ -522,7 +556,10 @@ const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'E
 export function asUnavailable(error: unknown): unknown {
   const code = (error as { code?: string }).code;
   const message = error instanceof Error ? error.message : String(error);
-  if ((code && (UNAVAILABLE_CODES.has(code) || code.startsWith('08'))) || /Connection terminated|connect ECONNREFUSED|timeout/i.test(message)) {
+  if (
+    (code && (UNAVAILABLE_CODES.has(code) || code.startsWith('08'))) ||
+    /Connection terminated|connect ECONNREFUSED|timeout/i.test(message)
+  ) {
     return new EventStoreUnavailableError(`PostgreSQL event store unavailable: ${message}`, { cause: error });
   }
   return error;

@@ -52,7 +52,10 @@ describe('access control: API keys, roles, owners, rate limit, actor', () => {
   }
 
   async function openAccount(ownerId: string, initialDeposit?: number): Promise<string> {
-    const res = await api.http().post('/accounts').send({ ownerId, currency: 'EUR', ...(initialDeposit ? { initialDeposit } : {}) });
+    const res = await api
+      .http()
+      .post('/accounts')
+      .send({ ownerId, currency: 'EUR', ...(initialDeposit ? { initialDeposit } : {}) });
     expect(res.status).toBe(201);
     return res.body.accountId as string;
   }
@@ -84,12 +87,22 @@ describe('access control: API keys, roles, owners, rate limit, actor', () => {
     await api.caughtUp();
   });
   afterAll(async () => {
-    for (const id of started) await api?.stack.client.workflow.getHandle(transferWorkflowId(id)).result().catch(() => undefined);
+    for (const id of started)
+      await api?.stack.client.workflow
+        .getHandle(transferWorkflowId(id))
+        .result()
+        .catch(() => undefined);
     await api?.close();
   });
 
   const agent = (who: Who) =>
-    ({ none: () => api.anonymous(), revoked: () => api.as(revoked.secret), owner: () => api.as(alice.secret), other: () => api.as(carol.secret), operator: () => api.http() })[who]();
+    ({
+      none: () => api.anonymous(),
+      revoked: () => api.as(revoked.secret),
+      owner: () => api.as(alice.secret),
+      other: () => api.as(carol.secret),
+      operator: () => api.http(),
+    })[who]();
 
   interface Row {
     op: string;
@@ -100,23 +113,70 @@ describe('access control: API keys, roles, owners, rate limit, actor', () => {
   }
   const tid = (who: Who) => `ac-${who}-${process.pid}`;
   const ROWS: Row[] = [
-    { op: 'get /accounts', call: (w) => agent(w).get('/accounts').query({ ownerId: 'alice' }), expect: { owner: 200, other: 200, operator: 200 } },
+    {
+      op: 'get /accounts',
+      call: (w) => agent(w).get('/accounts').query({ ownerId: 'alice' }),
+      expect: { owner: 200, other: 200, operator: 200 },
+    },
     { op: 'get /accounts/{id}', call: (w) => agent(w).get(`/accounts/${A1}`), expect: { owner: 200, other: 404, operator: 200 } },
-    { op: 'get /accounts/{id}/history', call: (w) => agent(w).get(`/accounts/${A1}/history`), expect: { owner: 200, other: 404, operator: 200 } },
-    { op: 'get /accounts/{id}/balance', call: (w) => agent(w).get(`/accounts/${A1}/balance`).query({ asOf: new Date().toISOString() }), expect: { owner: 200, other: 404, operator: 200 } },
-    { op: 'get /accounts/{id}/statements/{date}', call: (w) => agent(w).get(`/accounts/${A1}/statements/${YESTERDAY}`), expect: { owner: 200, other: 404, operator: 200 } },
-    { op: 'post /books/close', call: (w) => agent(w).post('/books/close').send({ date: YESTERDAY }), expect: { owner: 403, other: 403, operator: 200 } },
+    {
+      op: 'get /accounts/{id}/history',
+      call: (w) => agent(w).get(`/accounts/${A1}/history`),
+      expect: { owner: 200, other: 404, operator: 200 },
+    },
+    {
+      op: 'get /accounts/{id}/balance',
+      call: (w) => agent(w).get(`/accounts/${A1}/balance`).query({ asOf: new Date().toISOString() }),
+      expect: { owner: 200, other: 404, operator: 200 },
+    },
+    {
+      op: 'get /accounts/{id}/statements/{date}',
+      call: (w) => agent(w).get(`/accounts/${A1}/statements/${YESTERDAY}`),
+      expect: { owner: 200, other: 404, operator: 200 },
+    },
+    {
+      op: 'post /books/close',
+      call: (w) => agent(w).post('/books/close').send({ date: YESTERDAY }),
+      expect: { owner: 403, other: 403, operator: 200 },
+    },
     { op: 'get /corrections', call: (w) => agent(w).get('/corrections'), expect: { owner: 403, other: 403, operator: 200 } },
     { op: 'get /exceptions', call: (w) => agent(w).get('/exceptions'), expect: { owner: 403, other: 403, operator: 200 } },
-    { op: 'post /exceptions/{id}/accept', call: (w) => agent(w).post(`/exceptions/${X1}/accept`), expect: { owner: 403, other: 403, operator: 200 } },
-    { op: 'post /exceptions/{id}/reject', call: (w) => agent(w).post(`/exceptions/${X2}/reject`).send({}), expect: { owner: 403, other: 403, operator: 200 } },
-    { op: 'post /accounts', call: (w) => agent(w).post('/accounts').send({ ownerId: 'alice', currency: 'EUR', initialDeposit: 1 }), expect: { owner: 403, other: 403, operator: 201 } },
-    { op: 'post /accounts/{id}/deposits', call: (w) => agent(w).post(`/accounts/${A1}/deposits`).send({ amount: 1 }), expect: { owner: 403, other: 403, operator: 200 } },
-    { op: 'post /accounts/{id}/withdrawals', call: (w) => agent(w).post(`/accounts/${A1}/withdrawals`).send({ amount: 1 }), expect: { owner: 403, other: 403, operator: 200 } },
-    { op: 'post /accounts/{id}/close', call: (w) => agent(w).post(`/accounts/${E}/close`), expect: { owner: 403, other: 403, operator: 200 } },
+    {
+      op: 'post /exceptions/{id}/accept',
+      call: (w) => agent(w).post(`/exceptions/${X1}/accept`),
+      expect: { owner: 403, other: 403, operator: 200 },
+    },
+    {
+      op: 'post /exceptions/{id}/reject',
+      call: (w) => agent(w).post(`/exceptions/${X2}/reject`).send({}),
+      expect: { owner: 403, other: 403, operator: 200 },
+    },
+    {
+      op: 'post /accounts',
+      call: (w) => agent(w).post('/accounts').send({ ownerId: 'alice', currency: 'EUR', initialDeposit: 1 }),
+      expect: { owner: 403, other: 403, operator: 201 },
+    },
+    {
+      op: 'post /accounts/{id}/deposits',
+      call: (w) => agent(w).post(`/accounts/${A1}/deposits`).send({ amount: 1 }),
+      expect: { owner: 403, other: 403, operator: 200 },
+    },
+    {
+      op: 'post /accounts/{id}/withdrawals',
+      call: (w) => agent(w).post(`/accounts/${A1}/withdrawals`).send({ amount: 1 }),
+      expect: { owner: 403, other: 403, operator: 200 },
+    },
+    {
+      op: 'post /accounts/{id}/close',
+      call: (w) => agent(w).post(`/accounts/${E}/close`),
+      expect: { owner: 403, other: 403, operator: 200 },
+    },
     {
       op: 'post /transfers',
-      call: (w) => agent(w).post('/transfers').send({ transferId: tid(w), fromAccountId: A1, toAccountId: C1, amount: 10 }),
+      call: (w) =>
+        agent(w)
+          .post('/transfers')
+          .send({ transferId: tid(w), fromAccountId: A1, toAccountId: C1, amount: 10 }),
       expect: { owner: 202, other: 403, operator: 202 },
       transferId: tid,
     },
@@ -124,18 +184,36 @@ describe('access control: API keys, roles, owners, rate limit, actor', () => {
     { op: 'get /transfers', call: (w) => agent(w).get('/transfers'), expect: { owner: 200, other: 200, operator: 200 } },
     {
       op: 'post /transfers/{id}/reversal',
-      call: (w) => agent(w).post(`/transfers/${T1}/reversal`).send({ amount: 1, reversalId: `rev-${tid(w)}` }),
+      call: (w) =>
+        agent(w)
+          .post(`/transfers/${T1}/reversal`)
+          .send({ amount: 1, reversalId: `rev-${tid(w)}` }),
       expect: { owner: 403, other: 403, operator: 202 },
       transferId: (w: Who) => `rev-${tid(w)}`,
     },
-    { op: 'get /audit/verify', call: (w) => agent(w).get('/audit/verify').query({ stream: `account-${A1}` }), expect: { owner: 403, other: 403, operator: 200 } },
+    {
+      op: 'get /audit/verify',
+      call: (w) =>
+        agent(w)
+          .get('/audit/verify')
+          .query({ stream: `account-${A1}` }),
+      expect: { owner: 403, other: 403, operator: 200 },
+    },
     { op: 'get /events', call: (w) => agent(w).get('/events').query({ limit: 5 }), expect: { owner: 403, other: 403, operator: 200 } },
     { op: 'get /streams', call: (w) => agent(w).get('/streams'), expect: { owner: 403, other: 403, operator: 200 } },
     { op: 'get /streams/{name}', call: (w) => agent(w).get(`/streams/account-${A1}`), expect: { owner: 403, other: 403, operator: 200 } },
     { op: 'get /metrics', call: (w) => agent(w).get('/metrics'), expect: { owner: 403, other: 403, operator: 200 } },
-    { op: 'post /api-keys', call: (w) => agent(w).post('/api-keys').send({ role: 'customer', ownerId: 'erin' }), expect: { owner: 403, other: 403, operator: 201 } },
+    {
+      op: 'post /api-keys',
+      call: (w) => agent(w).post('/api-keys').send({ role: 'customer', ownerId: 'erin' }),
+      expect: { owner: 403, other: 403, operator: 201 },
+    },
     { op: 'get /api-keys', call: (w) => agent(w).get('/api-keys'), expect: { owner: 403, other: 403, operator: 200 } },
-    { op: 'delete /api-keys/{keyId}', call: (w) => agent(w).delete(`/api-keys/${victim.keyId}`), expect: { owner: 403, other: 403, operator: 204 } },
+    {
+      op: 'delete /api-keys/{keyId}',
+      call: (w) => agent(w).delete(`/api-keys/${victim.keyId}`),
+      expect: { owner: 403, other: 403, operator: 204 },
+    },
   ];
   const PUBLIC = [
     ['get /health', '/health'],
@@ -146,23 +224,30 @@ describe('access control: API keys, roles, owners, rate limit, actor', () => {
     ['get /console/config.json', '/console/config.json'],
   ] as const;
 
-  test('the table covers every operation of OPERATION_ACCESS, and its expectations follow each operation\'s role', () => {
+  test("the table covers every operation of OPERATION_ACCESS, and its expectations follow each operation's role", () => {
     expect([...ROWS.map((r) => r.op), ...PUBLIC.map(([op]) => op)].sort()).toEqual(Object.keys(OPERATION_ACCESS).sort());
     for (const row of ROWS) {
       const access = OPERATION_ACCESS[row.op];
-      if (access === 'operator') expect({ op: row.op, owner: row.expect.owner, other: row.expect.other }).toEqual({ op: row.op, owner: 403, other: 403 });
+      if (access === 'operator')
+        expect({ op: row.op, owner: row.expect.owner, other: row.expect.other }).toEqual({ op: row.op, owner: 403, other: 403 });
       else expect({ op: row.op, access }).toEqual({ op: row.op, access: 'customer' });
     }
   });
 
   async function written() {
-    const keys = await api.readModels.query<{ n: number; revoked: number }>('SELECT count(*)::int AS n, count(revoked_at)::int AS revoked FROM api_keys');
+    const keys = await api.readModels.query<{ n: number; revoked: number }>(
+      'SELECT count(*)::int AS n, count(revoked_at)::int AS revoked FROM api_keys',
+    );
     return { events: await storeFingerprint(api.store), keys: keys.rows[0] };
   }
 
   const expected = (row: Row, who: Who) => (who === 'none' || who === 'revoked' ? 401 : row.expect[who]);
-  const refusals = ROWS.flatMap((row) => WHO.filter((who) => expected(row, who) >= 400).map((who) => [row.op, who, expected(row, who), row] as const));
-  const allowed = ROWS.flatMap((row) => WHO.filter((who) => expected(row, who) < 400).map((who) => [row.op, who, expected(row, who), row] as const));
+  const refusals = ROWS.flatMap((row) =>
+    WHO.filter((who) => expected(row, who) >= 400).map((who) => [row.op, who, expected(row, who), row] as const),
+  );
+  const allowed = ROWS.flatMap((row) =>
+    WHO.filter((who) => expected(row, who) < 400).map((who) => [row.op, who, expected(row, who), row] as const),
+  );
 
   // Refusals first, while nothing else writes: each is checked to have written nothing.
   test.each(refusals)('%s as %s -> %d, nothing written', async (_op, who, status, row) => {
@@ -173,23 +258,37 @@ describe('access control: API keys, roles, owners, rate limit, actor', () => {
       expect(res.headers['www-authenticate']).toMatch(/^Bearer realm="transfer-service"/);
       expect((res.body.errors as { field: string }[]).map((e) => e.field)).toEqual(['Authorization']);
     }
-    if (status === 403) expect((res.body.errors as { field: string }[]).map((e) => e.field)).toEqual([row.op === 'post /transfers' ? 'fromAccountId' : 'Authorization']);
+    if (status === 403)
+      expect((res.body.errors as { field: string }[]).map((e) => e.field)).toEqual([
+        row.op === 'post /transfers' ? 'fromAccountId' : 'Authorization',
+      ]);
     if (status === 404 && row.op.startsWith('get /accounts')) {
       // Indistinguishable from an account that does not exist.
-      const missing = await api.http().get(row.op === 'get /accounts/{id}' ? `/accounts/${randomUUID()}` : `/accounts/${randomUUID()}/balance`).query(row.op === 'get /accounts/{id}' ? {} : { asOf: new Date().toISOString() });
-      if (row.op !== 'get /accounts/{id}/history') expect({ type: res.body.type, title: res.body.title }).toEqual({ type: missing.body.type, title: missing.body.title });
+      const missing = await api
+        .http()
+        .get(row.op === 'get /accounts/{id}' ? `/accounts/${randomUUID()}` : `/accounts/${randomUUID()}/balance`)
+        .query(row.op === 'get /accounts/{id}' ? {} : { asOf: new Date().toISOString() });
+      if (row.op !== 'get /accounts/{id}/history')
+        expect({ type: res.body.type, title: res.body.title }).toEqual({ type: missing.body.type, title: missing.body.title });
     }
     expect(await written()).toEqual(before);
     if (row.transferId) {
       const transferId = row.transferId(who);
       expect(await api.store.readStream(transferStream(transferId))).toEqual([]);
-      await expect(api.stack.client.workflow.getHandle(transferWorkflowId(transferId)).describe()).rejects.toBeInstanceOf(WorkflowNotFoundError);
+      await expect(api.stack.client.workflow.getHandle(transferWorkflowId(transferId)).describe()).rejects.toBeInstanceOf(
+        WorkflowNotFoundError,
+      );
     }
   });
 
   test.each(allowed)('%s as %s -> %d', async (op, who, status, row) => {
     const res = await row.call(who);
-    expect({ op, who, status: res.status, body: res.status === status ? undefined : res.text }).toEqual({ op, who, status, body: undefined });
+    expect({ op, who, status: res.status, body: res.status === status ? undefined : res.text }).toEqual({
+      op,
+      who,
+      status,
+      body: undefined,
+    });
     if (row.transferId) started.push(row.transferId(who));
     if (op === 'post /api-keys') secrets.add(res.body.secret as string);
   });
@@ -213,8 +312,14 @@ describe('access control: API keys, roles, owners, rate limit, actor', () => {
     ['Bearer without a token', { Authorization: 'Bearer' }],
     ['a token with spaces', { Authorization: 'Bearer two words' }],
     ['an unknown well-formed key', { Authorization: `Bearer tsk_0123456789abcdef_${randomBytes(32).toString('base64url')}` }],
-    ['a real key id with a wrong secret', () => ({ Authorization: `Bearer tsk_${alice.keyId.slice(4)}_${randomBytes(32).toString('base64url')}` })],
-    ['the operator key with one character changed', { Authorization: `Bearer ${TEST_OPERATOR_KEY.slice(0, -1)}${TEST_OPERATOR_KEY.endsWith('A') ? 'B' : 'A'}` }],
+    [
+      'a real key id with a wrong secret',
+      () => ({ Authorization: `Bearer tsk_${alice.keyId.slice(4)}_${randomBytes(32).toString('base64url')}` }),
+    ],
+    [
+      'the operator key with one character changed',
+      { Authorization: `Bearer ${TEST_OPERATOR_KEY.slice(0, -1)}${TEST_OPERATOR_KEY.endsWith('A') ? 'B' : 'A'}` },
+    ],
   ] as const)('%s -> 401 with WWW-Authenticate: Bearer, and the token is not echoed', async (_label, headers) => {
     const h: Record<string, string> = typeof headers === 'function' ? headers() : headers;
     const token = (h.Authorization ?? '').replace(/^\S+\s*/, '');
@@ -230,7 +335,13 @@ describe('access control: API keys, roles, owners, rate limit, actor', () => {
     expect(created.status).toBe(201);
     expect(created.headers['cache-control']).toBe('no-store');
     expect(created.headers.location).toBe(`/api-keys/${created.body.keyId}`);
-    expect(created.body).toEqual({ keyId: expect.stringMatching(/^key_[0-9a-f]{16}$/), secret: expect.stringMatching(/^tsk_[0-9a-f]{16}_[A-Za-z0-9_-]{43}$/), role: 'operator', ownerId: null, createdAt: expect.any(String) });
+    expect(created.body).toEqual({
+      keyId: expect.stringMatching(/^key_[0-9a-f]{16}$/),
+      secret: expect.stringMatching(/^tsk_[0-9a-f]{16}_[A-Za-z0-9_-]{43}$/),
+      role: 'operator',
+      ownerId: null,
+      createdAt: expect.any(String),
+    });
     const { keyId, secret } = created.body as { keyId: string; secret: string };
     secrets.add(secret);
     // The new operator key works as an operator, and its writes carry its key id.
@@ -242,7 +353,15 @@ describe('access control: API keys, roles, owners, rate limit, actor', () => {
     const list = await api.http().get('/api-keys');
     expect(list.status).toBe(200);
     const listed = (list.body.keys as { keyId: string }[]).find((k) => k.keyId === keyId);
-    expect(listed).toEqual({ keyId, role: 'operator', ownerId: null, createdAt: expect.any(String), createdBy: 'env-operator', revokedAt: null, revokedBy: null });
+    expect(listed).toEqual({
+      keyId,
+      role: 'operator',
+      ownerId: null,
+      createdAt: expect.any(String),
+      createdBy: 'env-operator',
+      revokedAt: null,
+      revokedBy: null,
+    });
     for (const s of secrets) expect(list.text).not.toContain(s);
     // Only the hash is stored.
     const stored = await api.readModels.query<{ secret_hash: Buffer }>('SELECT secret_hash FROM api_keys WHERE key_id = $1', [keyId]);
@@ -254,13 +373,22 @@ describe('access control: API keys, roles, owners, rate limit, actor', () => {
     expect((await instanceA.get(`/accounts/${A1}`)).status).toBe(200); // cached as valid here
     const otherInstance = createApp({ ...api.deps });
     const revokedAt = Date.now();
-    expect((await request(otherInstance).delete(`/api-keys/${keyId}`).set('Authorization', `Bearer ${TEST_OPERATOR_KEY}`)).status).toBe(204);
-    const refusedAfter = await waitUntil('the revoked key to be refused', async () => ((await api.as(secret).get(`/accounts/${A1}`)).status === 401 ? Date.now() - revokedAt : undefined), 10_000, 20);
+    expect((await request(otherInstance).delete(`/api-keys/${keyId}`).set('Authorization', `Bearer ${TEST_OPERATOR_KEY}`)).status).toBe(
+      204,
+    );
+    const refusedAfter = await waitUntil(
+      'the revoked key to be refused',
+      async () => ((await api.as(secret).get(`/accounts/${A1}`)).status === 401 ? Date.now() - revokedAt : undefined),
+      10_000,
+      20,
+    );
     expect(refusedAfter).toBeLessThan(1_000);
     expect((await api.as(secret).get(`/accounts/${A1}`)).status).toBe(401);
     // Revoking again is fine; the list shows who revoked it.
     expect((await api.http().delete(`/api-keys/${keyId}`)).status).toBe(204);
-    const after = ((await api.http().get('/api-keys')).body.keys as { keyId: string; revokedBy: string; revokedAt: string }[]).find((k) => k.keyId === keyId);
+    const after = ((await api.http().get('/api-keys')).body.keys as { keyId: string; revokedBy: string; revokedAt: string }[]).find(
+      (k) => k.keyId === keyId,
+    );
     expect(after).toMatchObject({ revokedBy: 'env-operator', revokedAt: expect.any(String) });
   });
 
@@ -288,14 +416,18 @@ describe('access control: API keys, roles, owners, rate limit, actor', () => {
     const as = (secret: string) => request.agent(limited).set('Authorization', `Bearer ${secret}`);
     for (let i = 0; i < 3; i++) expect((await as(alice.secret).get(`/accounts/${A1}`)).status).toBe(200);
     const before = await written();
-    const over = await as(alice.secret).post('/transfers').send({ transferId: `rl-${process.pid}`, fromAccountId: A1, toAccountId: B1, amount: 1 });
+    const over = await as(alice.secret)
+      .post('/transfers')
+      .send({ transferId: `rl-${process.pid}`, fromAccountId: A1, toAccountId: B1, amount: 1 });
     expectProblem(over, 429, '/problems/rate-limited', 'Authorization');
     const retryAfter = Number(over.headers['retry-after']);
     expect(Number.isInteger(retryAfter) && retryAfter >= 1 && retryAfter <= 60).toBe(true);
     expect(over.body.retryAfterSeconds).toBe(retryAfter);
     expect(over.headers.ratelimit).toMatch(/limit=3, remaining=0/);
     expect(await written()).toEqual(before);
-    await expect(api.stack.client.workflow.getHandle(transferWorkflowId(`rl-${process.pid}`)).describe()).rejects.toBeInstanceOf(WorkflowNotFoundError);
+    await expect(api.stack.client.workflow.getHandle(transferWorkflowId(`rl-${process.pid}`)).describe()).rejects.toBeInstanceOf(
+      WorkflowNotFoundError,
+    );
     // Another key has its own budget; requests without a key are refused (401), not counted; public endpoints are not limited.
     expect((await as(bob.secret).get(`/accounts/${B1}`)).status).toBe(200);
     expect((await request(limited).get('/metrics')).status).toBe(401);
@@ -312,7 +444,7 @@ describe('access control: API keys, roles, owners, rate limit, actor', () => {
     expect((await request(open).get('/api-keys')).status).toBe(401);
   });
 
-  test('OpenAPI declares the bearer scheme and each operation\'s role; /docs can authorize', async () => {
+  test("OpenAPI declares the bearer scheme and each operation's role; /docs can authorize", async () => {
     const doc = (await api.anonymous().get('/openapi.json')).body as {
       components: { securitySchemes: Record<string, unknown> };
       paths: Record<string, Record<string, { security?: unknown[]; 'x-required-role'?: string; responses: Record<string, unknown> }>>;
@@ -331,30 +463,51 @@ describe('access control: API keys, roles, owners, rate limit, actor', () => {
     expect(docs.text).toContain('bearerAuth');
   });
 
-  test('actor on every event of a transfer (the saga\'s included), beside correlationId; in the saga\'s memo too', async () => {
+  test("actor on every event of a transfer (the saga's included), beside correlationId; in the saga's memo too", async () => {
     const transferId = `actor-${randomUUID().slice(0, 8)}`;
     const requestId = `req-${transferId}`;
-    const res = await api.as(alice.secret).post('/transfers').set('X-Request-Id', requestId).send({ transferId, fromAccountId: A1, toAccountId: B1, amount: 250 });
+    const res = await api
+      .as(alice.secret)
+      .post('/transfers')
+      .set('X-Request-Id', requestId)
+      .send({ transferId, fromAccountId: A1, toAccountId: B1, amount: 250 });
     expect(res.status).toBe(202);
     expect((await api.as(alice.secret).get(`/transfers/${transferId}`).query({ wait: 30 })).body.status).toBe('completed');
     const events = await api.store.pool.query<{ stream: string; type: string; metadata: Record<string, unknown> }>(
       `SELECT stream, type, metadata FROM es_events WHERE metadata->>'transferId' = $1 OR stream = $2 ORDER BY position`,
       [transferId, transferStream(transferId)],
     );
-    expect(events.rows.map((e) => e.type).sort()).toEqual(['TransferCompleted', 'TransferCredited', 'TransferDebited', 'TransferRequested', 'TransferSourceDebited', 'TransferTargetCredited']);
-    for (const e of events.rows) expect({ stream: e.stream, type: e.type, metadata: e.metadata }).toMatchObject({ metadata: { actor: alice.keyId, correlationId: requestId } });
+    expect(events.rows.map((e) => e.type).sort()).toEqual([
+      'TransferCompleted',
+      'TransferCredited',
+      'TransferDebited',
+      'TransferRequested',
+      'TransferSourceDebited',
+      'TransferTargetCredited',
+    ]);
+    for (const e of events.rows)
+      expect({ stream: e.stream, type: e.type, metadata: e.metadata }).toMatchObject({
+        metadata: { actor: alice.keyId, correlationId: requestId },
+      });
     const memo = (await api.stack.client.workflow.getHandle(transferWorkflowId(transferId)).describe()).memo;
     expect(memo).toMatchObject({ actor: alice.keyId, correlationId: requestId });
 
     // Account writes through the API carry their actor too (with an Idempotency-Key as well).
-    const deposit = await api.http().post(`/accounts/${A1}/deposits`).set('X-Request-Id', `dep-${transferId}`).set('Idempotency-Key', `dep-${transferId}`).send({ amount: 7 });
+    const deposit = await api
+      .http()
+      .post(`/accounts/${A1}/deposits`)
+      .set('X-Request-Id', `dep-${transferId}`)
+      .set('Idempotency-Key', `dep-${transferId}`)
+      .send({ amount: 7 });
     expect(deposit.status).toBe(200);
     const last = (await api.store.readStream(`account-${A1}`)).at(-1)!;
     expect(last.metadata).toMatchObject({ actor: 'env-operator', correlationId: `dep-${transferId}` });
   });
 
   test('every event the API caused in this file carries an actor', async () => {
-    const missing = await api.store.pool.query<{ stream: string; type: string }>(`SELECT stream, type FROM es_events WHERE NOT (metadata ? 'actor')`);
+    const missing = await api.store.pool.query<{ stream: string; type: string }>(
+      `SELECT stream, type FROM es_events WHERE NOT (metadata ? 'actor')`,
+    );
     expect(missing.rows).toEqual([]);
   });
 

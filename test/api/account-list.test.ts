@@ -8,7 +8,10 @@ describe('GET /accounts', () => {
   let bobAccount: string;
 
   async function open(ownerId: string, initialDeposit?: number): Promise<string> {
-    const res = await api.http().post('/accounts').send({ ownerId, currency: 'EUR', ...(initialDeposit ? { initialDeposit } : {}) });
+    const res = await api
+      .http()
+      .post('/accounts')
+      .send({ ownerId, currency: 'EUR', ...(initialDeposit ? { initialDeposit } : {}) });
     expect(res.status).toBe(201);
     return res.body.accountId as string;
   }
@@ -26,7 +29,7 @@ describe('GET /accounts', () => {
     await api?.close();
   });
 
-  test('an operator lists one owner\'s accounts by account id, in pages that chain without gaps or repeats', async () => {
+  test("an operator lists one owner's accounts by account id, in pages that chain without gaps or repeats", async () => {
     const all = await api.http().get('/accounts').query({ ownerId: 'alice' });
     expect(all.status).toBe(200);
     expect(all.body.next).toBeUndefined();
@@ -34,12 +37,23 @@ describe('GET /accounts', () => {
     const first = all.body.accounts[0];
     const balances = await Promise.all(aliceAccounts.map((id) => api.stack.balance(id)));
     expect(all.body.accounts.map((a: { balance: number }) => a.balance)).toEqual(balances);
-    expect(first).toEqual({ accountId: aliceAccounts[0], ownerId: 'alice', currency: 'EUR', balance: balances[0], status: 'open', revision: 1, updatedAt: expect.any(String) });
+    expect(first).toEqual({
+      accountId: aliceAccounts[0],
+      ownerId: 'alice',
+      currency: 'EUR',
+      balance: balances[0],
+      status: 'open',
+      revision: 1,
+      updatedAt: expect.any(String),
+    });
 
     const paged: string[] = [];
     let after: string | undefined;
     for (let pages = 0; pages < 10; pages++) {
-      const res = await api.http().get('/accounts').query({ ownerId: 'alice', limit: 2, ...(after ? { after } : {}) });
+      const res = await api
+        .http()
+        .get('/accounts')
+        .query({ ownerId: 'alice', limit: 2, ...(after ? { after } : {}) });
       expect(res.status).toBe(200);
       paged.push(...res.body.accounts.map((a: { accountId: string }) => a.accountId));
       after = res.body.next;
@@ -52,11 +66,15 @@ describe('GET /accounts', () => {
     expect(everyone.body.accounts.map((a: { accountId: string }) => a.accountId).sort()).toEqual([...aliceAccounts, bobAccount].sort());
   });
 
-  test('a customer lists its own accounts only: another owner\'s list is empty, as one without accounts', async () => {
+  test("a customer lists its own accounts only: another owner's list is empty, as one without accounts", async () => {
     const own = await api.as(alice).get('/accounts');
     expect(own.status).toBe(200);
     expect(own.body.accounts.map((a: { accountId: string }) => a.accountId)).toEqual(aliceAccounts);
-    expect((await api.as(alice).get('/accounts').query({ ownerId: 'alice', limit: 1 })).body.accounts.map((a: { accountId: string }) => a.accountId)).toEqual([aliceAccounts[0]]);
+    expect(
+      (await api.as(alice).get('/accounts').query({ ownerId: 'alice', limit: 1 })).body.accounts.map(
+        (a: { accountId: string }) => a.accountId,
+      ),
+    ).toEqual([aliceAccounts[0]]);
     const bobs = await api.as(alice).get('/accounts').query({ ownerId: 'bob' });
     expect(bobs.status).toBe(200);
     expect(bobs.body).toEqual({ accounts: [] });

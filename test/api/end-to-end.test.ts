@@ -31,7 +31,10 @@ describe('HTTP API end to end (express app on the real event store, Temporal and
   });
   afterAll(async () => api?.close());
 
-  async function openAccount(body: Record<string, unknown>, headers: Record<string, string> = {}): Promise<{ accountId: string; position: string; res: Response }> {
+  async function openAccount(
+    body: Record<string, unknown>,
+    headers: Record<string, string> = {},
+  ): Promise<{ accountId: string; position: string; res: Response }> {
     const res = await http().post('/accounts').set(headers).send(body);
     expect(res.status).toBe(201);
     touched.add(res.body.accountId as string);
@@ -57,7 +60,9 @@ describe('HTTP API end to end (express app on the real event store, Temporal and
     const payee = (await openAccount({ ownerId: `${label}-payee`, currency: 'EUR' })).accountId;
     expect((await write(`/accounts/${payer}/withdrawals`, 700)).status).toBe(200);
     const transferId = `${label}-${randomUUID().slice(0, 8)}`;
-    expect((await http().post('/transfers').send({ transferId, fromAccountId: payer, toAccountId: payee, amount: 1_300 })).status).toBe(202);
+    expect((await http().post('/transfers').send({ transferId, fromAccountId: payer, toAccountId: payee, amount: 1_300 })).status).toBe(
+      202,
+    );
     expect((await http().get(`/transfers/${transferId}`).query({ wait: 20 })).body).toMatchObject({ status: 'completed' });
     return { payer, payee, transferId };
   }
@@ -67,7 +72,14 @@ describe('HTTP API end to end (express app on the real event store, Temporal and
     expect(res.headers.location).toBe(`/accounts/${accountId}`);
     expect(res.headers.etag).toBe('"1"');
     expect(res.body).toEqual({ accountId, balance: 10_000, status: 'open', revision: 1, position: expect.stringMatching(POSITION) });
-    expect((await readAccount(accountId, position)).body).toMatchObject({ accountId, ownerId: 'alice', currency: 'EUR', balance: 10_000, status: 'open', revision: 1 });
+    expect((await readAccount(accountId, position)).body).toMatchObject({
+      accountId,
+      ownerId: 'alice',
+      currency: 'EUR',
+      balance: 10_000,
+      status: 'open',
+      revision: 1,
+    });
 
     const deposit = await write(`/accounts/${accountId}/deposits`, 2_500);
     expect(deposit.status).toBe(200);
@@ -106,19 +118,38 @@ describe('HTTP API end to end (express app on the real event store, Temporal and
     expect(again.headers.location).toBe(`/transfers/${transferId}`);
     expect(again.body).toMatchObject({ transferId, amount: 2_500 });
 
-    expectProblem(await http().post('/transfers').send({ ...body, amount: 2_501 }), 409, '/problems/transfer-conflict', 'transferId');
+    expectProblem(
+      await http()
+        .post('/transfers')
+        .send({ ...body, amount: 2_501 }),
+      409,
+      '/problems/transfer-conflict',
+      'transferId',
+    );
 
     const done = await http().get(`/transfers/${transferId}`).query({ wait: 10 });
     expect(done.status).toBe(200);
     expect(done.body).toMatchObject({ transferId, fromAccountId: from, toAccountId: to, amount: 2_500, status: 'completed' });
-    expect((done.body.steps as { name: string; at: string }[]).map((s) => s.name)).toEqual(['requested', 'source_debited', 'target_credited', 'completed']);
+    expect((done.body.steps as { name: string; at: string }[]).map((s) => s.name)).toEqual([
+      'requested',
+      'source_debited',
+      'target_credited',
+      'completed',
+    ]);
     expect((done.body.steps as { at: string }[]).every((s) => !Number.isNaN(Date.parse(s.at)))).toBe(true);
 
     // After completion: the same request is still the same transfer, another payload still a conflict.
     const afterwards = await http().post('/transfers').send(body);
     expect(afterwards.status).toBe(200);
     expect(afterwards.body).toMatchObject({ transferId, status: 'completed' });
-    expectProblem(await http().post('/transfers').send({ ...body, toAccountId: from, fromAccountId: to }), 409, '/problems/transfer-conflict', 'transferId');
+    expectProblem(
+      await http()
+        .post('/transfers')
+        .send({ ...body, toAccountId: from, fromAccountId: to }),
+      409,
+      '/problems/transfer-conflict',
+      'transferId',
+    );
 
     // Idempotency-Key as the transfer id.
     const key = `idem-${randomUUID().slice(0, 8)}`;
@@ -130,11 +161,23 @@ describe('HTTP API end to end (express app on the real event store, Temporal and
     const second = await http().post('/transfers').set('Idempotency-Key', key).send(keyed);
     expect(second.status).toBe(200);
     expect(second.body.transferId).toBe(key);
-    expectProblem(await http().post('/transfers').set('Idempotency-Key', key).send({ ...keyed, amount: 999 }), 409, '/problems/transfer-conflict');
+    expectProblem(
+      await http()
+        .post('/transfers')
+        .set('Idempotency-Key', key)
+        .send({ ...keyed, amount: 999 }),
+      409,
+      '/problems/transfer-conflict',
+    );
     expect((await http().get(`/transfers/${key}`).query({ wait: 10 })).body).toMatchObject({ transferId: key, status: 'completed' });
 
     // Money moved once per transfer, whatever the number of requests.
-    expect(await api.stack.eventTypes(accountStream(from))).toEqual(['AccountOpened', 'MoneyDeposited', 'TransferDebited', 'TransferDebited']);
+    expect(await api.stack.eventTypes(accountStream(from))).toEqual([
+      'AccountOpened',
+      'MoneyDeposited',
+      'TransferDebited',
+      'TransferDebited',
+    ]);
     expect(await api.stack.eventTypes(accountStream(to))).toEqual(['AccountOpened', 'TransferCredited', 'TransferCredited']);
     await api.caughtUp();
     expect((await http().get(`/accounts/${from}`)).body.balance).toBe(6_500);
@@ -157,13 +200,19 @@ describe('HTTP API end to end (express app on the real event store, Temporal and
     const cursors: (string | null)[] = [];
     let cursor: string | undefined;
     do {
-      const res = await http().get(`/accounts/${accountId}/history`).query({ limit: 2, minPosition: last.body.position as string, ...(cursor ? { cursor } : {}) });
+      const res = await http()
+        .get(`/accounts/${accountId}/history`)
+        .query({ limit: 2, minPosition: last.body.position as string, ...(cursor ? { cursor } : {}) });
       expect(res.status).toBe(200);
       pages.push(res.body.movements);
       cursors.push(res.body.nextCursor);
       cursor = res.body.nextCursor ?? undefined;
     } while (cursor);
-    expect(pages.map((p) => p.map((m) => m.revision))).toEqual([[6, 5], [4, 3], [2, 1]]);
+    expect(pages.map((p) => p.map((m) => m.revision))).toEqual([
+      [6, 5],
+      [4, 3],
+      [2, 1],
+    ]);
     expect(cursors).toEqual(['5', '3', null]);
     const movements = pages.flat();
     expect(movements.map((m) => [m.kind, m.amount, m.balanceAfter])).toEqual([
@@ -175,23 +224,36 @@ describe('HTTP API end to end (express app on the real event store, Temporal and
       ['MoneyDeposited', 1_000, 1_000],
     ]);
     // Running balance: each line is the previous (older) line plus its signed amount.
-    for (let i = 0; i < movements.length - 1; i++) expect(movements[i]!.balanceAfter).toBe(movements[i + 1]!.balanceAfter + movements[i]!.amount);
+    for (let i = 0; i < movements.length - 1; i++)
+      expect(movements[i]!.balanceAfter).toBe(movements[i + 1]!.balanceAfter + movements[i]!.amount);
 
     const all = await http().get(`/accounts/${accountId}/history`).query({ limit: 500 });
-    expect(all.body.movements).toEqual(movements.map((m) => expect.objectContaining({ revision: m.revision, balanceAfter: m.balanceAfter })));
+    expect(all.body.movements).toEqual(
+      movements.map((m) => expect.objectContaining({ revision: m.revision, balanceAfter: m.balanceAfter })),
+    );
     expect(all.body.nextCursor).toBeNull();
   });
 
   test('balance as of a moment folds the stream by occurrence time: a late event counts when it happened', async () => {
     const accountId = randomUUID();
     touched.add(accountId);
-    const opened = await handleAccountCommand(api.accounts, accountId, { type: 'OpenAccount', accountId, ownerId: 'auditor', currency: 'EUR' }, { context: { occurredAt: '2025-01-01T00:00:00.000Z' } });
+    const opened = await handleAccountCommand(
+      api.accounts,
+      accountId,
+      { type: 'OpenAccount', accountId, ownerId: 'auditor', currency: 'EUR' },
+      { context: { occurredAt: '2025-01-01T00:00:00.000Z' } },
+    );
     expect(opened.ok).toBe(true);
     const onTime = await write(`/accounts/${accountId}/deposits`, 700);
     expect(onTime.status).toBe(200);
     const onTimeAt = String((await api.store.readStream(accountStream(accountId))).at(-1)!.metadata.occurredAt);
     // A branch reports a deposit of June 2025 only now, after the deposit above was recorded.
-    const late = await handleAccountCommand(api.accounts, accountId, { type: 'Deposit', amount: 50 }, { context: { occurredAt: '2025-06-01T12:00:00.000Z', correlationId: 'late-branch-report' } });
+    const late = await handleAccountCommand(
+      api.accounts,
+      accountId,
+      { type: 'Deposit', amount: 50 },
+      { context: { occurredAt: '2025-06-01T12:00:00.000Z', correlationId: 'late-branch-report' } },
+    );
     expect(late.ok).toBe(true);
     const recorded = await api.store.readStream(accountStream(accountId));
     expect(recorded.map((e) => e.type)).toEqual(['AccountOpened', 'MoneyDeposited', 'MoneyDeposited']);
@@ -226,8 +288,18 @@ describe('HTTP API end to end (express app on the real event store, Temporal and
     const before = await storeFingerprint(api.store);
     const stale = await write(`/accounts/${accountId}/deposits`, 10, { 'If-Match': etag });
     expectProblem(stale, 412, '/problems/precondition-failed', 'If-Match');
-    expectProblem(await write(`/accounts/${accountId}/withdrawals`, 10, { 'If-Match': '"7"' }), 412, '/problems/precondition-failed', 'If-Match');
-    expectProblem(await http().post(`/accounts/${accountId}/close`).set('If-Match', '"0"'), 412, '/problems/precondition-failed', 'If-Match');
+    expectProblem(
+      await write(`/accounts/${accountId}/withdrawals`, 10, { 'If-Match': '"7"' }),
+      412,
+      '/problems/precondition-failed',
+      'If-Match',
+    );
+    expectProblem(
+      await http().post(`/accounts/${accountId}/close`).set('If-Match', '"0"'),
+      412,
+      '/problems/precondition-failed',
+      'If-Match',
+    );
     expect(await storeFingerprint(api.store)).toEqual(before);
     expect(await api.stack.eventTypes(accountStream(accountId))).toEqual(['AccountOpened', 'MoneyDeposited', 'MoneyDeposited']);
 
@@ -258,10 +330,14 @@ describe('HTTP API end to end (express app on the real event store, Temporal and
 
   test('X-Request-Id is echoed and becomes the correlationId of every event the request wrote, saga steps included', async () => {
     const openId = `req-open-${randomUUID().slice(0, 8)}`;
-    const { accountId: from, res: opened } = await openAccount({ ownerId: 'tracer', currency: 'EUR', initialDeposit: 5_000 }, { 'X-Request-Id': openId });
+    const { accountId: from, res: opened } = await openAccount(
+      { ownerId: 'tracer', currency: 'EUR', initialDeposit: 5_000 },
+      { 'X-Request-Id': openId },
+    );
     expect(opened.headers['x-request-id']).toBe(openId);
     const to = (await openAccount({ ownerId: 'traced', currency: 'EUR' })).accountId;
-    for (const e of await api.store.readStream(accountStream(from))) expect(e.metadata).toMatchObject({ correlationId: openId, causationId: `http:${openId}` });
+    for (const e of await api.store.readStream(accountStream(from)))
+      expect(e.metadata).toMatchObject({ correlationId: openId, causationId: `http:${openId}` });
 
     const depositId = `req-deposit-${randomUUID().slice(0, 8)}`;
     const deposit = await write(`/accounts/${from}/deposits`, 100, { 'X-Request-Id': depositId });
@@ -271,7 +347,10 @@ describe('HTTP API end to end (express app on the real event store, Temporal and
 
     const transferRequestId = `req-transfer-${randomUUID().slice(0, 8)}`;
     const transferId = randomUUID();
-    const started = await http().post('/transfers').set('X-Request-Id', transferRequestId).send({ transferId, fromAccountId: from, toAccountId: to, amount: 1_234 });
+    const started = await http()
+      .post('/transfers')
+      .set('X-Request-Id', transferRequestId)
+      .send({ transferId, fromAccountId: from, toAccountId: to, amount: 1_234 });
     expect(started.status).toBe(202);
     expect(started.headers['x-request-id']).toBe(transferRequestId);
     expect((await http().get(`/transfers/${transferId}`).query({ wait: 10 })).body.status).toBe('completed');
@@ -281,7 +360,14 @@ describe('HTTP API end to end (express app on the real event store, Temporal and
       ...(await api.store.readStream(accountStream(from))).filter((e) => e.type === 'TransferDebited'),
       ...(await api.store.readStream(accountStream(to))).filter((e) => e.type === 'TransferCredited'),
     ];
-    expect(sagaEvents.map((e) => e.type)).toEqual(['TransferRequested', 'TransferSourceDebited', 'TransferTargetCredited', 'TransferCompleted', 'TransferDebited', 'TransferCredited']);
+    expect(sagaEvents.map((e) => e.type)).toEqual([
+      'TransferRequested',
+      'TransferSourceDebited',
+      'TransferTargetCredited',
+      'TransferCompleted',
+      'TransferDebited',
+      'TransferCredited',
+    ]);
     for (const e of sagaEvents) expect(e.metadata).toMatchObject({ correlationId: transferRequestId, transferId });
     const memo = (await api.stack.client.workflow.getHandle(transferWorkflowId(transferId)).describe()).memo;
     expect(memo).toMatchObject({ correlationId: transferRequestId });
@@ -339,11 +425,21 @@ describe('HTTP API end to end (express app on the real event store, Temporal and
       ({ status, body, text: JSON.stringify(body), headers: { 'content-type': contentType } }) as unknown as Response;
     const partial = { transferId: 'early-1', status: 'pending', steps: [] };
     expect(() => responses.check('get', '/transfers/early-1', res(200, partial))).toThrow(/does not match Transfer[\s\S]*fromAccountId/);
-    expect(() => responses.check('get', '/transfers/early-1', res(200, { ...partial, fromAccountId: randomUUID(), toAccountId: randomUUID(), amount: 1 }))).not.toThrow();
+    expect(() =>
+      responses.check(
+        'get',
+        '/transfers/early-1',
+        res(200, { ...partial, fromAccountId: randomUUID(), toAccountId: randomUUID(), amount: 1 }),
+      ),
+    ).not.toThrow();
     expect(() => responses.check('get', '/transfers/early-1', res(418, partial))).toThrow(/status not documented/);
     expect(() => responses.check('get', '/nowhere', res(200, {}))).toThrow(/not in the OpenAPI document/);
-    expect(() => responses.check('get', '/accounts/x/history', res(200, { accountId: randomUUID(), movements: [{ revision: 1 }], nextCursor: null }))).toThrow(/does not match history page/);
-    expect(() => responses.check('get', '/accounts/x', res(404, { type: '/problems/x', status: 404 }, 'application/problem+json'))).toThrow(/does not match Problem[\s\S]*title/);
+    expect(() =>
+      responses.check('get', '/accounts/x/history', res(200, { accountId: randomUUID(), movements: [{ revision: 1 }], nextCursor: null })),
+    ).toThrow(/does not match history page/);
+    expect(() => responses.check('get', '/accounts/x', res(404, { type: '/problems/x', status: 404 }, 'application/problem+json'))).toThrow(
+      /does not match Problem[\s\S]*title/,
+    );
   });
 
   test('stream browser: GET /streams?prefix=account- lists every account touched, GET /streams/:name its events', async () => {
@@ -351,7 +447,9 @@ describe('HTTP API end to end (express app on the real event store, Temporal and
     const listed = new Map<string, { revision: number; href: string }>();
     let cursor: string | undefined;
     do {
-      const res = await http().get('/streams').query({ prefix: 'account-', limit: 5, ...(cursor ? { cursor } : {}) });
+      const res = await http()
+        .get('/streams')
+        .query({ prefix: 'account-', limit: 5, ...(cursor ? { cursor } : {}) });
       expect(res.status).toBe(200);
       for (const s of res.body.streams as { stream: string; revision: number; href: string }[]) {
         expect(s.stream.startsWith('account-')).toBe(true);
@@ -373,13 +471,22 @@ describe('HTTP API end to end (express app on the real event store, Temporal and
       const page = await http().get(entry!.href);
       expect(page.status).toBe(200);
       expect(page.body.stream).toBe(stream);
-      expect((page.body.events as { id: string; type: string; revision: number; position: string }[]).map((e) => [e.id, e.type, e.revision, e.position])).toEqual(
-        events.map((e) => [e.id, e.type, Number(e.revision), `${e.position.commit}.${e.position.prepare}`]),
-      );
+      expect(
+        (page.body.events as { id: string; type: string; revision: number; position: string }[]).map((e) => [
+          e.id,
+          e.type,
+          e.revision,
+          e.position,
+        ]),
+      ).toEqual(events.map((e) => [e.id, e.type, Number(e.revision), `${e.position.commit}.${e.position.prepare}`]));
     }
     expect(browsed).toBe(touched.size);
-    const transfers = await http().get('/streams').query({ prefix: transferStream(own.transferId), limit: 500 });
-    expect((transfers.body.streams as { stream: string; revision: number }[]).map((s) => [s.stream, s.revision])).toEqual([[transferStream(own.transferId), 3]]);
+    const transfers = await http()
+      .get('/streams')
+      .query({ prefix: transferStream(own.transferId), limit: 500 });
+    expect((transfers.body.streams as { stream: string; revision: number }[]).map((s) => [s.stream, s.revision])).toEqual([
+      [transferStream(own.transferId), 3],
+    ]);
     expectProblem(await http().get(`/streams/account-${randomUUID()}`), 404, '/problems/stream-not-found');
   });
 
@@ -399,13 +506,22 @@ describe('HTTP API end to end (express app on the real event store, Temporal and
         'SELECT balance::text AS balance, status, revision::text AS revision, currency FROM rm_account_balances WHERE account_id = $1',
         [accountId],
       );
-      expect(row.rows).toEqual([{ balance: String(folded.state.balance), status: folded.state.status, revision: String(folded.revision), currency: folded.state.currency }]);
+      expect(row.rows).toEqual([
+        {
+          balance: String(folded.state.balance),
+          status: folded.state.status,
+          revision: String(folded.revision),
+          currency: folded.state.currency,
+        },
+      ]);
       const movements = (await api.store.readStream(accountStream(accountId))).filter((e) => MOVEMENTS.includes(e.type));
       const history = await api.readModels.query<{ revision: string; balance_after: string }>(
         'SELECT revision::text AS revision, balance_after::text AS balance_after FROM rm_account_history h WHERE account_id = $1 ORDER BY h.revision',
         [accountId],
       );
-      expect(history.rows).toEqual(movements.map((e) => ({ revision: String(e.revision), balance_after: String((e.data as { balanceAfter: number }).balanceAfter) })));
+      expect(history.rows).toEqual(
+        movements.map((e) => ({ revision: String(e.revision), balance_after: String((e.data as { balanceAfter: number }).balanceAfter) })),
+      );
       const view = await http().get(`/accounts/${accountId}`);
       expect(view.body).toMatchObject({ balance: folded.state.balance, status: folded.state.status, revision: Number(folded.revision) });
     }
@@ -419,7 +535,10 @@ describe('HTTP API end to end (express app on the real event store, Temporal and
 
     const ready = await http().get('/ready');
     expect(ready.status).toBe(200);
-    expect(ready.body).toMatchObject({ status: 'ready', checks: { postgres: { ok: true }, temporal: { ok: true }, eventStore: { ok: true } } });
+    expect(ready.body).toMatchObject({
+      status: 'ready',
+      checks: { postgres: { ok: true }, temporal: { ok: true }, eventStore: { ok: true } },
+    });
 
     const metrics = await http().get('/metrics');
     expect(metrics.status).toBe(200);
@@ -435,7 +554,21 @@ describe('HTTP API end to end (express app on the real event store, Temporal and
     expect(openapi.status).toBe(200);
     expect(openapi.body.openapi).toMatch(/^3\./);
     expect(Object.keys(openapi.body.paths as object)).toEqual(
-      expect.arrayContaining(['/accounts', '/accounts/{id}', '/accounts/{id}/deposits', '/accounts/{id}/withdrawals', '/accounts/{id}/close', '/accounts/{id}/history', '/accounts/{id}/balance', '/transfers', '/transfers/{id}', '/streams', '/health', '/ready', '/metrics']),
+      expect.arrayContaining([
+        '/accounts',
+        '/accounts/{id}',
+        '/accounts/{id}/deposits',
+        '/accounts/{id}/withdrawals',
+        '/accounts/{id}/close',
+        '/accounts/{id}/history',
+        '/accounts/{id}/balance',
+        '/transfers',
+        '/transfers/{id}',
+        '/streams',
+        '/health',
+        '/ready',
+        '/metrics',
+      ]),
     );
     expect(openapi.body.paths['/transfers'].post.responses).toHaveProperty('202');
 

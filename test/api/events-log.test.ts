@@ -28,12 +28,20 @@ describe('GET /events', () => {
 
   test('filters by one or several types, by stream prefix, by recorded time; pages in log order without gaps or repeats', async () => {
     const open = async (initialDeposit: number) =>
-      (await api.http().post('/accounts').send({ ownerId: `ev-${randomUUID().slice(0, 4)}`, currency: 'EUR', initialDeposit })).body.accountId as string;
+      (
+        await api
+          .http()
+          .post('/accounts')
+          .send({ ownerId: `ev-${randomUUID().slice(0, 4)}`, currency: 'EUR', initialDeposit })
+      ).body.accountId as string;
     const a = await open(1_000);
     const b = await open(500);
     await api.http().post(`/accounts/${a}/withdrawals`).send({ amount: 100 });
     const transferId = `ev-${randomUUID()}`;
-    expect((await api.http().post('/transfers').set('Prefer', 'wait=10').send({ transferId, fromAccountId: a, toAccountId: b, amount: 50 })).status).toBe(201);
+    expect(
+      (await api.http().post('/transfers').set('Prefer', 'wait=10').send({ transferId, fromAccountId: a, toAccountId: b, amount: 50 }))
+        .status,
+    ).toBe(201);
 
     const everything = await all({}, 1000);
     const positions = everything.map((e) => e.position);
@@ -54,7 +62,12 @@ describe('GET /events', () => {
     expect((await all({ type: 'MoneyDeposited,MoneyWithdrawn' })).map((e) => e.id)).toEqual(two.map((e) => e.id));
 
     const transferEvents = await all({ streamPrefix: `transfer-${transferId}` });
-    expect(transferEvents.map((e) => e.type)).toEqual(['TransferRequested', 'TransferSourceDebited', 'TransferTargetCredited', 'TransferCompleted']);
+    expect(transferEvents.map((e) => e.type)).toEqual([
+      'TransferRequested',
+      'TransferSourceDebited',
+      'TransferTargetCredited',
+      'TransferCompleted',
+    ]);
 
     const accountEvents = everything.filter((e) => e.stream.startsWith('account-'));
     const middle = accountEvents[Math.floor(accountEvents.length / 2)]!.recordedAt;

@@ -50,7 +50,10 @@ describe('Idempotency-Key on account writes (real event store and read-model dat
   afterAll(async () => api?.close());
 
   async function open(initialDeposit?: number): Promise<string> {
-    const res = await api.http().post('/accounts').send({ ownerId: 'idem-owner', currency: 'EUR', ...(initialDeposit ? { initialDeposit } : {}) });
+    const res = await api
+      .http()
+      .post('/accounts')
+      .send({ ownerId: 'idem-owner', currency: 'EUR', ...(initialDeposit ? { initialDeposit } : {}) });
     expect(res.status).toBe(201);
     return res.body.accountId as string;
   }
@@ -62,7 +65,8 @@ describe('Idempotency-Key on account writes (real event store and read-model dat
   };
   const eventCount = async () => (await storeFingerprint(api.store)).events;
   const streamTypes = async (accountId: string) => (await api.store.readStream(accountStream(accountId))).map((e) => e.type);
-  const keyRows = async (key: string) => Number((await api.readModels.query(`SELECT count(*) AS n FROM ${IDEMPOTENCY_KEYS_TABLE} WHERE key = $1`, [key])).rows[0].n);
+  const keyRows = async (key: string) =>
+    Number((await api.readModels.query(`SELECT count(*) AS n FROM ${IDEMPOTENCY_KEYS_TABLE} WHERE key = $1`, [key])).rows[0].n);
   const newKey = (label: string) => `${label}-${randomUUID()}`;
 
   const cases: Case[] = [
@@ -80,14 +84,26 @@ describe('Idempotency-Key on account writes (real event store and read-model dat
       endpoint: 'deposits',
       prepare: async () => {
         const id = await open(1_000);
-        return { path: `/accounts/${id}/deposits`, body: { amount: 250 }, other: { amount: 251 }, status: 200, events: ['AccountOpened', 'MoneyDeposited', 'MoneyDeposited'] };
+        return {
+          path: `/accounts/${id}/deposits`,
+          body: { amount: 250 },
+          other: { amount: 251 },
+          status: 200,
+          events: ['AccountOpened', 'MoneyDeposited', 'MoneyDeposited'],
+        };
       },
     },
     {
       endpoint: 'withdrawals',
       prepare: async () => {
         const id = await open(1_000);
-        return { path: `/accounts/${id}/withdrawals`, body: { amount: 300 }, other: { amount: 301 }, status: 200, events: ['AccountOpened', 'MoneyDeposited', 'MoneyWithdrawn'] };
+        return {
+          path: `/accounts/${id}/withdrawals`,
+          body: { amount: 300 },
+          other: { amount: 301 },
+          status: 200,
+          events: ['AccountOpened', 'MoneyDeposited', 'MoneyWithdrawn'],
+        };
       },
     },
     {
@@ -95,7 +111,13 @@ describe('Idempotency-Key on account writes (real event store and read-model dat
       prepare: async () => {
         const id = await open();
         // Another request for a close is one with a body the route refuses... so use If-Match, part of the request.
-        return { path: `/accounts/${id}/close`, body: {}, other: { __ifMatch: '7' }, status: 200, events: ['AccountOpened', 'AccountClosed'] };
+        return {
+          path: `/accounts/${id}/close`,
+          body: {},
+          other: { __ifMatch: '7' },
+          status: 200,
+          events: ['AccountOpened', 'AccountClosed'],
+        };
       },
     },
   ];
@@ -218,12 +240,18 @@ describe('Idempotency-Key on account writes (real event store and read-model dat
     const holder = new IdempotencyStore(api.readModels, { leaseMs: 60_000 });
     expect((await holder.claim(scope, key, requestFingerprint(scope, { amount: 5, ifMatch: undefined }), 1n)).kind).toBe('owner');
     const waiter = new IdempotencyStore(api.readModels, { maxWaitMs: 300 });
-    expect(await waiter.claim(scope, key, requestFingerprint(scope, { amount: 5, ifMatch: undefined }), 1n)).toEqual({ kind: 'in_progress' });
+    expect(await waiter.claim(scope, key, requestFingerprint(scope, { amount: 5, ifMatch: undefined }), 1n)).toEqual({
+      kind: 'in_progress',
+    });
 
     // Through HTTP (the route waits up to 15 s): the holder answers meanwhile, and the duplicate gets that answer.
     const pending = send(`/accounts/${accountId}/deposits`, { amount: 5 }, key);
     await new Promise((resolve) => setTimeout(resolve, 300));
-    const answer = { status: 200, headers: { 'Content-Type': 'application/json; charset=utf-8', ETag: '"9"' }, body: '{"recorded":"by the holder"}' };
+    const answer = {
+      status: 200,
+      headers: { 'Content-Type': 'application/json; charset=utf-8', ETag: '"9"' },
+      body: '{"recorded":"by the holder"}',
+    };
     await holder.complete(scope, key, answer);
     const res = await pending;
     expect({ status: res.status, text: res.text, etag: res.headers.etag }).toEqual({ status: 200, text: answer.body, etag: '"9"' });
@@ -241,7 +269,8 @@ describe('Idempotency-Key on account writes (real event store and read-model dat
     });
     app.use(accountsRoutes(api.deps, { idempotency: { leaseMs: 1 } }));
     app.use(problemHandler(() => undefined));
-    const racing = (path: string, body: Record<string, unknown>, key: string) => Promise.all(Array.from({ length: 8 }, () => request(app).post(path).set('Idempotency-Key', key).send(body)));
+    const racing = (path: string, body: Record<string, unknown>, key: string) =>
+      Promise.all(Array.from({ length: 8 }, () => request(app).post(path).set('Idempotency-Key', key).send(body)));
 
     const accountId = await open(1_000);
     const before = await eventCount();
@@ -292,7 +321,12 @@ describe('Idempotency-Key on account writes (real event store and read-model dat
     const stale = await send(`/accounts/${accountId}/deposits`, { amount: 1 }, staleKey, { 'If-Match': '"0"' });
     expectProblem(stale, 412, '/problems/precondition-failed', 'If-Match');
     expectSameAnswer(await send(`/accounts/${accountId}/deposits`, { amount: 1 }, staleKey, { 'If-Match': '"0"' }), stale);
-    expectProblem(await send(`/accounts/${accountId}/deposits`, { amount: 1 }, staleKey, { 'If-Match': '"2"' }), 409, '/problems/idempotency-key-reused', 'Idempotency-Key');
+    expectProblem(
+      await send(`/accounts/${accountId}/deposits`, { amount: 1 }, staleKey, { 'If-Match': '"2"' }),
+      409,
+      '/problems/idempotency-key-reused',
+      'Idempotency-Key',
+    );
     const fresh = await send(`/accounts/${accountId}/deposits`, { amount: 1 }, newKey('fresh'), { 'If-Match': '"2"' });
     expect(fresh.status).toBe(200);
     expect(await eventCount()).toBe(before + 1);
@@ -317,7 +351,12 @@ describe('Idempotency-Key on account writes (real event store and read-model dat
     expect(await eventCount()).toBe(before);
     // Purged again, then reused for another amount: the key's events in the log say it was another request.
     await api.readModels.query(`DELETE FROM ${IDEMPOTENCY_KEYS_TABLE} WHERE key = $1`, [oldKey]);
-    expectProblem(await send(`/accounts/${accountId}/deposits`, { amount: 70 }, oldKey), 409, '/problems/idempotency-key-reused', 'Idempotency-Key');
+    expectProblem(
+      await send(`/accounts/${accountId}/deposits`, { amount: 70 }, oldKey),
+      409,
+      '/problems/idempotency-key-reused',
+      'Idempotency-Key',
+    );
     expect(await eventCount()).toBe(before);
     expect(await keyRows(oldKey)).toBe(0); // the refused reuse claimed nothing
     expect((await send(`/accounts/${accountId}/deposits`, { amount: 7 }, oldKey)).body).toEqual(first.body);
@@ -326,7 +365,9 @@ describe('Idempotency-Key on account writes (real event store and read-model dat
   });
 
   test('OpenAPI documents the Idempotency-Key header and the 409 on the four account writes', async () => {
-    const doc = (await api.http().get('/openapi.json')).body as { paths: Record<string, { post?: { parameters?: { name: string; in: string }[]; responses: Record<string, unknown> } }> };
+    const doc = (await api.http().get('/openapi.json')).body as {
+      paths: Record<string, { post?: { parameters?: { name: string; in: string }[]; responses: Record<string, unknown> } }>;
+    };
     for (const path of ['/accounts', '/accounts/{id}/deposits', '/accounts/{id}/withdrawals', '/accounts/{id}/close']) {
       const op = doc.paths[path]!.post!;
       expect(op.parameters).toEqual(expect.arrayContaining([expect.objectContaining({ name: 'Idempotency-Key', in: 'header' })]));

@@ -15,7 +15,10 @@ describe('POST /transfers with Prefer: wait', () => {
   afterAll(async () => api?.close());
 
   async function account(initialDeposit?: number): Promise<string> {
-    const res = await api.http().post('/accounts').send({ ownerId: 'pw', currency: 'EUR', ...(initialDeposit ? { initialDeposit } : {}) });
+    const res = await api
+      .http()
+      .post('/accounts')
+      .send({ ownerId: 'pw', currency: 'EUR', ...(initialDeposit ? { initialDeposit } : {}) });
     expect(res.status).toBe(201);
     return res.body.accountId as string;
   }
@@ -23,15 +26,34 @@ describe('POST /transfers with Prefer: wait', () => {
   test('the saga ends in time: 201 with the finished transfer (from the event store), Preference-Applied', async () => {
     const [from, to] = [await account(1_000), await account()];
     const transferId = randomUUID();
-    const res = await api.http().post('/transfers').set('Prefer', 'wait=10').send({ transferId, fromAccountId: from, toAccountId: to, amount: 250 });
+    const res = await api
+      .http()
+      .post('/transfers')
+      .set('Prefer', 'wait=10')
+      .send({ transferId, fromAccountId: from, toAccountId: to, amount: 250 });
     expect(res.status).toBe(201);
     expect(res.headers['preference-applied']).toBe('wait=10');
     expect(res.headers.location).toBe(`/transfers/${transferId}`);
-    expect(TransferView.parse(res.body)).toMatchObject({ transferId, fromAccountId: from, toAccountId: to, amount: 250, status: 'completed' });
-    expect((res.body.steps as { name: string }[]).map((s) => s.name)).toEqual(['requested', 'source_debited', 'target_credited', 'completed']);
+    expect(TransferView.parse(res.body)).toMatchObject({
+      transferId,
+      fromAccountId: from,
+      toAccountId: to,
+      amount: 250,
+      status: 'completed',
+    });
+    expect((res.body.steps as { name: string }[]).map((s) => s.name)).toEqual([
+      'requested',
+      'source_debited',
+      'target_credited',
+      'completed',
+    ]);
 
     // The same request again: idempotent, 200 with the same transfer, nothing new moves.
-    const again = await api.http().post('/transfers').set('Prefer', 'wait=10').send({ transferId, fromAccountId: from, toAccountId: to, amount: 250 });
+    const again = await api
+      .http()
+      .post('/transfers')
+      .set('Prefer', 'wait=10')
+      .send({ transferId, fromAccountId: from, toAccountId: to, amount: 250 });
     expect(again.status).toBe(200);
     expect(again.body).toMatchObject({ transferId, status: 'completed' });
     expect((await api.accounts.loadWithoutSnapshot(from)).state.balance).toBe(750);

@@ -19,7 +19,10 @@ describe('reversals', () => {
   const balance = async (id: string) => (await api.accounts.loadWithoutSnapshot(id)).state.balance;
 
   async function account(initialDeposit?: number): Promise<string> {
-    const res = await api.http().post('/accounts').send({ ownerId: 'rev', currency: 'EUR', ...(initialDeposit ? { initialDeposit } : {}) });
+    const res = await api
+      .http()
+      .post('/accounts')
+      .send({ ownerId: 'rev', currency: 'EUR', ...(initialDeposit ? { initialDeposit } : {}) });
     expect(res.status).toBe(201);
     return res.body.accountId as string;
   }
@@ -27,12 +30,17 @@ describe('reversals', () => {
   async function completedTransfer(amount = 1_000): Promise<{ from: string; to: string; transferId: string }> {
     const [from, to] = [await account(5_000), await account()];
     const transferId = randomUUID();
-    const res = await api.http().post('/transfers').set('Prefer', 'wait=10').send({ transferId, fromAccountId: from, toAccountId: to, amount });
+    const res = await api
+      .http()
+      .post('/transfers')
+      .set('Prefer', 'wait=10')
+      .send({ transferId, fromAccountId: from, toAccountId: to, amount });
     expect(res.body.status).toBe('completed');
     return { from, to, transferId };
   }
 
-  const reverse = (transferId: string, body: Record<string, unknown> = {}) => api.http().post(`/transfers/${transferId}/reversal`).set('Prefer', 'wait=10').send(body);
+  const reverse = (transferId: string, body: Record<string, unknown> = {}) =>
+    api.http().post(`/transfers/${transferId}/reversal`).set('Prefer', 'wait=10').send(body);
 
   test('a full reversal moves the amount back, linked both ways (events and views)', async () => {
     const { from, to, transferId } = await completedTransfer(1_000);
@@ -44,8 +52,14 @@ describe('reversals', () => {
     expect(await balance(to)).toBe(0);
 
     const originalEvents = await api.store.readStream(transferStream(transferId));
-    expect(originalEvents.at(-1)).toMatchObject({ type: 'TransferReversalReserved', data: { reversalId: reversal.transferId, amount: 1_000 } });
-    expect((await api.store.readStream(transferStream(reversal.transferId)))[0]).toMatchObject({ type: 'TransferRequested', data: { reversalOf: transferId } });
+    expect(originalEvents.at(-1)).toMatchObject({
+      type: 'TransferReversalReserved',
+      data: { reversalId: reversal.transferId, amount: 1_000 },
+    });
+    expect((await api.store.readStream(transferStream(reversal.transferId)))[0]).toMatchObject({
+      type: 'TransferRequested',
+      data: { reversalOf: transferId },
+    });
 
     await api.caughtUp();
     const view = await api.http().get(`/transfers/${transferId}`);
@@ -82,7 +96,15 @@ describe('reversals', () => {
   test('only a completed transfer can be reversed: a failed one is 422 transfer_not_completed, nothing written', async () => {
     const [from, to] = [await account(100), await account()];
     const transferId = randomUUID();
-    expect((await api.http().post('/transfers').set('Prefer', 'wait=10').send({ transferId, fromAccountId: from, toAccountId: to, amount: 5_000 })).body.status).toBe('failed');
+    expect(
+      (
+        await api
+          .http()
+          .post('/transfers')
+          .set('Prefer', 'wait=10')
+          .send({ transferId, fromAccountId: from, toAccountId: to, amount: 5_000 })
+      ).body.status,
+    ).toBe('failed');
     const before = await storeFingerprint(api.store);
     const res = await reverse(transferId);
     expect(res.status).toBe(422);
@@ -108,7 +130,11 @@ describe('reversals', () => {
 
   test('concurrent reversals never take back more than the original amount', async () => {
     const { from, to, transferId } = await completedTransfer(1_000);
-    const results = await Promise.all([reverse(transferId, { amount: 600 }), reverse(transferId, { amount: 600 }), reverse(transferId, { amount: 600 })]);
+    const results = await Promise.all([
+      reverse(transferId, { amount: 600 }),
+      reverse(transferId, { amount: 600 }),
+      reverse(transferId, { amount: 600 }),
+    ]);
     const completed = results.filter((r) => r.body.status === 'completed');
     expect(completed).toHaveLength(1);
     for (const r of results.filter((x) => x.body.status !== 'completed')) {

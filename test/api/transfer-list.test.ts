@@ -14,7 +14,12 @@ describe('GET /transfers', () => {
   beforeAll(async () => {
     api = await ApiStack.create('transferlist');
     const open = async (ownerId: string, initialDeposit?: number) =>
-      (await api.http().post('/accounts').send({ ownerId, currency: 'EUR', ...(initialDeposit ? { initialDeposit } : {}) })).body.accountId as string;
+      (
+        await api
+          .http()
+          .post('/accounts')
+          .send({ ownerId, currency: 'EUR', ...(initialDeposit ? { initialDeposit } : {}) })
+      ).body.accountId as string;
     mine = await open(owner, 10_000);
     other = await open('someone-else', 10_000);
     third = await open('third', 0);
@@ -27,7 +32,11 @@ describe('GET /transfers', () => {
     ] as const) {
       const transferId = `tl-${randomUUID()}`;
       ids.push(transferId);
-      const res = await api.http().post('/transfers').set('Prefer', 'wait=10').send({ transferId, fromAccountId: from, toAccountId: to, amount });
+      const res = await api
+        .http()
+        .post('/transfers')
+        .set('Prefer', 'wait=10')
+        .send({ transferId, fromAccountId: from, toAccountId: to, amount });
       expect(res.status).toBe(201);
     }
     await api.caughtUp();
@@ -47,7 +56,10 @@ describe('GET /transfers', () => {
     const seen: string[] = [];
     let after: string | undefined;
     do {
-      const page = await api.http().get('/transfers').query({ accountId: mine, limit: 1, ...(after ? { after } : {}) });
+      const page = await api
+        .http()
+        .get('/transfers')
+        .query({ accountId: mine, limit: 1, ...(after ? { after } : {}) });
       expect(page.status).toBe(200);
       seen.push(...page.body.transfers.map((t: { transferId: string }) => t.transferId));
       after = page.body.next as string | undefined;
@@ -56,7 +68,10 @@ describe('GET /transfers', () => {
   });
 
   test('by creation time', async () => {
-    const all = (await api.http().get('/transfers').query({ accountId: mine })).body.transfers as { transferId: string; createdAt: string }[];
+    const all = (await api.http().get('/transfers').query({ accountId: mine })).body.transfers as {
+      transferId: string;
+      createdAt: string;
+    }[];
     const from = all[1]!.createdAt;
     const later = await api.http().get('/transfers').query({ accountId: mine, from });
     expect(later.body.transfers.map((t: { transferId: string }) => t.transferId)).toEqual(all.slice(1).map((t) => t.transferId));

@@ -23,7 +23,8 @@ function prng(seed: number): () => number {
 }
 
 /** Event ids as the transfer activities derive them: a re-sent leg re-sends the same ids. */
-const legId = (transferId: string, leg: string) => (index: number, type: string) => deterministicUuid('transfer', transferId, leg, type, String(index));
+const legId = (transferId: string, leg: string) => (index: number, type: string) =>
+  deterministicUuid('transfer', transferId, leg, type, String(index));
 
 interface Model {
   balance: number;
@@ -48,7 +49,12 @@ function nextCommand(random: () => number, model: Model): { command: AccountComm
       const transferId = `in-${randomUUID()}`;
       const amount = amountUpTo(3_000);
       model.credited.add(transferId);
-      return { command: { type: 'CreditForTransfer', transferId, amount, currency: 'EUR', fromAccountId: 'elsewhere' }, leg: 'credit', writes: 1, delta: amount };
+      return {
+        command: { type: 'CreditForTransfer', transferId, amount, currency: 'EUR', fromAccountId: 'elsewhere' },
+        leg: 'credit',
+        writes: 1,
+        delta: amount,
+      };
     },
   ];
   if (model.balance > 0) {
@@ -61,7 +67,12 @@ function nextCommand(random: () => number, model: Model): { command: AccountComm
         const transferId = `out-${randomUUID()}`;
         const amount = amountUpTo(model.balance);
         model.debited.set(transferId, amount);
-        return { command: { type: 'DebitForTransfer', transferId, amount, currency: 'EUR', toAccountId: 'elsewhere' }, leg: 'debit', writes: 1, delta: -amount };
+        return {
+          command: { type: 'DebitForTransfer', transferId, amount, currency: 'EUR', toAccountId: 'elsewhere' },
+          leg: 'debit',
+          writes: 1,
+          delta: -amount,
+        };
       },
     );
   }
@@ -78,7 +89,13 @@ function nextCommand(random: () => number, model: Model): { command: AccountComm
     options.push(() => {
       const transferId = pick([...model.debited.keys()]);
       return {
-        command: { type: 'DebitForTransfer', transferId, amount: model.debited.get(transferId)!, currency: 'EUR', toAccountId: 'elsewhere' },
+        command: {
+          type: 'DebitForTransfer',
+          transferId,
+          amount: model.debited.get(transferId)!,
+          currency: 'EUR',
+          toAccountId: 'elsewhere',
+        },
         leg: 'debit',
         writes: 0,
         delta: 0,
@@ -86,7 +103,12 @@ function nextCommand(random: () => number, model: Model): { command: AccountComm
     });
   }
   if (model.refunded.size > 0) {
-    options.push(() => ({ command: { type: 'RefundForTransfer', transferId: pick([...model.refunded]) }, leg: 'refund', writes: 0, delta: 0 }));
+    options.push(() => ({
+      command: { type: 'RefundForTransfer', transferId: pick([...model.refunded]) },
+      leg: 'refund',
+      writes: 0,
+      delta: 0,
+    }));
   }
   return pick(options)();
 }
@@ -137,68 +159,91 @@ describe(`AccountRepository snapshots on the ${testStoreKind()} store`, () => {
     const before = model.revision;
     model.revision += writes;
     expect(result.revision).toBe(BigInt(model.revision));
-    if (Math.floor((model.revision + 1) / SNAPSHOT_EVERY) > Math.floor((before + 1) / SNAPSHOT_EVERY)) model.expectedSnapshots.push(model.revision);
+    if (Math.floor((model.revision + 1) / SNAPSHOT_EVERY) > Math.floor((before + 1) / SNAPSHOT_EVERY))
+      model.expectedSnapshots.push(model.revision);
   }
 
-  test.each([101, 202, 303])('seed %d: after every one of ~37 random accepted commands, load (snapshot + tail) equals the full fold', async (seed) => {
-    const random = prng(seed);
-    const accountId = randomUUID();
-    const model: Model = { balance: 0, revision: -1, debited: new Map(), refunded: new Set(), credited: new Set(), expectedSnapshots: [] };
+  test.each([101, 202, 303])(
+    'seed %d: after every one of ~37 random accepted commands, load (snapshot + tail) equals the full fold',
+    async (seed) => {
+      const random = prng(seed);
+      const accountId = randomUUID();
+      const model: Model = {
+        balance: 0,
+        revision: -1,
+        debited: new Map(),
+        refunded: new Set(),
+        credited: new Set(),
+        expectedSnapshots: [],
+      };
 
-    // The opening writes two events at once (revisions 0 and 1).
-    const opened = await handleAccountCommand(repository, accountId, { type: 'OpenAccount', accountId, ownerId: 'owner', currency: 'EUR', initialDeposit: 10_000 });
-    track(model, opened, 2);
-    model.balance = 10_000;
-    await expectLoadEqualsFullFold(accountId);
+      // The opening writes two events at once (revisions 0 and 1).
+      const opened = await handleAccountCommand(repository, accountId, {
+        type: 'OpenAccount',
+        accountId,
+        ownerId: 'owner',
+        currency: 'EUR',
+        initialDeposit: 10_000,
+      });
+      track(model, opened, 2);
+      model.balance = 10_000;
+      await expectLoadEqualsFullFold(accountId);
 
-    const commandCount = 35 + Math.floor(random() * 5); // ~37
-    const kinds: string[] = [];
-    for (let i = 0; i < commandCount; i++) {
-      const { command, leg, writes, delta } = nextCommand(random, model);
-      kinds.push(command.type + (writes === 0 ? '(again)' : ''));
-      const eventId = leg && 'transferId' in command ? legId(command.transferId, leg) : undefined;
-      const result = await handleAccountCommand(repository, accountId, command, { eventId });
-      track(model, result, writes);
-      model.balance += delta;
+      const commandCount = 35 + Math.floor(random() * 5); // ~37
+      const kinds: string[] = [];
+      for (let i = 0; i < commandCount; i++) {
+        const { command, leg, writes, delta } = nextCommand(random, model);
+        kinds.push(command.type + (writes === 0 ? '(again)' : ''));
+        const eventId = leg && 'transferId' in command ? legId(command.transferId, leg) : undefined;
+        const result = await handleAccountCommand(repository, accountId, command, { eventId });
+        track(model, result, writes);
+        model.balance += delta;
 
-      const loaded = await expectLoadEqualsFullFold(accountId);
-      expect(loaded.state.balance).toBe(model.balance);
-      expect(loaded.revision).toBe(BigInt(model.revision));
-      if (result.ok) expect(result.state).toStrictEqual(loaded.state);
+        const loaded = await expectLoadEqualsFullFold(accountId);
+        expect(loaded.state.balance).toBe(model.balance);
+        expect(loaded.revision).toBe(BigInt(model.revision));
+        if (result.ok) expect(result.state).toStrictEqual(loaded.state);
 
-      // Snapshots exist exactly where due, and each holds the full fold up to its revision.
-      const snapshots = await snapshotsOf(accountId);
-      expect(snapshots.map((s) => Number(s.data.revision))).toEqual(model.expectedSnapshots);
-    }
+        // Snapshots exist exactly where due, and each holds the full fold up to its revision.
+        const snapshots = await snapshotsOf(accountId);
+        expect(snapshots.map((s) => Number(s.data.revision))).toEqual(model.expectedSnapshots);
+      }
 
-    // The sequence exercised the interesting cases: several snapshots, no-op re-sends, transfer legs.
-    expect(model.expectedSnapshots.length).toBeGreaterThanOrEqual(4);
-    expect(kinds.some((k) => k.endsWith('(again)'))).toBe(true);
+      // The sequence exercised the interesting cases: several snapshots, no-op re-sends, transfer legs.
+      expect(model.expectedSnapshots.length).toBeGreaterThanOrEqual(4);
+      expect(kinds.some((k) => k.endsWith('(again)'))).toBe(true);
 
-    for (const snapshot of await snapshotsOf(accountId)) {
-      expect(snapshot.type).toBe('AccountSnapshot');
-      expect(snapshot.data.schema).toBe(1);
-      const revision = BigInt(snapshot.data.revision as string);
-      const upTo = await repository.loadWithoutSnapshot(accountId, (e) => e.revision <= revision);
-      expect(upTo.revision).toBe(revision);
-      expect(snapshot.data.state).toStrictEqual(JSON.parse(JSON.stringify(upTo.state)));
-    }
+      for (const snapshot of await snapshotsOf(accountId)) {
+        expect(snapshot.type).toBe('AccountSnapshot');
+        expect(snapshot.data.schema).toBe(1);
+        const revision = BigInt(snapshot.data.revision as string);
+        const upTo = await repository.loadWithoutSnapshot(accountId, (e) => e.revision <= revision);
+        expect(upTo.revision).toBe(revision);
+        expect(snapshot.data.state).toStrictEqual(JSON.parse(JSON.stringify(upTo.state)));
+      }
 
-    // load() really starts from the latest snapshot: it reads the account stream only after it.
-    const latest = model.expectedSnapshots.at(-1)!;
-    const { loaded, fromRevision } = await loadReadingFrom(accountId);
-    expect(fromRevision).toBe(BigInt(latest + 1));
-    expect(loaded).toStrictEqual(await repository.loadWithoutSnapshot(accountId));
+      // load() really starts from the latest snapshot: it reads the account stream only after it.
+      const latest = model.expectedSnapshots.at(-1)!;
+      const { loaded, fromRevision } = await loadReadingFrom(accountId);
+      expect(fromRevision).toBe(BigInt(latest + 1));
+      expect(loaded).toStrictEqual(await repository.loadWithoutSnapshot(accountId));
 
-    // The stream itself holds each transfer leg once, whatever was re-sent.
-    const events = await store.readStream(accountStream(accountId));
-    const legs = events.filter((e) => e.type.startsWith('Transfer')).map((e) => `${e.type}:${e.data.transferId as string}`);
-    expect(new Set(legs).size).toBe(legs.length);
-  });
+      // The stream itself holds each transfer leg once, whatever was re-sent.
+      const events = await store.readStream(accountStream(accountId));
+      const legs = events.filter((e) => e.type.startsWith('Transfer')).map((e) => `${e.type}:${e.data.transferId as string}`);
+      expect(new Set(legs).size).toBe(legs.length);
+    },
+  );
 
   test('a snapshot of an unknown schema (or malformed) is ignored: load equals the full fold', async () => {
     const accountId = randomUUID();
-    await handleAccountCommand(repository, accountId, { type: 'OpenAccount', accountId, ownerId: 'owner', currency: 'EUR', initialDeposit: 1_000 });
+    await handleAccountCommand(repository, accountId, {
+      type: 'OpenAccount',
+      accountId,
+      ownerId: 'owner',
+      currency: 'EUR',
+      initialDeposit: 1_000,
+    });
     for (let i = 1; i <= 6; i++) await handleAccountCommand(repository, accountId, { type: 'Deposit', amount: i * 10 });
     // 8 events (revisions 0..7): one genuine snapshot at revision 4.
     expect((await snapshotsOf(accountId)).map((s) => s.data.revision)).toEqual(['4']);
@@ -215,7 +260,9 @@ describe(`AccountRepository snapshots on the ${testStoreKind()} store`, () => {
       { schema: 1, revision: '7' }, // no state
     ];
     for (const data of bogusSnapshots) {
-      await store.appendToStream(snapshotStream(accountId), [toNewEvent({ type: 'AccountSnapshot', data }, {})], { expectedRevision: 'any' });
+      await store.appendToStream(snapshotStream(accountId), [toNewEvent({ type: 'AccountSnapshot', data }, {})], {
+        expectedRevision: 'any',
+      });
       const { loaded, fromRevision } = await loadReadingFrom(accountId);
       expect(loaded).toStrictEqual(full);
       expect(fromRevision).toBe(0n); // the bogus latest snapshot was ignored: a full read
@@ -266,38 +313,51 @@ describe(`handleAccountCommand under concurrency (${testStoreKind()} store)`, ()
   test.each([
     ['without snapshots', 1_000_000],
     ['with a snapshot every 5 events', SNAPSHOT_EVERY],
-  ])('20 concurrent withdrawals of 100 from 1000 (%s): exactly 10 succeed, 10 insufficient_funds, balance 0', async (_label, snapshotEvery) => {
-    const repository = new AccountRepository(store, snapshotEvery);
-    const accountId = randomUUID();
-    const opened = await handleAccountCommand(repository, accountId, { type: 'OpenAccount', accountId, ownerId: 'owner', currency: 'EUR', initialDeposit: 1_000 });
-    expect(opened.ok).toBe(true);
+  ])(
+    '20 concurrent withdrawals of 100 from 1000 (%s): exactly 10 succeed, 10 insufficient_funds, balance 0',
+    async (_label, snapshotEvery) => {
+      const repository = new AccountRepository(store, snapshotEvery);
+      const accountId = randomUUID();
+      const opened = await handleAccountCommand(repository, accountId, {
+        type: 'OpenAccount',
+        accountId,
+        ownerId: 'owner',
+        currency: 'EUR',
+        initialDeposit: 1_000,
+      });
+      expect(opened.ok).toBe(true);
 
-    let conflicts = 0;
-    const results = await Promise.all(
-      Array.from({ length: 20 }, () => handleAccountCommand(repository, accountId, { type: 'Withdraw', amount: 100 }, { onConflict: () => conflicts++ })),
-    );
+      let conflicts = 0;
+      const results = await Promise.all(
+        Array.from({ length: 20 }, () =>
+          handleAccountCommand(repository, accountId, { type: 'Withdraw', amount: 100 }, { onConflict: () => conflicts++ }),
+        ),
+      );
 
-    const succeeded = results.filter((r) => r.ok);
-    const rejected = results.filter((r) => !r.ok);
-    expect(succeeded).toHaveLength(10);
-    expect(rejected).toHaveLength(10);
-    for (const r of rejected) expect(r).toMatchObject({ ok: false, rejection: { type: 'insufficient_funds' } });
-    expect(conflicts).toBeGreaterThanOrEqual(1);
+      const succeeded = results.filter((r) => r.ok);
+      const rejected = results.filter((r) => !r.ok);
+      expect(succeeded).toHaveLength(10);
+      expect(rejected).toHaveLength(10);
+      for (const r of rejected) expect(r).toMatchObject({ ok: false, rejection: { type: 'insufficient_funds' } });
+      expect(conflicts).toBeGreaterThanOrEqual(1);
 
-    // Every success wrote one event at its own revision.
-    const revisions = succeeded.map((r) => (r.ok ? r.revision : undefined));
-    expect(new Set(revisions).size).toBe(10);
-    expect(succeeded.map((r) => (r.ok ? r.state.balance : -1)).sort((a, b) => a - b)).toEqual([0, 100, 200, 300, 400, 500, 600, 700, 800, 900]);
+      // Every success wrote one event at its own revision.
+      const revisions = succeeded.map((r) => (r.ok ? r.revision : undefined));
+      expect(new Set(revisions).size).toBe(10);
+      expect(succeeded.map((r) => (r.ok ? r.state.balance : -1)).sort((a, b) => a - b)).toEqual([
+        0, 100, 200, 300, 400, 500, 600, 700, 800, 900,
+      ]);
 
-    const events = await store.readStream(accountStream(accountId));
-    expect(events.filter((e) => e.type === 'MoneyWithdrawn')).toHaveLength(10);
-    expect(events.map((e) => e.revision)).toEqual(Array.from({ length: 12 }, (_, i) => BigInt(i)));
-    // balanceAfter tells the same story as the order of the stream.
-    expect(events.slice(2).map((e) => e.data.balanceAfter)).toEqual([900, 800, 700, 600, 500, 400, 300, 200, 100, 0]);
+      const events = await store.readStream(accountStream(accountId));
+      expect(events.filter((e) => e.type === 'MoneyWithdrawn')).toHaveLength(10);
+      expect(events.map((e) => e.revision)).toEqual(Array.from({ length: 12 }, (_, i) => BigInt(i)));
+      // balanceAfter tells the same story as the order of the stream.
+      expect(events.slice(2).map((e) => e.data.balanceAfter)).toEqual([900, 800, 700, 600, 500, 400, 300, 200, 100, 0]);
 
-    const loaded = await repository.load(accountId);
-    expect(loaded.state.balance).toBe(0);
-    expect(loaded.revision).toBe(11n);
-    expect(loaded).toStrictEqual(await repository.loadWithoutSnapshot(accountId));
-  });
+      const loaded = await repository.load(accountId);
+      expect(loaded.state.balance).toBe(0);
+      expect(loaded.revision).toBe(11n);
+      expect(loaded).toStrictEqual(await repository.loadWithoutSnapshot(accountId));
+    },
+  );
 });

@@ -1,5 +1,10 @@
 import { retryOnConflict } from '../../application/conflict-retry';
-import { DuplicateEventIdError, EventStoreUnavailableError, EventStoreValidationError, WrongExpectedVersionError } from '../../eventstore/errors';
+import {
+  DuplicateEventIdError,
+  EventStoreUnavailableError,
+  EventStoreValidationError,
+  WrongExpectedVersionError,
+} from '../../eventstore/errors';
 
 const conflict = (n = 0) => new WrongExpectedVersionError('account-x', BigInt(n), BigInt(n + 1));
 
@@ -75,7 +80,10 @@ describe('retryOnConflict', () => {
     ['DuplicateEventIdError', new DuplicateEventIdError('account-x', '00000000-0000-4000-8000-000000000000')],
     ['EventStoreUnavailableError', new EventStoreUnavailableError('down')],
     ['EventStoreValidationError', new EventStoreValidationError('stream', 'bad')],
-    ['a look-alike that is not a WrongExpectedVersionError', Object.assign(new Error('x'), { name: 'WrongExpectedVersionError', code: 'wrong_expected_version' })],
+    [
+      'a look-alike that is not a WrongExpectedVersionError',
+      Object.assign(new Error('x'), { name: 'WrongExpectedVersionError', code: 'wrong_expected_version' }),
+    ],
     ['a thrown string', 'just a string'],
   ])('does not retry %s', async (_label, error) => {
     const attempt = scripted([error], 'never');

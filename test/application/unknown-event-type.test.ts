@@ -26,15 +26,33 @@ describe('an unknown event type in an account stream', () => {
   test('fails the load and the command loudly (UnknownEventTypeError), writing nothing', async () => {
     const accounts = new AccountRepository(store, 50);
     const accountId = randomUUID();
-    const opened = await handleAccountCommand(accounts, accountId, { type: 'OpenAccount', accountId, ownerId: 'o', currency: 'EUR', initialDeposit: 100 });
+    const opened = await handleAccountCommand(accounts, accountId, {
+      type: 'OpenAccount',
+      accountId,
+      ownerId: 'o',
+      currency: 'EUR',
+      initialDeposit: 100,
+    });
     expect(opened.ok).toBe(true);
-    await store.appendToStream(accountStream(accountId), [{ id: randomUUID(), type: 'MoneyFrozen', data: { accountId, amount: 50 }, metadata: {} }], { expectedRevision: 1n });
+    await store.appendToStream(
+      accountStream(accountId),
+      [{ id: randomUUID(), type: 'MoneyFrozen', data: { accountId, amount: 50 }, metadata: {} }],
+      { expectedRevision: 1n },
+    );
 
     const loading = accounts.load(accountId);
     await expect(loading).rejects.toBeInstanceOf(UnknownEventTypeError);
-    await expect(accounts.load(accountId)).rejects.toMatchObject({ stream: accountStream(accountId), revision: 2n, eventType: 'MoneyFrozen' });
+    await expect(accounts.load(accountId)).rejects.toMatchObject({
+      stream: accountStream(accountId),
+      revision: 2n,
+      eventType: 'MoneyFrozen',
+    });
 
     await expect(handleAccountCommand(accounts, accountId, { type: 'Deposit', amount: 10 })).rejects.toBeInstanceOf(UnknownEventTypeError);
-    expect((await store.readStream(accountStream(accountId))).map((e) => e.type)).toEqual(['AccountOpened', 'MoneyDeposited', 'MoneyFrozen']);
+    expect((await store.readStream(accountStream(accountId))).map((e) => e.type)).toEqual([
+      'AccountOpened',
+      'MoneyDeposited',
+      'MoneyFrozen',
+    ]);
   });
 });

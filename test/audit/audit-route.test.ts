@@ -21,8 +21,11 @@ describe('GET /audit/verify', () => {
     await api?.close();
   });
 
-  test("an operator verifies one stream, and the whole log", async () => {
-    const one = await api.http().get('/audit/verify').query({ stream: accountStream(accountId) });
+  test('an operator verifies one stream, and the whole log', async () => {
+    const one = await api
+      .http()
+      .get('/audit/verify')
+      .query({ stream: accountStream(accountId) });
     expect(one.status).toBe(200);
     expect(one.headers['cache-control']).toBe('no-store');
     expect(one.body).toMatchObject({ ok: true, streams: 1, broken: [] });
@@ -33,7 +36,10 @@ describe('GET /audit/verify', () => {
   });
 
   test('operators only: a customer key is refused (403), no key is 401', async () => {
-    const refused = await api.as(customer).get('/audit/verify').query({ stream: accountStream(accountId) });
+    const refused = await api
+      .as(customer)
+      .get('/audit/verify')
+      .query({ stream: accountStream(accountId) });
     expect(refused.status).toBe(403);
     expect(refused.headers['content-type']).toContain('application/problem+json');
     expect((await api.anonymous().get('/audit/verify')).status).toBe(401);
@@ -48,7 +54,9 @@ describe('GET /audit/verify', () => {
 
   test('an edited event: ok false, with the first broken link', async () => {
     const stream = accountStream(accountId);
-    await api.store.pool.query(`UPDATE es_events SET data = jsonb_set(data, '{amount}', '50000') WHERE stream = $1 AND revision = 1`, [stream]);
+    await api.store.pool.query(`UPDATE es_events SET data = jsonb_set(data, '{amount}', '50000') WHERE stream = $1 AND revision = 1`, [
+      stream,
+    ]);
     const res = await api.http().get('/audit/verify').query({ stream });
     expect(res.status).toBe(200);
     expect(res.body).toMatchObject({ ok: false, firstBroken: { stream, revision: '1', problem: 'hash_mismatch' } });

@@ -24,7 +24,10 @@ describe('canonical encoding: TypeScript reproduces PostgreSQL byte for byte', (
   });
 
   const pgText = async (values: readonly JsonValue[]): Promise<string[]> => {
-    const result = await store.pool.query<{ t: string }>('SELECT t::jsonb::text AS t FROM unnest($1::text[]) WITH ORDINALITY AS u(t, n) ORDER BY n', [values.map((v) => JSON.stringify(v))]);
+    const result = await store.pool.query<{ t: string }>(
+      'SELECT t::jsonb::text AS t FROM unnest($1::text[]) WITH ORDINALITY AS u(t, n) ORDER BY n',
+      [values.map((v) => JSON.stringify(v))],
+    );
     return result.rows.map((r) => r.t);
   };
 
@@ -39,15 +42,28 @@ describe('canonical encoding: TypeScript reproduces PostgreSQL byte for byte', (
 
   test('any JSON value (property, 300 values of every shape)', async () => {
     const noNul = (v: JsonValue) => !JSON.stringify(v).includes('\\u0000') && !/\p{Cs}/u.test(JSON.stringify(v));
-    const values = fc.sample(fc.jsonValue({ maxDepth: 4, stringUnit: 'grapheme' }).filter((v) => noNul(v as JsonValue)), { numRuns: 300, seed: 20261126 }) as JsonValue[];
-    const binary = fc.sample(fc.jsonValue({ maxDepth: 2, stringUnit: 'binary' }).filter((v) => noNul(v as JsonValue)), { numRuns: 100, seed: 7 }) as JsonValue[];
+    const values = fc.sample(
+      fc.jsonValue({ maxDepth: 4, stringUnit: 'grapheme' }).filter((v) => noNul(v as JsonValue)),
+      { numRuns: 300, seed: 20261126 },
+    ) as JsonValue[];
+    const binary = fc.sample(
+      fc.jsonValue({ maxDepth: 2, stringUnit: 'binary' }).filter((v) => noNul(v as JsonValue)),
+      { numRuns: 100, seed: 7 },
+    ) as JsonValue[];
     const all = [...values, ...binary];
     const pg = await pgText(all);
     all.forEach((v, i) => expect([canonicalJson(v), JSON.stringify(v)]).toEqual([pg[i], JSON.stringify(v)]));
   });
 
   test('pgJsonNumber: plain decimal notation', () => {
-    expect([1e21, 1.5e-7, -2.5e-8, 1.2345e25, 100, -0].map(pgJsonNumber)).toEqual(['1000000000000000000000', '0.00000015', '-0.000000025', '12345000000000000000000000', '100', '0']);
+    expect([1e21, 1.5e-7, -2.5e-8, 1.2345e25, 100, -0].map(pgJsonNumber)).toEqual([
+      '1000000000000000000000',
+      '0.00000015',
+      '-0.000000025',
+      '12345000000000000000000000',
+      '100',
+      '0',
+    ]);
   });
 
   test("the whole event: es_event_encoding (the append's) equals canonicalEncoding", async () => {
@@ -58,7 +74,15 @@ describe('canonical encoding: TypeScript reproduces PostgreSQL byte for byte', (
       `SELECT es_event_encoding($1::uuid, $2, $3, $4::bigint, $5::jsonb, $6::jsonb, $7::timestamptz) AS e`,
       [id, 'TransferDebited', 'account-a1', '41', JSON.stringify(data), JSON.stringify(metadata), '2026-03-03T11:00:00.123456+01:00'],
     );
-    const ours = canonicalEncoding({ id, type: 'TransferDebited', stream: 'account-a1', revision: 41n, data, metadata, occurredAt: '2026-03-03T11:00:00.123+01:00' });
+    const ours = canonicalEncoding({
+      id,
+      type: 'TransferDebited',
+      stream: 'account-a1',
+      revision: 41n,
+      data,
+      metadata,
+      occurredAt: '2026-03-03T11:00:00.123+01:00',
+    });
     expect(ours).toBe(result.rows[0]!.e.toString('utf8'));
     expect(ours.startsWith(`["${id.toLowerCase()}", "TransferDebited", "account-a1", "41", {`)).toBe(true);
     expect(ours.endsWith(', "2026-03-03T10:00:00.123Z"]')).toBe(true);

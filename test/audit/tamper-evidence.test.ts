@@ -37,18 +37,27 @@ async function freshLog(): Promise<Log> {
   const db = await createTestDatabase('audit_tamper');
   const store = await PostgresEventStore.connect({ connectionString: db.url, pollIntervalMs: 200 });
   for (const account of ['account-a', 'account-b', 'account-c']) {
-    await store.appendToStream(account, [ev('AccountOpened', { ownerId: account.slice(-1) }), ev('Deposited', { amount: 10_000 })], { expectedRevision: 'no_stream' });
+    await store.appendToStream(account, [ev('AccountOpened', { ownerId: account.slice(-1) }), ev('Deposited', { amount: 10_000 })], {
+      expectedRevision: 'no_stream',
+    });
     await store.appendToStream(account, [ev('Withdrawn', { amount: 2_500 })], { expectedRevision: 1n });
     await store.appendToStream(account, [ev('Deposited', { amount: 700 }), ev('Withdrawn', { amount: 300 })], { expectedRevision: 2n });
   }
-  await store.appendToStream('transfer-t1', [ev('TransferRequested', { amount: 100 }), ev('TransferSourceDebited', { amount: 100 }), ev('TransferCompleted', { amount: 100 })], { expectedRevision: 'no_stream' });
+  await store.appendToStream(
+    'transfer-t1',
+    [ev('TransferRequested', { amount: 100 }), ev('TransferSourceDebited', { amount: 100 }), ev('TransferCompleted', { amount: 100 })],
+    { expectedRevision: 'no_stream' },
+  );
   const log: Log = {
     db,
     store,
     sql: (text, params) => log.store.pool.query(text, params),
     verify: (stream) => log.store.chainAudit().verify({ stream }),
     hashOf: async (stream, revision) => {
-      const r = await log.store.pool.query<{ hash: Buffer }>('SELECT hash FROM es_events WHERE stream = $1 AND revision = $2', [stream, revision]);
+      const r = await log.store.pool.query<{ hash: Buffer }>('SELECT hash FROM es_events WHERE stream = $1 AND revision = $2', [
+        stream,
+        revision,
+      ]);
       return r.rows[0]!.hash.toString('hex');
     },
   };
@@ -119,7 +128,9 @@ describe('hash chain: tampering with the PostgreSQL log is caught', () => {
 
   test('metadata (who did it) or the occurrence time edited: caught', async () => {
     const log = await freshLog();
-    await log.sql(`UPDATE es_events SET metadata = jsonb_set(metadata, '{actor}', '"key_someone_else"') WHERE stream = 'account-a' AND revision = 1`);
+    await log.sql(
+      `UPDATE es_events SET metadata = jsonb_set(metadata, '{actor}', '"key_someone_else"') WHERE stream = 'account-a' AND revision = 1`,
+    );
     await log.sql(`UPDATE es_events SET occurred_at = occurred_at - interval '1 day' WHERE stream = 'account-c' AND revision = 3`);
     const report = await log.verify();
     expect(report.broken.map((b) => [b.stream, b.revision, b.problem])).toEqual([
@@ -131,7 +142,13 @@ describe('hash chain: tampering with the PostgreSQL log is caught', () => {
   test('an event deleted: caught at the missing revision', async () => {
     const log = await freshLog();
     await log.sql(`DELETE FROM es_events WHERE stream = 'account-c' AND revision = 2`);
-    expect((await log.verify()).firstBroken).toEqual({ stream: 'account-c', revision: '2', problem: 'missing_event', expected: 'revision 2', found: 'revision 3' });
+    expect((await log.verify()).firstBroken).toEqual({
+      stream: 'account-c',
+      revision: '2',
+      problem: 'missing_event',
+      expected: 'revision 2',
+      found: 'revision 3',
+    });
   });
 
   test('the last event deleted: caught at the head; with the head rolled back as well: caught by the anchor', async () => {
@@ -145,10 +162,18 @@ describe('hash chain: tampering with the PostgreSQL log is caught', () => {
     expect(headLeft.firstBroken!.found).toContain(`head at revision 4 with hash ${last}`);
 
     // A careful tamperer also moves the head back to the event before: the chain is whole again, the anchor is not.
-    await log.sql(`UPDATE es_streams s SET revision = 3, last_hash = e.hash FROM es_events e WHERE s.stream = 'account-a' AND e.stream = s.stream AND e.revision = 3`);
+    await log.sql(
+      `UPDATE es_streams s SET revision = 3, last_hash = e.hash FROM es_events e WHERE s.stream = 'account-a' AND e.stream = s.stream AND e.revision = 3`,
+    );
     const report = await log.verify();
     expect(report.broken).toEqual([
-      { stream: 'account-a', revision: '4', problem: 'anchor_mismatch', expected: `revision 4 with hash ${last} (anchor #1)`, found: 'the stream ends at revision 3' },
+      {
+        stream: 'account-a',
+        revision: '4',
+        problem: 'anchor_mismatch',
+        expected: `revision 4 with hash ${last} (anchor #1)`,
+        found: 'the stream ends at revision 3',
+      },
     ]);
   });
 
@@ -171,12 +196,20 @@ describe('hash chain: tampering with the PostgreSQL log is caught', () => {
                  OVER (ORDER BY revision) AS hash
         FROM es_events WHERE stream = 'account-b')
       UPDATE es_events e SET hash = chained.hash FROM chained WHERE e.position = chained.position`);
-    await log.sql(`UPDATE es_streams s SET last_hash = e.hash FROM es_events e WHERE s.stream = 'account-b' AND e.stream = s.stream AND e.revision = s.revision`);
+    await log.sql(
+      `UPDATE es_streams s SET last_hash = e.hash FROM es_events e WHERE s.stream = 'account-b' AND e.stream = s.stream AND e.revision = s.revision`,
+    );
     const rewritten = await log.hashOf('account-b', 4);
     expect(rewritten).not.toBe(anchored);
     const report = await log.verify();
     expect(report.broken).toEqual([
-      { stream: 'account-b', revision: '4', problem: 'anchor_mismatch', expected: `revision 4 with hash ${anchored} (anchor #1)`, found: `hash ${rewritten} at revision 4` },
+      {
+        stream: 'account-b',
+        revision: '4',
+        problem: 'anchor_mismatch',
+        expected: `revision 4 with hash ${anchored} (anchor #1)`,
+        found: `hash ${rewritten} at revision 4`,
+      },
     ]);
   });
 
@@ -187,12 +220,20 @@ describe('hash chain: tampering with the PostgreSQL log is caught', () => {
     await log.sql(`DELETE FROM es_events WHERE stream = 'transfer-t1'`);
     await log.sql(`DELETE FROM es_streams WHERE stream = 'transfer-t1'`);
     const report = await log.verify();
-    expect(report.firstBroken).toEqual({ stream: 'transfer-t1', revision: '2', problem: 'anchor_mismatch', expected: `revision 2 with hash ${deletedHead} (anchor #1)`, found: 'no such stream' });
+    expect(report.firstBroken).toEqual({
+      stream: 'transfer-t1',
+      revision: '2',
+      problem: 'anchor_mismatch',
+      expected: `revision 2 with hash ${deletedHead} (anchor #1)`,
+      found: 'no such stream',
+    });
     expect(report).toMatchObject({ events: 15, streams: 3 });
 
     const again = await log.store.chainAudit().anchor();
     expect(again.anchor).toBeUndefined();
-    expect(again.refused).toEqual([expect.objectContaining({ stream: 'transfer-t1', problem: 'anchor_mismatch', found: 'no such stream' })]);
+    expect(again.refused).toEqual([
+      expect.objectContaining({ stream: 'transfer-t1', problem: 'anchor_mismatch', found: 'no such stream' }),
+    ]);
 
     // The tamperer removes the stream from the anchored heads too: the latest anchor's heads hash no longer matches.
     await log.sql(`DELETE FROM es_audit_anchored_heads WHERE stream = 'transfer-t1'`);
@@ -207,7 +248,13 @@ describe('hash chain: tampering with the PostgreSQL log is caught', () => {
     expect(await log.store.chainAudit().anchor()).toMatchObject({ anchor: { anchorId: '1', streams: 3 } });
     expect(await log.store.chainAudit().verify()).toMatchObject({ ok: true });
     const outside = await log.store.chainAudit().verify({ anchorHash: first.anchor!.anchorHash });
-    expect(outside.firstBroken).toEqual({ stream: '(anchors)', revision: null, problem: 'anchor_chain', expected: `an anchor with hash ${first.anchor!.anchorHash}`, found: 'none' });
+    expect(outside.firstBroken).toEqual({
+      stream: '(anchors)',
+      revision: null,
+      problem: 'anchor_chain',
+      expected: `an anchor with hash ${first.anchor!.anchorHash}`,
+      found: 'none',
+    });
   });
 
   test('events appended without the chain (an old writer) are reported as missing their hash', async () => {
@@ -218,7 +265,13 @@ describe('hash chain: tampering with the PostgreSQL log is caught', () => {
     } finally {
       await unchained.close();
     }
-    expect((await log.verify()).firstBroken).toEqual({ stream: 'account-a', revision: '5', problem: 'missing_hash', expected: 'a hash', found: 'none' });
+    expect((await log.verify()).firstBroken).toEqual({
+      stream: 'account-a',
+      revision: '5',
+      problem: 'missing_hash',
+      expected: 'a hash',
+      found: 'none',
+    });
   });
 });
 

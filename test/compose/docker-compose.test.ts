@@ -264,7 +264,10 @@ const OPERATOR_API_KEY = 'compose-operator-key-0123456789abcdef';
 
 const SCENARIOS: [string, Env][] = [
   ['with defaults (only the required OPERATOR_API_KEY set)', { OPERATOR_API_KEY }],
-  ['with POSTGRES_PASSWORD, LOG_LEVEL and the access-control variables overridden', { OPERATOR_API_KEY, POSTGRES_PASSWORD: 'Another-pw_123', LOG_LEVEL: 'warn', RATE_LIMIT_PER_MINUTE: '120', METRICS_PUBLIC: 'true' }],
+  [
+    'with POSTGRES_PASSWORD, LOG_LEVEL and the access-control variables overridden',
+    { OPERATOR_API_KEY, POSTGRES_PASSWORD: 'Another-pw_123', LOG_LEVEL: 'warn', RATE_LIMIT_PER_MINUTE: '120', METRICS_PUBLIC: 'true' },
+  ],
 ];
 
 describe('docker-compose.yml access control', () => {
@@ -274,9 +277,14 @@ describe('docker-compose.yml access control', () => {
   });
 
   test('the api gets the key, the rate limit and METRICS_PUBLIC, and accepts them', () => {
-    const config = loadConfig(environmentOf(service(loadCompose({ OPERATOR_API_KEY, RATE_LIMIT_PER_MINUTE: '120', METRICS_PUBLIC: 'true' }), 'api')));
+    const config = loadConfig(
+      environmentOf(service(loadCompose({ OPERATOR_API_KEY, RATE_LIMIT_PER_MINUTE: '120', METRICS_PUBLIC: 'true' }), 'api')),
+    );
     expect(config).toMatchObject({ OPERATOR_API_KEY, RATE_LIMIT_PER_MINUTE: 120, METRICS_PUBLIC: true });
-    expect(loadConfig(environmentOf(service(loadCompose({ OPERATOR_API_KEY }), 'api')))).toMatchObject({ RATE_LIMIT_PER_MINUTE: 600, METRICS_PUBLIC: false });
+    expect(loadConfig(environmentOf(service(loadCompose({ OPERATOR_API_KEY }), 'api')))).toMatchObject({
+      RATE_LIMIT_PER_MINUTE: 600,
+      METRICS_PUBLIC: false,
+    });
   });
 
   test('a key too short for the API is refused by its config loader', () => {
@@ -366,7 +374,10 @@ describe.each(SCENARIOS)('docker-compose.yml %s', (_label, shellEnv) => {
 
   test('temporal-ui points at the temporal service and allows the API origin', () => {
     const env = environmentOf(service(compose, 'temporal-ui'));
-    expect(hostPortOf(env.TEMPORAL_ADDRESS, 'temporal-ui TEMPORAL_ADDRESS')).toEqual({ host: 'temporal', port: temporalFrontendPort(compose) });
+    expect(hostPortOf(env.TEMPORAL_ADDRESS, 'temporal-ui TEMPORAL_ADDRESS')).toEqual({
+      host: 'temporal',
+      port: temporalFrontendPort(compose),
+    });
     expect(env.TEMPORAL_CORS_ORIGINS?.split(',')).toContain('http://localhost:3000');
   });
 
@@ -424,7 +435,10 @@ describe.each(SCENARIOS)('docker-compose.yml %s', (_label, shellEnv) => {
 
     test('talks to the temporal service on its frontend port', () => {
       const config = loadConfig(env());
-      expect(hostPortOf(config.TEMPORAL_ADDRESS, `${name} TEMPORAL_ADDRESS`)).toEqual({ host: 'temporal', port: temporalFrontendPort(compose) });
+      expect(hostPortOf(config.TEMPORAL_ADDRESS, `${name} TEMPORAL_ADDRESS`)).toEqual({
+        host: 'temporal',
+        port: temporalFrontendPort(compose),
+      });
       expect(config.TASK_QUEUE).toBe('transfers');
     });
 
@@ -438,7 +452,9 @@ describe.each(SCENARIOS)('docker-compose.yml %s', (_label, shellEnv) => {
       const deps = dependsOnOf(svc());
       expect(deps).toEqual(expect.objectContaining({ postgres: 'service_healthy', eventstore: 'service_healthy' }));
       if (name !== 'projections') {
-        expect(deps).toEqual(expect.objectContaining({ temporal: 'service_healthy', 'temporal-admin-tools': 'service_completed_successfully' }));
+        expect(deps).toEqual(
+          expect.objectContaining({ temporal: 'service_healthy', 'temporal-admin-tools': 'service_completed_successfully' }),
+        );
       }
     });
   });
@@ -492,8 +508,14 @@ describe.each(SCENARIOS)('docker-compose.yml %s', (_label, shellEnv) => {
     const declared = Object.keys(compose.volumes ?? {});
     for (const [name, svc] of Object.entries(compose.services)) {
       for (const v of volumesOf(svc)) {
-        if (v.type === 'volume' && v.source) expect({ name, volume: v.source, declared: declared.includes(v.source) }).toEqual({ name, volume: v.source, declared: true });
-        if (v.type === 'bind') expect({ name, bind: v.source, exists: existsSync(path.resolve(ROOT, v.source)) }).toEqual({ name, bind: v.source, exists: true });
+        if (v.type === 'volume' && v.source)
+          expect({ name, volume: v.source, declared: declared.includes(v.source) }).toEqual({ name, volume: v.source, declared: true });
+        if (v.type === 'bind')
+          expect({ name, bind: v.source, exists: existsSync(path.resolve(ROOT, v.source)) }).toEqual({
+            name,
+            bind: v.source,
+            exists: true,
+          });
       }
     }
   });

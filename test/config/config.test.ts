@@ -2,7 +2,14 @@ import { CONFIG_VARIABLES, ConfigError, loadConfig } from '../../config/config';
 
 describe('configuration', () => {
   test('defaults describe the local stack', () => {
-    expect(loadConfig({})).toMatchObject({ EVENT_STORE: 'postgres', PORT: 3000, TEMPORAL_NAMESPACE: 'default', TASK_QUEUE: 'transfers', TEMPORAL_UI_PORT: 8233, SNAPSHOT_EVERY: 50 });
+    expect(loadConfig({})).toMatchObject({
+      EVENT_STORE: 'postgres',
+      PORT: 3000,
+      TEMPORAL_NAMESPACE: 'default',
+      TASK_QUEUE: 'transfers',
+      TEMPORAL_UI_PORT: 8233,
+      SNAPSHOT_EVERY: 50,
+    });
   });
 
   test('good values are accepted and coerced', () => {
@@ -73,7 +80,11 @@ describe('configuration', () => {
 
   test('business time: BOOKS_TIMEZONE (UTC), MAX_LATENESS (5 days), MAX_CLOCK_SKEW (2 minutes), as milliseconds', () => {
     expect(loadConfig({})).toMatchObject({ BOOKS_TIMEZONE: 'UTC', MAX_LATENESS: 5 * 86_400_000, MAX_CLOCK_SKEW: 120_000 });
-    expect(loadConfig({ BOOKS_TIMEZONE: 'Europe/Berlin', MAX_LATENESS: 'P2DT12H', MAX_CLOCK_SKEW: '0s' })).toMatchObject({ BOOKS_TIMEZONE: 'Europe/Berlin', MAX_LATENESS: 60 * 3_600_000, MAX_CLOCK_SKEW: 0 });
+    expect(loadConfig({ BOOKS_TIMEZONE: 'Europe/Berlin', MAX_LATENESS: 'P2DT12H', MAX_CLOCK_SKEW: '0s' })).toMatchObject({
+      BOOKS_TIMEZONE: 'Europe/Berlin',
+      MAX_LATENESS: 60 * 3_600_000,
+      MAX_CLOCK_SKEW: 0,
+    });
   });
 
   test('access control: OPERATOR_API_KEY (32+ characters), RATE_LIMIT_PER_MINUTE (600), METRICS_PUBLIC (false)', () => {
@@ -81,7 +92,11 @@ describe('configuration', () => {
     expect(defaults.OPERATOR_API_KEY).toBeUndefined();
     expect(defaults).toMatchObject({ RATE_LIMIT_PER_MINUTE: 600, METRICS_PUBLIC: false });
     const key = 'k'.repeat(32);
-    expect(loadConfig({ OPERATOR_API_KEY: key, RATE_LIMIT_PER_MINUTE: '60', METRICS_PUBLIC: 'true' })).toMatchObject({ OPERATOR_API_KEY: key, RATE_LIMIT_PER_MINUTE: 60, METRICS_PUBLIC: true });
+    expect(loadConfig({ OPERATOR_API_KEY: key, RATE_LIMIT_PER_MINUTE: '60', METRICS_PUBLIC: 'true' })).toMatchObject({
+      OPERATOR_API_KEY: key,
+      RATE_LIMIT_PER_MINUTE: 60,
+      METRICS_PUBLIC: true,
+    });
   });
 
   test('a refused OPERATOR_API_KEY is never echoed in the message', () => {

@@ -19,7 +19,11 @@ const CONSOLE_FILES = path.resolve(__dirname, '..', '..', 'console');
 /** Only ever an href in these tests: the browser never leaves the API's origin. */
 const TEMPORAL_UI = 'http://temporal-ui.example:8233';
 /** Which screenshots are the README's pictures (docs/console-*.png). */
-const DOCS_PICTURES: Record<string, string> = { 'account-history': 'console-account.png', transfer: 'console-transfer.png', stream: 'console-stream.png' };
+const DOCS_PICTURES: Record<string, string> = {
+  'account-history': 'console-account.png',
+  transfer: 'console-transfer.png',
+  stream: 'console-stream.png',
+};
 
 describe('web console (headless Chromium)', () => {
   let api: ApiStack;
@@ -40,12 +44,18 @@ describe('web console (headless Chromium)', () => {
     // CONSOLE_DOCS_SCREENSHOTS=1 also refreshes the README's pictures (docs/console-*.png): the top of the page.
     if (process.env.CONSOLE_DOCS_SCREENSHOTS && DOCS_PICTURES[name]) {
       mkdirSync(path.resolve(__dirname, '..', '..', 'docs'), { recursive: true });
-      await page.screenshot({ path: path.resolve(__dirname, '..', '..', 'docs', DOCS_PICTURES[name]!), clip: { x: 0, y: 0, width: 1200, height: 700 } });
+      await page.screenshot({
+        path: path.resolve(__dirname, '..', '..', 'docs', DOCS_PICTURES[name]!),
+        clip: { x: 0, y: 0, width: 1200, height: 700 },
+      });
     }
   };
 
   async function openAccount(ownerId: string, initialDeposit?: number): Promise<string> {
-    const res = await api.http().post('/accounts').send({ ownerId, currency: 'EUR', ...(initialDeposit ? { initialDeposit } : {}) });
+    const res = await api
+      .http()
+      .post('/accounts')
+      .send({ ownerId, currency: 'EUR', ...(initialDeposit ? { initialDeposit } : {}) });
     expect(res.status).toBe(201);
     return res.body.accountId as string;
   }
@@ -58,7 +68,8 @@ describe('web console (headless Chromium)', () => {
 
   beforeAll(async () => {
     // A missing browser fails this suite (CI installs it): a console nobody ran in a browser is not tested.
-    if (!existsSync(CHROMIUM)) throw new Error(`No Chromium at ${CHROMIUM}: install it with 'apt-get install -y chromium' (.ci/run does), or set CHROMIUM_PATH`);
+    if (!existsSync(CHROMIUM))
+      throw new Error(`No Chromium at ${CHROMIUM}: install it with 'apt-get install -y chromium' (.ci/run does), or set CHROMIUM_PATH`);
     mkdirSync(ARTIFACTS, { recursive: true });
     // The browser starts while the stack does (each takes seconds here).
     const launching = chromium.launch({ executablePath: CHROMIUM });
@@ -139,12 +150,15 @@ describe('web console (headless Chromium)', () => {
     // Values reach the page only as text: no HTML sinks anywhere in the console's code, no URL of another host.
     for (const file of readdirSync(CONSOLE_FILES)) {
       const text = readFileSync(path.join(CONSOLE_FILES, file), 'utf8');
-      expect({ file, sinks: text.match(/innerHTML|outerHTML|insertAdjacentHTML|document\.write|\beval\(|new Function/g) }).toEqual({ file, sinks: null });
+      expect({ file, sinks: text.match(/innerHTML|outerHTML|insertAdjacentHTML|document\.write|\beval\(|new Function/g) }).toEqual({
+        file,
+        sinks: null,
+      });
       expect({ file, urls: text.match(/https?:\/\/(?!localhost)[a-z0-9.-]+/gi) }).toEqual({ file, urls: null });
     }
   });
 
-  test('sign in: a bad key is refused; an operator finds an owner\'s accounts and opens one', async () => {
+  test("sign in: a bad key is refused; an operator finds an owner's accounts and opens one", async () => {
     await page.goto(`${base}/console`);
     await page.waitForURL(/#\/signin$/);
     await signIn(`tsk_${'x'.repeat(16)}_${'y'.repeat(43)}`);
@@ -154,7 +168,11 @@ describe('web console (headless Chromium)', () => {
     await signIn(TEST_OPERATOR_KEY);
     await page.getByTestId('who').filter({ hasText: 'signed in as operator' }).waitFor();
     // The key is in this tab's session storage only.
-    expect(await page.evaluate(`({ session: sessionStorage.getItem('transfer-console.session')?.includes(${JSON.stringify(TEST_OPERATOR_KEY)}) ?? false, local: localStorage.length })`)).toEqual({ session: true, local: 0 });
+    expect(
+      await page.evaluate(
+        `({ session: sessionStorage.getItem('transfer-console.session')?.includes(${JSON.stringify(TEST_OPERATOR_KEY)}) ?? false, local: localStorage.length })`,
+      ),
+    ).toEqual({ session: true, local: 0 });
 
     await page.getByRole('searchbox', { name: 'Owner or account id' }).fill('alice');
     await page.getByRole('button', { name: 'Search' }).click();
@@ -172,7 +190,10 @@ describe('web console (headless Chromium)', () => {
     await page.getByTestId('movement').first().waitFor();
     // Today's statement when the API has statements (GET /accounts/{id}/statements/{date}); no section otherwise.
     const statement = await api.http().get(`/accounts/${A1}/statements/${new Date().toISOString().slice(0, 10)}`);
-    if (statement.status === 200) expect(await page.getByTestId('statements').getByTestId('closing-balance').locator('.money').getAttribute('data-minor')).toBe(String(statement.body.closingBalance));
+    if (statement.status === 200)
+      expect(await page.getByTestId('statements').getByTestId('closing-balance').locator('.money').getAttribute('data-minor')).toBe(
+        String(statement.body.closingBalance),
+      );
     else expect(await page.getByTestId('statements').isHidden()).toBe(true);
     await shot('account');
   });
@@ -198,7 +219,9 @@ describe('web console (headless Chromium)', () => {
     const steps = await page.getByTestId('step').allTextContents();
     expect(steps.length).toBeGreaterThanOrEqual(3);
     expect(steps.at(-1)).toContain('completed');
-    expect(await page.getByTestId('saga-link').getAttribute('href')).toBe(`${TEMPORAL_UI}/namespaces/default/workflows/transfer-${transferId}`);
+    expect(await page.getByTestId('saga-link').getAttribute('href')).toBe(
+      `${TEMPORAL_UI}/namespaces/default/workflows/transfer-${transferId}`,
+    );
     await shot('transfer');
 
     // What the page showed is what happened.
@@ -208,18 +231,27 @@ describe('web console (headless Chromium)', () => {
     expect(await api.stack.balance(B)).toBe(2_500);
   });
 
-  test('browse the transfer\'s streams: its events with data and metadata, and an account stream paged both ways', async () => {
+  test("browse the transfer's streams: its events with data and metadata, and an account stream paged both ways", async () => {
     await page.getByTestId('transfer-stream-link').click();
     await page.getByTestId('event').first().waitFor();
     const recorded = await api.store.readStream(`transfer-${transferId}`);
-    expect(await page.getByTestId('event').evaluateAll((els) => els.map((e) => e.getAttribute('data-type')))).toEqual(recorded.map((e) => e.type));
+    expect(await page.getByTestId('event').evaluateAll((els) => els.map((e) => e.getAttribute('data-type')))).toEqual(
+      recorded.map((e) => e.type),
+    );
     const first = page.getByTestId('event').first();
     expect(await first.locator('pre').first().textContent()).toContain('"amount": 2500');
     expect(await first.locator('pre').nth(1).textContent()).toContain(`"correlationId"`);
     expect(await first.textContent()).toContain(recorded[0]!.recordedAt.replace('T', ' '));
     // The hash chain's verdict is shown when the API keeps one (GET /audit/verify), and absent otherwise.
-    const verify = await api.http().get('/audit/verify').query({ stream: `transfer-${transferId}` });
-    if (verify.status === 200) await page.getByTestId('chain').filter({ hasText: verify.body.ok ? 'intact' : 'broken' }).waitFor();
+    const verify = await api
+      .http()
+      .get('/audit/verify')
+      .query({ stream: `transfer-${transferId}` });
+    if (verify.status === 200)
+      await page
+        .getByTestId('chain')
+        .filter({ hasText: verify.body.ok ? 'intact' : 'broken' })
+        .waitFor();
     else expect(await page.getByTestId('chain').isHidden()).toBe(true);
     await shot('stream');
 
@@ -229,7 +261,9 @@ describe('web console (headless Chromium)', () => {
     expect(last).toBeGreaterThanOrEqual(3);
     const shown = async (revision: number) => {
       await page.locator(`[data-testid="event"][data-revision="${revision}"]`).waitFor();
-      expect(await page.getByTestId('event').evaluateAll((els) => els.map((e) => Number(e.getAttribute('data-revision'))))).toEqual([revision]);
+      expect(await page.getByTestId('event').evaluateAll((els) => els.map((e) => Number(e.getAttribute('data-revision'))))).toEqual([
+        revision,
+      ]);
       expect(await page.getByTestId('event').first().getAttribute('data-type')).toBe(events[revision]!.type);
     };
     await page.goto(`${base}/console#/streams/account-${A1}?limit=1`);
@@ -258,14 +292,27 @@ describe('web console (headless Chromium)', () => {
     const deposit = await api.http().post(`/accounts/${B}/deposits`).send({ amount });
     expect(deposit.status).toBe(200);
     const revision = (await api.store.readStream(`account-${B}`)).at(-1)!.revision;
-    await page.locator(`[data-testid="tail-row"][data-stream="account-${B}"][data-revision="${revision}"][data-type="MoneyDeposited"]`).waitFor({ timeout: 20_000 });
+    await page
+      .locator(`[data-testid="tail-row"][data-stream="account-${B}"][data-revision="${revision}"][data-type="MoneyDeposited"]`)
+      .waitFor({ timeout: 20_000 });
     if (hash === '#/tail') await shot('tail');
   });
 
   test('event data is shown as text and never runs (a hostile payload in a stream)', async () => {
     const stream = `console-xss-${randomUUID().slice(0, 8)}`;
     const payload = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>';
-    await api.store.appendToStream(stream, [{ id: randomUUID(), type: 'ConsoleNote', data: { note: payload, '<b>key</b>': 1 }, metadata: { correlationId: 'xss-test', comment: payload } }], { expectedRevision: 'no_stream' });
+    await api.store.appendToStream(
+      stream,
+      [
+        {
+          id: randomUUID(),
+          type: 'ConsoleNote',
+          data: { note: payload, '<b>key</b>': 1 },
+          metadata: { correlationId: 'xss-test', comment: payload },
+        },
+      ],
+      { expectedRevision: 'no_stream' },
+    );
     await page.goto(`${base}/console#/streams/${stream}`);
     await page.getByTestId('event').first().waitFor();
     expect(await page.getByTestId('event').first().locator('pre').first().textContent()).toContain(JSON.stringify(payload).slice(1, -1));
@@ -292,7 +339,7 @@ describe('web console (headless Chromium)', () => {
     expect(await api.stack.balance(B)).toBe(1_507); // 2500 + 4 + 3 (the tail tests) - 1000
   });
 
-  test('a customer sees only its own accounts; another owner\'s account is refused, as the API refuses it', async () => {
+  test("a customer sees only its own accounts; another owner's account is refused, as the API refuses it", async () => {
     await page.getByRole('button', { name: 'Sign out' }).click();
     await page.waitForURL(/#\/signin$/);
     expect(await page.evaluate('sessionStorage.length')).toBe(0);
@@ -301,7 +348,9 @@ describe('web console (headless Chromium)', () => {
     expect(await page.getByRole('link', { name: 'Streams' }).isHidden()).toBe(true);
 
     await page.getByTestId('account-row').first().waitFor();
-    expect((await page.getByTestId('account-row').evaluateAll((els) => els.map((e) => e.getAttribute('data-account-id')))).sort()).toEqual([A1, A2].sort());
+    expect((await page.getByTestId('account-row').evaluateAll((els) => els.map((e) => e.getAttribute('data-account-id')))).sort()).toEqual(
+      [A1, A2].sort(),
+    );
 
     // Her own account: a transfer form, but no deposit form (operators only).
     await page.goto(`${base}/console#/accounts/${A1}`);

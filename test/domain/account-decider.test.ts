@@ -138,7 +138,13 @@ describe('decideAccount: amounts', () => {
 
   // undefined means "no initial deposit" for OpenAccount, so it is not a bad amount there.
   test.each(BAD_AMOUNTS.filter(([, amount]) => amount !== undefined))('OpenAccount rejects an initial deposit of %s', (_label, amount) => {
-    const decision = decideAccount(missing(), { type: 'OpenAccount', accountId: ID, ownerId: 'owner-1', currency: 'EUR', initialDeposit: amount as number });
+    const decision = decideAccount(missing(), {
+      type: 'OpenAccount',
+      accountId: ID,
+      ownerId: 'owner-1',
+      currency: 'EUR',
+      initialDeposit: amount as number,
+    });
     expect(decision).toMatchObject({ ok: false, rejection: { type: 'invalid_amount' } });
   });
 
@@ -146,7 +152,10 @@ describe('decideAccount: amounts', () => {
     const events = accepted(decideAccount(missing(), open(MAX)));
     expect(foldAccount(events).balance).toBe(MAX);
     expect(decideAccount(missing(), open(MAX + 1))).toMatchObject({ ok: false, rejection: { type: 'balance_limit_exceeded' } });
-    expect(decideAccount(missing(), open(Number.MAX_SAFE_INTEGER))).toMatchObject({ ok: false, rejection: { type: 'balance_limit_exceeded' } });
+    expect(decideAccount(missing(), open(Number.MAX_SAFE_INTEGER))).toMatchObject({
+      ok: false,
+      rejection: { type: 'balance_limit_exceeded' },
+    });
   });
 });
 
@@ -177,9 +186,12 @@ describe('decideAccount: OpenAccount', () => {
     expect(accepted(decideAccount(missing(), open(undefined, currency)))[0]).toMatchObject({ data: { currency } });
   });
 
-  test.each(['eur', 'Eur', 'EU', 'EURO', '', 'E1R', ' EUR', 'EUR ', 'ÉUR', 'EUR\n'])('rejects currency %j with invalid_currency', (currency) => {
-    expect(decideAccount(missing(), open(100, currency))).toMatchObject({ ok: false, rejection: { type: 'invalid_currency' } });
-  });
+  test.each(['eur', 'Eur', 'EU', 'EURO', '', 'E1R', ' EUR', 'EUR ', 'ÉUR', 'EUR\n'])(
+    'rejects currency %j with invalid_currency',
+    (currency) => {
+      expect(decideAccount(missing(), open(100, currency))).toMatchObject({ ok: false, rejection: { type: 'invalid_currency' } });
+    },
+  );
 
   test.each([
     ['open', () => openWith(0)],
@@ -399,7 +411,13 @@ describe('decideAccount: RefundForTransfer', () => {
         for (const o of ops) {
           const id = `t-${o.kind === 'credit' ? `in-${n++}` : o.transfer}`;
           const command =
-            o.kind === 'deposit' ? deposit(o.amount) : o.kind === 'credit' ? credit(id, o.amount) : o.kind === 'debit' ? debit(id, o.amount) : refund(id);
+            o.kind === 'deposit'
+              ? deposit(o.amount)
+              : o.kind === 'credit'
+                ? credit(id, o.amount)
+                : o.kind === 'debit'
+                  ? debit(id, o.amount)
+                  : refund(id);
           const decision = decideAccount(state, command);
           if (o.kind === 'refund') expect(decision.ok).toBe(true); // a refund always lands
           if (decision.ok) {
@@ -430,7 +448,10 @@ describe('evolveAccount', () => {
     const state = stateOf(open(1_000), debit('t-1', 100));
     const snapshot = structuredClone(state);
     evolveAccount(state, { type: 'TransferRefunded', data: { accountId: ID, transferId: 't-1', amount: 100, balanceAfter: 1_000 } });
-    evolveAccount(state, { type: 'TransferDebited', data: { accountId: ID, transferId: 't-2', amount: 1, toAccountId: OTHER, balanceAfter: 899 } });
+    evolveAccount(state, {
+      type: 'TransferDebited',
+      data: { accountId: ID, transferId: 't-2', amount: 1, toAccountId: OTHER, balanceAfter: 899 },
+    });
     evolveAccount(state, { type: 'AccountClosed', data: { accountId: ID } });
     expect(state).toEqual(snapshot);
   });
@@ -487,12 +508,30 @@ describe('decideAccount + evolveAccount: properties over random command sequence
   const counterpart = fc.constantFrom(OTHER, OTHER, OTHER, ID);
 
   const command: fc.Arbitrary<AccountCommand> = fc.oneof(
-    fc.record({ type: fc.constant('OpenAccount' as const), accountId: fc.constant(ID), ownerId: fc.constant('owner-1'), currency, initialDeposit: fc.option(amount, { nil: undefined }) }),
+    fc.record({
+      type: fc.constant('OpenAccount' as const),
+      accountId: fc.constant(ID),
+      ownerId: fc.constant('owner-1'),
+      currency,
+      initialDeposit: fc.option(amount, { nil: undefined }),
+    }),
     fc.record({ type: fc.constant('Deposit' as const), amount }),
     fc.record({ type: fc.constant('Withdraw' as const), amount }),
     fc.constant<AccountCommand>({ type: 'CloseAccount' }),
-    fc.record({ type: fc.constant('DebitForTransfer' as const), transferId: fc.constantFrom(...transferIds), amount, currency, toAccountId: counterpart }),
-    fc.record({ type: fc.constant('CreditForTransfer' as const), transferId: fc.constantFrom(...transferIds), amount, currency, fromAccountId: counterpart }),
+    fc.record({
+      type: fc.constant('DebitForTransfer' as const),
+      transferId: fc.constantFrom(...transferIds),
+      amount,
+      currency,
+      toAccountId: counterpart,
+    }),
+    fc.record({
+      type: fc.constant('CreditForTransfer' as const),
+      transferId: fc.constantFrom(...transferIds),
+      amount,
+      currency,
+      fromAccountId: counterpart,
+    }),
     fc.record({ type: fc.constant('RefundForTransfer' as const), transferId: fc.constantFrom(...transferIds) }),
   );
 
@@ -552,7 +591,8 @@ describe('decideAccount + evolveAccount: properties over random command sequence
           state = foldAccount(decision.events, state);
         }
         for (const transferId of transferIds) {
-          const count = (type: AccountEvent['type']) => all.filter((e) => e.type === type && 'transferId' in e.data && e.data.transferId === transferId).length;
+          const count = (type: AccountEvent['type']) =>
+            all.filter((e) => e.type === type && 'transferId' in e.data && e.data.transferId === transferId).length;
           expect(count('TransferDebited')).toBeLessThanOrEqual(1);
           expect(count('TransferCredited')).toBeLessThanOrEqual(1);
           expect(count('TransferRefunded')).toBeLessThanOrEqual(count('TransferDebited'));

@@ -1,7 +1,13 @@
 import { addDays, businessDateOf, businessDayBounds, isBusinessDate, isTimeZone, startOfBusinessDay } from '../../domain/business-calendar';
 import { booksDecider, booksStream, decideBooks, MAX_DAYS_PER_CLOSE, type BooksState } from '../../domain/books-decider';
 import { fold } from '../../domain/decider';
-import { decideException, evolveException, exceptionDecider, type ExceptionState, type HeldLateRecord } from '../../domain/late-record-exception';
+import {
+  decideException,
+  evolveException,
+  exceptionDecider,
+  type ExceptionState,
+  type HeldLateRecord,
+} from '../../domain/late-record-exception';
 import { describeDuration, parseDuration, timeliness } from '../../domain/lateness';
 
 describe('business calendar', () => {
@@ -21,7 +27,10 @@ describe('business calendar', () => {
   });
 
   test('a business day is local midnight to local midnight: 24 h, 23 h and 25 h around daylight saving', () => {
-    expect(businessDayBounds('2026-03-02', 'UTC')).toEqual({ startsAt: Date.parse('2026-03-02T00:00:00Z'), endsAt: Date.parse('2026-03-03T00:00:00Z') });
+    expect(businessDayBounds('2026-03-02', 'UTC')).toEqual({
+      startsAt: Date.parse('2026-03-02T00:00:00Z'),
+      endsAt: Date.parse('2026-03-03T00:00:00Z'),
+    });
     // Berlin: UTC+1 in winter, UTC+2 from 2026-03-29 02:00 local, back on 2026-10-25.
     expect(startOfBusinessDay('2026-03-02', 'Europe/Berlin')).toBe(Date.parse('2026-03-01T23:00:00Z'));
     const spring = businessDayBounds('2026-03-29', 'Europe/Berlin');
@@ -39,7 +48,12 @@ describe('business calendar', () => {
     for (const zone of ['UTC', 'Europe/Berlin', 'America/New_York', 'Asia/Kolkata', 'Pacific/Chatham']) {
       for (const date of ['2026-01-15', '2026-03-08', '2026-03-29', '2026-10-25', '2026-11-01']) {
         const { startsAt, endsAt } = businessDayBounds(date, zone);
-        expect([zone, businessDateOf(startsAt, zone), businessDateOf(endsAt - 1, zone), businessDateOf(startsAt - 1, zone)]).toEqual([zone, date, date, addDays(date, -1)]);
+        expect([zone, businessDateOf(startsAt, zone), businessDateOf(endsAt - 1, zone), businessDateOf(startsAt - 1, zone)]).toEqual([
+          zone,
+          date,
+          date,
+          addDays(date, -1),
+        ]);
       }
     }
   });
@@ -88,7 +102,12 @@ describe('the books: closing business days', () => {
     const closed = decideBooks(state(), { type: 'CloseBusinessDay', date: '2026-03-02', nowMs: at('2026-03-02T23:00:00Z') });
     expect(closed).toEqual({
       ok: true,
-      events: [{ type: 'BusinessDayClosed', data: { timezone: zone, date: '2026-03-02', startsAt: '2026-03-01T23:00:00.000Z', endsAt: '2026-03-02T23:00:00.000Z' } }],
+      events: [
+        {
+          type: 'BusinessDayClosed',
+          data: { timezone: zone, date: '2026-03-02', startsAt: '2026-03-01T23:00:00.000Z', endsAt: '2026-03-02T23:00:00.000Z' },
+        },
+      ],
     });
   });
 
@@ -98,17 +117,28 @@ describe('the books: closing business days', () => {
     expect(decision.events.map((e) => e.data.date)).toEqual(['2026-03-03', '2026-03-04', '2026-03-05']);
     const after = fold(booksDecider, decision.events, state('2026-03-02'));
     expect(after.lastClosed).toBe('2026-03-05');
-    for (const date of ['2026-03-05', '2026-03-03']) expect(decideBooks(after, { type: 'CloseBusinessDay', date, nowMs: at('2026-03-10T00:00:00Z') })).toEqual({ ok: true, events: [] });
+    for (const date of ['2026-03-05', '2026-03-03'])
+      expect(decideBooks(after, { type: 'CloseBusinessDay', date, nowMs: at('2026-03-10T00:00:00Z') })).toEqual({ ok: true, events: [] });
     // Before the books started: never closed, and not closable now.
-    expect(decideBooks(after, { type: 'CloseBusinessDay', date: '2026-03-01', nowMs: at('2026-03-10T00:00:00Z') })).toMatchObject({ ok: false, rejection: { type: 'invalid_date' } });
+    expect(decideBooks(after, { type: 'CloseBusinessDay', date: '2026-03-01', nowMs: at('2026-03-10T00:00:00Z') })).toMatchObject({
+      ok: false,
+      rejection: { type: 'invalid_date' },
+    });
   });
 
   test('the first close starts the books; a gap beyond a year is refused; bad dates are refused', () => {
     const first = decideBooks(state(), { type: 'CloseBusinessDay', date: '2026-03-05', nowMs: at('2026-03-10T00:00:00Z') });
     expect(first.ok && first.events.map((e) => e.data.date)).toEqual(['2026-03-05']);
-    const far = decideBooks(state('2024-01-01'), { type: 'CloseBusinessDay', date: addDays('2024-01-01', MAX_DAYS_PER_CLOSE + 1), nowMs: at('2026-03-10T00:00:00Z') });
+    const far = decideBooks(state('2024-01-01'), {
+      type: 'CloseBusinessDay',
+      date: addDays('2024-01-01', MAX_DAYS_PER_CLOSE + 1),
+      nowMs: at('2026-03-10T00:00:00Z'),
+    });
     expect(far).toMatchObject({ ok: false, rejection: { type: 'books_gap_too_large' } });
-    expect(decideBooks(state(), { type: 'CloseBusinessDay', date: '2026-02-30', nowMs: at('2026-03-10T00:00:00Z') })).toMatchObject({ ok: false, rejection: { type: 'invalid_date' } });
+    expect(decideBooks(state(), { type: 'CloseBusinessDay', date: '2026-02-30', nowMs: at('2026-03-10T00:00:00Z') })).toMatchObject({
+      ok: false,
+      rejection: { type: 'invalid_date' },
+    });
   });
 
   test('stream names hold any zone', () => {
@@ -127,7 +157,13 @@ describe('late records held as exceptions', () => {
     occurredAt: '2026-03-01T10:00:00.000Z',
     lateByMs: 7 * 86_400_000,
     maxLatenessMs: 5 * 86_400_000,
-    request: { method: 'POST', path: '/accounts/a1/withdrawals', body: { amount: 500, occurredAt: '2026-03-01T10:00:00.000Z' }, idempotencyKey: null, requestId: 'r1' },
+    request: {
+      method: 'POST',
+      path: '/accounts/a1/withdrawals',
+      body: { amount: 500, occurredAt: '2026-03-01T10:00:00.000Z' },
+      idempotencyKey: null,
+      requestId: 'r1',
+    },
     by: 'op',
   };
   const run = (state: ExceptionState, ...commands: Parameters<typeof decideException>[1][]) => {
@@ -153,7 +189,10 @@ describe('late records held as exceptions', () => {
     // While an attempt runs: no reject, no second attempt (until its lease ran out).
     expect(run(accepting.state, { type: 'RejectException', by: 'op3' }).rejection).toBe('exception_in_progress');
     expect(run(accepting.state, start).rejection).toBe('exception_in_progress');
-    expect(run(accepting.state, { ...start, nowMs: now + 60_000, accountRevision: '5' }).state).toMatchObject({ attempts: 2, firstBaseRevision: '3' });
+    expect(run(accepting.state, { ...start, nowMs: now + 60_000, accountRevision: '5' }).state).toMatchObject({
+      attempts: 2,
+      firstBaseRevision: '3',
+    });
     const accepted = run(accepting.state, { type: 'RecordAcceptance', accountRevision: '4', position: '10.10' });
     expect(accepted.state).toMatchObject({ status: 'accepted', applied: { accountRevision: '4', position: '10.10' }, by: 'op2' });
     expect(decideException(accepted.state, start)).toEqual({ ok: true, events: [] });
@@ -161,7 +200,11 @@ describe('late records held as exceptions', () => {
   });
 
   test('an account that refuses it leaves it open; rejecting closes it for good', () => {
-    const refused = run(none, { type: 'HoldLateRecord', record }, start, { type: 'RefuseAcceptance', reason: 'insufficient_funds', message: 'no money' });
+    const refused = run(none, { type: 'HoldLateRecord', record }, start, {
+      type: 'RefuseAcceptance',
+      reason: 'insufficient_funds',
+      message: 'no money',
+    });
     expect(refused.state).toMatchObject({ status: 'open', lastRefusal: { reason: 'insufficient_funds' } });
     const rejected = run(refused.state, { type: 'RejectException', by: 'op3', reason: 'duplicate of a record already booked' });
     expect(rejected.state).toMatchObject({ status: 'rejected', rejectReason: 'duplicate of a record already booked', by: 'op3' });

@@ -34,7 +34,10 @@ const stateOf = (...commands: TransferCommand[]) => run(commands).state;
 
 describe('decideTransfer: RequestTransfer', () => {
   test('a new request is recorded', () => {
-    expect(decideTransfer(initialTransferState(), requestCmd())).toEqual({ ok: true, events: [{ type: 'TransferRequested', data: REQUEST }] });
+    expect(decideTransfer(initialTransferState(), requestCmd())).toEqual({
+      ok: true,
+      events: [{ type: 'TransferRequested', data: REQUEST }],
+    });
   });
 
   test('the same payload again decides to no events', () => {
@@ -76,7 +79,10 @@ describe('decideTransfer: RequestTransfer', () => {
   });
 
   test('checkTransferRequest: amount is checked before the accounts', () => {
-    expect(checkTransferRequest({ ...REQUEST, toAccountId: 'acc-a', amount: 0 })).toMatchObject({ ok: false, rejection: { type: 'invalid_amount' } });
+    expect(checkTransferRequest({ ...REQUEST, toAccountId: 'acc-a', amount: 0 })).toMatchObject({
+      ok: false,
+      rejection: { type: 'invalid_amount' },
+    });
     expect(checkTransferRequest(REQUEST)).toBeUndefined();
   });
 
@@ -92,12 +98,20 @@ describe('decideTransfer: steps are recorded once', () => {
   const requested = () => stateOf(requestCmd());
 
   test.each<[string, TransferCommand, TransferEvent]>([
-    ['RecordSourceDebited', DEBITED, { type: 'TransferSourceDebited', data: { transferId: 'tr-1', accountId: 'acc-a', amount: 2_500, currency: 'EUR' } }],
+    [
+      'RecordSourceDebited',
+      DEBITED,
+      { type: 'TransferSourceDebited', data: { transferId: 'tr-1', accountId: 'acc-a', amount: 2_500, currency: 'EUR' } },
+    ],
     ['RecordTargetCredited', CREDITED, { type: 'TransferTargetCredited', data: { transferId: 'tr-1', accountId: 'acc-b', amount: 2_500 } }],
     ['RecordSourceRefunded', REFUNDED, { type: 'TransferSourceRefunded', data: { transferId: 'tr-1', accountId: 'acc-a', amount: 2_500 } }],
     ['CompleteTransfer', COMPLETE, { type: 'TransferCompleted', data: { transferId: 'tr-1' } }],
     ['FailTransfer', FAIL, { type: 'TransferFailed', data: { transferId: 'tr-1', reason: 'insufficient_funds', message: 'not enough' } }],
-    ['CompensateTransfer', COMPENSATE, { type: 'TransferCompensated', data: { transferId: 'tr-1', reason: 'account_closed', message: 'target closed' } }],
+    [
+      'CompensateTransfer',
+      COMPENSATE,
+      { type: 'TransferCompensated', data: { transferId: 'tr-1', reason: 'account_closed', message: 'target closed' } },
+    ],
   ])('%s: recorded the first time (with the transfer id), a no-op the second time', (_name, command, expected) => {
     const first = accepted(decideTransfer(requested(), command));
     expect(first).toEqual([expected]);
@@ -116,7 +130,11 @@ describe('decideTransfer: steps are recorded once', () => {
   test.each<[string, TransferCommand[], TransferCommand]>([
     ['completed -> complete again', [requestCmd(), DEBITED, CREDITED, COMPLETE], COMPLETE],
     ['failed -> fail again', [requestCmd(), FAIL], FAIL],
-    ['failed -> fail again with another reason', [requestCmd(), FAIL], { type: 'FailTransfer', reason: 'infrastructure', message: 'other' }],
+    [
+      'failed -> fail again with another reason',
+      [requestCmd(), FAIL],
+      { type: 'FailTransfer', reason: 'infrastructure', message: 'other' },
+    ],
     ['compensated -> compensate again', [requestCmd(), DEBITED, REFUNDED, COMPENSATE], COMPENSATE],
   ])('terminal transitions are idempotent: %s', (_label, history, again) => {
     const { state, events } = run(history);
@@ -133,7 +151,12 @@ describe('evolveTransfer', () => {
 
   test('happy path: pending until completed, with every step and its time', () => {
     const { state, events } = run([requestCmd(), DEBITED, CREDITED, COMPLETE]);
-    expect(events.map((e) => e.type)).toEqual(['TransferRequested', 'TransferSourceDebited', 'TransferTargetCredited', 'TransferCompleted']);
+    expect(events.map((e) => e.type)).toEqual([
+      'TransferRequested',
+      'TransferSourceDebited',
+      'TransferTargetCredited',
+      'TransferCompleted',
+    ]);
     expect(state).toEqual({
       status: 'completed',
       request: REQUEST,
@@ -183,7 +206,11 @@ describe('evolveTransfer', () => {
   test('uses the time it is given and does not mutate its input', () => {
     const before = stateOf(requestCmd());
     const copy = structuredClone(before);
-    const after = evolveTransfer(before, { type: 'TransferCompleted', data: { transferId: 'tr-1' }, occurredAt: '2030-05-05T05:05:05.000Z' });
+    const after = evolveTransfer(before, {
+      type: 'TransferCompleted',
+      data: { transferId: 'tr-1' },
+      occurredAt: '2030-05-05T05:05:05.000Z',
+    });
     expect(before).toEqual(copy);
     expect(after.steps.at(-1)).toEqual({ name: 'completed', at: '2030-05-05T05:05:05.000Z' });
     expect(after.steps).not.toBe(before.steps);
@@ -246,6 +273,9 @@ describe('decideTransfer: reversal holds on a completed transfer', () => {
   test('only a completed transfer can be reversed', () => {
     const pending = run([requestCmd(), DEBITED]).state;
     expect(decideTransfer(pending, reserve('r-1', 1))).toMatchObject({ ok: false, rejection: { type: 'transfer_not_completed' } });
-    expect(decideTransfer(initialTransferState(), reserve('r-1', 1))).toMatchObject({ ok: false, rejection: { type: 'transfer_not_found' } });
+    expect(decideTransfer(initialTransferState(), reserve('r-1', 1))).toMatchObject({
+      ok: false,
+      rejection: { type: 'transfer_not_found' },
+    });
   });
 });

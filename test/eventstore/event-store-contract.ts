@@ -1,9 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import {
-  DuplicateEventIdError,
-  EventStoreValidationError,
-  WrongExpectedVersionError,
-} from '../../eventstore/errors';
+import { DuplicateEventIdError, EventStoreValidationError, WrongExpectedVersionError } from '../../eventstore/errors';
 import type { EventStore, ExpectedRevision, NewEvent, RecordedEvent, Subscription } from '../../eventstore/event-store';
 import { BLOCKED_BY_PARKED, comparePositions } from '../../eventstore/event-store';
 import { chainHashes, GENESIS_HASH, isHashChained } from '../../eventstore/hash-chain';
@@ -73,7 +69,12 @@ export function describeEventStoreContract(adapter: string, makeSubject: () => P
       ];
       test.each(cases)('$name -> $ok', async ({ existing, expected, ok }) => {
         const stream = unique('matrix');
-        if (existing > 0) await store.appendToStream(stream, Array.from({ length: existing }, () => event()), { expectedRevision: 'no_stream' });
+        if (existing > 0)
+          await store.appendToStream(
+            stream,
+            Array.from({ length: existing }, () => event()),
+            { expectedRevision: 'no_stream' },
+          );
         const attempt = store.appendToStream(stream, [event('Appended')], { expectedRevision: expected });
         if (ok) {
           const result = await attempt;
@@ -116,7 +117,9 @@ export function describeEventStoreContract(adapter: string, makeSubject: () => P
 
     test('concurrent creators with no_stream: exactly one creates the stream', async () => {
       const stream = unique('create-race');
-      const results = await Promise.allSettled(Array.from({ length: 10 }, () => store.appendToStream(stream, [event()], { expectedRevision: 'no_stream' })));
+      const results = await Promise.allSettled(
+        Array.from({ length: 10 }, () => store.appendToStream(stream, [event()], { expectedRevision: 'no_stream' })),
+      );
       expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
       expect(await store.readStream(stream)).toHaveLength(1);
     });
@@ -162,7 +165,9 @@ export function describeEventStoreContract(adapter: string, makeSubject: () => P
         const stream = unique('idem-create');
         const batch = [event('Opened')];
         await store.appendToStream(stream, batch, { expectedRevision: 'no_stream' });
-        await expect(store.appendToStream(stream, batch, { expectedRevision: 'no_stream' })).resolves.toMatchObject({ nextExpectedRevision: 0n });
+        await expect(store.appendToStream(stream, batch, { expectedRevision: 'no_stream' })).resolves.toMatchObject({
+          nextExpectedRevision: 0n,
+        });
         expect(await store.readStream(stream)).toHaveLength(1);
       });
 
@@ -180,7 +185,11 @@ export function describeEventStoreContract(adapter: string, makeSubject: () => P
     describe('reading', () => {
       test('readStream pages forwards and backwards', async () => {
         const stream = unique('paging');
-        const appended = await store.appendToStream(stream, Array.from({ length: 12 }, (_, i) => event('N', { i })), { expectedRevision: 'no_stream' });
+        const appended = await store.appendToStream(
+          stream,
+          Array.from({ length: 12 }, (_, i) => event('N', { i })),
+          { expectedRevision: 'no_stream' },
+        );
         expect(appended.nextExpectedRevision).toBe(11n);
         const page = await store.readStream(stream, { fromRevision: 3n, maxCount: 4 });
         expect(page.map((e) => e.data.i)).toEqual([3, 4, 5, 6]);
@@ -206,8 +215,12 @@ export function describeEventStoreContract(adapter: string, makeSubject: () => P
       test('readAll pages by position and filters by stream prefix, event type and occurrence time', async () => {
         const prefix = unique('all');
         const t = (day: number) => `2025-01-${String(day).padStart(2, '0')}T12:00:00.000Z`;
-        await store.appendToStream(`${prefix}-a`, [event('Opened', {}, t(1)), event('Deposited', {}, t(2))], { expectedRevision: 'no_stream' });
-        await store.appendToStream(`${prefix}-b`, [event('Opened', {}, t(3)), event('Withdrawn', {}, t(4))], { expectedRevision: 'no_stream' });
+        await store.appendToStream(`${prefix}-a`, [event('Opened', {}, t(1)), event('Deposited', {}, t(2))], {
+          expectedRevision: 'no_stream',
+        });
+        await store.appendToStream(`${prefix}-b`, [event('Opened', {}, t(3)), event('Withdrawn', {}, t(4))], {
+          expectedRevision: 'no_stream',
+        });
         await store.appendToStream(unique('other'), [event('Opened', {}, t(2))], { expectedRevision: 'no_stream' });
 
         const mine = await eventually(async () => {
@@ -294,9 +307,11 @@ export function describeEventStoreContract(adapter: string, makeSubject: () => P
         ];
         const recorded = await store.readStream(stream);
         expect(recorded.map((e) => e.revision)).toEqual([0n, 1n, 2n, 3n, 4n, 5n, 6n]);
-        for (let i = 1; i < recorded.length; i++) expect(Date.parse(recorded[i]!.recordedAt)).toBeGreaterThanOrEqual(Date.parse(recorded[i - 1]!.recordedAt));
+        for (let i = 1; i < recorded.length; i++)
+          expect(Date.parse(recorded[i]!.recordedAt)).toBeGreaterThanOrEqual(Date.parse(recorded[i - 1]!.recordedAt));
         for (const appended of appends) {
-          if (appended.recordedAt !== undefined) expect(appended.recordedAt).toBe(recorded[Number(appended.nextExpectedRevision)]!.recordedAt);
+          if (appended.recordedAt !== undefined)
+            expect(appended.recordedAt).toBe(recorded[Number(appended.nextExpectedRevision)]!.recordedAt);
         }
         const [summary] = await eventually(async () => {
           const s = await store.listStreams({ prefix: stream });
@@ -319,7 +334,12 @@ export function describeEventStoreContract(adapter: string, makeSubject: () => P
         { name: 'data with a function', stream: 'fine', events: [{ ...event(), data: { f: () => 1 } }], field: /data/ },
         { name: 'data with NaN', stream: 'fine', events: [{ ...event(), data: { n: Number.NaN } }], field: /data/ },
         { name: 'data with a bigint', stream: 'fine', events: [{ ...event(), data: { n: 1n } }], field: /data/ },
-        { name: 'occurredAt that is not a timestamp', stream: 'fine', events: [{ ...event(), metadata: { occurredAt: 'last tuesday' } }], field: /occurredAt/ },
+        {
+          name: 'occurredAt that is not a timestamp',
+          stream: 'fine',
+          events: [{ ...event(), metadata: { occurredAt: 'last tuesday' } }],
+          field: /occurredAt/,
+        },
         { name: 'negative expected revision', stream: 'fine', events: [event()], expected: -1n, field: /expectedRevision/ },
         { name: 'number expected revision', stream: 'fine', events: [event()], expected: 3, field: /expectedRevision/ },
       ];
@@ -364,7 +384,9 @@ export function describeEventStoreContract(adapter: string, makeSubject: () => P
         const prefix = unique('end');
         await store.appendToStream(`${prefix}-x`, [event('Old')], { expectedRevision: 'no_stream' });
         const seen: string[] = [];
-        subscriptions.push(await store.subscribe(unique('group'), { streamPrefix: prefix, from: 'end' }, async (e) => void seen.push(e.type)));
+        subscriptions.push(
+          await store.subscribe(unique('group'), { streamPrefix: prefix, from: 'end' }, async (e) => void seen.push(e.type)),
+        );
         await store.appendToStream(`${prefix}-x`, [event('New')], { expectedRevision: 0n });
         await eventually(() => expect(seen).toEqual(['New']));
       });
@@ -372,8 +394,12 @@ export function describeEventStoreContract(adapter: string, makeSubject: () => P
       test('filters by event type', async () => {
         const prefix = unique('types');
         const seen: string[] = [];
-        subscriptions.push(await store.subscribe(unique('group'), { eventTypes: [`${prefix}Wanted`], from: 'start' }, async (e) => void seen.push(e.type)));
-        await store.appendToStream(`${prefix}-x`, [event(`${prefix}Wanted`), event(`${prefix}Ignored`), event(`${prefix}Wanted`)], { expectedRevision: 'no_stream' });
+        subscriptions.push(
+          await store.subscribe(unique('group'), { eventTypes: [`${prefix}Wanted`], from: 'start' }, async (e) => void seen.push(e.type)),
+        );
+        await store.appendToStream(`${prefix}-x`, [event(`${prefix}Wanted`), event(`${prefix}Ignored`), event(`${prefix}Wanted`)], {
+          expectedRevision: 'no_stream',
+        });
         await eventually(() => expect(seen).toEqual([`${prefix}Wanted`, `${prefix}Wanted`]));
       });
 
@@ -524,19 +550,35 @@ export function describeEventStoreContract(adapter: string, makeSubject: () => P
       test('countEvents counts the events after a position that match a filter, without reading them', async () => {
         const prefix = unique('count');
         const types = [`${prefix}X`, `${prefix}Y`, `${prefix}X`, `${prefix}X`, `${prefix}Y`];
-        await store.appendToStream(`${prefix}-1`, types.slice(0, 2).map((t) => event(t)), { expectedRevision: 'no_stream' });
-        await store.appendToStream(`${prefix}-2`, types.slice(2).map((t) => event(t)), { expectedRevision: 'no_stream' });
+        await store.appendToStream(
+          `${prefix}-1`,
+          types.slice(0, 2).map((t) => event(t)),
+          { expectedRevision: 'no_stream' },
+        );
+        await store.appendToStream(
+          `${prefix}-2`,
+          types.slice(2).map((t) => event(t)),
+          { expectedRevision: 'no_stream' },
+        );
         await store.appendToStream(unique('other'), [event(`${prefix}X`)], { expectedRevision: 'no_stream' });
         const mine = await eventually(async () => {
           const all = await store.readAll({ streamPrefix: prefix });
           expect(all).toHaveLength(5);
           return all;
         });
-        expect(await store.countEvents({ streamPrefix: prefix })).toMatchObject({ count: 5, oldestRecordedAt: mine[0]!.recordedAt, saturated: false });
+        expect(await store.countEvents({ streamPrefix: prefix })).toMatchObject({
+          count: 5,
+          oldestRecordedAt: mine[0]!.recordedAt,
+          saturated: false,
+        });
         expect((await store.countEvents({ streamPrefix: prefix, eventTypes: [`${prefix}X`] })).count).toBe(3);
         expect((await store.countEvents({ eventTypes: [`${prefix}X`] })).count).toBe(4);
         expect((await store.countEvents({ streamPrefix: prefix, fromPosition: mine[1]!.position })).count).toBe(3);
-        expect(await store.countEvents({ streamPrefix: unique('nothing') })).toEqual({ count: 0, oldestRecordedAt: undefined, saturated: false });
+        expect(await store.countEvents({ streamPrefix: unique('nothing') })).toEqual({
+          count: 0,
+          oldestRecordedAt: undefined,
+          saturated: false,
+        });
       });
 
       test('many concurrent writers while a subscriber runs: it sees every event, none skipped, each stream in order', async () => {
@@ -578,7 +620,17 @@ export function describeEventStoreContract(adapter: string, makeSubject: () => P
         const audit = auditOf();
         if (!audit) return;
         const stream = unique('chain');
-        const tricky = { big: 1e21, small: 1.5e-7, third: 1 / 3, neg: -42, text: 'é "quoted" \\ \n\t\u0001 €𝄞', nested: { b: [1, { z: null, a: true }], aa: {} }, é: 1, zz: 2, a: 3 };
+        const tricky = {
+          big: 1e21,
+          small: 1.5e-7,
+          third: 1 / 3,
+          neg: -42,
+          text: 'é "quoted" \\ \n\t\u0001 €𝄞',
+          nested: { b: [1, { z: null, a: true }], aa: {} },
+          é: 1,
+          zz: 2,
+          a: 3,
+        };
         await store.appendToStream(stream, [event('Opened', tricky), event('Second', { n: 1 })], { expectedRevision: 'no_stream' });
         await store.appendToStream(stream, [event('Third')], { expectedRevision: 1n });
         await store.appendToStream(stream, [event('Fourth'), event('Fifth'), event('Sixth')], { expectedRevision: 'stream_exists' });
@@ -588,7 +640,15 @@ export function describeEventStoreContract(adapter: string, makeSubject: () => P
         const events = await store.readStream(stream);
         const expected = chainHashes(
           GENESIS_HASH,
-          events.map((e) => ({ id: e.id, type: e.type, stream: e.stream, revision: e.revision, data: e.data, metadata: e.metadata, occurredAt: e.metadata.occurredAt })),
+          events.map((e) => ({
+            id: e.id,
+            type: e.type,
+            stream: e.stream,
+            revision: e.revision,
+            data: e.data,
+            metadata: e.metadata,
+            occurredAt: e.metadata.occurredAt,
+          })),
         );
         expect(report.lastHash).toBe(expected.at(-1)!.toString('hex'));
         // The store's own metadata carries no hash: the chain is the store's, not the writer's.
@@ -600,11 +660,29 @@ export function describeEventStoreContract(adapter: string, makeSubject: () => P
         if (!audit) return;
         const stream = unique('chain-race');
         // Several events per append, creating the stream at once, then one per append.
-        await Promise.all(Array.from({ length: 4 }, (_, i) => store.appendToStream(stream, [event('Pair', { i }), event('Pair', { i })], { expectedRevision: 'any' })));
-        await Promise.all(Array.from({ length: 12 }, (_, i) => store.appendToStream(stream, [event('Raced', { i })], { expectedRevision: 'any' })));
-        await Promise.allSettled(Array.from({ length: 6 }, () => store.appendToStream(stream, [event('Pinned')], { expectedRevision: 19n })));
-        await Promise.allSettled(Array.from({ length: 6 }, () => store.appendToStream(stream, [event('PinnedPair'), event('PinnedPair')], { expectedRevision: 20n })));
-        await Promise.all(Array.from({ length: 4 }, () => store.appendToStream(stream, [{ id: randomUUID(), type: 'Untimed', data: {}, metadata: { correlationId: randomUUID() } }], { expectedRevision: 'stream_exists' })));
+        await Promise.all(
+          Array.from({ length: 4 }, (_, i) =>
+            store.appendToStream(stream, [event('Pair', { i }), event('Pair', { i })], { expectedRevision: 'any' }),
+          ),
+        );
+        await Promise.all(
+          Array.from({ length: 12 }, (_, i) => store.appendToStream(stream, [event('Raced', { i })], { expectedRevision: 'any' })),
+        );
+        await Promise.allSettled(
+          Array.from({ length: 6 }, () => store.appendToStream(stream, [event('Pinned')], { expectedRevision: 19n })),
+        );
+        await Promise.allSettled(
+          Array.from({ length: 6 }, () =>
+            store.appendToStream(stream, [event('PinnedPair'), event('PinnedPair')], { expectedRevision: 20n }),
+          ),
+        );
+        await Promise.all(
+          Array.from({ length: 4 }, () =>
+            store.appendToStream(stream, [{ id: randomUUID(), type: 'Untimed', data: {}, metadata: { correlationId: randomUUID() } }], {
+              expectedRevision: 'stream_exists',
+            }),
+          ),
+        );
         const report = await audit.verify({ stream });
         expect(report).toMatchObject({ ok: true, events: 27, broken: [] });
       });

@@ -33,7 +33,9 @@ describe('in-memory event store: the injected clock is the store clock', () => {
     const appended = await store.appendToStream('s-1', [serviceEvent(), serviceEvent()], { expectedRevision: 'no_stream' });
     expect(appended.recordedAt).toBe('2026-05-01T10:00:00.000Z');
     const events = await store.readStream('s-1');
-    expect(events.map((e) => [e.recordedAt, e.metadata.occurredAt])).toEqual(Array(2).fill(['2026-05-01T10:00:00.000Z', '2026-05-01T10:00:00.000Z']));
+    expect(events.map((e) => [e.recordedAt, e.metadata.occurredAt])).toEqual(
+      Array(2).fill(['2026-05-01T10:00:00.000Z', '2026-05-01T10:00:00.000Z']),
+    );
     expect(await store.listStreams()).toEqual([{ stream: 's-1', revision: 1n, lastRecordedAt: '2026-05-01T10:00:00.000Z' }]);
   });
 
@@ -54,7 +56,9 @@ describe('in-memory event store: the injected clock is the store clock', () => {
       const other = await store.appendToStream('other', [serviceEvent()], { expectedRevision: 'no_stream' });
       expect(other.recordedAt).toBe('2026-05-01T10:00:00.000Z');
       time.set('2026-05-01T12:30:00.000Z');
-      expect((await store.appendToStream('stepped', [serviceEvent()], { expectedRevision: 'any' })).recordedAt).toBe('2026-05-01T12:30:00.000Z');
+      expect((await store.appendToStream('stepped', [serviceEvent()], { expectedRevision: 'any' })).recordedAt).toBe(
+        '2026-05-01T12:30:00.000Z',
+      );
     },
   );
 
@@ -67,7 +71,9 @@ describe('in-memory event store: the injected clock is the store clock', () => {
     expect(await store.appendToStream('late', [late], { expectedRevision: 'no_stream' })).toEqual(first);
     const [recorded] = await store.readStream('late');
     expect(recorded).toMatchObject({ recordedAt: '2026-05-02T09:00:00.000Z', metadata: { occurredAt: '2025-06-01T12:00:00.000Z' } });
-    expect((await store.readAll({ occurredFrom: '2025-06-01T12:00:00.000Z', occurredTo: '2025-06-01T12:00:00.000Z' })).map((e) => e.id)).toEqual([late.id]);
+    expect(
+      (await store.readAll({ occurredFrom: '2025-06-01T12:00:00.000Z', occurredTo: '2025-06-01T12:00:00.000Z' })).map((e) => e.id),
+    ).toEqual([late.id]);
     expect(await store.readAll({ occurredFrom: '2026-01-01T00:00:00Z' })).toEqual([]);
   });
 
@@ -76,12 +82,19 @@ describe('in-memory event store: the injected clock is the store clock', () => {
     const store = new InMemoryEventStore({ clock: time.clock });
     await store.appendToStream('p-1', [serviceEvent('Poison')], { expectedRevision: 'no_stream' });
     time.set('2026-05-03T08:10:00.000Z');
-    const sub = await store.subscribe('g', { from: 'start' }, async () => Promise.reject(new Error('nope')), { maxAttempts: 2, retryBackoffMs: 1 });
+    const sub = await store.subscribe('g', { from: 'start' }, async () => Promise.reject(new Error('nope')), {
+      maxAttempts: 2,
+      retryBackoffMs: 1,
+    });
     try {
       await waitUntil('the event parked', async () => (await store.listParked('g')).length === 1, 10_000, 10);
       const [parked] = await store.listParked('g');
       expect(parked).toMatchObject({ parkedAt: '2026-05-03T08:10:00.000Z', attempts: 2, blocked: false, error: 'Error: nope' });
-      expect(await store.parkedSummary('g')).toEqual({ count: 1, first: parked!.event.position, oldestRecordedAt: '2026-05-03T08:00:00.000Z' });
+      expect(await store.parkedSummary('g')).toEqual({
+        count: 1,
+        first: parked!.event.position,
+        oldestRecordedAt: '2026-05-03T08:00:00.000Z',
+      });
     } finally {
       await sub.stop();
       await store.close();
@@ -116,10 +129,14 @@ describe('in-memory event store: copies in and out', () => {
 
   test('what a read returns can be written back as is (e.g. a snapshot of a state that came from a read)', async () => {
     const store = new InMemoryEventStore();
-    await store.appendToStream('source', [serviceEvent('Noted', { state: { balance: 5, legs: [{ id: 'a' }] } })], { expectedRevision: 'no_stream' });
+    await store.appendToStream('source', [serviceEvent('Noted', { state: { balance: 5, legs: [{ id: 'a' }] } })], {
+      expectedRevision: 'no_stream',
+    });
     const [read] = await store.readStream('source');
     const [viaAll] = await store.readAll();
-    await store.appendToStream('copy', [serviceEvent('Copied', read!.data), serviceEvent('Copied', viaAll!.data)], { expectedRevision: 'no_stream' });
+    await store.appendToStream('copy', [serviceEvent('Copied', read!.data), serviceEvent('Copied', viaAll!.data)], {
+      expectedRevision: 'no_stream',
+    });
     expect((await store.readStream('copy')).map((e) => e.data)).toEqual([read!.data, read!.data]);
   });
 

@@ -72,7 +72,9 @@ describe('PostgreSQL event store: commit order', () => {
       const fastEvent = event('Fast');
       const fast = await store.appendToStream(`${prefix}-fast`, [fastEvent], { expectedRevision: 'no_stream' });
       reads.phase = 'slow open, fast committed';
-      const slowPosition = await slow.query<{ position: string }>('SELECT position::text AS position FROM es_events WHERE id = $1', [slowEvent.id]);
+      const slowPosition = await slow.query<{ position: string }>('SELECT position::text AS position FROM es_events WHERE id = $1', [
+        slowEvent.id,
+      ]);
       expect(BigInt(slowPosition.rows[0]!.position)).toBeLessThan(fast.position.prepare);
       expect(await store.readStream(`${prefix}-fast`)).toHaveLength(1); // committed: a stream read sees it
 
@@ -83,8 +85,15 @@ describe('PostgreSQL event store: commit order', () => {
       expect(head === undefined || head.commit < fast.position.commit).toBe(true);
       // The subscriber, too: wait until it has read the log after Fast committed (woken by the append,
       // or by its poll), then check that none of its reads so far returned an event of ours.
-      await waitUntil('the subscriber to read the log after Fast committed', () => reads.log.some((r) => r.phase === 'slow open, fast committed' && /\bes_events\b/.test(r.text) && r.rows !== undefined), 20_000, 20);
-      const ranAhead = reads.log.filter((r) => r.phase !== 'slow committed').flatMap((r) => (r.rows ?? []).filter((row) => String(row.stream ?? '').startsWith(prefix)));
+      await waitUntil(
+        'the subscriber to read the log after Fast committed',
+        () => reads.log.some((r) => r.phase === 'slow open, fast committed' && /\bes_events\b/.test(r.text) && r.rows !== undefined),
+        20_000,
+        20,
+      );
+      const ranAhead = reads.log
+        .filter((r) => r.phase !== 'slow committed')
+        .flatMap((r) => (r.rows ?? []).filter((row) => String(row.stream ?? '').startsWith(prefix)));
       expect(ranAhead).toEqual([]);
       expect(seen).toEqual([]);
       // ...and the hold-up is visible as lag, not silent.
@@ -140,18 +149,29 @@ describe('PostgreSQL event store: commit order', () => {
     let racers: PostgresEventStore[] = [];
     try {
       racers = await Promise.all(Array.from({ length: 4 }, () => PostgresEventStore.connect({ connectionString: fresh.url })));
-      const versions = async () => (await racers[0]!.pool.query<{ version: number }>('SELECT version FROM es_schema_migrations ORDER BY version')).rows.map((r) => r.version);
+      const versions = async () =>
+        (await racers[0]!.pool.query<{ version: number }>('SELECT version FROM es_schema_migrations ORDER BY version')).rows.map(
+          (r) => r.version,
+        );
       const applied = await versions();
       // Each migration recorded exactly once (whatever their number): 1..n, no duplicates.
       expect(applied.length).toBeGreaterThanOrEqual(1);
       expect(applied).toEqual(applied.map((_, i) => i + 1));
       // ...the same list as this file's store (migrated alone), and the schema works.
-      expect(applied).toEqual((await store.pool.query<{ version: number }>('SELECT version FROM es_schema_migrations ORDER BY version')).rows.map((r) => r.version));
+      expect(applied).toEqual(
+        (await store.pool.query<{ version: number }>('SELECT version FROM es_schema_migrations ORDER BY version')).rows.map(
+          (r) => r.version,
+        ),
+      );
       await racers[1]!.appendToStream(`migrated-${randomUUID().slice(0, 8)}`, [event('Works')], { expectedRevision: 'no_stream' });
       await Promise.all(racers.splice(0).map((r) => r.close()));
       // Starting again migrates nothing more.
       const again = await PostgresEventStore.connect({ connectionString: fresh.url });
-      expect((await again.pool.query<{ version: number }>('SELECT version FROM es_schema_migrations ORDER BY version')).rows.map((r) => r.version)).toEqual(applied);
+      expect(
+        (await again.pool.query<{ version: number }>('SELECT version FROM es_schema_migrations ORDER BY version')).rows.map(
+          (r) => r.version,
+        ),
+      ).toEqual(applied);
       await again.close();
     } finally {
       await Promise.all(racers.map((r) => r.close()));

@@ -33,7 +33,9 @@ describe('PostgreSQL event store: the database stamps the time of every append',
     const stream = `skewed-${randomUUID().slice(0, 8)}`;
     const before = await databaseNow();
     const behind = await withClockOffset(-HOUR, () => store.appendToStream(stream, [serviceEvent()], { expectedRevision: 'no_stream' }));
-    const ahead = await withClockOffset(HOUR, () => store.appendToStream(stream, [serviceEvent()], { expectedRevision: behind.nextExpectedRevision }));
+    const ahead = await withClockOffset(HOUR, () =>
+      store.appendToStream(stream, [serviceEvent()], { expectedRevision: behind.nextExpectedRevision }),
+    );
     const after = await databaseNow();
 
     const events = await store.readStream(stream);
@@ -69,7 +71,11 @@ describe('PostgreSQL event store: the database stamps the time of every append',
       const events = await store.readStream(stream);
       expect(events).toHaveLength(4);
       for (let i = 1; i < events.length; i++) {
-        expect({ kind, revision: i, at: Date.parse(events[i]!.recordedAt) >= Date.parse(events[i - 1]!.recordedAt) }).toEqual({ kind, revision: i, at: true });
+        expect({ kind, revision: i, at: Date.parse(events[i]!.recordedAt) >= Date.parse(events[i - 1]!.recordedAt) }).toEqual({
+          kind,
+          revision: i,
+          at: true,
+        });
       }
       expect(next.recordedAt).toBe(events[3]!.recordedAt);
       expect(events[3]!.metadata.occurredAt).toBe(events[3]!.recordedAt);
@@ -96,6 +102,8 @@ describe('PostgreSQL event store: the database stamps the time of every append',
     expect(recorded!.metadata.occurredAt).toBe(occurredAt);
     expect(recorded!.recordedAt).toBe(result.recordedAt);
     expect(Math.abs(Date.parse(recorded!.recordedAt) - (await databaseNow()))).toBeLessThan(HOUR / 2);
-    expect((await store.readAll({ streamPrefix: stream, occurredFrom: occurredAt, occurredTo: occurredAt })).map((e) => e.id)).toEqual([late.id]);
+    expect((await store.readAll({ streamPrefix: stream, occurredFrom: occurredAt, occurredTo: occurredAt })).map((e) => e.id)).toEqual([
+      late.id,
+    ]);
   });
 });

@@ -37,27 +37,68 @@ describe('business-time projection: rebuild equals live, idempotent under redeli
     const http = () => api.http();
     const open = async (initialDeposit: number) => {
       const accountId = randomUUID();
-      const opened = await handleAccountCommand(api.accounts, accountId, { type: 'OpenAccount', accountId, ownerId: 'p', currency: 'EUR', initialDeposit: initialDeposit || undefined }, { context: { occurredAt: new Date(Date.now() - 20 * DAY).toISOString() } });
+      const opened = await handleAccountCommand(
+        api.accounts,
+        accountId,
+        { type: 'OpenAccount', accountId, ownerId: 'p', currency: 'EUR', initialDeposit: initialDeposit || undefined },
+        { context: { occurredAt: new Date(Date.now() - 20 * DAY).toISOString() } },
+      );
       expect(opened.ok).toBe(true);
       return accountId;
     };
     const [a, b, c] = [await open(10_000), await open(2_000), await open(0)];
     const ok = async (p: Promise<{ status: number; text: string }>, status = 200) => expect((await p).status).toBe(status);
     // Day D and D+1: records in time and late, before any close.
-    await ok(http().post(`/accounts/${a}/deposits`).send({ amount: 100, occurredAt: at(D, '08:00:00') }));
-    await ok(http().post(`/accounts/${b}/withdrawals`).send({ amount: 50, occurredAt: at(D, '09:30:00') }));
-    await ok(http().post(`/accounts/${c}/deposits`).send({ amount: 70, occurredAt: at(addDays(D, 1), '23:59:59') }));
+    await ok(
+      http()
+        .post(`/accounts/${a}/deposits`)
+        .send({ amount: 100, occurredAt: at(D, '08:00:00') }),
+    );
+    await ok(
+      http()
+        .post(`/accounts/${b}/withdrawals`)
+        .send({ amount: 50, occurredAt: at(D, '09:30:00') }),
+    );
+    await ok(
+      http()
+        .post(`/accounts/${c}/deposits`)
+        .send({ amount: 70, occurredAt: at(addDays(D, 1), '23:59:59') }),
+    );
     await ok(http().post('/books/close').send({ date: D }));
     // After D closed: corrections of D; a record of D+1 (still open) is not one.
-    await ok(http().post(`/accounts/${a}/withdrawals`).send({ amount: 30, occurredAt: at(D, '10:00:00') }));
-    await ok(http().post(`/accounts/${c}/deposits`).send({ amount: 5, occurredAt: at(addDays(D, 1), '00:00:00') }));
+    await ok(
+      http()
+        .post(`/accounts/${a}/withdrawals`)
+        .send({ amount: 30, occurredAt: at(D, '10:00:00') }),
+    );
+    await ok(
+      http()
+        .post(`/accounts/${c}/deposits`)
+        .send({ amount: 5, occurredAt: at(addDays(D, 1), '00:00:00') }),
+    );
     const transferId = `bt-${randomUUID().slice(0, 8)}`;
     await ok(http().post('/transfers').send({ transferId, fromAccountId: a, toAccountId: c, amount: 400 }), 202);
     expect((await http().get(`/transfers/${transferId}`).query({ wait: 30 })).body.status).toBe('completed');
-    await ok(http().post('/books/close').send({ date: addDays(D, 2) })); // closes D+1 and D+2
-    await ok(http().post(`/accounts/${b}/deposits`).send({ amount: 20, occurredAt: at(addDays(D, 1), '12:00:00') }));
-    await ok(http().post(`/accounts/${c}/withdrawals`).send({ amount: 1, occurredAt: at(addDays(D, 2), '01:00:00') }));
-    await ok(http().post(`/accounts/${a}/deposits`).send({ amount: 9, occurredAt: at(D, '23:59:59') }));
+    await ok(
+      http()
+        .post('/books/close')
+        .send({ date: addDays(D, 2) }),
+    ); // closes D+1 and D+2
+    await ok(
+      http()
+        .post(`/accounts/${b}/deposits`)
+        .send({ amount: 20, occurredAt: at(addDays(D, 1), '12:00:00') }),
+    );
+    await ok(
+      http()
+        .post(`/accounts/${c}/withdrawals`)
+        .send({ amount: 1, occurredAt: at(addDays(D, 2), '01:00:00') }),
+    );
+    await ok(
+      http()
+        .post(`/accounts/${a}/deposits`)
+        .send({ amount: 9, occurredAt: at(D, '23:59:59') }),
+    );
     // Exceptions: one accepted (a late record of a closed day: a correction too), one refused then rejected, one left open.
     const tooLate = new Date(Date.now() - 6 * DAY).toISOString();
     const held = await Promise.all([
@@ -68,7 +109,11 @@ describe('business-time projection: rebuild equals live, idempotent under redeli
     for (const res of held) expect(res.status).toBe(422);
     await ok(http().post(`/exceptions/${held[0]!.body.exceptionId as string}/accept`));
     await ok(http().post(`/exceptions/${held[1]!.body.exceptionId as string}/accept`), 422);
-    await ok(http().post(`/exceptions/${held[1]!.body.exceptionId as string}/reject`).send({ reason: 'test' }));
+    await ok(
+      http()
+        .post(`/exceptions/${held[1]!.body.exceptionId as string}/reject`)
+        .send({ reason: 'test' }),
+    );
     await api.caughtUp();
     log = (await readWholeLog(api.store)).filter(wanted);
   });
@@ -76,22 +121,53 @@ describe('business-time projection: rebuild equals live, idempotent under redeli
 
   test('the history has every kind of event this read model keeps', () => {
     const types = new Set(log.map((e) => e.type));
-    for (const type of ['MoneyDeposited', 'MoneyWithdrawn', 'TransferDebited', 'TransferCredited', 'BusinessDayClosed', 'LateRecordHeld', 'ExceptionAcceptanceStarted', 'ExceptionAccepted', 'ExceptionAcceptanceRefused', 'ExceptionRejected']) {
+    for (const type of [
+      'MoneyDeposited',
+      'MoneyWithdrawn',
+      'TransferDebited',
+      'TransferCredited',
+      'BusinessDayClosed',
+      'LateRecordHeld',
+      'ExceptionAcceptanceStarted',
+      'ExceptionAccepted',
+      'ExceptionAcceptanceRefused',
+      'ExceptionRejected',
+    ]) {
       expect(types).toContain(type);
     }
   });
 
   test('the correction notices are exactly the records of a closed day that the log holds after its close', async () => {
-    const closes = log.filter((e) => e.type === 'BusinessDayClosed').map((e) => ({ event: e, data: e.data as { date: string; startsAt: string; endsAt: string } }));
+    const closes = log
+      .filter((e) => e.type === 'BusinessDayClosed')
+      .map((e) => ({ event: e, data: e.data as { date: string; startsAt: string; endsAt: string } }));
     const expected = log
       .filter((e) => e.stream.startsWith('account-'))
       .flatMap((m) => {
         const t = Date.parse(m.metadata.occurredAt);
-        const day = closes.find((c) => Date.parse(c.data.startsAt) <= t && t < Date.parse(c.data.endsAt) && comparePositions(c.event.position, m.position) < 0);
-        return day ? [{ cursor: formatPosition(m.position), date: day.data.date, accountId: (m.data as { accountId: string }).accountId, revision: String(m.revision) }] : [];
+        const day = closes.find(
+          (c) => Date.parse(c.data.startsAt) <= t && t < Date.parse(c.data.endsAt) && comparePositions(c.event.position, m.position) < 0,
+        );
+        return day
+          ? [
+              {
+                cursor: formatPosition(m.position),
+                date: day.data.date,
+                accountId: (m.data as { accountId: string }).accountId,
+                revision: String(m.revision),
+              },
+            ]
+          : [];
       });
     const rows = await tableRows(api.readModels, 'rm_correction_notices');
-    expect(rows.map((r) => ({ cursor: `${String(r.pos_commit)}.${String(r.pos_prepare)}`, date: r.business_date, accountId: r.account_id, revision: String(r.revision) }))).toEqual(expected);
+    expect(
+      rows.map((r) => ({
+        cursor: `${String(r.pos_commit)}.${String(r.pos_prepare)}`,
+        date: r.business_date,
+        accountId: r.account_id,
+        revision: String(r.revision),
+      })),
+    ).toEqual(expected);
     // 4 corrections from the API (D twice, D+1, D+2) and the accepted exception's deposit, if its business day was closed.
     expect(expected.length).toBeGreaterThanOrEqual(4);
     // The feed serves the same, in the same order.
@@ -136,7 +212,11 @@ describe('business-time projection: rebuild equals live, idempotent under redeli
   test('a rebuild (twice) swaps in the same tables, with their indexes under their own names', async () => {
     const live = await snapshot();
     const indexes = async () =>
-      (await api.readModels.query<{ indexname: string }>(`SELECT indexname FROM pg_indexes WHERE tablename = ANY($1) ORDER BY indexname`, [TABLES])).rows.map((r) => r.indexname);
+      (
+        await api.readModels.query<{ indexname: string }>(`SELECT indexname FROM pg_indexes WHERE tablename = ANY($1) ORDER BY indexname`, [
+          TABLES,
+        ])
+      ).rows.map((r) => r.indexname);
     const before = await indexes();
     expect(before).toContain('rm_statement_movements_occurred');
     for (let i = 0; i < 2; i++) {

@@ -57,7 +57,9 @@ describe('consumer groups: failover when the leader loses its lock connection', 
     try {
       // The group's lock connection is its own (not a pool client) and says whose it is.
       const lockPid = await waitUntil('the group to take its lock', () => leaderPid(group));
-      const named = await admin.query<{ application_name: string }>('SELECT application_name FROM pg_stat_activity WHERE pid = $1', [lockPid]);
+      const named = await admin.query<{ application_name: string }>('SELECT application_name FROM pg_stat_activity WHERE pid = $1', [
+        lockPid,
+      ]);
       expect(named.rows[0]!.application_name).toBe(lockApplicationName(group));
       expect(store.pool.totalCount - store.pool.idleCount).toBe(0);
       // The session settings it runs are accepted by the server and take effect on a TCP connection.
@@ -85,7 +87,13 @@ describe('consumer groups: failover when the leader loses its lock connection', 
     const accounts = new AccountRepository(writer, 50);
     const ids = Array.from({ length: 6 }, () => randomUUID());
     for (const accountId of ids) {
-      const opened = await handleAccountCommand(accounts, accountId, { type: 'OpenAccount', accountId, ownerId: 'failover', currency: 'EUR', initialDeposit: 10_000 });
+      const opened = await handleAccountCommand(accounts, accountId, {
+        type: 'OpenAccount',
+        accountId,
+        ownerId: 'failover',
+        currency: 'EUR',
+        initialDeposit: 10_000,
+      });
       expect(opened.ok).toBe(true);
     }
     leftovers.push(() => writer.close());
@@ -104,7 +112,11 @@ describe('consumer groups: failover when the leader loses its lock connection', 
         const accountId = ids[Math.floor(random() * ids.length)]!;
         const amount = 1 + Math.floor(random() * 100);
         try {
-          const result = await handleAccountCommand(accounts, accountId, random() < 0.7 ? { type: 'Deposit', amount } : { type: 'Withdraw', amount });
+          const result = await handleAccountCommand(
+            accounts,
+            accountId,
+            random() < 0.7 ? { type: 'Deposit', amount } : { type: 'Withdraw', amount },
+          );
           if (result.ok) written += 1;
         } catch (error) {
           writeErrors.push(error instanceof Error ? error.message : String(error));
@@ -125,10 +137,15 @@ describe('consumer groups: failover when the leader loses its lock connection', 
       const killedAt = Date.now();
       await admin.query('SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid', [leaders]);
       for (const [i, group] of groups.entries()) {
-        await waitUntil(`a new leader of ${group}`, async () => {
-          const pid = await leaderPid(group);
-          return pid !== undefined && pid !== leaders[i];
-        }, 30_000, 20);
+        await waitUntil(
+          `a new leader of ${group}`,
+          async () => {
+            const pid = await leaderPid(group);
+            return pid !== undefined && pid !== leaders[i];
+          },
+          30_000,
+          20,
+        );
         takeovers.push(Date.now() - killedAt);
       }
       await waitUntil('more writes after the takeover', () => {
@@ -141,15 +158,22 @@ describe('consumer groups: failover when the leader loses its lock connection', 
     expect(writeErrors).toEqual([]);
 
     // Every projection catches up; the read models equal the folds of the log.
-    await waitUntil('the projections to catch up', async () => (await Promise.all(ALL_PROJECTIONS.map((p) => projectionLag(writer, a.pool, p)))).every((l) => l.caughtUp), 60_000);
+    await waitUntil(
+      'the projections to catch up',
+      async () => (await Promise.all(ALL_PROJECTIONS.map((p) => projectionLag(writer, a.pool, p)))).every((l) => l.caughtUp),
+      60_000,
+    );
     await expectReadModelsToMatchStore(writer, a.pool);
     // Each event changed its read model exactly once, across both processes (a redelivery finds it applied: 'duplicate').
     const log = await readWholeLog(writer);
     for (const projection of ALL_PROJECTIONS) {
-      const relevant = log.filter((e) => e.stream.startsWith(projection.streamPrefix) && (!projection.eventTypes || projection.eventTypes.includes(e.type)));
+      const relevant = log.filter(
+        (e) => e.stream.startsWith(projection.streamPrefix) && (!projection.eventTypes || projection.eventTypes.includes(e.type)),
+      );
       const applied = new Map<string, number>();
       for (const entry of [...a.deliveries.entries, ...b.deliveries.entries]) {
-        if (entry.projection === projection.name && entry.outcome === 'applied') applied.set(entry.event.id, (applied.get(entry.event.id) ?? 0) + 1);
+        if (entry.projection === projection.name && entry.outcome === 'applied')
+          applied.set(entry.event.id, (applied.get(entry.event.id) ?? 0) + 1);
       }
       expect(relevant.filter((e) => applied.get(e.id) !== 1).map((e) => [e.stream, e.revision, applied.get(e.id) ?? 0])).toEqual([]);
       expect(applied.size).toBe(relevant.length);
@@ -164,12 +188,16 @@ describe('consumer groups: failover when the leader loses its lock connection', 
     await writer.close();
     leftovers.length = 0;
     // And no connection of any of them lingers on the server (lock connections included).
-    await waitUntil('every connection to be closed', async () => {
-      const left = await admin.query<{ n: number }>(
-        `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'`,
-      );
-      return left.rows[0]!.n === 0;
-    }, 15_000);
+    await waitUntil(
+      'every connection to be closed',
+      async () => {
+        const left = await admin.query<{ n: number }>(
+          `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'`,
+        );
+        return left.rows[0]!.n === 0;
+      },
+      15_000,
+    );
     process.stdout.write(`[failover] ${written} writes; takeover after pg_terminate_backend (ms): ${takeovers.join(', ')}\n`);
     expect(Math.max(...takeovers)).toBeLessThan(15_000);
   });

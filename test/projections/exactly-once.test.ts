@@ -5,7 +5,15 @@ import { OutOfOrderError, type Projection } from '../../projections/projection';
 import { ProjectionRunner, readCheckpoint } from '../../projections/projection-runner';
 import { rebuildProjection } from '../../projections/rebuild-projection';
 import { ApiLoad, ApiStack, DeliveryLog } from '../support/api-stack';
-import { allTables, expectReadModelsToMatchStore, freshTables, readWholeLog, seededRandom, shuffle, tableRows } from '../support/read-model-checks';
+import {
+  allTables,
+  expectReadModelsToMatchStore,
+  freshTables,
+  readWholeLog,
+  seededRandom,
+  shuffle,
+  tableRows,
+} from '../support/read-model-checks';
 
 /** A breath between two reads of a reader loop (readers must not starve the rest of this process). */
 const pause = () => new Promise((resolve) => setTimeout(resolve, 5));
@@ -23,7 +31,10 @@ describe('projections: exactly-once effect under duplicates and reordering; rebu
     api = await ApiStack.create('proj_exactly_once');
     // A varied history: deposits, withdrawals, transfers that complete, fail and are compensated, a closed account.
     const open = async (initialDeposit: number, currency = 'EUR') => {
-      const res = await api.http().post('/accounts').send({ ownerId: 'p', currency, ...(initialDeposit > 0 ? { initialDeposit } : {}) });
+      const res = await api
+        .http()
+        .post('/accounts')
+        .send({ ownerId: 'p', currency, ...(initialDeposit > 0 ? { initialDeposit } : {}) });
       expect(res.status).toBe(201);
       return res.body.accountId as string;
     };
@@ -31,7 +42,14 @@ describe('projections: exactly-once effect under duplicates and reordering; rebu
     const closed = await open(0);
     expect((await api.http().post(`/accounts/${closed}/close`)).status).toBe(200);
     for (const [i, account] of accounts.slice(0, 5).entries()) {
-      expect((await api.http().post(`/accounts/${account}/deposits`).send({ amount: 100 * (i + 1) })).status).toBe(200);
+      expect(
+        (
+          await api
+            .http()
+            .post(`/accounts/${account}/deposits`)
+            .send({ amount: 100 * (i + 1) })
+        ).status,
+      ).toBe(200);
       expect([200, 422]).toContain((await api.http().post(`/accounts/${account}/withdrawals`).send({ amount: 300 })).status);
     }
     const transfers: [string, string, number][] = [
@@ -46,7 +64,9 @@ describe('projections: exactly-once effect under duplicates and reordering; rebu
     for (const [fromAccountId, toAccountId, amount] of transfers) {
       const transferId = randomUUID();
       expect((await api.http().post('/transfers').send({ transferId, fromAccountId, toAccountId, amount })).status).toBe(202);
-      expect(['completed', 'failed', 'compensated']).toContain((await api.http().get(`/transfers/${transferId}`).query({ wait: 20 })).body.status);
+      expect(['completed', 'failed', 'compensated']).toContain(
+        (await api.http().get(`/transfers/${transferId}`).query({ wait: 20 })).body.status,
+      );
     }
     accounts.push(closed);
     await api.caughtUp();
@@ -59,7 +79,18 @@ describe('projections: exactly-once effect under duplicates and reordering; rebu
 
   test('the history has every kind of event and transfer outcome', async () => {
     const types = new Set(log.map((e) => e.type));
-    for (const type of ['AccountOpened', 'MoneyDeposited', 'MoneyWithdrawn', 'AccountClosed', 'TransferDebited', 'TransferCredited', 'TransferRefunded', 'TransferCompleted', 'TransferFailed', 'TransferCompensated']) {
+    for (const type of [
+      'AccountOpened',
+      'MoneyDeposited',
+      'MoneyWithdrawn',
+      'AccountClosed',
+      'TransferDebited',
+      'TransferCredited',
+      'TransferRefunded',
+      'TransferCompleted',
+      'TransferFailed',
+      'TransferCompensated',
+    ]) {
       expect(types).toContain(type);
     }
     await expectReadModelsToMatchStore(api.store, api.readModels);
@@ -83,7 +114,8 @@ describe('projections: exactly-once effect under duplicates and reordering; rebu
       expect(await readCheckpoint(api.readModels, `${projection.name}__inorder`)).toEqual(last);
 
       // The same again: every delivery is a duplicate and changes nothing.
-      const snapshot = async () => Promise.all(Object.entries(inOrder).map(([logical, physical]) => tableRows(api.readModels, logical, physical)));
+      const snapshot = async () =>
+        Promise.all(Object.entries(inOrder).map(([logical, physical]) => tableRows(api.readModels, logical, physical)));
       const before = await snapshot();
       for (const event of events) await runner.applyOne(projection, inOrder, event, `${projection.name}__inorder`);
       expect(deliveries.count(projection.name, 'duplicate')).toBe(events.length);
@@ -151,15 +183,24 @@ describe('projections: exactly-once effect under duplicates and reordering; rebu
       await Promise.all(readers);
     }
     expect(reports.map((r) => r.projection)).toEqual(ALL_PROJECTIONS.map((p) => p.name));
-    for (const [i, projection] of ALL_PROJECTIONS.entries()) expect(reports[i]!.events).toBe(log.filter((e) => e.stream.startsWith(projection.streamPrefix) && (!projection.eventTypes || projection.eventTypes.includes(e.type))).length);
+    for (const [i, projection] of ALL_PROJECTIONS.entries())
+      expect(reports[i]!.events).toBe(
+        log.filter(
+          (e) => e.stream.startsWith(projection.streamPrefix) && (!projection.eventTypes || projection.eventTypes.includes(e.type)),
+        ).length,
+      );
     expect(reads.started).toBeGreaterThan(0);
     expect([...reads.statuses.keys()]).toEqual([200]);
     for (const [accountId, balance] of reads.balances) expect(balance).toBe(expectedBalance.get(accountId));
     expect(await allTables(api.readModels)).toEqual(live);
     // The shadow tables are gone; the live tables keep their primary keys.
-    const leftovers = await api.readModels.query(`SELECT tablename FROM pg_tables WHERE tablename LIKE 'rm\\_%\\_\\_rebuild' OR tablename LIKE 'rm\\_%\\_\\_old'`);
+    const leftovers = await api.readModels.query(
+      `SELECT tablename FROM pg_tables WHERE tablename LIKE 'rm\\_%\\_\\_rebuild' OR tablename LIKE 'rm\\_%\\_\\_old'`,
+    );
     expect(leftovers.rows).toEqual([]);
-    const pkeys = await api.readModels.query(`SELECT indexname FROM pg_indexes WHERE tablename IN ('rm_account_balances', 'rm_account_history', 'rm_transfers') AND indexname LIKE '%pkey' ORDER BY indexname`);
+    const pkeys = await api.readModels.query(
+      `SELECT indexname FROM pg_indexes WHERE tablename IN ('rm_account_balances', 'rm_account_history', 'rm_transfers') AND indexname LIKE '%pkey' ORDER BY indexname`,
+    );
     expect(pkeys.rows.map((r) => r.indexname)).toEqual(['rm_account_balances_pkey', 'rm_account_history_pkey', 'rm_transfers_pkey']);
   });
 
@@ -195,7 +236,9 @@ describe('projections: exactly-once effect under duplicates and reordering; rebu
     const runner = new ProjectionRunner(api.store, api.readModels, ALL_PROJECTIONS);
     for (const projection of ALL_PROJECTIONS) {
       const tables = await freshTables(api.readModels, projection, 'reference');
-      for (const event of events) if (event.stream.startsWith(projection.streamPrefix)) await runner.applyOne(projection, tables, event, `${projection.name}__reference`);
+      for (const event of events)
+        if (event.stream.startsWith(projection.streamPrefix))
+          await runner.applyOne(projection, tables, event, `${projection.name}__reference`);
     }
     expect(await allTables(api.readModels)).toEqual(await allTables(api.readModels, variant('reference')));
     const counted = await expectReadModelsToMatchStore(api.store, api.readModels);

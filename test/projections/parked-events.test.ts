@@ -18,7 +18,10 @@ const ROOT = path.resolve(__dirname, '../..');
 const POISON_AMOUNT = 666;
 const GROUP = groupName(accountBalancesProjection);
 /** What `npm run projections:parked` runs (spawned directly: npm itself would only add its start-up time). */
-const parkedScript = () => (JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string | undefined> }).scripts['projections:parked']?.replace(/^tsx /, '') ?? 'no-projections-parked-script';
+const parkedScript = () =>
+  (JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string | undefined> }).scripts[
+    'projections:parked'
+  ]?.replace(/^tsx /, '') ?? 'no-projections-parked-script';
 
 /** The value of one Prometheus sample, e.g. metric('projection_parked_events', 'account-balances'). */
 function metric(text: string, name: string, projection: string): number {
@@ -73,7 +76,8 @@ describe('projections: a parked event degrades its read model visibly, without a
     expect(res.status).toBe(200);
     return res.body as { position: string; balance: number };
   };
-  const eventAt = async (accountId: string, revision: number): Promise<RecordedEvent> => (await api.store.readStream(`account-${accountId}`))[revision]!;
+  const eventAt = async (accountId: string, revision: number): Promise<RecordedEvent> =>
+    (await api.store.readStream(`account-${accountId}`))[revision]!;
 
   beforeAll(async () => {
     api = await ApiStack.create('proj_parked', { startProjections: false, maxConsistencyWaitMs: 3_000 });
@@ -96,7 +100,12 @@ describe('projections: a parked event degrades its read model visibly, without a
     await api.http().post(`/accounts/${a.accountId}/withdrawals`).send({ amount: 50 }).expect(200);
     const last = await deposit(a.accountId, 200);
     const other = await deposit(b.accountId, 200);
-    await waitUntil('the other account to be projected', async () => (await api.readModels.query('SELECT balance FROM rm_account_balances WHERE account_id = $1', [b.accountId])).rows[0]?.balance === '1200');
+    await waitUntil(
+      'the other account to be projected',
+      async () =>
+        (await api.readModels.query('SELECT balance FROM rm_account_balances WHERE account_id = $1', [b.accountId])).rows[0]?.balance ===
+        '1200',
+    );
     const parked = await waitUntil('the later events of the poisoned stream to be parked', async () => {
       const p = await api.store.listParked(GROUP);
       return p.length === 4 ? p : undefined;

@@ -41,7 +41,11 @@ describe('projection lag: counted exactly with one query, however far behind', (
       await store.appendToStream(`account-${id}`, deposits(id, 500, 0), { expectedRevision: 'no_stream' });
     }
     // Events the projection does not want (another prefix) are not counted.
-    await store.appendToStream('transfer-lag', [{ id: randomUUID(), type: 'TransferRequested', data: {}, metadata: { occurredAt: new Date().toISOString() } }], { expectedRevision: 'no_stream' });
+    await store.appendToStream(
+      'transfer-lag',
+      [{ id: randomUUID(), type: 'TransferRequested', data: {}, metadata: { occurredAt: new Date().toISOString() } }],
+      { expectedRevision: 'no_stream' },
+    );
 
     const started = process.hrtime.bigint();
     const lag = await projectionLag(store, pool, accountBalancesProjection);
@@ -66,6 +70,8 @@ describe('projection lag: counted exactly with one query, however far behind', (
          AND transaction_id < pg_snapshot_xmin(pg_current_snapshot()) AND stream LIKE 'account-%' AND type = ANY($3::text[])`,
       [all.at(-1)!.position.commit.toString(), all.at(-1)!.position.prepare.toString(), [...accountBalancesProjection.eventTypes!]],
     );
-    process.stdout.write(`[lag] projectionLag over 12,000 pending events: ${ms.toFixed(1)} ms\n[lag] plan:\n${plan.rows.map((r) => r['QUERY PLAN']).join('\n')}\n`);
+    process.stdout.write(
+      `[lag] projectionLag over 12,000 pending events: ${ms.toFixed(1)} ms\n[lag] plan:\n${plan.rows.map((r) => r['QUERY PLAN']).join('\n')}\n`,
+    );
   });
 });

@@ -26,13 +26,17 @@ async function readModelCheckpoints(api: ApiStack): Promise<unknown[]> {
   return (await api.readModels.query('SELECT projection, commit::text, prepare::text FROM rm_checkpoints ORDER BY projection')).rows;
 }
 
-const relevantTo = (projection: Projection) => (e: RecordedEvent) => e.stream.startsWith(projection.streamPrefix) && (!projection.eventTypes || projection.eventTypes.includes(e.type));
+const relevantTo = (projection: Projection) => (e: RecordedEvent) =>
+  e.stream.startsWith(projection.streamPrefix) && (!projection.eventTypes || projection.eventTypes.includes(e.type));
 
 /** Opens funded accounts (and a closed one, so some transfers are compensated) through the API. */
 async function openAccounts(api: ApiStack): Promise<string[]> {
   const ids: string[] = [];
   for (let i = 0; i < ACCOUNTS; i++) {
-    const res = await api.http().post('/accounts').send({ ownerId: `load-${i}`, currency: 'EUR', initialDeposit: 20_000 });
+    const res = await api
+      .http()
+      .post('/accounts')
+      .send({ ownerId: `load-${i}`, currency: 'EUR', initialDeposit: 20_000 });
     expect(res.status).toBe(201);
     ids.push(res.body.accountId as string);
   }
@@ -50,10 +54,17 @@ async function eventCount(api: ApiStack): Promise<number> {
  * the second was only given events after the checkpoint the first left; no event was applied by
  * both; together they applied (or, for the one in flight at a crash, found already applied) every event.
  */
-function expectResumedExactlyOnce(log: RecordedEvent[], first: RunningProjections, second: RunningProjections, checkpoints: Record<string, GlobalPosition>, maxRedelivered: number): void {
+function expectResumedExactlyOnce(
+  log: RecordedEvent[],
+  first: RunningProjections,
+  second: RunningProjections,
+  checkpoints: Record<string, GlobalPosition>,
+  maxRedelivered: number,
+): void {
   for (const projection of ALL_PROJECTIONS) {
     const relevant = log.filter(relevantTo(projection));
-    const of = (r: RunningProjections, outcome: 'applied' | 'duplicate') => r.deliveries.entries.filter((e) => e.projection === projection.name && e.outcome === outcome).map((e) => e.event);
+    const of = (r: RunningProjections, outcome: 'applied' | 'duplicate') =>
+      r.deliveries.entries.filter((e) => e.projection === projection.name && e.outcome === outcome).map((e) => e.event);
     const firstApplied = of(first, 'applied');
     const secondApplied = of(second, 'applied');
     const secondDuplicates = of(second, 'duplicate');
@@ -66,7 +77,12 @@ function expectResumedExactlyOnce(log: RecordedEvent[], first: RunningProjection
     const secondAll = second.deliveries.entries.filter((e) => e.projection === projection.name);
     expect(secondAll.length).toBeGreaterThan(0);
     expect(secondAll.filter((e) => comparePositions(e.event.position, checkpoint) <= 0)).toEqual([]);
-    expect(secondAll.map((e) => e.event.id).sort()).toEqual(relevant.filter((e) => comparePositions(e.position, checkpoint) > 0).map((e) => e.id).sort());
+    expect(secondAll.map((e) => e.event.id).sort()).toEqual(
+      relevant
+        .filter((e) => comparePositions(e.position, checkpoint) > 0)
+        .map((e) => e.id)
+        .sort(),
+    );
 
     // Nothing applied twice; nothing missed.
     const firstIds = new Set(firstApplied.map((e) => e.id));
@@ -159,7 +175,9 @@ describe('projection runner restarts under load', () => {
     runners.splice(runners.indexOf(first), 1);
     await waitUntil(
       'the dead runner to hold no connection',
-      async () => (await api!.store.pool.query('SELECT 1 FROM pg_stat_activity WHERE application_name = $1', [first.applicationName])).rows.length === 0,
+      async () =>
+        (await api!.store.pool.query('SELECT 1 FROM pg_stat_activity WHERE application_name = $1', [first.applicationName])).rows.length ===
+        0,
       30_000,
     );
     const checkpoints = await groupCheckpoints(api);

@@ -15,7 +15,12 @@ import { TransferStack } from '../support/transfer-stack';
  * loops bounded in time, and PostgreSQL connections that die under a checked-out client without
  * ending the process.
  */
-const event = (type = 'Happened') => ({ id: randomUUID(), type, data: { n: 1 }, metadata: { correlationId: 'time-budget', occurredAt: new Date().toISOString() } });
+const event = (type = 'Happened') => ({
+  id: randomUUID(),
+  type,
+  data: { n: 1 },
+  metadata: { correlationId: 'time-budget', occurredAt: new Date().toISOString() },
+});
 
 describe('the time budget of an activity attempt', () => {
   let db: TestDatabase;
@@ -85,12 +90,14 @@ describe('the time budget of an activity attempt', () => {
     const late = `budget-${randomUUID()}`;
     const inTime = `budget-${randomUUID()}`;
     // Less than connection wait + statement timeout left: refused before touching the database.
-    await expect(runWithDeadline(Date.now() + WRITE_BUDGET_MS - 500, () => store.appendToStream(late, [event()], { expectedRevision: 'no_stream' }))).rejects.toBeInstanceOf(
-      AttemptDeadlineError,
-    );
+    await expect(
+      runWithDeadline(Date.now() + WRITE_BUDGET_MS - 500, () => store.appendToStream(late, [event()], { expectedRevision: 'no_stream' })),
+    ).rejects.toBeInstanceOf(AttemptDeadlineError);
     expect(await store.readStream(late)).toEqual([]);
     // Enough time left: written.
-    await runWithDeadline(Date.now() + WRITE_BUDGET_MS + 2_000, () => store.appendToStream(inTime, [event()], { expectedRevision: 'no_stream' }));
+    await runWithDeadline(Date.now() + WRITE_BUDGET_MS + 2_000, () =>
+      store.appendToStream(inTime, [event()], { expectedRevision: 'no_stream' }),
+    );
     expect(await store.readStream(inTime)).toHaveLength(1);
   });
 
@@ -100,7 +107,9 @@ describe('the time budget of an activity attempt', () => {
       throw new WrongExpectedVersionError('account-x', 1n, 2n);
     });
     const started = Date.now();
-    await expect(retryOnConflict(slowConflict, { maxRetries: 1_000, maxElapsedMs: 1_000 })).rejects.toBeInstanceOf(WrongExpectedVersionError);
+    await expect(retryOnConflict(slowConflict, { maxRetries: 1_000, maxElapsedMs: 1_000 })).rejects.toBeInstanceOf(
+      WrongExpectedVersionError,
+    );
     // It stopped on time (one attempt may be running when the time is up), long before 1000 retries.
     expect(Date.now() - started).toBeLessThan(1_000 + 300 + 1_000);
     expect(slowConflict.mock.calls.length).toBeLessThanOrEqual(5);
@@ -108,9 +117,9 @@ describe('the time budget of an activity attempt', () => {
     // ...and by the attempt's deadline, whichever comes first.
     slowConflict.mockClear();
     const inAttempt = Date.now();
-    await expect(runWithDeadline(Date.now() + 700, () => retryOnConflict(slowConflict, { maxRetries: 1_000, maxElapsedMs: 60_000 }))).rejects.toBeInstanceOf(
-      WrongExpectedVersionError,
-    );
+    await expect(
+      runWithDeadline(Date.now() + 700, () => retryOnConflict(slowConflict, { maxRetries: 1_000, maxElapsedMs: 60_000 })),
+    ).rejects.toBeInstanceOf(WrongExpectedVersionError);
     expect(Date.now() - inAttempt).toBeLessThan(700 + 300 + 1_000);
     expect(slowConflict.mock.calls.length).toBeLessThanOrEqual(4);
   });

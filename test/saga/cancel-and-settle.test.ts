@@ -121,7 +121,10 @@ describe('cancelling a saga, and settlements that cannot finish', () => {
 
     // The attempt that was in flight when the operator cancelled wakes up.
     modes.delete(transferId);
-    const late = await stack.realActivities().creditAndComplete({ ...input, currency: 'EUR' }).catch((e: unknown) => e);
+    const late = await stack
+      .realActivities()
+      .creditAndComplete({ ...input, currency: 'EUR' })
+      .catch((e: unknown) => e);
     expect(late).toBeInstanceOf(ApplicationFailure);
     expect((late as ApplicationFailure).type).toBe('transfer_finished');
     expect(await stack.balance(to)).toBe(0);
@@ -141,7 +144,10 @@ describe('cancelling a saga, and settlements that cannot finish', () => {
     expect(await stack.eventTypes(transferStream(transferId))).toEqual(['TransferRequested', 'TransferFailed']);
 
     modes.delete(transferId);
-    const late = await stack.realActivities().requestAndDebit(input).catch((e: unknown) => e);
+    const late = await stack
+      .realActivities()
+      .requestAndDebit(input)
+      .catch((e: unknown) => e);
     expect((late as ApplicationFailure).type).toBe('transfer_finished');
     expect(await stack.balance(from)).toBe(1_000);
   });

@@ -37,7 +37,12 @@ describe('credit outage after the credit landed', () => {
     const from = await stack.openAccount(1_000);
     const to = await stack.openAccount(0);
     const transferId = randomUUID();
-    const { handle } = await startTransfer(stack.client, stack.taskQueue, { transferId, fromAccountId: from, toAccountId: to, amount: 400 });
+    const { handle } = await startTransfer(stack.client, stack.taskQueue, {
+      transferId,
+      fromAccountId: from,
+      toAccountId: to,
+      amount: 400,
+    });
 
     await waitUntil('four failed credit attempts', () => creditAttempts >= 4, 60_000);
     expect((await handle.query(transferStatusQuery)).status).toBe('pending');
@@ -52,7 +57,10 @@ describe('credit outage after the credit landed', () => {
     const credit = scheduled.find((a) => a!.activityType?.name === 'creditAndComplete');
     expect(credit?.retryPolicy?.maximumAttempts ?? 0).toBe(0);
     // The debit ran as a local activity: a marker names it and its result.
-    expect(activityExecutions(history).find((e) => e.activityType === 'requestAndDebit')).toMatchObject({ local: true, outcome: 'completed' });
+    expect(activityExecutions(history).find((e) => e.activityType === 'requestAndDebit')).toMatchObject({
+      local: true,
+      outcome: 'completed',
+    });
 
     // Remote retries happen on the server and add no history events: a credit retried for an hour
     // keeps the history it has now.

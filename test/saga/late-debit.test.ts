@@ -40,7 +40,14 @@ const SETTLEMENTS: [string, (activities: TransferActivities, input: TransferActi
   [
     'settleTransfer (current saga)',
     async (activities, input) => {
-      expect(await activities.settleTransfer({ ...input, reason: 'infrastructure', message: 'debit attempts timed out', creditMayHaveRun: false })).toEqual({ outcome: 'failed', refunded: 0 });
+      expect(
+        await activities.settleTransfer({
+          ...input,
+          reason: 'infrastructure',
+          message: 'debit attempts timed out',
+          creditMayHaveRun: false,
+        }),
+      ).toEqual({ outcome: 'failed', refunded: 0 });
     },
   ],
   [
@@ -76,7 +83,11 @@ describe('a late debit after the saga gave up', () => {
       // The attempt that will stall: it records the request, reads the source, and stops before its append.
       const stalling = new StallingRepository(stack.store);
       let conflicts = 0;
-      const stalled = createTransferActivities({ accounts: stalling, transfers: stack.transfers, observer: { conflict: () => void (conflicts += 1) } });
+      const stalled = createTransferActivities({
+        accounts: stalling,
+        transfers: stack.transfers,
+        observer: { conflict: () => void (conflicts += 1) },
+      });
       const { loaded, resume } = stalling.stallNextLoad(from);
       const late = stalled.requestAndDebit(input).then(
         () => 'debited',

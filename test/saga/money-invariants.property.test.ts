@@ -38,13 +38,20 @@ interface Scenario {
   during: Op[];
 }
 
-const sourceRef: fc.Arbitrary<SourceRef> = fc.oneof({ arbitrary: fc.nat({ max: 99 }), weight: 12 }, { arbitrary: fc.constant('missing' as const), weight: 1 });
+const sourceRef: fc.Arbitrary<SourceRef> = fc.oneof(
+  { arbitrary: fc.nat({ max: 99 }), weight: 12 },
+  { arbitrary: fc.constant('missing' as const), weight: 1 },
+);
 const targetRef: fc.Arbitrary<TargetRef> = fc.oneof(
   { arbitrary: fc.nat({ max: 99 }), weight: 10 },
   { arbitrary: fc.constant('missing' as const), weight: 3 },
   { arbitrary: fc.constant('same' as const), weight: 1 },
 );
-const moneyOp: fc.Arbitrary<Op> = fc.record({ kind: fc.constantFrom('deposit' as const, 'withdraw' as const), account: fc.nat({ max: 99 }), amount: fc.integer({ min: 1, max: 1_000 }) });
+const moneyOp: fc.Arbitrary<Op> = fc.record({
+  kind: fc.constantFrom('deposit' as const, 'withdraw' as const),
+  account: fc.nat({ max: 99 }),
+  amount: fc.integer({ min: 1, max: 1_000 }),
+});
 const closeOp: fc.Arbitrary<Op> = fc.record({ kind: fc.constant('close' as const), account: fc.nat({ max: 99 }) });
 
 const scenario: fc.Arbitrary<Scenario> = fc.record({
@@ -56,7 +63,10 @@ const scenario: fc.Arbitrary<Scenario> = fc.record({
     { minLength: 2, maxLength: 5 },
   ),
   before: fc.array(fc.oneof({ arbitrary: moneyOp, weight: 2 }, { arbitrary: closeOp, weight: 1 }), { maxLength: 6 }),
-  transfers: fc.array(fc.record({ from: sourceRef, to: targetRef, amount: fc.integer({ min: 1, max: 1_200 }) }), { minLength: 1, maxLength: 8 }),
+  transfers: fc.array(fc.record({ from: sourceRef, to: targetRef, amount: fc.integer({ min: 1, max: 1_200 }) }), {
+    minLength: 1,
+    maxLength: 8,
+  }),
   during: fc.array(moneyOp, { maxLength: 4 }),
 });
 
@@ -121,7 +131,8 @@ async function runScenario(stack: TransferStack, s: Scenario): Promise<{ account
 
   const apply = async (op: Op) => {
     const accountId = pick(op.account);
-    const command: AccountCommand = op.kind === 'close' ? { type: 'CloseAccount' } : { type: op.kind === 'deposit' ? 'Deposit' : 'Withdraw', amount: op.amount };
+    const command: AccountCommand =
+      op.kind === 'close' ? { type: 'CloseAccount' } : { type: op.kind === 'deposit' ? 'Deposit' : 'Withdraw', amount: op.amount };
     const result = await handleAccountCommand(stack.accounts, accountId, command);
     if (!result.ok) return; // rejected: nothing written, nothing counted
     if (op.kind === 'deposit') deposited += op.amount;
@@ -169,11 +180,20 @@ async function runScenario(stack: TransferStack, s: Scenario): Promise<{ account
     expect(full.state.balance).toBeGreaterThanOrEqual(0);
     total += full.state.balance;
 
-    const events = (await stack.store.readStream(accountStream(accountId))).map((e) => ({ type: e.type, data: e.data as Record<string, unknown> }));
+    const events = (await stack.store.readStream(accountStream(accountId))).map((e) => ({
+      type: e.type,
+      data: e.data as Record<string, unknown>,
+    }));
     eventsOf.set(accountId, events);
     let running = 0;
     for (const event of events as unknown as AccountEvent[]) {
-      if (event.type === 'AccountOpened' || event.type === 'AccountClosed' || event.type === 'TransferDebitVoided' || event.type === 'TransferCreditVoided') continue;
+      if (
+        event.type === 'AccountOpened' ||
+        event.type === 'AccountClosed' ||
+        event.type === 'TransferDebitVoided' ||
+        event.type === 'TransferCreditVoided'
+      )
+        continue;
       running += event.type === 'MoneyWithdrawn' || event.type === 'TransferDebited' ? -event.data.amount : event.data.amount;
       expect(event.data.balanceAfter).toBe(running);
       expect(running).toBeGreaterThanOrEqual(0);
@@ -198,7 +218,9 @@ async function runScenario(stack: TransferStack, s: Scenario): Promise<{ account
     const result = outcome.result!;
     expect(TERMINAL_STATUSES).toContain(result.status);
     const transferTypes = await stack.eventTypes(transferStream(transferId));
-    expect(transferTypes.at(-1)).toBe({ completed: 'TransferCompleted', failed: 'TransferFailed', compensated: 'TransferCompensated' }[result.status as 'completed']);
+    expect(transferTypes.at(-1)).toBe(
+      { completed: 'TransferCompleted', failed: 'TransferFailed', compensated: 'TransferCompensated' }[result.status as 'completed'],
+    );
 
     const legsOn = (accountId: string, type: string) =>
       (eventsOf.get(accountId) ?? []).filter((e) => e.type === type && e.data.transferId === transferId).map((e) => e.data.amount);

@@ -12,7 +12,7 @@ import { waitUntil } from '../support/wait-until';
  * are the system's doing (`actor: system`), keep the request's correlationId, and the rerun's memo
  * records who asked for the transfer (`requestedBy`).
  */
-describe('the reconciler\'s repairs are attributed to the system', () => {
+describe("the reconciler's repairs are attributed to the system", () => {
   let stack: TransferStack;
   let deps: ReconcilerDeps;
   const stalled = new Set<string>();
@@ -38,21 +38,33 @@ describe('the reconciler\'s repairs are attributed to the system', () => {
   });
   afterAll(async () => stack?.close());
 
-  test('events before the termination carry the requester\'s key id; the rerun\'s carry `system`; the memo keeps requestedBy', async () => {
+  test("events before the termination carry the requester's key id; the rerun's carry `system`; the memo keeps requestedBy", async () => {
     const from = await stack.openAccount(1_000);
     const to = await stack.openAccount(0);
     const transferId = randomUUID();
     const correlationId = `req-${transferId}`;
     stalled.add(transferId);
-    const { handle } = await startTransfer(stack.client, stack.taskQueue, { transferId, fromAccountId: from, toAccountId: to, amount: 300, correlationId, actor: 'key_00000000000000aa' });
+    const { handle } = await startTransfer(stack.client, stack.taskQueue, {
+      transferId,
+      fromAccountId: from,
+      toAccountId: to,
+      amount: 300,
+      correlationId,
+      actor: 'key_00000000000000aa',
+    });
     expect((await handle.describe()).memo).toMatchObject({ actor: 'key_00000000000000aa', correlationId });
     await waitUntil('two credit attempts', () => (attempts.get(transferId) ?? 0) >= 2, 60_000);
     await handle.terminate('stuck');
     await waitUntil('the terminated run to be visible', async () => {
-      for await (const run of stack.client.workflow.list({ query: `WorkflowId = '${handle.workflowId}' AND ExecutionStatus = 'Terminated'` })) return run;
+      for await (const run of stack.client.workflow.list({
+        query: `WorkflowId = '${handle.workflowId}' AND ExecutionStatus = 'Terminated'`,
+      }))
+        return run;
       return undefined;
     });
-    const before = await stack.store.pool.query<{ id: string }>(`SELECT id::text AS id FROM es_events WHERE metadata->>'transferId' = $1`, [transferId]);
+    const before = await stack.store.pool.query<{ id: string }>(`SELECT id::text AS id FROM es_events WHERE metadata->>'transferId' = $1`, [
+      transferId,
+    ]);
     expect(before.rows.length).toBeGreaterThan(0);
 
     expect((await reconcileTransfers(deps)).repaired.map((r) => r.transferId)).toContain(transferId);
@@ -69,8 +81,10 @@ describe('the reconciler\'s repairs are attributed to the system', () => {
     const byRepair = events.rows.filter((e) => !earlier.has(e.id));
     expect(byRequest.map((e) => e.type)).toEqual(expect.arrayContaining(['TransferRequested', 'TransferDebited', 'TransferSourceDebited']));
     expect(byRepair.map((e) => e.type)).toEqual(expect.arrayContaining(['TransferCredited', 'TransferCompleted']));
-    for (const e of byRequest) expect({ type: e.type, metadata: e.metadata }).toMatchObject({ metadata: { actor: 'key_00000000000000aa', correlationId } });
-    for (const e of byRepair) expect({ type: e.type, metadata: e.metadata }).toMatchObject({ metadata: { actor: SYSTEM_ACTOR, correlationId } });
+    for (const e of byRequest)
+      expect({ type: e.type, metadata: e.metadata }).toMatchObject({ metadata: { actor: 'key_00000000000000aa', correlationId } });
+    for (const e of byRepair)
+      expect({ type: e.type, metadata: e.metadata }).toMatchObject({ metadata: { actor: SYSTEM_ACTOR, correlationId } });
     expect((await stack.balance(from)) + (await stack.balance(to))).toBe(1_000);
   });
 });

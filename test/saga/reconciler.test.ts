@@ -3,7 +3,13 @@ import type { TransferActivities } from '../../activities/transfer-activities';
 import { accountStream } from '../../domain/account-events';
 import { transferStream } from '../../domain/transfer-events';
 import { startTransfer } from '../../temporal/transfer-client';
-import { createReconcilerActivities, ensureReconcilerSchedule, reconcilerScheduleId, reconcileTransfers, type ReconcilerDeps } from '../../temporal/transfer-reconciler';
+import {
+  createReconcilerActivities,
+  ensureReconcilerSchedule,
+  reconcilerScheduleId,
+  reconcileTransfers,
+  type ReconcilerDeps,
+} from '../../temporal/transfer-reconciler';
 import { TransferStack } from '../support/transfer-stack';
 import { waitUntil } from '../support/wait-until';
 
@@ -50,11 +56,20 @@ describe('the reconciler drives transfers of terminated sagas to an outcome', ()
     const to = await stack.openAccount(0);
     const transferId = randomUUID();
     stalled.set(transferId, leg);
-    const { handle } = await startTransfer(stack.client, stack.taskQueue, { transferId, fromAccountId: from, toAccountId: to, amount: 400, correlationId: `rec-${transferId}` });
+    const { handle } = await startTransfer(stack.client, stack.taskQueue, {
+      transferId,
+      fromAccountId: from,
+      toAccountId: to,
+      amount: 400,
+      correlationId: `rec-${transferId}`,
+    });
     await waitUntil(`two ${leg} attempts`, () => (attempts.get(transferId) ?? 0) >= 2, 60_000);
     await handle.terminate('operator terminated a stuck saga');
     await waitUntil('the terminated run to be visible as pending', async () => {
-      for await (const run of stack.client.workflow.list({ query: `WorkflowId = '${handle.workflowId}' AND ExecutionStatus = 'Terminated'` })) return run;
+      for await (const run of stack.client.workflow.list({
+        query: `WorkflowId = '${handle.workflowId}' AND ExecutionStatus = 'Terminated'`,
+      }))
+        return run;
       return undefined;
     });
     return { from, to, transferId, handle };
@@ -100,7 +115,11 @@ describe('the reconciler drives transfers of terminated sagas to an outcome', ()
     const schedule = stack.client.schedule.getHandle(reconcilerScheduleId(stack.taskQueue));
     try {
       await schedule.trigger();
-      await waitUntil('the repaired saga to complete', async () => (await stack.client.workflow.getHandle(handle.workflowId).describe()).status.name === 'COMPLETED', 60_000);
+      await waitUntil(
+        'the repaired saga to complete',
+        async () => (await stack.client.workflow.getHandle(handle.workflowId).describe()).status.name === 'COMPLETED',
+        60_000,
+      );
       expect(await stack.balance(to)).toBe(400);
     } finally {
       await schedule.delete();

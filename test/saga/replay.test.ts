@@ -3,7 +3,14 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { defaultPayloadConverter } from '@temporalio/common';
 import type { History } from '@temporalio/common/lib/proto-utils';
-import { bundleWorkflowCode, DefaultLogger, Runtime, Worker, type ReplayResult, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import {
+  bundleWorkflowCode,
+  DefaultLogger,
+  Runtime,
+  Worker,
+  type ReplayResult,
+  type WorkflowBundleWithSourceMap,
+} from '@temporalio/worker';
 import { DeterminismViolationError } from '@temporalio/workflow';
 import { transferWorkflowBundle } from '../../temporal/transfer-worker';
 import type { TransferSagaStatus } from '../../workflows/transfer-saga-contract';
@@ -14,9 +21,13 @@ import { TransferStack } from '../support/transfer-stack';
 const FIXTURES_DIR = path.resolve(__dirname, '../fixtures/histories');
 const REORDERED_WORKFLOWS = path.resolve(__dirname, '../fixtures/workflows/reordered-transfer-saga.ts');
 
-async function replayAll(workflowBundle: WorkflowBundleWithSourceMap, histories: { workflowId: string; history: History }[]): Promise<ReplayResult[]> {
+async function replayAll(
+  workflowBundle: WorkflowBundleWithSourceMap,
+  histories: { workflowId: string; history: History }[],
+): Promise<ReplayResult[]> {
   const results: ReplayResult[] = [];
-  for await (const result of Worker.runReplayHistories({ workflowBundle, replayName: `replay-${randomUUID().slice(0, 8)}` }, histories)) results.push(result);
+  for await (const result of Worker.runReplayHistories({ workflowBundle, replayName: `replay-${randomUUID().slice(0, 8)}` }, histories))
+    results.push(result);
   return results;
 }
 
@@ -37,7 +48,10 @@ function sagaResult(history: History): TransferSagaStatus {
 
 /** One directory per shape of the saga ever released (v1-four-activities, v2-merged-legs, ...): every one must keep replaying. */
 function fixtureVersions(): string[] {
-  return fs.readdirSync(FIXTURES_DIR).filter((d) => fs.statSync(path.join(FIXTURES_DIR, d)).isDirectory()).sort();
+  return fs
+    .readdirSync(FIXTURES_DIR)
+    .filter((d) => fs.statSync(path.join(FIXTURES_DIR, d)).isDirectory())
+    .sort();
 }
 
 function loadFixtures(version?: string): { outcome: string; history: History }[] {
@@ -47,7 +61,10 @@ function loadFixtures(version?: string): { outcome: string; history: History }[]
       .readdirSync(path.join(FIXTURES_DIR, v))
       .filter((f) => f.endsWith('.json'))
       .sort()
-      .map((f) => ({ outcome: `${v}/${path.basename(f, '.json')}`, history: historyFromJson(fs.readFileSync(path.join(FIXTURES_DIR, v, f), 'utf8')) })),
+      .map((f) => ({
+        outcome: `${v}/${path.basename(f, '.json')}`,
+        history: historyFromJson(fs.readFileSync(path.join(FIXTURES_DIR, v, f), 'utf8')),
+      })),
   );
 }
 
@@ -80,14 +97,22 @@ describe('workflow histories replay deterministically against the current workfl
     expect(histories.map(({ history }) => sagaResult(history).status)).toEqual(['completed', 'failed', 'compensated', 'compensated']);
 
     const bundle = await transferWorkflowBundle();
-    expectCleanReplays(await replayAll(bundle, histories), histories.map((h) => h.workflowId));
+    expectCleanReplays(
+      await replayAll(bundle, histories),
+      histories.map((h) => h.workflowId),
+    );
 
     const roundTripped = histories.map(({ workflowId, history }) => ({ workflowId, history: historyFromJson(historyToJson(history)) }));
-    expectCleanReplays(await replayAll(bundle, roundTripped), histories.map((h) => h.workflowId));
+    expectCleanReplays(
+      await replayAll(bundle, roundTripped),
+      histories.map((h) => h.workflowId),
+    );
   });
 
   test('the committed fixtures (test/fixtures/histories, from scripts/record-workflow-histories.ts) replay without error', async () => {
-    expect(fixtureVersions()).toEqual(expect.arrayContaining(['v1-four-activities', 'v2-merged-legs', 'v3-safe-settlement', 'v4-local-legs']));
+    expect(fixtureVersions()).toEqual(
+      expect.arrayContaining(['v1-four-activities', 'v2-merged-legs', 'v3-safe-settlement', 'v4-local-legs']),
+    );
     for (const version of fixtureVersions()) {
       expect(loadFixtures(version).map((f) => f.outcome.split('/')[1])).toEqual([...SAGA_OUTCOMES].sort());
     }
@@ -101,23 +126,38 @@ describe('workflow histories replay deterministically against the current workfl
       await transferWorkflowBundle(),
       fixtures.map((f) => ({ workflowId: `fixture-${f.outcome}`, history: f.history })),
     );
-    expectCleanReplays(results, fixtures.map((f) => `fixture-${f.outcome}`));
+    expectCleanReplays(
+      results,
+      fixtures.map((f) => `fixture-${f.outcome}`),
+    );
   });
 
   test('negative control: the fixtures fail to replay against a saga with another activity order (DeterminismViolationError)', async () => {
     const reordered = await bundleWorkflowCode({
       workflowsPath: REORDERED_WORKFLOWS,
-      logger: { log: () => undefined, trace: () => undefined, debug: () => undefined, info: () => undefined, warn: () => undefined, error: console.error },
+      logger: {
+        log: () => undefined,
+        trace: () => undefined,
+        debug: () => undefined,
+        info: () => undefined,
+        warn: () => undefined,
+        error: console.error,
+      },
     });
     const fixtures = loadFixtures();
     expect(fixtures.length).toBeGreaterThanOrEqual(3);
 
-    const results = await replayAll(reordered, fixtures.map((f) => ({ workflowId: `fixture-${f.outcome}`, history: f.history })));
+    const results = await replayAll(
+      reordered,
+      fixtures.map((f) => ({ workflowId: `fixture-${f.outcome}`, history: f.history })),
+    );
     expect(results).toHaveLength(fixtures.length);
     for (const result of results) {
       expect(result.error).toBeInstanceOf(DeterminismViolationError);
     }
     // The single-history API throws it.
-    await expect(Worker.runReplayHistory({ workflowBundle: reordered }, fixtures[0]!.history, 'fixture-single')).rejects.toBeInstanceOf(DeterminismViolationError);
+    await expect(Worker.runReplayHistory({ workflowBundle: reordered }, fixtures[0]!.history, 'fixture-single')).rejects.toBeInstanceOf(
+      DeterminismViolationError,
+    );
   });
 });

@@ -32,7 +32,11 @@ describe('transfer saga on the real Temporal dev server and the PostgreSQL store
       'TransferCompleted',
     ]);
     const [debit] = (await stack.store.readStream(accountStream(from))).slice(-1);
-    expect(debit!.metadata).toMatchObject({ transferId, correlationId: `test-${transferId}`, causationId: `transfer-${transferId}/requestAndDebit` });
+    expect(debit!.metadata).toMatchObject({
+      transferId,
+      correlationId: `test-${transferId}`,
+      causationId: `transfer-${transferId}/requestAndDebit`,
+    });
     const status = await stack.client.workflow.getHandle(transferWorkflowId(transferId)).query(transferStatusQuery);
     expect(status.steps.map((s) => [s.name, s.status])).toEqual([
       ['request and debit source', 'done'],

@@ -109,10 +109,20 @@ describe('worker crash between debit and credit (real SIGKILL of a worker proces
     crashWorker = CrashWorker.start(stack);
     await crashWorker.waitForLine('ready', 60_000);
 
-    const { handle } = await startTransfer(stack.client, stack.taskQueue, { transferId, fromAccountId: from, toAccountId: to, amount: 2_500, correlationId: `crash-${transferId}` });
+    const { handle } = await startTransfer(stack.client, stack.taskQueue, {
+      transferId,
+      fromAccountId: from,
+      toAccountId: to,
+      amount: 2_500,
+      correlationId: `crash-${transferId}`,
+    });
 
     // The child debits, then hangs in its credit.
-    await waitUntil('TransferDebited on the source stream', async () => (await stack.eventTypes(accountStream(from))).includes('TransferDebited'), 60_000);
+    await waitUntil(
+      'TransferDebited on the source stream',
+      async () => (await stack.eventTypes(accountStream(from))).includes('TransferDebited'),
+      60_000,
+    );
     await crashWorker.waitForLine(`credit-started ${transferId}`, 30_000);
     const pending = await handle.describe();
     expect(pending.status.name).toBe('RUNNING');
@@ -155,7 +165,12 @@ describe('worker crash between debit and credit (real SIGKILL of a worker proces
     expect(targetTypes).toEqual(['AccountOpened', 'MoneyDeposited', 'TransferCredited']);
     expect(sourceTypes.filter((t) => t === 'TransferDebited')).toHaveLength(1);
     expect(targetTypes.filter((t) => t === 'TransferCredited')).toHaveLength(1);
-    expect(await stack.eventTypes(transferStream(transferId))).toEqual(['TransferRequested', 'TransferSourceDebited', 'TransferTargetCredited', 'TransferCompleted']);
+    expect(await stack.eventTypes(transferStream(transferId))).toEqual([
+      'TransferRequested',
+      'TransferSourceDebited',
+      'TransferTargetCredited',
+      'TransferCompleted',
+    ]);
     expect(await stack.balance(from)).toBe(7_500);
     expect(await stack.balance(to)).toBe(3_500);
     expect((await stack.balance(from)) + (await stack.balance(to))).toBe(11_000);

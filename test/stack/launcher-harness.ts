@@ -44,7 +44,9 @@ export function launch(env: Record<string, string>, options: { detached?: boolea
   let out = '';
   child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
   child.stderr!.on('data', (c: Buffer) => (out += c.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
   return { child, output: () => out, exited };
 }
 
@@ -113,7 +115,13 @@ export interface HttpResult {
   body: unknown;
 }
 
-export async function http(port: number | string, method: string, urlPath: string, body?: unknown, timeoutMs = 15_000): Promise<HttpResult> {
+export async function http(
+  port: number | string,
+  method: string,
+  urlPath: string,
+  body?: unknown,
+  timeoutMs = 15_000,
+): Promise<HttpResult> {
   const response = await fetch(`http://127.0.0.1:${port}${urlPath}`, {
     method,
     headers: { authorization: `Bearer ${HARNESS_OPERATOR_KEY}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
@@ -131,7 +139,13 @@ export async function http(port: number | string, method: string, urlPath: strin
 }
 
 /** Retries a request through outages (network errors and 5xx) until it gets a definite answer. */
-export async function httpThroughOutage(port: number | string, method: string, urlPath: string, body?: unknown, timeoutMs = 120_000): Promise<HttpResult> {
+export async function httpThroughOutage(
+  port: number | string,
+  method: string,
+  urlPath: string,
+  body?: unknown,
+  timeoutMs = 120_000,
+): Promise<HttpResult> {
   const deadline = Date.now() + timeoutMs;
   let last = '';
   while (Date.now() < deadline) {
@@ -148,7 +162,11 @@ export async function httpThroughOutage(port: number | string, method: string, u
 }
 
 export async function openAccount(port: number | string, balance: number): Promise<string> {
-  const opened = await httpThroughOutage(port, 'POST', '/accounts', { ownerId: `owner-${randomUUID().slice(0, 8)}`, currency: 'EUR', initialDeposit: balance });
+  const opened = await httpThroughOutage(port, 'POST', '/accounts', {
+    ownerId: `owner-${randomUUID().slice(0, 8)}`,
+    currency: 'EUR',
+    initialDeposit: balance,
+  });
   if (opened.status !== 201) throw new Error(`open account: ${opened.status} ${JSON.stringify(opened.body)}`);
   return (opened.body as { accountId: string }).accountId;
 }
@@ -173,7 +191,8 @@ export async function submitTransfers(
     while (next < count && !options.stop?.()) {
       const i = next++;
       const from = accounts[i % accounts.length]!;
-      const to = accounts[(i * 7 + 3) % accounts.length] === from ? accounts[(i + 1) % accounts.length]! : accounts[(i * 7 + 3) % accounts.length]!;
+      const to =
+        accounts[(i * 7 + 3) % accounts.length] === from ? accounts[(i + 1) % accounts.length]! : accounts[(i * 7 + 3) % accounts.length]!;
       const transferId = `${label}-${i}-${randomUUID().slice(0, 8)}`;
       options.attempted?.push(transferId);
       const body = { transferId, fromAccountId: from, toAccountId: to, amount: 1 + ((i * 37) % 400) };
@@ -186,7 +205,8 @@ export async function submitTransfers(
       } else {
         result = await httpThroughOutage(port, 'POST', '/transfers', body);
       }
-      if (result.status !== 202 && result.status !== 200) throw new Error(`transfer ${transferId}: ${result.status} ${JSON.stringify(result.body)}`);
+      if (result.status !== 202 && result.status !== 200)
+        throw new Error(`transfer ${transferId}: ${result.status} ${JSON.stringify(result.body)}`);
       ids.push(transferId);
     }
   };
@@ -195,7 +215,12 @@ export async function submitTransfers(
 }
 
 /** Waits until every transfer has reached its outcome (as the API reports it); returns the outcomes. */
-export async function outcomes(port: number | string, ids: string[], timeoutMs: number, options: { mayBeUnknown?: boolean } = {}): Promise<Record<string, string>> {
+export async function outcomes(
+  port: number | string,
+  ids: string[],
+  timeoutMs: number,
+  options: { mayBeUnknown?: boolean } = {},
+): Promise<Record<string, string>> {
   const deadline = Date.now() + timeoutMs;
   const result: Record<string, string> = {};
   for (const id of ids) {

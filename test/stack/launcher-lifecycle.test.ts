@@ -52,7 +52,12 @@ describe('npm start: stopping and killing the launcher', () => {
     return stack;
   };
   const expectNothingLeft = async (tree: number[], stack: Launched) => {
-    await until('every process of the stack to be gone', () => tree.every((pid) => !alive(pid)) && stackProcesses().length === 0, 60_000, stack);
+    await until(
+      'every process of the stack to be gone',
+      () => tree.every((pid) => !alive(pid)) && stackProcesses().length === 0,
+      60_000,
+      stack,
+    );
   };
   /** The process running the launcher (`npm start` runs it directly: the spawned process itself). */
   const launcherOf = (stack: Launched) => {
@@ -90,7 +95,7 @@ describe('npm start: stopping and killing the launcher', () => {
     fs.rmSync(dataDir, { recursive: true, force: true });
   });
 
-  test("Ctrl-C right after start: it stops what it started so far and leaves nothing behind", async () => {
+  test('Ctrl-C right after start: it stops what it started so far and leaves nothing behind', async () => {
     const stack = launch(env, { detached: true });
     launchedAll.push(stack);
     await until('the start to begin', () => stack.output().includes('data directory'), 60_000, stack);

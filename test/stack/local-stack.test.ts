@@ -48,7 +48,10 @@ describe('npm start (the local stack launcher)', () => {
     expect(ui.status).toBe(200);
     // The web console links sagas to that UI (TEMPORAL_UI_URL defaults to the dev server's).
     expect(stack.output()).toContain(`Console        http://localhost:${env.PORT}/console`);
-    expect(await (await fetch(`http://127.0.0.1:${env.PORT}/console/config.json`)).json()).toEqual({ temporalUiUrl: `http://localhost:${env.TEMPORAL_UI_PORT}`, temporalNamespace: 'default' });
+    expect(await (await fetch(`http://127.0.0.1:${env.PORT}/console/config.json`)).json()).toEqual({
+      temporalUiUrl: `http://localhost:${env.TEMPORAL_UI_PORT}`,
+      temporalNamespace: 'default',
+    });
 
     // No OPERATOR_API_KEY: the first start made one, kept it in DATA_DIR (mode 0600) and printed how to use it, not the key.
     const keyFile = path.join(dataDir, 'operator-api-key');
@@ -57,7 +60,11 @@ describe('npm start (the local stack launcher)', () => {
     expect(fs.statSync(keyFile).mode & 0o777).toBe(0o600);
     expect(stack.output()).toContain(`export TOKEN=$(cat ${keyFile})`);
     expect(stack.output()).not.toContain(key);
-    const anonymous = await fetch(`http://127.0.0.1:${env.PORT}/accounts`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+    const anonymous = await fetch(`http://127.0.0.1:${env.PORT}/accounts`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{}',
+    });
     expect(anonymous.status).toBe(401);
 
     // Leave some data behind for the restart test.
@@ -84,7 +91,10 @@ describe('npm start (the local stack launcher)', () => {
     const accountId = fs.readFileSync(path.join(dataDir, 'account-id'), 'utf8');
     // The same key as the first start's (kept in DATA_DIR).
     const key = fs.readFileSync(path.join(dataDir, 'operator-api-key'), 'utf8').trim();
-    const response = await fetch(`http://127.0.0.1:${env.PORT}/accounts/${accountId}/balance?asOf=${encodeURIComponent(new Date().toISOString())}`, { headers: { authorization: `Bearer ${key}` } });
+    const response = await fetch(
+      `http://127.0.0.1:${env.PORT}/accounts/${accountId}/balance?asOf=${encodeURIComponent(new Date().toISOString())}`,
+      { headers: { authorization: `Bearer ${key}` } },
+    );
     expect(response.status).toBe(200);
     expect(((await response.json()) as { balance: number }).balance).toBe(4242);
     stack.child.kill('SIGINT');

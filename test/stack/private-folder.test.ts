@@ -147,7 +147,8 @@ const alive = (pid: number) => {
 };
 
 if (!isRoot) {
-  const reason = 'SKIPPED (not running as root): the private-folder tests are about PostgreSQL running as the "postgres" user when we are root';
+  const reason =
+    'SKIPPED (not running as root): the private-folder tests are about PostgreSQL running as the "postgres" user when we are root';
   process.stderr.write(`\n!! ${reason}\n`);
   describe('as root, a project in a private (0700) folder', () => {
     test.skip(reason, () => undefined);
@@ -165,7 +166,18 @@ if (!isRoot) {
     ];
     const baseEnv = (): NodeJS.ProcessEnv => {
       const env: NodeJS.ProcessEnv = { ...process.env, LOG_LEVEL: 'warn' };
-      for (const name of ['DATABASE_URL', 'TEMPORAL_ADDRESS', 'DATA_DIR', 'POSTGRES_PORT', 'PORT', 'TEMPORAL_PORT', 'TEMPORAL_UI_PORT', 'TASK_QUEUE', 'EVENT_STORE']) delete env[name];
+      for (const name of [
+        'DATABASE_URL',
+        'TEMPORAL_ADDRESS',
+        'DATA_DIR',
+        'POSTGRES_PORT',
+        'PORT',
+        'TEMPORAL_PORT',
+        'TEMPORAL_UI_PORT',
+        'TASK_QUEUE',
+        'EVENT_STORE',
+      ])
+        delete env[name];
       return env;
     };
 
@@ -191,7 +203,11 @@ if (!isRoot) {
     });
 
     test('the embedded PostgreSQL starts there, keeps its data across restarts, and no folder changes permissions', async () => {
-      const probe = await run(TSX, ['private-folder-probe.ts', String(await findFreePort())], { cwd: project, env: baseEnv(), timeoutMs: 240_000 });
+      const probe = await run(TSX, ['private-folder-probe.ts', String(await findFreePort())], {
+        cwd: project,
+        env: baseEnv(),
+        timeoutMs: 240_000,
+      });
       expect({ code: probe.code, output: probe.output }).toEqual({ code: 0, output: expect.stringContaining('PROBE ') });
       expect(ancestry(...watched())).toEqual(before);
       const results = JSON.parse(probe.output.split('PROBE ')[1]!.split('\n')[0]!) as { visits: number; dataDir: string; pid: number }[];
@@ -221,7 +237,11 @@ test('the setup gave a working PostgreSQL', async () => {
       );
       // The outer run's Temporal dev server: this checks PostgreSQL, without a second Temporal.
       const env = { ...baseEnv(), TMPDIR: path.join(privateDir, 'tmp'), TEMPORAL_ADDRESS: process.env.TEST_TEMPORAL_ADDRESS };
-      const result = await run(process.execPath, [JEST, '--runInBand', '--ci', 'test/private-folder-setup-probe.test.ts'], { cwd: project, env, timeoutMs: 240_000 });
+      const result = await run(process.execPath, [JEST, '--runInBand', '--ci', 'test/private-folder-setup-probe.test.ts'], {
+        cwd: project,
+        env,
+        timeoutMs: 240_000,
+      });
       expect(ancestry(...watched())).toEqual(before);
       expect({ code: result.code, output: result.output }).toEqual({ code: 0, output: expect.stringContaining('1 passed') });
       expect(result.output).not.toMatch(/EACCES|Unhandled 'error' event/);
@@ -243,8 +263,12 @@ test('the setup gave a working PostgreSQL', async () => {
       const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
       try {
         const deadline = Date.now() + 240_000;
-        while (!output.includes('The transfer service is running') && child.exitCode === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
-        expect({ running: output.includes('The transfer service is running'), output }).toEqual({ running: true, output: expect.any(String) });
+        while (!output.includes('The transfer service is running') && child.exitCode === null && Date.now() < deadline)
+          await new Promise((r) => setTimeout(r, 250));
+        expect({ running: output.includes('The transfer service is running'), output }).toEqual({
+          running: true,
+          output: expect.any(String),
+        });
         expect(ancestry(...watched())).toEqual(before);
         expect((await fetch(`http://127.0.0.1:${port}/health`)).status).toBe(200);
         expect(output).toContain('is kept in'); // it says where the data went
@@ -261,13 +285,21 @@ test('the setup gave a working PostgreSQL', async () => {
       const module = path.join(project, 'infra/embedded-postgres.ts');
       const original = fs.readFileSync(module, 'utf8');
       const unreachable = path.join(privateDir, 'own-place');
-      const patched = original.replace(/export const SHARED_ROOTS = \[[^\]]*\];/, `export const SHARED_ROOTS = [${JSON.stringify(unreachable)}];`);
+      const patched = original.replace(
+        /export const SHARED_ROOTS = \[[^\]]*\];/,
+        `export const SHARED_ROOTS = [${JSON.stringify(unreachable)}];`,
+      );
       expect(patched).not.toBe(original);
       fs.writeFileSync(module, patched);
       fs.rmSync(path.join(project, '.data'), { recursive: true, force: true }); // no relocated data to find
       fs.mkdirSync(path.join(project, '.data'));
       try {
-        const env = { ...baseEnv(), PORT: String(await findFreePort()), POSTGRES_PORT: String(await findFreePort()), TEMPORAL_ADDRESS: process.env.TEST_TEMPORAL_ADDRESS };
+        const env = {
+          ...baseEnv(),
+          PORT: String(await findFreePort()),
+          POSTGRES_PORT: String(await findFreePort()),
+          TEMPORAL_ADDRESS: process.env.TEST_TEMPORAL_ADDRESS,
+        };
         const result = await run(TSX, ['scripts/start-local-stack.ts'], { cwd: project, env, timeoutMs: 120_000 });
         expect(result.code).toBe(1);
         expect(result.output).toContain('As root, PostgreSQL runs as the "postgres" user');

@@ -53,11 +53,16 @@ export class DeliveryLog {
 /** The observer main/services.ts startProjections wires: projection outcomes and finished transfers into the metrics. */
 export function metricsObserver(metrics?: Metrics): ProjectionObserver {
   if (!metrics) return {};
-  const outcomeOf: Record<string, string> = { TransferCompleted: 'completed', TransferFailed: 'failed', TransferCompensated: 'compensated' };
+  const outcomeOf: Record<string, string> = {
+    TransferCompleted: 'completed',
+    TransferFailed: 'failed',
+    TransferCompensated: 'compensated',
+  };
   return {
     applied: (projection, event, outcome) => {
       metrics.projectionEvents.inc({ projection, outcome });
-      if (projection === 'transfers' && outcome === 'applied' && outcomeOf[event.type]) metrics.transfers.inc({ outcome: outcomeOf[event.type] });
+      if (projection === 'transfers' && outcome === 'applied' && outcomeOf[event.type])
+        metrics.transfers.inc({ outcome: outcomeOf[event.type] });
     },
   };
 }
@@ -96,7 +101,13 @@ export class ApiStack {
 
   static async create(
     label: string,
-    options: { startProjections?: boolean; maxConsistencyWaitMs?: number; snapshotEvery?: number; rateLimitPerMinute?: number; logger?: Logger } = {},
+    options: {
+      startProjections?: boolean;
+      maxConsistencyWaitMs?: number;
+      snapshotEvery?: number;
+      rateLimitPerMinute?: number;
+      logger?: Logger;
+    } = {},
   ): Promise<ApiStack> {
     const stack = await TransferStack.create(label, { snapshotEvery: options.snapshotEvery });
     await stack.startWorker();
@@ -157,8 +168,11 @@ export class ApiStack {
     const applicationName = `projections-${runnerSeq}-${this.stack.taskQueue}`.slice(0, 60);
     const url = withApplicationName(this.stack.db.url, applicationName);
     const pool = resilientPool(url, 10);
-    const store = options.ownStore ? await PostgresEventStore.connect({ connectionString: url, pollIntervalMs: 200, poolSize: 10 }) : this.stack.store;
-    if (store instanceof PostgresEventStore && options.ownStore) store.pool.on('connect', (client: PoolClient) => client.on('error', () => undefined));
+    const store = options.ownStore
+      ? await PostgresEventStore.connect({ connectionString: url, pollIntervalMs: 200, poolSize: 10 })
+      : this.stack.store;
+    if (store instanceof PostgresEventStore && options.ownStore)
+      store.pool.on('connect', (client: PoolClient) => client.on('error', () => undefined));
     const deliveries = new DeliveryLog();
     const runner = new ProjectionRunner(store, pool, options.projections ?? ALL_PROJECTIONS, deliveries.observer(this.metrics));
     await runner.start();
@@ -206,7 +220,9 @@ export class ApiStack {
  * transaction still open in the cluster, e.g. a projection's, and so can move without a new event).
  */
 export async function storeFingerprint(store: PostgresEventStore): Promise<{ events: number; head: string }> {
-  const result = await store.pool.query<{ n: string; last: string | null }>('SELECT count(*)::text AS n, max(position)::text AS last FROM es_events');
+  const result = await store.pool.query<{ n: string; last: string | null }>(
+    'SELECT count(*)::text AS n, max(position)::text AS last FROM es_events',
+  );
   return { events: Number(result.rows[0]!.n), head: result.rows[0]!.last ?? 'empty' };
 }
 
@@ -256,9 +272,13 @@ export class ApiLoad {
           let to = this.pick(this.accounts);
           while (to === account) to = this.pick(this.accounts);
           const transferId = `load-${this.transferIds.length}-${Math.floor(this.random() * 1e9).toString(36)}`;
-          const res = await this.api.http().post('/transfers').send({ transferId, fromAccountId: account, toAccountId: to, amount: amount * 4 });
+          const res = await this.api
+            .http()
+            .post('/transfers')
+            .send({ transferId, fromAccountId: account, toAccountId: to, amount: amount * 4 });
           if (res.status === 202) this.transferIds.push(transferId);
-          else if (!(res.status === 422 && res.body.type === '/problems/currency-mismatch')) this.unexpected.push(`transfer ${res.status} ${res.text}`);
+          else if (!(res.status === 422 && res.body.type === '/problems/currency-mismatch'))
+            this.unexpected.push(`transfer ${res.status} ${res.text}`);
         }
       } catch (error) {
         this.unexpected.push(`request failed: ${error instanceof Error ? error.message : String(error)}`);

@@ -23,7 +23,8 @@ export function exactSignedAmount(event: AccountEventLike): bigint {
   const sign = SIGN[event.type];
   if (sign === undefined) return 0n;
   const amount = (event.data as { amount?: unknown }).amount;
-  if (typeof amount !== 'number' || !Number.isInteger(amount)) throw new Error(`${event.type} carries a non-integer amount: ${String(amount)}`);
+  if (typeof amount !== 'number' || !Number.isInteger(amount))
+    throw new Error(`${event.type} carries a non-integer amount: ${String(amount)}`);
   return sign * BigInt(amount);
 }
 
@@ -47,8 +48,13 @@ export function runningBalances(events: readonly AccountEventLike[]): RunningBal
 }
 
 /** The events whose recorded balanceAfter differs from the exact running balance (empty when they all agree). */
-export function balanceAfterMismatches(running: readonly RunningBalance[]): { index: number; type: string; exact: string; recorded: number }[] {
+export function balanceAfterMismatches(
+  running: readonly RunningBalance[],
+): { index: number; type: string; exact: string; recorded: number }[] {
   return running
-    .filter((r) => r.recordedBalanceAfter !== undefined && (!Number.isInteger(r.recordedBalanceAfter) || BigInt(r.recordedBalanceAfter) !== r.balance))
+    .filter(
+      (r) =>
+        r.recordedBalanceAfter !== undefined && (!Number.isInteger(r.recordedBalanceAfter) || BigInt(r.recordedBalanceAfter) !== r.balance),
+    )
     .map((r) => ({ index: r.index, type: r.type, exact: r.balance.toString(), recorded: r.recordedBalanceAfter! }));
 }

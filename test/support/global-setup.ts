@@ -31,7 +31,13 @@ export default async function globalSetup(): Promise<void> {
       if (process.env.DATABASE_URL) return process.env.DATABASE_URL;
       const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'transfer-service-test-pg-'));
       try {
-        const pg = await startEmbeddedPostgres({ dataDir: path.join(dataDir, 'data'), port: await findFreePort(), database: 'postgres', persistent: false, notice: log });
+        const pg = await startEmbeddedPostgres({
+          dataDir: path.join(dataDir, 'data'),
+          port: await findFreePort(),
+          database: 'postgres',
+          persistent: false,
+          notice: log,
+        });
         stops.push(async () => {
           await pg.stop();
           fs.rmSync(dataDir, { recursive: true, force: true });
@@ -55,7 +61,9 @@ export default async function globalSetup(): Promise<void> {
     // Jest runs no global teardown when the setup fails: stop what did start, then fail with the
     // reason alone (a known start problem is one message saying what to do; no stack to wade through).
     await Promise.allSettled(stops.map((stop) => stop()));
-    const messages = failures.map((e) => (e instanceof EmbeddedPostgresError ? e.message : e instanceof Error ? (e.stack ?? e.message) : String(e)));
+    const messages = failures.map((e) =>
+      e instanceof EmbeddedPostgresError ? e.message : e instanceof Error ? (e.stack ?? e.message) : String(e),
+    );
     const error = new Error(`The test stack could not start:\n${messages.join('\n')}`);
     error.stack = error.message;
     throw error;

@@ -17,8 +17,11 @@ import type { History } from '@temporalio/common/lib/proto-utils';
  * dependency, the SDK's functions work and this helper can go.)
  */
 const protoRequire = createRequire(require.resolve('@temporalio/proto'));
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-const protojson = protoRequire('protobufjs/ext/protojson') as { toJson(type: unknown, message: unknown): unknown; fromJson(type: unknown, json: unknown, options?: object): any };
+const protojson = protoRequire('protobufjs/ext/protojson') as {
+  toJson(type: unknown, message: unknown): unknown;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  fromJson(type: unknown, json: unknown, options?: object): any;
+};
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 const historyType = (patchProtobufRoot(proto) as any).lookupType('temporal.api.history.v1.History');
 

@@ -28,7 +28,10 @@ interface Documented {
 
 /** Bodies api/openapi.ts documents inline (they are not exported from api/schemas.ts), rebuilt from the same parts. */
 const INLINE_SCHEMAS: { name: string; schema: z.ZodType }[] = [
-  { name: 'history page', schema: z.object({ accountId: schemas.AccountId, movements: z.array(schemas.Movement), nextCursor: z.string().nullable() }) },
+  {
+    name: 'history page',
+    schema: z.object({ accountId: schemas.AccountId, movements: z.array(schemas.Movement), nextCursor: z.string().nullable() }),
+  },
   { name: 'balance as of', schema: z.object({ accountId: schemas.AccountId, asOf: z.string(), balance: z.number().int() }) },
   { name: 'health', schema: z.object({ status: z.string() }) },
   { name: 'free-form object', schema: z.object({}).passthrough() },
@@ -40,9 +43,14 @@ const UNDOCUMENTED_PATHS = [/^\/openapi\.json$/, /^\/docs(\/.*)?$/];
 /** The JSON schema the OpenAPI generator makes of a zod schema used as a response body. */
 function asDocumented(schema: z.ZodType): unknown {
   const registry = new OpenAPIRegistry();
-  registry.registerPath({ method: 'get', path: '/probe', responses: { 200: { description: 'probe', content: { 'application/json': { schema } } } } });
+  registry.registerPath({
+    method: 'get',
+    path: '/probe',
+    responses: { 200: { description: 'probe', content: { 'application/json': { schema } } } },
+  });
   const doc = new OpenApiGeneratorV3(registry.definitions).generateDocument({ openapi: '3.0.3', info: { title: 'probe', version: '0' } });
-  return (doc.paths!['/probe']!.get!.responses['200'] as { content: Record<string, { schema: unknown }> }).content['application/json']!.schema;
+  return (doc.paths!['/probe']!.get!.responses['200'] as { content: Record<string, { schema: unknown }> }).content['application/json']!
+    .schema;
 }
 
 /** Every export of api/schemas.ts registered as an OpenAPI component, by its component name. */
@@ -77,7 +85,12 @@ export class OpenApiResponses {
   }
 
   /** The zod schema the document gives this response, or why there is none. */
-  schemaFor(method: string, url: string, status: number, contentType: string | undefined): { name: string; schema: z.ZodType; operation: string } | { undocumented: string } | undefined {
+  schemaFor(
+    method: string,
+    url: string,
+    status: number,
+    contentType: string | undefined,
+  ): { name: string; schema: z.ZodType; operation: string } | { undocumented: string } | undefined {
     const path = url.split('?')[0]!;
     if (UNDOCUMENTED_PATHS.some((p) => p.test(path))) return undefined;
     const operation = this.operations.find((o) => o.method === method.toUpperCase() && o.pattern.test(path));
@@ -88,7 +101,10 @@ export class OpenApiResponses {
     if (!response.content) return undefined; // documented without a body schema (e.g. /metrics, text)
     const mediaType = (contentType ?? '').split(';')[0]!.trim();
     const media = response.content[mediaType];
-    if (!media) return { undocumented: `${label}: content type ${mediaType || '(none)'} not documented (documented: ${Object.keys(response.content).join(', ')})` };
+    if (!media)
+      return {
+        undocumented: `${label}: content type ${mediaType || '(none)'} not documented (documented: ${Object.keys(response.content).join(', ')})`,
+      };
     const ref = (media.schema as { $ref?: string }).$ref;
     if (ref) {
       const name = ref.replace('#/components/schemas/', '');
@@ -97,7 +113,10 @@ export class OpenApiResponses {
       return { name, schema, operation: label };
     }
     const inline = this.inline.find((s) => isDeepStrictEqual(s.documented, media.schema));
-    if (!inline) return { undocumented: `${label}: inline schema ${JSON.stringify(media.schema)} has no zod twin in test/support/openapi-responses.ts` };
+    if (!inline)
+      return {
+        undocumented: `${label}: inline schema ${JSON.stringify(media.schema)} has no zod twin in test/support/openapi-responses.ts`,
+      };
     return { name: inline.name, schema: inline.schema, operation: label };
   }
 
@@ -108,7 +127,9 @@ export class OpenApiResponses {
     if ('undocumented' in found) throw new Error(`response not in the OpenAPI document: ${found.undocumented}\nbody: ${res.text}`);
     const parsed = found.schema.safeParse(res.body);
     if (!parsed.success) {
-      throw new Error(`${method.toUpperCase()} ${url} -> ${res.status}: the body does not match ${found.name} (${found.operation}):\n${z.prettifyError(parsed.error)}\nbody: ${res.text}`);
+      throw new Error(
+        `${method.toUpperCase()} ${url} -> ${res.status}: the body does not match ${found.name} (${found.operation}):\n${z.prettifyError(parsed.error)}\nbody: ${res.text}`,
+      );
     }
     this.checked.add(`${found.operation} -> ${found.name}`);
   }

@@ -37,7 +37,10 @@ export async function tableRows(pool: Pool, logical: string, physical = logical)
 }
 
 /** All three read models, by logical table name, from the given physical names (default: the live tables). */
-export async function allTables(pool: Pool, physical: (logical: string) => string = (t) => t): Promise<Record<string, Record<string, unknown>[]>> {
+export async function allTables(
+  pool: Pool,
+  physical: (logical: string) => string = (t) => t,
+): Promise<Record<string, Record<string, unknown>[]>> {
   const out: Record<string, Record<string, unknown>[]> = {};
   for (const logical of Object.keys(TABLE_KEYS)) out[logical] = await tableRows(pool, logical, physical(logical));
   return out;
@@ -74,12 +77,26 @@ export async function expectedReadModels(store: EventStore): Promise<{
   const balances: Record<string, string>[] = [];
   for (const accountId of accountIds) {
     const { state, revision } = await accounts.loadWithoutSnapshot(accountId);
-    balances.push({ account_id: accountId, owner_id: state.ownerId, currency: state.currency, balance: String(state.balance), status: state.status, revision: String(revision) });
+    balances.push({
+      account_id: accountId,
+      owner_id: state.ownerId,
+      currency: state.currency,
+      balance: String(state.balance),
+      status: state.status,
+      revision: String(revision),
+    });
   }
   const history = accountEvents
     .filter((e) => MOVEMENT_TYPES.includes(e.type))
     .map((e) => {
-      const d = e.data as { accountId: string; amount: number; balanceAfter: number; transferId?: string; toAccountId?: string; fromAccountId?: string };
+      const d = e.data as {
+        accountId: string;
+        amount: number;
+        balanceAfter: number;
+        transferId?: string;
+        toAccountId?: string;
+        fromAccountId?: string;
+      };
       const signed = e.type === 'MoneyWithdrawn' || e.type === 'TransferDebited' ? -d.amount : d.amount;
       return {
         account_id: d.accountId,
@@ -128,7 +145,11 @@ export async function projectedReadModels(pool: Pool, physical: (logical: string
 }
 
 /** Asserts the read models equal the folds of the event store: balances, every movement line, every transfer's status and steps. */
-export async function expectReadModelsToMatchStore(store: EventStore, pool: Pool, physical?: (logical: string) => string): Promise<{ accounts: number; movements: number; transfers: number }> {
+export async function expectReadModelsToMatchStore(
+  store: EventStore,
+  pool: Pool,
+  physical?: (logical: string) => string,
+): Promise<{ accounts: number; movements: number; transfers: number }> {
   const expected = await expectedReadModels(store);
   const actual = await projectedReadModels(pool, physical);
   expect(actual.balances).toEqual(expected.balances);

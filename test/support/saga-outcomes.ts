@@ -27,8 +27,15 @@ export async function runSagaEndingIn(stack: TransferStack, outcome: SagaOutcome
     if (!closed.ok) throw new Error(closed.rejection.message);
   }
   const transferId = randomUUID();
-  const { handle } = await startTransfer(stack.client, stack.taskQueue, { transferId, fromAccountId: from, toAccountId: to, amount: 1_000, correlationId: `${outcome}-${transferId}` });
+  const { handle } = await startTransfer(stack.client, stack.taskQueue, {
+    transferId,
+    fromAccountId: from,
+    toAccountId: to,
+    amount: 1_000,
+    correlationId: `${outcome}-${transferId}`,
+  });
   const result = await handle.result();
-  if (result.status !== outcome) throw new Error(`expected a ${outcome} saga, got ${result.status} (${result.failureReason ?? 'no reason'})`);
+  if (result.status !== outcome)
+    throw new Error(`expected a ${outcome} saga, got ${result.status} (${result.failureReason ?? 'no reason'})`);
   return { handle, result };
 }

@@ -2,7 +2,12 @@
  * Polls `probe` until it returns a value other than undefined/false, or fails after `timeoutMs`
  * with `what` in the message. A wait, not a timing assertion: the deadline only bounds a hang.
  */
-export async function waitUntil<T>(what: string, probe: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 30_000, everyMs = 100): Promise<T> {
+export async function waitUntil<T>(
+  what: string,
+  probe: () => Promise<T | undefined | false> | T | undefined | false,
+  timeoutMs = 30_000,
+  everyMs = 100,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   for (;;) {

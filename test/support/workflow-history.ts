@@ -32,7 +32,8 @@ export function activityExecutions(history: History): ActivityExecution[] {
   const identityOfTask = new Map<string, string | undefined>();
   const out: ActivityExecution[] = [];
   for (const event of events) {
-    if (event.workflowTaskCompletedEventAttributes) identityOfTask.set(String(event.eventId), event.workflowTaskCompletedEventAttributes.identity ?? undefined);
+    if (event.workflowTaskCompletedEventAttributes)
+      identityOfTask.set(String(event.eventId), event.workflowTaskCompletedEventAttributes.identity ?? undefined);
     const marker = event.markerRecordedEventAttributes;
     if (marker?.markerName === 'core_local_activity') {
       const data = decodeJsonPayload<LocalActivityMarkerData>(marker.details?.data?.payloads?.[0] ?? undefined);
@@ -45,7 +46,10 @@ export function activityExecutions(history: History): ActivityExecution[] {
       });
     }
     if (event.activityTaskScheduledEventAttributes) {
-      const execution: ActivityExecution = { activityType: event.activityTaskScheduledEventAttributes.activityType?.name ?? '?', outcome: 'pending' };
+      const execution: ActivityExecution = {
+        activityType: event.activityTaskScheduledEventAttributes.activityType?.name ?? '?',
+        outcome: 'pending',
+      };
       byScheduledId.set(String(event.eventId), execution);
       out.push(execution);
     }
@@ -58,10 +62,19 @@ export function activityExecutions(history: History): ActivityExecution[] {
       }
     }
     const settled: [string | undefined, ActivityExecution['outcome']][] = [
-      [event.activityTaskCompletedEventAttributes ? String(event.activityTaskCompletedEventAttributes.scheduledEventId) : undefined, 'completed'],
+      [
+        event.activityTaskCompletedEventAttributes ? String(event.activityTaskCompletedEventAttributes.scheduledEventId) : undefined,
+        'completed',
+      ],
       [event.activityTaskFailedEventAttributes ? String(event.activityTaskFailedEventAttributes.scheduledEventId) : undefined, 'failed'],
-      [event.activityTaskTimedOutEventAttributes ? String(event.activityTaskTimedOutEventAttributes.scheduledEventId) : undefined, 'timed_out'],
-      [event.activityTaskCanceledEventAttributes ? String(event.activityTaskCanceledEventAttributes.scheduledEventId) : undefined, 'canceled'],
+      [
+        event.activityTaskTimedOutEventAttributes ? String(event.activityTaskTimedOutEventAttributes.scheduledEventId) : undefined,
+        'timed_out',
+      ],
+      [
+        event.activityTaskCanceledEventAttributes ? String(event.activityTaskCanceledEventAttributes.scheduledEventId) : undefined,
+        'canceled',
+      ],
     ];
     for (const [scheduledId, outcome] of settled) {
       const execution = scheduledId === undefined ? undefined : byScheduledId.get(scheduledId);

@@ -18,7 +18,13 @@ describe('event time comes from the event store, not from the writing process', 
   });
   afterAll(async () => api?.close());
 
-  const MOVES: Record<string, 1 | -1> = { MoneyDeposited: 1, TransferCredited: 1, TransferRefunded: 1, MoneyWithdrawn: -1, TransferDebited: -1 };
+  const MOVES: Record<string, 1 | -1> = {
+    MoneyDeposited: 1,
+    TransferCredited: 1,
+    TransferRefunded: 1,
+    MoneyWithdrawn: -1,
+    TransferDebited: -1,
+  };
 
   /** The states an account actually went through: before it existed, then after each event, in stream order. */
   function statesOf(events: RecordedEvent[]): { revision: number | null; balance: number }[] {
@@ -62,7 +68,12 @@ describe('event time comes from the event store, not from the writing process', 
     const transfer = await api.store.readStream(transferStream(transferId));
     expect(source.map((e) => e.type)).toEqual(['AccountOpened', 'MoneyDeposited', 'TransferDebited']);
     expect(target.map((e) => e.type)).toEqual(['AccountOpened', 'TransferCredited']);
-    expect(transfer.map((e) => e.type)).toEqual(['TransferRequested', 'TransferSourceDebited', 'TransferTargetCredited', 'TransferCompleted']);
+    expect(transfer.map((e) => e.type)).toEqual([
+      'TransferRequested',
+      'TransferSourceDebited',
+      'TransferTargetCredited',
+      'TransferCompleted',
+    ]);
 
     const at = (e: RecordedEvent) => Date.parse(e.metadata.occurredAt);
     // The audit question, asked at every moment something happened (and just before it): every answer is a
@@ -76,7 +87,8 @@ describe('event time comes from the event store, not from the writing process', 
       for (const e of events) {
         for (const moment of [new Date(at(e) - 1).toISOString(), e.metadata.occurredAt]) {
           const state = await balanceAsOf(accountId, moment);
-          if (!existed.some((s) => s.revision === state.revision && s.balance === state.balance)) neverExisted.push({ asOf: moment, ...state });
+          if (!existed.some((s) => s.revision === state.revision && s.balance === state.balance))
+            neverExisted.push({ asOf: moment, ...state });
         }
       }
       expect({ accountId, existed, neverExisted }).toEqual({ accountId, existed, neverExisted: [] });
