@@ -264,10 +264,14 @@ export class PostgresEventStore implements EventStore {
       params.push(`${escapeLike(options.streamPrefix)}%`);
       where.push(`stream LIKE $${params.length}`);
     }
+    // Several types: one ordered index range per type (es_events_type_order), merged below. A single
+    // `type = ANY(...)` makes the planner read every event of all the types and sort them.
+    const manyTypes = options.eventTypes !== undefined && options.eventTypes.length > 1;
     if (options.eventTypes !== undefined) {
       params.push([...options.eventTypes]);
-      where.push(`type = ANY($${params.length}::text[])`);
+      where.push(manyTypes ? `type = wanted.type_name` : `type = ANY($${params.length}::text[])`);
     }
+    const typesParam = params.length;
     for (const [bound, column, op, field] of [
       [options.occurredFrom, 'occurred_at', '>=', 'occurredFrom'],
       [options.occurredTo, 'occurred_at', '<=', 'occurredTo'],
@@ -280,10 +284,15 @@ export class PostgresEventStore implements EventStore {
       where.push(`${column} ${op} $${params.length}::timestamptz`);
     }
     try {
-      const result = await this.pool.query<EventRow>(
-        `SELECT ${EVENT_COLUMNS} FROM es_events WHERE ${where.join(' AND ')} ORDER BY es_events.transaction_id, es_events.position LIMIT $3`,
-        params,
-      );
+      const sql = manyTypes
+        ? `SELECT e.* FROM unnest($${typesParam}::text[]) AS wanted(type_name)
+           CROSS JOIN LATERAL (
+             SELECT ${EVENT_COLUMNS}, es_events.transaction_id AS order_txid, es_events.position AS order_position FROM es_events
+             WHERE ${where.join(' AND ')} ORDER BY es_events.transaction_id, es_events.position LIMIT $3
+           ) e
+           ORDER BY e.order_txid, e.order_position LIMIT $3`
+        : `SELECT ${EVENT_COLUMNS} FROM es_events WHERE ${where.join(' AND ')} ORDER BY es_events.transaction_id, es_events.position LIMIT $3`;
+      const result = await this.pool.query<EventRow>(sql, params);
       return result.rows.map(toRecordedEvent);
     } catch (error) {
       throw asUnavailable(error);
