@@ -197,39 +197,28 @@ export function accountsRoutes(deps: ApiDeps, options: AccountsRoutesOptions = {
     });
   });
 
-  router.post('/accounts/:id/deposits', async (req, res) => {
-    const { id } = parse(AccountParams, req.params, 'path');
-    const body = parse(MovementBody, req.body, 'body');
-    const occurredAt = body.occurredAt === undefined ? undefined : normaliseOccurredAt(body.occurredAt);
-    if (occurredAt !== undefined) refuseFutureRecord(deps, occurredAt);
-    await command(
-      req,
-      res,
-      'deposits',
-      id,
-      { type: 'Deposit', amount: body.amount },
-      { amount: body.amount, ...(occurredAt !== undefined ? { occurredAt } : {}) },
-      'amount',
-      occurredAt,
-    );
-  });
-
-  router.post('/accounts/:id/withdrawals', async (req, res) => {
-    const { id } = parse(AccountParams, req.params, 'path');
-    const body = parse(MovementBody, req.body, 'body');
-    const occurredAt = body.occurredAt === undefined ? undefined : normaliseOccurredAt(body.occurredAt);
-    if (occurredAt !== undefined) refuseFutureRecord(deps, occurredAt);
-    await command(
-      req,
-      res,
-      'withdrawals',
-      id,
-      { type: 'Withdraw', amount: body.amount },
-      { amount: body.amount, ...(occurredAt !== undefined ? { occurredAt } : {}) },
-      'amount',
-      occurredAt,
-    );
-  });
+  // Deposits and withdrawals: the same request (an amount, and a business time for a late record).
+  for (const [endpoint, type] of [
+    ['deposits', 'Deposit'],
+    ['withdrawals', 'Withdraw'],
+  ] as const) {
+    router.post(`/accounts/:id/${endpoint}`, async (req, res) => {
+      const { id } = parse(AccountParams, req.params, 'path');
+      const body = parse(MovementBody, req.body, 'body');
+      const occurredAt = body.occurredAt === undefined ? undefined : normaliseOccurredAt(body.occurredAt);
+      if (occurredAt !== undefined) refuseFutureRecord(deps, occurredAt);
+      await command(
+        req,
+        res,
+        endpoint,
+        id,
+        { type, amount: body.amount },
+        { amount: body.amount, ...(occurredAt !== undefined ? { occurredAt } : {}) },
+        'amount',
+        occurredAt,
+      );
+    });
+  }
 
   router.post('/accounts/:id/close', async (req, res) => {
     const { id } = parse(AccountParams, req.params, 'path');

@@ -2,13 +2,12 @@ import { randomUUID } from 'node:crypto';
 import { Router } from 'express';
 import { TransferLog } from '../application/transfer-log';
 import { reversibleAmount } from '../domain/transfer-state';
-import { startTransfer, TransferConflictError, TransferRejectedError } from '../temporal/transfer-client';
-import { actorOf } from './access-control';
+import { TransferConflictError, TransferRejectedError } from '../temporal/transfer-client';
 import type { ApiDeps } from './api-deps';
 import { HttpProblem, problemType } from './problem';
 import { rejectionProblem } from './rejection-status';
 import { ReversalBody, TransferParams } from './schemas';
-import { preferredWait, settledWithin, viewFromLog } from './transfers-routes';
+import { startAndAnswer, viewFromLog } from './transfers-routes';
 import { parse } from './validate';
 
 /**
@@ -70,22 +69,7 @@ export function reversalRoutes(deps: ApiDeps): Router {
       reversalOf: id,
     };
     try {
-      const started = await startTransfer(
-        deps.temporal,
-        deps.taskQueue,
-        { ...request, correlationId: res.locals.requestId as string, actor: actorOf(res) },
-        { eager: deps.eagerStart },
-      );
-      res.location(`/transfers/${reversalId}`);
-      const waitSeconds = preferredWait(req.get('Prefer'));
-      if (waitSeconds !== undefined) {
-        res.set('Preference-Applied', `wait=${waitSeconds}`);
-        if (await settledWithin(started.handle.result(), waitSeconds * 1000)) {
-          res.status(started.created ? 201 : 200).json(viewFromLog(reversalId, (await log.load(reversalId)).state));
-          return;
-        }
-      }
-      res.status(started.created ? 202 : 200).json({ ...request, status: 'pending', steps: [] });
+      await startAndAnswer(deps, log, req, res, request);
     } catch (error) {
       if (error instanceof TransferConflictError) throw conflict(reversalId);
       if (error instanceof TransferRejectedError) throw rejectionProblem(error.rejection);

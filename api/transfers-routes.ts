@@ -2,11 +2,11 @@ import { currencyMismatch } from '../domain/account-decider';
 import type { TransferState } from '../domain/transfer-state';
 import { findTransfer, listTransfers, transferRowView } from '../projections/transfers-queries';
 import { randomUUID } from 'node:crypto';
-import { Router, type Response } from 'express';
+import { Router, type Request, type Response } from 'express';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { TransferLog } from '../application/transfer-log';
 import { sameRequest } from '../domain/transfer-decider';
-import { isTerminalStatus, type TransferStatus } from '../domain/transfer-events';
+import { isTerminalStatus, type TransferRequest, type TransferStatus } from '../domain/transfer-events';
 import { queryTransfer, startTransfer, TransferConflictError, TransferRejectedError } from '../temporal/transfer-client';
 import { transferWorkflowId } from '../workflows/transfer-saga-contract';
 import { actorOf, principalOf } from './access-control';
@@ -96,25 +96,7 @@ export function transfersRoutes(deps: ApiDeps): Router {
     const mismatch = currencyMismatch(from.state, to.state);
     if (mismatch) throw rejectionProblem(mismatch, 'toAccountId');
     try {
-      const started = await startTransfer(
-        deps.temporal,
-        deps.taskQueue,
-        { ...request, correlationId: res.locals.requestId as string, actor: actorOf(res) },
-        { eager: deps.eagerStart },
-      );
-      res.location(`/transfers/${transferId}`);
-      const waitSeconds = preferredWait(req.get('Prefer'));
-      if (waitSeconds !== undefined) {
-        // RFC 7240: the client prefers to wait for the outcome. The saga's own result (a long poll on
-        // the workflow's completion), then the transfer as the event store recorded it.
-        res.set('Preference-Applied', `wait=${waitSeconds}`);
-        const finished = await settledWithin(started.handle.result(), waitSeconds * 1000);
-        if (finished) {
-          res.status(started.created ? 201 : 200).json(viewFromLog(transferId, (await log.load(transferId)).state));
-          return;
-        }
-      }
-      res.status(started.created ? 202 : 200).json({ ...request, status: 'pending', steps: [] });
+      await startAndAnswer(deps, log, req, res, request);
     } catch (error) {
       if (error instanceof TransferConflictError) throw conflict(transferId);
       if (error instanceof TransferRejectedError) throw rejectionProblem(error.rejection);
@@ -174,6 +156,36 @@ function decodeCursor(text: string): { at: string; id: string } {
   throw new HttpProblem(400, problemType('validation-error'), 'Invalid cursor', 'after must be a cursor returned by a previous page', [
     { field: 'after', message: 'is not a cursor returned by a previous page' },
   ]);
+}
+
+/**
+ * Starts the saga of a transfer (or a reversal) and answers: 201 with the finished transfer, read
+ * from its own stream, when the client prefers to wait (`Prefer: wait=N`, RFC 7240) and the saga ends
+ * in time (a long poll on the workflow's completion); 202 pending otherwise; 200 for a known transfer.
+ */
+export async function startAndAnswer(
+  deps: ApiDeps,
+  log: TransferLog,
+  req: Request,
+  res: Response,
+  request: TransferRequest,
+): Promise<void> {
+  const started = await startTransfer(
+    deps.temporal,
+    deps.taskQueue,
+    { ...request, correlationId: res.locals.requestId as string, actor: actorOf(res) },
+    { eager: deps.eagerStart },
+  );
+  res.location(`/transfers/${request.transferId}`);
+  const waitSeconds = preferredWait(req.get('Prefer'));
+  if (waitSeconds !== undefined) {
+    res.set('Preference-Applied', `wait=${waitSeconds}`);
+    if (await settledWithin(started.handle.result(), waitSeconds * 1000)) {
+      res.status(started.created ? 201 : 200).json(viewFromLog(request.transferId, (await log.load(request.transferId)).state));
+      return;
+    }
+  }
+  res.status(started.created ? 202 : 200).json({ ...request, status: 'pending', steps: [] });
 }
 
 /** The longest `Prefer: wait=N` honoured, in seconds. */

@@ -13,7 +13,7 @@ import type { Logger } from '../infra/logger';
 import { createServicePool } from '../infra/pg-pool';
 import { Metrics } from '../infra/metrics';
 import { ALL_PROJECTIONS } from '../projections/all-projections';
-import { ProjectionRunner } from '../projections/projection-runner';
+import { ProjectionRunner, type ProjectionObserver } from '../projections/projection-runner';
 import { createTransferWorker } from '../temporal/transfer-worker';
 import { terminalStatusOf } from '../domain/transfer-events';
 import { createReconcilerActivities, ensureReconcilerSchedule } from '../temporal/transfer-reconciler';
@@ -31,6 +31,17 @@ export interface Endpoints {
 export async function connectEventStore(config: Config, databaseUrl: string): Promise<EventStore> {
   if (config.EVENT_STORE === 'esdb') return EsdbEventStore.connect(config.ESDB_URL!);
   return PostgresEventStore.connect({ connectionString: databaseUrl, poolSize: config.PG_POOL_SIZE });
+}
+
+/** Projection outcomes and finished transfers (counted once, when the transfers projection applies the outcome) into the metrics. */
+export function projectionMetrics(metrics: Metrics): ProjectionObserver {
+  return {
+    applied: (projection, event, outcome) => {
+      metrics.projectionEvents.inc({ projection, outcome });
+      const finished = projection === 'transfers' && outcome === 'applied' ? terminalStatusOf(event.type) : undefined;
+      if (finished) metrics.transfers.inc({ outcome: finished });
+    },
+  };
 }
 
 export function activityObserver(metrics: Metrics, logger?: Logger) {
@@ -224,15 +235,7 @@ export async function startProjections(endpoints: Endpoints, store: EventStore, 
     applicationName: 'transfer-projections',
     onConnectionError: connectionErrorLogger(logger, 'projections'),
   });
-  const runner = new ProjectionRunner(store, pool, ALL_PROJECTIONS, {
-    applied: (projection, event, outcome) => {
-      metrics.projectionEvents.inc({ projection, outcome });
-      if (projection === 'transfers' && outcome === 'applied') {
-        const outcome = terminalStatusOf(event.type);
-        if (outcome) metrics.transfers.inc({ outcome });
-      }
-    },
-  });
+  const runner = new ProjectionRunner(store, pool, ALL_PROJECTIONS, projectionMetrics(metrics));
   await runner.start();
   logger.log({ msg: 'projections started', projections: ALL_PROJECTIONS.map((p) => p.name) });
   // Tamper evidence: anchor every stream head now and then, so a deleted stream is caught (eventstore/audit-anchoring.ts).

@@ -4,6 +4,7 @@ import { Pool, type PoolClient } from 'pg';
 import request from 'supertest';
 import type { ApiDeps } from '../../api/api-deps';
 import { createApp } from '../../api/app';
+import { projectionMetrics } from '../../main/services';
 import { AccountRepository } from '../../application/account-repository';
 import type { EventStore, RecordedEvent } from '../../eventstore/event-store';
 import { PostgresEventStore } from '../../eventstore/postgres/postgres-event-store';
@@ -52,19 +53,7 @@ export class DeliveryLog {
 
 /** The observer main/services.ts startProjections wires: projection outcomes and finished transfers into the metrics. */
 export function metricsObserver(metrics?: Metrics): ProjectionObserver {
-  if (!metrics) return {};
-  const outcomeOf: Record<string, string> = {
-    TransferCompleted: 'completed',
-    TransferFailed: 'failed',
-    TransferCompensated: 'compensated',
-  };
-  return {
-    applied: (projection, event, outcome) => {
-      metrics.projectionEvents.inc({ projection, outcome });
-      if (projection === 'transfers' && outcome === 'applied' && outcomeOf[event.type])
-        metrics.transfers.inc({ outcome: outcomeOf[event.type] });
-    },
-  };
+  return metrics ? projectionMetrics(metrics) : {};
 }
 
 /** A ProjectionRunner with the pool (and optionally the event store) it owns, as the `projections` process has them. */
