@@ -78,10 +78,8 @@ export function transfersRoutes(deps: ApiDeps): Router {
     const existing = await log.load(transferId);
     if (existing.state.request) {
       if (!sameRequest(existing.state.request, request)) throw conflict(transferId);
-      res
-        .status(200)
-        .location(`/transfers/${transferId}`)
-        .json(await readView(transferId));
+      // From the stream just read (the truth, consistent at once), not the read model, which may lag behind it.
+      res.status(200).location(`/transfers/${transferId}`).json(viewFromLog(transferId, existing.state));
       return;
     }
     // Refuse what cannot be a transfer before anything is written.
