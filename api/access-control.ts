@@ -6,7 +6,7 @@ import type { CommandContext } from '../application/event-envelope';
 import { accountStream } from '../domain/account-events';
 import { transferWorkflowId } from '../workflows/transfer-saga-contract';
 import type { ApiDeps } from './api-deps';
-import type { ApiKeyStore, Principal } from './api-keys';
+import type { ApiKeyStore, Principal } from '../stores/api-keys';
 import { HttpProblem, problemType } from './problem';
 import { AccountParams, CreateTransferBody, TransferParams } from './schemas';
 import { parse } from './validate';

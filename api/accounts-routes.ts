@@ -4,11 +4,12 @@ import { Router, type Request, type Response } from 'express';
 import { handleAccountCommand, type AccountCommandResult } from '../application/account-commands';
 import type { AccountCommand } from '../domain/account-decider';
 import { WrongExpectedVersionError } from '../eventstore/errors';
-import { accountRowView, listAccounts } from '../projections/account-balances-queries';
+import { accountRowView, findAccount, listAccounts } from '../projections/account-balances-queries';
+import { accountHistoryPage, movementView } from '../projections/account-history-queries';
 import { principalOf, requestContext } from './access-control';
 import type { ApiDeps } from './api-deps';
 import { awaitProjection } from './consistency';
-import { IdempotencyStore, type IdempotencyStoreOptions } from './idempotency-store';
+import { IdempotencyStore, type IdempotencyStoreOptions } from '../stores/idempotency-store';
 import {
   accountIdForKey,
   idempotencyKeyOf,
@@ -175,26 +176,9 @@ export function accountsRoutes(deps: ApiDeps, options: AccountsRoutesOptions = {
     const { id } = parse(AccountParams, req.params, 'path');
     const query = parse(ReadQuery, req.query, 'query');
     await awaitProjection(deps, 'account-balances', query.minPosition);
-    const row = await deps.readModels.query<{
-      account_id: string;
-      owner_id: string;
-      currency: string;
-      balance: string;
-      status: string;
-      revision: string;
-      updated_at: Date;
-    }>('SELECT * FROM rm_account_balances WHERE account_id = $1', [id]);
-    const a = row.rows[0];
-    if (!a) throw new HttpProblem(404, problemType('account-not-found'), 'Account not found', `No account ${id}`);
-    res.set('ETag', `"${a.revision}"`).json({
-      accountId: a.account_id,
-      ownerId: a.owner_id,
-      currency: a.currency,
-      balance: Number(a.balance),
-      status: a.status,
-      revision: Number(a.revision),
-      updatedAt: a.updated_at.toISOString(),
-    });
+    const account = await findAccount(deps.readModels, id);
+    if (!account) throw new HttpProblem(404, problemType('account-not-found'), 'Account not found', `No account ${id}`);
+    res.set('ETag', `"${account.revision}"`).json(accountRowView(account));
   });
 
   // Deposits and withdrawals: the same request (an amount, and a business time for a late record).
@@ -230,36 +214,11 @@ export function accountsRoutes(deps: ApiDeps, options: AccountsRoutesOptions = {
     const { id } = parse(AccountParams, req.params, 'path');
     const query = parse(HistoryQuery, req.query, 'query');
     await awaitProjection(deps, 'account-history', query.minPosition);
-    const rows = await deps.readModels.query<{
-      revision: string;
-      kind: string;
-      amount: string;
-      balance_after: string;
-      transfer_id: string | null;
-      counterpart_account_id: string | null;
-      occurred_at: Date;
-      recorded_at: Date;
-    }>(
-      `SELECT revision::text AS revision, kind, amount::text AS amount, balance_after::text AS balance_after, transfer_id, counterpart_account_id, occurred_at, recorded_at
-       FROM rm_account_history WHERE account_id = $1 AND ($2::bigint IS NULL OR revision < $2::bigint)
-       ORDER BY rm_account_history.revision DESC LIMIT $3`,
-      [id, query.cursor ?? null, query.limit + 1],
-    );
-    const page = rows.rows.slice(0, query.limit);
-    const more = rows.rows.length > query.limit;
+    const page = await accountHistoryPage(deps.readModels, id, { before: query.cursor, limit: query.limit });
     res.json({
       accountId: id,
-      movements: page.map((r) => ({
-        revision: Number(r.revision),
-        kind: r.kind,
-        amount: Number(r.amount),
-        balanceAfter: Number(r.balance_after),
-        transferId: r.transfer_id,
-        counterpartAccountId: r.counterpart_account_id,
-        occurredAt: r.occurred_at.toISOString(),
-        recordedAt: r.recorded_at.toISOString(),
-      })),
-      nextCursor: more ? page.at(-1)!.revision : null,
+      movements: page.rows.map(movementView),
+      nextCursor: page.more ? page.rows.at(-1)!.revision : null,
     });
   });
 

@@ -10,6 +10,8 @@ import type { ConsoleOptions } from './console-routes';
 
 export interface ApiDeps {
   store: EventStore;
+  /** Sets the chosen adapter's own gauges when /metrics is read (wired in main/services.ts connectEventStore). */
+  collectStoreMetrics?: () => Promise<void>;
   accounts: AccountRepository;
   readModels: Pool;
   temporal: Client;

@@ -2,7 +2,7 @@ import { Router } from 'express';
 import { actorOf } from './access-control';
 import type { ApiDeps } from './api-deps';
 import { ApiKeyParams, CreateApiKeyBody } from './api-key-schemas';
-import { ENV_OPERATOR_KEY_ID, type ApiKeyStore } from './api-keys';
+import { ENV_OPERATOR_KEY_ID, type ApiKeyStore } from '../stores/api-keys';
 import { HttpProblem, problemType } from './problem';
 import { parse } from './validate';
 

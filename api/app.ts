@@ -1,14 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import swaggerUi from 'swagger-ui-express';
-import { PostgresEventStore } from '../eventstore/postgres/postgres-event-store';
 import { ALL_PROJECTIONS } from '../projections/all-projections';
 import { collectProjectionMetrics } from '../projections/projection-health';
 import { installAuthentication, installAuthorization, principalOf } from './access-control';
 import { accountsRoutes } from './accounts-routes';
 import { businessTimeRoutes } from './business-time-routes';
 import { auditRoutes } from './audit-routes';
-import { ApiKeyStore } from './api-keys';
+import { ApiKeyStore } from '../stores/api-keys';
 import { apiKeysRoutes } from './api-keys-routes';
 import type { ApiDeps } from './api-deps';
 import { consoleRoutes } from './console-routes';
@@ -76,11 +75,7 @@ export function createApp(deps: ApiDeps): express.Express {
 
   const collect = async () => {
     await collectProjectionMetrics(deps.store, deps.readModels, ALL_PROJECTIONS, deps.metrics);
-    if (deps.store instanceof PostgresEventStore) {
-      const lag = await deps.store.openTransactionLag();
-      deps.metrics.eventsHeldBack.set(lag.eventsHeldBack);
-      deps.metrics.oldestOpenTransaction.set(lag.oldestOpenTransactionMs / 1000);
-    }
+    await deps.collectStoreMetrics?.();
   };
   app.use(opsRoutes(deps, collect));
   const openapi = buildOpenApiDocument();

@@ -49,7 +49,7 @@ function linkBase(url: string | undefined): string | null {
     if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') return null;
     return parsed.toString().replace(/\/+$/, '');
   } catch {
-    return null;
+    return null; // not a URL: no link
   }
 }
 

@@ -10,7 +10,7 @@ import { DuplicateEventIdError, WrongExpectedVersionError } from '../eventstore/
 import { formatPosition, type GlobalPosition, type RecordedEvent } from '../eventstore/event-store';
 import { requestContext } from './access-control';
 import type { ApiDeps } from './api-deps';
-import type { IdempotencyStore, StoredResponse } from './idempotency-store';
+import type { IdempotencyStore, StoredResponse } from '../stores/idempotency-store';
 import { HttpProblem, problemType } from './problem';
 import { rejectionProblem } from './rejection-status';
 import { AccountIdempotencyKeyHeader } from './schemas';
@@ -175,12 +175,20 @@ export async function runKeyedAccountWrite(
         answer = await writeOnce(deps, write, claim.baseRevision, req, res);
         answer = await keys.complete(scope, write.key, answer);
       } catch (error) {
+        // The request's own error is the answer; a claim that cannot be given back expires with its lease.
+        const unreleased = (failure: unknown) =>
+          deps.logger.log({
+            level: 'warn',
+            msg: 'Idempotency-Key claim not released: a retry waits for its lease to expire',
+            scope,
+            error: failure instanceof Error ? failure.message : String(failure),
+          });
         if (error instanceof KeyReusedError) {
           // The key's events in the log belong to another request (its record was purged): this claim is void.
-          await keys.abandon(scope, write.key, claim.owner).catch(() => undefined);
+          await keys.abandon(scope, write.key, claim.owner).catch(unreleased);
         } else {
           // No answer recorded: a retry may take the key over at once (and will find the events if they landed).
-          await keys.release(scope, write.key, claim.owner).catch(() => undefined);
+          await keys.release(scope, write.key, claim.owner).catch(unreleased);
         }
         throw error;
       }

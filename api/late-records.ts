@@ -7,7 +7,7 @@ import type { LateRecordKind } from '../domain/late-record-exception';
 import { actorOf, requestContext } from './access-control';
 import type { ApiDeps } from './api-deps';
 import { businessTimeOf } from './business-time-settings';
-import type { StoredResponse } from './idempotency-store';
+import type { StoredResponse } from '../stores/idempotency-store';
 import { problemResponse } from './idempotent-account-writes';
 import { HttpProblem, problemType } from './problem';
 

@@ -54,7 +54,14 @@ export function opsRoutes(deps: ApiDeps, collect: () => Promise<void>): Router {
     res.status(ready ? 200 : 503).json({ status, checks: Object.fromEntries(results), projections });
   });
   router.get('/metrics', async (_req, res) => {
-    await collect().catch(() => undefined);
+    // A gauge that cannot be read now keeps its last value; the rest of the metrics are still served.
+    await collect().catch((error: unknown) =>
+      deps.logger.log({
+        level: 'warn',
+        msg: 'metrics: could not read a gauge',
+        error: error instanceof Error ? error.message : String(error),
+      }),
+    );
     res.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
   });
   return router;

@@ -174,6 +174,7 @@ export async function startAndAnswer(
     { ...request, correlationId: res.locals.requestId as string, actor: actorOf(res) },
     { eager: deps.eagerStart },
   );
+  if (started.created) deps.metrics.sagaStarts.inc({ eager: String(started.eagerlyStarted) });
   res.location(`/transfers/${request.transferId}`);
   const waitSeconds = preferredWait(req.get('Prefer'));
   if (waitSeconds !== undefined) {

@@ -15,7 +15,7 @@ export const snapshotStream = (accountId: string): string => `snapshot-${account
  * state is written after every `snapshotEvery` events (best effort).
  */
 export class AccountRepository extends EventSourcedRepository<AccountState, AccountCommand, AccountEvent> {
-  constructor(store: EventStore, snapshotEvery = 50) {
-    super(store, accountDecider, { every: snapshotEvery, schema: SNAPSHOT_SCHEMA });
+  constructor(store: EventStore, snapshotEvery = 50, onSnapshotError?: (error: unknown, accountId: string) => void) {
+    super(store, accountDecider, { every: snapshotEvery, schema: SNAPSHOT_SCHEMA, onError: onSnapshotError });
   }
 }

@@ -14,6 +14,8 @@ export interface SnapshotOptions {
   every: number;
   /** The state's schema: a snapshot of another schema is ignored, so a new state shape needs no migration. */
   schema: number;
+  /** Told when a snapshot could not be written (the append it follows stands; the next load folds further). */
+  onError?: (error: unknown, id: string) => void;
 }
 
 const PAGE = 1000;
@@ -66,7 +68,10 @@ export class EventSourcedRepository<S, C, E extends DomainEvent> {
       const before = typeof expectedRevision === 'bigint' ? expectedRevision : -1n;
       const every = BigInt(this.snapshots.every);
       if ((result.nextExpectedRevision + 1n) / every > (before + 1n) / every) {
-        await this.writeSnapshot(id, stateAfter, result.nextExpectedRevision).catch(() => undefined); // best effort: a lost snapshot costs a longer fold
+        // Best effort: a lost snapshot costs a longer fold, never the append it follows.
+        await this.writeSnapshot(id, stateAfter, result.nextExpectedRevision).catch((error: unknown) =>
+          this.snapshots?.onError?.(error, id),
+        );
       }
     }
     return result;

@@ -31,7 +31,7 @@ const url = (name: string, protocols: readonly string[]) =>
         try {
           return protocols.includes(new URL(v).protocol);
         } catch {
-          return false;
+          return false; // not a URL: refused with the field named
         }
       },
       { error: `${name} must be a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}` },

@@ -25,7 +25,7 @@ export function isTimeZone(zone: unknown): zone is string {
     new Intl.DateTimeFormat('en-US', { timeZone: zone });
     return true;
   } catch {
-    return false;
+    return false; // the runtime does not know this zone: that is the answer
   }
 }
 

@@ -135,7 +135,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   try {
     await ensureDatabase(`${base}/postgres`, options.database);
   } catch (error) {
-    await stop().catch(() => undefined);
+    await stop().catch(() => undefined); // the start's error is the one to report
     throw error;
   }
   return { url: `${base}/${options.database}`, dataDir, pid: postmaster.pid!, stop };
@@ -186,7 +186,7 @@ function postgresUser(): Identity {
         Number.parseInt(execFileSync('id', [flag, USER], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim(), 10);
       return { uid: id('-u'), gid: id('-g') };
     } catch {
-      return undefined;
+      return undefined; // no such user yet: created below
     }
   };
   const found = lookup();
@@ -309,7 +309,7 @@ function isOwnPlace(root: string): boolean {
     const stat = fs.lstatSync(root);
     return stat.isDirectory() && stat.uid === 0 && (stat.mode & 0o022) === 0;
   } catch {
-    return false;
+    return false; // missing: not one of ours
   }
 }
 
@@ -464,7 +464,7 @@ function postmasterAlive(dataDir: string): boolean {
     process.kill(pid, 0);
     return true;
   } catch {
-    return false;
+    return false; // no such process: the pid file is stale
   }
 }
 

@@ -137,7 +137,7 @@ export class LocalStackGuard {
     try {
       return JSON.parse(fs.readFileSync(this.file, 'utf8')) as RegistryFile;
     } catch {
-      return undefined;
+      return undefined; // no registry, or a torn one: nothing is known to be left over
     }
   }
 
@@ -229,7 +229,7 @@ export class LocalStackGuard {
 const REAPER_SOURCE = `
 const fs = require('fs');
 const tracked = new Map();
-const stat = (pid) => { try { const s = fs.readFileSync('/proc/' + pid + '/stat', 'utf8'); const f = s.slice(s.lastIndexOf(')') + 2).split(' '); return { state: f[0], starttime: Number(f[19]) }; } catch { return undefined; } };
+const stat = (pid) => { try { const s = fs.readFileSync('/proc/' + pid + '/stat', 'utf8'); const f = s.slice(s.lastIndexOf(')') + 2).split(' '); return { state: f[0], starttime: Number(f[19]) }; } catch { return undefined; /* gone */ } };
 const cmdline = (pid) => { try { return fs.readFileSync('/proc/' + pid + '/cmdline', 'utf8').split('\\0').join(' '); } catch { return ''; } };
 const same = (t) => {
   try { process.kill(t.pid, 0); } catch (e) { if (e.code !== 'EPERM') return false; }
@@ -240,7 +240,7 @@ const same = (t) => {
   if (t.commandIncludes !== undefined && !cmdline(t.pid).includes(t.commandIncludes)) return false;
   return true;
 };
-const signal = (t, sig, group) => { try { process.kill(group ? -t.pid : t.pid, sig); } catch {} };
+const signal = (t, sig, group) => { try { process.kill(group ? -t.pid : t.pid, sig); } catch { /* already gone */ } };
 let reaping = false;
 async function reap() {
   if (reaping) return;
@@ -261,7 +261,7 @@ process.stdin.on('data', (chunk) => {
     const line = buffer.slice(0, i);
     buffer = buffer.slice(i + 1);
     let message;
-    try { message = JSON.parse(line); } catch { continue; }
+    try { message = JSON.parse(line); } catch { continue; /* not a message of ours */ }
     if (message.track) tracked.set(message.track.pid, message.track);
     if (message.release) process.exit(0);
   }

@@ -15,6 +15,12 @@ export class Metrics {
     labelNames: ['activity'],
     registers: [this.registry],
   });
+  readonly sagaStarts = new Counter({
+    name: 'transfer_saga_starts_total',
+    help: 'Sagas started by this API, by whether the server handed the first workflow task straight to this process (eager start: the local stack)',
+    labelNames: ['eager'],
+    registers: [this.registry],
+  });
   readonly transfersRepaired = new Counter({
     name: 'transfers_repaired_total',
     help: 'Transfers whose saga closed without an outcome (terminated, timed out, failed) and that the reconciler ran again, by how the saga closed',

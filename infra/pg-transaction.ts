@@ -15,7 +15,7 @@ export async function withTransaction<T>(pool: Pool, work: (client: PoolClient) 
     await client.query('COMMIT');
     return result;
   } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
+    await client.query('ROLLBACK').catch(() => undefined); // the error below is the one to report; a failed rollback dies with its connection
     throw error;
   } finally {
     client.off('error', ignore);

@@ -77,7 +77,7 @@ export function commandLine(pid: number): string | undefined {
   try {
     return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').trim();
   } catch {
-    return undefined;
+    return undefined; // exited
   }
 }
 

@@ -49,7 +49,7 @@ function isExecutable(file: string): boolean {
     fs.accessSync(file, fs.constants.X_OK);
     return fs.statSync(file).isFile();
   } catch {
-    return false;
+    return false; // missing or unreadable: not installed
   }
 }
 
@@ -170,14 +170,14 @@ async function acquireLock(lock: string, log: (line: string) => void, done: () =
       fs.mkdirSync(lock);
       return () => fs.rmSync(lock, { recursive: true, force: true });
     } catch {
-      if (done()) return undefined;
+      if (done()) return undefined; // the lock is held by another process: wait, unless we are done
       try {
         if (Date.now() - fs.statSync(lock).mtimeMs > 30 * 60_000) {
           fs.rmSync(lock, { recursive: true, force: true });
           continue;
         }
       } catch {
-        continue;
+        continue; // the lock went away meanwhile: try to take it
       }
       if (!announced) log(`[temporal-cli] another process is building the CLI (${lock}); waiting...`);
       announced = true;

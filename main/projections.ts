@@ -4,7 +4,7 @@ import { connectEventStore, Metrics, startProjections } from './services';
 
 void runService('projections', async (config, logger) => {
   const endpoints = requireEndpoints(config);
-  const store = await connectEventStore(config, endpoints.databaseUrl);
+  const { store } = await connectEventStore(config, endpoints.databaseUrl, logger);
   const projections = await startProjections(endpoints, store, new Metrics({ defaultMetrics: true }), logger);
   return {
     stop: async () => {

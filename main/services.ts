@@ -28,9 +28,42 @@ export interface Endpoints {
   temporalAddress: string;
 }
 
-export async function connectEventStore(config: Config, databaseUrl: string): Promise<EventStore> {
-  if (config.EVENT_STORE === 'esdb') return EsdbEventStore.connect(config.ESDB_URL!);
-  return PostgresEventStore.connect({ connectionString: databaseUrl, poolSize: config.PG_POOL_SIZE });
+/** The event store the configuration chose, with the gauges only its adapter can read (set each time /metrics is read). */
+export interface ConnectedEventStore {
+  store: EventStore;
+  collectMetrics(metrics: Metrics): Promise<void>;
+}
+
+/** `logger`: where the store's recovered errors go (a lost LISTEN connection, a consumer group's failed round). */
+export async function connectEventStore(config: Config, databaseUrl: string, logger?: Logger): Promise<ConnectedEventStore> {
+  if (config.EVENT_STORE === 'esdb') {
+    // EventStoreDB commits in log order: nothing is held back behind an open transaction.
+    return { store: await EsdbEventStore.connect(config.ESDB_URL!), collectMetrics: async () => undefined };
+  }
+  const store = await PostgresEventStore.connect({
+    connectionString: databaseUrl,
+    poolSize: config.PG_POOL_SIZE,
+    onError: logger ? recoveredErrorLogger(logger, 'event store') : undefined,
+  });
+  return { store, collectMetrics: (metrics) => collectPostgresStoreMetrics(store, metrics) };
+}
+
+/** PostgreSQL's own gauges: events committed behind an open transaction, held back from readers (see openTransactionLag). */
+export async function collectPostgresStoreMetrics(store: PostgresEventStore, metrics: Metrics): Promise<void> {
+  const lag = await store.openTransactionLag();
+  metrics.eventsHeldBack.set(lag.eventsHeldBack);
+  metrics.oldestOpenTransaction.set(lag.oldestOpenTransactionMs / 1000);
+}
+
+/** A snapshot that could not be written: the append stands, the next load folds further. */
+function snapshotErrorLogger(logger: Logger) {
+  return (error: unknown, accountId: string) =>
+    logger.log({
+      level: 'warn',
+      msg: 'account snapshot not written (the next load folds from the previous one)',
+      accountId,
+      error: error instanceof Error ? error.message : String(error),
+    });
 }
 
 /** Projection outcomes and finished transfers (counted once, when the transfers projection applies the outcome) into the metrics. */
@@ -102,6 +135,19 @@ function connectionErrorLogger(logger: Logger, pool: string): (error: Error) => 
   };
 }
 
+/**
+ * Errors a part recovers from on its own (it retries), logged as warnings at most once per 5 s for each place they
+ * come from (a database restart makes every consumer group fail each round until it is back).
+ */
+export function recoveredErrorLogger(logger: Logger, part: string): (error: unknown, where: string) => void {
+  const lastAt = new Map<string, number>();
+  return (error, where) => {
+    if (Date.now() - (lastAt.get(where) ?? 0) < 5_000) return;
+    lastAt.set(where, Date.now());
+    logger.log({ level: 'warn', msg: `${part}: ${where} failed; retrying`, error: error instanceof Error ? error.message : String(error) });
+  };
+}
+
 /** gRPC reconnect backoff for the Temporal client: a restarted server is found again within seconds. */
 const TEMPORAL_CHANNEL_ARGS = { 'grpc.initial_reconnect_backoff_ms': 500, 'grpc.max_reconnect_backoff_ms': 5_000 };
 
@@ -125,9 +171,17 @@ export async function startWorker(
   store: EventStore,
   metrics: Metrics,
   logger: Logger,
+  options: {
+    /**
+     * A connection shared with this process's API client, so that the API can start sagas eagerly (the local stack).
+     * It stays the caller's. When a worker on it cannot be made again after a failure, the worker moves to a
+     * connection of its own; the API's eager starts are then declined by the server and sagas start the usual way.
+     */
+    sharedConnection?: NativeConnection;
+  } = {},
 ): Promise<RunningWorker> {
   installTemporalRuntime(logger);
-  const accounts = new AccountRepository(store, config.SNAPSHOT_EVERY);
+  const accounts = new AccountRepository(store, config.SNAPSHOT_EVERY, snapshotErrorLogger(logger));
   const transfers = new TransferLog(store);
   // The reconciler (run by a Temporal schedule on this worker) needs a client of its own; lazy, so
   // that a Temporal server still starting does not stop the worker from starting.
@@ -143,7 +197,7 @@ export async function startWorker(
       onRepaired: (_transferId, closedAs) => metrics.transfersRepaired.inc({ closed_as: closedAs }),
     }),
   };
-  let connection: NativeConnection | undefined;
+  let connection: NativeConnection | undefined = options.sharedConnection;
   let worker: Worker | undefined;
   let state: 'running' | 'reconnecting' | 'stopped' = 'running';
   let lastError = '';
@@ -184,13 +238,20 @@ export async function startWorker(
       if (stopping) break;
       state = 'reconnecting';
       logger.log({ level: 'error', msg: 'worker failed; making it again once Temporal answers', error: lastError });
+      let attempts = 0;
       for (let delay = 1_000; !stopping; delay = Math.min(delay * 2, 10_000)) {
         await pause(delay);
         if (stopping) break;
         try {
-          // The failure may have come from the connection: start again from a fresh one.
-          await connection?.close().catch(() => undefined);
-          connection = undefined;
+          // The failure may have come from the connection. A shared one is tried for about 30 s (the API's eager starts
+          // need the worker on it); after that, and for a connection of its own, start again from a fresh one.
+          attempts += 1;
+          if (connection !== options.sharedConnection || attempts > 5) {
+            if (connection !== options.sharedConnection)
+              await connection?.close().catch(() => undefined); // being replaced: a failed close changes nothing
+            else logger.log({ level: 'warn', msg: 'worker moves to a connection of its own: eager workflow start is off until a restart' });
+            connection = undefined;
+          }
           await create();
           logger.log({ msg: 'worker made again', taskQueue: config.TASK_QUEUE });
           break;
@@ -222,8 +283,9 @@ export async function startWorker(
       wake?.();
       if (worker?.getState() === 'RUNNING') worker.shutdown();
       await supervised;
-      await connection?.close().catch(() => undefined);
-      await clientConnection.close().catch(() => undefined);
+      // Shutting down: a connection that fails to close is gone with the process. A shared one is its owner's to close.
+      if (connection !== options.sharedConnection) await connection?.close().catch(() => undefined);
+      await clientConnection.close().catch(() => undefined); // likewise
     },
   };
 }
@@ -253,10 +315,12 @@ export async function startProjections(endpoints: Endpoints, store: EventStore, 
 export async function startApi(
   config: Config,
   endpoints: Endpoints,
-  store: EventStore,
+  eventStore: ConnectedEventStore,
   metrics: Metrics,
   logger: Logger,
   extraChecks: Record<string, () => Promise<void>> = {},
+  /** The worker's connection in this process (the local stack): sagas are then started eagerly. It stays the caller's. */
+  sharedConnection?: NativeConnection,
 ) {
   const readModels = createServicePool({
     connectionString: endpoints.databaseUrl,
@@ -264,14 +328,18 @@ export async function startApi(
     applicationName: 'transfer-api',
     onConnectionError: connectionErrorLogger(logger, 'api'),
   });
-  const connection = await Connection.connect({ address: endpoints.temporalAddress, channelArgs: TEMPORAL_CHANNEL_ARGS });
+  const connection =
+    sharedConnection ?? (await Connection.connect({ address: endpoints.temporalAddress, channelArgs: TEMPORAL_CHANNEL_ARGS }));
   const temporal = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
+  const { store } = eventStore;
   const deps: ApiDeps = {
     store,
-    accounts: new AccountRepository(store, config.SNAPSHOT_EVERY),
+    collectStoreMetrics: () => eventStore.collectMetrics(metrics),
+    accounts: new AccountRepository(store, config.SNAPSHOT_EVERY, snapshotErrorLogger(logger)),
     readModels,
     temporal,
     taskQueue: config.TASK_QUEUE,
+    eagerStart: sharedConnection !== undefined,
     metrics,
     logger,
     access: {
@@ -301,7 +369,7 @@ export async function startApi(
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
       await closed;
-      await connection.close();
+      if (!sharedConnection) await connection.close();
       await readModels.end();
     },
   };

@@ -4,7 +4,7 @@ import { connectEventStore, Metrics, startWorker } from './services';
 
 void runService('worker', async (config, logger) => {
   const endpoints = requireEndpoints(config);
-  const store = await connectEventStore(config, endpoints.databaseUrl);
+  const { store } = await connectEventStore(config, endpoints.databaseUrl, logger);
   const worker = await startWorker(config, endpoints, store, new Metrics({ defaultMetrics: true }), logger);
   return {
     stop: async () => {

@@ -1,6 +1,6 @@
 import type { Pool } from 'pg';
 
-/** The queries of the balances read model (rm_account_balances, see account-balances-projection.ts) that the API lists accounts with. */
+/** The queries of the balances read model (rm_account_balances, see account-balances-projection.ts): one account, and lists. */
 
 export interface AccountBalanceRow {
   account_id: string;
@@ -25,6 +25,16 @@ export function accountRowView(row: AccountBalanceRow) {
   };
 }
 
+const ACCOUNT_COLUMNS = 'account_id, owner_id, currency, balance::text AS balance, status, revision::text AS revision, updated_at';
+
+/** One account by id (undefined when the read model has none). */
+export async function findAccount(pool: Pool, accountId: string): Promise<AccountBalanceRow | undefined> {
+  const result = await pool.query<AccountBalanceRow>(`SELECT ${ACCOUNT_COLUMNS} FROM rm_account_balances WHERE account_id = $1`, [
+    accountId,
+  ]);
+  return result.rows[0];
+}
+
 export interface AccountListFilter {
   /** Only this owner's accounts. */
   ownerId?: string;
@@ -47,7 +57,7 @@ export async function listAccounts(pool: Pool, filter: AccountListFilter): Promi
   if (filter.ownerId !== undefined) where.push(`owner_id = ${param(filter.ownerId)}`);
   if (filter.after !== undefined) where.push(`account_id > ${param(filter.after)}`);
   const sql =
-    'SELECT account_id, owner_id, currency, balance::text AS balance, status, revision::text AS revision, updated_at FROM rm_account_balances' +
+    `SELECT ${ACCOUNT_COLUMNS} FROM rm_account_balances` +
     `${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY ${filter.ownerId !== undefined ? 'owner_id, ' : ''}account_id LIMIT ${param(filter.limit + 1)}`;
   const rows = (await pool.query<AccountBalanceRow>(sql, params)).rows;
   return { rows: rows.slice(0, filter.limit), more: rows.length > filter.limit };

@@ -18,7 +18,7 @@ async function main(): Promise<void> {
   }
   const config = loadConfigOrExit();
   const databaseUrl = config.DATABASE_URL ?? `postgres://postgres:postgres@127.0.0.1:${config.POSTGRES_PORT}/transfers`;
-  const store = await connectEventStore(config, databaseUrl);
+  const { store } = await connectEventStore(config, databaseUrl);
   // No statement timeout: the swap waits for its table lock behind the API's reads.
   const pool = createServicePool({ connectionString: databaseUrl, max: 4, applicationName: 'transfer-rebuild', statementTimeoutMs: 0 });
   try {

@@ -19,6 +19,7 @@ import { createLogger } from '../infra/logger';
 import { assertPortFree, PortInUseError } from '../infra/ports';
 import { findOrInstallTemporalCli, TemporalCliNotFoundError } from '../infra/temporal-cli';
 import { startTemporalDevServer } from '../infra/temporal-dev-server';
+import { NativeConnection } from '@temporalio/worker';
 import { connectEventStore, Metrics, startApi, startProjections, startWorker } from '../main/services';
 
 const say = (line: string) => process.stdout.write(`[local-stack] ${line}\n`);
@@ -147,10 +148,17 @@ async function main(): Promise<void> {
     const endpoints = { databaseUrl, temporalAddress: temporal.address };
     const logger = createLogger(config.LOG_LEVEL);
     const metrics = new Metrics({ defaultMetrics: true });
-    const store = await connectEventStore(config, databaseUrl);
+    const eventStore = await connectEventStore(config, databaseUrl, logger.child({ service: 'event-store' }));
+    const { store } = eventStore;
     stops.push({ name: 'event store', stop: () => store.close() });
     step();
-    const worker = await startWorker(config, endpoints, store, metrics, logger.child({ service: 'worker' }));
+    // One Temporal connection for the worker and the API's client: sagas start eagerly (the first workflow task comes
+    // back with the start, without a trip through the task queue); the server may decline, then they start as usual.
+    const temporalConnection = await NativeConnection.connect({ address: endpoints.temporalAddress });
+    stops.push({ name: 'Temporal connection', stop: () => temporalConnection.close() });
+    const worker = await startWorker(config, endpoints, store, metrics, logger.child({ service: 'worker' }), {
+      sharedConnection: temporalConnection,
+    });
     stops.push({ name: 'worker', stop: worker.stop });
     step();
     const projections = await startProjections(endpoints, store, metrics, logger.child({ service: 'projections' }));
@@ -161,10 +169,11 @@ async function main(): Promise<void> {
     const api = await startApi(
       { ...config, OPERATOR_API_KEY: operatorKey.key, TEMPORAL_UI_URL: config.TEMPORAL_UI_URL ?? temporal.uiUrl },
       endpoints,
-      store,
+      eventStore,
       metrics,
       logger.child({ service: 'api' }),
       { worker: worker.health },
+      temporalConnection,
     );
     stops.push({ name: 'API', stop: api.stop });
     step();

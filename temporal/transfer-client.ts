@@ -34,6 +34,8 @@ export interface StartedTransfer {
   handle: WorkflowHandle<typeof transferSaga>;
   /** False when the transfer id was already known and the existing saga is returned. */
   created: boolean;
+  /** The server handed the first workflow task straight back to this process's worker (eager start). */
+  eagerlyStarted: boolean;
 }
 
 /**
@@ -77,7 +79,7 @@ export async function startTransfer(
       workflowIdConflictPolicy: 'FAIL',
       ...(options.eager ? { requestEagerStart: true } : {}),
     });
-    return { handle, created: true };
+    return { handle, created: true, eagerlyStarted: handle.eagerlyStarted };
   } catch (error) {
     if (!(error instanceof WorkflowExecutionAlreadyStartedError)) throw error;
   }
@@ -85,7 +87,7 @@ export async function startTransfer(
   const existing = ((await handle.describe()).memo ?? {}) as Partial<TransferSagaInput>;
   if (!sameRequest({ transferId: input.transferId, fromAccountId: '', toAccountId: '', amount: 0, ...existing }, input))
     throw new TransferConflictError(input.transferId, existing);
-  return { handle, created: false };
+  return { handle, created: false, eagerlyStarted: false };
 }
 
 /** The saga's live status via its query (works while running and after it finished). */

@@ -428,7 +428,7 @@ export class EsdbEventStore implements EventStore {
       const info = await this.client.getPersistentSubscriptionToAllInfo(group);
       return info.settings.maxRetryCount + 1;
     } catch {
-      return this.maxAttemptsByGroup.get(group) ?? DEFAULT_MAX_ATTEMPTS;
+      return this.maxAttemptsByGroup.get(group) ?? DEFAULT_MAX_ATTEMPTS; // the setting cannot be read now: the one we created the group with
     }
   }
 

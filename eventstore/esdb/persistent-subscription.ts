@@ -79,7 +79,7 @@ export class EsdbPersistentSubscription implements Subscription {
     this.stopped ??= (async () => {
       this.stopping = true;
       this.wakeUp?.();
-      await this.inFlight.catch(() => undefined);
+      await this.inFlight.catch(() => undefined); // its own handler reports its outcome; here we only wait for it to end
       const current = this.current;
       if (current) await closeQuietly(current);
       await this.loop;

@@ -19,7 +19,11 @@ export class AppendNotifier {
   private closed = false;
   private reconnectTimer?: NodeJS.Timeout;
 
-  constructor(private readonly config: ClientConfig) {
+  constructor(
+    private readonly config: ClientConfig,
+    /** Told when the LISTEN connection cannot be made (it is tried again every second). */
+    private readonly onError?: (error: unknown, where: string) => void,
+  ) {
     this.emitter.setMaxListeners(0);
   }
 
@@ -35,7 +39,7 @@ export class AppendNotifier {
       gone = true;
       if (this.client !== undefined && this.client !== client) return; // an older connection, already replaced
       client.removeAllListeners('notification');
-      client.end().catch(() => undefined);
+      client.end().catch(() => undefined); // already broken: ending it may fail, it is dropped either way
       this.scheduleReconnect();
     };
     client.on('error', lost);
@@ -46,13 +50,14 @@ export class AppendNotifier {
       if (this.closed) {
         // close() ran while we were (re)connecting: do not leave this connection behind.
         client.removeAllListeners('end');
-        await client.end().catch(() => undefined);
+        await client.end().catch(() => undefined); // a broken connection may fail to close: it is dropped either way
         return;
       }
       this.client = client;
       this.emitter.emit('append'); // we may have missed some while disconnected
-    } catch {
-      client.end().catch(() => undefined);
+    } catch (error) {
+      if (!this.closed) this.onError?.(error, 'append notifications (LISTEN); polling until it reconnects');
+      client.end().catch(() => undefined); // a connection that failed to start may fail to end too: it is dropped either way
       this.scheduleReconnect();
     }
   }
@@ -81,7 +86,7 @@ export class AppendNotifier {
     this.notifyInFlight = true;
     client
       .query(`NOTIFY ${APPEND_CHANNEL}`)
-      .catch(() => undefined)
+      .catch(() => undefined) // a lost notification delays other processes' readers by one poll interval, no more
       .finally(() => {
         this.notifyInFlight = false;
         if (this.notifyAgain) {
@@ -103,7 +108,7 @@ export class AppendNotifier {
     this.client = undefined;
     if (client) {
       client.removeAllListeners('end');
-      await client.end().catch(() => undefined);
+      await client.end().catch(() => undefined); // a broken connection may fail to close: it is dropped either way
     }
   }
 }

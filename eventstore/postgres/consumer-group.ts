@@ -1,19 +1,10 @@
 import { Client, type Pool, type QueryResultRow } from 'pg';
-import type {
-  BatchHandler,
-  CountEventsOptions,
-  EventCount,
-  GlobalPosition,
-  ParkedSummary,
-  RecordedEvent,
-  SubscriptionFilter,
-} from '../event-store';
+import type { BatchHandler, GlobalPosition, RecordedEvent, SubscriptionFilter } from '../event-store';
 import { blockedReason, START_POSITION } from '../event-store';
 import { validateStreamName } from '../validation';
 import type { AppendNotifier } from './append-notifier';
-import type { PostgresEventStore } from './postgres-event-store';
-import { VISIBLE_TO_READERS } from './postgres-event-store';
-import { EVENT_COLUMNS, eventColumns, toRecordedEvent, type EventRow } from './row-mapping';
+import { readEventsAfter, readHeadPosition } from './log-queries';
+import { eventColumns, toRecordedEvent, type EventRow } from './row-mapping';
 
 export interface ConsumerGroupSettings {
   maxAttempts: number;
@@ -21,6 +12,8 @@ export interface ConsumerGroupSettings {
   pollIntervalMs: number;
   /** Most events per handler call (1 for per-event subscriptions). */
   maxBatchSize: number;
+  /** Told when a round fails (store unreachable, lock connection lost) before the group backs off and retries. */
+  onError?: (error: unknown, where: string) => void;
 }
 
 const BATCH_SIZE = 500;
@@ -89,7 +82,8 @@ export class PostgresConsumerGroup {
   private blocked = new Map<string, bigint>();
 
   constructor(
-    private readonly store: PostgresEventStore,
+    /** The store's pool (reads, and the group's row); the lock connection is made from its settings. */
+    private readonly pool: Pool,
     private readonly notifier: AppendNotifier,
     readonly group: string,
     private readonly filter: SubscriptionFilter,
@@ -100,8 +94,8 @@ export class PostgresConsumerGroup {
   async start(): Promise<void> {
     validateStreamName(this.group);
     if (this.filter.from !== 'start' && this.filter.from !== 'end') throw new Error("subscription 'from' must be 'start' or 'end'");
-    const initial = this.filter.from === 'end' ? ((await this.store.headPosition()) ?? START_POSITION) : START_POSITION;
-    await this.store.pool.query(
+    const initial = this.filter.from === 'end' ? ((await readHeadPosition(this.pool)) ?? START_POSITION) : START_POSITION;
+    await this.pool.query(
       `INSERT INTO es_consumer_groups (group_name, stream_prefix, event_types, checkpoint_commit, checkpoint_prepare)
        VALUES ($1, $2, $3, $4, $5)
        ON CONFLICT (group_name) DO UPDATE SET stream_prefix = EXCLUDED.stream_prefix, event_types = EXCLUDED.event_types`,
@@ -140,8 +134,9 @@ export class PostgresConsumerGroup {
         const replayed = await this.deliverReplays();
         const delivered = await this.deliverNextBatch();
         if (!delivered && !replayed) await this.sleep(this.settings.pollIntervalMs);
-      } catch {
+      } catch (error) {
         // Store unreachable or lock connection lost: let a standby lead, back off, then retry from the saved checkpoint.
+        if (!this.stopping) this.settings.onError?.(error, `consumer group ${this.group}`);
         this.dropConnection();
         await this.sleep(this.settings.pollIntervalMs);
       }
@@ -153,7 +148,7 @@ export class PostgresConsumerGroup {
   private async connect(): Promise<Client> {
     if (this.connection) return this.connection;
     const client = new Client({
-      ...this.store.pool.options,
+      ...this.pool.options,
       keepAlive: true,
       keepAliveInitialDelayMillis: LOCK_KEEPALIVE_IDLE_MS,
       query_timeout: LOCK_QUERY_TIMEOUT_MS,
@@ -169,7 +164,7 @@ export class PostgresConsumerGroup {
         // A server or role that refuses these settings: the lock still works, a vanished leader is just noticed later.
       }
     } catch (error) {
-      void client.end().catch(() => undefined);
+      void client.end().catch(() => undefined); // a broken connection may fail to close: it is dropped either way
       throw error;
     }
     this.connection = client;
@@ -183,7 +178,7 @@ export class PostgresConsumerGroup {
       this.leader = false;
       this.wake?.('lost');
     }
-    void client.end().catch(() => undefined);
+    void client.end().catch(() => undefined); // a broken connection may fail to close: it is dropped either way
   }
 
   /** After an error: the lock connection may be broken, so it is closed (never returned anywhere) and the lock with it. */
@@ -205,7 +200,7 @@ export class PostgresConsumerGroup {
     } catch {
       // closing the session frees the lock anyway
     }
-    await client.end().catch(() => undefined);
+    await client.end().catch(() => undefined); // a broken connection may fail to close: it is dropped either way
   }
 
   private async tryLead(): Promise<boolean> {
@@ -253,18 +248,12 @@ export class PostgresConsumerGroup {
   /** Reads the next batch (unfiltered, so the checkpoint also moves past events of no interest). */
   private async deliverNextBatch(): Promise<boolean> {
     const from = this.checkpoint;
-    const result = await this.store.pool.query<EventRow>(
-      `SELECT ${EVENT_COLUMNS} FROM es_events
-       WHERE (transaction_id, position) > ($1::text::xid8, $2::bigint) AND ${VISIBLE_TO_READERS}
-       ORDER BY es_events.transaction_id, es_events.position LIMIT ${BATCH_SIZE}`,
-      [from.commit < 0n ? '0' : from.commit.toString(), from.prepare.toString()],
-    );
-    if (result.rows.length === 0) return false;
+    const events = await readEventsAfter(this.pool, from, BATCH_SIZE);
+    if (events.length === 0) return false;
     // The checkpoint is saved every CHECKPOINT_EVERY events or CHECKPOINT_MS, and at the end of the
     // batch: a crash redelivers at most that much (at-least-once; consumers are idempotent).
     let unsaved = 0;
     let savedAt = Date.now();
-    const events = result.rows.map(toRecordedEvent);
     try {
       let i = 0;
       while (i < events.length && !this.stopping && this.leader) {
@@ -381,7 +370,7 @@ export class PostgresConsumerGroup {
    * stays parked behind it without being attempted.
    */
   private async deliverReplays(): Promise<boolean> {
-    const asked = await this.store.pool.query(
+    const asked = await this.pool.query(
       'SELECT 1 FROM es_parked_events WHERE group_name = $1 AND replay_requested_at IS NOT NULL LIMIT 1',
       [this.group],
     );
@@ -455,49 +444,4 @@ export class PostgresConsumerGroup {
       };
     });
   }
-}
-
-// --- queries for the port (PostgresEventStore delegates to these) ------------------------------------------------
-
-function escapeLike(text: string): string {
-  return text.replace(/[\\%_]/g, (c) => `\\${c}`);
-}
-
-/** One indexed query: a range scan of es_events_global_order from the position (the filters are applied on the way). */
-export async function countEvents(pool: Pool, options: CountEventsOptions = {}): Promise<EventCount> {
-  const from = options.fromPosition ?? START_POSITION;
-  const params: unknown[] = [from.commit < 0n ? '0' : from.commit.toString(), from.prepare.toString()];
-  const where = [`(transaction_id, position) > ($1::text::xid8, $2::bigint)`, VISIBLE_TO_READERS];
-  if (options.streamPrefix !== undefined) {
-    params.push(`${escapeLike(options.streamPrefix)}%`);
-    where.push(`stream LIKE $${params.length}`);
-  }
-  if (options.eventTypes !== undefined) {
-    params.push([...options.eventTypes]);
-    where.push(`type = ANY($${params.length}::text[])`);
-  }
-  const result = await pool.query<{ n: string; oldest: Date | null }>(
-    `SELECT count(*)::text AS n, min(recorded_at) AS oldest FROM es_events WHERE ${where.join(' AND ')}`,
-    params,
-  );
-  const row = result.rows[0]!;
-  return { count: Number(row.n), oldestRecordedAt: row.oldest?.toISOString(), saturated: false };
-}
-
-export async function parkedSummary(pool: Pool, group: string, upTo?: GlobalPosition): Promise<ParkedSummary> {
-  const result = await pool.query<{ n: string; oldest: Date | null; txid: string | null; position: string | null }>(
-    `WITH parked AS (
-       SELECT e.transaction_id, e.position, e.recorded_at FROM es_parked_events p JOIN es_events e ON e.position = p.event_position
-       WHERE p.group_name = $1 AND ($2::text IS NULL OR (e.transaction_id, e.position) <= ($2::text::xid8, $3::bigint)))
-     SELECT (SELECT count(*) FROM parked)::text AS n, (SELECT min(recorded_at) FROM parked) AS oldest,
-            f.transaction_id::text AS txid, f.position::text AS position
-     FROM (SELECT 1) one LEFT JOIN LATERAL (SELECT transaction_id, position FROM parked ORDER BY transaction_id, position LIMIT 1) f ON true`,
-    [group, upTo ? (upTo.commit < 0n ? '0' : upTo.commit.toString()) : null, upTo ? upTo.prepare.toString() : null],
-  );
-  const row = result.rows[0]!;
-  return {
-    count: Number(row.n),
-    first: row.txid !== null && row.position !== null ? { commit: BigInt(row.txid), prepare: BigInt(row.position) } : undefined,
-    oldestRecordedAt: row.oldest?.toISOString(),
-  };
 }

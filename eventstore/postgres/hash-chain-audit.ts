@@ -165,7 +165,7 @@ export class PostgresChainAudit implements ChainAudit {
           current.rows.push(row);
         }
         if (breaks.full) {
-          await next?.catch(() => undefined);
+          await next?.catch(() => undefined); // a page read ahead and no longer needed: its result and error are moot
           break;
         }
       }
@@ -193,7 +193,7 @@ export class PostgresChainAudit implements ChainAudit {
       anchor = await this.checkAnchors(client, breaks, options);
       await client.query('COMMIT');
     } catch (error) {
-      await client.query('ROLLBACK').catch(() => undefined);
+      await client.query('ROLLBACK').catch(() => undefined); // the error below is the one to report; a failed rollback dies with its connection
       throw error;
     } finally {
       client.release();
@@ -329,11 +329,11 @@ export class PostgresChainAudit implements ChainAudit {
           await client.query(result.anchor ? 'COMMIT' : 'ROLLBACK');
           return result;
         } catch (error) {
-          await client.query('ROLLBACK').catch(() => undefined);
+          await client.query('ROLLBACK').catch(() => undefined); // the error below is the one to report; a failed rollback dies with its connection
           throw error;
         }
       } finally {
-        await client.query('SELECT pg_advisory_unlock($1)', [ANCHOR_LOCK]).catch(() => undefined);
+        await client.query('SELECT pg_advisory_unlock($1)', [ANCHOR_LOCK]).catch(() => undefined); // a session lock ends with its session anyway
       }
     } finally {
       client.release();

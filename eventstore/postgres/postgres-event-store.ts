@@ -25,31 +25,32 @@ import type {
   SubscriptionFilter,
   SubscriptionOptions,
 } from '../event-store';
-import { START_POSITION } from '../event-store';
 import { validateAppend, validateStreamName } from '../validation';
 import { AppendNotifier } from './append-notifier';
-import { countEvents, parkedSummary, PostgresConsumerGroup } from './consumer-group';
+import { PostgresConsumerGroup } from './consumer-group';
+import {
+  AFTER_POSITION,
+  countEvents,
+  escapeLike,
+  LOG_ORDER,
+  parkedSummary,
+  positionParams,
+  readHeadPosition,
+  VISIBLE_TO_READERS,
+} from './log-queries';
 import { PostgresChainAudit } from './hash-chain-audit';
 import { migrateEventStore } from './migrations';
 import { EVENT_COLUMNS, eventColumns, toRecordedEvent, type EventRow } from './row-mapping';
 
 const MAX_READ = 10_000;
 
-/**
- * Rows readers may see: written by transactions older than every transaction still in progress.
- * Postgres hands out `position` at insert time, but transactions commit in any order, so position
- * N+1 can be visible while N is still uncommitted. A reader that advanced past N+1 would skip N
- * forever. Every transaction still running has an id >= pg_snapshot_xmin(current snapshot), and
- * every later one gets a larger id, so once a reader has read all rows with transaction_id below
- * that xmin, nothing can ever appear behind it. Readers order by (transaction_id, position) and
- * checkpoint that pair (our GlobalPosition { commit, prepare }).
- * The price: one long-open writing transaction holds every reader back. We expose that as lag
- * (`openTransactionLag()`), rather than silently waiting.
- */
-export const VISIBLE_TO_READERS = 'transaction_id < pg_snapshot_xmin(pg_current_snapshot())';
-
 export interface PostgresEventStoreOptions {
   connectionString: string;
+  /**
+   * The pool to use instead of one made from connectionString and poolSize (a test that records the store's
+   * queries). It stays the caller's: close() does not end it.
+   */
+  pool?: Pool;
   poolSize?: number;
   /** Run schema migrations on connect (default true). */
   migrate?: boolean;
@@ -63,7 +64,15 @@ export interface PostgresEventStoreOptions {
    * log does not verify.
    */
   hashChain?: boolean;
+  /**
+   * Told of the errors the store recovers from on its own, so they can be logged: a lost LISTEN connection (it
+   * reconnects), a consumer group's failed round (it backs off and resumes from its checkpoint).
+   */
+  onError?: StoreErrorListener;
 }
+
+/** An error the store recovered from, and where (e.g. 'consumer group projections-transfers'). */
+export type StoreErrorListener = (error: unknown, where: string) => void;
 
 export interface OpenTransactionLag {
   /** Visible events that readers cannot deliver yet because an older transaction is still open. */
@@ -76,10 +85,12 @@ export class PostgresEventStore implements EventStore {
   private readonly groups = new Set<PostgresConsumerGroup>();
 
   private constructor(
-    readonly pool: Pool,
+    private readonly pool: Pool,
+    private readonly ownsPool: boolean,
     private readonly notifier: AppendNotifier,
     private readonly pollIntervalMs: number,
     private readonly hashChain: boolean = true,
+    private readonly onError?: StoreErrorListener,
   ) {}
 
   /** Verify the hash chains and write anchors (eventstore/postgres/hash-chain-audit.ts). */
@@ -91,21 +102,30 @@ export class PostgresEventStore implements EventStore {
     // Time-limited connection waits and statements (a statement fails instead of landing long after
     // its caller, an activity Temporal already timed out, gave up on it); a dead connection never
     // ends the process, its error surfaces on the next query instead.
-    const pool = createServicePool({
-      connectionString: options.connectionString,
-      max: options.poolSize ?? 20,
-      applicationName: 'transfer-event-store',
-      statementTimeoutMs: options.statementTimeoutMs ?? PG_TIMEOUTS.statementMs,
-    });
+    const pool =
+      options.pool ??
+      createServicePool({
+        connectionString: options.connectionString,
+        max: options.poolSize ?? 20,
+        applicationName: 'transfer-event-store',
+        statementTimeoutMs: options.statementTimeoutMs ?? PG_TIMEOUTS.statementMs,
+      });
     try {
       if (options.migrate !== false) await migrateEventStore(pool);
     } catch (error) {
-      await pool.end().catch(() => undefined);
+      if (!options.pool) await pool.end().catch(() => undefined); // the migration's error is the one to report
       throw asUnavailable(error);
     }
-    const notifier = new AppendNotifier(clientSettings(options.connectionString, 'transfer-event-store-listen'));
+    const notifier = new AppendNotifier(clientSettings(options.connectionString, 'transfer-event-store-listen'), options.onError);
     await notifier.start();
-    return new PostgresEventStore(pool, notifier, options.pollIntervalMs ?? 1000, options.hashChain ?? true);
+    return new PostgresEventStore(
+      pool,
+      !options.pool,
+      notifier,
+      options.pollIntervalMs ?? 1000,
+      options.hashChain ?? true,
+      options.onError,
+    );
   }
 
   async appendToStream(stream: string, events: readonly NewEvent[], options: AppendOptions): Promise<AppendResult> {
@@ -257,9 +277,8 @@ export class PostgresEventStore implements EventStore {
   }
 
   async readAll(options: ReadAllOptions = {}): Promise<RecordedEvent[]> {
-    const from = options.fromPosition ?? START_POSITION;
-    const params: unknown[] = [from.commit < 0n ? '0' : from.commit.toString(), from.prepare.toString(), clampCount(options.maxCount)];
-    const where = [`(transaction_id, position) > ($1::text::xid8, $2::bigint)`, VISIBLE_TO_READERS];
+    const params: unknown[] = [...positionParams(options.fromPosition), clampCount(options.maxCount)];
+    const where = [AFTER_POSITION, VISIBLE_TO_READERS];
     if (options.streamPrefix !== undefined) {
       params.push(`${escapeLike(options.streamPrefix)}%`);
       where.push(`stream LIKE $${params.length}`);
@@ -291,7 +310,7 @@ export class PostgresEventStore implements EventStore {
              WHERE ${where.join(' AND ')} ORDER BY es_events.transaction_id, es_events.position LIMIT $3
            ) e
            ORDER BY e.order_txid, e.order_position LIMIT $3`
-        : `SELECT ${EVENT_COLUMNS} FROM es_events WHERE ${where.join(' AND ')} ORDER BY es_events.transaction_id, es_events.position LIMIT $3`;
+        : `SELECT ${EVENT_COLUMNS} FROM es_events WHERE ${where.join(' AND ')} ORDER BY ${LOG_ORDER} LIMIT $3`;
       const result = await this.pool.query<EventRow>(sql, params);
       return result.rows.map(toRecordedEvent);
     } catch (error) {
@@ -300,12 +319,7 @@ export class PostgresEventStore implements EventStore {
   }
 
   async headPosition(): Promise<GlobalPosition | undefined> {
-    const result = await this.pool.query<{ txid: string; position: string }>(
-      `SELECT transaction_id::text AS txid, position::text AS position FROM es_events WHERE ${VISIBLE_TO_READERS}
-       ORDER BY es_events.transaction_id DESC, es_events.position DESC LIMIT 1`,
-    );
-    const row = result.rows[0];
-    return row ? { commit: BigInt(row.txid), prepare: BigInt(row.position) } : undefined;
+    return readHeadPosition(this.pool);
   }
 
   async listStreams(options: ListStreamsOptions = {}): Promise<StreamSummary[]> {
@@ -337,11 +351,12 @@ export class PostgresEventStore implements EventStore {
     handler: BatchHandler,
     options: BatchSubscriptionOptions = {},
   ): Promise<Subscription> {
-    const consumer = new PostgresConsumerGroup(this, this.notifier, group, filter, handler, {
+    const consumer = new PostgresConsumerGroup(this.pool, this.notifier, group, filter, handler, {
       maxAttempts: options.maxAttempts ?? 5,
       retryBackoffMs: options.retryBackoffMs ?? 100,
       pollIntervalMs: this.pollIntervalMs,
       maxBatchSize: Math.max(1, Math.floor(options.maxBatchSize ?? 100)),
+      onError: this.onError,
     });
     await consumer.start();
     this.groups.add(consumer);
@@ -404,7 +419,7 @@ export class PostgresEventStore implements EventStore {
     await Promise.all([...this.groups].map((g) => g.stop()));
     this.groups.clear();
     await this.notifier.close();
-    await this.pool.end();
+    if (this.ownsPool) await this.pool.end();
   }
 }
 
@@ -554,10 +569,6 @@ function clampCount(count: number | undefined): number {
   if (count === undefined) return MAX_READ;
   if (!Number.isInteger(count) || count < 1) throw new EventStoreValidationError('maxCount', 'must be a positive integer');
   return Math.min(count, MAX_READ);
-}
-
-function escapeLike(text: string): string {
-  return text.replace(/[\\%_]/g, (c) => `\\${c}`);
 }
 
 const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND', 'EPIPE', '57P01', '57P02', '57P03', '53300']);

@@ -238,7 +238,7 @@ describe('access control: API keys, roles, owners, rate limit, actor', () => {
     const keys = await api.readModels.query<{ n: number; revoked: number }>(
       'SELECT count(*)::int AS n, count(revoked_at)::int AS revoked FROM api_keys',
     );
-    return { events: await storeFingerprint(api.store), keys: keys.rows[0] };
+    return { events: await storeFingerprint(api.pool), keys: keys.rows[0] };
   }
 
   const expected = (row: Row, who: Who) => (who === 'none' || who === 'revoked' ? 401 : row.expect[who]);
@@ -473,7 +473,7 @@ describe('access control: API keys, roles, owners, rate limit, actor', () => {
       .send({ transferId, fromAccountId: A1, toAccountId: B1, amount: 250 });
     expect(res.status).toBe(202);
     expect((await api.as(alice.secret).get(`/transfers/${transferId}`).query({ wait: 30 })).body.status).toBe('completed');
-    const events = await api.store.pool.query<{ stream: string; type: string; metadata: Record<string, unknown> }>(
+    const events = await api.pool.query<{ stream: string; type: string; metadata: Record<string, unknown> }>(
       `SELECT stream, type, metadata FROM es_events WHERE metadata->>'transferId' = $1 OR stream = $2 ORDER BY position`,
       [transferId, transferStream(transferId)],
     );
@@ -505,7 +505,7 @@ describe('access control: API keys, roles, owners, rate limit, actor', () => {
   });
 
   test('every event the API caused in this file carries an actor', async () => {
-    const missing = await api.store.pool.query<{ stream: string; type: string }>(
+    const missing = await api.pool.query<{ stream: string; type: string }>(
       `SELECT stream, type FROM es_events WHERE NOT (metadata ? 'actor')`,
     );
     expect(missing.rows).toEqual([]);
@@ -525,7 +525,7 @@ describe('access control: API keys, roles, owners, rate limit, actor', () => {
     expect(logLines.length).toBeGreaterThan(50);
     expect(logLines.some((l) => l.includes(`"actor":"${alice.keyId}"`))).toBe(true); // the key id is logged, the secret never
     check('the logs', logLines.join('\n'));
-    const events = await api.store.pool.query<{ row: string }>('SELECT row_to_json(e)::text AS row FROM es_events e');
+    const events = await api.pool.query<{ row: string }>('SELECT row_to_json(e)::text AS row FROM es_events e');
     expect(events.rows.length).toBeGreaterThan(20);
     check('the events', events.rows.map((r) => r.row).join('\n'));
     check('the metrics', (await api.http().get('/metrics')).text);

@@ -730,7 +730,7 @@ describe('bad requests: a problem+json answer naming the field, no internals, an
   });
 
   test.each(CASES)('$name -> $status', async (c) => {
-    const before = await storeFingerprint(api.store);
+    const before = await storeFingerprint(api.pool);
     const requestId = `bad-${randomUUID().slice(0, 8)}`;
     const body = c.body?.(fixture);
     const res = await send({
@@ -753,7 +753,7 @@ describe('bad requests: a problem+json answer naming the field, no internals, an
     expect(res.text).not.toMatch(/\/work\/|node_modules|\.ts:\d+|\.js:\d+|"stack"/);
 
     // The event store is unchanged, and no saga was started.
-    expect(await storeFingerprint(api.store)).toEqual(before);
+    expect(await storeFingerprint(api.pool)).toEqual(before);
     const transferId = (body as { transferId?: unknown } | undefined)?.transferId ?? c.headers?.['Idempotency-Key'];
     if (typeof transferId === 'string' && c.path(fixture) === '/transfers') {
       await expect(api.stack.client.workflow.getHandle(transferWorkflowId(transferId)).describe()).rejects.toBeInstanceOf(

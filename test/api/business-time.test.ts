@@ -148,7 +148,7 @@ describe('business time: late records, exceptions, closing the books, statements
     expect(listed.body.exceptions[0].lateBy).toMatch(/^6d/);
 
     // In the future beyond the clock-skew allowance, or malformed: refused, nothing written, nothing held.
-    const written = await storeFingerprint(api.store);
+    const written = await storeFingerprint(api.pool);
     expectProblem(
       await deposit(a, { amount: 1, occurredAt: new Date(Date.now() + 3_600_000).toISOString() }),
       422,
@@ -157,7 +157,7 @@ describe('business time: late records, exceptions, closing the books, statements
     );
     expectProblem(await withdraw(a, { amount: 1, occurredAt: 'yesterday' }), 400, '/problems/validation-error', 'occurredAt');
     expectProblem(await deposit(a, { amount: 1, occurredAt: '2026-03-02T10:00:00' }), 400, '/problems/validation-error', 'occurredAt');
-    expect(await storeFingerprint(api.store)).toEqual(written);
+    expect(await storeFingerprint(api.pool)).toEqual(written);
   });
 
   test('with an Idempotency-Key, a too-late record is held once and its 422 replayed; a record in time is never turned into an exception by a retry', async () => {
@@ -223,14 +223,14 @@ describe('business time: late records, exceptions, closing the books, statements
     ]);
 
     // Again: the same answer, nothing written.
-    const written = await storeFingerprint(api.store);
+    const written = await storeFingerprint(api.pool);
     const again = await http().post(`/exceptions/${exceptionId}/accept`);
     expect({ status: again.status, account: again.body.account, exception: again.body.exception }).toEqual({
       status: 200,
       account: accepted.body.account,
       exception: accepted.body.exception,
     });
-    expect(await storeFingerprint(api.store)).toEqual(written);
+    expect(await storeFingerprint(api.pool)).toEqual(written);
     expectProblem(await http().post(`/exceptions/${exceptionId}/reject`).send({}), 409, '/problems/exception-closed');
     expectProblem(await http().post(`/exceptions/${randomUUID()}/accept`), 404, '/problems/exception-not-found');
 
@@ -302,7 +302,7 @@ describe('business time: late records, exceptions, closing the books, statements
     expect(published.movements.map((m) => m.amount)).toEqual([1_000]);
 
     // Idempotent; a day not ended yet; bad input.
-    const written = await storeFingerprint(api.store);
+    const written = await storeFingerprint(api.pool);
     expect((await http().post('/books/close').send({ date: D })).body).toMatchObject({ closed: [], lastClosedDate: D });
     expectProblem(
       await http()
@@ -322,7 +322,7 @@ describe('business time: late records, exceptions, closing the books, statements
     );
     expectProblem(await http().post('/books/close').send({ date: '2026-02-30' }), 400, '/problems/validation-error', 'date');
     expectProblem(await http().post('/books/close').send({}), 400, '/problems/validation-error', 'date');
-    expect(await storeFingerprint(api.store)).toEqual(written);
+    expect(await storeFingerprint(api.pool)).toEqual(written);
 
     // Late records of the closed day: accepted (within MAX_LATENESS), recorded after the close.
     const c1 = await deposit(b, { amount: 250, occurredAt: at(D, '15:00:00') });

@@ -285,7 +285,7 @@ describe('HTTP API end to end (express app on the real event store, Temporal and
     expect(ok.status).toBe(200);
     expect(ok.headers.etag).toBe('"2"');
 
-    const before = await storeFingerprint(api.store);
+    const before = await storeFingerprint(api.pool);
     const stale = await write(`/accounts/${accountId}/deposits`, 10, { 'If-Match': etag });
     expectProblem(stale, 412, '/problems/precondition-failed', 'If-Match');
     expectProblem(
@@ -300,7 +300,7 @@ describe('HTTP API end to end (express app on the real event store, Temporal and
       '/problems/precondition-failed',
       'If-Match',
     );
-    expect(await storeFingerprint(api.store)).toEqual(before);
+    expect(await storeFingerprint(api.pool)).toEqual(before);
     expect(await api.stack.eventTypes(accountStream(accountId))).toEqual(['AccountOpened', 'MoneyDeposited', 'MoneyDeposited']);
 
     // The ETag of a read is a valid If-Match (weak form accepted too).
@@ -313,12 +313,12 @@ describe('HTTP API end to end (express app on the real event store, Temporal and
 
   test('domain rules: closing with a balance is 422, overdrawing is 422, an unknown account is 404; none writes anything', async () => {
     const { accountId } = await openAccount({ ownerId: 'closer', currency: 'EUR', initialDeposit: 300 });
-    const before = await storeFingerprint(api.store);
+    const before = await storeFingerprint(api.pool);
     expectProblem(await http().post(`/accounts/${accountId}/close`), 422, '/problems/account-has-balance');
     expectProblem(await write(`/accounts/${accountId}/withdrawals`, 301), 422, '/problems/insufficient-funds', 'amount');
     expectProblem(await write(`/accounts/${randomUUID()}/deposits`, 100), 404, '/problems/account-not-found');
     expectProblem(await http().get(`/accounts/${randomUUID()}`), 404, '/problems/account-not-found');
-    expect(await storeFingerprint(api.store)).toEqual(before);
+    expect(await storeFingerprint(api.pool)).toEqual(before);
 
     expect((await write(`/accounts/${accountId}/withdrawals`, 300)).body).toMatchObject({ balance: 0 });
     const closed = await http().post(`/accounts/${accountId}/close`).set('content-type', 'application/json').send({});
@@ -549,6 +549,29 @@ describe('HTTP API end to end (express app on the real event store, Temporal and
     expect(metrics.text).toMatch(/^projection_lag_events\{projection="account-history"\} \d+$/m);
     expect(metrics.text).toMatch(/^http_request_duration_seconds_bucket\{.*route="\/accounts\/:id".*\} /m);
     expect(metrics.text).toMatch(/^http_request_duration_seconds_count\{method="POST",route="\/transfers",status="202"\} [1-9]/m);
+
+    // The adapter's own gauges, wired where the adapter is chosen: an event committed behind an open transaction
+    // is held back from readers, and /metrics says so.
+    const slow = await api.pool.connect();
+    try {
+      const stream = `held-${randomUUID()}`;
+      await slow.query('BEGIN');
+      await slow.query('INSERT INTO es_streams (stream, revision) VALUES ($1, 0)', [stream]);
+      await slow.query(
+        `INSERT INTO es_events (stream, revision, id, type, data, metadata, occurred_at) VALUES ($1, 0, $2, 'Held', '{}', '{}', now())`,
+        [stream, randomUUID()],
+      );
+      await api.store.appendToStream(`held-after-${randomUUID()}`, [{ id: randomUUID(), type: 'After', data: {}, metadata: {} }], {
+        expectedRevision: 'no_stream',
+      });
+      const held = await http().get('/metrics');
+      expect(held.text).toMatch(/^event_store_events_held_back [1-9]\d*$/m);
+      expect(held.text).toMatch(/^event_store_oldest_open_transaction_seconds [0-9.e-]+$/m);
+    } finally {
+      await slow.query('ROLLBACK');
+      slow.release();
+    }
+    expect((await http().get('/metrics')).text).toMatch(/^event_store_events_held_back 0$/m);
 
     const openapi = await http().get('/openapi.json');
     expect(openapi.status).toBe(200);

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import express from 'express';
 import request, { type Response } from 'supertest';
 import { accountsRoutes } from '../../api/accounts-routes';
-import { IDEMPOTENCY_KEYS_TABLE, IdempotencyStore } from '../../api/idempotency-store';
+import { IDEMPOTENCY_KEYS_TABLE, IdempotencyStore } from '../../stores/idempotency-store';
 import { accountIdForKey, keyedEventIds, keyScope, requestFingerprint, type KeyedEndpoint } from '../../api/idempotent-account-writes';
 import { problemHandler } from '../../api/problem';
 import { accountStream } from '../../domain/account-events';
@@ -63,7 +63,7 @@ describe('Idempotency-Key on account writes (real event store and read-model dat
     if (key !== undefined) req.set('Idempotency-Key', key);
     return req.send(body);
   };
-  const eventCount = async () => (await storeFingerprint(api.store)).events;
+  const eventCount = async () => (await storeFingerprint(api.pool)).events;
   const streamTypes = async (accountId: string) => (await api.store.readStream(accountStream(accountId))).map((e) => e.type);
   const keyRows = async (key: string) =>
     Number((await api.readModels.query(`SELECT count(*) AS n FROM ${IDEMPOTENCY_KEYS_TABLE} WHERE key = $1`, [key])).rows[0].n);

@@ -71,12 +71,12 @@ describe('reversals', () => {
     const { from, to, transferId } = await completedTransfer(1_000);
     expect((await reverse(transferId, { amount: 300 })).body).toMatchObject({ status: 'completed', amount: 300 });
     expect((await reverse(transferId)).body).toMatchObject({ status: 'completed', amount: 700 }); // the default: what is left
-    const before = await storeFingerprint(api.store);
+    const before = await storeFingerprint(api.pool);
     const beyond = await reverse(transferId, { amount: 1 });
     expect(beyond.status).toBe(422);
     expect(beyond.headers['content-type']).toMatch(/application\/problem\+json/);
     expect(beyond.body).toMatchObject({ type: '/problems/reversal-exceeds-original', errors: [{ field: 'amount' }] });
-    expect(await storeFingerprint(api.store)).toEqual(before);
+    expect(await storeFingerprint(api.pool)).toEqual(before);
     expect(await balance(from)).toBe(5_000);
     expect(await balance(to)).toBe(0);
   });
@@ -105,11 +105,11 @@ describe('reversals', () => {
           .send({ transferId, fromAccountId: from, toAccountId: to, amount: 5_000 })
       ).body.status,
     ).toBe('failed');
-    const before = await storeFingerprint(api.store);
+    const before = await storeFingerprint(api.pool);
     const res = await reverse(transferId);
     expect(res.status).toBe(422);
     expect(res.body.type).toBe('/problems/transfer-not-completed');
-    expect(await storeFingerprint(api.store)).toEqual(before);
+    expect(await storeFingerprint(api.pool)).toEqual(before);
     expect((await reverse(randomUUID())).status).toBe(404);
   });
 

@@ -54,9 +54,7 @@ describe('GET /audit/verify', () => {
 
   test('an edited event: ok false, with the first broken link', async () => {
     const stream = accountStream(accountId);
-    await api.store.pool.query(`UPDATE es_events SET data = jsonb_set(data, '{amount}', '50000') WHERE stream = $1 AND revision = 1`, [
-      stream,
-    ]);
+    await api.pool.query(`UPDATE es_events SET data = jsonb_set(data, '{amount}', '50000') WHERE stream = $1 AND revision = 1`, [stream]);
     const res = await api.http().get('/audit/verify').query({ stream });
     expect(res.status).toBe(200);
     expect(res.body).toMatchObject({ ok: false, firstBroken: { stream, revision: '1', problem: 'hash_mismatch' } });

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import fc from 'fast-check';
+import { Pool } from 'pg';
 import type { JsonObject, JsonValue } from '../../eventstore/event-store';
 import { canonicalEncoding, canonicalJson, pgJsonNumber } from '../../eventstore/hash-chain';
 import { PostgresEventStore } from '../../eventstore/postgres/postgres-event-store';
@@ -13,18 +14,22 @@ import { createTestDatabase, type TestDatabase } from '../support/test-database'
 describe('canonical encoding: TypeScript reproduces PostgreSQL byte for byte', () => {
   let db: TestDatabase;
   let store: PostgresEventStore;
+  /** The test's own SQL (what PostgreSQL makes of the values) runs on its own pool of the same database. */
+  let pool: Pool;
 
   beforeAll(async () => {
     db = await createTestDatabase('audit_encoding');
     store = await PostgresEventStore.connect({ connectionString: db.url });
+    pool = new Pool({ connectionString: db.url, max: 2 });
   });
   afterAll(async () => {
     await store?.close();
+    await pool?.end();
     await db?.drop();
   });
 
   const pgText = async (values: readonly JsonValue[]): Promise<string[]> => {
-    const result = await store.pool.query<{ t: string }>(
+    const result = await pool.query<{ t: string }>(
       'SELECT t::jsonb::text AS t FROM unnest($1::text[]) WITH ORDINALITY AS u(t, n) ORDER BY n',
       [values.map((v) => JSON.stringify(v))],
     );
@@ -70,7 +75,7 @@ describe('canonical encoding: TypeScript reproduces PostgreSQL byte for byte', (
     const data: JsonObject = { amount: 2500, note: 'café "x"\n', nested: { b: [1.5, null], a: true } };
     const metadata: JsonObject = { correlationId: 'req-1', actor: 'key_1', occurredAt: '2026-03-03T10:00:00.123Z' };
     const id = randomUUID().toUpperCase();
-    const result = await store.pool.query<{ e: Buffer }>(
+    const result = await pool.query<{ e: Buffer }>(
       `SELECT es_event_encoding($1::uuid, $2, $3, $4::bigint, $5::jsonb, $6::jsonb, $7::timestamptz) AS e`,
       [id, 'TransferDebited', 'account-a1', '41', JSON.stringify(data), JSON.stringify(metadata), '2026-03-03T11:00:00.123456+01:00'],
     );

@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { Pool } from 'pg';
 import type { NewEvent } from '../../eventstore/event-store';
 import type { ChainVerification } from '../../eventstore/hash-chain';
 import { PostgresEventStore } from '../../eventstore/postgres/postgres-event-store';
@@ -25,6 +26,8 @@ const ev = (type: string, data: Record<string, number | string>, actor = 'key_op
 interface Log {
   db: TestDatabase;
   store: PostgresEventStore;
+  /** The tamperer's (and the test's) own SQL access to the database: a pool of its own, not the store's. */
+  pool: Pool;
   sql: (text: string, params?: unknown[]) => Promise<{ rows: Record<string, unknown>[]; rowCount: number | null }>;
   verify: (stream?: string) => Promise<ChainVerification>;
   hashOf: (stream: string, revision: number) => Promise<string>;
@@ -48,13 +51,15 @@ async function freshLog(): Promise<Log> {
     [ev('TransferRequested', { amount: 100 }), ev('TransferSourceDebited', { amount: 100 }), ev('TransferCompleted', { amount: 100 })],
     { expectedRevision: 'no_stream' },
   );
+  const pool = new Pool({ connectionString: db.url, max: 2 });
   const log: Log = {
     db,
     store,
-    sql: (text, params) => log.store.pool.query(text, params),
+    pool,
+    sql: (text, params) => log.pool.query(text, params),
     verify: (stream) => log.store.chainAudit().verify({ stream }),
     hashOf: async (stream, revision) => {
-      const r = await log.store.pool.query<{ hash: Buffer }>('SELECT hash FROM es_events WHERE stream = $1 AND revision = $2', [
+      const r = await log.pool.query<{ hash: Buffer }>('SELECT hash FROM es_events WHERE stream = $1 AND revision = $2', [
         stream,
         revision,
       ]);
@@ -69,6 +74,7 @@ afterAll(async () => {
   await Promise.all(
     logs.splice(0).map(async (log) => {
       await log.store.close().catch(() => undefined); // closed already when a case failed while reopening it
+      await log.pool.end();
       await log.db.drop();
     }),
   );

@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { Client, type Pool } from 'pg';
+import { Client, Pool } from 'pg';
 import type { RecordedEvent, Subscription } from '../../eventstore/event-store';
 import { PostgresEventStore } from '../../eventstore/postgres/postgres-event-store';
+import { createServicePool, PG_TIMEOUTS } from '../../infra/pg-pool';
 import { createTestDatabase, type TestDatabase } from '../support/test-database';
 import { waitUntil } from '../support/wait-until';
 import { event } from './event-store-contract';
@@ -51,8 +52,20 @@ describe('PostgreSQL event store: commit order', () => {
     const prefix = `late-${randomUUID().slice(0, 8)}`;
     // The subscriber reads through its own store, whose every query is recorded (what it returned, and
     // in which phase of this test it started), so "it did not run ahead" is checked on its actual reads.
-    const reader = await PostgresEventStore.connect({ connectionString: db.url, pollIntervalMs: 100 });
-    const reads = recordQueries(reader.pool);
+    // Its pool is made here (the one connect() makes by default: 20 connections) and passed in, so its queries can be recorded.
+    const readerPool = createServicePool({
+      connectionString: db.url,
+      max: 20,
+      applicationName: 'transfer-event-store',
+      statementTimeoutMs: PG_TIMEOUTS.statementMs,
+    });
+    const reader = await PostgresEventStore.connect({ connectionString: db.url, pollIntervalMs: 100, pool: readerPool }).catch(
+      async (error: unknown) => {
+        await readerPool.end();
+        throw error;
+      },
+    );
+    const reads = recordQueries(readerPool);
     try {
       const seen: RecordedEvent[] = [];
       subs.push(await reader.subscribe(`g-${prefix}`, { streamPrefix: prefix, from: 'start' }, async (e) => void seen.push(e)));
@@ -111,6 +124,7 @@ describe('PostgreSQL event store: commit order', () => {
     } finally {
       await Promise.all(subs.splice(0).map((s) => s.stop()));
       await reader.close();
+      await readerPool.end();
     }
   });
 
@@ -147,34 +161,29 @@ describe('PostgreSQL event store: commit order', () => {
     // A fresh database: four processes race to migrate it.
     const fresh = await createTestDatabase('es_migrations_race');
     let racers: PostgresEventStore[] = [];
+    // The test's own reads of es_schema_migrations: a pool of its own on each database.
+    const freshSql = new Pool({ connectionString: fresh.url, max: 1 });
+    const fileSql = new Pool({ connectionString: db.url, max: 1 });
+    const versions = async (pool: Pool) =>
+      (await pool.query<{ version: number }>('SELECT version FROM es_schema_migrations ORDER BY version')).rows.map((r) => r.version);
     try {
       racers = await Promise.all(Array.from({ length: 4 }, () => PostgresEventStore.connect({ connectionString: fresh.url })));
-      const versions = async () =>
-        (await racers[0]!.pool.query<{ version: number }>('SELECT version FROM es_schema_migrations ORDER BY version')).rows.map(
-          (r) => r.version,
-        );
-      const applied = await versions();
+      const applied = await versions(freshSql);
       // Each migration recorded exactly once (whatever their number): 1..n, no duplicates.
       expect(applied.length).toBeGreaterThanOrEqual(1);
       expect(applied).toEqual(applied.map((_, i) => i + 1));
       // ...the same list as this file's store (migrated alone), and the schema works.
-      expect(applied).toEqual(
-        (await store.pool.query<{ version: number }>('SELECT version FROM es_schema_migrations ORDER BY version')).rows.map(
-          (r) => r.version,
-        ),
-      );
+      expect(applied).toEqual(await versions(fileSql));
       await racers[1]!.appendToStream(`migrated-${randomUUID().slice(0, 8)}`, [event('Works')], { expectedRevision: 'no_stream' });
       await Promise.all(racers.splice(0).map((r) => r.close()));
       // Starting again migrates nothing more.
       const again = await PostgresEventStore.connect({ connectionString: fresh.url });
-      expect(
-        (await again.pool.query<{ version: number }>('SELECT version FROM es_schema_migrations ORDER BY version')).rows.map(
-          (r) => r.version,
-        ),
-      ).toEqual(applied);
+      expect(await versions(freshSql)).toEqual(applied);
       await again.close();
     } finally {
       await Promise.all(racers.map((r) => r.close()));
+      await freshSql.end();
+      await fileSql.end();
       await fresh.drop();
     }
   });

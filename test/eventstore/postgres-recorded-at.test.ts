@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { Pool } from 'pg';
 import type { ExpectedRevision, NewEvent } from '../../eventstore/event-store';
 import { PostgresEventStore } from '../../eventstore/postgres/postgres-event-store';
 import { withClockOffset } from '../support/clock-offset';
@@ -14,18 +15,22 @@ const HOUR = 3_600_000;
 describe('PostgreSQL event store: the database stamps the time of every append', () => {
   let db: TestDatabase;
   let store: PostgresEventStore;
+  /** The test's own SQL (the database clock, the stored rows, setting recording times back): a pool of its own. */
+  let pool: Pool;
 
   beforeAll(async () => {
     db = await createTestDatabase('es_recorded_at');
     store = await PostgresEventStore.connect({ connectionString: db.url, pollIntervalMs: 200 });
+    pool = new Pool({ connectionString: db.url, max: 2 });
   });
   afterAll(async () => {
     await store?.close();
+    await pool?.end();
     await db?.drop();
   });
 
   async function databaseNow(): Promise<number> {
-    const result = await store.pool.query<{ now: Date }>('SELECT clock_timestamp() AS now');
+    const result = await pool.query<{ now: Date }>('SELECT clock_timestamp() AS now');
     return result.rows[0]!.now.getTime();
   }
 
@@ -47,7 +52,7 @@ describe('PostgreSQL event store: the database stamps the time of every append',
       expect(e.metadata.occurredAt).toBe(e.recordedAt);
     }
     // The stored row agrees (projections and readAll's occurrence filter read it).
-    const rows = await store.pool.query<{ occurred_at: Date; recorded_at: Date; meta: string }>(
+    const rows = await pool.query<{ occurred_at: Date; recorded_at: Date; meta: string }>(
       `SELECT occurred_at, recorded_at, metadata->>'occurredAt' AS meta FROM es_events WHERE stream = $1 ORDER BY revision`,
       [stream],
     );
@@ -61,8 +66,8 @@ describe('PostgreSQL event store: the database stamps the time of every append',
       const stream = `stepped-back-${kind}-${randomUUID().slice(0, 8)}`;
       const first = await store.appendToStream(stream, [serviceEvent(), serviceEvent()], { expectedRevision: 'no_stream' });
       // As if the database clock was an hour ahead when these were recorded and has since been set back.
-      await store.pool.query(`UPDATE es_events SET recorded_at = recorded_at + interval '1 hour' WHERE stream = $1`, [stream]);
-      await store.pool.query(`UPDATE es_streams SET updated_at = updated_at + interval '1 hour' WHERE stream = $1`, [stream]);
+      await pool.query(`UPDATE es_events SET recorded_at = recorded_at + interval '1 hour' WHERE stream = $1`, [stream]);
+      await pool.query(`UPDATE es_streams SET updated_at = updated_at + interval '1 hour' WHERE stream = $1`, [stream]);
       const previous = (await store.readStream(stream)).at(-1)!;
       expect(Date.parse(previous.recordedAt)).toBeGreaterThan(Date.parse(first.recordedAt!) + HOUR - 1_000);
 

@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { Client } from 'pg';
+import { Client, type Pool } from 'pg';
 import { handleAccountCommand } from '../../application/account-commands';
 import { AccountRepository } from '../../application/account-repository';
 import { lockApplicationName, LOCK_SESSION_SETTINGS } from '../../eventstore/postgres/consumer-group';
 import { PostgresEventStore } from '../../eventstore/postgres/postgres-event-store';
+import { createServicePool, PG_TIMEOUTS } from '../../infra/pg-pool';
 import { ALL_PROJECTIONS } from '../../projections/all-projections';
 import { groupName, projectionLag, ProjectionRunner } from '../../projections/projection-runner';
 import { DeliveryLog, resilientPool } from '../support/api-stack';
@@ -11,14 +12,33 @@ import { expectReadModelsToMatchStore, readWholeLog, seededRandom } from '../sup
 import { createTestDatabase, type TestDatabase } from '../support/test-database';
 import { waitUntil } from '../support/wait-until';
 
+/**
+ * A store on a pool made here (the one connect() makes for `poolSize`) and passed in, so that the test can count the
+ * clients checked out of the store's own pool. The pool stays the test's: end it after closing the store.
+ */
+async function storeWithOwnPool(url: string, poolSize: number): Promise<{ store: PostgresEventStore; storePool: Pool }> {
+  const storePool = createServicePool({
+    connectionString: url,
+    max: poolSize,
+    applicationName: 'transfer-event-store',
+    statementTimeoutMs: PG_TIMEOUTS.statementMs,
+  });
+  try {
+    return { store: await PostgresEventStore.connect({ connectionString: url, pollIntervalMs: 200, pool: storePool }), storePool };
+  } catch (error) {
+    await storePool.end();
+    throw error;
+  }
+}
+
 /** One `projections` process: its own event store connection (the consumer groups) and read-model pool. */
 async function projectionsProcess(url: string) {
-  const store = await PostgresEventStore.connect({ connectionString: url, pollIntervalMs: 200, poolSize: 5 });
+  const { store, storePool } = await storeWithOwnPool(url, 5);
   const pool = resilientPool(url, 5);
   const deliveries = new DeliveryLog();
   const runner = new ProjectionRunner(store, pool, ALL_PROJECTIONS, deliveries.observer());
   await runner.start();
-  return { store, pool, deliveries, runner };
+  return { store, storePool, pool, deliveries, runner };
 }
 
 describe('consumer groups: failover when the leader loses its lock connection', () => {
@@ -51,7 +71,7 @@ describe('consumer groups: failover when the leader loses its lock connection', 
   };
 
   test('lock connections: named per group, with server-side TCP keepalive (a vanished leader host frees the lock in ~25 s, not hours)', async () => {
-    const store = await PostgresEventStore.connect({ connectionString: db.url, pollIntervalMs: 200, poolSize: 2 });
+    const { store, storePool } = await storeWithOwnPool(db.url, 2);
     const group = `keepalive-${randomUUID().slice(0, 8)}`;
     const subscription = await store.subscribe(group, { streamPrefix: 'none-', from: 'start' }, async () => undefined);
     try {
@@ -61,7 +81,7 @@ describe('consumer groups: failover when the leader loses its lock connection', 
         lockPid,
       ]);
       expect(named.rows[0]!.application_name).toBe(lockApplicationName(group));
-      expect(store.pool.totalCount - store.pool.idleCount).toBe(0);
+      expect(storePool.totalCount - storePool.idleCount).toBe(0);
       // The session settings it runs are accepted by the server and take effect on a TCP connection.
       const probe = new Client({ connectionString: db.url });
       await probe.connect();
@@ -79,6 +99,7 @@ describe('consumer groups: failover when the leader loses its lock connection', 
     } finally {
       await subscription.stop();
       await store.close();
+      await storePool.end();
     }
   });
 
@@ -99,7 +120,8 @@ describe('consumer groups: failover when the leader loses its lock connection', 
     leftovers.push(() => writer.close());
     const a = await projectionsProcess(db.url);
     const b = await projectionsProcess(db.url);
-    for (const p of [a, b]) leftovers.unshift(async () => (await p.runner.stop(), await p.store.close(), await p.pool.end()));
+    for (const p of [a, b])
+      leftovers.unshift(async () => (await p.runner.stop(), await p.store.close(), await p.storePool.end(), await p.pool.end()));
 
     // Writes keep coming while the leaders are killed.
     const random = seededRandom(7_2026);
@@ -183,8 +205,8 @@ describe('consumer groups: failover when the leader loses its lock connection', 
     await a.runner.stop();
     await b.runner.stop();
     // No pool connection was kept by a lost lock: once stopped, nothing is checked out of the stores' pools.
-    for (const p of [a, b]) expect(p.store.pool.totalCount - p.store.pool.idleCount).toBe(0);
-    await Promise.all([a, b].map(async (p) => (await p.store.close(), await p.pool.end())));
+    for (const p of [a, b]) expect(p.storePool.totalCount - p.storePool.idleCount).toBe(0);
+    await Promise.all([a, b].map(async (p) => (await p.store.close(), await p.storePool.end(), await p.pool.end())));
     await writer.close();
     leftovers.length = 0;
     // And no connection of any of them lingers on the server (lock connections included).

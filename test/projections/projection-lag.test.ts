@@ -65,7 +65,7 @@ describe('projection lag: counted exactly with one query, however far behind', (
     expect((await projectionLag(store, pool, accountBalancesProjection)).eventsBehind).toBe(6_000);
 
     // The count is one indexed range scan from the checkpoint, not a read of the events.
-    const plan = await store.pool.query<{ 'QUERY PLAN': string }>(
+    const plan = await pool.query<{ 'QUERY PLAN': string }>(
       `EXPLAIN SELECT count(*) FROM es_events WHERE (transaction_id, position) > ($1::text::xid8, $2::bigint)
          AND transaction_id < pg_snapshot_xmin(pg_current_snapshot()) AND stream LIKE 'account-%' AND type = ANY($3::text[])`,
       [all.at(-1)!.position.commit.toString(), all.at(-1)!.position.prepare.toString(), [...accountBalancesProjection.eventTypes!]],

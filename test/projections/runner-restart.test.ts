@@ -11,7 +11,7 @@ const ACCOUNTS = 12;
 
 /** The durable consumer groups' checkpoints (es_consumer_groups), by projection name. */
 async function groupCheckpoints(api: ApiStack): Promise<Record<string, GlobalPosition>> {
-  const rows = await api.store.pool.query<{ group_name: string; c: string; p: string }>(
+  const rows = await api.pool.query<{ group_name: string; c: string; p: string }>(
     'SELECT group_name, checkpoint_commit::text AS c, checkpoint_prepare::text AS p FROM es_consumer_groups',
   );
   const out: Record<string, GlobalPosition> = {};
@@ -46,7 +46,7 @@ async function openAccounts(api: ApiStack): Promise<string[]> {
 }
 
 async function eventCount(api: ApiStack): Promise<number> {
-  return (await storeFingerprint(api.store)).events;
+  return (await storeFingerprint(api.pool)).events;
 }
 
 /**
@@ -162,8 +162,8 @@ describe('projection runner restarts under load', () => {
     // The crash: its pools refuse new connections (a dead process reconnects nothing) and every
     // backend of its read-model pool, its event-store pool (group lock, checkpoints) and its LISTEN connection is killed.
     const ownStore = first.store as PostgresEventStore;
-    const ending = Promise.allSettled([first.pool.end(), ownStore.pool.end()]);
-    const killed = await api.store.pool.query<{ n: string }>(
+    const ending = Promise.allSettled([first.pool.end(), first.storePool!.end()]);
+    const killed = await api.pool.query<{ n: string }>(
       'SELECT count(pg_terminate_backend(pid))::text AS n FROM pg_stat_activity WHERE application_name = $1',
       [first.applicationName],
     );
@@ -176,8 +176,7 @@ describe('projection runner restarts under load', () => {
     await waitUntil(
       'the dead runner to hold no connection',
       async () =>
-        (await api!.store.pool.query('SELECT 1 FROM pg_stat_activity WHERE application_name = $1', [first.applicationName])).rows.length ===
-        0,
+        (await api!.pool.query('SELECT 1 FROM pg_stat_activity WHERE application_name = $1', [first.applicationName])).rows.length === 0,
       30_000,
     );
     const checkpoints = await groupCheckpoints(api);

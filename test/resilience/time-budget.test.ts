@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { Client } from 'pg';
+import { Client, type Pool } from 'pg';
 import { retryOnConflict } from '../../application/conflict-retry';
 import { WrongExpectedVersionError } from '../../eventstore/errors';
 import { PostgresEventStore } from '../../eventstore/postgres/postgres-event-store';
 import { Context } from '@temporalio/activity';
 import { AttemptDeadlineError, DEADLINE_MARGIN_MS, runWithDeadline, timeLeftMs } from '../../infra/attempt-deadline';
-import { PG_TIMEOUTS, WRITE_BUDGET_MS } from '../../infra/pg-pool';
+import { createServicePool, PG_TIMEOUTS, WRITE_BUDGET_MS } from '../../infra/pg-pool';
 import { createTestDatabase, type TestDatabase } from '../support/test-database';
 import { TransferStack } from '../support/transfer-stack';
 
@@ -25,22 +25,31 @@ const event = (type = 'Happened') => ({
 describe('the time budget of an activity attempt', () => {
   let db: TestDatabase;
   let store: PostgresEventStore;
+  /** The store's own pool (size 2, as connect() makes it for poolSize 2), made here and passed in: the tests hold and kill its clients. */
+  let storePool: Pool;
   let admin: Client;
 
   beforeAll(async () => {
     db = await createTestDatabase('time_budget');
-    store = await PostgresEventStore.connect({ connectionString: db.url, poolSize: 2, pollIntervalMs: 200 });
+    storePool = createServicePool({
+      connectionString: db.url,
+      max: 2,
+      applicationName: 'transfer-event-store',
+      statementTimeoutMs: PG_TIMEOUTS.statementMs,
+    });
+    store = await PostgresEventStore.connect({ connectionString: db.url, poolSize: 2, pollIntervalMs: 200, pool: storePool });
     admin = new Client({ connectionString: db.url });
     await admin.connect();
   });
   afterAll(async () => {
     await admin.end();
     await store.close();
+    await storePool.end();
     await db.drop();
   });
 
   test('every event-store session has a statement timeout and an idle-in-transaction timeout', async () => {
-    const client = await store.pool.connect();
+    const client = await storePool.connect();
     try {
       const settings = await client.query<{ name: string; setting: string }>(
         `SELECT name, setting FROM pg_settings WHERE name IN ('statement_timeout', 'idle_in_transaction_session_timeout')`,
@@ -55,7 +64,7 @@ describe('the time budget of an activity attempt', () => {
   });
 
   test('a checked-out connection killed under its holder fails its query and does not end the process', async () => {
-    const client = await store.pool.connect(); // as the consumer groups' lock holders do
+    const client = await storePool.connect(); // as the consumer groups' lock holders do
     const pid = (await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
     const sleeping = client.query('SELECT pg_sleep(30)');
     const outcome = sleeping.then(
@@ -72,7 +81,7 @@ describe('the time budget of an activity attempt', () => {
   });
 
   test('an append waits for a pool connection at most the connection timeout, and writes nothing', async () => {
-    const held = [await store.pool.connect(), await store.pool.connect()]; // the whole pool (size 2)
+    const held = [await storePool.connect(), await storePool.connect()]; // the whole pool (size 2)
     const stream = `budget-${randomUUID()}`;
     const started = Date.now();
     try {

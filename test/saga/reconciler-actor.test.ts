@@ -62,7 +62,7 @@ describe("the reconciler's repairs are attributed to the system", () => {
         return run;
       return undefined;
     });
-    const before = await stack.store.pool.query<{ id: string }>(`SELECT id::text AS id FROM es_events WHERE metadata->>'transferId' = $1`, [
+    const before = await stack.pool.query<{ id: string }>(`SELECT id::text AS id FROM es_events WHERE metadata->>'transferId' = $1`, [
       transferId,
     ]);
     expect(before.rows.length).toBeGreaterThan(0);
@@ -72,7 +72,7 @@ describe("the reconciler's repairs are attributed to the system", () => {
     expect((await rerun.result()).status).toBe('completed');
     expect((await rerun.describe()).memo).toMatchObject({ actor: SYSTEM_ACTOR, requestedBy: 'key_00000000000000aa', correlationId });
 
-    const events = await stack.store.pool.query<{ id: string; type: string; metadata: Record<string, unknown> }>(
+    const events = await stack.pool.query<{ id: string; type: string; metadata: Record<string, unknown> }>(
       `SELECT id::text AS id, type, metadata FROM es_events WHERE metadata->>'transferId' = $1 ORDER BY position`,
       [transferId],
     );

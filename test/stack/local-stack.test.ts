@@ -77,6 +77,24 @@ describe('npm start (the local stack launcher)', () => {
     const { accountId } = (await opened.json()) as { accountId: string };
     fs.writeFileSync(path.join(dataDir, 'account-id'), accountId);
 
+    // A transfer, started eagerly: the API shares the worker's connection, so the server hands the saga's first
+    // workflow task straight back with the start; with Prefer: wait it answers 201 with the outcome.
+    const other = await fetch(`http://127.0.0.1:${env.PORT}/accounts`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
+      body: JSON.stringify({ ownerId: 'restart', currency: 'EUR' }),
+    });
+    const target = ((await other.json()) as { accountId: string }).accountId;
+    const moved = await fetch(`http://127.0.0.1:${env.PORT}/transfers`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${key}`, prefer: 'wait=10' },
+      body: JSON.stringify({ fromAccountId: accountId, toAccountId: target, amount: 42 }),
+    });
+    expect(moved.status).toBe(201);
+    expect(((await moved.json()) as { status: string }).status).toBe('completed');
+    const metrics = await (await fetch(`http://127.0.0.1:${env.PORT}/metrics`, { headers: { authorization: `Bearer ${key}` } })).text();
+    expect(metrics).toMatch(/^transfer_saga_starts_total\{eager="true"\} 1$/m);
+
     const descendants = descendantsOf(stack.child.pid!);
     expect(descendants.length).toBeGreaterThan(0);
     stack.child.kill('SIGTERM');
@@ -96,7 +114,7 @@ describe('npm start (the local stack launcher)', () => {
       { headers: { authorization: `Bearer ${key}` } },
     );
     expect(response.status).toBe(200);
-    expect(((await response.json()) as { balance: number }).balance).toBe(4242);
+    expect(((await response.json()) as { balance: number }).balance).toBe(4242 - 42);
     stack.child.kill('SIGINT');
     expect((await stack.exited).code).toBe(0);
   });

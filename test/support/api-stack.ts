@@ -4,10 +4,11 @@ import { Pool, type PoolClient } from 'pg';
 import request from 'supertest';
 import type { ApiDeps } from '../../api/api-deps';
 import { createApp } from '../../api/app';
-import { projectionMetrics } from '../../main/services';
+import { collectPostgresStoreMetrics, projectionMetrics } from '../../main/services';
 import { AccountRepository } from '../../application/account-repository';
 import type { EventStore, RecordedEvent } from '../../eventstore/event-store';
 import { PostgresEventStore } from '../../eventstore/postgres/postgres-event-store';
+import { createServicePool, PG_TIMEOUTS } from '../../infra/pg-pool';
 import { silentLogger, type Logger } from '../../infra/logger';
 import { Metrics } from '../../infra/metrics';
 import { ALL_PROJECTIONS } from '../../projections/all-projections';
@@ -64,6 +65,8 @@ export interface RunningProjections {
   /** The store it subscribes through: its own when `ownStore` was asked for, else the stack's. */
   store: EventStore;
   ownsStore: boolean;
+  /** The pool of its own store (made here and passed in, `ownStore` only): stop() ends it after closing the store. */
+  storePool?: Pool;
   deliveries: DeliveryLog;
   applicationName: string;
   /** Graceful: stops the subscriptions (in-flight events finish and are checkpointed), then closes what it owns. */
@@ -104,6 +107,7 @@ export class ApiStack {
     const metrics = new Metrics();
     const deps: ApiDeps = {
       store: stack.store,
+      collectStoreMetrics: () => collectPostgresStoreMetrics(stack.store, metrics),
       accounts: new AccountRepository(stack.store, options.snapshotEvery ?? 50),
       readModels,
       temporal: stack.client,
@@ -126,6 +130,11 @@ export class ApiStack {
 
   get store(): PostgresEventStore {
     return this.stack.store;
+  }
+
+  /** The stack's test-owned pool, the one its store runs on (TransferStack.pool): for the tests' own SQL. */
+  get pool(): Pool {
+    return this.stack.pool;
   }
 
   get accounts(): AccountRepository {
@@ -157,11 +166,19 @@ export class ApiStack {
     const applicationName = `projections-${runnerSeq}-${this.stack.taskQueue}`.slice(0, 60);
     const url = withApplicationName(this.stack.db.url, applicationName);
     const pool = resilientPool(url, 10);
-    const store = options.ownStore
-      ? await PostgresEventStore.connect({ connectionString: url, pollIntervalMs: 200, poolSize: 10 })
+    // Its own store runs on a pool made here (the one connect() would make for poolSize 10), so a test can end it (a crash).
+    const storePool = options.ownStore
+      ? createServicePool({
+          connectionString: url,
+          max: 10,
+          applicationName: 'transfer-event-store',
+          statementTimeoutMs: PG_TIMEOUTS.statementMs,
+        })
+      : undefined;
+    storePool?.on('connect', (client: PoolClient) => client.on('error', () => undefined));
+    const store = storePool
+      ? await PostgresEventStore.connect({ connectionString: url, pollIntervalMs: 200, poolSize: 10, pool: storePool })
       : this.stack.store;
-    if (store instanceof PostgresEventStore && options.ownStore)
-      store.pool.on('connect', (client: PoolClient) => client.on('error', () => undefined));
     const deliveries = new DeliveryLog();
     const runner = new ProjectionRunner(store, pool, options.projections ?? ALL_PROJECTIONS, deliveries.observer(this.metrics));
     await runner.start();
@@ -171,6 +188,7 @@ export class ApiStack {
       pool,
       store,
       ownsStore: options.ownStore === true,
+      ...(storePool ? { storePool } : {}),
       deliveries,
       applicationName,
       stop: async () => {
@@ -178,6 +196,7 @@ export class ApiStack {
         stopped = true;
         await runner.stop();
         if (options.ownStore) await store.close();
+        if (storePool && !storePool.ending) await storePool.end();
         await pool.end();
       },
     };
@@ -208,8 +227,8 @@ export class ApiStack {
  * Every committed event, counted directly (not through headPosition, which hides events behind any
  * transaction still open in the cluster, e.g. a projection's, and so can move without a new event).
  */
-export async function storeFingerprint(store: PostgresEventStore): Promise<{ events: number; head: string }> {
-  const result = await store.pool.query<{ n: string; last: string | null }>(
+export async function storeFingerprint(pool: Pool): Promise<{ events: number; head: string }> {
+  const result = await pool.query<{ n: string; last: string | null }>(
     'SELECT count(*)::text AS n, max(position)::text AS last FROM es_events',
   );
   return { events: Number(result.rows[0]!.n), head: result.rows[0]!.last ?? 'empty' };

@@ -1,11 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
+import type { Pool } from 'pg';
 import { DefaultLogger, NativeConnection, Runtime, type Worker } from '@temporalio/worker';
 import { createTransferActivities, type TransferActivities } from '../../activities/transfer-activities';
 import { AccountRepository } from '../../application/account-repository';
 import { handleAccountCommand } from '../../application/account-commands';
 import { TransferLog } from '../../application/transfer-log';
 import { PostgresEventStore } from '../../eventstore/postgres/postgres-event-store';
+import { createServicePool, PG_TIMEOUTS } from '../../infra/pg-pool';
 import { startTransfer } from '../../temporal/transfer-client';
 import { createTransferWorker, transferWorkflowBundle } from '../../temporal/transfer-worker';
 import type { TransferSagaInput, TransferSagaStatus } from '../../workflows/transfer-saga-contract';
@@ -30,6 +32,11 @@ export class TransferStack {
   private constructor(
     readonly db: TestDatabase,
     readonly store: PostgresEventStore,
+    /**
+     * The pool the store runs on, made and owned by this stack (the store does not end it; close() does, after the
+     * store): for the tests' own SQL (tampering, inspecting) and for watching the store's connections.
+     */
+    readonly pool: Pool,
     readonly accounts: AccountRepository,
     readonly transfers: TransferLog,
     readonly client: Client,
@@ -40,13 +47,26 @@ export class TransferStack {
   static async create(label: string, options: { snapshotEvery?: number } = {}): Promise<TransferStack> {
     quietRuntime();
     const db = await createTestDatabase(label);
-    const store = await PostgresEventStore.connect({ connectionString: db.url, pollIntervalMs: 200, poolSize: 30 });
+    // The pool the store would make for poolSize 30 (PostgresEventStore.connect), made here so that the stack owns it.
+    const pool = createServicePool({
+      connectionString: db.url,
+      max: 30,
+      applicationName: 'transfer-event-store',
+      statementTimeoutMs: PG_TIMEOUTS.statementMs,
+    });
+    let store: PostgresEventStore;
+    try {
+      store = await PostgresEventStore.connect({ connectionString: db.url, pollIntervalMs: 200, poolSize: 30, pool });
+    } catch (error) {
+      await pool.end().catch(() => undefined);
+      throw error;
+    }
     const accounts = new AccountRepository(store, options.snapshotEvery ?? 50);
     const transfers = new TransferLog(store);
     const connection = await Connection.connect({ address: temporalAddress() });
     const client = new Client({ connection, namespace: 'default' });
     const nativeConnection = await NativeConnection.connect({ address: temporalAddress() });
-    return new TransferStack(db, store, accounts, transfers, client, nativeConnection, `${label}-${randomUUID().slice(0, 8)}`);
+    return new TransferStack(db, store, pool, accounts, transfers, client, nativeConnection, `${label}-${randomUUID().slice(0, 8)}`);
   }
 
   realActivities(): TransferActivities {
@@ -107,6 +127,7 @@ export class TransferStack {
     await this.client.connection.close();
     await this.nativeConnection.close();
     await this.store.close();
+    await this.pool.end();
     await this.db.drop();
   }
 }

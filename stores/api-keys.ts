@@ -124,7 +124,7 @@ export class ApiKeyStore {
           for (const statement of API_KEYS_DDL) await client.query(statement);
           await client.query('COMMIT');
         } catch (error) {
-          await client.query('ROLLBACK').catch(() => undefined);
+          await client.query('ROLLBACK').catch(() => undefined); // the error below is the one to report; a failed rollback dies with its connection
           throw error;
         }
       } finally {

@@ -48,7 +48,7 @@ export async function ensureIdempotencySchema(pool: Pool): Promise<void> {
       for (const statement of IDEMPOTENCY_KEYS_DDL) await client.query(statement);
       await client.query('COMMIT');
     } catch (error) {
-      await client.query('ROLLBACK').catch(() => undefined);
+      await client.query('ROLLBACK').catch(() => undefined); // the error below is the one to report; a failed rollback dies with its connection
       throw error;
     }
   } finally {
