@@ -2,7 +2,7 @@ import { accountDecider, type AccountCommand } from '../domain/account-decider';
 import type { AccountEvent } from '../domain/account-events';
 import type { AccountState } from '../domain/account-state';
 import type { EventStore } from '../eventstore/event-store';
-import { EventSourcedRepository, type Loaded } from './event-sourced-repository';
+import { DEFAULT_STATE_CACHE, EventSourcedRepository, type Loaded } from './event-sourced-repository';
 
 export type LoadedAccount = Loaded<AccountState>;
 
@@ -15,7 +15,13 @@ export const snapshotStream = (accountId: string): string => `snapshot-${account
  * state is written after every `snapshotEvery` events (best effort).
  */
 export class AccountRepository extends EventSourcedRepository<AccountState, AccountCommand, AccountEvent> {
-  constructor(store: EventStore, snapshotEvery = 50, onSnapshotError?: (error: unknown, accountId: string) => void) {
-    super(store, accountDecider, { every: snapshotEvery, schema: SNAPSHOT_SCHEMA, onError: onSnapshotError });
+  constructor(
+    store: EventStore,
+    snapshotEvery = 50,
+    onSnapshotError?: (error: unknown, accountId: string) => void,
+    /** Accounts whose state is kept in memory (see EventSourcedRepository; 0: none). */
+    cacheSize = DEFAULT_STATE_CACHE,
+  ) {
+    super(store, accountDecider, { every: snapshotEvery, schema: SNAPSHOT_SCHEMA, onError: onSnapshotError }, cacheSize);
   }
 }

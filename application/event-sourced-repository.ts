@@ -20,16 +20,29 @@ export interface SnapshotOptions {
 
 const PAGE = 1000;
 
+/** Streams whose folded state a repository keeps in memory by default (least recently used first out). */
+export const DEFAULT_STATE_CACHE = 10_000;
+
 /**
  * Streams of one decider: load = fold of the stream (from the latest snapshot when snapshots are on),
  * append with the expected revision. Every recorded event must be of the decider's union: another
  * type fails loudly (UnknownEventTypeError) instead of being dropped from the fold.
  */
 export class EventSourcedRepository<S, C, E extends DomainEvent> {
+  /**
+   * The last state this process folded for each stream, with its revision: a load reads only the events after it
+   * (one query; without it, a snapshot read and the tail). Streams only grow and every append checks the expected
+   * revision, so a state that is behind costs one more read, never a wrong decision. Only states folded from
+   * recorded events are kept (never a state a command decided), and states are immutable (the deciders build new ones).
+   */
+  private readonly states = new Map<string, { state: S; revision: bigint }>();
+
   constructor(
     protected readonly store: EventStore,
     readonly decider: Decider<S, C, E>,
     private readonly snapshots?: SnapshotOptions,
+    /** How many streams' states to keep in memory (0: none). */
+    private readonly cacheSize: number = DEFAULT_STATE_CACHE,
   ) {}
 
   snapshotStream(id: string): string {
@@ -37,6 +50,16 @@ export class EventSourcedRepository<S, C, E extends DomainEvent> {
   }
 
   async load(id: string): Promise<Loaded<S>> {
+    const known = this.states.get(id);
+    if (known) {
+      const tail = await this.readFrom(id, known.revision + 1n);
+      const state = fold(
+        this.decider,
+        tail.map((e) => toDomainEvent(e, this.decider.eventTypes)),
+        known.state,
+      );
+      return this.remember(id, { state, revision: tail.at(-1)?.revision ?? known.revision });
+    }
     const snapshot = this.snapshots ? await this.latestSnapshot(id) : undefined;
     const from = snapshot ? snapshot.revision + 1n : 0n;
     const tail = await this.readFrom(id, from);
@@ -45,7 +68,15 @@ export class EventSourcedRepository<S, C, E extends DomainEvent> {
       tail.map((e) => toDomainEvent(e, this.decider.eventTypes)),
       snapshot?.state ?? this.decider.initialState(id),
     );
-    return { state, revision: tail.at(-1)?.revision ?? snapshot?.revision ?? 'no_stream' };
+    return this.remember(id, { state, revision: tail.at(-1)?.revision ?? snapshot?.revision ?? 'no_stream' });
+  }
+
+  private remember(id: string, loaded: Loaded<S>): Loaded<S> {
+    if (this.cacheSize <= 0 || loaded.revision === 'no_stream') return loaded;
+    this.states.delete(id); // re-inserted last: the Map's order is the recency order
+    this.states.set(id, { state: loaded.state, revision: loaded.revision });
+    if (this.states.size > this.cacheSize) this.states.delete(this.states.keys().next().value!);
+    return loaded;
   }
 
   /** The full fold, ignoring snapshots (audits, point-in-time reads: `until` keeps a prefix of the stream). */

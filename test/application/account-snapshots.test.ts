@@ -122,7 +122,7 @@ describe(`AccountRepository snapshots on the ${testStoreKind()} store`, () => {
   beforeAll(async () => {
     testStore = await unitOrPostgresStore('account_snapshots');
     store = testStore.store;
-    repository = new AccountRepository(store, SNAPSHOT_EVERY);
+    repository = new AccountRepository(store, SNAPSHOT_EVERY, undefined, 0); // snapshots are what is tested: no state cache
   });
   afterAll(async () => {
     await testStore?.close();
@@ -316,7 +316,7 @@ describe(`handleAccountCommand under concurrency (${testStoreKind()} store)`, ()
   ])(
     '20 concurrent withdrawals of 100 from 1000 (%s): exactly 10 succeed, 10 insufficient_funds, balance 0',
     async (_label, snapshotEvery) => {
-      const repository = new AccountRepository(store, snapshotEvery);
+      const repository = new AccountRepository(store, snapshotEvery, undefined, 0);
       const accountId = randomUUID();
       const opened = await handleAccountCommand(repository, accountId, {
         type: 'OpenAccount',

@@ -1,0 +1,82 @@
+import { randomUUID } from 'node:crypto';
+import { handleAccountCommand } from '../../application/account-commands';
+import { AccountRepository, snapshotStream } from '../../application/account-repository';
+import { accountStream } from '../../domain/account-events';
+import type { EventStore, ReadStreamOptions, RecordedEvent } from '../../eventstore/event-store';
+import { unitOrPostgresStore, type TestStore } from '../support/unit-or-postgres-store';
+
+/**
+ * The repository's state cache: a load after the first reads only the events after the state it kept (one read, no
+ * snapshot read), sees what other processes appended meanwhile, and never makes a stale state decide: a second
+ * repository (another worker) writing to the same account is folded in before the next decision.
+ */
+describe('the repository keeps folded states in memory', () => {
+  let testStore: TestStore;
+  let store: EventStore;
+  const reads: { stream: string; fromRevision?: bigint }[] = [];
+  beforeAll(async () => {
+    testStore = await unitOrPostgresStore('statecache');
+    // Every stream read the repositories make, recorded.
+    const real = testStore.store;
+    store = Object.create(real) as EventStore;
+    store.readStream = (stream: string, options?: ReadStreamOptions): Promise<RecordedEvent[]> => {
+      reads.push({ stream, fromRevision: options?.fromRevision });
+      return real.readStream(stream, options);
+    };
+  });
+  afterAll(async () => testStore?.close());
+
+  async function openAccount(accounts: AccountRepository, balance: number): Promise<string> {
+    const accountId = randomUUID();
+    const opened = await handleAccountCommand(accounts, accountId, {
+      type: 'OpenAccount',
+      accountId,
+      ownerId: 'cache',
+      currency: 'EUR',
+      initialDeposit: balance,
+    });
+    expect(opened.ok).toBe(true);
+    return accountId;
+  }
+
+  test('a second load reads only the tail after the state it kept: one read, no snapshot read', async () => {
+    const accounts = new AccountRepository(store, 2);
+    const accountId = await openAccount(accounts, 100);
+    for (let i = 0; i < 5; i++) expect((await handleAccountCommand(accounts, accountId, { type: 'Deposit', amount: 10 })).ok).toBe(true);
+    await accounts.load(accountId);
+    reads.length = 0;
+    const loaded = await accounts.load(accountId);
+    expect(loaded.state.balance).toBe(150);
+    expect(reads).toEqual([{ stream: accountStream(accountId), fromRevision: BigInt(loaded.revision) + 1n }]);
+    expect(reads.some((r) => r.stream === snapshotStream(accountId))).toBe(false);
+    expect(loaded).toStrictEqual(await accounts.loadWithoutSnapshot(accountId));
+  });
+
+  test('another process appending meanwhile is folded in; its writes never meet a stale decision', async () => {
+    const here = new AccountRepository(store, 50);
+    const elsewhere = new AccountRepository(store, 50); // another worker, with its own cache
+    const accountId = await openAccount(here, 100);
+    expect((await here.load(accountId)).state.balance).toBe(100);
+    // The other worker withdraws 80: our cached state (100) is now behind.
+    expect((await handleAccountCommand(elsewhere, accountId, { type: 'Withdraw', amount: 80 })).ok).toBe(true);
+    // Our next decision sees 20, not 100: withdrawing 50 is refused, nothing written, no overdraft.
+    const refused = await handleAccountCommand(here, accountId, { type: 'Withdraw', amount: 50 });
+    expect(refused.ok).toBe(false);
+    expect((await here.load(accountId)).state.balance).toBe(20);
+    expect(await here.loadWithoutSnapshot(accountId)).toStrictEqual(await here.load(accountId));
+  });
+
+  test('it is bounded: the least recently used state goes first, and a state that went is loaded as usual', async () => {
+    const accounts = new AccountRepository(store, 50, undefined, 2);
+    const [a, b, c] = [await openAccount(accounts, 1), await openAccount(accounts, 2), await openAccount(accounts, 3)];
+    for (const id of [a, b, c]) await accounts.load(id); // a is the oldest now, and goes
+    reads.length = 0;
+    expect((await accounts.load(a)).state.balance).toBe(1);
+    // Not kept: the snapshot stream is read, then the whole account stream.
+    expect(reads.map((r) => r.stream)).toEqual([snapshotStream(a), accountStream(a)]);
+    reads.length = 0;
+    const kept = await accounts.load(c);
+    expect(kept.state.balance).toBe(3);
+    expect(reads).toEqual([{ stream: accountStream(c), fromRevision: BigInt(kept.revision) + 1n }]); // kept: the tail only
+  });
+});
