@@ -19,6 +19,11 @@ export interface ConsumerGroupSettings {
 const BATCH_SIZE = 500;
 const CHECKPOINT_EVERY = 100;
 const CHECKPOINT_MS = 250;
+/**
+ * How often the leader asks whether a replay of parked events was requested by another process (a request made
+ * through this store instance is seen at once). Not every round: an idle-to-busy group would ask for every append.
+ */
+const REPLAY_CHECK_MS = 1_000;
 
 /** Lock connection, client side: TCP keepalive probes start after this much silence, so a dead peer is noticed. */
 const LOCK_KEEPALIVE_IDLE_MS = 10_000;
@@ -75,6 +80,11 @@ export class PostgresConsumerGroup {
   private appendedWhileBusy = false;
   private unlisten?: () => void;
   private checkpoint: GlobalPosition = START_POSITION;
+  /** Events delivered since the checkpoint was last saved, and when it was (see deliverNextBatch). */
+  private unsaved = 0;
+  private savedAt = 0;
+  /** When the leader last asked whether a replay was requested (0: ask at once). */
+  private replayCheckedAt = 0;
   /**
    * Streams with a parked event in this group -> the lowest parked revision. An event of such a stream at or after
    * that revision is parked behind it. Loaded when the lock is taken and after replays (only the leader parks).
@@ -133,7 +143,18 @@ export class PostgresConsumerGroup {
         await this.proveLock();
         const replayed = await this.deliverReplays();
         const delivered = await this.deliverNextBatch();
-        if (!delivered && !replayed) await this.sleep(this.settings.pollIntervalMs);
+        if (delivered === 'full' || replayed) continue;
+        // Caught up. A checkpoint not saved yet is saved once it is CHECKPOINT_MS old (a crash redelivers at most
+        // that much); meanwhile new events are delivered as they come.
+        if (this.unsaved > 0) {
+          const due = CHECKPOINT_MS - (Date.now() - this.savedAt);
+          if (due > 0) {
+            await this.sleep(Math.min(due, this.settings.pollIntervalMs));
+            continue;
+          }
+          await this.saveCheckpoint(this.checkpoint);
+        }
+        await this.sleep(this.settings.pollIntervalMs);
       } catch (error) {
         // Store unreachable or lock connection lost: let a standby lead, back off, then retry from the saved checkpoint.
         if (!this.stopping) this.settings.onError?.(error, `consumer group ${this.group}`);
@@ -215,6 +236,9 @@ export class PostgresConsumerGroup {
     );
     const row = saved.rows[0]!;
     this.checkpoint = { commit: BigInt(row.c), prepare: BigInt(row.p) };
+    this.unsaved = 0;
+    this.savedAt = Date.now();
+    this.replayCheckedAt = 0;
     await this.loadBlocked();
     return true;
   }
@@ -245,15 +269,16 @@ export class PostgresConsumerGroup {
     return first !== undefined && event.revision >= first;
   }
 
-  /** Reads the next batch (unfiltered, so the checkpoint also moves past events of no interest). */
-  private async deliverNextBatch(): Promise<boolean> {
+  /**
+   * Reads the next batch (unfiltered, so the checkpoint also moves past events of no interest) and delivers it:
+   * 'full' when there may be more to read at once, 'partial' when the group has caught up, 'none' when nothing was new.
+   */
+  private async deliverNextBatch(): Promise<'full' | 'partial' | 'none'> {
     const from = this.checkpoint;
     const events = await readEventsAfter(this.pool, from, BATCH_SIZE);
-    if (events.length === 0) return false;
-    // The checkpoint is saved every CHECKPOINT_EVERY events or CHECKPOINT_MS, and at the end of the
-    // batch: a crash redelivers at most that much (at-least-once; consumers are idempotent).
-    let unsaved = 0;
-    let savedAt = Date.now();
+    if (events.length === 0) return 'none';
+    // The checkpoint is saved every CHECKPOINT_EVERY events or CHECKPOINT_MS (here, or by run() once caught up): a
+    // crash redelivers at most that much (at-least-once; consumers are idempotent).
     try {
       let i = 0;
       while (i < events.length && !this.stopping && this.leader) {
@@ -269,23 +294,30 @@ export class PostgresConsumerGroup {
           // Stopped (or deposed) mid-retry: leave the checkpoint before the undelivered event, so it comes again.
           if (undelivered > 0) {
             this.checkpoint = chunk[undelivered - 1]!.position;
-            unsaved += 1;
+            this.unsaved += 1;
           }
-          break;
+          // Cut short (stopping, or no longer the leader): what was delivered is saved now, if we still lead.
+          if (this.unsaved > 0 && this.leader) await this.saveCheckpoint(this.checkpoint);
+          return 'partial';
         }
         this.checkpoint = events[end - 1]!.position;
-        unsaved += end - i;
+        this.unsaved += end - i;
         i = end;
-        if (unsaved >= CHECKPOINT_EVERY || Date.now() - savedAt >= CHECKPOINT_MS) {
-          await this.saveCheckpoint(this.checkpoint);
-          unsaved = 0;
-          savedAt = Date.now();
-        }
+        if (this.unsaved >= CHECKPOINT_EVERY || Date.now() - this.savedAt >= CHECKPOINT_MS) await this.saveCheckpoint(this.checkpoint);
       }
-    } finally {
-      if (unsaved > 0 && this.leader) await this.saveCheckpoint(this.checkpoint);
+    } catch (error) {
+      // A failed round (store unreachable, lock lost): keep what was delivered if we can, then let run() back off.
+      if (this.unsaved > 0 && this.leader) await this.saveCheckpoint(this.checkpoint).catch(() => undefined); // the round's own error is reported
+      throw error;
     }
-    return true;
+    if (this.stopping && this.unsaved > 0 && this.leader) await this.saveCheckpoint(this.checkpoint);
+    return events.length === BATCH_SIZE ? 'full' : 'partial';
+  }
+
+  /** A replay was requested through this process's store: look at once instead of at the next REPLAY_CHECK_MS. */
+  replayRequested(): void {
+    this.replayCheckedAt = 0;
+    this.wake?.('append');
   }
 
   /**
@@ -370,6 +402,8 @@ export class PostgresConsumerGroup {
    * stays parked behind it without being attempted.
    */
   private async deliverReplays(): Promise<boolean> {
+    if (Date.now() - this.replayCheckedAt < REPLAY_CHECK_MS) return false;
+    this.replayCheckedAt = Date.now();
     const asked = await this.pool.query(
       'SELECT 1 FROM es_parked_events WHERE group_name = $1 AND replay_requested_at IS NOT NULL LIMIT 1',
       [this.group],
@@ -414,11 +448,14 @@ export class PostgresConsumerGroup {
         else this.blocked.set(event.stream, BigInt(first));
       }
     }
+    if (result.rows.length > 0) this.replayCheckedAt = 0; // more may be waiting: look again next round
     return result.rows.length > 0;
   }
 
   private async saveCheckpoint(position: GlobalPosition): Promise<void> {
     this.checkpoint = position;
+    this.unsaved = 0;
+    this.savedAt = Date.now();
     await this.onLock(
       `UPDATE es_consumer_groups SET checkpoint_commit = $2, checkpoint_prepare = $3, updated_at = now() WHERE group_name = $1`,
       [this.group, position.commit.toString(), position.prepare.toString()],

@@ -400,6 +400,7 @@ export class PostgresEventStore implements EventStore {
       `UPDATE es_parked_events SET replay_requested_at = now() WHERE group_name = $1 AND replay_requested_at IS NULL`,
       [group],
     );
+    for (const consumer of this.groups) if (consumer.group === group) consumer.replayRequested();
     this.notifier.signal();
     return result.rowCount ?? 0;
   }
