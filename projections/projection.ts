@@ -31,6 +31,26 @@ export function revisionGuard(stream: string, rowRevision: bigint | undefined, e
   return 'apply';
 }
 
+/**
+ * After a guarded write touched no row (the row is not at the revision before this event): why. Reads the row's
+ * revision and lets revisionGuard decide, as it did before the write: 'duplicate' (already applied), OutOfOrderError
+ * (an earlier revision is missing; retried), or an error when the stream's first event made no row (`missing`).
+ */
+export async function explainSkippedWrite(
+  client: PoolClient,
+  sql: string,
+  key: string,
+  recorded: RecordedEvent,
+  missing: string,
+): Promise<'duplicate'> {
+  const row = await client.query<{ revision: string }>(sql, [key]);
+  const current = row.rows[0];
+  if (revisionGuard(recorded.stream, current ? BigInt(current.revision) : undefined, recorded.revision) === 'duplicate') return 'duplicate';
+  if (!current) throw new Error(missing);
+  // The row moved between the write and this read (another runner applied the previous revision just now): retry.
+  throw new OutOfOrderError(recorded.stream, recorded.revision, BigInt(current.revision));
+}
+
 /** The physical table names a projection uses live. */
 export function liveTables(projection: Projection): Record<string, string> {
   return Object.fromEntries(Object.keys(projection.tables).map((name) => [name, name]));

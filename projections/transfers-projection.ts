@@ -2,7 +2,7 @@ import { terminalStatusOf, TRANSFER_EVENT_TYPES, TRANSFER_STREAM_PREFIX, type Tr
 import { TRANSFER_STEP_BY_EVENT } from '../domain/transfer-state';
 import { toDomainEvent } from '../application/event-envelope';
 import type { Projection } from './projection';
-import { revisionGuard } from './projection';
+import { explainSkippedWrite } from './projection';
 import { transfersDdl } from './read-model-schema';
 
 /** rm_transfers: one row per transfer with its status and steps, from the transfer's own stream. */
@@ -15,18 +15,19 @@ export const transfersProjection: Projection = {
     const t = tables.rm_transfers!;
     const event = toDomainEvent<TransferEvent>(recorded, TRANSFER_EVENT_TYPES);
     const transferId = event.data.transferId;
-    const row = await client.query<{ revision: string }>(`SELECT revision::text AS revision FROM ${t} WHERE transfer_id = $1 FOR UPDATE`, [
-      transferId,
-    ]);
-    const current = row.rows[0];
-    if (revisionGuard(recorded.stream, current ? BigInt(current.revision) : undefined, recorded.revision) === 'duplicate')
-      return 'duplicate';
+    // One guarded write per event (as in account-balances-projection.ts): lands only on the row at the previous
+    // revision (or, for the first event, where there is none); when it touches nothing, the row says why.
+    const why = (first: string) =>
+      explainSkippedWrite(client, `SELECT revision::text AS revision FROM ${t} WHERE transfer_id = $1`, transferId, recorded, first);
     const at = recorded.metadata.occurredAt;
     const step = JSON.stringify([{ name: TRANSFER_STEP_BY_EVENT[event.type], at }]);
     if (event.type === 'TransferRequested') {
-      await client.query(
+      // Only the stream's first event creates the row.
+      if (recorded.revision !== 0n) return why(`Transfer ${transferId}: TransferRequested at revision ${recorded.revision}, not the first`);
+      const inserted = await client.query(
         `INSERT INTO ${t} (transfer_id, from_account_id, to_account_id, amount, status, steps, revision, created_at, updated_at, reversal_of)
-         VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, $7, $8)`,
+         VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, $7, $8)
+         ON CONFLICT (transfer_id) DO NOTHING`,
         [
           transferId,
           event.data.fromAccountId,
@@ -38,9 +39,9 @@ export const transfersProjection: Projection = {
           event.data.reversalOf ?? null,
         ],
       );
-      return 'applied';
+      if (inserted.rowCount === 1) return 'applied';
+      return why(`Transfer ${transferId}: its row vanished`); // it exists (the insert did nothing): duplicate
     }
-    if (!current) throw new Error(`Transfer ${transferId}: ${event.type} before TransferRequested`);
     const status = terminalStatusOf(event.type) ?? null;
     const failure = event.type === 'TransferFailed' || event.type === 'TransferCompensated' ? event.data : undefined;
     const currency = event.type === 'TransferSourceDebited' ? event.data.currency : null;
@@ -48,12 +49,12 @@ export const transfersProjection: Projection = {
     const reversedBy =
       event.type === 'TransferReversalReserved' ? JSON.stringify([{ reversalId: event.data.reversalId, amount: event.data.amount }]) : '[]';
     const released = event.type === 'TransferReversalReleased' ? event.data.reversalId : null;
-    await client.query(
+    const updated = await client.query(
       `UPDATE ${t} SET status = COALESCE($2, status), failure_reason = COALESCE($3, failure_reason), failure_message = COALESCE($4, failure_message),
          currency = COALESCE($5, currency), steps = steps || $6::jsonb, revision = $7, updated_at = $8,
          reversed_by = (SELECT COALESCE(jsonb_agg(CASE WHEN r->>'reversalId' = $10 THEN r || '{"released":true}'::jsonb ELSE r END), '[]'::jsonb)
                         FROM jsonb_array_elements(reversed_by || $9::jsonb) r)
-       WHERE transfer_id = $1`,
+       WHERE transfer_id = $1 AND revision = $7::bigint - 1`,
       [
         transferId,
         status,
@@ -67,6 +68,7 @@ export const transfersProjection: Projection = {
         released,
       ],
     );
-    return 'applied';
+    if (updated.rowCount === 1) return 'applied';
+    return why(`Transfer ${transferId}: ${event.type} before TransferRequested`);
   },
 };
