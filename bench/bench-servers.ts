@@ -4,7 +4,7 @@ import path from 'node:path';
 import { ensureDatabase, startEmbeddedPostgres } from '../infra/embedded-postgres';
 import { findFreePort } from '../infra/ports';
 import { findOrInstallTemporalCli } from '../infra/temporal-cli';
-import { startTemporalDevServer } from '../infra/temporal-dev-server';
+import { startTemporalDevServer, type DevServerSetting } from '../infra/temporal-dev-server';
 
 export interface BenchServers {
   adminUrl: string;
@@ -19,6 +19,10 @@ export interface BenchServers {
 export async function startBenchServers(options: {
   temporal: boolean;
   devServerTuning?: 'one-machine' | 'defaults';
+  /** Tuned settings left out, to measure each. */
+  devServerWithout?: readonly DevServerSetting[];
+  /** Keep the dev server's state in a SQLite file, as `npm start` does (the pragmas apply only then); default in memory. */
+  devServerDbFile?: boolean;
 }): Promise<BenchServers> {
   const stops: (() => Promise<void>)[] = [];
   let adminUrl = process.env.DATABASE_URL;
@@ -42,8 +46,19 @@ export async function startBenchServers(options: {
   let temporalPid: number | undefined;
   if (options.temporal && !temporalAddress) {
     const cli = await findOrInstallTemporalCli({ log: (l) => console.log(l) });
-    const server = await startTemporalDevServer({ cli, port: await findFreePort(), namespace: 'default', tuning: options.devServerTuning });
-    stops.push(() => server.stop());
+    const dbDir = options.devServerDbFile ? fs.mkdtempSync(path.join(os.tmpdir(), 'transfer-bench-temporal-')) : undefined;
+    const server = await startTemporalDevServer({
+      cli,
+      port: await findFreePort(),
+      namespace: 'default',
+      tuning: options.devServerTuning,
+      without: options.devServerWithout,
+      dbFile: dbDir ? path.join(dbDir, 'temporal.db') : undefined,
+    });
+    stops.push(async () => {
+      await server.stop();
+      if (dbDir) fs.rmSync(dbDir, { recursive: true, force: true });
+    });
     temporalAddress = server.address;
     temporalPid = server.pid;
   }

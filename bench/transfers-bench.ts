@@ -12,6 +12,7 @@ import { TransferLog } from '../application/transfer-log';
 import { createApp } from '../api/app';
 import { PostgresEventStore } from '../eventstore/postgres/postgres-event-store';
 import { silentLogger } from '../infra/logger';
+import { DEV_SERVER_SETTINGS, type DevServerSetting } from '../infra/temporal-dev-server';
 import { Metrics } from '../infra/metrics';
 import { findFreePort } from '../infra/ports';
 import { ALL_PROJECTIONS } from '../projections/all-projections';
@@ -57,6 +58,8 @@ export async function transfersBench(quick: boolean, args: string[]): Promise<vo
   const servers = await startBenchServers({
     temporal: true,
     devServerTuning: args.includes('--dev-server-defaults') ? 'defaults' : 'one-machine',
+    devServerWithout: devServerWithout(args),
+    devServerDbFile: args.includes('--dev-server-db-file'),
   });
   const harness = await Harness.start(servers, tuning);
   const results: StepResult[] = [];
@@ -156,6 +159,18 @@ interface Tuning {
   preferWait: boolean;
 }
 
+/** `--dev-server-without=one-partition,eager-activities`: tuned settings left out (infra/temporal-dev-server.ts DEV_SERVER_SETTINGS). */
+function devServerWithout(args: string[]): DevServerSetting[] {
+  const arg = args.find((a) => a.startsWith('--dev-server-without='));
+  if (!arg) return [];
+  const names = arg.slice('--dev-server-without='.length).split(',').filter(Boolean);
+  for (const name of names) {
+    if (!(name in DEV_SERVER_SETTINGS))
+      throw new Error(`--dev-server-without: unknown setting ${name} (known: ${Object.keys(DEV_SERVER_SETTINGS).join(', ')})`);
+  }
+  return names as DevServerSetting[];
+}
+
 function parseTuning(args: string[]): Tuning {
   const get = (name: string, fallback: number) => {
     const arg = args.find((a) => a.startsWith(`--${name}=`));
@@ -168,7 +183,10 @@ function parseTuning(args: string[]): Tuning {
     eager: !args.includes('--no-eager'),
     preferWait: !args.includes('--no-prefer-wait'),
   };
-  const devServer = args.includes('--dev-server-defaults') ? 'dev server defaults' : 'dev server tuned';
+  const without = devServerWithout(args);
+  const devServer = args.includes('--dev-server-defaults')
+    ? 'dev server defaults'
+    : `dev server tuned${without.length ? ` without ${without.join(', ')}` : ''}${args.includes('--dev-server-db-file') ? ' (SQLite file)' : ''}`;
   return {
     ...t,
     label: `activities=${t.maxConcurrentActivities} workflow-tasks=${t.maxConcurrentWorkflowTasks} pool=${t.poolSize} eager=${t.eager} prefer-wait=${t.preferWait} ${devServer}`,

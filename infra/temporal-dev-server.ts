@@ -25,9 +25,20 @@ export const ONE_MACHINE_DYNAMIC_CONFIG = [
 /** For the file database: write-ahead log, and fsync at checkpoints only (a dev server's data is not precious). */
 export const ONE_MACHINE_SQLITE_PRAGMAS = ['journal_mode=WAL', 'synchronous=NORMAL'] as const;
 
+/** The one-machine settings by name, so that each can be left out and measured (`npm run bench -- --dev-server-without=<name>`). */
+export const DEV_SERVER_SETTINGS = {
+  'one-partition': { dynamicConfig: ONE_MACHINE_DYNAMIC_CONFIG.slice(0, 2), pragmas: [] },
+  'eager-activities': { dynamicConfig: ONE_MACHINE_DYNAMIC_CONFIG.slice(2), pragmas: [] },
+  'sqlite-wal': { dynamicConfig: [], pragmas: ONE_MACHINE_SQLITE_PRAGMAS.slice(0, 1) },
+  'sqlite-synchronous-normal': { dynamicConfig: [], pragmas: ONE_MACHINE_SQLITE_PRAGMAS.slice(1) },
+} as const satisfies Record<string, { dynamicConfig: readonly string[]; pragmas: readonly string[] }>;
+export type DevServerSetting = keyof typeof DEV_SERVER_SETTINGS;
+
 export interface DevServerOptions {
   /** 'one-machine' (default): the settings above; 'defaults': the server's own (to measure the difference). */
   tuning?: 'one-machine' | 'defaults';
+  /** With 'one-machine': settings left out (to measure what each buys). */
+  without?: readonly DevServerSetting[];
   cli: TemporalCli;
   port: number;
   /** Web UI port; undefined runs headless (tests). */
@@ -87,8 +98,14 @@ export async function startTemporalDevServer(options: DevServerOptions): Promise
   if (options.dbFile) args.push('--db-filename', path.resolve(options.dbFile));
   for (const [name, type] of Object.entries(SEARCH_ATTRIBUTES)) args.push('--search-attribute', `${name}=${type}`);
   if ((options.tuning ?? 'one-machine') === 'one-machine') {
-    for (const value of ONE_MACHINE_DYNAMIC_CONFIG) args.push('--dynamic-config-value', value);
-    if (options.dbFile) for (const pragma of ONE_MACHINE_SQLITE_PRAGMAS) args.push('--sqlite-pragma', pragma);
+    for (const [name, setting] of Object.entries(DEV_SERVER_SETTINGS) as [
+      DevServerSetting,
+      (typeof DEV_SERVER_SETTINGS)[DevServerSetting],
+    ][]) {
+      if (options.without?.includes(name)) continue;
+      for (const value of setting.dynamicConfig) args.push('--dynamic-config-value', value);
+      if (options.dbFile) for (const pragma of setting.pragmas) args.push('--sqlite-pragma', pragma);
+    }
   }
   // Metrics on a random free port, so several dev servers can run on one machine.
   args.push('--metrics-port', '0');
