@@ -162,6 +162,8 @@ export class PostgresConsumerGroup {
         await this.sleep(this.settings.pollIntervalMs);
       }
     }
+    // Stopping while a checkpoint waited to be saved: save it, so a restart does not redeliver those events.
+    if (this.unsaved > 0 && this.leader) await this.saveCheckpoint(this.checkpoint).catch(() => undefined); // a restart then redelivers them: harmless
   }
 
   // --- the lock connection -------------------------------------------------------------------------------------
