@@ -122,9 +122,21 @@ async function applyMovement(
   if (!isMovement(event)) return 'ignored';
   const d: { accountId: string; transferId?: string; toAccountId?: string; fromAccountId?: string } = event.data;
   const [commit, prepare] = pos(recorded);
-  const inserted = await client.query(
-    `INSERT INTO ${t.rm_statement_movements!} (account_id, occurred_at, revision, event_id, kind, amount, transfer_id, counterpart_account_id, recorded_at, pos_commit, pos_prepare)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING`,
+  // One statement: the movement, and, only when it was new, its correction notice: a day closed before this movement
+  // was recorded, whose hours hold its business time, is corrected by it.
+  const result = await client.query<{ moved: number }>(
+    `WITH moved AS (
+       INSERT INTO ${t.rm_statement_movements!} (account_id, occurred_at, revision, event_id, kind, amount, transfer_id, counterpart_account_id, recorded_at, pos_commit, pos_prepare)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING
+       RETURNING 1
+     ), noticed AS (
+       INSERT INTO ${t.rm_correction_notices!} (timezone, pos_commit, pos_prepare, account_id, revision, business_date, kind, amount, occurred_at, recorded_at, closed_at, transfer_id, counterpart_account_id)
+       SELECT m.timezone, $10, $11, $1, $3, m.business_date, $5, $6, $2, $9, m.closed_at, $7, $8
+       FROM ${t.rm_closed_days!} m, moved
+       WHERE m.starts_at <= $2 AND m.ends_at > $2 AND (m.pos_commit, m.pos_prepare) < ($10::bigint, $11::bigint)
+       ON CONFLICT DO NOTHING
+     )
+     SELECT count(*)::int AS moved FROM moved`,
     [
       d.accountId,
       recorded.metadata.occurredAt,
@@ -139,27 +151,7 @@ async function applyMovement(
       prepare,
     ],
   );
-  if (inserted.rowCount !== 1) return 'duplicate';
-  // A day closed before this movement was recorded, whose hours hold its business time: a correction of that day.
-  await client.query(
-    `INSERT INTO ${t.rm_correction_notices!} (timezone, pos_commit, pos_prepare, account_id, revision, business_date, kind, amount, occurred_at, recorded_at, closed_at, transfer_id, counterpart_account_id)
-     SELECT m.timezone, $1, $2, $3, $4, m.business_date, $5, $6, $7, $8, m.closed_at, $9, $10
-     FROM ${t.rm_closed_days!} m
-     WHERE m.starts_at <= $7 AND m.ends_at > $7 AND (m.pos_commit, m.pos_prepare) < ($1::bigint, $2::bigint)
-     ON CONFLICT DO NOTHING`,
-    [
-      commit,
-      prepare,
-      d.accountId,
-      recorded.revision.toString(),
-      event.type,
-      balanceChange(event),
-      recorded.metadata.occurredAt,
-      recorded.recordedAt,
-      d.transferId ?? null,
-      d.toAccountId ?? d.fromAccountId ?? null,
-    ],
-  );
+  if (result.rows[0]!.moved !== 1) return 'duplicate';
   return 'applied';
 }
 
