@@ -30,12 +30,14 @@ export const DEFAULT_STATE_CACHE = 10_000;
  */
 export class EventSourcedRepository<S, C, E extends DomainEvent> {
   /**
-   * The last state this process folded for each stream, with its revision: a load reads only the events after it
-   * (one query; without it, a snapshot read and the tail). Streams only grow and every append checks the expected
-   * revision, so a state that is behind costs one more read, never a wrong decision. Only states folded from
-   * recorded events are kept (never a state a command decided), and states are immutable (the deciders build new ones).
+   * The last state this process folded for each stream, with its revision and the id of the event at that revision: a
+   * load reads from that event on (one query; without it, a snapshot read and the tail). Streams only grow and every
+   * append checks the expected revision, so a state that is behind costs nothing more than the read. A store that went
+   * back (a restore, a failover that lost commits, a deleted stream) no longer holds that event at that revision: the
+   * state is then dropped and the stream folded again, never trusted. Only states folded from recorded events are kept
+   * (never a state a command decided), and states are immutable (the deciders build new ones).
    */
-  private readonly states = new Map<string, { state: S; revision: bigint }>();
+  private readonly states = new Map<string, { state: S; revision: bigint; eventId: string }>();
 
   constructor(
     protected readonly store: EventStore,
@@ -52,13 +54,16 @@ export class EventSourcedRepository<S, C, E extends DomainEvent> {
   async load(id: string): Promise<Loaded<S>> {
     const known = this.states.get(id);
     if (known) {
-      const tail = await this.readFrom(id, known.revision + 1n);
-      const state = fold(
-        this.decider,
-        tail.map((e) => toDomainEvent(e, this.decider.eventTypes)),
-        known.state,
-      );
-      return this.remember(id, { state, revision: tail.at(-1)?.revision ?? known.revision });
+      const [kept, ...tail] = await this.readFrom(id, known.revision);
+      if (kept?.id === known.eventId && kept.revision === known.revision) {
+        const state = fold(
+          this.decider,
+          tail.map((e) => toDomainEvent(e, this.decider.eventTypes)),
+          known.state,
+        );
+        return this.remember(id, { state, revision: tail.at(-1)?.revision ?? known.revision }, tail.at(-1) ?? kept);
+      }
+      this.states.delete(id); // not the stream we folded any more: fold it again from what the store holds
     }
     const snapshot = this.snapshots ? await this.latestSnapshot(id) : undefined;
     const from = snapshot ? snapshot.revision + 1n : 0n;
@@ -68,13 +73,14 @@ export class EventSourcedRepository<S, C, E extends DomainEvent> {
       tail.map((e) => toDomainEvent(e, this.decider.eventTypes)),
       snapshot?.state ?? this.decider.initialState(id),
     );
-    return this.remember(id, { state, revision: tail.at(-1)?.revision ?? snapshot?.revision ?? 'no_stream' });
+    return this.remember(id, { state, revision: tail.at(-1)?.revision ?? snapshot?.revision ?? 'no_stream' }, tail.at(-1));
   }
 
-  private remember(id: string, loaded: Loaded<S>): Loaded<S> {
-    if (this.cacheSize <= 0 || loaded.revision === 'no_stream') return loaded;
+  /** Keeps the state when the event it was folded up to is known (a load that read nothing past a snapshot is not kept). */
+  private remember(id: string, loaded: Loaded<S>, last: RecordedEvent | undefined): Loaded<S> {
+    if (this.cacheSize <= 0 || last === undefined || loaded.revision !== last.revision) return loaded;
     this.states.delete(id); // re-inserted last: the Map's order is the recency order
-    this.states.set(id, { state: loaded.state, revision: loaded.revision });
+    this.states.set(id, { state: loaded.state, revision: loaded.revision, eventId: last.id });
     if (this.states.size > this.cacheSize) this.states.delete(this.states.keys().next().value!);
     return loaded;
   }

@@ -47,7 +47,8 @@ export async function explainSkippedWrite(
   const current = row.rows[0];
   if (revisionGuard(recorded.stream, current ? BigInt(current.revision) : undefined, recorded.revision) === 'duplicate') return 'duplicate';
   if (!current) throw new Error(missing);
-  // The row moved between the write and this read (another runner applied the previous revision just now): retry.
+  // The row was not at the previous revision when written, and is now: another runner's transaction applied it
+  // meanwhile (a failover). Retried: the next attempt applies this event or finds it applied.
   throw new OutOfOrderError(recorded.stream, recorded.revision, BigInt(current.revision));
 }
 

@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { Client, type ClientConfig } from 'pg';
+import { reportSafely } from './consumer-group';
 
 export const APPEND_CHANNEL = 'es_events_appended';
 
@@ -56,7 +57,7 @@ export class AppendNotifier {
       this.client = client;
       this.emitter.emit('append'); // we may have missed some while disconnected
     } catch (error) {
-      if (!this.closed) this.onError?.(error, 'append notifications (LISTEN); polling until it reconnects');
+      if (!this.closed) reportSafely(this.onError, error, 'append notifications (LISTEN); polling until it reconnects');
       client.end().catch(() => undefined); // a connection that failed to start may fail to end too: it is dropped either way
       this.scheduleReconnect();
     }

@@ -157,7 +157,7 @@ export class PostgresConsumerGroup {
         await this.sleep(this.settings.pollIntervalMs);
       } catch (error) {
         // Store unreachable or lock connection lost: let a standby lead, back off, then retry from the saved checkpoint.
-        if (!this.stopping) this.settings.onError?.(error, `consumer group ${this.group}`);
+        if (!this.stopping) reportSafely(this.settings.onError, error, `consumer group ${this.group}`);
         this.dropConnection();
         await this.sleep(this.settings.pollIntervalMs);
       }
@@ -482,5 +482,14 @@ export class PostgresConsumerGroup {
         if (wakeOnAppend || reason !== 'append') done();
       };
     });
+  }
+}
+
+/** Tells a listener of an error the group recovers from; a listener that throws must not stop the group. */
+export function reportSafely(listener: ((error: unknown, where: string) => void) | undefined, error: unknown, where: string): void {
+  try {
+    listener?.(error, where);
+  } catch {
+    // the listener's own failure: the group (or the LISTEN reconnect) goes on regardless
   }
 }

@@ -3,6 +3,7 @@ import { handleAccountCommand } from '../../application/account-commands';
 import { AccountRepository, snapshotStream } from '../../application/account-repository';
 import { accountStream } from '../../domain/account-events';
 import type { EventStore, ReadStreamOptions, RecordedEvent } from '../../eventstore/event-store';
+import { InMemoryEventStore } from '../../eventstore/memory/in-memory-event-store';
 import { unitOrPostgresStore, type TestStore } from '../support/unit-or-postgres-store';
 
 /**
@@ -39,7 +40,7 @@ describe('the repository keeps folded states in memory', () => {
     return accountId;
   }
 
-  test('a second load reads only the tail after the state it kept: one read, no snapshot read', async () => {
+  test('a second load reads only from the event its state was folded up to: one read, no snapshot read', async () => {
     const accounts = new AccountRepository(store, 2);
     const accountId = await openAccount(accounts, 100);
     for (let i = 0; i < 5; i++) expect((await handleAccountCommand(accounts, accountId, { type: 'Deposit', amount: 10 })).ok).toBe(true);
@@ -47,7 +48,8 @@ describe('the repository keeps folded states in memory', () => {
     reads.length = 0;
     const loaded = await accounts.load(accountId);
     expect(loaded.state.balance).toBe(150);
-    expect(reads).toEqual([{ stream: accountStream(accountId), fromRevision: BigInt(loaded.revision) + 1n }]);
+    // From the kept event on: it must still be there, with the same id (see the next test but one).
+    expect(reads).toEqual([{ stream: accountStream(accountId), fromRevision: BigInt(loaded.revision) }]);
     expect(reads.some((r) => r.stream === snapshotStream(accountId))).toBe(false);
     expect(loaded).toStrictEqual(await accounts.loadWithoutSnapshot(accountId));
   });
@@ -66,6 +68,42 @@ describe('the repository keeps folded states in memory', () => {
     expect(await here.loadWithoutSnapshot(accountId)).toStrictEqual(await here.load(accountId));
   });
 
+  test('a store that went back (a restore, a failover that lost commits) is folded again, never trusted from memory', async () => {
+    // The repository reads through `current`: first the live store, then a copy restored from before the last deposit,
+    // in which another process has since written other events (so its revision passes the one kept in memory).
+    const live = testStore.store;
+    const restored = new InMemoryEventStore();
+    let current: EventStore = live;
+    const switching = Object.create(live) as EventStore;
+    switching.readStream = (stream: string, options?: ReadStreamOptions) => current.readStream(stream, options);
+    switching.appendToStream = (stream, events, options) => current.appendToStream(stream, events, options);
+    const accounts = new AccountRepository(switching, 50);
+    const accountId = await openAccount(accounts, 100); // revisions 0 (opened) and 1 (initial deposit)
+    expect((await handleAccountCommand(accounts, accountId, { type: 'Deposit', amount: 500 })).ok).toBe(true); // revision 2
+    expect((await accounts.load(accountId)).state.balance).toBe(600); // kept in memory at revision 2
+
+    // The restored copy: revisions 0 and 1 only; then another process withdraws twice (revisions 2 and 3).
+    const history = await live.readStream(accountStream(accountId));
+    await restored.appendToStream(
+      accountStream(accountId),
+      history.slice(0, 2).map(({ id, type, data, metadata }) => ({ id, type, data, metadata })),
+      {
+        expectedRevision: 'no_stream',
+      },
+    );
+    current = restored;
+    const other = new AccountRepository(restored, 50);
+    expect((await handleAccountCommand(other, accountId, { type: 'Withdraw', amount: 30 })).ok).toBe(true);
+    expect((await handleAccountCommand(other, accountId, { type: 'Withdraw', amount: 30 })).ok).toBe(true);
+
+    // What the store holds now: 100 - 60 = 40. The 500 of the lost deposit must not come back from memory.
+    const loaded = await accounts.load(accountId);
+    expect(loaded.state.balance).toBe(40);
+    expect(loaded).toStrictEqual(await other.loadWithoutSnapshot(accountId));
+    // And a decision on it sees 40: withdrawing 100 is refused.
+    expect((await handleAccountCommand(accounts, accountId, { type: 'Withdraw', amount: 100 })).ok).toBe(false);
+  });
+
   test('it is bounded: the least recently used state goes first, and a state that went is loaded as usual', async () => {
     const accounts = new AccountRepository(store, 50, undefined, 2);
     const [a, b, c] = [await openAccount(accounts, 1), await openAccount(accounts, 2), await openAccount(accounts, 3)];
@@ -77,6 +115,6 @@ describe('the repository keeps folded states in memory', () => {
     reads.length = 0;
     const kept = await accounts.load(c);
     expect(kept.state.balance).toBe(3);
-    expect(reads).toEqual([{ stream: accountStream(c), fromRevision: BigInt(kept.revision) + 1n }]); // kept: the tail only
+    expect(reads).toEqual([{ stream: accountStream(c), fromRevision: BigInt(kept.revision) }]); // kept: the tail only
   });
 });
