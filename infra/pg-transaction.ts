@@ -22,3 +22,14 @@ export async function withTransaction<T>(pool: Pool, work: (client: PoolClient) 
     client.release();
   }
 }
+
+/**
+ * Runs DDL (CREATE ... IF NOT EXISTS) in one transaction under a transaction-scoped advisory lock, so that several
+ * processes starting at once create a table once and none sees it half made.
+ */
+export async function createTablesOnce(pool: Pool, lockKey: number, statements: readonly string[]): Promise<void> {
+  await withTransaction(pool, async (client) => {
+    await client.query('SELECT pg_advisory_xact_lock($1)', [lockKey]);
+    for (const statement of statements) await client.query(statement);
+  });
+}

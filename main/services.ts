@@ -114,38 +114,34 @@ function installTemporalRuntime(logger: Logger): void {
   }
 }
 
-/** Logs a dead PostgreSQL connection at most once per 5 s (a restart kills every connection at once). */
-function connectionErrorLogger(logger: Logger, pool: string): (error: Error) => void {
-  let lastAt = 0;
-  let suppressed = 0;
-  return (error) => {
-    if (Date.now() - lastAt < 5_000) {
-      suppressed += 1;
+/**
+ * Warnings that come in bursts (a database restart fails every connection and every consumer-group round at once):
+ * at most one line per key every 5 s, counting those left out (`alsoFailed`) in the next.
+ */
+function throttledWarnings(logger: Logger): (key: string, entry: { msg: string } & Record<string, unknown>) => void {
+  const last = new Map<string, { at: number; suppressed: number }>();
+  return (key, entry) => {
+    const seen = last.get(key);
+    if (seen && Date.now() - seen.at < 5_000) {
+      seen.suppressed += 1;
       return;
     }
-    logger.log({
-      level: 'warn',
-      msg: 'PostgreSQL connection lost (it is replaced on next use)',
-      pool,
-      error: error.message,
-      ...(suppressed ? { alsoLost: suppressed } : {}),
-    });
-    lastAt = Date.now();
-    suppressed = 0;
+    logger.log({ level: 'warn', ...entry, ...(seen?.suppressed ? { alsoFailed: seen.suppressed } : {}) });
+    last.set(key, { at: Date.now(), suppressed: 0 });
   };
 }
 
-/**
- * Errors a part recovers from on its own (it retries), logged as warnings at most once per 5 s for each place they
- * come from (a database restart makes every consumer group fail each round until it is back).
- */
+/** A dead PostgreSQL connection of a pool (it is replaced on next use). */
+function connectionErrorLogger(logger: Logger, pool: string): (error: Error) => void {
+  const warn = throttledWarnings(logger);
+  return (error) => warn(pool, { msg: 'PostgreSQL connection lost (it is replaced on next use)', pool, error: error.message });
+}
+
+/** Errors a part recovers from on its own (it retries), by the place they come from. */
 export function recoveredErrorLogger(logger: Logger, part: string): (error: unknown, where: string) => void {
-  const lastAt = new Map<string, number>();
-  return (error, where) => {
-    if (Date.now() - (lastAt.get(where) ?? 0) < 5_000) return;
-    lastAt.set(where, Date.now());
-    logger.log({ level: 'warn', msg: `${part}: ${where} failed; retrying`, error: error instanceof Error ? error.message : String(error) });
-  };
+  const warn = throttledWarnings(logger);
+  return (error, where) =>
+    warn(where, { msg: `${part}: ${where} failed; retrying`, error: error instanceof Error ? error.message : String(error) });
 }
 
 /** gRPC reconnect backoff for the Temporal client: a restarted server is found again within seconds. */

@@ -1,5 +1,6 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Pool } from 'pg';
+import { createTablesOnce } from '../infra/pg-transaction';
 
 /**
  * API keys (bearer tokens), the way payment APIs keep them: a random secret shown once, stored only
@@ -116,20 +117,7 @@ export class ApiKeyStore {
   /** Creates the table once per process (and again after a failed attempt), under an advisory lock: several processes may start at once. */
   ensureSchema(): Promise<void> {
     this.schema ??= (async () => {
-      const client = await this.pool.connect();
-      try {
-        await client.query('BEGIN');
-        try {
-          await client.query('SELECT pg_advisory_xact_lock($1)', [SCHEMA_LOCK]);
-          for (const statement of API_KEYS_DDL) await client.query(statement);
-          await client.query('COMMIT');
-        } catch (error) {
-          await client.query('ROLLBACK').catch(() => undefined); // the error below is the one to report; a failed rollback dies with its connection
-          throw error;
-        }
-      } finally {
-        client.release();
-      }
+      await createTablesOnce(this.pool, SCHEMA_LOCK, API_KEYS_DDL);
     })().catch((error: unknown) => {
       this.schema = undefined;
       throw error;

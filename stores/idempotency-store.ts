@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Pool } from 'pg';
+import { createTablesOnce } from '../infra/pg-transaction';
 
 /**
  * Idempotency keys of the account writes (Stripe's convention): what the first request with a key
@@ -40,20 +41,7 @@ export const IDEMPOTENCY_KEYS_DDL = [
 const SCHEMA_LOCK = 7_412_017;
 
 export async function ensureIdempotencySchema(pool: Pool): Promise<void> {
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
-    try {
-      await client.query('SELECT pg_advisory_xact_lock($1)', [SCHEMA_LOCK]);
-      for (const statement of IDEMPOTENCY_KEYS_DDL) await client.query(statement);
-      await client.query('COMMIT');
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => undefined); // the error below is the one to report; a failed rollback dies with its connection
-      throw error;
-    }
-  } finally {
-    client.release();
-  }
+  await createTablesOnce(pool, SCHEMA_LOCK, IDEMPOTENCY_KEYS_DDL);
 }
 
 /** An answer as sent: replayed byte for byte. */

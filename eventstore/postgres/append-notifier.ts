@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { Client, type ClientConfig } from 'pg';
-import { reportSafely } from './consumer-group';
+import { reportSafely, type StoreErrorListener } from './store-errors';
 
 export const APPEND_CHANNEL = 'es_events_appended';
 
@@ -23,7 +23,7 @@ export class AppendNotifier {
   constructor(
     private readonly config: ClientConfig,
     /** Told when the LISTEN connection cannot be made (it is tried again every second). */
-    private readonly onError?: (error: unknown, where: string) => void,
+    private readonly onError?: StoreErrorListener,
   ) {
     this.emitter.setMaxListeners(0);
   }

@@ -4,6 +4,7 @@ import { blockedReason, START_POSITION } from '../event-store';
 import { validateStreamName } from '../validation';
 import type { AppendNotifier } from './append-notifier';
 import { readEventsAfter, readHeadPosition } from './log-queries';
+import { reportSafely, type StoreErrorListener } from './store-errors';
 import { eventColumns, toRecordedEvent, type EventRow } from './row-mapping';
 
 export interface ConsumerGroupSettings {
@@ -13,7 +14,7 @@ export interface ConsumerGroupSettings {
   /** Most events per handler call (1 for per-event subscriptions). */
   maxBatchSize: number;
   /** Told when a round fails (store unreachable, lock connection lost) before the group backs off and retries. */
-  onError?: (error: unknown, where: string) => void;
+  onError?: StoreErrorListener;
 }
 
 const BATCH_SIZE = 500;
@@ -482,14 +483,5 @@ export class PostgresConsumerGroup {
         if (wakeOnAppend || reason !== 'append') done();
       };
     });
-  }
-}
-
-/** Tells a listener of an error the group recovers from; a listener that throws must not stop the group. */
-export function reportSafely(listener: ((error: unknown, where: string) => void) | undefined, error: unknown, where: string): void {
-  try {
-    listener?.(error, where);
-  } catch {
-    // the listener's own failure: the group (or the LISTEN reconnect) goes on regardless
   }
 }

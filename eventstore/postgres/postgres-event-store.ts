@@ -28,6 +28,7 @@ import type {
 import { validateAppend, validateStreamName } from '../validation';
 import { AppendNotifier } from './append-notifier';
 import { PostgresConsumerGroup } from './consumer-group';
+import type { StoreErrorListener } from './store-errors';
 import {
   AFTER_POSITION,
   countEvents,
@@ -70,9 +71,6 @@ export interface PostgresEventStoreOptions {
    */
   onError?: StoreErrorListener;
 }
-
-/** An error the store recovered from, and where (e.g. 'consumer group projections-transfers'). */
-export type StoreErrorListener = (error: unknown, where: string) => void;
 
 export interface OpenTransactionLag {
   /** Visible events that readers cannot deliver yet because an older transaction is still open. */
