@@ -1,8 +1,11 @@
 import { randomUUID } from 'node:crypto';
+import fs from 'node:fs';
+import inspector from 'node:inspector';
+import path from 'node:path';
 import type { Server } from 'node:http';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, type Worker } from '@temporalio/worker';
-import { Pool } from 'pg';
+import { Client as PgClient, Pool } from 'pg';
 import { createServicePool } from '../infra/pg-pool';
 import { withTransaction } from '../infra/pg-transaction';
 import { createTransferActivities, type TransferActivities } from '../activities/transfer-activities';
@@ -63,6 +66,7 @@ export async function transfersBench(quick: boolean, args: string[]): Promise<vo
   });
   const harness = await Harness.start(servers, tuning);
   const results: StepResult[] = [];
+  let statementCounts: { concurrency: number; perTransfer: [string, number][] } | undefined;
   const probes: CpuProbe[] = [{ name: 'node (api+worker+projections+load)', pid: process.pid, withChildren: false }];
   if (servers.temporalPid) probes.push({ name: 'temporal', pid: servers.temporalPid, withChildren: true });
   if (servers.postgresPid) probes.push({ name: 'postgres', pid: servers.postgresPid, withChildren: true });
@@ -77,7 +81,12 @@ export async function transfersBench(quick: boolean, args: string[]): Promise<vo
       console.log(`[bench] ${c} in flight...`);
       const conflictsBefore = harness.conflicts();
       harness.resetTimings();
+      const top = c === sweep.at(-1);
+      const profile = args.includes('--cpu-profile') && top ? await startCpuProfile() : undefined;
+      const counting = args.includes('--count-statements') && top ? countStatements() : undefined;
       const ours = await measureCpu(probes, () => timed(perStep, c, () => harness.viaHttp(harness.randomPair())));
+      if (profile) console.log(`[bench] CPU profile of ours at ${c} in flight: ${await profile.stop(`ours-${c}`)}`);
+      if (counting) statementCounts = { concurrency: c, perTransfer: counting.stop(perStep) };
       results.push({
         variant: 'ours (HTTP -> saga -> store -> projections)',
         concurrency: c,
@@ -132,6 +141,7 @@ export async function transfersBench(quick: boolean, args: string[]): Promise<vo
     }
 
     print(results, hot, sweep);
+    if (statementCounts) printStatementCounts(statementCounts);
     const file = writeReport('transfers', {
       machine: machineInfo(),
       quick,
@@ -146,6 +156,60 @@ export async function transfersBench(quick: boolean, args: string[]): Promise<vo
     await harness.close();
     await servers.stop();
   }
+}
+
+/**
+ * `--cpu-profile`: a V8 CPU profile of this process (API, worker, projections, load) while ours runs at the sweep's
+ * top step, written beside the report (open it in Chrome DevTools or summarise it with scripts/cpu-profile-summary.ts).
+ */
+async function startCpuProfile(): Promise<{ stop(name: string): Promise<string> }> {
+  const session = new inspector.Session();
+  session.connect();
+  const post = (method: string, params?: object) =>
+    new Promise<unknown>((resolve, reject) => session.post(method, params ?? {}, (err, result) => (err ? reject(err) : resolve(result))));
+  await post('Profiler.enable');
+  await post('Profiler.setSamplingInterval', { interval: 200 });
+  await post('Profiler.start');
+  return {
+    async stop(name) {
+      const { profile } = (await post('Profiler.stop')) as { profile: unknown };
+      session.disconnect();
+      const dir = path.join(__dirname, 'results');
+      fs.mkdirSync(dir, { recursive: true });
+      const file = path.join(dir, `${name}-${new Date().toISOString().replace(/[:.]/g, '-')}.cpuprofile`);
+      fs.writeFileSync(file, JSON.stringify(profile));
+      return file;
+    },
+  };
+}
+
+/**
+ * `--count-statements`: every statement this process sends to PostgreSQL while ours runs at the sweep's top step,
+ * counted by its text (the first 90 characters, whitespace folded), per transfer.
+ */
+function countStatements(): { stop(transfers: number): [string, number][] } {
+  const proto = PgClient.prototype as unknown as { query: (...a: unknown[]) => unknown };
+  const original = proto.query;
+  const counts = new Map<string, number>();
+  proto.query = function (this: unknown, ...a: unknown[]) {
+    const q = a[0];
+    const text = typeof q === 'string' ? q : ((q as { text?: string; name?: string })?.text ?? (q as { name?: string })?.name ?? '?');
+    const key = text.replace(/\s+/g, ' ').trim().slice(0, 90);
+    counts.set(key, (counts.get(key) ?? 0) + 1);
+    return original.apply(this, a);
+  };
+  return {
+    stop(transfers) {
+      proto.query = original;
+      return [...counts].sort((x, y) => y[1] - x[1]).map(([k, n]) => [k, round(n / transfers, 2)]);
+    },
+  };
+}
+
+function printStatementCounts({ concurrency, perTransfer }: { concurrency: number; perTransfer: [string, number][] }): void {
+  const total = perTransfer.reduce((sum, [, n]) => sum + n, 0);
+  console.log(`\nStatements per transfer sent by this process at ${concurrency} in flight: ${round(total, 1)}\n`);
+  console.log(table(perTransfer.map(([statement, n]) => ({ 'per transfer': n, statement }))));
 }
 
 interface Tuning {

@@ -1,11 +1,12 @@
 import { ACCOUNT_EVENT_TYPES, ACCOUNT_STREAM_PREFIX, isMovement, type AccountEvent } from '../domain/account-events';
 import { toDomainEvent } from '../application/event-envelope';
-import type { Projection } from './projection';
-import { explainSkippedWrite } from './projection';
+import type { RecordedEvent } from '../eventstore/event-store';
+import type { BatchPlan, BatchProjection } from './projection';
+import { arrayParams, explainSkippedWrite, streamRuns } from './projection';
 import { accountBalancesDdl } from './read-model-schema';
 
 /** rm_account_balances: one row per account, at the revision of the last event applied. */
-export const accountBalancesProjection: Projection = {
+export const accountBalancesProjection: BatchProjection = {
   name: 'account-balances',
   streamPrefix: ACCOUNT_STREAM_PREFIX,
   eventTypes: ACCOUNT_EVENT_TYPES,
@@ -43,4 +44,102 @@ export const accountBalancesProjection: Projection = {
     if (updated.rowCount === 1) return 'applied';
     return why(`Account ${accountId}: ${event.type} before AccountOpened`);
   },
+  planBatch: planBalances,
 };
+
+/**
+ * A batch in one statement (see BatchPlan): per account, its run of events folded into one write, as apply() would
+ * leave the row after the last of them. An account opened in the batch is inserted; the others are updated only where
+ * the row is at the revision before the run's first event. Anything else (AccountOpened not first, a run that cannot
+ * be folded) goes to apply().
+ */
+function planBalances(events: RecordedEvent[], tables: Record<string, string>): BatchPlan {
+  const t = tables.rm_account_balances!;
+  const { runs, broken } = streamRuns(events);
+  const rest = [...broken];
+  const units: BatchPlan['units'] = [];
+  const ins = { id: [] as string[], owner: [] as string[], currency: [] as string[], balance: [] as number[], closed: [] as boolean[] };
+  const insRev: string[] = [];
+  const insOpened: string[] = [];
+  const insAt: string[] = [];
+  const upd = {
+    id: [] as string[],
+    first: [] as string[],
+    last: [] as string[],
+    balance: [] as (number | null)[],
+    closed: [] as boolean[],
+  };
+  const updAt: string[] = [];
+  for (const run of runs) {
+    const domain = run.map((e) => toDomainEvent<AccountEvent>(e, ACCOUNT_EVENT_TYPES));
+    const opened = domain[0]!.type === 'AccountOpened' ? domain[0] : undefined;
+    const opensLater = domain.some((e, i) => e.type === 'AccountOpened' && (i > 0 || run[0]!.revision !== 0n));
+    if (opensLater || (opened === undefined && run[0]!.revision === 0n)) {
+      rest.push(...run); // apply() refuses these with the reason
+      continue;
+    }
+    const accountId = domain[0]!.data.accountId;
+    const movements = domain.filter(isMovement);
+    const balanceAfter = movements.length > 0 ? movements.at(-1)!.data.balanceAfter : null;
+    const closed = domain.some((e) => e.type === 'AccountClosed');
+    const at = run.at(-1)!.metadata.occurredAt;
+    if (opened?.type === 'AccountOpened') {
+      ins.id.push(accountId);
+      ins.owner.push(opened.data.ownerId);
+      ins.currency.push(opened.data.currency);
+      ins.balance.push(balanceAfter ?? 0);
+      ins.closed.push(closed);
+      insRev.push(run.at(-1)!.revision.toString());
+      insOpened.push(run[0]!.metadata.occurredAt);
+      insAt.push(at);
+    } else {
+      upd.id.push(accountId);
+      upd.first.push(run[0]!.revision.toString());
+      upd.last.push(run.at(-1)!.revision.toString());
+      upd.balance.push(balanceAfter);
+      upd.closed.push(closed);
+      updAt.push(at);
+    }
+    units.push({ key: accountId, events: run });
+  }
+  return {
+    ctes: [
+      `ins AS (
+        INSERT INTO ${t} (account_id, owner_id, currency, balance, status, revision, opened_at, updated_at)
+        SELECT id, owner, currency, balance, CASE WHEN closed THEN 'closed' ELSE 'open' END, revision, opened_at, at
+        FROM unnest(${arrayParams(1, ['text', 'text', 'text', 'bigint', 'boolean', 'bigint', 'timestamptz', 'timestamptz'])})
+             AS u(id, owner, currency, balance, closed, revision, opened_at, at)
+        ON CONFLICT (account_id) DO NOTHING
+        RETURNING account_id
+      )`,
+      `upd AS (
+        UPDATE ${t} SET balance = COALESCE(u.balance, ${t}.balance), status = CASE WHEN u.closed THEN 'closed' ELSE ${t}.status END,
+          revision = u.last, updated_at = u.at
+        FROM unnest(${arrayParams(9, ['text', 'bigint', 'bigint', 'bigint', 'boolean', 'timestamptz'])}) AS u(id, first, last, balance, closed, at)
+        WHERE ${t}.account_id = u.id AND ${t}.revision = u.first - 1
+        RETURNING ${t}.account_id
+      )`,
+    ],
+    values: [
+      ins.id,
+      ins.owner,
+      ins.currency,
+      ins.balance,
+      ins.closed,
+      insRev,
+      insOpened,
+      insAt,
+      upd.id,
+      upd.first,
+      upd.last,
+      upd.balance,
+      upd.closed,
+      updAt,
+    ],
+    written: 'SELECT account_id AS k FROM ins UNION ALL SELECT account_id FROM upd',
+    units,
+    unwritten: 'one-by-one',
+    ignored: [],
+    rest,
+  };
+}

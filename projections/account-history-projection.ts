@@ -7,40 +7,80 @@ import {
   type AccountEvent,
 } from '../domain/account-events';
 import { toDomainEvent } from '../application/event-envelope';
-import type { Projection } from './projection';
+import type { RecordedEvent } from '../eventstore/event-store';
+import type { BatchPlan, BatchProjection } from './projection';
+import { arrayParams } from './projection';
 import { accountHistoryDdl } from './read-model-schema';
 
 /**
  * rm_account_history: one line per movement, keyed by (account, revision), so a redelivered
  * event inserts nothing and lines may arrive in any order.
  */
-export const accountHistoryProjection: Projection = {
+export const accountHistoryProjection: BatchProjection = {
   name: 'account-history',
   streamPrefix: ACCOUNT_STREAM_PREFIX,
   eventTypes: MOVEMENT_TYPES,
   tables: { rm_account_history: accountHistoryDdl },
   async apply(client, recorded, tables) {
-    const event = toDomainEvent<AccountEvent>(recorded, ACCOUNT_EVENT_TYPES);
-    if (!isMovement(event)) return 'ignored';
-    const d: { accountId: string; balanceAfter: number; transferId?: string; toAccountId?: string; fromAccountId?: string } = event.data;
-    const signed = balanceChange(event);
+    const line = historyLine(recorded);
+    if (!line) return 'ignored';
     const result = await client.query(
-      `INSERT INTO ${tables.rm_account_history!} (account_id, revision, event_id, kind, amount, balance_after, transfer_id,
-         counterpart_account_id, occurred_at, recorded_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (account_id, revision) DO NOTHING`,
-      [
-        d.accountId,
-        recorded.revision.toString(),
-        recorded.id,
-        event.type,
-        signed,
-        d.balanceAfter,
-        d.transferId ?? null,
-        d.toAccountId ?? d.fromAccountId ?? null,
-        recorded.metadata.occurredAt,
-        recorded.recordedAt,
-      ],
+      `INSERT INTO ${tables.rm_account_history!} (${COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+       ON CONFLICT (account_id, revision) DO NOTHING`,
+      line,
     );
     return result.rowCount === 1 ? 'applied' : 'duplicate';
   },
+  planBatch(events, tables) {
+    const columns: unknown[][] = Array.from({ length: 10 }, () => []);
+    const units: BatchPlan['units'] = [];
+    const ignored: RecordedEvent[] = [];
+    for (const recorded of events) {
+      const line = historyLine(recorded);
+      if (!line) {
+        ignored.push(recorded);
+        continue;
+      }
+      line.forEach((v, i) => columns[i]!.push(v));
+      units.push({ key: `${line[0]}:${line[1]}`, events: [recorded] });
+    }
+    return {
+      ctes: [
+        `lines AS (
+          INSERT INTO ${tables.rm_account_history!} (${COLUMNS})
+          SELECT * FROM unnest(${arrayParams(1, ['text', 'bigint', 'uuid', 'text', 'bigint', 'bigint', 'text', 'text', 'timestamptz', 'timestamptz'])})
+          ON CONFLICT (account_id, revision) DO NOTHING
+          RETURNING account_id || ':' || revision AS k
+        )`,
+      ],
+      values: columns,
+      written: 'SELECT k FROM lines',
+      units,
+      unwritten: 'duplicate', // its line is there: applied before
+      ignored,
+      rest: [],
+    };
+  },
 };
+
+const COLUMNS =
+  'account_id, revision, event_id, kind, amount, balance_after, transfer_id, counterpart_account_id, occurred_at, recorded_at';
+
+/** The line a movement adds (in COLUMNS' order); undefined for an event that moves no money. */
+function historyLine(recorded: RecordedEvent): unknown[] | undefined {
+  const event = toDomainEvent<AccountEvent>(recorded, ACCOUNT_EVENT_TYPES);
+  if (!isMovement(event)) return undefined;
+  const d: { accountId: string; balanceAfter: number; transferId?: string; toAccountId?: string; fromAccountId?: string } = event.data;
+  return [
+    d.accountId,
+    recorded.revision.toString(),
+    recorded.id,
+    event.type,
+    balanceChange(event),
+    d.balanceAfter,
+    d.transferId ?? null,
+    d.toAccountId ?? d.fromAccountId ?? null,
+    recorded.metadata.occurredAt,
+    recorded.recordedAt,
+  ];
+}

@@ -11,8 +11,8 @@ import { BOOKS_EVENT_TYPES, BOOKS_STREAM_PREFIX, type BooksEvent } from '../doma
 import { EXCEPTION_EVENT_TYPES, EXCEPTION_STREAM_PREFIX, type ExceptionEvent } from '../domain/late-record-exception';
 import { toDomainEvent } from '../application/event-envelope';
 import type { RecordedEvent } from '../eventstore/event-store';
-import type { Projection } from './projection';
-import { revisionGuard } from './projection';
+import type { BatchPlan, BatchProjection } from './projection';
+import { arrayParams, revisionGuard } from './projection';
 
 /**
  * Business time (issue 14), one projection over three kinds of streams, so that its tables are always
@@ -113,46 +113,105 @@ export const BUSINESS_TIME_TABLES = {
 
 const pos = (e: RecordedEvent) => [e.position.commit.toString(), e.position.prepare.toString()];
 
+const MOVEMENT_COLUMNS =
+  'account_id, occurred_at, revision, event_id, kind, amount, transfer_id, counterpart_account_id, recorded_at, pos_commit, pos_prepare';
+const MOVEMENT_TYPES_SQL = ['text', 'timestamptz', 'bigint', 'uuid', 'text', 'bigint', 'text', 'text', 'timestamptz', 'bigint', 'bigint'];
+
+/** A movement's row (in MOVEMENT_COLUMNS' order); undefined for an account event that moves no money. */
+function movementRow(recorded: RecordedEvent): unknown[] | undefined {
+  const event = toDomainEvent<AccountEvent>(recorded, ACCOUNT_EVENT_TYPES);
+  if (!isMovement(event)) return undefined;
+  const d: { accountId: string; transferId?: string; toAccountId?: string; fromAccountId?: string } = event.data;
+  const [commit, prepare] = pos(recorded);
+  return [
+    d.accountId,
+    recorded.metadata.occurredAt,
+    recorded.revision.toString(),
+    recorded.id,
+    event.type,
+    balanceChange(event),
+    d.transferId ?? null,
+    d.toAccountId ?? d.fromAccountId ?? null,
+    recorded.recordedAt,
+    commit,
+    prepare,
+  ];
+}
+
+/**
+ * The movements inserted by the CTE `moved` (RETURNING every column) and, for each one that was new, its correction
+ * notice: a day closed before the movement was recorded, whose hours hold its business time, is corrected by it.
+ */
+const noticesOfMoved = (t: Record<string, string>) => `noticed AS (
+  INSERT INTO ${t.rm_correction_notices!} (timezone, pos_commit, pos_prepare, account_id, revision, business_date, kind, amount, occurred_at, recorded_at, closed_at, transfer_id, counterpart_account_id)
+  SELECT m.timezone, mv.pos_commit, mv.pos_prepare, mv.account_id, mv.revision, m.business_date, mv.kind, mv.amount, mv.occurred_at, mv.recorded_at, m.closed_at, mv.transfer_id, mv.counterpart_account_id
+  FROM moved mv JOIN ${t.rm_closed_days!} m
+    ON m.starts_at <= mv.occurred_at AND m.ends_at > mv.occurred_at AND (m.pos_commit, m.pos_prepare) < (mv.pos_commit, mv.pos_prepare)
+  ON CONFLICT DO NOTHING
+)`;
+
 async function applyMovement(
   client: PoolClient,
   recorded: RecordedEvent,
   t: Record<string, string>,
 ): Promise<'applied' | 'duplicate' | 'ignored'> {
-  const event = toDomainEvent<AccountEvent>(recorded, ACCOUNT_EVENT_TYPES);
-  if (!isMovement(event)) return 'ignored';
-  const d: { accountId: string; transferId?: string; toAccountId?: string; fromAccountId?: string } = event.data;
-  const [commit, prepare] = pos(recorded);
-  // One statement: the movement, and, only when it was new, its correction notice: a day closed before this movement
-  // was recorded, whose hours hold its business time, is corrected by it.
+  const row = movementRow(recorded);
+  if (!row) return 'ignored';
+  // One statement: the movement, and, only when it was new, its correction notice.
   const result = await client.query<{ moved: number }>(
     `WITH moved AS (
-       INSERT INTO ${t.rm_statement_movements!} (account_id, occurred_at, revision, event_id, kind, amount, transfer_id, counterpart_account_id, recorded_at, pos_commit, pos_prepare)
+       INSERT INTO ${t.rm_statement_movements!} (${MOVEMENT_COLUMNS})
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING
-       RETURNING 1
-     ), noticed AS (
-       INSERT INTO ${t.rm_correction_notices!} (timezone, pos_commit, pos_prepare, account_id, revision, business_date, kind, amount, occurred_at, recorded_at, closed_at, transfer_id, counterpart_account_id)
-       SELECT m.timezone, $10, $11, $1, $3, m.business_date, $5, $6, $2, $9, m.closed_at, $7, $8
-       FROM ${t.rm_closed_days!} m, moved
-       WHERE m.starts_at <= $2 AND m.ends_at > $2 AND (m.pos_commit, m.pos_prepare) < ($10::bigint, $11::bigint)
-       ON CONFLICT DO NOTHING
-     )
+       RETURNING ${MOVEMENT_COLUMNS}
+     ), ${noticesOfMoved(t)}
      SELECT count(*)::int AS moved FROM moved`,
-    [
-      d.accountId,
-      recorded.metadata.occurredAt,
-      recorded.revision.toString(),
-      recorded.id,
-      event.type,
-      balanceChange(event),
-      d.transferId ?? null,
-      d.toAccountId ?? d.fromAccountId ?? null,
-      recorded.recordedAt,
-      commit,
-      prepare,
-    ],
+    row,
   );
   if (result.rows[0]!.moved !== 1) return 'duplicate';
   return 'applied';
+}
+
+/**
+ * A batch in one statement (see BatchPlan): its movements and their correction notices, keyed, so a movement already
+ * there is a duplicate. Closes of the books and exceptions (rare) go to apply(): a close gives the notices of the
+ * movements recorded after it whichever comes first, so the order between the two does not matter.
+ */
+function planBusinessTime(events: RecordedEvent[], t: Record<string, string>): BatchPlan {
+  const columns: unknown[][] = MOVEMENT_TYPES_SQL.map(() => []);
+  const units: BatchPlan['units'] = [];
+  const ignored: RecordedEvent[] = [];
+  const rest: RecordedEvent[] = [];
+  for (const recorded of events) {
+    if (!recorded.stream.startsWith(ACCOUNT_STREAM_PREFIX)) {
+      if (recorded.stream.startsWith(BOOKS_STREAM_PREFIX) || recorded.stream.startsWith(EXCEPTION_STREAM_PREFIX)) rest.push(recorded);
+      else ignored.push(recorded);
+      continue;
+    }
+    const row = movementRow(recorded);
+    if (!row) {
+      ignored.push(recorded);
+      continue;
+    }
+    row.forEach((v, i) => columns[i]!.push(v));
+    units.push({ key: `${row[0]}:${row[2]}`, events: [recorded] });
+  }
+  return {
+    ctes: [
+      `moved AS (
+        INSERT INTO ${t.rm_statement_movements!} (${MOVEMENT_COLUMNS})
+        SELECT * FROM unnest(${arrayParams(1, MOVEMENT_TYPES_SQL)})
+        ON CONFLICT DO NOTHING
+        RETURNING ${MOVEMENT_COLUMNS}
+      )`,
+      noticesOfMoved(t),
+    ],
+    values: columns,
+    written: `SELECT account_id || ':' || revision AS k FROM moved`,
+    units,
+    unwritten: 'duplicate',
+    ignored,
+    rest,
+  };
 }
 
 async function applyClose(client: PoolClient, recorded: RecordedEvent, t: Record<string, string>): Promise<'applied' | 'duplicate'> {
@@ -242,7 +301,7 @@ async function applyException(client: PoolClient, recorded: RecordedEvent, t: Re
   return 'applied';
 }
 
-export const businessTimeProjection: Projection = {
+export const businessTimeProjection: BatchProjection = {
   name: 'business-time',
   // Three stream kinds (account-, books-, exception-): every stream, narrowed by event type.
   streamPrefix: '',
@@ -254,4 +313,5 @@ export const businessTimeProjection: Projection = {
     if (recorded.stream.startsWith(EXCEPTION_STREAM_PREFIX)) return applyException(client, recorded, tables);
     return 'ignored';
   },
+  planBatch: planBusinessTime,
 };

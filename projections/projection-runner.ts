@@ -2,8 +2,8 @@ import type { Pool } from 'pg';
 import { withTransaction } from '../infra/pg-transaction';
 import type { EventStore, GlobalPosition, RecordedEvent, Subscription } from '../eventstore/event-store';
 import { comparePositions } from '../eventstore/event-store';
-import type { Projection } from './projection';
-import { liveTables } from './projection';
+import type { BatchPlan, BatchProjection, Projection } from './projection';
+import { canBatch, liveTables } from './projection';
 import { ensureReadModelSchema } from './read-model-schema';
 
 export interface ProjectionObserver {
@@ -69,9 +69,11 @@ export class ProjectionRunner {
   }
 
   /**
-   * Applies events in one transaction, with the checkpoint of the last one: one commit for the
-   * batch instead of one per event. If any event fails, nothing of the batch is kept (the
-   * subscription then delivers the events one at a time).
+   * Applies a batch with the checkpoint of its furthest event. A projection that can (BatchProjection) writes the batch
+   * with its checkpoint in one statement (see BatchPlan); what that statement leaves, and every event of the other
+   * projections, is applied one event at a time in one transaction with the checkpoint. If an event fails, nothing of
+   * that transaction is kept (the subscription then delivers the events one at a time). Outcomes are reported once
+   * what they report has committed.
    */
   async applyMany(
     projection: Projection,
@@ -81,15 +83,84 @@ export class ProjectionRunner {
   ): Promise<void> {
     const wanted = events.filter((e) => !projection.eventTypes || projection.eventTypes.includes(e.type));
     if (wanted.length === 0) return;
+    // The furthest position of the batch (EventStoreDB may deliver out of order; the checkpoint only moves forward).
+    const furthest = wanted.reduce((a, e) => (comparePositions(e.position, a) > 0 ? e.position : a), wanted[0]!.position);
+    let left = wanted;
+    if (canBatch(projection)) {
+      const settled = await this.writeBatch(projection, projection.planBatch(wanted, tables), checkpointName, furthest);
+      if (settled === 'all') return;
+      left = wanted.filter((e) => !settled.has(e));
+    }
     const outcomes = await withTransaction(this.readModels, async (client) => {
       const applied: ['applied' | 'duplicate' | 'ignored', RecordedEvent][] = [];
-      for (const event of wanted) applied.push([await projection.apply(client, event, tables), event]);
-      // The furthest position of the batch (EventStoreDB may deliver out of order; the checkpoint only moves forward).
-      const furthest = wanted.reduce((a, e) => (comparePositions(e.position, a) > 0 ? e.position : a), wanted[0]!.position);
+      for (const event of left) applied.push([await projection.apply(client, event, tables), event]);
       await saveCheckpoint(client, checkpointName, furthest);
       return applied;
     });
     for (const [outcome, event] of outcomes) this.observer.applied?.(projection.name, event, outcome);
+  }
+
+  /**
+   * The fast path: the plan's statement, with the checkpoint when nothing is left for apply(). Returns 'all' when the
+   * statement settled the batch (checkpoint included), else the events it settled (reported already).
+   */
+  private async writeBatch(
+    projection: BatchProjection,
+    plan: BatchPlan,
+    checkpointName: string,
+    furthest: GlobalPosition,
+  ): Promise<'all' | Set<RecordedEvent>> {
+    // Ignored events are settled here only with everything else; otherwise they go with the transaction that saves the
+    // checkpoint past them.
+    const settled = new Set<RecordedEvent>();
+    const report = (events: readonly RecordedEvent[], outcome: 'applied' | 'duplicate' | 'ignored') => {
+      for (const event of events) this.observer.applied?.(projection.name, event, outcome);
+    };
+    if (plan.units.length === 0) {
+      if (plan.rest.length > 0) return settled;
+      await saveCheckpoint(this.readModels, checkpointName, furthest);
+      report(plan.ignored, 'ignored');
+      return 'all';
+    }
+    const n = plan.values.length;
+    // The checkpoint moves in the same statement only when the statement settles every event: nothing left to apply()
+    // and every unit written (a unit not written is then a duplicate, or goes to apply()).
+    const result = await this.readModels.query<{ k: string }>(
+      `WITH ${plan.ctes.join(',\n')},
+       written AS (${plan.written}),
+       checkpoint AS (
+         INSERT INTO rm_checkpoints (projection, commit, prepare)
+         SELECT $${n + 1}, $${n + 2}, $${n + 3}
+         WHERE $${n + 4}::boolean AND ($${n + 5}::boolean OR (SELECT count(*) FROM written) = $${n + 6})
+         ${CHECKPOINT_FORWARD}
+       )
+       SELECT k FROM written`,
+      [
+        ...plan.values,
+        checkpointName,
+        furthest.commit.toString(),
+        furthest.prepare.toString(),
+        plan.rest.length === 0,
+        plan.unwritten === 'duplicate',
+        plan.units.length,
+      ],
+    );
+    const written = new Set(result.rows.map((r) => r.k));
+    const oneByOne: RecordedEvent[] = [];
+    for (const unit of plan.units) {
+      if (written.has(unit.key)) report(unit.events, 'applied');
+      else if (plan.unwritten === 'duplicate') report(unit.events, 'duplicate');
+      else {
+        oneByOne.push(...unit.events);
+        continue;
+      }
+      for (const event of unit.events) settled.add(event);
+    }
+    if (plan.rest.length === 0 && oneByOne.length === 0) {
+      report(plan.ignored, 'ignored');
+      return 'all';
+    }
+    return settled;
   }
 
   async stop(): Promise<void> {
@@ -97,13 +168,16 @@ export class ProjectionRunner {
   }
 }
 
+/** A projection's checkpoint only moves forward. */
+const CHECKPOINT_FORWARD = `ON CONFLICT (projection) DO UPDATE SET commit = EXCLUDED.commit, prepare = EXCLUDED.prepare, updated_at = now()
+  WHERE (rm_checkpoints.commit, rm_checkpoints.prepare) < (EXCLUDED.commit, EXCLUDED.prepare)`;
+
 export async function saveCheckpoint(client: { query: Pool['query'] }, projection: string, position: GlobalPosition): Promise<void> {
-  await client.query(
-    `INSERT INTO rm_checkpoints (projection, commit, prepare) VALUES ($1, $2, $3)
-     ON CONFLICT (projection) DO UPDATE SET commit = EXCLUDED.commit, prepare = EXCLUDED.prepare, updated_at = now()
-     WHERE (rm_checkpoints.commit, rm_checkpoints.prepare) < (EXCLUDED.commit, EXCLUDED.prepare)`,
-    [projection, position.commit.toString(), position.prepare.toString()],
-  );
+  await client.query(`INSERT INTO rm_checkpoints (projection, commit, prepare) VALUES ($1, $2, $3) ${CHECKPOINT_FORWARD}`, [
+    projection,
+    position.commit.toString(),
+    position.prepare.toString(),
+  ]);
 }
 
 export async function readCheckpoint(pool: Pool, projection: string): Promise<GlobalPosition | undefined> {

@@ -56,3 +56,66 @@ export async function explainSkippedWrite(
 export function liveTables(projection: Projection): Record<string, string> {
   return Object.fromEntries(Object.keys(projection.tables).map((name) => [name, name]));
 }
+
+/**
+ * A batch of a projection's events written by one statement: ProjectionRunner.applyMany's fast path. One round trip
+ * (with the checkpoint in the same statement) instead of a transaction of one write per event: the read-model
+ * transaction never stays open across round trips, so it does not hold the event log back from readers (they see
+ * events only once every older transaction has ended: log-queries.ts), and the projection costs one statement per
+ * batch. Folding is per row (one write per stream or per line), so the rows it writes equal those of apply() one
+ * event at a time; what it cannot decide alone (a row not at the revision before the batch's first event) it leaves
+ * to apply(), which says why (a duplicate, or an earlier event still to come).
+ */
+export interface BatchPlan {
+  /** Data-modifying CTEs (`name AS (...)`) over the parameters $1..$n of `values`. */
+  ctes: string[];
+  values: unknown[];
+  /** A SELECT over those CTEs returning one row (`k`, text) per unit it wrote. */
+  written: string;
+  /** Events written together (one row's run, or one line), by the key `written` returns for them. */
+  units: { key: string; events: RecordedEvent[] }[];
+  /**
+   * A unit the statement did not write: 'duplicate' (a keyed insert found its line: applied before) or 'one-by-one'
+   * (a guarded write found its row at another revision: its events go through apply(), which says why).
+   */
+  unwritten: 'duplicate' | 'one-by-one';
+  /** Events that change nothing here ('ignored'). */
+  ignored: RecordedEvent[];
+  /** Events the statement leaves to apply(), one by one, after it. */
+  rest: RecordedEvent[];
+}
+
+/** A projection that can also write a batch in one statement. */
+export interface BatchProjection extends Projection {
+  planBatch(events: RecordedEvent[], tables: Record<string, string>): BatchPlan;
+}
+
+export function canBatch(projection: Projection): projection is BatchProjection {
+  return typeof (projection as Partial<BatchProjection>).planBatch === 'function';
+}
+
+/**
+ * The batch's events by stream, in delivery order, for projections that keep one row per stream. A stream whose
+ * events do not follow each other revision by revision (a redelivery mixed in, a gap) is not a run: its events are
+ * left to apply() (`broken`), which decides each.
+ */
+export function streamRuns(events: readonly RecordedEvent[]): { runs: RecordedEvent[][]; broken: RecordedEvent[] } {
+  const byStream = new Map<string, RecordedEvent[]>();
+  for (const event of events) {
+    const run = byStream.get(event.stream);
+    if (run) run.push(event);
+    else byStream.set(event.stream, [event]);
+  }
+  const runs: RecordedEvent[][] = [];
+  const broken: RecordedEvent[] = [];
+  for (const run of byStream.values()) {
+    if (run.every((e, i) => i === 0 || e.revision === run[i - 1]!.revision + 1n)) runs.push(run);
+    else broken.push(...run);
+  }
+  return { runs, broken };
+}
+
+/** `$<first>, $<first+1>, ...` cast to the given types (for unnest over parallel arrays). */
+export function arrayParams(first: number, types: readonly string[]): string {
+  return types.map((type, i) => `$${first + i}::${type}[]`).join(', ');
+}

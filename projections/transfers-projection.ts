@@ -1,12 +1,13 @@
 import { terminalStatusOf, TRANSFER_EVENT_TYPES, TRANSFER_STREAM_PREFIX, type TransferEvent } from '../domain/transfer-events';
 import { TRANSFER_STEP_BY_EVENT } from '../domain/transfer-state';
 import { toDomainEvent } from '../application/event-envelope';
-import type { Projection } from './projection';
-import { explainSkippedWrite } from './projection';
+import type { RecordedEvent } from '../eventstore/event-store';
+import type { BatchPlan, BatchProjection } from './projection';
+import { arrayParams, explainSkippedWrite, streamRuns } from './projection';
 import { transfersDdl } from './read-model-schema';
 
 /** rm_transfers: one row per transfer with its status and steps, from the transfer's own stream. */
-export const transfersProjection: Projection = {
+export const transfersProjection: BatchProjection = {
   name: 'transfers',
   streamPrefix: TRANSFER_STREAM_PREFIX,
   eventTypes: TRANSFER_EVENT_TYPES,
@@ -71,4 +72,87 @@ export const transfersProjection: Projection = {
     if (updated.rowCount === 1) return 'applied';
     return why(`Transfer ${transferId}: ${event.type} before TransferRequested`);
   },
+  planBatch: planTransfers,
 };
+
+/** The last value a run's events give a field (later events overwrite, as apply()'s COALESCE does), or null. */
+function lastOf<T>(values: (T | undefined)[]): T | null {
+  for (let i = values.length - 1; i >= 0; i--) if (values[i] !== undefined && values[i] !== null) return values[i]!;
+  return null;
+}
+
+/**
+ * A batch in one statement (see BatchPlan): per transfer, its run of events folded into one write, as apply() would
+ * leave the row. A transfer requested in the batch is inserted; the others are updated only where the row is at the
+ * revision before the run's first event. Reversal reservations and releases (rare) and anything that cannot be
+ * folded (TransferRequested not first) go to apply().
+ */
+function planTransfers(events: RecordedEvent[], tables: Record<string, string>): BatchPlan {
+  const t = tables.rm_transfers!;
+  const { runs, broken } = streamRuns(events);
+  const rest = [...broken];
+  const units: BatchPlan['units'] = [];
+  const ins: unknown[][] = Array.from({ length: 13 }, () => []);
+  const upd: unknown[][] = Array.from({ length: 9 }, () => []);
+  for (const run of runs) {
+    const domain = run.map((e) => toDomainEvent<TransferEvent>(e, TRANSFER_EVENT_TYPES));
+    const requested = domain[0]!.type === 'TransferRequested' ? domain[0] : undefined;
+    const unfoldable = domain.some(
+      (e, i) =>
+        e.type === 'TransferReversalReserved' ||
+        e.type === 'TransferReversalReleased' ||
+        (e.type === 'TransferRequested' && (i > 0 || run[0]!.revision !== 0n)),
+    );
+    if (unfoldable || (requested === undefined && run[0]!.revision === 0n)) {
+      rest.push(...run);
+      continue;
+    }
+    const transferId = domain[0]!.data.transferId;
+    const steps = JSON.stringify(
+      run.map((e) => ({ name: TRANSFER_STEP_BY_EVENT[e.type as TransferEvent['type']], at: e.metadata.occurredAt })),
+    );
+    const failures = domain.map((e) => (e.type === 'TransferFailed' || e.type === 'TransferCompensated' ? e.data : undefined));
+    const status = lastOf(domain.map((e) => terminalStatusOf(e.type)));
+    const reason = lastOf(failures.map((f) => f?.reason));
+    const message = lastOf(failures.map((f) => f?.message));
+    const currency = lastOf(domain.map((e) => (e.type === 'TransferSourceDebited' ? e.data.currency : undefined)));
+    const last = run.at(-1)!;
+    if (requested?.type === 'TransferRequested') {
+      const r = requested.data;
+      const row = [transferId, r.fromAccountId, r.toAccountId, r.amount, currency, status ?? 'pending', reason, message, steps];
+      row.push(last.revision.toString(), run[0]!.metadata.occurredAt, last.metadata.occurredAt, r.reversalOf ?? null);
+      row.forEach((v, i) => ins[i]!.push(v));
+    } else {
+      const row = [transferId, run[0]!.revision.toString(), last.revision.toString(), status, reason, message, currency, steps];
+      row.push(last.metadata.occurredAt);
+      row.forEach((v, i) => upd[i]!.push(v));
+    }
+    units.push({ key: transferId, events: run });
+  }
+  return {
+    ctes: [
+      `ins AS (
+        INSERT INTO ${t} (transfer_id, from_account_id, to_account_id, amount, currency, status, failure_reason, failure_message, steps,
+          revision, created_at, updated_at, reversal_of)
+        SELECT * FROM unnest(${arrayParams(1, ['text', 'text', 'text', 'bigint', 'text', 'text', 'text', 'text', 'jsonb', 'bigint', 'timestamptz', 'timestamptz', 'text'])})
+        ON CONFLICT (transfer_id) DO NOTHING
+        RETURNING transfer_id
+      )`,
+      `upd AS (
+        UPDATE ${t} SET status = COALESCE(u.status, ${t}.status), failure_reason = COALESCE(u.reason, ${t}.failure_reason),
+          failure_message = COALESCE(u.message, ${t}.failure_message), currency = COALESCE(u.currency, ${t}.currency),
+          steps = ${t}.steps || u.steps, revision = u.last, updated_at = u.at
+        FROM unnest(${arrayParams(14, ['text', 'bigint', 'bigint', 'text', 'text', 'text', 'text', 'jsonb', 'timestamptz'])})
+             AS u(id, first, last, status, reason, message, currency, steps, at)
+        WHERE ${t}.transfer_id = u.id AND ${t}.revision = u.first - 1
+        RETURNING ${t}.transfer_id
+      )`,
+    ],
+    values: [...ins, ...upd],
+    written: 'SELECT transfer_id AS k FROM ins UNION ALL SELECT transfer_id FROM upd',
+    units,
+    unwritten: 'one-by-one',
+    ignored: [],
+    rest,
+  };
+}
