@@ -31,7 +31,10 @@ export class AppendNotifier {
   async start(): Promise<void> {
     if (this.closed) return;
     const client = new Client(this.config);
-    client.on('notification', () => this.emitter.emit('append'));
+    // Our own NOTIFYs come back on this connection too: local subscribers were woken by signal() already.
+    client.on('notification', (message) => {
+      if (message.processId !== (client as unknown as { processID?: number }).processID) this.wakeLocal();
+    });
     // The connection died (server restart, backend terminated, network): drop it and reconnect.
     // The 'error' listener stays for the client's whole life: an 'error' event without one ends the process.
     let gone = false;
@@ -55,7 +58,7 @@ export class AppendNotifier {
         return;
       }
       this.client = client;
-      this.emitter.emit('append'); // we may have missed some while disconnected
+      this.wakeLocal(); // we may have missed some while disconnected
     } catch (error) {
       if (!this.closed) reportSafely(this.onError, error, 'append notifications (LISTEN); polling until it reconnects');
       client.end().catch(() => undefined); // a connection that failed to start may fail to end too: it is dropped either way
@@ -77,7 +80,7 @@ export class AppendNotifier {
 
   /** Called after an append committed. */
   signal(): void {
-    this.emitter.emit('append');
+    this.wakeLocal();
     if (this.notifyInFlight) {
       this.notifyAgain = true;
       return;
@@ -95,6 +98,21 @@ export class AppendNotifier {
           this.signal();
         }
       });
+  }
+
+  /**
+   * How many append notifications this process has seen (its own appends and others'): a read started at generation
+   * g has seen every append announced up to g (SharedLogReads).
+   */
+  get generation(): number {
+    return this.wakes;
+  }
+
+  private wakes = 0;
+
+  private wakeLocal(): void {
+    this.wakes += 1;
+    this.emitter.emit('append');
   }
 
   onAppend(listener: () => void): () => void {

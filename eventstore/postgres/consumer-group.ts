@@ -3,7 +3,8 @@ import type { BatchHandler, GlobalPosition, RecordedEvent, SubscriptionFilter } 
 import { blockedReason, START_POSITION } from '../event-store';
 import { validateStreamName } from '../validation';
 import type { AppendNotifier } from './append-notifier';
-import { readEventsAfter, readHeadPosition } from './log-queries';
+import { readHeadPosition } from './log-queries';
+import type { SharedLogReads } from './shared-log-reads';
 import { reportSafely, type StoreErrorListener } from './store-errors';
 import { eventColumns, toRecordedEvent, type EventRow } from './row-mapping';
 
@@ -96,6 +97,8 @@ export class PostgresConsumerGroup {
     /** The store's pool (reads, and the group's row); the lock connection is made from its settings. */
     private readonly pool: Pool,
     private readonly notifier: AppendNotifier,
+    /** Log reads shared with the store's other groups. */
+    private readonly reads: SharedLogReads,
     readonly group: string,
     private readonly filter: SubscriptionFilter,
     private readonly handler: BatchHandler,
@@ -278,7 +281,7 @@ export class PostgresConsumerGroup {
    */
   private async deliverNextBatch(): Promise<'full' | 'partial' | 'none'> {
     const from = this.checkpoint;
-    const events = await readEventsAfter(this.pool, from, BATCH_SIZE);
+    const events = await this.reads.after(from, BATCH_SIZE, this.notifier.generation);
     if (events.length === 0) return 'none';
     // The checkpoint is saved every CHECKPOINT_EVERY events or CHECKPOINT_MS (here, or by run() once caught up): a
     // crash redelivers at most that much (at-least-once; consumers are idempotent).

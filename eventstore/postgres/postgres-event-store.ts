@@ -28,6 +28,7 @@ import type {
 import { validateAppend, validateStreamName } from '../validation';
 import { AppendNotifier } from './append-notifier';
 import { PostgresConsumerGroup } from './consumer-group';
+import { SharedLogReads } from './shared-log-reads';
 import type { StoreErrorListener } from './store-errors';
 import {
   AFTER_POSITION,
@@ -81,6 +82,8 @@ export interface OpenTransactionLag {
 
 export class PostgresEventStore implements EventStore {
   private readonly groups = new Set<PostgresConsumerGroup>();
+  /** The consumer groups' log reads, shared (see SharedLogReads). */
+  private readonly sharedReads: SharedLogReads;
 
   private constructor(
     private readonly pool: Pool,
@@ -89,7 +92,9 @@ export class PostgresEventStore implements EventStore {
     private readonly pollIntervalMs: number,
     private readonly hashChain: boolean = true,
     private readonly onError?: StoreErrorListener,
-  ) {}
+  ) {
+    this.sharedReads = new SharedLogReads(pool);
+  }
 
   /** Verify the hash chains and write anchors (eventstore/postgres/hash-chain-audit.ts). */
   chainAudit(): PostgresChainAudit {
@@ -349,7 +354,7 @@ export class PostgresEventStore implements EventStore {
     handler: BatchHandler,
     options: BatchSubscriptionOptions = {},
   ): Promise<Subscription> {
-    const consumer = new PostgresConsumerGroup(this.pool, this.notifier, group, filter, handler, {
+    const consumer = new PostgresConsumerGroup(this.pool, this.notifier, this.sharedReads, group, filter, handler, {
       maxAttempts: options.maxAttempts ?? 5,
       retryBackoffMs: options.retryBackoffMs ?? 100,
       pollIntervalMs: this.pollIntervalMs,

@@ -1,0 +1,37 @@
+import type { Pool } from 'pg';
+import type { GlobalPosition, RecordedEvent } from '../event-store';
+import { readEventsAfter } from './log-queries';
+
+/**
+ * Reads of the log after a position, shared by the consumer groups of one store. Every group reads the whole log
+ * (unfiltered, so its checkpoint passes events of no interest too), so groups that have caught up stand at the same
+ * position, and one append wakes them all at once: without sharing, each would send the same query. A read is
+ * shared only with a group that asks for the same position after it started and whose wake-up it cannot have missed:
+ * the read must have started after the latest append notification the group knows of (`since`, the notifier's
+ * generation), so everything that notification announced is in it (as far as readers may see it yet).
+ * The events handed out are shared between groups: nobody changes a RecordedEvent.
+ */
+export class SharedLogReads {
+  private readonly inFlight = new Map<string, { generation: number; events: Promise<RecordedEvent[]> }>();
+  /** Reads answered from another group's read (for tests and the bench). */
+  shared = 0;
+
+  constructor(private readonly pool: Pool) {}
+
+  /** The next `limit` events readers may see after `from`, read after append notification `since`. */
+  after(from: GlobalPosition, limit: number, since: number): Promise<RecordedEvent[]> {
+    const key = `${from.commit}:${from.prepare}:${limit}`;
+    const running = this.inFlight.get(key);
+    if (running && running.generation >= since) {
+      this.shared += 1;
+      return running.events;
+    }
+    const read = { generation: since, events: readEventsAfter(this.pool, from, limit) };
+    this.inFlight.set(key, read);
+    const forget = () => {
+      if (this.inFlight.get(key) === read) this.inFlight.delete(key);
+    };
+    read.events.then(forget, forget);
+    return read.events;
+  }
+}
