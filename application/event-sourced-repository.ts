@@ -39,6 +39,9 @@ export class EventSourcedRepository<S, C, E extends DomainEvent> {
    */
   private readonly states = new Map<string, { state: S; revision: bigint; eventId: string }>();
 
+  /** Per stream, the end of the queue of commands this process runs on it (see exclusive). */
+  private readonly queues = new Map<string, Promise<void>>();
+
   constructor(
     protected readonly store: EventStore,
     readonly decider: Decider<S, C, E>,
@@ -46,6 +49,27 @@ export class EventSourcedRepository<S, C, E extends DomainEvent> {
     /** How many streams' states to keep in memory (0: none). */
     private readonly cacheSize: number = DEFAULT_STATE_CACHE,
   ) {}
+
+  /**
+   * Runs `work` once the commands this process is already running on the stream have finished: within one process,
+   * commands on a stream take turns instead of racing to append at the same revision (a hot account then costs no
+   * conflict retries here). Other processes still race, and the expected-revision check still decides between them.
+   * `work` learns whether it waited: a state loaded before waiting is stale.
+   */
+  async exclusive<T>(id: string, work: (waited: boolean) => Promise<T>): Promise<T> {
+    const before = this.queues.get(id);
+    let release!: () => void;
+    const mine = new Promise<void>((resolve) => (release = resolve));
+    const end = before ? before.then(() => mine) : mine;
+    this.queues.set(id, end);
+    try {
+      if (before) await before;
+      return await work(before !== undefined);
+    } finally {
+      release();
+      if (this.queues.get(id) === end) this.queues.delete(id);
+    }
+  }
 
   snapshotStream(id: string): string {
     return `snapshot-${this.decider.streamName(id)}`;

@@ -327,10 +327,17 @@ describe(`handleAccountCommand under concurrency (${testStoreKind()} store)`, ()
       });
       expect(opened.ok).toBe(true);
 
+      // Two processes' repositories (within one, commands on a stream take turns and never conflict).
+      const other = new AccountRepository(store, snapshotEvery, undefined, 0);
       let conflicts = 0;
       const results = await Promise.all(
-        Array.from({ length: 20 }, () =>
-          handleAccountCommand(repository, accountId, { type: 'Withdraw', amount: 100 }, { onConflict: () => conflicts++ }),
+        Array.from({ length: 20 }, (_, i) =>
+          handleAccountCommand(
+            i % 2 === 0 ? repository : other,
+            accountId,
+            { type: 'Withdraw', amount: 100 },
+            { onConflict: () => conflicts++ },
+          ),
         ),
       );
 

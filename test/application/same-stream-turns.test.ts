@@ -1,0 +1,74 @@
+import { randomUUID } from 'node:crypto';
+import { handleAccountCommand } from '../../application/account-commands';
+import { AccountRepository } from '../../application/account-repository';
+import { unitOrPostgresStore, type TestStore } from '../support/unit-or-postgres-store';
+
+/**
+ * A hot account: many commands on one account at once. Within one process they take turns (no conflict retries, no
+ * wasted appends); two processes still race, and the expected-revision check keeps the balance exact.
+ */
+describe('commands on one stream take turns within a process', () => {
+  let testStore: TestStore;
+  beforeAll(async () => {
+    testStore = await unitOrPostgresStore('sameturns');
+  });
+  afterAll(async () => testStore?.close());
+
+  async function openAccount(accounts: AccountRepository, balance: number): Promise<string> {
+    const accountId = randomUUID();
+    const opened = await handleAccountCommand(accounts, accountId, {
+      type: 'OpenAccount',
+      accountId,
+      ownerId: 'hot',
+      currency: 'EUR',
+      initialDeposit: balance,
+    });
+    expect(opened.ok).toBe(true);
+    return accountId;
+  }
+
+  test('40 withdrawals at once from one process: no conflict, every one lands once, the balance is exact', async () => {
+    const accounts = new AccountRepository(testStore.store);
+    const accountId = await openAccount(accounts, 1_000);
+    let conflicts = 0;
+    const results = await Promise.all(
+      Array.from({ length: 40 }, (_, i) =>
+        handleAccountCommand(accounts, accountId, { type: 'Withdraw', amount: i + 1 }, { onConflict: () => (conflicts += 1) }),
+      ),
+    );
+    expect(results.every((r) => r.ok)).toBe(true);
+    expect(conflicts).toBe(0);
+    const after = await new AccountRepository(testStore.store, 50, undefined, 0).loadWithoutSnapshot(accountId);
+    expect(after.state.balance).toBe(1_000 - (40 * 41) / 2);
+    expect(after.revision).toBe(41n); // opened, deposited, 40 withdrawals
+  });
+
+  test('withdrawals beyond the balance at once: exactly those that fit land, in turn; the rest are refused, never an overdraft', async () => {
+    const accounts = new AccountRepository(testStore.store);
+    const accountId = await openAccount(accounts, 100);
+    const results = await Promise.all(
+      Array.from({ length: 30 }, () => handleAccountCommand(accounts, accountId, { type: 'Withdraw', amount: 7 })),
+    );
+    expect(results.filter((r) => r.ok)).toHaveLength(14); // 14 x 7 = 98
+    expect(results.filter((r) => !r.ok).every((r) => !r.ok && r.rejection.type === 'insufficient_funds')).toBe(true);
+    const after = await new AccountRepository(testStore.store, 50, undefined, 0).loadWithoutSnapshot(accountId);
+    expect(after.state.balance).toBe(2);
+  });
+
+  test('two processes (two repositories) at once: they race, conflicts are retried, the balance is exact', async () => {
+    const one = new AccountRepository(testStore.store);
+    const two = new AccountRepository(testStore.store);
+    const accountId = await openAccount(one, 10_000);
+    let conflicts = 0;
+    const onConflict = () => (conflicts += 1);
+    const results = await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        handleAccountCommand(i % 2 === 0 ? one : two, accountId, { type: 'Withdraw', amount: 10 }, { onConflict }),
+      ),
+    );
+    expect(results.every((r) => r.ok)).toBe(true);
+    expect(conflicts).toBeGreaterThan(0);
+    const after = await new AccountRepository(testStore.store, 50, undefined, 0).loadWithoutSnapshot(accountId);
+    expect(after.state.balance).toBe(10_000 - 200);
+  });
+});
