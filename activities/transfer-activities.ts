@@ -111,12 +111,8 @@ export function createTransferActivities({ accounts, transfers, observer }: Tran
     if (input.reversalOf) await onReversed(input, { type: 'ReserveReversal', reversalId: input.transferId, amount: input.amount });
   }
 
-  /** `loading`: the two accounts, already being read (by requestAndDebit, while it records the request). */
-  async function debitSource(
-    input: TransferActivityInput,
-    loading = Promise.all([accounts.load(input.fromAccountId), accounts.load(input.toAccountId)]),
-  ): Promise<{ currency: string }> {
-    const [source, target] = await loading;
+  async function debitSource(input: TransferActivityInput): Promise<{ currency: string }> {
+    const [source, target] = await Promise.all([accounts.load(input.fromAccountId), accounts.load(input.toAccountId)]);
     const mismatch = currencyMismatch(source.state, target.state);
     if (mismatch) throw businessFailure(mismatch);
     const result = await handleAccountCommand(
@@ -212,12 +208,8 @@ export function createTransferActivities({ accounts, transfers, observer }: Tran
      * recorded first, so a rejected debit still leaves the request on the transfer's stream.
      */
     async requestAndDebit(input: TransferActivityInput): Promise<{ currency: string }> {
-      // The accounts are read while the request is recorded (one round trip fewer). The debit decides on what was read
-      // and appends with the revision it read: a change meanwhile is a conflict, re-read and re-decided.
-      const loading = Promise.all([accounts.load(input.fromAccountId), accounts.load(input.toAccountId)]);
-      loading.catch(() => undefined); // if the request fails first, its error is the one reported
       await requestTransfer(input);
-      return debitSource(input, loading);
+      return debitSource(input);
     },
 
     /** The credit and the completion in one activity: one Temporal round trip fewer. */

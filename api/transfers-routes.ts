@@ -74,13 +74,8 @@ export function transfersRoutes(deps: ApiDeps): Router {
     const transferId = body.transferId ?? header ?? randomUUID();
     const request = { transferId, fromAccountId: body.fromAccountId, toAccountId: body.toAccountId, amount: body.amount };
 
-    // A known transfer id: same payload returns it, another payload is a conflict. Nothing new is written. The two
-    // accounts are read at the same time (one round trip for the three reads).
-    const [existing, from, to] = await Promise.all([
-      log.load(transferId),
-      deps.accounts.load(body.fromAccountId),
-      deps.accounts.load(body.toAccountId),
-    ]);
+    // A known transfer id: same payload returns it, another payload is a conflict. Nothing new is written.
+    const existing = await log.load(transferId);
     if (existing.state.request) {
       if (!sameRequest(existing.state.request, request)) throw conflict(transferId);
       // From the stream just read (the truth, consistent at once), not the read model, which may lag behind it.
@@ -88,6 +83,7 @@ export function transfersRoutes(deps: ApiDeps): Router {
       return;
     }
     // Refuse what cannot be a transfer before anything is written.
+    const [from, to] = await Promise.all([deps.accounts.load(body.fromAccountId), deps.accounts.load(body.toAccountId)]);
     if (from.state.status === 'none')
       throw rejectionProblemWith422(
         { type: 'account_not_found', message: `Account ${body.fromAccountId} does not exist` },
