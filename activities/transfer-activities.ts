@@ -112,7 +112,8 @@ export function createTransferActivities({ accounts, transfers, observer }: Tran
   }
 
   async function debitSource(input: TransferActivityInput): Promise<{ currency: string }> {
-    const [source, target] = await Promise.all([accounts.load(input.fromAccountId), accounts.load(input.toAccountId)]);
+    // Both accounts in one read of the store.
+    const [source, target] = await accounts.loadMany([input.fromAccountId, input.toAccountId]);
     const mismatch = currencyMismatch(source.state, target.state);
     if (mismatch) throw businessFailure(mismatch);
     const result = await handleAccountCommand(

@@ -4,6 +4,7 @@ import { findTransfer, listTransfers, transferRowView } from '../projections/tra
 import { randomUUID } from 'node:crypto';
 import { Router, type Request, type Response } from 'express';
 import { WorkflowNotFoundError } from '@temporalio/client';
+import { loadTogether } from '../application/event-sourced-repository';
 import { TransferLog } from '../application/transfer-log';
 import { sameRequest } from '../domain/transfer-decider';
 import { isTerminalStatus, type TransferRequest, type TransferStatus } from '../domain/transfer-events';
@@ -74,8 +75,14 @@ export function transfersRoutes(deps: ApiDeps): Router {
     const transferId = body.transferId ?? header ?? randomUUID();
     const request = { transferId, fromAccountId: body.fromAccountId, toAccountId: body.toAccountId, amount: body.amount };
 
+    // The transfer and both accounts in one read of the store (one round trip, one connection).
+    const [existing, from, to] = await loadTogether(
+      deps.store,
+      log.planLoad(transferId),
+      deps.accounts.planLoad(body.fromAccountId),
+      deps.accounts.planLoad(body.toAccountId),
+    );
     // A known transfer id: same payload returns it, another payload is a conflict. Nothing new is written.
-    const existing = await log.load(transferId);
     if (existing.state.request) {
       if (!sameRequest(existing.state.request, request)) throw conflict(transferId);
       // From the stream just read (the truth, consistent at once), not the read model, which may lag behind it.
@@ -83,7 +90,6 @@ export function transfersRoutes(deps: ApiDeps): Router {
       return;
     }
     // Refuse what cannot be a transfer before anything is written.
-    const [from, to] = await Promise.all([deps.accounts.load(body.fromAccountId), deps.accounts.load(body.toAccountId)]);
     if (from.state.status === 'none')
       throw rejectionProblemWith422(
         { type: 'account_not_found', message: `Account ${body.fromAccountId} does not exist` },

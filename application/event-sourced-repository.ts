@@ -1,6 +1,6 @@
 import type { Decider, DomainEvent } from '../domain/decider';
 import { fold } from '../domain/decider';
-import type { AppendResult, EventStore, ExpectedRevision, NewEvent, RecordedEvent } from '../eventstore/event-store';
+import type { AppendResult, EventStore, ExpectedRevision, NewEvent, RecordedEvent, StreamRead } from '../eventstore/event-store';
 import { toDomainEvent, toNewEvent } from './event-envelope';
 
 /** A stream's state as loaded, with the revision to expect when appending ('no_stream' for a stream never written). */
@@ -19,6 +19,26 @@ export interface SnapshotOptions {
 }
 
 const PAGE = 1000;
+
+/** One load of loadTogether: a stream read (undefined when the load takes more than one), and the state from what it returned. */
+export interface LoadPlan<S> {
+  read?: StreamRead;
+  finish(page: RecordedEvent[] | undefined): Promise<Loaded<S>>;
+}
+
+type StatesOf<T extends readonly LoadPlan<unknown>[]> = { [K in keyof T]: T[K] extends LoadPlan<infer S> ? Loaded<S> : never };
+
+/**
+ * Several loads (of one repository or several) with one readStreams call for those that take one read each, e.g. a
+ * transfer and its two accounts: one round trip and one connection instead of one per stream. Each answer equals
+ * its repository's load().
+ */
+export async function loadTogether<T extends readonly LoadPlan<unknown>[]>(store: EventStore, ...plans: T): Promise<StatesOf<T>> {
+  const reads = plans.flatMap((p) => (p.read ? [p.read] : []));
+  const pages = reads.length > 0 ? await store.readStreams(reads) : [];
+  let next = 0;
+  return (await Promise.all(plans.map((p) => p.finish(p.read ? pages[next++] : undefined)))) as StatesOf<T>;
+}
 
 /** Streams whose folded state a repository keeps in memory by default (least recently used first out). */
 export const DEFAULT_STATE_CACHE = 10_000;
@@ -77,21 +97,59 @@ export class EventSourcedRepository<S, C, E extends DomainEvent> {
 
   async load(id: string): Promise<Loaded<S>> {
     const known = this.states.get(id);
-    if (known) {
-      const [kept, ...tail] = await this.readFrom(id, known.revision);
-      if (kept?.id === known.eventId && kept.revision === known.revision) {
-        const state = fold(
-          this.decider,
-          tail.map((e) => toDomainEvent(e, this.decider.eventTypes)),
-          known.state,
-        );
-        return this.remember(id, { state, revision: tail.at(-1)?.revision ?? known.revision }, tail.at(-1) ?? kept);
-      }
-      this.states.delete(id); // not the stream we folded any more: fold it again from what the store holds
-    }
+    if (known) return this.fromKept(id, known, await this.readFrom(id, known.revision));
     const snapshot = this.snapshots ? await this.latestSnapshot(id) : undefined;
     const from = snapshot ? snapshot.revision + 1n : 0n;
-    const tail = await this.readFrom(id, from);
+    return this.fromScratch(id, snapshot, await this.readFrom(id, from));
+  }
+
+  /**
+   * The load of `id` as one stream read among others (loadTogether): its read, and what makes the state of what the
+   * read returned. A load that needs a snapshot read first has no read of its own here: it runs as load() does.
+   */
+  planLoad(id: string): LoadPlan<S> {
+    const stream = this.decider.streamName(id);
+    const known = this.states.get(id);
+    if (known)
+      return {
+        read: { stream, fromRevision: known.revision, maxCount: PAGE },
+        finish: async (page) => this.fromKept(id, known, await this.restOf(id, page!)),
+      };
+    if (!this.snapshots)
+      return {
+        read: { stream, fromRevision: 0n, maxCount: PAGE },
+        finish: async (page) => this.fromScratch(id, undefined, await this.restOf(id, page!)),
+      };
+    return { finish: () => this.load(id) };
+  }
+
+  /** Several streams of this repository in one read of the store (see loadTogether). */
+  loadMany<const Ids extends readonly string[]>(ids: Ids): Promise<{ [K in keyof Ids]: Loaded<S> }> {
+    return loadTogether(this.store, ...ids.map((id) => this.planLoad(id))) as Promise<{ [K in keyof Ids]: Loaded<S> }>;
+  }
+
+  /** A first page read elsewhere, and the pages after it when it was full. */
+  private async restOf(id: string, page: RecordedEvent[]): Promise<RecordedEvent[]> {
+    if (page.length < PAGE) return page;
+    return [...page, ...(await this.readFrom(id, page.at(-1)!.revision + 1n))];
+  }
+
+  /** The kept state, folded forwards with what was read from its revision on (`kept` first), or a full load when the store went back. */
+  private async fromKept(id: string, known: { state: S; revision: bigint; eventId: string }, read: RecordedEvent[]): Promise<Loaded<S>> {
+    const [kept, ...tail] = read;
+    if (kept?.id === known.eventId && kept.revision === known.revision) {
+      const state = fold(
+        this.decider,
+        tail.map((e) => toDomainEvent(e, this.decider.eventTypes)),
+        known.state,
+      );
+      return this.remember(id, { state, revision: tail.at(-1)?.revision ?? known.revision }, tail.at(-1) ?? kept);
+    }
+    this.states.delete(id); // not the stream we folded any more: fold it again from what the store holds
+    return this.load(id);
+  }
+
+  private fromScratch(id: string, snapshot: { state: S; revision: bigint } | undefined, tail: RecordedEvent[]): Loaded<S> {
     const state = fold(
       this.decider,
       tail.map((e) => toDomainEvent(e, this.decider.eventTypes)),

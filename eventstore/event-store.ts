@@ -188,10 +188,23 @@ export interface ListStreamsOptions {
   limit?: number;
 }
 
+/** One stream of a readStreams call: forwards from `fromRevision` (default 0), at most `maxCount` events. */
+export interface StreamRead {
+  stream: string;
+  fromRevision?: bigint;
+  maxCount?: number;
+}
+
 export interface EventStore {
   appendToStream(stream: string, events: readonly NewEvent[], options: AppendOptions): Promise<AppendResult>;
   /** Events of one stream; an empty array when the stream does not exist. */
   readStream(stream: string, options?: ReadStreamOptions): Promise<RecordedEvent[]>;
+  /**
+   * Several streams read forwards at once, each answered as readStream would, in the order asked: one round trip
+   * where the adapter can (PostgreSQL), so a command that needs several streams does not wait for each in turn or
+   * hold a connection per stream.
+   */
+  readStreams(reads: readonly StreamRead[]): Promise<RecordedEvent[][]>;
   readAll(options?: ReadAllOptions): Promise<RecordedEvent[]>;
   /** The position of the most recent event any reader can see (undefined when the log is empty). */
   headPosition(): Promise<GlobalPosition | undefined>;

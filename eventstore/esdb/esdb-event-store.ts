@@ -36,6 +36,7 @@ import type {
   ParkedEvent,
   ReadAllOptions,
   ReadStreamOptions,
+  StreamRead,
   RecordedEvent,
   StreamSummary,
   Subscription,
@@ -168,6 +169,11 @@ export class EsdbEventStore implements EventStore {
     }
     // An idempotent re-append succeeds without a position (the server answers NoPosition): look the last event up.
     return { nextExpectedRevision: result.nextExpectedRevision, ...(await this.lastAppended(stream, result.nextExpectedRevision)) };
+  }
+
+  /** EventStoreDB has no multi-stream read: the reads go out together. */
+  async readStreams(reads: readonly StreamRead[]): Promise<RecordedEvent[][]> {
+    return Promise.all(reads.map((r) => this.readStream(r.stream, { fromRevision: r.fromRevision, maxCount: r.maxCount })));
   }
 
   async readStream(stream: string, options: ReadStreamOptions = {}): Promise<RecordedEvent[]> {

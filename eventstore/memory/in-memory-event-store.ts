@@ -17,6 +17,7 @@ import type {
   ParkedSummary,
   ReadAllOptions,
   ReadStreamOptions,
+  StreamRead,
   RecordedEvent,
   StreamSummary,
   Subscription,
@@ -142,6 +143,11 @@ export class InMemoryEventStore implements EventStore {
     if (typeof expected === 'bigint' && first !== expected + 1n) return undefined;
     const last = rows.at(-1)!;
     return { nextExpectedRevision: last.revision, position: { ...last.position }, recordedAt: last.recordedAt };
+  }
+
+  /** In memory: each stream as readStream answers it. */
+  async readStreams(reads: readonly StreamRead[]): Promise<RecordedEvent[][]> {
+    return Promise.all(reads.map((r) => this.readStream(r.stream, { fromRevision: r.fromRevision, maxCount: r.maxCount })));
   }
 
   async readStream(stream: string, options: ReadStreamOptions = {}): Promise<RecordedEvent[]> {

@@ -19,6 +19,7 @@ import type {
   EventCount,
   ReadAllOptions,
   ReadStreamOptions,
+  StreamRead,
   RecordedEvent,
   StreamSummary,
   Subscription,
@@ -274,6 +275,32 @@ export class PostgresEventStore implements EventStore {
         params,
       );
       return result.rows.map(toRecordedEvent);
+    } catch (error) {
+      throw asUnavailable(error);
+    }
+  }
+
+  async readStreams(reads: readonly StreamRead[]): Promise<RecordedEvent[][]> {
+    for (const read of reads) validateStreamName(read.stream);
+    if (reads.length === 0) return [];
+    try {
+      // One statement: each stream's own index range (stream, revision), in the order asked.
+      const result = await this.pool.query<EventRow & { nth: string }>(
+        `SELECT r.nth::text AS nth, e.* FROM unnest($1::text[], $2::bigint[], $3::int[]) WITH ORDINALITY AS r(stream, from_revision, max_count, nth)
+         CROSS JOIN LATERAL (
+           SELECT ${eventColumns('x')}, x.revision AS in_order FROM es_events x WHERE x.stream = r.stream AND x.revision >= r.from_revision
+           ORDER BY x.revision LIMIT r.max_count
+         ) e
+         ORDER BY r.nth, e.in_order`,
+        [
+          reads.map((r) => r.stream),
+          reads.map((r) => (r.fromRevision !== undefined && r.fromRevision > 0n ? r.fromRevision.toString() : '0')),
+          reads.map((r) => clampCount(r.maxCount)),
+        ],
+      );
+      const out: RecordedEvent[][] = reads.map(() => []);
+      for (const row of result.rows) out[Number(row.nth) - 1]!.push(toRecordedEvent(row));
+      return out;
     } catch (error) {
       throw asUnavailable(error);
     }

@@ -200,6 +200,39 @@ export function describeEventStoreContract(adapter: string, makeSubject: () => P
         expect(await store.readStream(unique('missing'))).toEqual([]);
       });
 
+      test('readStreams answers several streams at once, each as readStream does, in the order asked', async () => {
+        const long = unique('many-long');
+        const short = unique('many-short');
+        await store.appendToStream(
+          long,
+          Array.from({ length: 12 }, (_, i) => event('N', { i })),
+          { expectedRevision: 'no_stream' },
+        );
+        await store.appendToStream(short, [event('S', { i: 0 }), event('S', { i: 1 })], { expectedRevision: 'no_stream' });
+        const missing = unique('many-missing');
+        const reads = [
+          { stream: short },
+          { stream: long, fromRevision: 9n },
+          { stream: missing },
+          { stream: long, fromRevision: 2n, maxCount: 3 },
+          { stream: short, fromRevision: 5n },
+          { stream: long },
+        ];
+        const answers = await store.readStreams(reads);
+        expect(answers.map((events) => events.map((e) => e.data.i))).toEqual([
+          [0, 1],
+          [9, 10, 11],
+          [],
+          [2, 3, 4],
+          [],
+          [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11],
+        ]);
+        for (const [i, read] of reads.entries())
+          expect(answers[i]).toEqual(await store.readStream(read.stream, { fromRevision: read.fromRevision, maxCount: read.maxCount }));
+        expect(await store.readStreams([])).toEqual([]);
+        await expect(store.readStreams([{ stream: short }, { stream: '' }])).rejects.toBeInstanceOf(EventStoreValidationError);
+      });
+
       test('recorded events carry the metadata, revision, position and a recording time apart from the occurrence time', async () => {
         const stream = unique('meta');
         const occurredAt = '2026-03-03T10:00:00.000Z';
