@@ -1,4 +1,5 @@
 import type { Pool } from 'pg';
+import { prepared } from '../infra/pg-prepared';
 import { withTransaction } from '../infra/pg-transaction';
 import type { EventStore, GlobalPosition, RecordedEvent, Subscription } from '../eventstore/event-store';
 import { comparePositions } from '../eventstore/event-store';
@@ -125,8 +126,10 @@ export class ProjectionRunner {
     const n = plan.values.length;
     // The checkpoint moves in the same statement only when the statement settles every event: nothing left to apply()
     // and every unit written (a unit not written is then a duplicate, or goes to apply()).
+    // Prepared: the text is the same for every batch of a projection (its tables), only the arrays change.
     const result = await this.readModels.query<{ k: string }>(
-      `WITH ${plan.ctes.join(',\n')},
+      prepared(
+        `WITH ${plan.ctes.join(',\n')},
        written AS (${plan.written}),
        checkpoint AS (
          INSERT INTO rm_checkpoints (projection, commit, prepare)
@@ -135,15 +138,16 @@ export class ProjectionRunner {
          ${CHECKPOINT_FORWARD}
        )
        SELECT k FROM written`,
-      [
-        ...plan.values,
-        checkpointName,
-        furthest.commit.toString(),
-        furthest.prepare.toString(),
-        plan.rest.length === 0,
-        plan.unwritten === 'duplicate',
-        plan.units.length,
-      ],
+        [
+          ...plan.values,
+          checkpointName,
+          furthest.commit.toString(),
+          furthest.prepare.toString(),
+          plan.rest.length === 0,
+          plan.unwritten === 'duplicate',
+          plan.units.length,
+        ],
+      ),
     );
     const written = new Set(result.rows.map((r) => r.k));
     const oneByOne: RecordedEvent[] = [];

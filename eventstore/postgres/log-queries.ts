@@ -1,6 +1,7 @@
 import type { Pool } from 'pg';
 import type { CountEventsOptions, EventCount, GlobalPosition, ParkedSummary, RecordedEvent } from '../event-store';
 import { START_POSITION } from '../event-store';
+import { prepared } from '../../infra/pg-prepared';
 import { EVENT_COLUMNS, toRecordedEvent, type EventRow } from './row-mapping';
 
 /**
@@ -36,8 +37,10 @@ export function escapeLike(text: string): string {
 /** The next `limit` events readers may see after `from`, unfiltered, in the log's order. */
 export async function readEventsAfter(pool: Pool, from: GlobalPosition, limit: number): Promise<RecordedEvent[]> {
   const result = await pool.query<EventRow>(
-    `SELECT ${EVENT_COLUMNS} FROM es_events WHERE ${AFTER_POSITION} AND ${VISIBLE_TO_READERS} ORDER BY ${LOG_ORDER} LIMIT ${Math.floor(limit)}`,
-    positionParams(from),
+    prepared(
+      `SELECT ${EVENT_COLUMNS} FROM es_events WHERE ${AFTER_POSITION} AND ${VISIBLE_TO_READERS} ORDER BY ${LOG_ORDER} LIMIT ${Math.floor(limit)}`,
+      positionParams(from),
+    ),
   );
   return result.rows.map(toRecordedEvent);
 }

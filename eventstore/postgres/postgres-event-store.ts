@@ -43,6 +43,7 @@ import {
 } from './log-queries';
 import { PostgresChainAudit } from './hash-chain-audit';
 import { migrateEventStore } from './migrations';
+import { prepared } from '../../infra/pg-prepared';
 import { EVENT_COLUMNS, eventColumns, toRecordedEvent, type EventRow } from './row-mapping';
 
 const MAX_READ = 10_000;
@@ -80,6 +81,14 @@ export interface OpenTransactionLag {
   /** Age of the oldest transaction holding readers back, in ms (0 when none). */
   oldestOpenTransactionMs: number;
 }
+
+/** readStreams: each stream's own index range (stream, revision), in the order asked. */
+const READ_STREAMS = `SELECT r.nth::text AS nth, e.* FROM unnest($1::text[], $2::bigint[], $3::int[]) WITH ORDINALITY AS r(stream, from_revision, max_count, nth)
+  CROSS JOIN LATERAL (
+    SELECT ${eventColumns('x')}, x.revision AS in_order FROM es_events x WHERE x.stream = r.stream AND x.revision >= r.from_revision
+    ORDER BY x.revision LIMIT r.max_count
+  ) e
+  ORDER BY r.nth, e.in_order`;
 
 export class PostgresEventStore implements EventStore {
   private readonly groups = new Set<PostgresConsumerGroup>();
@@ -270,9 +279,11 @@ export class PostgresEventStore implements EventStore {
     }
     try {
       const result = await this.pool.query<EventRow>(
-        `SELECT ${EVENT_COLUMNS} FROM es_events WHERE stream = $1 ${bound}
-         ORDER BY es_events.revision ${backwards ? 'DESC' : 'ASC'} LIMIT $2`,
-        params,
+        prepared(
+          `SELECT ${EVENT_COLUMNS} FROM es_events WHERE stream = $1 ${bound}
+           ORDER BY es_events.revision ${backwards ? 'DESC' : 'ASC'} LIMIT $2`,
+          params,
+        ),
       );
       return result.rows.map(toRecordedEvent);
     } catch (error) {
@@ -284,19 +295,12 @@ export class PostgresEventStore implements EventStore {
     for (const read of reads) validateStreamName(read.stream);
     if (reads.length === 0) return [];
     try {
-      // One statement: each stream's own index range (stream, revision), in the order asked.
       const result = await this.pool.query<EventRow & { nth: string }>(
-        `SELECT r.nth::text AS nth, e.* FROM unnest($1::text[], $2::bigint[], $3::int[]) WITH ORDINALITY AS r(stream, from_revision, max_count, nth)
-         CROSS JOIN LATERAL (
-           SELECT ${eventColumns('x')}, x.revision AS in_order FROM es_events x WHERE x.stream = r.stream AND x.revision >= r.from_revision
-           ORDER BY x.revision LIMIT r.max_count
-         ) e
-         ORDER BY r.nth, e.in_order`,
-        [
+        prepared(READ_STREAMS, [
           reads.map((r) => r.stream),
           reads.map((r) => (r.fromRevision !== undefined && r.fromRevision > 0n ? r.fromRevision.toString() : '0')),
           reads.map((r) => clampCount(r.maxCount)),
-        ],
+        ]),
       );
       const out: RecordedEvent[][] = reads.map(() => []);
       for (const row of result.rows) out[Number(row.nth) - 1]!.push(toRecordedEvent(row));
