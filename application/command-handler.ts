@@ -29,7 +29,7 @@ export interface CommandOptions<S> {
  * The one command path: load (with snapshots where the repository keeps them) → decide (one command,
  * or several in order, all or nothing) → append with the revision read → on a conflict, re-read and
  * re-decide (bounded in count and time: application/conflict-retry.ts). Commands of this process on one stream take
- * turns (EventSourcedRepository.exclusive), so they conflict only with other processes. A rejection writes nothing;
+ * turns (application/stream-turns.ts), so they conflict only with other processes. A rejection writes nothing;
  * deciding nothing new (a retried step) writes nothing and succeeds.
  */
 export async function handleCommand<S, C, E extends DomainEvent>(

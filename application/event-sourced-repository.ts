@@ -2,6 +2,7 @@ import type { Decider, DomainEvent } from '../domain/decider';
 import { fold } from '../domain/decider';
 import type { AppendResult, EventStore, ExpectedRevision, NewEvent, RecordedEvent, StreamRead } from '../eventstore/event-store';
 import { toDomainEvent, toNewEvent } from './event-envelope';
+import { inTurn } from './stream-turns';
 
 /** A stream's state as loaded, with the revision to expect when appending ('no_stream' for a stream never written). */
 export interface Loaded<S> {
@@ -59,9 +60,6 @@ export class EventSourcedRepository<S, C, E extends DomainEvent> {
    */
   private readonly states = new Map<string, { state: S; revision: bigint; eventId: string }>();
 
-  /** Per stream, the end of the queue of commands this process runs on it (see exclusive). */
-  private readonly queues = new Map<string, Promise<void>>();
-
   constructor(
     protected readonly store: EventStore,
     readonly decider: Decider<S, C, E>,
@@ -70,25 +68,9 @@ export class EventSourcedRepository<S, C, E extends DomainEvent> {
     private readonly cacheSize: number = DEFAULT_STATE_CACHE,
   ) {}
 
-  /**
-   * Runs `work` once the commands this process is already running on the stream have finished: within one process,
-   * commands on a stream take turns instead of racing to append at the same revision (a hot account then costs no
-   * conflict retries here). Other processes still race, and the expected-revision check still decides between them.
-   * `work` learns whether it waited: a state loaded before waiting is stale.
-   */
-  async exclusive<T>(id: string, work: (waited: boolean) => Promise<T>): Promise<T> {
-    const before = this.queues.get(id);
-    let release!: () => void;
-    const mine = new Promise<void>((resolve) => (release = resolve));
-    const end = before ? before.then(() => mine) : mine;
-    this.queues.set(id, end);
-    try {
-      if (before) await before;
-      return await work(before !== undefined);
-    } finally {
-      release();
-      if (this.queues.get(id) === end) this.queues.delete(id);
-    }
+  /** Runs a command's `work` in its turn among this process's commands on the stream (application/stream-turns.ts). */
+  exclusive<T>(id: string, work: (waited: boolean) => Promise<T>): Promise<T> {
+    return inTurn(this.store, this.decider.streamName(id), work);
   }
 
   snapshotStream(id: string): string {

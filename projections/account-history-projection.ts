@@ -35,14 +35,22 @@ export const accountHistoryProjection: BatchProjection = {
     const columns: unknown[][] = Array.from({ length: 10 }, () => []);
     const units: BatchPlan['units'] = [];
     const ignored: RecordedEvent[] = [];
+    const rest: RecordedEvent[] = [];
+    const keys = new Set<string>();
     for (const recorded of events) {
       const line = historyLine(recorded);
       if (!line) {
         ignored.push(recorded);
         continue;
       }
+      const key = `${line[0]}:${line[1]}`;
+      if (keys.has(key)) {
+        rest.push(recorded); // the same event twice in one batch: apply() finds the second a duplicate
+        continue;
+      }
+      keys.add(key);
       line.forEach((v, i) => columns[i]!.push(v));
-      units.push({ key: `${line[0]}:${line[1]}`, events: [recorded] });
+      units.push({ key, events: [recorded] });
     }
     return {
       ctes: [
@@ -58,7 +66,7 @@ export const accountHistoryProjection: BatchProjection = {
       units,
       unwritten: 'duplicate', // its line is there: applied before
       ignored,
-      rest: [],
+      rest,
     };
   },
 };

@@ -181,6 +181,7 @@ function planBusinessTime(events: RecordedEvent[], t: Record<string, string>): B
   const units: BatchPlan['units'] = [];
   const ignored: RecordedEvent[] = [];
   const rest: RecordedEvent[] = [];
+  const keys = new Set<string>();
   for (const recorded of events) {
     if (!recorded.stream.startsWith(ACCOUNT_STREAM_PREFIX)) {
       if (recorded.stream.startsWith(BOOKS_STREAM_PREFIX) || recorded.stream.startsWith(EXCEPTION_STREAM_PREFIX)) rest.push(recorded);
@@ -192,8 +193,14 @@ function planBusinessTime(events: RecordedEvent[], t: Record<string, string>): B
       ignored.push(recorded);
       continue;
     }
+    const key = `${row[0]}:${row[2]}`;
+    if (keys.has(key)) {
+      rest.push(recorded); // the same event twice in one batch: apply() finds the second a duplicate
+      continue;
+    }
+    keys.add(key);
     row.forEach((v, i) => columns[i]!.push(v));
-    units.push({ key: `${row[0]}:${row[2]}`, events: [recorded] });
+    units.push({ key, events: [recorded] });
   }
   return {
     ctes: [

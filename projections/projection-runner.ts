@@ -88,9 +88,9 @@ export class ProjectionRunner {
     const furthest = wanted.reduce((a, e) => (comparePositions(e.position, a) > 0 ? e.position : a), wanted[0]!.position);
     let left = wanted;
     if (canBatch(projection)) {
-      const settled = await this.writeBatch(projection, projection.planBatch(wanted, tables), checkpointName, furthest);
-      if (settled === 'all') return;
-      left = wanted.filter((e) => !settled.has(e));
+      const rest = await this.writeBatch(projection, projection.planBatch(wanted, tables), checkpointName, furthest);
+      if (rest === 'all') return;
+      left = rest;
     }
     const outcomes = await withTransaction(this.readModels, async (client) => {
       const applied: ['applied' | 'duplicate' | 'ignored', RecordedEvent][] = [];
@@ -103,22 +103,22 @@ export class ProjectionRunner {
 
   /**
    * The fast path: the plan's statement, with the checkpoint when nothing is left for apply(). Returns 'all' when the
-   * statement settled the batch (checkpoint included), else the events it settled (reported already).
+   * statement settled the batch (checkpoint included), else the events left for apply(), each stream's in delivery
+   * order (a stream is either in a unit or left whole; the same event delivered twice is left as often as it was).
    */
   private async writeBatch(
     projection: BatchProjection,
     plan: BatchPlan,
     checkpointName: string,
     furthest: GlobalPosition,
-  ): Promise<'all' | Set<RecordedEvent>> {
-    // Ignored events are settled here only with everything else; otherwise they go with the transaction that saves the
-    // checkpoint past them.
-    const settled = new Set<RecordedEvent>();
+  ): Promise<'all' | RecordedEvent[]> {
     const report = (events: readonly RecordedEvent[], outcome: 'applied' | 'duplicate' | 'ignored') => {
       for (const event of events) this.observer.applied?.(projection.name, event, outcome);
     };
+    // Ignored events are settled here only with everything else; otherwise they go with the transaction that saves the
+    // checkpoint past them.
     if (plan.units.length === 0) {
-      if (plan.rest.length > 0) return settled;
+      if (plan.rest.length > 0) return [...plan.ignored, ...plan.rest];
       await saveCheckpoint(this.readModels, checkpointName, furthest);
       report(plan.ignored, 'ignored');
       return 'all';
@@ -154,17 +154,13 @@ export class ProjectionRunner {
     for (const unit of plan.units) {
       if (written.has(unit.key)) report(unit.events, 'applied');
       else if (plan.unwritten === 'duplicate') report(unit.events, 'duplicate');
-      else {
-        oneByOne.push(...unit.events);
-        continue;
-      }
-      for (const event of unit.events) settled.add(event);
+      else oneByOne.push(...unit.events);
     }
     if (plan.rest.length === 0 && oneByOne.length === 0) {
       report(plan.ignored, 'ignored');
       return 'all';
     }
-    return settled;
+    return [...plan.ignored, ...oneByOne, ...plan.rest];
   }
 
   async stop(): Promise<void> {

@@ -327,8 +327,9 @@ describe(`handleAccountCommand under concurrency (${testStoreKind()} store)`, ()
       });
       expect(opened.ok).toBe(true);
 
-      // Two processes' repositories (within one, commands on a stream take turns and never conflict).
-      const other = new AccountRepository(store, snapshotEvery, undefined, 0);
+      // Two processes (within one, commands on a stream take turns and never conflict): the other has its own client
+      // of the same store.
+      const other = new AccountRepository(Object.create(store) as EventStore, snapshotEvery, undefined, 0);
       let conflicts = 0;
       const results = await Promise.all(
         Array.from({ length: 20 }, (_, i) =>

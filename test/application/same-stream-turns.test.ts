@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { handleAccountCommand } from '../../application/account-commands';
 import { AccountRepository } from '../../application/account-repository';
+import { inTurn } from '../../application/stream-turns';
+import type { EventStore } from '../../eventstore/event-store';
 import { unitOrPostgresStore, type TestStore } from '../support/unit-or-postgres-store';
 
 /**
@@ -55,9 +57,29 @@ describe('commands on one stream take turns within a process', () => {
     expect(after.state.balance).toBe(2);
   });
 
-  test('two processes (two repositories) at once: they race, conflicts are retried, the balance is exact', async () => {
+  test('two repositories of one process (the API and the worker) take turns too', async () => {
+    const api = new AccountRepository(testStore.store);
+    const worker = new AccountRepository(testStore.store);
+    const accountId = await openAccount(api, 1_000);
+    let conflicts = 0;
+    const results = await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        handleAccountCommand(
+          i % 2 === 0 ? api : worker,
+          accountId,
+          { type: 'Withdraw', amount: 10 },
+          { onConflict: () => (conflicts += 1) },
+        ),
+      ),
+    );
+    expect(results.every((r) => r.ok)).toBe(true);
+    expect(conflicts).toBe(0);
+  });
+
+  test('two processes (each its own store client) at once: they race, conflicts are retried, the balance is exact', async () => {
     const one = new AccountRepository(testStore.store);
-    const two = new AccountRepository(testStore.store);
+    // Another process: its own client of the same store (an object of its own over the same data).
+    const two = new AccountRepository(Object.create(testStore.store) as EventStore);
     const accountId = await openAccount(one, 10_000);
     let conflicts = 0;
     const onConflict = () => (conflicts += 1);
@@ -70,5 +92,25 @@ describe('commands on one stream take turns within a process', () => {
     expect(conflicts).toBeGreaterThan(0);
     const after = await new AccountRepository(testStore.store, 50, undefined, 0).loadWithoutSnapshot(accountId);
     expect(after.state.balance).toBe(10_000 - 200);
+  });
+
+  test('the wait for a turn is bounded: behind a command stuck for longer, the next goes ahead and races', async () => {
+    const order: string[] = [];
+    let unstick!: () => void;
+    const stuck = inTurn(testStore.store, 'turns-bounded', async () => {
+      order.push('first starts');
+      await new Promise<void>((resolve) => (unstick = resolve));
+      order.push('first ends');
+    });
+    const started = Date.now();
+    await inTurn(testStore.store, 'turns-bounded', async (waited) => void order.push(`second starts (waited: ${waited})`), 200);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(190);
+    expect(order).toEqual(['first starts', 'second starts (waited: true)']);
+    unstick();
+    await stuck;
+    // And the queue is empty again: a new command runs at once.
+    let waitedAgain: boolean | undefined;
+    await inTurn(testStore.store, 'turns-bounded', async (waited) => void (waitedAgain = waited));
+    expect(waitedAgain).toBe(false);
   });
 });

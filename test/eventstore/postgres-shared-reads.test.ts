@@ -55,8 +55,9 @@ describe('PostgreSQL consumer groups of one store share their log reads', () => 
         // One append at a time, each delivered to all four before the next: the worst case for sharing.
         await waitUntil(`append ${i} everywhere`, () => groups.every((g) => seen.get(g)!.length === i + 2), 10_000, 2);
       }
-      // Unshared, each group reads at least once per append: 160 reads or more.
-      expect(logReads).toBeLessThan(appends * 2);
+      // Each append wakes the groups twice (the local signal, then its NOTIFY coming back): shared, about two reads per
+      // append; unshared, each group reads on each wake-up: 320 reads or more.
+      expect(logReads).toBeLessThan(appends * 3);
       for (const g of groups)
         expect(
           seen

@@ -209,6 +209,14 @@ describe('projections: exactly-once effect under duplicates and reordering; rebu
       const appliedIds = messyLog.entries.filter((e) => e.outcome === 'applied').map((e) => e.event.id);
       expect(new Set(appliedIds).size).toBe(events.length);
       if (projection.name === 'account-history' || projection.name === 'business-time') expect(refused).toBe(0); // lines: any order
+      // The same events twice in one batch: each applied once.
+      const twice = await freshTables(api.readModels, projection, 'twice');
+      const twiceLog = new DeliveryLog();
+      const twiceRunner = new ProjectionRunner(api.store, api.readModels, [counted], twiceLog.observer());
+      const first = events.slice(0, 6);
+      await twiceRunner.applyMany(counted, twice, [...first, ...first], `${projection.name}__twice`);
+      expect(twiceLog.count(projection.name, 'applied')).toBe(first.length);
+      expect(twiceLog.count(projection.name, 'duplicate')).toBe(first.length);
       // A stream's second event alone, before its first: refused (its row is not at the revision before it), nothing written.
       const second = events.find((e) => e.revision === 1n)!;
       const ahead = await freshTables(api.readModels, projection, 'ahead');
