@@ -31,10 +31,11 @@ export class AppendNotifier {
   async start(): Promise<void> {
     if (this.closed) return;
     const client = new Client(this.config);
-    // Our own NOTIFYs come back here too, a few milliseconds after signal() woke local subscribers: a second look,
-    // which finds an event that was still held back behind an older transaction on the first (such a transaction
-    // sends no notification when it ends). With shared reads it costs the groups one read between them.
-    client.on('notification', () => this.wakeLocal());
+    // Our own NOTIFYs come back on this connection too: local subscribers were woken by signal() already. (An event
+    // still held back behind an older transaction when they read is found by their held-back recheck.)
+    client.on('notification', (message) => {
+      if (message.processId !== (client as unknown as { processID?: number }).processID) this.wakeLocal();
+    });
     // The connection died (server restart, backend terminated, network): drop it and reconnect.
     // The 'error' listener stays for the client's whole life: an 'error' event without one ends the process.
     let gone = false;

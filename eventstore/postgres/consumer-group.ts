@@ -26,6 +26,9 @@ const CHECKPOINT_MS = 250;
  * through this store instance is seen at once). Not every round: an idle-to-busy group would ask for every append.
  */
 const REPLAY_CHECK_MS = 1_000;
+/** A caught-up group that sees events held back looks again after this long, doubling up to the max while they stay held. */
+const HELD_BACK_RECHECK_MS = 5;
+const HELD_BACK_RECHECK_MAX_MS = 100;
 
 /** Lock connection, client side: TCP keepalive probes start after this much silence, so a dead peer is noticed. */
 const LOCK_KEEPALIVE_IDLE_MS = 10_000;
@@ -85,6 +88,10 @@ export class PostgresConsumerGroup {
   /** Events delivered since the checkpoint was last saved, and when it was (see deliverNextBatch). */
   private unsaved = 0;
   private savedAt = 0;
+  /** The last read found events held back behind an open transaction (see LogRead.heldBack). */
+  private heldBack = false;
+  /** The current wait before looking again for held-back events (0 when none are). */
+  private recheckMs = 0;
   /** When the leader last asked whether a replay was requested (0: ask at once). */
   private replayCheckedAt = 0;
   /**
@@ -148,17 +155,23 @@ export class PostgresConsumerGroup {
         const replayed = await this.deliverReplays();
         const delivered = await this.deliverNextBatch();
         if (delivered === 'full' || replayed) continue;
+        // Caught up with what readers may see, but events are held back behind an open transaction: look again soon
+        // (5 ms, doubling to 100 ms while it lasts), since its end may send no notification.
+        const recheck = this.heldBack
+          ? (this.recheckMs = Math.min(HELD_BACK_RECHECK_MAX_MS, this.recheckMs * 2 || HELD_BACK_RECHECK_MS))
+          : 0;
+        if (!this.heldBack) this.recheckMs = 0;
         // Caught up. A checkpoint not saved yet is saved once it is CHECKPOINT_MS old (a crash redelivers at most
         // that much); meanwhile new events are delivered as they come.
         if (this.unsaved > 0) {
           const due = CHECKPOINT_MS - (Date.now() - this.savedAt);
           if (due > 0) {
-            await this.sleep(Math.min(due, this.settings.pollIntervalMs));
+            await this.sleep(Math.min(due, recheck || this.settings.pollIntervalMs));
             continue;
           }
           await this.saveCheckpoint(this.checkpoint);
         }
-        await this.sleep(this.settings.pollIntervalMs);
+        await this.sleep(recheck || this.settings.pollIntervalMs);
       } catch (error) {
         // Store unreachable or lock connection lost: let a standby lead, back off, then retry from the saved checkpoint.
         if (!this.stopping) reportSafely(this.settings.onError, error, `consumer group ${this.group}`);
@@ -281,7 +294,8 @@ export class PostgresConsumerGroup {
    */
   private async deliverNextBatch(): Promise<'full' | 'partial' | 'none'> {
     const from = this.checkpoint;
-    const events = await this.reads.after(from, BATCH_SIZE, this.notifier.generation);
+    const { events, heldBack } = await this.reads.after(from, BATCH_SIZE, this.notifier.generation);
+    this.heldBack = heldBack;
     if (events.length === 0) return 'none';
     // The checkpoint is saved every CHECKPOINT_EVERY events or CHECKPOINT_MS (here, or by run() once caught up): a
     // crash redelivers at most that much (at-least-once; consumers are idempotent).

@@ -34,15 +34,35 @@ export function escapeLike(text: string): string {
   return text.replace(/[\\%_]/g, (c) => `\\${c}`);
 }
 
-/** The next `limit` events readers may see after `from`, unfiltered, in the log's order. */
-export async function readEventsAfter(pool: Pool, from: GlobalPosition, limit: number): Promise<RecordedEvent[]> {
-  const result = await pool.query<EventRow>(
+/** What a consumer group's read finds: the next events it may see, and whether events are held back behind them. */
+export interface LogRead {
+  events: RecordedEvent[];
+  /**
+   * Events are in the log that readers may not see yet (written by a transaction newer than one still open). They
+   * become visible when that older transaction ends, which sends no notification unless it was an append itself: a
+   * caught-up reader looks again shortly instead of waiting for its poll.
+   */
+  heldBack: boolean;
+}
+
+/** The next `limit` events readers may see after `from`, unfiltered, in the log's order, and whether any are held back. */
+export async function readEventsAfter(pool: Pool, from: GlobalPosition, limit: number): Promise<LogRead> {
+  // One statement (one snapshot): the held-back probe is one step into es_events_global_order from the snapshot's xmin.
+  const result = await pool.query<EventRow & { held_back: boolean }>(
     prepared(
-      `SELECT ${EVENT_COLUMNS} FROM es_events WHERE ${AFTER_POSITION} AND ${VISIBLE_TO_READERS} ORDER BY ${LOG_ORDER} LIMIT ${Math.floor(limit)}`,
+      `SELECT h.held_back, v.* FROM (
+         SELECT EXISTS (SELECT 1 FROM es_events WHERE transaction_id >= pg_snapshot_xmin(pg_current_snapshot())) AS held_back
+       ) h
+       LEFT JOIN LATERAL (
+         SELECT ${EVENT_COLUMNS}, es_events.transaction_id AS in_order_tx, es_events.position AS in_order_pos FROM es_events
+         WHERE ${AFTER_POSITION} AND ${VISIBLE_TO_READERS} ORDER BY ${LOG_ORDER} LIMIT ${Math.floor(limit)}
+       ) v ON true
+       ORDER BY v.in_order_tx, v.in_order_pos`,
       positionParams(from),
     ),
   );
-  return result.rows.map(toRecordedEvent);
+  const rows = result.rows;
+  return { events: rows.filter((r) => r.position !== null).map(toRecordedEvent), heldBack: rows[0]?.held_back === true };
 }
 
 /** The position of the last event readers may see (undefined for an empty log). */

@@ -1,6 +1,6 @@
 import type { Pool } from 'pg';
-import type { GlobalPosition, RecordedEvent } from '../event-store';
-import { readEventsAfter } from './log-queries';
+import type { GlobalPosition } from '../event-store';
+import { readEventsAfter, type LogRead } from './log-queries';
 
 /**
  * Reads of the log after a position, shared by the consumer groups of one store. Every group reads the whole log
@@ -12,14 +12,14 @@ import { readEventsAfter } from './log-queries';
  * The events handed out are shared between groups: nobody changes a RecordedEvent.
  */
 export class SharedLogReads {
-  private readonly inFlight = new Map<string, { generation: number; events: Promise<RecordedEvent[]> }>();
+  private readonly inFlight = new Map<string, { generation: number; events: Promise<LogRead> }>();
   /** Reads answered from another group's read (for tests and the bench). */
   shared = 0;
 
   constructor(private readonly pool: Pool) {}
 
   /** The next `limit` events readers may see after `from`, read after append notification `since`. */
-  after(from: GlobalPosition, limit: number, since: number): Promise<RecordedEvent[]> {
+  after(from: GlobalPosition, limit: number, since: number): Promise<LogRead> {
     const key = `${from.commit}:${from.prepare}:${limit}`;
     const running = this.inFlight.get(key);
     if (running && running.generation >= since) {
