@@ -294,7 +294,12 @@ export class PostgresConsumerGroup {
    */
   private async deliverNextBatch(): Promise<'full' | 'partial' | 'none'> {
     const from = this.checkpoint;
-    const { events, heldBack } = await this.reads.after(from, BATCH_SIZE, this.notifier.generation);
+    // On the lock connection (idle between the loop's own statements), not the store's pool: under load the pool is
+    // busy with the commands' reads and appends, and waiting for it would add to every projection's lag.
+    const lock = this.connection;
+    if (!lock || !this.leader) throw new Error(`consumer group ${this.group}: lock lost`);
+    const { events, heldBack } = await this.reads.after(from, BATCH_SIZE, this.notifier.generation, lock);
+    this.lastLockProof = Date.now();
     this.heldBack = heldBack;
     if (events.length === 0) return 'none';
     // The checkpoint is saved every CHECKPOINT_EVERY events or CHECKPOINT_MS (here, or by run() once caught up): a

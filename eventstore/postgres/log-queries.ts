@@ -1,4 +1,4 @@
-import type { Pool } from 'pg';
+import type { Client, Pool } from 'pg';
 import type { CountEventsOptions, EventCount, GlobalPosition, ParkedSummary, RecordedEvent } from '../event-store';
 import { START_POSITION } from '../event-store';
 import { prepared } from '../../infra/pg-prepared';
@@ -45,8 +45,11 @@ export interface LogRead {
   heldBack: boolean;
 }
 
+/** A pool or a single connection. */
+export type Queryable = Pick<Pool, 'query'> | Pick<Client, 'query'>;
+
 /** The next `limit` events readers may see after `from`, unfiltered, in the log's order, and whether any are held back. */
-export async function readEventsAfter(pool: Pool, from: GlobalPosition, limit: number): Promise<LogRead> {
+export async function readEventsAfter(pool: Queryable, from: GlobalPosition, limit: number): Promise<LogRead> {
   // One statement (one snapshot): the held-back probe is one step into es_events_global_order from the snapshot's xmin.
   const result = await pool.query<EventRow & { held_back: boolean }>(
     prepared(

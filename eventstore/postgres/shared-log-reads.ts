@@ -1,4 +1,5 @@
 import type { Pool } from 'pg';
+import type { Queryable } from './log-queries';
 import type { GlobalPosition } from '../event-store';
 import { readEventsAfter, type LogRead } from './log-queries';
 
@@ -18,15 +19,18 @@ export class SharedLogReads {
 
   constructor(private readonly pool: Pool) {}
 
-  /** The next `limit` events readers may see after `from`, read after append notification `since`. */
-  after(from: GlobalPosition, limit: number, since: number): Promise<LogRead> {
+  /**
+   * The next `limit` events readers may see after `from`, read after append notification `since`; a new read runs on
+   * `on` (the asking group's own connection) when given, else on the store's pool.
+   */
+  after(from: GlobalPosition, limit: number, since: number, on?: Queryable): Promise<LogRead> {
     const key = `${from.commit}:${from.prepare}:${limit}`;
     const running = this.inFlight.get(key);
     if (running && running.generation >= since) {
       this.shared += 1;
       return running.events;
     }
-    const read = { generation: since, events: readEventsAfter(this.pool, from, limit) };
+    const read = { generation: since, events: readEventsAfter(on ?? this.pool, from, limit) };
     this.inFlight.set(key, read);
     const forget = () => {
       if (this.inFlight.get(key) === read) this.inFlight.delete(key);

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { Pool } from 'pg';
+import { Client, Pool } from 'pg';
 import type { RecordedEvent, Subscription } from '../../eventstore/event-store';
 import { PostgresEventStore } from '../../eventstore/postgres/postgres-event-store';
 import { createTestDatabase, type TestDatabase } from '../support/test-database';
@@ -15,19 +15,24 @@ describe('PostgreSQL consumer groups of one store share their log reads', () => 
   let pool: Pool;
   let store: PostgresEventStore;
   let logReads = 0;
+  let restore = () => {};
   beforeAll(async () => {
     db = await createTestDatabase('es_shared_reads');
     pool = new Pool({ connectionString: db.url, max: 10 });
-    // Count the statements that read the log after a position (the consumer groups' reads).
-    const query = pool.query.bind(pool) as (...a: unknown[]) => unknown;
-    (pool as unknown as { query: (...a: unknown[]) => unknown }).query = (...a: unknown[]) => {
+    // Count the statements that read the log after a position (the consumer groups' reads), on any connection (the
+    // pool's, or a group's own lock connection).
+    const proto = Client.prototype as unknown as { query: (...a: unknown[]) => unknown };
+    const query = proto.query;
+    proto.query = function (this: unknown, ...a: unknown[]) {
       const text = typeof a[0] === 'string' ? a[0] : (a[0] as { text?: string } | undefined)?.text;
-      if (text?.includes('pg_snapshot_xmin') && text.includes('ORDER BY es_events.transaction_id, es_events.position LIMIT')) logReads += 1;
-      return query(...a);
+      if (text?.includes('AS held_back') && text.includes('LIMIT')) logReads += 1;
+      return query.apply(this, a);
     };
+    restore = () => (proto.query = query);
     store = await PostgresEventStore.connect({ connectionString: db.url, pool, pollIntervalMs: 60_000 });
   });
   afterAll(async () => {
+    restore();
     await store.close();
     await pool.end();
     await db.drop();
