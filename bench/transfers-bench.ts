@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import inspector from 'node:inspector';
 import path from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { Server } from 'node:http';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, type Worker } from '@temporalio/worker';
@@ -84,7 +85,11 @@ export async function transfersBench(quick: boolean, args: string[]): Promise<vo
       const top = c === sweep.at(-1);
       const profile = args.includes('--cpu-profile') && top ? await startCpuProfile() : undefined;
       const counting = args.includes('--count-statements') && top ? countStatements() : undefined;
+      // How late the event loop runs what is due (every projection step, HTTP answer and activity waits that long).
+      const loopDelay = monitorEventLoopDelay({ resolution: 5 });
+      loopDelay.enable();
       const ours = await measureCpu(probes, () => timed(perStep, c, () => harness.viaHttp(harness.randomPair())));
+      loopDelay.disable();
       if (profile) console.log(`[bench] CPU profile of ours at ${c} in flight: ${await profile.stop(`ours-${c}`)}`);
       if (counting) statementCounts = { concurrency: c, perTransfer: counting.stop(perStep) };
       results.push({
@@ -94,7 +99,11 @@ export async function transfersBench(quick: boolean, args: string[]): Promise<vo
         conflictsPerTransfer: round((harness.conflicts() - conflictsBefore) / perStep, 3),
         cpuSeconds: ours.cpu,
       });
-      const breakdown = harness.breakdown();
+      const breakdown = {
+        ...harness.breakdown(),
+        'event loop delay p50 (ms)': round(loopDelay.percentile(50) / 1e6, 1),
+        'event loop delay p99 (ms)': round(loopDelay.percentile(99) / 1e6, 1),
+      };
       (results.at(-1) as StepResult & { breakdown?: unknown }).breakdown = breakdown;
       const noop = await measureCpu(probes, () => timed(perStep, c, () => harness.noopSaga()));
       results.push({ variant: 'baseline 1: same saga, no-op activities', concurrency: c, ...noop.result, cpuSeconds: noop.cpu });
