@@ -6,6 +6,7 @@ import type { GlobalPosition } from '../eventstore/event-store';
 import { retryOnConflict } from './conflict-retry';
 import { toNewEvent, type CommandContext } from './event-envelope';
 import type { EventSourcedRepository, Loaded } from './event-sourced-repository';
+import type { Turn } from './stream-turns';
 
 export type CommandResult<S> =
   | { ok: true; state: S; revision: bigint | 'no_stream'; position?: GlobalPosition; recordedAt?: string; eventsWritten: number }
@@ -41,15 +42,23 @@ export async function handleCommand<S, C, E extends DomainEvent>(
   const decider: Decider<S, C, E> = repository.decider;
   const list = (Array.isArray(commands) ? commands : [commands]) as readonly C[];
   let preloaded = options.preloaded;
+  /** The state the command before this one in line appended (stream-turns.ts), used once instead of a read. */
+  let handoff: Loaded<S> | undefined;
+  let turn: Turn | undefined;
   const run = async (): Promise<CommandResult<S>> => {
-    const { state, revision } = preloaded ?? (await repository.load(id));
+    const handed = handoff;
+    handoff = undefined;
+    const { state, revision } = handed ?? preloaded ?? (await repository.load(id));
     preloaded = undefined;
+    // Decided on a handed-over state, anything but an append (which the expected revision checks) is decided again on
+    // a fresh read: another process may have written meanwhile, and a refusal or a no-op must not rest on a stale state.
     if (options.ifRevision !== undefined && revision !== options.ifRevision) {
+      if (handed) return run();
       throw new WrongExpectedVersionError(decider.streamName(id), options.ifRevision, revision);
     }
     const decision = decideAll(decider, state, list);
-    if (!decision.ok) return { ok: false, rejection: decision.rejection, state };
-    if (decision.events.length === 0) return { ok: true, state, revision, eventsWritten: 0 };
+    if (!decision.ok) return handed ? run() : { ok: false, rejection: decision.rejection, state };
+    if (decision.events.length === 0) return handed ? run() : { ok: true, state, revision, eventsWritten: 0 };
     const events = decision.events.map((e, i) => toNewEvent(e, options.context ?? {}, options.eventId?.(i, e.type)));
     const result = await repository.append(id, events, revision, decision.state);
     // The state after, with the times the store recorded (EventStoreDB does not return them: '' there).
@@ -59,6 +68,8 @@ export async function handleCommand<S, C, E extends DomainEvent>(
       decision.events.map((e) => ({ ...e, occurredAt })),
       state,
     );
+    // The next command in line starts from it (only with the store's own times: the state must equal the fold).
+    if (occurredAt) turn?.handOver({ state: after, revision: result.nextExpectedRevision } satisfies Loaded<S>);
     return {
       ok: true,
       state: after,
@@ -68,8 +79,10 @@ export async function handleCommand<S, C, E extends DomainEvent>(
       eventsWritten: events.length,
     };
   };
-  return repository.exclusive(id, (waited) => {
-    if (waited) preloaded = undefined; // another command of this process changed the stream meanwhile
+  return repository.exclusive(id, (current) => {
+    turn = current;
+    if (current.waited) preloaded = undefined; // another command of this process changed the stream meanwhile
+    handoff = current.handoff as Loaded<S> | undefined;
     if (options.ifRevision !== undefined) return run();
     return retryOnConflict(run, { onConflict: options.onConflict });
   });

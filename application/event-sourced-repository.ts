@@ -2,7 +2,7 @@ import type { Decider, DomainEvent } from '../domain/decider';
 import { fold } from '../domain/decider';
 import type { AppendResult, EventStore, ExpectedRevision, NewEvent, RecordedEvent, StreamRead } from '../eventstore/event-store';
 import { toDomainEvent, toNewEvent } from './event-envelope';
-import { inTurn } from './stream-turns';
+import { inTurn, type Turn } from './stream-turns';
 
 /** A stream's state as loaded, with the revision to expect when appending ('no_stream' for a stream never written). */
 export interface Loaded<S> {
@@ -69,7 +69,7 @@ export class EventSourcedRepository<S, C, E extends DomainEvent> {
   ) {}
 
   /** Runs a command's `work` in its turn among this process's commands on the stream (application/stream-turns.ts). */
-  exclusive<T>(id: string, work: (waited: boolean) => Promise<T>): Promise<T> {
+  exclusive<T>(id: string, work: (turn: Turn) => Promise<T>): Promise<T> {
     return inTurn(this.store, this.decider.streamName(id), work);
   }
 

@@ -103,14 +103,66 @@ describe('commands on one stream take turns within a process', () => {
       order.push('first ends');
     });
     const started = Date.now();
-    await inTurn(testStore.store, 'turns-bounded', async (waited) => void order.push(`second starts (waited: ${waited})`), 200);
+    await inTurn(testStore.store, 'turns-bounded', async ({ waited }) => void order.push(`second starts (waited: ${waited})`), 200);
     expect(Date.now() - started).toBeGreaterThanOrEqual(190);
     expect(order).toEqual(['first starts', 'second starts (waited: true)']);
     unstick();
     await stuck;
     // And the queue is empty again: a new command runs at once.
     let waitedAgain: boolean | undefined;
-    await inTurn(testStore.store, 'turns-bounded', async (waited) => void (waitedAgain = waited));
+    await inTurn(testStore.store, 'turns-bounded', async ({ waited }) => void (waitedAgain = waited));
     expect(waitedAgain).toBe(false);
+  });
+
+  test('a command in line starts from the state the one before it appended: no read, and the same balance', async () => {
+    let loads = 0;
+    const counting = Object.create(testStore.store) as EventStore;
+    counting.readStream = (...a: Parameters<EventStore['readStream']>) => {
+      loads += 1;
+      return testStore.store.readStream(...a);
+    };
+    const accounts = new AccountRepository(counting, 1_000_000);
+    const accountId = await openAccount(accounts, 1_000);
+    await accounts.load(accountId); // kept in the state cache: a load is one read
+    loads = 0;
+    const results = await Promise.all(
+      Array.from({ length: 20 }, () => handleAccountCommand(accounts, accountId, { type: 'Withdraw', amount: 10 })),
+    );
+    expect(results.every((r) => r.ok)).toBe(true);
+    // The first reads the stream; each of the 19 after it starts from what the one before it appended.
+    expect(loads).toBe(1);
+    const truth = await new AccountRepository(testStore.store, 50, undefined, 0).loadWithoutSnapshot(accountId);
+    expect(truth.state.balance).toBe(800);
+    expect(results.map((r) => (r.ok ? r.state.balance : -1))).toEqual(Array.from({ length: 20 }, (_, i) => 990 - 10 * i));
+  });
+
+  test('a refusal is never decided on a handed-over state: another process wrote meanwhile, the refusal is checked on a fresh read', async () => {
+    const elsewhere = new AccountRepository(Object.create(testStore.store) as EventStore, 1_000_000);
+    // Right after the first withdrawal lands (before the next in line decides), another process deposits 50.
+    const hooked = Object.create(testStore.store) as EventStore;
+    let accountId = '';
+    let depositAfterNextWithdrawal = false;
+    hooked.appendToStream = async (...a: Parameters<EventStore['appendToStream']>) => {
+      const appended = await testStore.store.appendToStream(...a);
+      if (depositAfterNextWithdrawal && a[1].some((e) => e.type === 'MoneyWithdrawn')) {
+        depositAfterNextWithdrawal = false;
+        const deposited = await handleAccountCommand(elsewhere, accountId, { type: 'Deposit', amount: 50 });
+        expect(deposited.ok).toBe(true);
+      }
+      return appended;
+    };
+    const accounts = new AccountRepository(hooked, 1_000_000);
+    accountId = await openAccount(accounts, 100);
+    depositAfterNextWithdrawal = true;
+    // In line: a withdrawal of 100 (leaves 0 as far as it knows), then one of 50, which that handed-over state would
+    // refuse; the account holds 50 by then.
+    const [first, second] = await Promise.all([
+      handleAccountCommand(accounts, accountId, { type: 'Withdraw', amount: 100 }),
+      handleAccountCommand(accounts, accountId, { type: 'Withdraw', amount: 50 }),
+    ]);
+    expect(first.ok).toBe(true);
+    expect(second.ok).toBe(true);
+    const truth = await new AccountRepository(testStore.store, 50, undefined, 0).loadWithoutSnapshot(accountId);
+    expect(truth.state.balance).toBe(0);
   });
 });
