@@ -69,7 +69,8 @@ export async function handleCommand<S, C, E extends DomainEvent>(
       state,
     );
     // The next command in line starts from it (only with the store's own times: the state must equal the fold).
-    if (occurredAt) turn?.handOver({ state: after, revision: result.nextExpectedRevision } satisfies Loaded<S>);
+    if (occurredAt)
+      turn?.handOver({ state: after, revision: result.nextExpectedRevision } satisfies Loaded<S>, result.nextExpectedRevision);
     return {
       ok: true,
       state: after,

@@ -3,7 +3,7 @@ import { timeLeftMs } from '../infra/attempt-deadline';
 /** A stream's queue in one process: its end, and what the command that finished last handed to the next. */
 interface Queue {
   end: Promise<void>;
-  handoff?: unknown;
+  handoff?: { value: unknown; revision: bigint };
 }
 
 /** Per event store (the object), per stream: the queue of commands this process runs on the stream. */
@@ -18,8 +18,8 @@ export interface Turn {
   waited: boolean;
   /** What the command before it handed over (its state after its append), when it came straight after that one. */
   handoff?: unknown;
-  /** Hands the stream's state after this command's append to the next command in line. */
-  handOver(value: unknown): void;
+  /** Hands the stream's state after this command's append (at `revision`) to the next command in line. */
+  handOver(value: unknown, revision: bigint): void;
 }
 
 /**
@@ -43,15 +43,16 @@ export async function inTurn<T>(store: object, stream: string, work: (turn: Turn
   const current: Queue = queue ?? { end };
   current.end = end;
   streams.set(stream, current);
-  let handedOver: unknown;
+  let handedOver: Queue['handoff'];
   try {
     // Whether the ones in front finished (true) or the wait ran out (false: a hand-over may be older than the stream).
     const inOrder = before ? await atMost(before, Math.max(0, Math.min(maxWaitMs, timeLeftMs()))) : true;
-    const handoff = inOrder ? current.handoff : undefined;
+    const handoff = inOrder ? current.handoff?.value : undefined;
     current.handoff = undefined;
-    return await work({ waited: before !== undefined, handoff, handOver: (value) => (handedOver = value) });
+    return await work({ waited: before !== undefined, handoff, handOver: (value, revision) => (handedOver = { value, revision }) });
   } finally {
-    current.handoff = handedOver;
+    // The newest state wins: a command that went ahead after its wait ran out may finish after a later one.
+    if (handedOver && (!current.handoff || handedOver.revision > current.handoff.revision)) current.handoff = handedOver;
     release();
     if (streams.get(stream) === current && current.end === end) streams.delete(stream);
   }

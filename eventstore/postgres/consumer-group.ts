@@ -298,9 +298,10 @@ export class PostgresConsumerGroup {
     // busy with the commands' reads and appends, and waiting for it would add to every projection's lag.
     const lock = this.connection;
     if (!lock || !this.leader) throw new Error(`consumer group ${this.group}: lock lost`);
-    const { events, heldBack } = await this.reads.after(from, BATCH_SIZE, this.notifier.generation, lock);
-    this.lastLockProof = Date.now();
+    const { events, heldBack, shared } = await this.reads.after(from, BATCH_SIZE, this.notifier.generation, lock);
+    if (!shared) this.lastLockProof = Date.now(); // a read that ran on another group's connection proves nothing of ours
     this.heldBack = heldBack;
+    if (!heldBack) this.recheckMs = 0;
     if (events.length === 0) return 'none';
     // The checkpoint is saved every CHECKPOINT_EVERY events or CHECKPOINT_MS (here, or by run() once caught up): a
     // crash redelivers at most that much (at-least-once; consumers are idempotent).

@@ -21,14 +21,20 @@ export class SharedLogReads {
 
   /**
    * The next `limit` events readers may see after `from`, read after append notification `since`; a new read runs on
-   * `on` (the asking group's own connection) when given, else on the store's pool.
+   * `on` (the asking group's own connection) when given, else on the store's pool. `shared`: the answer came from a
+   * read another group started (on its connection). If that read fails (its connection lost, say), the asking group
+   * reads for itself instead of taking another group's failure for its own.
    */
-  after(from: GlobalPosition, limit: number, since: number, on?: Queryable): Promise<LogRead> {
+  async after(from: GlobalPosition, limit: number, since: number, on?: Queryable): Promise<LogRead & { shared: boolean }> {
     const key = `${from.commit}:${from.prepare}:${limit}`;
     const running = this.inFlight.get(key);
     if (running && running.generation >= since) {
       this.shared += 1;
-      return running.events;
+      try {
+        return { ...(await running.events), shared: true };
+      } catch {
+        // another group's read failed: this group's own read below decides
+      }
     }
     const read = { generation: since, events: readEventsAfter(on ?? this.pool, from, limit) };
     this.inFlight.set(key, read);
@@ -36,6 +42,6 @@ export class SharedLogReads {
       if (this.inFlight.get(key) === read) this.inFlight.delete(key);
     };
     read.events.then(forget, forget);
-    return read.events;
+    return { ...(await read.events), shared: false };
   }
 }
