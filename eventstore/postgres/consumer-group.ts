@@ -430,10 +430,10 @@ export class PostgresConsumerGroup {
   private async deliverReplays(): Promise<boolean> {
     if (Date.now() - this.replayCheckedAt < REPLAY_CHECK_MS) return false;
     this.replayCheckedAt = Date.now();
-    const asked = await this.pool.query(
-      'SELECT 1 FROM es_parked_events WHERE group_name = $1 AND replay_requested_at IS NOT NULL LIMIT 1',
-      [this.group],
-    );
+    // On the lock connection, as the log reads: under load the store's pool is busy with commands.
+    const asked = await this.onLock('SELECT 1 FROM es_parked_events WHERE group_name = $1 AND replay_requested_at IS NOT NULL LIMIT 1', [
+      this.group,
+    ]);
     if (asked.rows.length === 0) return false;
     await this.onLock(
       `UPDATE es_parked_events p SET replay_requested_at = now()
