@@ -8,8 +8,8 @@ import {
 } from '../domain/account-events';
 import { toDomainEvent } from '../application/event-envelope';
 import type { RecordedEvent } from '../eventstore/event-store';
-import type { BatchPlan, BatchProjection } from './projection';
-import { arrayParams } from './projection';
+import type { BatchProjection } from './projection';
+import { arrayParams, keyedLines } from './projection';
 import { accountHistoryDdl } from './read-model-schema';
 
 /**
@@ -32,26 +32,10 @@ export const accountHistoryProjection: BatchProjection = {
     return result.rowCount === 1 ? 'applied' : 'duplicate';
   },
   planBatch(events, tables) {
-    const columns: unknown[][] = Array.from({ length: 10 }, () => []);
-    const units: BatchPlan['units'] = [];
-    const ignored: RecordedEvent[] = [];
-    const rest: RecordedEvent[] = [];
-    const keys = new Set<string>();
-    for (const recorded of events) {
+    const { columns, units, ignored, rest } = keyedLines(events, 10, (recorded) => {
       const line = historyLine(recorded);
-      if (!line) {
-        ignored.push(recorded);
-        continue;
-      }
-      const key = `${line[0]}:${line[1]}`;
-      if (keys.has(key)) {
-        rest.push(recorded); // the same event twice in one batch: apply() finds the second a duplicate
-        continue;
-      }
-      keys.add(key);
-      line.forEach((v, i) => columns[i]!.push(v));
-      units.push({ key, events: [recorded] });
-    }
+      return line ? { row: line, key: `${line[0]}:${line[1]}` } : 'ignored';
+    });
     return {
       ctes: [
         `lines AS (

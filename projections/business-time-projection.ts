@@ -12,7 +12,7 @@ import { EXCEPTION_EVENT_TYPES, EXCEPTION_STREAM_PREFIX, type ExceptionEvent } f
 import { toDomainEvent } from '../application/event-envelope';
 import type { RecordedEvent } from '../eventstore/event-store';
 import type { BatchPlan, BatchProjection } from './projection';
-import { arrayParams, revisionGuard } from './projection';
+import { arrayParams, keyedLines, revisionGuard } from './projection';
 
 /**
  * Business time (issue 14), one projection over three kinds of streams, so that its tables are always
@@ -177,31 +177,12 @@ async function applyMovement(
  * movements recorded after it whichever comes first, so the order between the two does not matter.
  */
 function planBusinessTime(events: RecordedEvent[], t: Record<string, string>): BatchPlan {
-  const columns: unknown[][] = MOVEMENT_TYPES_SQL.map(() => []);
-  const units: BatchPlan['units'] = [];
-  const ignored: RecordedEvent[] = [];
-  const rest: RecordedEvent[] = [];
-  const keys = new Set<string>();
-  for (const recorded of events) {
-    if (!recorded.stream.startsWith(ACCOUNT_STREAM_PREFIX)) {
-      if (recorded.stream.startsWith(BOOKS_STREAM_PREFIX) || recorded.stream.startsWith(EXCEPTION_STREAM_PREFIX)) rest.push(recorded);
-      else ignored.push(recorded);
-      continue;
-    }
+  const { columns, units, ignored, rest } = keyedLines(events, MOVEMENT_TYPES_SQL.length, (recorded) => {
+    if (!recorded.stream.startsWith(ACCOUNT_STREAM_PREFIX))
+      return recorded.stream.startsWith(BOOKS_STREAM_PREFIX) || recorded.stream.startsWith(EXCEPTION_STREAM_PREFIX) ? 'rest' : 'ignored';
     const row = movementRow(recorded);
-    if (!row) {
-      ignored.push(recorded);
-      continue;
-    }
-    const key = `${row[0]}:${row[2]}`;
-    if (keys.has(key)) {
-      rest.push(recorded); // the same event twice in one batch: apply() finds the second a duplicate
-      continue;
-    }
-    keys.add(key);
-    row.forEach((v, i) => columns[i]!.push(v));
-    units.push({ key, events: [recorded] });
-  }
+    return row ? { row, key: `${row[0]}:${row[2]}` } : 'ignored';
+  });
   return {
     ctes: [
       `moved AS (

@@ -115,6 +115,32 @@ export function streamRuns(events: readonly RecordedEvent[]): { runs: RecordedEv
   return { runs, broken };
 }
 
+/**
+ * The keyed lines of a batch (projections that add one row per event, keyed): each event's row into parallel columns
+ * (for unnest), one unit per key. `lineOf` says what an event is: a row with its key, 'ignored' (changes nothing here)
+ * or 'rest' (left to apply()). The same event twice in one batch goes to `rest` too: apply() finds the second a duplicate.
+ */
+export function keyedLines(
+  events: readonly RecordedEvent[],
+  width: number,
+  lineOf: (event: RecordedEvent) => { row: unknown[]; key: string } | 'ignored' | 'rest',
+): { columns: unknown[][] } & Pick<BatchPlan, 'units' | 'ignored' | 'rest'> {
+  const columns: unknown[][] = Array.from({ length: width }, () => []);
+  const plan = { columns, units: [] as BatchPlan['units'], ignored: [] as RecordedEvent[], rest: [] as RecordedEvent[] };
+  const keys = new Set<string>();
+  for (const event of events) {
+    const line = lineOf(event);
+    if (line === 'ignored') plan.ignored.push(event);
+    else if (line === 'rest' || keys.has(line.key)) plan.rest.push(event);
+    else {
+      keys.add(line.key);
+      line.row.forEach((v, i) => columns[i]!.push(v));
+      plan.units.push({ key: line.key, events: [event] });
+    }
+  }
+  return plan;
+}
+
 /** `$<first>, $<first+1>, ...` cast to the given types (for unnest over parallel arrays). */
 export function arrayParams(first: number, types: readonly string[]): string {
   return types.map((type, i) => `$${first + i}::${type}[]`).join(', ');

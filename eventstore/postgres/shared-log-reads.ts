@@ -14,9 +14,6 @@ import { readEventsAfter, type LogRead } from './log-queries';
  */
 export class SharedLogReads {
   private readonly inFlight = new Map<string, { generation: number; events: Promise<LogRead> }>();
-  /** Reads answered from another group's read (for tests and the bench). */
-  shared = 0;
-
   constructor(private readonly pool: Pool) {}
 
   /**
@@ -29,7 +26,6 @@ export class SharedLogReads {
     const key = `${from.commit}:${from.prepare}:${limit}`;
     const running = this.inFlight.get(key);
     if (running && running.generation >= since) {
-      this.shared += 1;
       try {
         return { ...(await running.events), shared: true };
       } catch {

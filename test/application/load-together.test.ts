@@ -6,6 +6,7 @@ import { TransferLog } from '../../application/transfer-log';
 import { accountDecider } from '../../domain/account-decider';
 import { accountStream } from '../../domain/account-events';
 import type { EventStore, StreamRead } from '../../eventstore/event-store';
+import { openAccount } from '../support/open-account';
 import { unitOrPostgresStore, type TestStore } from '../support/unit-or-postgres-store';
 import { event } from '../eventstore/event-store-contract';
 
@@ -29,26 +30,14 @@ describe('loading several streams at once', () => {
   });
   afterAll(async () => testStore?.close());
 
-  const open = async (accounts: AccountRepository, balance: number) => {
-    const accountId = randomUUID();
-    const r = await handleAccountCommand(accounts, accountId, {
-      type: 'OpenAccount',
-      accountId,
-      ownerId: 'lt',
-      currency: 'EUR',
-      ...(balance > 0 ? { initialDeposit: balance } : {}),
-    });
-    expect(r.ok).toBe(true);
-    return accountId;
-  };
   /** What a repository that never saw the stream folds from the whole of it. */
   const truth = async (accountId: string) => new AccountRepository(testStore.store, 50, undefined, 0).loadWithoutSnapshot(accountId);
 
   test('a transfer and two accounts, cached or not: one readStreams call, the same states as load()', async () => {
     const accounts = new AccountRepository(store, 5); // a snapshot every 5 events
     const transfers = new TransferLog(store);
-    const a = await open(accounts, 1_000);
-    const b = await open(accounts, 0);
+    const a = await openAccount(accounts, 1_000, 'lt');
+    const b = await openAccount(accounts, 0, 'lt');
     for (let i = 0; i < 7; i++) await handleAccountCommand(accounts, a, { type: 'Withdraw', amount: 10 });
     const transferId = randomUUID();
 
@@ -103,7 +92,7 @@ describe('loading several streams at once', () => {
 
   test('after the store went back (the kept event is gone): folded again from what the store holds', async () => {
     const accounts = new AccountRepository(store, 1_000_000);
-    const accountId = await open(accounts, 100);
+    const accountId = await openAccount(accounts, 100, 'lt');
     await accounts.loadMany([accountId]); // kept at its last revision
     // Another store: the same stream name, other events (a restore that lost commits, then other writes).
     const other = await unitOrPostgresStore('loadtogether_restored');

@@ -1,8 +1,8 @@
-import { randomUUID } from 'node:crypto';
 import { handleAccountCommand } from '../../application/account-commands';
 import { AccountRepository } from '../../application/account-repository';
 import { inTurn } from '../../application/stream-turns';
 import type { EventStore } from '../../eventstore/event-store';
+import { openAccount } from '../support/open-account';
 import { unitOrPostgresStore, type TestStore } from '../support/unit-or-postgres-store';
 
 /**
@@ -16,22 +16,9 @@ describe('commands on one stream take turns within a process', () => {
   });
   afterAll(async () => testStore?.close());
 
-  async function openAccount(accounts: AccountRepository, balance: number): Promise<string> {
-    const accountId = randomUUID();
-    const opened = await handleAccountCommand(accounts, accountId, {
-      type: 'OpenAccount',
-      accountId,
-      ownerId: 'hot',
-      currency: 'EUR',
-      initialDeposit: balance,
-    });
-    expect(opened.ok).toBe(true);
-    return accountId;
-  }
-
   test('40 withdrawals at once from one process: no conflict, every one lands once, the balance is exact', async () => {
     const accounts = new AccountRepository(testStore.store);
-    const accountId = await openAccount(accounts, 1_000);
+    const accountId = await openAccount(accounts, 1_000, 'hot');
     let conflicts = 0;
     const results = await Promise.all(
       Array.from({ length: 40 }, (_, i) =>
@@ -47,7 +34,7 @@ describe('commands on one stream take turns within a process', () => {
 
   test('withdrawals beyond the balance at once: exactly those that fit land, in turn; the rest are refused, never an overdraft', async () => {
     const accounts = new AccountRepository(testStore.store);
-    const accountId = await openAccount(accounts, 100);
+    const accountId = await openAccount(accounts, 100, 'hot');
     const results = await Promise.all(
       Array.from({ length: 30 }, () => handleAccountCommand(accounts, accountId, { type: 'Withdraw', amount: 7 })),
     );
@@ -60,7 +47,7 @@ describe('commands on one stream take turns within a process', () => {
   test('two repositories of one process (the API and the worker) take turns too', async () => {
     const api = new AccountRepository(testStore.store);
     const worker = new AccountRepository(testStore.store);
-    const accountId = await openAccount(api, 1_000);
+    const accountId = await openAccount(api, 1_000, 'hot');
     let conflicts = 0;
     const results = await Promise.all(
       Array.from({ length: 20 }, (_, i) =>
@@ -80,7 +67,7 @@ describe('commands on one stream take turns within a process', () => {
     const one = new AccountRepository(testStore.store);
     // Another process: its own client of the same store (an object of its own over the same data).
     const two = new AccountRepository(Object.create(testStore.store) as EventStore);
-    const accountId = await openAccount(one, 10_000);
+    const accountId = await openAccount(one, 10_000, 'hot');
     let conflicts = 0;
     const onConflict = () => (conflicts += 1);
     const results = await Promise.all(
@@ -122,7 +109,7 @@ describe('commands on one stream take turns within a process', () => {
       return testStore.store.readStream(...a);
     };
     const accounts = new AccountRepository(counting, 1_000_000);
-    const accountId = await openAccount(accounts, 1_000);
+    const accountId = await openAccount(accounts, 1_000, 'hot');
     await accounts.load(accountId); // kept in the state cache: a load is one read
     loads = 0;
     const results = await Promise.all(
@@ -152,7 +139,7 @@ describe('commands on one stream take turns within a process', () => {
       return appended;
     };
     const accounts = new AccountRepository(hooked, 1_000_000);
-    accountId = await openAccount(accounts, 100);
+    accountId = await openAccount(accounts, 100, 'hot');
     depositAfterNextWithdrawal = true;
     // In line: a withdrawal of 100 (leaves 0 as far as it knows), then one of 50, which that handed-over state would
     // refuse; the account holds 50 by then.

@@ -1,9 +1,9 @@
-import { randomUUID } from 'node:crypto';
 import { handleAccountCommand } from '../../application/account-commands';
 import { AccountRepository, snapshotStream } from '../../application/account-repository';
 import { accountStream } from '../../domain/account-events';
 import type { EventStore, ReadStreamOptions, RecordedEvent } from '../../eventstore/event-store';
 import { InMemoryEventStore } from '../../eventstore/memory/in-memory-event-store';
+import { openAccount } from '../support/open-account';
 import { unitOrPostgresStore, type TestStore } from '../support/unit-or-postgres-store';
 
 /**
@@ -27,22 +27,9 @@ describe('the repository keeps folded states in memory', () => {
   });
   afterAll(async () => testStore?.close());
 
-  async function openAccount(accounts: AccountRepository, balance: number): Promise<string> {
-    const accountId = randomUUID();
-    const opened = await handleAccountCommand(accounts, accountId, {
-      type: 'OpenAccount',
-      accountId,
-      ownerId: 'cache',
-      currency: 'EUR',
-      initialDeposit: balance,
-    });
-    expect(opened.ok).toBe(true);
-    return accountId;
-  }
-
   test('a second load reads only from the event its state was folded up to: one read, no snapshot read', async () => {
     const accounts = new AccountRepository(store, 2);
-    const accountId = await openAccount(accounts, 100);
+    const accountId = await openAccount(accounts, 100, 'cache');
     for (let i = 0; i < 5; i++) expect((await handleAccountCommand(accounts, accountId, { type: 'Deposit', amount: 10 })).ok).toBe(true);
     await accounts.load(accountId);
     reads.length = 0;
@@ -57,7 +44,7 @@ describe('the repository keeps folded states in memory', () => {
   test('another process appending meanwhile is folded in; its writes never meet a stale decision', async () => {
     const here = new AccountRepository(store, 50);
     const elsewhere = new AccountRepository(store, 50); // another worker, with its own cache
-    const accountId = await openAccount(here, 100);
+    const accountId = await openAccount(here, 100, 'cache');
     expect((await here.load(accountId)).state.balance).toBe(100);
     // The other worker withdraws 80: our cached state (100) is now behind.
     expect((await handleAccountCommand(elsewhere, accountId, { type: 'Withdraw', amount: 80 })).ok).toBe(true);
@@ -78,7 +65,7 @@ describe('the repository keeps folded states in memory', () => {
     switching.readStream = (stream: string, options?: ReadStreamOptions) => current.readStream(stream, options);
     switching.appendToStream = (stream, events, options) => current.appendToStream(stream, events, options);
     const accounts = new AccountRepository(switching, 50);
-    const accountId = await openAccount(accounts, 100); // revisions 0 (opened) and 1 (initial deposit)
+    const accountId = await openAccount(accounts, 100, 'cache'); // revisions 0 (opened) and 1 (initial deposit)
     expect((await handleAccountCommand(accounts, accountId, { type: 'Deposit', amount: 500 })).ok).toBe(true); // revision 2
     expect((await accounts.load(accountId)).state.balance).toBe(600); // kept in memory at revision 2
 
@@ -106,7 +93,11 @@ describe('the repository keeps folded states in memory', () => {
 
   test('it is bounded: the least recently used state goes first, and a state that went is loaded as usual', async () => {
     const accounts = new AccountRepository(store, 50, undefined, 2);
-    const [a, b, c] = [await openAccount(accounts, 1), await openAccount(accounts, 2), await openAccount(accounts, 3)];
+    const [a, b, c] = [
+      await openAccount(accounts, 1, 'cache'),
+      await openAccount(accounts, 2, 'cache'),
+      await openAccount(accounts, 3, 'cache'),
+    ];
     for (const id of [a, b, c]) await accounts.load(id); // a is the oldest now, and goes
     reads.length = 0;
     expect((await accounts.load(a)).state.balance).toBe(1);
