@@ -21,6 +21,8 @@ import { Metrics } from '../infra/metrics';
 import { findFreePort } from '../infra/ports';
 import { ALL_PROJECTIONS } from '../projections/all-projections';
 import { ProjectionRunner } from '../projections/projection-runner';
+import { loadConfig } from '../config/config';
+import { startProjectionsThread, type RunningProjectionsThread } from '../main/projections-thread';
 import { startTransfer } from '../temporal/transfer-client';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import { createTransferWorker, transferWorkflowBundle } from '../temporal/transfer-worker';
@@ -230,6 +232,8 @@ interface Tuning {
   eager: boolean;
   /** POST /transfers with `Prefer: wait=10` (the answer is the outcome); otherwise 202 then GET ?wait. */
   preferWait: boolean;
+  /** The projections on a thread of their own, as `npm start` runs them; otherwise on the API's and worker's event loop. */
+  projectionsThread: boolean;
 }
 
 /** `--dev-server-without=one-partition,eager-activities`: tuned settings left out (infra/temporal-dev-server.ts DEV_SERVER_SETTINGS). */
@@ -255,6 +259,7 @@ function parseTuning(args: string[]): Tuning {
     poolSize: get('pool', 20),
     eager: !args.includes('--no-eager'),
     preferWait: !args.includes('--no-prefer-wait'),
+    projectionsThread: !args.includes('--projections-in-process'),
   };
   const without = devServerWithout(args);
   const devServer = args.includes('--dev-server-defaults')
@@ -262,7 +267,7 @@ function parseTuning(args: string[]): Tuning {
     : `dev server tuned${without.length ? ` without ${without.join(', ')}` : ''}${args.includes('--dev-server-db-file') ? ' (SQLite file)' : ''}`;
   return {
     ...t,
-    label: `activities=${t.maxConcurrentActivities} workflow-tasks=${t.maxConcurrentWorkflowTasks} pool=${t.poolSize} eager=${t.eager} prefer-wait=${t.preferWait} ${devServer}`,
+    label: `activities=${t.maxConcurrentActivities} workflow-tasks=${t.maxConcurrentWorkflowTasks} pool=${t.poolSize} eager=${t.eager} prefer-wait=${t.preferWait} projections=${t.projectionsThread ? 'thread' : 'in-process'} ${devServer}`,
   };
 }
 
@@ -293,7 +298,7 @@ class Harness {
     private readonly client: Client,
     private readonly nativeConnection: NativeConnection,
     private readonly workers: { worker: Worker; run: Promise<void> }[],
-    private readonly runner: ProjectionRunner,
+    private readonly projections: ProjectionRunner | RunningProjectionsThread,
     private readonly server: Server,
     private readonly baseUrl: string,
     private readonly metrics: Metrics,
@@ -384,12 +389,23 @@ class Harness {
       }),
     );
     const lags: number[] = [];
-    const runner = new ProjectionRunner(store, readModels, ALL_PROJECTIONS, {
-      applied: (projection, event) => {
-        if (projection === 'account-balances' && event.type === 'TransferCredited') lags.push(Date.now() - Date.parse(event.recordedAt));
-      },
-    });
-    await runner.start();
+    // The projections as `npm start` runs them (on a thread of their own), or with --projections-in-process on this event loop.
+    const lagOf = (projection: string, type: string, recordedAt: string, appliedAt: number) => {
+      if (projection === 'account-balances' && type === 'TransferCredited') lags.push(appliedAt - Date.parse(recordedAt));
+    };
+    const projections = tuning.projectionsThread
+      ? await startProjectionsThread({
+          config: loadConfig({ LOG_LEVEL: 'error', PG_POOL_SIZE: String(tuning.poolSize) }),
+          endpoints: { databaseUrl: url, temporalAddress: servers.temporalAddress! },
+          logger: silentLogger,
+          onApplied: (notes) => {
+            for (const n of notes) lagOf(n.projection, n.type, n.recordedAt, n.appliedAt);
+          },
+        })
+      : new ProjectionRunner(store, readModels, ALL_PROJECTIONS, {
+          applied: (projection, event) => lagOf(projection, event.type, event.recordedAt, Date.now()),
+        });
+    if (projections instanceof ProjectionRunner) await projections.start();
     const app = createApp({
       store,
       accounts,
@@ -416,7 +432,7 @@ class Harness {
       client,
       nativeConnection,
       workers,
-      runner,
+      projections,
       server,
       `http://127.0.0.1:${port}`,
       metrics,
@@ -577,7 +593,7 @@ class Harness {
       this.server.close(() => resolve());
       this.server.closeAllConnections();
     });
-    await this.runner.stop();
+    await this.projections.stop();
     for (const w of this.workers) w.worker.shutdown();
     await Promise.all(this.workers.map((w) => w.run.catch(() => undefined)));
     await this.client.connection.close();

@@ -4,56 +4,28 @@ import { createTransferActivities } from '../activities/transfer-activities';
 import { AccountRepository } from '../application/account-repository';
 import { TransferLog } from '../application/transfer-log';
 import type { Config } from '../config/config';
-import { EsdbEventStore } from '../eventstore/esdb/esdb-event-store';
 import type { EventStore } from '../eventstore/event-store';
-import { startAuditAnchoring } from '../eventstore/audit-anchoring';
-import { isHashChained } from '../eventstore/hash-chain';
-import { PostgresEventStore } from '../eventstore/postgres/postgres-event-store';
 import type { Logger } from '../infra/logger';
 import { createServicePool } from '../infra/pg-pool';
 import { Metrics } from '../infra/metrics';
-import { ALL_PROJECTIONS } from '../projections/all-projections';
-import { ProjectionRunner, type ProjectionObserver } from '../projections/projection-runner';
 import { createTransferWorker } from '../temporal/transfer-worker';
-import { terminalStatusOf } from '../domain/transfer-events';
 import { createReconcilerActivities, ensureReconcilerSchedule } from '../temporal/transfer-reconciler';
 import type { ApiDeps } from '../api/api-deps';
+import { connectionErrorLogger, type ConnectedEventStore, type Endpoints } from './store-services';
 import { createApp } from '../api/app';
 import type { Server } from 'node:http';
 
 /** The composition root: builds the parts of the service from configuration. */
 
-export interface Endpoints {
-  databaseUrl: string;
-  temporalAddress: string;
-}
-
-/** The event store the configuration chose, with the gauges only its adapter can read (set each time /metrics is read). */
-export interface ConnectedEventStore {
-  store: EventStore;
-  collectMetrics(metrics: Metrics): Promise<void>;
-}
-
-/** `logger`: where the store's recovered errors go (a lost LISTEN connection, a consumer group's failed round). */
-export async function connectEventStore(config: Config, databaseUrl: string, logger?: Logger): Promise<ConnectedEventStore> {
-  if (config.EVENT_STORE === 'esdb') {
-    // EventStoreDB commits in log order: nothing is held back behind an open transaction.
-    return { store: await EsdbEventStore.connect(config.ESDB_URL!), collectMetrics: async () => undefined };
-  }
-  const store = await PostgresEventStore.connect({
-    connectionString: databaseUrl,
-    poolSize: config.PG_POOL_SIZE,
-    onError: logger ? recoveredErrorLogger(logger, 'event store') : undefined,
-  });
-  return { store, collectMetrics: (metrics) => collectPostgresStoreMetrics(store, metrics) };
-}
-
-/** PostgreSQL's own gauges: events committed behind an open transaction, held back from readers (see openTransactionLag). */
-export async function collectPostgresStoreMetrics(store: PostgresEventStore, metrics: Metrics): Promise<void> {
-  const lag = await store.openTransactionLag();
-  metrics.eventsHeldBack.set(lag.eventsHeldBack);
-  metrics.oldestOpenTransaction.set(lag.oldestOpenTransactionMs / 1000);
-}
+export {
+  collectPostgresStoreMetrics,
+  connectEventStore,
+  projectionMetrics,
+  recoveredErrorLogger,
+  startProjections,
+  type ConnectedEventStore,
+  type Endpoints,
+} from './store-services';
 
 /** A snapshot that could not be written: the append stands, the next load folds further. */
 function snapshotErrorLogger(logger: Logger) {
@@ -64,17 +36,6 @@ function snapshotErrorLogger(logger: Logger) {
       accountId,
       error: error instanceof Error ? error.message : String(error),
     });
-}
-
-/** Projection outcomes and finished transfers (counted once, when the transfers projection applies the outcome) into the metrics. */
-export function projectionMetrics(metrics: Metrics): ProjectionObserver {
-  return {
-    applied: (projection, event, outcome) => {
-      metrics.projectionEvents.inc({ projection, outcome });
-      const finished = projection === 'transfers' && outcome === 'applied' ? terminalStatusOf(event.type) : undefined;
-      if (finished) metrics.transfers.inc({ outcome: finished });
-    },
-  };
 }
 
 export function activityObserver(metrics: Metrics, logger?: Logger) {
@@ -112,36 +73,6 @@ function installTemporalRuntime(logger: Logger): void {
   } catch {
     /* a runtime was already installed in this process */
   }
-}
-
-/**
- * Warnings that come in bursts (a database restart fails every connection and every consumer-group round at once):
- * at most one line per key every 5 s, counting those left out (`alsoFailed`) in the next.
- */
-function throttledWarnings(logger: Logger): (key: string, entry: { msg: string } & Record<string, unknown>) => void {
-  const last = new Map<string, { at: number; suppressed: number }>();
-  return (key, entry) => {
-    const seen = last.get(key);
-    if (seen && Date.now() - seen.at < 5_000) {
-      seen.suppressed += 1;
-      return;
-    }
-    logger.log({ level: 'warn', ...entry, ...(seen?.suppressed ? { alsoFailed: seen.suppressed } : {}) });
-    last.set(key, { at: Date.now(), suppressed: 0 });
-  };
-}
-
-/** A dead PostgreSQL connection of a pool (it is replaced on next use). */
-function connectionErrorLogger(logger: Logger, pool: string): (error: Error) => void {
-  const warn = throttledWarnings(logger);
-  return (error) => warn(pool, { msg: 'PostgreSQL connection lost (it is replaced on next use)', pool, error: error.message });
-}
-
-/** Errors a part recovers from on its own (it retries), by the place they come from. */
-export function recoveredErrorLogger(logger: Logger, part: string): (error: unknown, where: string) => void {
-  const warn = throttledWarnings(logger);
-  return (error, where) =>
-    warn(where, { msg: `${part}: ${where} failed; retrying`, error: error instanceof Error ? error.message : String(error) });
 }
 
 /** gRPC reconnect backoff for the Temporal client: a restarted server is found again within seconds. */
@@ -282,27 +213,6 @@ export async function startWorker(
       // Shutting down: a connection that fails to close is gone with the process. A shared one is its owner's to close.
       if (connection !== options.sharedConnection) await connection?.close().catch(() => undefined);
       await clientConnection.close().catch(() => undefined); // likewise
-    },
-  };
-}
-
-export async function startProjections(endpoints: Endpoints, store: EventStore, metrics: Metrics, logger: Logger) {
-  const pool = createServicePool({
-    connectionString: endpoints.databaseUrl,
-    max: 10,
-    applicationName: 'transfer-projections',
-    onConnectionError: connectionErrorLogger(logger, 'projections'),
-  });
-  const runner = new ProjectionRunner(store, pool, ALL_PROJECTIONS, projectionMetrics(metrics));
-  await runner.start();
-  logger.log({ msg: 'projections started', projections: ALL_PROJECTIONS.map((p) => p.name) });
-  // Tamper evidence: anchor every stream head now and then, so a deleted stream is caught (eventstore/audit-anchoring.ts).
-  const anchoring = isHashChained(store) ? startAuditAnchoring(store, logger) : undefined;
-  return {
-    stop: async () => {
-      await anchoring?.stop();
-      await runner.stop();
-      await pool.end();
     },
   };
 }

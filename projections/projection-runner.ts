@@ -7,8 +7,11 @@ import type { BatchPlan, BatchProjection, Projection } from './projection';
 import { canBatch, liveTables } from './projection';
 import { ensureReadModelSchema } from './read-model-schema';
 
+/** What a projection did with an event. */
+export type ProjectionOutcome = 'applied' | 'duplicate' | 'ignored';
+
 export interface ProjectionObserver {
-  applied?(projection: string, event: RecordedEvent, outcome: 'applied' | 'duplicate' | 'ignored'): void;
+  applied?(projection: string, event: RecordedEvent, outcome: ProjectionOutcome): void;
 }
 
 export const groupName = (projection: Projection): string => `projection-${projection.name}`;
@@ -93,7 +96,7 @@ export class ProjectionRunner {
       left = rest;
     }
     const outcomes = await withTransaction(this.readModels, async (client) => {
-      const applied: ['applied' | 'duplicate' | 'ignored', RecordedEvent][] = [];
+      const applied: [ProjectionOutcome, RecordedEvent][] = [];
       for (const event of left) applied.push([await projection.apply(client, event, tables), event]);
       await saveCheckpoint(client, checkpointName, furthest);
       return applied;
@@ -112,7 +115,7 @@ export class ProjectionRunner {
     checkpointName: string,
     furthest: GlobalPosition,
   ): Promise<'all' | RecordedEvent[]> {
-    const report = (events: readonly RecordedEvent[], outcome: 'applied' | 'duplicate' | 'ignored') => {
+    const report = (events: readonly RecordedEvent[], outcome: ProjectionOutcome) => {
       for (const event of events) this.observer.applied?.(projection.name, event, outcome);
     };
     // Ignored events are settled here only with everything else; otherwise they go with the transaction that saves the

@@ -20,7 +20,8 @@ import { assertPortFree, PortInUseError } from '../infra/ports';
 import { findOrInstallTemporalCli, TemporalCliNotFoundError } from '../infra/temporal-cli';
 import { startTemporalDevServer } from '../infra/temporal-dev-server';
 import { NativeConnection } from '@temporalio/worker';
-import { connectEventStore, Metrics, startApi, startProjections, startWorker } from '../main/services';
+import { connectEventStore, Metrics, projectionMetrics, startApi, startWorker } from '../main/services';
+import { startProjectionsThread } from '../main/projections-thread';
 
 const say = (line: string) => process.stdout.write(`[local-stack] ${line}\n`);
 
@@ -161,7 +162,16 @@ async function main(): Promise<void> {
     });
     stops.push({ name: 'worker', stop: worker.stop });
     step();
-    const projections = await startProjections(endpoints, store, metrics, logger.child({ service: 'projections' }));
+    // On a thread of their own: their steps no longer wait behind the API's and the worker's on one event loop.
+    const reportOutcome = projectionMetrics(metrics);
+    const projections = await startProjectionsThread({
+      config,
+      endpoints,
+      logger: logger.child({ service: 'projections' }),
+      onApplied: (notes) => {
+        for (const note of notes) reportOutcome.applied(note.projection, note, note.outcome);
+      },
+    });
     stops.push({ name: 'projections', stop: projections.stop });
     step();
     // OPERATOR_API_KEY, else the key made on the first start and kept in DATA_DIR/operator-api-key (0600).
@@ -172,7 +182,7 @@ async function main(): Promise<void> {
       eventStore,
       metrics,
       logger.child({ service: 'api' }),
-      { worker: worker.health },
+      { worker: worker.health, projections: projections.health },
       temporalConnection,
     );
     stops.push({ name: 'API', stop: api.stop });

@@ -92,8 +92,19 @@ describe('npm start (the local stack launcher)', () => {
     });
     expect(moved.status).toBe(201);
     expect(((await moved.json()) as { status: string }).status).toBe('completed');
-    const metrics = await (await fetch(`http://127.0.0.1:${env.PORT}/metrics`, { headers: { authorization: `Bearer ${key}` } })).text();
-    expect(metrics).toMatch(/^transfer_saga_starts_total\{eager="true"\} 1$/m);
+    const readMetrics = async () =>
+      (await fetch(`http://127.0.0.1:${env.PORT}/metrics`, { headers: { authorization: `Bearer ${key}` } })).text();
+    expect(await readMetrics()).toMatch(/^transfer_saga_starts_total\{eager="true"\} 1$/m);
+    // The projections run on a thread of their own; what they applied reaches this process's metrics, and the read models.
+    await until(
+      'the projections thread to count the completed transfer',
+      async () => /^transfers_total\{outcome="completed"\} 1$/m.test(await readMetrics()),
+      20_000,
+      stack,
+    );
+    expect(await readMetrics()).toMatch(/^projection_events_total\{projection="account-balances",outcome="applied"\} [1-9]/m);
+    const listed = await fetch(`http://127.0.0.1:${env.PORT}/accounts/${target}`, { headers: { authorization: `Bearer ${key}` } });
+    expect(((await listed.json()) as { balance: number }).balance).toBe(42);
 
     const descendants = descendantsOf(stack.child.pid!);
     expect(descendants.length).toBeGreaterThan(0);

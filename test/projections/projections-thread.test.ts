@@ -1,0 +1,145 @@
+import { Worker } from 'node:worker_threads';
+import { Pool } from 'pg';
+import { handleAccountCommand } from '../../application/account-commands';
+import { AccountRepository } from '../../application/account-repository';
+import { loadConfig } from '../../config/config';
+import { PostgresEventStore } from '../../eventstore/postgres/postgres-event-store';
+import type { Logger } from '../../infra/logger';
+import { silentLogger } from '../../infra/logger';
+import { startProjectionsThread, superviseThread, type AppliedNote, type RunningProjectionsThread } from '../../main/projections-thread';
+import { openAccount } from '../support/open-account';
+import { createTestDatabase, type TestDatabase } from '../support/test-database';
+import { waitUntil } from '../support/wait-until';
+
+/** The local stack's projections on a thread of their own (main/projections-thread.ts). */
+describe('projections thread', () => {
+  let db: TestDatabase | undefined;
+  let store: PostgresEventStore | undefined;
+  let pool: Pool | undefined;
+  let thread: RunningProjectionsThread | undefined;
+
+  afterEach(async () => {
+    await thread?.stop();
+    thread = undefined;
+    await pool?.end();
+    pool = undefined;
+    await store?.close();
+    store = undefined;
+    await db?.drop();
+    db = undefined;
+  });
+
+  const balanceRow = async (accountId: string) =>
+    (await pool!.query<{ balance: string }>('SELECT balance::text AS balance FROM rm_account_balances WHERE account_id = $1', [accountId]))
+      .rows[0]?.balance;
+
+  test('feeds the read models from its own connections, reports each outcome to this process, and ends on stop', async () => {
+    db = await createTestDatabase('proj_thread');
+    store = await PostgresEventStore.connect({ connectionString: db.url, poolSize: 4 });
+    pool = new Pool({ connectionString: db.url, max: 2 });
+    const accounts = new AccountRepository(store, 50);
+    const notes: AppliedNote[] = [];
+    thread = await startProjectionsThread({
+      config: loadConfig({ LOG_LEVEL: 'error' }),
+      endpoints: { databaseUrl: db.url, temporalAddress: 'not-used:7233' },
+      logger: silentLogger,
+      onApplied: (batch) => notes.push(...batch),
+    });
+    await expect(thread.health()).resolves.toBeUndefined();
+
+    // Written here, projected there.
+    const accountId = await openAccount(accounts, 500);
+    await waitUntil('the thread to project the new account', async () => (await balanceRow(accountId)) === '500', 20_000, 20);
+    const opened = notes.find((n) => n.projection === 'account-balances' && n.type === 'AccountOpened');
+    expect(opened).toMatchObject({ outcome: 'applied' });
+    expect(opened!.appliedAt).toBeGreaterThanOrEqual(Date.parse(opened!.recordedAt));
+    // Every projection saw the account's events.
+    for (const projection of ['account-balances', 'account-history'])
+      expect(notes.some((n) => n.projection === projection && n.outcome === 'applied')).toBe(true);
+    // The thread's read-model pool is its own (application_name transfer-projections).
+    const threadConnections = async () =>
+      Number(
+        (
+          await pool!.query<{ n: string }>(
+            "SELECT count(*)::text AS n FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'transfer-projections'",
+          )
+        ).rows[0]!.n,
+      );
+    expect(await threadConnections()).toBeGreaterThan(0);
+
+    await thread.stop();
+    await expect(thread.health()).rejects.toThrow(/projections thread/);
+    thread = undefined;
+    // Stopped: its connections are closed and nothing more is projected.
+    await waitUntil('the thread to close its read-model connections', async () => (await threadConnections()) === 0, 10_000, 20);
+    const deposited = await handleAccountCommand(accounts, accountId, { type: 'Deposit', amount: 250 });
+    expect(deposited.ok).toBe(true);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(await balanceRow(accountId)).toBe('500');
+
+    // A new thread resumes from the checkpoint.
+    thread = await startProjectionsThread({
+      config: loadConfig({ LOG_LEVEL: 'error' }),
+      endpoints: { databaseUrl: db.url, temporalAddress: 'not-used:7233' },
+      logger: silentLogger,
+    });
+    await waitUntil('the new thread to project the deposit', async () => (await balanceRow(accountId)) === '750', 20_000, 20);
+  });
+
+  test('a first start that cannot reach the database rejects, as startProjections would', async () => {
+    await expect(
+      startProjectionsThread({
+        config: loadConfig({ LOG_LEVEL: 'error' }),
+        endpoints: { databaseUrl: 'postgres://nobody@127.0.0.1:1/nothing', temporalAddress: 'not-used:7233' },
+        logger: silentLogger,
+      }),
+    ).rejects.toThrow(/ECONNREFUSED|connect/);
+  });
+
+  test('a thread that ends on its own is logged and started again with backoff; stop ends the current one', async () => {
+    // A stand-in thread that speaks the same messages: it starts, reports one outcome, then (the first two times) fails.
+    const spawned: Worker[] = [];
+    const spawn = () => {
+      const failing = spawned.length < 2;
+      const worker = new Worker(
+        `const { parentPort } = require('node:worker_threads');
+         parentPort.postMessage({ kind: 'started' });
+         parentPort.postMessage({ kind: 'applied', notes: [{ projection: 'p', type: 'T', recordedAt: new Date().toISOString(), appliedAt: Date.now(), outcome: 'applied' }] });
+         parentPort.on('message', (m) => { if (m.kind === 'stop') { parentPort.postMessage({ kind: 'stopped' }); parentPort.close(); } });
+         ${failing ? "setTimeout(() => { throw new Error('thread failed'); }, 50);" : 'setInterval(() => undefined, 1000);'}`,
+        { eval: true },
+      );
+      spawned.push(worker);
+      return worker;
+    };
+    const logged: Record<string, unknown>[] = [];
+    const logger: Logger = { log: (entry) => void logged.push(entry), child: () => logger };
+    const notes: AppliedNote[] = [];
+    thread = await superviseThread(spawn, { logger, restartDelayMs: 20, maxRestartDelayMs: 100, onApplied: (n) => notes.push(...n) });
+
+    await waitUntil('a third thread to be started', () => spawned.length === 3 && notes.length === 3, 10_000, 10);
+    await waitUntil(
+      'the third thread to run',
+      async () =>
+        thread!.health().then(
+          () => true,
+          () => false,
+        ),
+      10_000,
+      10,
+    );
+    expect(logged.filter((e) => e.msg === 'projections thread failed').map((e) => String(e.error))).toEqual([
+      expect.stringContaining('thread failed'),
+      expect.stringContaining('thread failed'),
+    ]);
+    expect(logged.filter((e) => e.msg === 'projections thread ended; starting it again')).toHaveLength(2);
+
+    const exited = new Promise<number>((resolve) => spawned[2]!.once('exit', resolve));
+    await thread.stop();
+    thread = undefined;
+    await exited;
+    // Nothing is started after stop.
+    await new Promise((r) => setTimeout(r, 200));
+    expect(spawned).toHaveLength(3);
+  });
+});
