@@ -20,9 +20,9 @@ import { DEV_SERVER_SETTINGS, type DevServerSetting } from '../infra/temporal-de
 import { Metrics } from '../infra/metrics';
 import { findFreePort } from '../infra/ports';
 import { ALL_PROJECTIONS } from '../projections/all-projections';
-import { ProjectionRunner } from '../projections/projection-runner';
+import { ProjectionRunner, projectionLag } from '../projections/projection-runner';
 import { loadConfig } from '../config/config';
-import { startProjectionsThread, type RunningProjectionsThread } from '../main/projections-thread';
+import { startProjectionsThread } from '../main/projections-thread';
 import { startTransfer } from '../temporal/transfer-client';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import { createTransferWorker, transferWorkflowBundle } from '../temporal/transfer-worker';
@@ -56,8 +56,12 @@ const BENCH_OPERATOR_KEY = `bench-operator-${randomUUID()}`;
 const FUNDS = 1_000_000_000;
 
 export async function transfersBench(quick: boolean, args: string[]): Promise<void> {
-  const sweep = quick ? [1, 8, 32] : [1, 8, 32, 128];
-  const perStep = quick ? 40 : 200;
+  // --steps=1,32 and --per-step=N override the sweep (a longer run of one step is less noisy than --quick).
+  const option = (name: string) => args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
+  const sweep = option('steps')?.split(',').map(Number) ?? (quick ? [1, 8, 32] : [1, 8, 32, 128]);
+  const perStep = Number(option('per-step') ?? (quick ? 40 : 200));
+  if (sweep.some((c) => !Number.isInteger(c) || c < 1) || !Number.isInteger(perStep) || perStep < 1)
+    throw new Error('--steps takes in-flight counts (e.g. --steps=1,32), --per-step a count of transfers');
   const tuning = parseTuning(args);
   Runtime.install({ logger: new DefaultLogger('ERROR') });
 
@@ -107,6 +111,20 @@ export async function transfersBench(quick: boolean, args: string[]): Promise<vo
         'event loop delay p99 (ms)': round(loopDelay.percentile(99) / 1e6, 1),
       };
       (results.at(-1) as StepResult & { breakdown?: unknown }).breakdown = breakdown;
+      if (args.includes('--what-it-costs') && top) {
+        // Ours with parts left out, at the top step: what HTTP and the projections cost beside the saga and its legs.
+        const parts: [string, boolean, () => Promise<void>][] = [
+          ['ours without HTTP (saga started on the worker connection)', true, () => harness.direct(harness.randomPair())],
+          ['ours without projections (stopped, caught up after)', false, () => harness.viaHttp(harness.randomPair())],
+          ['ours without HTTP and projections', false, () => harness.direct(harness.randomPair())],
+        ];
+        for (const [variant, projections, task] of parts) {
+          await harness.projectionsRunning(projections);
+          const part = await measureCpu(probes, () => timed(perStep, c, task));
+          results.push({ variant: `part: ${variant}`, concurrency: c, ...part.result, cpuSeconds: part.cpu });
+        }
+        await harness.projectionsRunning(true);
+      }
       const noop = await measureCpu(probes, () => timed(perStep, c, () => harness.noopSaga()));
       results.push({ variant: 'baseline 1: same saga, no-op activities', concurrency: c, ...noop.result, cpuSeconds: noop.cpu });
       const noopRemote = await measureCpu(probes, () => timed(perStep, c, () => harness.noopRemoteSaga()));
@@ -298,7 +316,8 @@ class Harness {
     private readonly client: Client,
     private readonly nativeConnection: NativeConnection,
     private readonly workers: { worker: Worker; run: Promise<void> }[],
-    private readonly projections: ProjectionRunner | RunningProjectionsThread,
+    private readonly startProjections: () => Promise<{ stop(): Promise<void> }>,
+    private projections: { stop(): Promise<void> } | undefined,
     private readonly server: Server,
     private readonly baseUrl: string,
     private readonly metrics: Metrics,
@@ -306,7 +325,12 @@ class Harness {
     private readonly activityTimes: Map<string, number[]>,
     readonly projectionLags: number[],
     private readonly preferWait: boolean,
-  ) {}
+  ) {
+    this.eagerClient = new Client({ connection: nativeConnection, namespace: 'default' });
+  }
+
+  /** A client on the worker's connection, as the local stack's API has: sagas start eagerly. */
+  private readonly eagerClient: Client;
 
   static async start(servers: BenchServers, tuning: Tuning): Promise<Harness> {
     const url = await servers.databaseUrl(`bench_transfers_${Date.now()}`);
@@ -393,19 +417,22 @@ class Harness {
     const lagOf = (projection: string, type: string, recordedAt: string, appliedAt: number) => {
       if (projection === 'account-balances' && type === 'TransferCredited') lags.push(appliedAt - Date.parse(recordedAt));
     };
-    const projections = tuning.projectionsThread
-      ? await startProjectionsThread({
+    const startProjections = async (): Promise<{ stop(): Promise<void> }> => {
+      if (tuning.projectionsThread)
+        return startProjectionsThread({
           config: loadConfig({ LOG_LEVEL: 'error', PG_POOL_SIZE: String(tuning.poolSize) }),
           endpoints: { databaseUrl: url, temporalAddress: servers.temporalAddress! },
           logger: silentLogger,
           onApplied: (notes) => {
             for (const n of notes) lagOf(n.projection, n.type, n.recordedAt, n.appliedAt);
           },
-        })
-      : new ProjectionRunner(store, readModels, ALL_PROJECTIONS, {
-          applied: (projection, event) => lagOf(projection, event.type, event.recordedAt, Date.now()),
         });
-    if (projections instanceof ProjectionRunner) await projections.start();
+      const runner = new ProjectionRunner(store, readModels, ALL_PROJECTIONS, {
+        applied: (projection, event) => lagOf(projection, event.type, event.recordedAt, Date.now()),
+      });
+      await runner.start();
+      return runner;
+    };
     const app = createApp({
       store,
       accounts,
@@ -432,7 +459,8 @@ class Harness {
       client,
       nativeConnection,
       workers,
-      projections,
+      startProjections,
+      await startProjections(),
       server,
       `http://127.0.0.1:${port}`,
       metrics,
@@ -531,6 +559,37 @@ class Harness {
     this.sagaTimes.push(performance.now() - t0);
   }
 
+  /** Ours without HTTP: the saga started on the worker's connection (eagerly, as the API does), its result awaited. */
+  async direct([from, to]: [string, string]): Promise<void> {
+    const t0 = performance.now();
+    const { handle } = await startTransfer(
+      this.eagerClient,
+      'bench-ours',
+      { transferId: randomUUID(), fromAccountId: from, toAccountId: to, amount: 1 + Math.floor(Math.random() * 1000) },
+      { eager: true },
+    );
+    const { status } = await handle.result();
+    if (status !== 'completed') throw new Error(`transfer ended ${status}`);
+    this.sagaTimes.push(performance.now() - t0);
+  }
+
+  /** Stops the projections (what they missed waits in the log) or starts them again and waits until they caught up. */
+  async projectionsRunning(on: boolean): Promise<void> {
+    if (!on) {
+      await this.projections?.stop();
+      this.projections = undefined;
+      return;
+    }
+    this.projections ??= await this.startProjections();
+    const deadline = Date.now() + 120_000;
+    for (const projection of ALL_PROJECTIONS) {
+      while (!(await projectionLag(this.store, this.readModels, projection)).caughtUp) {
+        if (Date.now() > deadline) throw new Error(`projection ${projection.name} did not catch up within 120 s`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+  }
+
   async noopSaga(): Promise<void> {
     const [from, to] = this.randomPair();
     const { handle } = await startTransfer(this.client, 'bench-noop', {
@@ -593,7 +652,7 @@ class Harness {
       this.server.close(() => resolve());
       this.server.closeAllConnections();
     });
-    await this.projections.stop();
+    await this.projections?.stop();
     for (const w of this.workers) w.worker.shutdown();
     await Promise.all(this.workers.map((w) => w.run.catch(() => undefined)));
     await this.client.connection.close();
@@ -641,6 +700,26 @@ function print(results: StepResult[], hot: Record<string, unknown>[], sweep: num
       }),
     ),
   );
+  const parts = results.filter((r) => r.variant.startsWith('part: ') || r.variant.startsWith('ours') || r.variant.startsWith('baseline 1'));
+  if (parts.some((r) => r.variant.startsWith('part: '))) {
+    const c = parts.find((r) => r.variant.startsWith('part: '))!.concurrency;
+    const noop = results.find((r) => r.concurrency === c && r.variant.startsWith('baseline 1:'))!;
+    console.log(`\nWhat each part costs at ${c} in flight (--what-it-costs): throughput, and CPU per transfer by process\n`);
+    console.log(
+      table(
+        parts
+          .filter((r) => r.concurrency === c)
+          .map((r) => ({
+            variant: r.variant,
+            'transfers/s': r.perSecond,
+            '/ no-op saga': `${round(r.perSecond / noop.perSecond)}x`,
+            ...Object.fromEntries(
+              Object.entries(r.cpuSeconds ?? {}).map(([k, v]) => [`${k.split(' ')[0]} ms`, round((1000 * v) / r.transfers, 1)]),
+            ),
+          })),
+      ),
+    );
+  }
   console.log('\nWhere the time of one transfer goes (means at each step)\n');
   console.log(
     table(
