@@ -75,6 +75,27 @@ export async function measureCpu<T>(probes: CpuProbe[], work: () => Promise<T>):
   return { result, cpu };
 }
 
+/**
+ * CPU seconds of each thread of a process, summed by thread name (comm), with the main thread as 'main': where a
+ * process's CPU went (the JavaScript thread, worker threads, V8's GC helpers, libuv's pool, the Temporal core's runtime).
+ */
+export function threadCpuSeconds(pid: number): Map<string, number> {
+  const out = new Map<string, number>();
+  const tick = 100; // USER_HZ
+  for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const stat = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const comm = Number(tid) === pid ? 'main' : stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const seconds = (Number(fields[11]) + Number(fields[12])) / tick;
+      out.set(comm, (out.get(comm) ?? 0) + seconds);
+    } catch {
+      // the thread ended between the listing and the read: its time is gone with it
+    }
+  }
+  return out;
+}
+
 export function table(rows: Record<string, string | number>[]): string {
   if (rows.length === 0) return '';
   const headers = Object.keys(rows[0]!);

@@ -28,7 +28,7 @@ import { bundleWorkflowCode } from '@temporalio/worker';
 import { createTransferWorker, transferWorkflowBundle } from '../temporal/transfer-worker';
 import { startBenchServers, type BenchServers } from './bench-servers';
 import { machineInfo } from './eventstore-bench';
-import { measureCpu, round, runConcurrently, summarize, table, writeReport, type CpuProbe, type Summary } from './stats';
+import { measureCpu, round, runConcurrently, summarize, table, threadCpuSeconds, writeReport, type CpuProbe, type Summary } from './stats';
 
 /**
  * `npm run bench [-- transfers] [--quick]`: transfers end to end (HTTP -> saga -> event store ->
@@ -48,6 +48,8 @@ interface StepResult {
   latencyMs: Summary;
   conflictsPerTransfer?: number;
   cpuSeconds?: Record<string, number>;
+  /** Ours only: this process's CPU per transfer by thread name (main: the JavaScript thread of the API, worker and load). */
+  nodeCpuMsPerTransferByThread?: Record<string, number>;
 }
 
 const ACCOUNTS = 200;
@@ -94,7 +96,9 @@ export async function transfersBench(quick: boolean, args: string[]): Promise<vo
       // How late the event loop runs what is due (every projection step, HTTP answer and activity waits that long).
       const loopDelay = monitorEventLoopDelay({ resolution: 5 });
       loopDelay.enable();
+      const threadsBefore = threadCpuSeconds(process.pid);
       const ours = await measureCpu(probes, () => timed(perStep, c, () => harness.viaHttp(harness.randomPair())));
+      const byThread = cpuByThread(threadsBefore, threadCpuSeconds(process.pid), perStep);
       loopDelay.disable();
       if (profile) console.log(`[bench] CPU profile of ours at ${c} in flight: ${await profile.stop(`ours-${c}`)}`);
       if (counting) statementCounts = { concurrency: c, perTransfer: counting.stop(perStep) };
@@ -104,6 +108,7 @@ export async function transfersBench(quick: boolean, args: string[]): Promise<vo
         ...ours.result,
         conflictsPerTransfer: round((harness.conflicts() - conflictsBefore) / perStep, 3),
         cpuSeconds: ours.cpu,
+        nodeCpuMsPerTransferByThread: byThread,
       });
       const breakdown = {
         ...harness.breakdown(),
@@ -125,8 +130,15 @@ export async function transfersBench(quick: boolean, args: string[]): Promise<vo
         }
         await harness.projectionsRunning(true);
       }
+      const noopThreadsBefore = threadCpuSeconds(process.pid);
       const noop = await measureCpu(probes, () => timed(perStep, c, () => harness.noopSaga()));
-      results.push({ variant: 'baseline 1: same saga, no-op activities', concurrency: c, ...noop.result, cpuSeconds: noop.cpu });
+      results.push({
+        variant: 'baseline 1: same saga, no-op activities',
+        concurrency: c,
+        ...noop.result,
+        cpuSeconds: noop.cpu,
+        nodeCpuMsPerTransferByThread: cpuByThread(noopThreadsBefore, threadCpuSeconds(process.pid), perStep),
+      });
       const noopRemote = await measureCpu(probes, () => timed(perStep, c, () => harness.noopRemoteSaga()));
       results.push({
         variant: 'baseline 1b: previous shape (two remote activities), no-op',
@@ -185,6 +197,16 @@ export async function transfersBench(quick: boolean, args: string[]): Promise<vo
     await harness.close();
     await servers.stop();
   }
+}
+
+/** CPU ms per transfer by thread name between two readings of threadCpuSeconds, largest first. */
+function cpuByThread(before: Map<string, number>, after: Map<string, number>, transfers: number): Record<string, number> {
+  return Object.fromEntries(
+    [...after]
+      .map(([name, s]) => [name, round((1000 * (s - (before.get(name) ?? 0))) / transfers, 2)] as const)
+      .filter(([, ms]) => ms > 0)
+      .sort((x, y) => y[1] - x[1]),
+  );
 }
 
 /**
@@ -720,6 +742,18 @@ function print(results: StepResult[], hot: Record<string, unknown>[], sweep: num
       ),
     );
   }
+  console.log('\nCPU of this process per transfer, by thread (ms; main runs the API, the worker and the load)\n');
+  console.log(
+    table(
+      results
+        .filter((r) => r.nodeCpuMsPerTransferByThread)
+        .map((r) => ({
+          variant: r.variant.split(' (')[0]!.split(':')[0]!,
+          'in flight': r.concurrency,
+          ...Object.fromEntries(Object.entries(r.nodeCpuMsPerTransferByThread!).slice(0, 8)),
+        })),
+    ),
+  );
   console.log('\nWhere the time of one transfer goes (means at each step)\n');
   console.log(
     table(
