@@ -22,6 +22,11 @@ export interface ApiDeps {
   logger: Logger;
   /** Each dependency's reachability, for /ready. */
   checks: Record<string, () => Promise<void>>;
+  /**
+   * Parts whose failure leaves the API serving (/ready answers 200 `degraded`, not 503), e.g. the local stack's
+   * projections thread while it is started again: reads from the read models fall behind, writes and the log still work.
+   */
+  degradingChecks?: Record<string, () => Promise<void>>;
   /** Longest wait for read-your-writes (?minPosition) and ?wait, in ms. Default 10 s / 30 s. */
   maxConsistencyWaitMs?: number;
   bodyLimit?: string;

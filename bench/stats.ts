@@ -81,6 +81,7 @@ export async function measureCpu<T>(probes: CpuProbe[], work: () => Promise<T>):
  */
 export function threadCpuSeconds(pid: number): Map<string, number> {
   const out = new Map<string, number>();
+  if (!fs.existsSync(`/proc/${pid}/task`)) return out; // not Linux: no breakdown
   const tick = 100; // USER_HZ
   for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
     try {

@@ -62,93 +62,113 @@ export async function startProjectionsThread(options: ProjectionsThreadOptions):
 }
 
 /**
- * Keeps a thread that speaks ToParent/ToThread running: resolves once the first one says it started, makes a new one
- * with backoff whenever one ends while not stopping, and stops the current one on stop().
+ * Keeps a thread that speaks ToParent/ToThread running: resolves once the first one says it started (rejects if it
+ * fails first), makes a new one whenever one ends while not stopping, and on stop() ends the one running or starting.
+ * Backoff: the first delay after a thread that ran HEALTHY_RUN_MS or more, doubling (to the maximum) while threads keep
+ * failing sooner or keep failing to start.
  */
 export async function superviseThread(spawn: () => Worker, options: SupervisionOptions): Promise<RunningProjectionsThread> {
   const { logger } = options;
   const firstDelay = options.restartDelayMs ?? 1_000;
   const maxDelay = options.maxRestartDelayMs ?? 30_000;
-  let delay = firstDelay;
+  const stopTimeoutMs = options.stopTimeoutMs ?? 15_000;
+  let nextDelay = firstDelay;
+  /** The thread that said it started and has not ended. */
   let current: Worker | undefined;
-  let running = false;
+  /** A thread made and not yet started (the first, or a restart). */
+  let starting: Worker | undefined;
   let stopping = false;
   let restartTimer: NodeJS.Timeout | undefined;
 
-  const launch = () =>
-    new Promise<Worker>((resolve, reject) => {
-      const thread = spawn();
-      const startedAt = Date.now();
-      let started = false;
-      thread.on('message', (message: ToParent) => {
-        if (message.kind === 'applied') options.onApplied?.(message.notes);
-        else if (message.kind === 'started') {
-          started = true;
-          running = true;
-          resolve(thread);
-        }
-      });
-      thread.on('error', (error) => {
-        if (!started) reject(error);
-        else logger.log({ level: 'error', msg: 'projections thread failed', error: error.stack ?? error.message });
-      });
-      thread.on('exit', (code) => {
-        if (!started) {
-          reject(new Error(`the projections thread ended (exit code ${code}) before its projections started`));
-          return;
-        }
-        if (current === thread) {
-          current = undefined;
-          running = false;
-        }
-        if (stopping) return;
-        delay = Date.now() - startedAt >= HEALTHY_RUN_MS ? firstDelay : delay;
-        logger.log({ level: 'error', msg: 'projections thread ended; starting it again', exitCode: code, inMs: delay });
-        scheduleRestart();
-      });
-    });
+  const report = (notes: AppliedNote[]) => {
+    try {
+      options.onApplied?.(notes);
+    } catch (error) {
+      logger.log({ level: 'error', msg: 'projections thread: an outcome could not be reported', error: describe(error) });
+    }
+  };
 
-  const scheduleRestart = () => {
+  const restartIn = (ms: number) => {
     restartTimer = setTimeout(() => {
       restartTimer = undefined;
       if (stopping) return;
       launch().then(
-        (thread) => {
-          if (stopping) void stopThread(thread, options.stopTimeoutMs ?? 15_000);
-          else {
-            current = thread;
-            delay = firstDelay;
-            logger.log({ msg: 'projections thread started again' });
-          }
-        },
+        () => logger.log({ msg: 'projections thread started again' }),
         (error: unknown) => {
-          logger.log({
-            level: 'error',
-            msg: 'projections thread could not start; trying again',
-            error: error instanceof Error ? error.message : String(error),
-            inMs: Math.min(delay * 2, maxDelay),
-          });
-          delay = Math.min(delay * 2, maxDelay);
-          scheduleRestart();
+          if (stopping) return;
+          const wait = nextDelay;
+          nextDelay = Math.min(wait * 2, maxDelay);
+          logger.log({ level: 'error', msg: 'projections thread could not start; trying again', error: describe(error), inMs: wait });
+          restartIn(wait);
         },
       );
-    }, delay);
+    }, ms);
   };
 
-  current = await launch();
+  const launch = () =>
+    new Promise<void>((resolve, reject) => {
+      const thread = spawn();
+      starting = thread;
+      let startedAt: number | undefined;
+      thread.on('message', (message: ToParent) => {
+        if (message.kind === 'applied') report(message.notes);
+        else if (message.kind === 'started' && startedAt === undefined) {
+          startedAt = Date.now();
+          if (starting === thread) starting = undefined;
+          if (stopping) {
+            // stop() came while it was starting: it ends it (see stop), nothing more to do here.
+            reject(new Error('stopped while starting'));
+            return;
+          }
+          current = thread;
+          resolve();
+        }
+      });
+      thread.on('error', (error) => {
+        if (startedAt === undefined) reject(error);
+        else logger.log({ level: 'error', msg: 'projections thread failed', error: describe(error) });
+      });
+      thread.on('exit', (code) => {
+        if (starting === thread) starting = undefined;
+        if (startedAt === undefined) {
+          reject(new Error(`the projections thread ended (exit code ${code}) before its projections started`));
+          return;
+        }
+        if (current !== thread) return;
+        current = undefined;
+        if (stopping) return;
+        if (Date.now() - startedAt >= HEALTHY_RUN_MS) nextDelay = firstDelay;
+        const wait = nextDelay;
+        nextDelay = Math.min(wait * 2, maxDelay);
+        logger.log({ level: 'error', msg: 'projections thread ended; starting it again', exitCode: code, inMs: wait });
+        restartIn(wait);
+      });
+    });
+
+  await launch();
   return {
     health: async () => {
-      if (!running) throw new Error('the projections thread is being started again');
+      if (stopping) throw new Error('the projections thread is stopped');
+      if (!current) throw new Error('the projections thread is being started again');
     },
     stop: async () => {
       stopping = true;
       if (restartTimer) clearTimeout(restartTimer);
-      const thread = current;
+      const running = current;
+      const unstarted = starting;
       current = undefined;
-      running = false;
-      if (thread) await stopThread(thread, options.stopTimeoutMs ?? 15_000);
+      starting = undefined;
+      await Promise.all([
+        running ? stopThread(running, stopTimeoutMs) : undefined,
+        // One still starting is ended at once, as a crash would end it: what it applied comes again and is found applied.
+        unstarted?.terminate(),
+      ]);
     },
   };
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? (error.stack ?? error.message) : String(error);
 }
 
 /** Asks the thread to stop its projections and close its connections, then ends it (at the latest after `timeoutMs`). */

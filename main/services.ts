@@ -227,6 +227,8 @@ export async function startApi(
   extraChecks: Record<string, () => Promise<void>> = {},
   /** The worker's connection in this process (the local stack): sagas are then started eagerly. It stays the caller's. */
   sharedConnection?: NativeConnection,
+  /** Parts whose failure makes /ready say `degraded` (ApiDeps.degradingChecks). */
+  degradingChecks: Record<string, () => Promise<void>> = {},
 ) {
   const readModels = createServicePool({
     connectionString: endpoints.databaseUrl,
@@ -262,6 +264,7 @@ export async function startApi(
       eventStore: async () => void (await store.headPosition()),
       ...extraChecks,
     },
+    degradingChecks,
   };
   const app = createApp(deps);
   const server = await new Promise<Server>((resolve, reject) => {

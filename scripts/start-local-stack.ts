@@ -182,8 +182,10 @@ async function main(): Promise<void> {
       eventStore,
       metrics,
       logger.child({ service: 'api' }),
-      { worker: worker.health, projections: projections.health },
+      { worker: worker.health },
       temporalConnection,
+      // Projections behind (their thread started again) leave the API serving: /ready says degraded.
+      { projections: projections.health },
     );
     stops.push({ name: 'API', stop: api.stop });
     step();

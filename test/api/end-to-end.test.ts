@@ -539,6 +539,33 @@ describe('HTTP API end to end (express app on the real event store, Temporal and
       status: 'ready',
       checks: { postgres: { ok: true }, temporal: { ok: true }, eventStore: { ok: true } },
     });
+    // A degrading part down (the local stack's projections thread while it is started again): still serving, degraded.
+    let threadUp = false;
+    api.deps.degradingChecks = {
+      projections: async () => {
+        if (!threadUp) throw new Error('the projections thread is being started again');
+      },
+    };
+    try {
+      const degraded = await http().get('/ready');
+      expect(degraded.status).toBe(200);
+      expect(degraded.body).toMatchObject({
+        status: 'degraded',
+        checks: { postgres: { ok: true }, projections: { ok: false, error: 'the projections thread is being started again' } },
+      });
+      threadUp = true;
+      expect((await http().get('/ready')).body).toMatchObject({ status: 'ready', checks: { projections: { ok: true } } });
+      // A dependency down is another matter: not ready.
+      threadUp = false;
+      const checks = api.deps.checks;
+      api.deps.checks = { ...checks, eventStore: () => Promise.reject(new Error('store unreachable')) };
+      const notReady = await http().get('/ready');
+      api.deps.checks = checks;
+      expect(notReady.status).toBe(503);
+      expect(notReady.body).toMatchObject({ status: 'not_ready', checks: { eventStore: { ok: false, error: 'store unreachable' } } });
+    } finally {
+      api.deps.degradingChecks = undefined;
+    }
 
     const metrics = await http().get('/metrics');
     expect(metrics.status).toBe(200);

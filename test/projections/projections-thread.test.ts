@@ -50,12 +50,18 @@ describe('projections thread', () => {
     // Written here, projected there.
     const accountId = await openAccount(accounts, 500);
     await waitUntil('the thread to project the new account', async () => (await balanceRow(accountId)) === '500', 20_000, 20);
-    const opened = notes.find((n) => n.projection === 'account-balances' && n.type === 'AccountOpened');
-    expect(opened).toMatchObject({ outcome: 'applied' });
-    expect(opened!.appliedAt).toBeGreaterThanOrEqual(Date.parse(opened!.recordedAt));
-    // Every projection saw the account's events.
+    // Each outcome reaches this process (after its commit, in one message per turn of the thread's loop): the opening
+    // for the balances, the initial deposit for the history (it keeps movements only).
     for (const projection of ['account-balances', 'account-history'])
-      expect(notes.some((n) => n.projection === projection && n.outcome === 'applied')).toBe(true);
+      await waitUntil(
+        `${projection}'s outcomes for the new account to reach this process`,
+        () => notes.some((n) => n.projection === projection && n.outcome === 'applied'),
+        20_000,
+        20,
+      );
+    const opened = notes.find((n) => n.projection === 'account-balances' && n.type === 'AccountOpened')!;
+    expect(Number.isNaN(Date.parse(opened.recordedAt))).toBe(false);
+    expect(Math.abs(opened.appliedAt - Date.now())).toBeLessThan(60_000);
     // The thread's read-model pool is its own (application_name transfer-projections).
     const threadConnections = async () =>
       Number(
@@ -96,30 +102,39 @@ describe('projections thread', () => {
     ).rejects.toThrow(/ECONNREFUSED|connect/);
   });
 
-  test('a thread that ends on its own is logged and started again with backoff; stop ends the current one', async () => {
-    // A stand-in thread that speaks the same messages: it starts, reports one outcome, then (the first two times) fails.
-    const spawned: Worker[] = [];
-    const spawn = () => {
-      const failing = spawned.length < 2;
-      const worker = new Worker(
-        `const { parentPort } = require('node:worker_threads');
+  /** A stand-in thread that speaks the same messages: it starts (or not), reports one outcome, then fails or runs on. */
+  const standIn = (behaviour: 'fails-soon' | 'runs' | 'never-starts') =>
+    new Worker(
+      `const { parentPort } = require('node:worker_threads');
+       parentPort.on('message', (m) => { if (m.kind === 'stop') { parentPort.postMessage({ kind: 'stopped' }); parentPort.close(); } });
+       setInterval(() => undefined, 1000);
+       if (${JSON.stringify(behaviour)} !== 'never-starts') {
          parentPort.postMessage({ kind: 'started' });
          parentPort.postMessage({ kind: 'applied', notes: [{ projection: 'p', type: 'T', recordedAt: new Date().toISOString(), appliedAt: Date.now(), outcome: 'applied' }] });
-         parentPort.on('message', (m) => { if (m.kind === 'stop') { parentPort.postMessage({ kind: 'stopped' }); parentPort.close(); } });
-         ${failing ? "setTimeout(() => { throw new Error('thread failed'); }, 50);" : 'setInterval(() => undefined, 1000);'}`,
-        { eval: true },
-      );
+       }
+       if (${JSON.stringify(behaviour)} === 'fails-soon') setTimeout(() => { throw new Error('thread failed'); }, 30);`,
+      { eval: true },
+    );
+  const recordingLogger = () => {
+    const logged: Record<string, unknown>[] = [];
+    const logger: Logger = { log: (entry) => void logged.push(entry), child: () => logger };
+    return { logged, logger };
+  };
+
+  test('a thread that fails soon after it started is logged and started again, each time after a longer wait; stop ends the current one', async () => {
+    const spawned: Worker[] = [];
+    const spawn = () => {
+      const worker = standIn(spawned.length < 3 ? 'fails-soon' : 'runs');
       spawned.push(worker);
       return worker;
     };
-    const logged: Record<string, unknown>[] = [];
-    const logger: Logger = { log: (entry) => void logged.push(entry), child: () => logger };
+    const { logged, logger } = recordingLogger();
     const notes: AppliedNote[] = [];
-    thread = await superviseThread(spawn, { logger, restartDelayMs: 20, maxRestartDelayMs: 100, onApplied: (n) => notes.push(...n) });
+    thread = await superviseThread(spawn, { logger, restartDelayMs: 20, maxRestartDelayMs: 60, onApplied: (n) => notes.push(...n) });
 
-    await waitUntil('a third thread to be started', () => spawned.length === 3 && notes.length === 3, 10_000, 10);
+    await waitUntil('a fourth thread to be started and report', () => spawned.length === 4 && notes.length === 4, 10_000, 10);
     await waitUntil(
-      'the third thread to run',
+      'the fourth thread to run',
       async () =>
         thread!.health().then(
           () => true,
@@ -131,15 +146,37 @@ describe('projections thread', () => {
     expect(logged.filter((e) => e.msg === 'projections thread failed').map((e) => String(e.error))).toEqual([
       expect.stringContaining('thread failed'),
       expect.stringContaining('thread failed'),
+      expect.stringContaining('thread failed'),
     ]);
-    expect(logged.filter((e) => e.msg === 'projections thread ended; starting it again')).toHaveLength(2);
+    // Backoff: 20 ms, then 40, then the maximum (60), as each thread failed within a minute of its start.
+    expect(logged.filter((e) => e.msg === 'projections thread ended; starting it again').map((e) => e.inMs)).toEqual([20, 40, 60]);
 
-    const exited = new Promise<number>((resolve) => spawned[2]!.once('exit', resolve));
+    const exited = new Promise<number>((resolve) => spawned[3]!.once('exit', resolve));
     await thread.stop();
+    await expect(thread.health()).rejects.toThrow(/stopped/);
     thread = undefined;
     await exited;
     // Nothing is started after stop.
     await new Promise((r) => setTimeout(r, 200));
-    expect(spawned).toHaveLength(3);
+    expect(spawned).toHaveLength(4);
+  });
+
+  test('stop while a new thread is starting ends that one too, and nothing is started after it', async () => {
+    const spawned: Worker[] = [];
+    const spawn = () => {
+      const worker = standIn(spawned.length === 0 ? 'fails-soon' : 'never-starts');
+      spawned.push(worker);
+      return worker;
+    };
+    const { logger } = recordingLogger();
+    thread = await superviseThread(spawn, { logger, restartDelayMs: 10 });
+    await waitUntil('a second thread to be starting', () => spawned.length === 2, 10_000, 5);
+    await expect(thread.health()).rejects.toThrow(/started again/);
+    const exited = new Promise<number>((resolve) => spawned[1]!.once('exit', resolve));
+    await thread.stop();
+    thread = undefined;
+    await exited;
+    await new Promise((r) => setTimeout(r, 100));
+    expect(spawned).toHaveLength(2);
   });
 });

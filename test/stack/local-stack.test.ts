@@ -103,8 +103,19 @@ describe('npm start (the local stack launcher)', () => {
       stack,
     );
     expect(await readMetrics()).toMatch(/^projection_events_total\{projection="account-balances",outcome="applied"\} [1-9]/m);
-    const listed = await fetch(`http://127.0.0.1:${env.PORT}/accounts/${target}`, { headers: { authorization: `Bearer ${key}` } });
-    expect(((await listed.json()) as { balance: number }).balance).toBe(42);
+    await until(
+      "the projections thread to project the target's credit",
+      async () => {
+        const view = await fetch(`http://127.0.0.1:${env.PORT}/accounts/${target}`, { headers: { authorization: `Bearer ${key}` } });
+        return ((await view.json()) as { balance: number }).balance === 42;
+      },
+      20_000,
+      stack,
+    );
+    expect((await (await fetch(`http://127.0.0.1:${env.PORT}/ready`)).json()) as unknown).toMatchObject({
+      status: 'ready',
+      checks: { worker: { ok: true }, projections: { ok: true } },
+    });
 
     const descendants = descendantsOf(stack.child.pid!);
     expect(descendants.length).toBeGreaterThan(0);
