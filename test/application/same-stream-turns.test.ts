@@ -64,10 +64,35 @@ describe('commands on one stream take turns within a process', () => {
   });
 
   test('two processes (each its own store client) at once: they race, conflicts are retried, the balance is exact', async () => {
-    const one = new AccountRepository(testStore.store);
-    // Another process: its own client of the same store (an object of its own over the same data).
-    const two = new AccountRepository(Object.create(testStore.store) as EventStore);
+    // Two processes: each its own client of the same store (an object of its own over the same data). They race for
+    // sure: the first append of one waits until two has read the account, and two appends only after it, on what it read.
+    const base = testStore.store;
+    const clientOne = Object.create(base) as EventStore;
+    const clientTwo = Object.create(base) as EventStore;
+    let twoRead!: () => void;
+    const twoHasRead = new Promise<void>((resolve) => (twoRead = resolve));
+    let oneAppended!: () => void;
+    const oneHasAppended = new Promise<void>((resolve) => (oneAppended = resolve));
+    let racing = false;
+    clientOne.appendToStream = async (...args) => {
+      if (racing) await twoHasRead;
+      const result = await base.appendToStream(...args);
+      if (racing) oneAppended();
+      return result;
+    };
+    clientTwo.readStream = async (...args) => {
+      const events = await base.readStream(...args);
+      if (args[0].startsWith('account-')) twoRead();
+      return events;
+    };
+    clientTwo.appendToStream = async (...args) => {
+      await oneHasAppended;
+      return base.appendToStream(...args);
+    };
+    const one = new AccountRepository(clientOne);
+    const two = new AccountRepository(clientTwo);
     const accountId = await openAccount(one, 10_000, 'hot');
+    racing = true;
     let conflicts = 0;
     const onConflict = () => (conflicts += 1);
     const results = await Promise.all(
