@@ -9,11 +9,12 @@ import type { Endpoints } from './store-services';
  * The projections of the local stack on a thread of their own (main/projections-thread-entry.ts), with their own
  * event-store client, read-model pool and event loop. In one process with the API, the worker and (in the bench) the
  * load, a projection's steps (wake-up, log read, batch write) each waited behind everything else ready on the one event
- * loop: at 32 transfers in flight its delay p99 was about 25 ms, and the projection lag p99 about 100-120 ms. On its
- * own loop the lag p99 measured 53 ms (README, Performance). docker-compose runs them as their own service instead.
+ * loop: at 32 transfers in flight its delay p99 was 19-36 ms, and the projection lag p99 100-120 ms. On its own loop
+ * the lag p99 measured 53-74 ms (README, Performance). docker-compose runs them as their own service instead.
  *
  * The thread reports each outcome back (`onApplied`, in one message per turn of its loop), so the metrics stay in this
- * process. If the thread fails, it is logged and started again with backoff, as the worker is; /ready says so meanwhile.
+ * process. If the thread fails, it is logged and started again with backoff, as the worker is; meanwhile /ready says
+ * `degraded` (the local stack passes health() as a degrading check).
  */
 export interface RunningProjectionsThread {
   /** Resolves while the thread runs; rejects saying it is being started again otherwise. */
