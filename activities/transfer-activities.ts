@@ -5,6 +5,7 @@ import { handleAccountCommand } from '../application/account-commands';
 import type { CommandContext } from '../application/event-envelope';
 import type { TransferLog } from '../application/transfer-log';
 import { currencyMismatch } from '../domain/account-decider';
+import { legsOf } from '../domain/account-state';
 import { deterministicUuid } from '../domain/deterministic-id';
 import type { Rejection } from '../domain/rejection';
 import { sameRequest, type TransferCommand } from '../domain/transfer-decider';
@@ -169,7 +170,7 @@ export function createTransferActivities({ accounts, transfers, observer }: Tran
       { context: stepContext(input), eventId: legId(input.transferId, 'void-credit'), onConflict: onConflict('voidCredit') },
     );
     if (!result.ok) throw new Error(`voiding the credit decided a rejection (${result.rejection.type}); retrying`); // never expected
-    return result.state.transfers[input.transferId]?.credited !== undefined;
+    return legsOf(result.state, input.transferId)?.credited !== undefined;
   }
 
   /** Gives the source back what this transfer debited (voids the transfer there when no debit landed). */
@@ -181,7 +182,7 @@ export function createTransferActivities({ accounts, transfers, observer }: Tran
       { context: stepContext(input), eventId: legId(input.transferId, 'refund'), onConflict: onConflict('refundSource') },
     );
     if (!result.ok) throw ApplicationFailure.nonRetryable(result.rejection.message, result.rejection.type);
-    const legs = result.state.transfers[input.transferId];
+    const legs = legsOf(result.state, input.transferId);
     const refunded = legs?.refunded ?? 0;
     if (refunded > 0) {
       // The debit too, in the same append: its own step may never have been recorded (the debit
@@ -255,7 +256,7 @@ export function createTransferActivities({ accounts, transfers, observer }: Tran
       }
       if (recorded.credited !== undefined || (input.creditMayHaveRun && (await voidCredit(input)))) {
         const source = await accounts.load(input.fromAccountId);
-        const debited = source.state.transfers[input.transferId]?.debited ?? recorded.debited ?? input.amount;
+        const debited = legsOf(source.state, input.transferId)?.debited ?? recorded.debited ?? input.amount;
         await recordStep(
           input,
           { type: 'RecordSourceDebited', accountId: input.fromAccountId, amount: debited, currency: source.state.currency },

@@ -7,7 +7,7 @@ import { DEFAULT_STATE_CACHE, EventSourcedRepository, type Loaded } from './even
 export type LoadedAccount = Loaded<AccountState>;
 
 /** Bump when AccountState changes shape: older snapshots are then ignored (a longer fold, no migration). */
-const SNAPSHOT_SCHEMA = 1;
+const SNAPSHOT_SCHEMA = 2; // 2: the transfers' legs in buckets (domain/account-state.ts)
 export const snapshotStream = (accountId: string): string => `snapshot-${accountDecider.streamName(accountId)}`;
 
 /**

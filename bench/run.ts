@@ -1,8 +1,9 @@
 /**
- * `npm run bench [-- transfers|eventstore] [--quick]` (never part of `npm test`).
+ * `npm run bench [-- transfers|eventstore|fold] [--quick]` (never part of `npm test`).
  * Every figure is printed beside a baseline measured in the same run on the same servers.
  */
 import { eventStoreBench } from './eventstore-bench';
+import { foldBench } from './fold-bench';
 import { transfersBench } from './transfers-bench';
 
 async function main(): Promise<void> {
@@ -10,12 +11,13 @@ async function main(): Promise<void> {
   const quick = args.includes('--quick');
   const which = args.find((a) => !a.startsWith('--')) ?? 'transfers';
   if (which === 'eventstore') await eventStoreBench(quick);
+  else if (which === 'fold') foldBench(quick);
   else if (which === 'transfers') await transfersBench(quick, args);
   else if (which === 'all') {
     await eventStoreBench(quick);
     await transfersBench(quick, args);
   } else {
-    console.error(`Unknown benchmark '${which}': use transfers, eventstore or all`);
+    console.error(`Unknown benchmark '${which}': use transfers, eventstore, fold or all`);
     process.exit(2);
   }
   process.exit(0);

@@ -1,6 +1,6 @@
 import type { Decider } from './decider';
 import { ACCOUNT_EVENT_TYPES, accountStream, type AccountEvent } from './account-events';
-import { evolveAccount, initialAccountState, type AccountState } from './account-state';
+import { evolveAccount, initialAccountState, legsOf, type AccountState } from './account-state';
 import { isCurrencyCode, isValidAmount, MAX_BALANCE, type MinorUnits } from './money';
 import { accept, reject, type Decision, type Rejection } from './rejection';
 
@@ -111,8 +111,9 @@ export function decideAccount(state: AccountState, command: AccountCommand): Acc
           : accept([{ type: 'AccountClosed', data: { accountId: state.accountId } }]))
       );
     case 'DebitForTransfer': {
-      if (state.transfers[command.transferId]?.debited !== undefined) return accept([]); // already debited: idempotent
-      if (state.transfers[command.transferId]?.voided) {
+      const legs = legsOf(state, command.transferId);
+      if (legs?.debited !== undefined) return accept([]); // already debited: idempotent
+      if (legs?.voided) {
         return reject(
           'transfer_finished',
           `Transfer ${command.transferId} was settled without a debit of ${state.accountId}: it can no longer debit it`,
@@ -137,8 +138,9 @@ export function decideAccount(state: AccountState, command: AccountCommand): Acc
       );
     }
     case 'CreditForTransfer': {
-      if (state.transfers[command.transferId]?.credited !== undefined) return accept([]); // already credited: idempotent
-      if (state.transfers[command.transferId]?.creditVoided) {
+      const legs = legsOf(state, command.transferId);
+      if (legs?.credited !== undefined) return accept([]); // already credited: idempotent
+      if (legs?.creditVoided) {
         return reject(
           'transfer_finished',
           `Transfer ${command.transferId} was settled without a credit of ${state.accountId}: it can no longer credit it`,
@@ -164,7 +166,7 @@ export function decideAccount(state: AccountState, command: AccountCommand): Acc
     case 'RefundForTransfer': {
       // Compensation must always be able to succeed: already refunded or voided is a no-op, and a
       // refund lands even on an account closed since (the money must go back somewhere visible).
-      const legs = state.transfers[command.transferId];
+      const legs = legsOf(state, command.transferId);
       if (legs?.refunded !== undefined || legs?.voided) return accept([]);
       if (legs?.debited === undefined) {
         // No debit (yet): void the transfer on this account, so a late debit attempt cannot land.
@@ -197,7 +199,7 @@ export function decideAccount(state: AccountState, command: AccountCommand): Acc
       // The credit landed (the caller reads it from the state: the transfer must complete), or it was
       // already voided, or no credit can ever land here (a missing or closed account: closing is
       // final): nothing to write.
-      const legs = state.transfers[command.transferId];
+      const legs = legsOf(state, command.transferId);
       if (legs?.credited !== undefined || legs?.creditVoided || state.status !== 'open') return accept([]);
       return accept([{ type: 'TransferCreditVoided', data: { accountId: state.accountId, transferId: command.transferId } }]);
     }

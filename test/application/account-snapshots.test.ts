@@ -215,7 +215,7 @@ describe(`AccountRepository snapshots on the ${testStoreKind()} store`, () => {
 
       for (const snapshot of await snapshotsOf(accountId)) {
         expect(snapshot.type).toBe('AccountSnapshot');
-        expect(snapshot.data.schema).toBe(1);
+        expect(snapshot.data.schema).toBe(2);
         const revision = BigInt(snapshot.data.revision as string);
         const upTo = await repository.loadWithoutSnapshot(accountId, (e) => e.revision <= revision);
         expect(upTo.revision).toBe(revision);
@@ -252,12 +252,14 @@ describe(`AccountRepository snapshots on the ${testStoreKind()} store`, () => {
 
     const lying = { ...full.state, balance: 999_999_999, status: 'closed' };
     const bogusSnapshots = [
-      { schema: 2, revision: '7', state: lying },
+      { schema: 3, revision: '7', state: lying },
+      // The previous shape (schema 1: one flat map of the transfers' legs) is ignored too.
+      { schema: 1, revision: '7', state: { ...lying, transfers: { 't-1': { debited: 5 } } } },
       { schema: 0, revision: '7', state: lying },
-      { schema: '1', revision: '7', state: lying },
+      { schema: '2', revision: '7', state: lying },
       { revision: '7', state: lying },
-      { schema: 1, revision: 7, state: lying }, // revision must be a string
-      { schema: 1, revision: '7' }, // no state
+      { schema: 2, revision: 7, state: lying }, // revision must be a string
+      { schema: 2, revision: '7' }, // no state
     ];
     for (const data of bogusSnapshots) {
       await store.appendToStream(snapshotStream(accountId), [toNewEvent({ type: 'AccountSnapshot', data }, {})], {
@@ -274,7 +276,7 @@ describe(`AccountRepository snapshots on the ${testStoreKind()} store`, () => {
     await handleAccountCommand(repository, accountId, { type: 'Withdraw', amount: 10 }); // revision 8
     await handleAccountCommand(repository, accountId, { type: 'Withdraw', amount: 10 }); // revision 9: snapshot due
     const snapshots = await snapshotsOf(accountId);
-    expect(snapshots.at(-1)!.data).toMatchObject({ schema: 1, revision: '9' });
+    expect(snapshots.at(-1)!.data).toMatchObject({ schema: 2, revision: '9' });
     const { loaded, fromRevision } = await loadReadingFrom(accountId);
     expect(fromRevision).toBe(10n);
     expect(loaded).toStrictEqual(await repository.loadWithoutSnapshot(accountId));

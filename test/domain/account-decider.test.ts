@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { decideAccount, type AccountCommand } from '../../domain/account-decider';
 import type { AccountEvent } from '../../domain/account-events';
-import { evolveAccount, foldAccount, initialAccountState, type AccountState } from '../../domain/account-state';
+import { allLegs, evolveAccount, foldAccount, initialAccountState, legBucket, legsOf, type AccountState } from '../../domain/account-state';
 import { MAX_BALANCE } from '../../domain/money';
 import type { Decision, RejectionType } from '../../domain/rejection';
 
@@ -274,7 +274,7 @@ describe('decideAccount: transfer legs', () => {
     ]);
     const after = foldAccount(events, state);
     expect(after.balance).toBe(700);
-    expect(after.transfers).toEqual({ 't-1': { debited: 300 } });
+    expect(allLegs(after)).toEqual({ 't-1': { debited: 300 } });
   });
 
   test('a credit adds the money and remembers the leg', () => {
@@ -283,7 +283,7 @@ describe('decideAccount: transfer legs', () => {
     expect(events).toEqual([
       { type: 'TransferCredited', data: { accountId: ID, transferId: 't-1', amount: 300, fromAccountId: OTHER, balanceAfter: 310 } },
     ]);
-    expect(foldAccount(events, state).transfers).toEqual({ 't-1': { credited: 300 } });
+    expect(allLegs(foldAccount(events, state))).toEqual({ 't-1': { credited: 300 } });
   });
 
   test.each([
@@ -373,7 +373,7 @@ describe('decideAccount: RefundForTransfer', () => {
     expect(events).toEqual([{ type: 'TransferRefunded', data: { accountId: ID, transferId: 't-1', amount: 300, balanceAfter: 1_005 } }]);
     const after = foldAccount(events, state);
     expect(after.balance).toBe(1_005);
-    expect(after.transfers['t-1']).toEqual({ debited: 300, refunded: 300 });
+    expect(legsOf(after, 't-1')).toEqual({ debited: 300, refunded: 300 });
     expect(decideAccount(after, refund('t-1'))).toEqual({ ok: true, events: [] });
   });
 
@@ -381,7 +381,7 @@ describe('decideAccount: RefundForTransfer', () => {
     const { state } = given(open(1_000), debit('t-1', 300), debit('t-2', 200));
     const after = foldAccount(accepted(decideAccount(state, refund('t-2'))), state);
     expect(after.balance).toBe(700);
-    expect(after.transfers).toEqual({ 't-1': { debited: 300 }, 't-2': { debited: 200, refunded: 200 } });
+    expect(allLegs(after)).toEqual({ 't-1': { debited: 300 }, 't-2': { debited: 200, refunded: 200 } });
   });
 
   // Was a known issue (test.failing): a refund skipped the limit, so a credit received between the
@@ -596,7 +596,7 @@ describe('decideAccount + evolveAccount: properties over random command sequence
           expect(count('TransferDebited')).toBeLessThanOrEqual(1);
           expect(count('TransferCredited')).toBeLessThanOrEqual(1);
           expect(count('TransferRefunded')).toBeLessThanOrEqual(count('TransferDebited'));
-          const legs = state.transfers[transferId];
+          const legs = legsOf(state, transferId);
           if (legs?.refunded !== undefined) expect(legs.refunded).toBe(legs.debited);
         }
       }),
@@ -641,7 +641,7 @@ describe('a transfer settled without a credit is voided on the target', () => {
     expect(voided).toEqual([{ type: 'TransferCreditVoided', data: { accountId: state.accountId, transferId: T } }]);
     const after = foldAccount(voided, state);
     expect(after.balance).toBe(500);
-    expect(after.transfers[T]).toEqual({ creditVoided: true });
+    expect(legsOf(after, T)).toEqual({ creditVoided: true });
     expect(decideAccount(after, creditCmd)).toMatchObject({ ok: false, rejection: { type: 'transfer_finished' } });
     expect(decideAccount(after, voidCmd)).toEqual({ ok: true, events: [] }); // idempotent
   });
@@ -649,7 +649,7 @@ describe('a transfer settled without a credit is voided on the target', () => {
   test('a credit that landed is not voided: nothing is written and the state shows the credit (the transfer must complete)', () => {
     const credited = foldAccount(accepted(decideAccount(openWith(500), creditCmd)), openWith(500));
     expect(decideAccount(credited, voidCmd)).toEqual({ ok: true, events: [] });
-    expect(credited.transfers[T]).toEqual({ credited: 100 });
+    expect(legsOf(credited, T)).toEqual({ credited: 100 });
   });
 
   test('a missing or closed account gets nothing (no credit can ever land there)', () => {
@@ -657,5 +657,40 @@ describe('a transfer settled without a credit is voided on the target', () => {
     const closed = stateOf(open(), close());
     expect(decideAccount(closed, voidCmd)).toEqual({ ok: true, events: [] });
     expect(decideAccount(closed, creditCmd)).toMatchObject({ ok: false, rejection: { type: 'account_closed' } });
+  });
+});
+
+describe('account state: the legs of many transfers (a hot account)', () => {
+  const debited = (transferId: string): AccountEvent => ({
+    type: 'TransferDebited',
+    data: { accountId: ID, transferId, amount: 1, toAccountId: 'other', balanceAfter: 0 },
+  });
+
+  test("recording one transfer's leg copies its bucket only: every other bucket is the same object as before", () => {
+    let state = foldAccount([{ type: 'AccountOpened', data: { accountId: ID, ownerId: 'o', currency: 'EUR' } }], missing());
+    for (let i = 0; i < 3_000; i++) state = evolveAccount(state, debited(`transfer-${i}`));
+    const before = state.transfers;
+    const after = evolveAccount(state, debited('one-more')).transfers;
+    const changed = Object.keys(after).filter((b) => after[b] !== before[b]);
+    expect(changed).toEqual([legBucket('one-more')]);
+    // The legs are spread: no bucket holds more than a small share of 3,000 transfers.
+    expect(Object.keys(before).length).toBeGreaterThan(900);
+    expect(Math.max(...Object.values(before).map((bucket) => Object.keys(bucket).length))).toBeLessThan(20);
+    // Nothing was mutated, and every transfer is found.
+    expect(before[legBucket('one-more')]?.['one-more']).toBeUndefined();
+    expect(legsOf({ ...state, transfers: after }, 'one-more')).toEqual({ debited: 1 });
+    for (let i = 0; i < 3_000; i += 97) expect(legsOf(state, `transfer-${i}`)).toEqual({ debited: 1 });
+  });
+
+  test('the bucket of an id is fixed (states folded by other processes and snapshots agree): FNV-1a of the id, mod 1024', () => {
+    expect(['', 'a', 't-1', '0f8fad5b-d9cb-469f-a165-70867728950e'].map(legBucket)).toEqual(['453', '300', '97', '705']);
+  });
+
+  test('a state through JSON (a snapshot) reads the same legs and folds on equally', () => {
+    const { state } = given(open(1_000), debit('t-1', 300), credit('t-2', 50));
+    const revived = JSON.parse(JSON.stringify(state)) as AccountState;
+    expect(legsOf(revived, 't-1')).toEqual({ debited: 300 });
+    expect(legsOf(revived, 't-2')).toEqual({ credited: 50 });
+    expect(foldAccount([debited('t-3')], revived)).toEqual(foldAccount([debited('t-3')], state));
   });
 });

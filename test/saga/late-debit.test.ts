@@ -5,6 +5,7 @@ import { handleAccountCommand } from '../../application/account-commands';
 import { AccountRepository, type LoadedAccount } from '../../application/account-repository';
 import { accountStream } from '../../domain/account-events';
 import { transferStream } from '../../domain/transfer-events';
+import { legsOf } from '../../domain/account-state';
 import { TransferStack } from '../support/transfer-stack';
 
 /**
@@ -94,7 +95,7 @@ describe('a late debit after the saga gave up', () => {
         (error: unknown) => error,
       );
       const stale = await loaded;
-      expect(stale.state.transfers[input.transferId]).toBeUndefined(); // it read the source before any void
+      expect(legsOf(stale.state, input.transferId)).toBeUndefined(); // it read the source before any void
       expect(stale.state.balance).toBe(1_000);
 
       // Meanwhile Temporal gave up on that attempt, and the saga settles: nothing debited, so the transfer is voided on the source.
