@@ -10,13 +10,18 @@ export interface Loaded<S> {
   revision: bigint | 'no_stream';
 }
 
-export interface SnapshotOptions {
+export interface SnapshotOptions<S = unknown> {
   /** Write a snapshot of the state after every `every` events (best effort). */
   every: number;
   /** The state's schema: a snapshot of another schema is ignored, so a new state shape needs no migration. */
   schema: number;
   /** Told when a snapshot could not be written (the append it follows stands; the next load folds further). */
   onError?: (error: unknown, id: string) => void;
+  /**
+   * A snapshot of an older schema this repository can still read exactly: its state in today's shape, or undefined to
+   * ignore it (then the stream is folded from its start). Without it, every other schema is ignored.
+   */
+  upgrade?: (schema: number, state: unknown) => S | undefined;
 }
 
 const PAGE = 1000;
@@ -63,7 +68,7 @@ export class EventSourcedRepository<S, C, E extends DomainEvent> {
   constructor(
     protected readonly store: EventStore,
     readonly decider: Decider<S, C, E>,
-    private readonly snapshots?: SnapshotOptions,
+    private readonly snapshots?: SnapshotOptions<S>,
     /** How many streams' states to keep in memory (0: none). */
     private readonly cacheSize: number = DEFAULT_STATE_CACHE,
   ) {}
@@ -196,9 +201,10 @@ export class EventSourcedRepository<S, C, E extends DomainEvent> {
 
   private async latestSnapshot(id: string): Promise<{ state: S; revision: bigint } | undefined> {
     const [latest] = await this.store.readStream(this.snapshotStream(id), { direction: 'backwards', maxCount: 1 });
-    const data = latest?.data as { schema?: number; revision?: string; state?: S } | undefined;
-    if (!data || data.schema !== this.snapshots!.schema || !data.state || typeof data.revision !== 'string') return undefined;
-    return { state: data.state, revision: BigInt(data.revision) };
+    const data = latest?.data as { schema?: unknown; revision?: unknown; state?: unknown } | undefined;
+    if (!data || !data.state || typeof data.revision !== 'string' || typeof data.schema !== 'number') return undefined;
+    const state = data.schema === this.snapshots!.schema ? (data.state as S) : this.snapshots!.upgrade?.(data.schema, data.state);
+    return state === undefined ? undefined : { state, revision: BigInt(data.revision) };
   }
 
   private async readFrom(id: string, from: bigint): Promise<RecordedEvent[]> {

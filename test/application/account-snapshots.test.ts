@@ -4,6 +4,7 @@ import { AccountRepository, snapshotStream } from '../../application/account-rep
 import { toNewEvent } from '../../application/event-envelope';
 import type { AccountCommand } from '../../domain/account-decider';
 import { accountStream } from '../../domain/account-events';
+import { allLegs, legsOf } from '../../domain/account-state';
 import { deterministicUuid } from '../../domain/deterministic-id';
 import type { EventStore, RecordedEvent } from '../../eventstore/event-store';
 import { testStoreKind, unitOrPostgresStore, type TestStore } from '../support/unit-or-postgres-store';
@@ -235,6 +236,62 @@ describe(`AccountRepository snapshots on the ${testStoreKind()} store`, () => {
     },
   );
 
+  test('a snapshot of schema 1 (the legs in one flat map) is read exactly: its legs put in buckets, only the tail folded', async () => {
+    const accountId = randomUUID();
+    await handleAccountCommand(repository, accountId, {
+      type: 'OpenAccount',
+      accountId,
+      ownerId: 'owner',
+      currency: 'EUR',
+      initialDeposit: 1_000,
+    });
+    for (const [i, transferId] of ['t-1', 't-2', 't-3'].entries())
+      await handleAccountCommand(repository, accountId, {
+        type: 'DebitForTransfer',
+        transferId,
+        amount: 10 * (i + 1),
+        currency: 'EUR',
+        toAccountId: 'x',
+      });
+    await handleAccountCommand(repository, accountId, { type: 'RefundForTransfer', transferId: 't-2' });
+    await handleAccountCommand(repository, accountId, {
+      type: 'CreditForTransfer',
+      transferId: 't-4',
+      amount: 5,
+      currency: 'EUR',
+      fromAccountId: 'y',
+    });
+    const full = await repository.loadWithoutSnapshot(accountId);
+    // What a process of the previous version wrote: the same state, its legs in one flat map, at the head's revision.
+    const { transfers: _buckets, ...rest } = full.state;
+    await store.appendToStream(
+      snapshotStream(accountId),
+      [
+        toNewEvent(
+          {
+            type: 'AccountSnapshot',
+            data: { schema: 1, revision: full.revision.toString(), state: { ...rest, transfers: allLegs(full.state) } },
+          },
+          {},
+        ),
+      ],
+      { expectedRevision: 'any' },
+    );
+    const { loaded, fromRevision } = await loadReadingFrom(accountId);
+    expect(fromRevision).toBe((full.revision as bigint) + 1n); // the snapshot was used
+    expect(loaded).toStrictEqual(full);
+    expect(legsOf(loaded.state, 't-2')).toEqual({ debited: 20, refunded: 20 });
+    // A retried leg is still a no-op on it: nothing is written twice.
+    const retried = await handleAccountCommand(repository, accountId, {
+      type: 'DebitForTransfer',
+      transferId: 't-1',
+      amount: 10,
+      currency: 'EUR',
+      toAccountId: 'x',
+    });
+    expect(retried).toMatchObject({ ok: true, eventsWritten: 0 });
+  });
+
   test('a snapshot of an unknown schema (or malformed) is ignored: load equals the full fold', async () => {
     const accountId = randomUUID();
     await handleAccountCommand(repository, accountId, {
@@ -253,8 +310,10 @@ describe(`AccountRepository snapshots on the ${testStoreKind()} store`, () => {
     const lying = { ...full.state, balance: 999_999_999, status: 'closed' };
     const bogusSnapshots = [
       { schema: 3, revision: '7', state: lying },
-      // The previous shape (schema 1: one flat map of the transfers' legs) is ignored too.
-      { schema: 1, revision: '7', state: { ...lying, transfers: { 't-1': { debited: 5 } } } },
+      // The previous shape (schema 1: one flat map of the transfers' legs), malformed: ignored too.
+      { schema: 1, revision: '7', state: { ...lying, transfers: 'not a map' } },
+      { schema: 1, revision: '7', state: { ...lying, transfers: { 't-1': 5 } } },
+      { schema: 1, revision: '7', state: { ...lying, transfers: [] } },
       { schema: 0, revision: '7', state: lying },
       { schema: '2', revision: '7', state: lying },
       { revision: '7', state: lying },

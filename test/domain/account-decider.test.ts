@@ -1,7 +1,17 @@
 import fc from 'fast-check';
 import { decideAccount, type AccountCommand } from '../../domain/account-decider';
 import type { AccountEvent } from '../../domain/account-events';
-import { allLegs, evolveAccount, foldAccount, initialAccountState, legBucket, legsOf, type AccountState } from '../../domain/account-state';
+import {
+  allLegs,
+  evolveAccount,
+  foldAccount,
+  initialAccountState,
+  legBucket,
+  legsInBuckets,
+  legsOf,
+  type AccountState,
+  type LegBucket,
+} from '../../domain/account-state';
 import { MAX_BALANCE } from '../../domain/money';
 import type { Decision, RejectionType } from '../../domain/rejection';
 
@@ -671,11 +681,11 @@ describe('account state: the legs of many transfers (a hot account)', () => {
     for (let i = 0; i < 3_000; i++) state = evolveAccount(state, debited(`transfer-${i}`));
     const before = state.transfers;
     const after = evolveAccount(state, debited('one-more')).transfers;
-    const changed = Object.keys(after).filter((b) => after[b] !== before[b]);
+    const changed = (Object.keys(after) as LegBucket[]).filter((b) => after[b] !== before[b]);
     expect(changed).toEqual([legBucket('one-more')]);
     // The legs are spread: no bucket holds more than a small share of 3,000 transfers.
     expect(Object.keys(before).length).toBeGreaterThan(900);
-    expect(Math.max(...Object.values(before).map((bucket) => Object.keys(bucket).length))).toBeLessThan(20);
+    expect(Math.max(...Object.values(before).map((bucket) => Object.keys(bucket ?? {}).length))).toBeLessThan(20);
     // Nothing was mutated, and every transfer is found.
     expect(before[legBucket('one-more')]?.['one-more']).toBeUndefined();
     expect(legsOf({ ...state, transfers: after }, 'one-more')).toEqual({ debited: 1 });
@@ -683,7 +693,20 @@ describe('account state: the legs of many transfers (a hot account)', () => {
   });
 
   test('the bucket of an id is fixed (states folded by other processes and snapshots agree): FNV-1a of the id, mod 1024', () => {
-    expect(['', 'a', 't-1', '0f8fad5b-d9cb-469f-a165-70867728950e'].map(legBucket)).toEqual(['453', '300', '97', '705']);
+    expect(['', 'a', 't-1', '0f8fad5b-d9cb-469f-a165-70867728950e'].map(legBucket)).toEqual(['b453', 'b300', 'b97', 'b705']);
+  });
+
+  test("legsOf finds a transfer's own legs only: ids like an object's built-in names find nothing until recorded", () => {
+    const { state } = given(open(1_000), debit('t-1', 300));
+    for (const id of ['constructor', 'toString', 'hasOwnProperty', 'valueOf']) expect(legsOf(state, id)).toBeUndefined();
+    const after = foldAccount([debited('constructor')], state);
+    expect(legsOf(after, 'constructor')).toEqual({ debited: 1 });
+    expect(allLegs(after)).toEqual({ 't-1': { debited: 300 }, constructor: { debited: 1 } });
+  });
+
+  test('legsInBuckets puts a flat map of legs (a snapshot of schema 1) where the fold puts them', () => {
+    const { state } = given(open(1_000), debit('t-1', 300), credit('t-2', 50), refund('t-1'));
+    expect(legsInBuckets(allLegs(state))).toEqual(state.transfers);
   });
 
   test('a state through JSON (a snapshot) reads the same legs and folds on equally', () => {
