@@ -7,6 +7,7 @@ import { accountStream } from '../../domain/account-events';
 import { allLegs, legsOf } from '../../domain/account-state';
 import { deterministicUuid } from '../../domain/deterministic-id';
 import type { EventStore, RecordedEvent } from '../../eventstore/event-store';
+import { openAccount } from '../support/open-account';
 import { testStoreKind, unitOrPostgresStore, type TestStore } from '../support/unit-or-postgres-store';
 
 const SNAPSHOT_EVERY = 5;
@@ -237,14 +238,7 @@ describe(`AccountRepository snapshots on the ${testStoreKind()} store`, () => {
   );
 
   test('a snapshot of schema 1 (the legs in one flat map) is read exactly: its legs put in buckets, only the tail folded', async () => {
-    const accountId = randomUUID();
-    await handleAccountCommand(repository, accountId, {
-      type: 'OpenAccount',
-      accountId,
-      ownerId: 'owner',
-      currency: 'EUR',
-      initialDeposit: 1_000,
-    });
+    const accountId = await openAccount(repository, 1_000, 'owner');
     for (const [i, transferId] of ['t-1', 't-2', 't-3'].entries())
       await handleAccountCommand(repository, accountId, {
         type: 'DebitForTransfer',
@@ -293,14 +287,7 @@ describe(`AccountRepository snapshots on the ${testStoreKind()} store`, () => {
   });
 
   test('a snapshot of an unknown schema (or malformed) is ignored: load equals the full fold', async () => {
-    const accountId = randomUUID();
-    await handleAccountCommand(repository, accountId, {
-      type: 'OpenAccount',
-      accountId,
-      ownerId: 'owner',
-      currency: 'EUR',
-      initialDeposit: 1_000,
-    });
+    const accountId = await openAccount(repository, 1_000, 'owner');
     for (let i = 1; i <= 6; i++) await handleAccountCommand(repository, accountId, { type: 'Deposit', amount: i * 10 });
     // 8 events (revisions 0..7): one genuine snapshot at revision 4.
     expect((await snapshotsOf(accountId)).map((s) => s.data.revision)).toEqual(['4']);
