@@ -22,6 +22,11 @@ import { importEsm } from './import-esm';
  *   (`data/<key>/pgdata`, keyed by the data directory's path); the data directory itself then holds
  *   only `RELOCATED.txt` saying where, and deleting it discards that data at the next start.
  * What cannot be done ends in one `EmbeddedPostgresError` saying what to do.
+ *
+ * The superuser's password is random, made when the cluster is made and kept in the data directory
+ * (`<dataDir>/password`, mode 0600; never logged). A cluster made by an earlier version has the old
+ * default `postgres` and no saved password: its first start sets a random one over it (see
+ * settledPassword).
  */
 export interface EmbeddedPostgresOptions {
   dataDir: string;
@@ -52,7 +57,12 @@ export class EmbeddedPostgresError extends Error {
 }
 
 const USER = 'postgres';
-const PASSWORD = 'postgres';
+/** The superuser's password of clusters made before passwords were random; replaced on their first start. */
+const OLD_DEFAULT_PASSWORD = 'postgres';
+const PASSWORD_FILE = 'password';
+/** A new password being set: written before ALTER ROLE, renamed to PASSWORD_FILE after it. */
+const PENDING_SUFFIX = '.new';
+const AUTH_FAILED = '28P01';
 /** Our own root-owned places, in order of preference (as root only). */
 export const SHARED_ROOTS = ['/var/lib/transfer-service', '/tmp/transfer-service-pg'];
 const RELOCATED_MARKER = 'RELOCATED.txt';
@@ -92,20 +102,32 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
 
   const locale = bestLocale();
   const env = { ...process.env, LC_MESSAGES: locale };
+  const savedPasswordFile = embeddedPostgresPasswordFile(requestedDir);
   if (!fs.existsSync(path.join(dataDir, 'PG_VERSION'))) {
+    // A password saved for a cluster that is gone is stale (and would keep initdb from an empty folder).
+    for (const stale of [savedPasswordFile, savedPasswordFile + PENDING_SUFFIX]) fs.rmSync(stale, { force: true });
     fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
     if (identity) fs.chownSync(dataDir, identity.uid, identity.gid);
+    const password = newPassword();
     const passwordFile = path.join(path.dirname(dataDir), `.pg-password-${crypto.randomBytes(6).toString('hex')}`);
-    fs.writeFileSync(passwordFile, `${PASSWORD}\n`, { mode: 0o600, flag: 'wx' });
+    fs.writeFileSync(passwordFile, `${password}\n`, { mode: 0o600, flag: 'wx' });
     try {
       if (identity) fs.chownSync(passwordFile, identity.uid, identity.gid);
-      const args = [`--pgdata=${dataDir}`, '--auth=password', `--username=${USER}`, `--pwfile=${passwordFile}`, `--lc-messages=${locale}`];
+      const args = [
+        `--pgdata=${dataDir}`,
+        '--auth=scram-sha-256',
+        `--username=${USER}`,
+        `--pwfile=${passwordFile}`,
+        `--lc-messages=${locale}`,
+      ];
       // A throwaway cluster need not wait for its files to reach the disk (seconds on slow disks).
       if (!options.persistent) args.push('--no-sync');
       await runToCompletion(path.join(binDir, 'initdb'), args, { ...identity, cwd: binDir, env }, log);
     } finally {
       fs.rmSync(passwordFile, { force: true });
     }
+    savePassword(savedPasswordFile + PENDING_SUFFIX, password);
+    fs.renameSync(savedPasswordFile + PENDING_SUFFIX, savedPasswordFile);
   }
   removeStalePidFile(dataDir);
 
@@ -131,14 +153,133 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
       }
     })());
 
-  const base = `postgres://${USER}:${PASSWORD}@127.0.0.1:${options.port}`;
+  let password: string;
   try {
-    await ensureDatabase(`${base}/postgres`, options.database);
+    password = await settledPassword(savedPasswordFile, options.port, notice);
+    await ensureDatabase(databaseUrl(password, options.port, 'postgres'), options.database).catch((error: unknown) => {
+      if ((error as { code?: string }).code !== AUTH_FAILED) throw error;
+      throw new EmbeddedPostgresError(
+        `The embedded PostgreSQL refuses the password saved in ${savedPasswordFile}. ` +
+          `Put the right one back, or delete ${requestedDir} to start afresh (its data is lost).`,
+      );
+    });
   } catch (error) {
     await stop().catch(() => undefined); // the start's error is the one to report
     throw error;
   }
-  return { url: `${base}/${options.database}`, dataDir, pid: postmaster.pid!, stop };
+  return { url: databaseUrl(password, options.port, options.database), dataDir, pid: postmaster.pid!, stop };
+}
+
+/** Where the superuser's password of the cluster in `dataDir` is kept (mode 0600). */
+export function embeddedPostgresPasswordFile(dataDir: string): string {
+  return path.join(path.resolve(dataDir), PASSWORD_FILE);
+}
+
+/**
+ * The `transfers` database of the local stack's embedded PostgreSQL (`DATA_DIR/postgres`, on
+ * POSTGRES_PORT), for scripts run beside `npm start`.
+ */
+export function localStackDatabaseUrl(dataDir: string, port: number): string {
+  const file = embeddedPostgresPasswordFile(path.join(dataDir, 'postgres'));
+  const password = readPassword(file);
+  if (password === undefined) {
+    throw new EmbeddedPostgresError(`No saved password in ${file}: start the local stack once (npm start), or set DATABASE_URL.`);
+  }
+  return databaseUrl(password, port, 'transfers');
+}
+
+function databaseUrl(password: string, port: number, database: string): string {
+  return `postgres://${USER}:${encodeURIComponent(password)}@127.0.0.1:${port}/${database}`;
+}
+
+function newPassword(): string {
+  return crypto.randomBytes(24).toString('hex');
+}
+
+/** The password saved in `file`, or undefined when there is none. Its mode is kept at 0600. */
+function readPassword(file: string): string | undefined {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
+  if ((fs.statSync(file).mode & 0o077) !== 0) fs.chmodSync(file, 0o600);
+  const password = text.trim();
+  return password === '' ? undefined : password;
+}
+
+/** Writes `file` (mode 0600) and makes sure it reached the disk before anything relies on it. */
+function savePassword(file: string, password: string): void {
+  const fd = fs.openSync(file, 'w', 0o600);
+  try {
+    fs.writeSync(fd, `${password}\n`);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  fs.chmodSync(file, 0o600);
+}
+
+/**
+ * The superuser's password of the running cluster: the saved one; else one being set when a start
+ * was interrupted (pending); else the cluster is an earlier version's, with the old default: a new
+ * random password is written aside, set with ALTER ROLE (as a SCRAM verifier, so the password
+ * itself is not in the statement even if the server logs it), then saved.
+ */
+async function settledPassword(file: string, port: number, notice: (line: string) => void): Promise<string> {
+  const saved = readPassword(file);
+  if (saved !== undefined) return saved;
+  const pendingFile = file + PENDING_SUFFIX;
+  const pending = readPassword(pendingFile);
+  if (pending !== undefined && (await superuser(port, pending, (client) => client.end())) !== AUTH_FAILED) {
+    fs.renameSync(pendingFile, file);
+    return pending;
+  }
+  const password = newPassword();
+  const outcome = await superuser(port, OLD_DEFAULT_PASSWORD, async (client) => {
+    try {
+      savePassword(pendingFile, password);
+      await client.query(`ALTER ROLE ${client.escapeIdentifier(USER)} PASSWORD ${client.escapeLiteral(scramSha256Verifier(password))}`);
+    } finally {
+      await client.end();
+    }
+  });
+  if (outcome === AUTH_FAILED) {
+    fs.rmSync(pendingFile, { force: true });
+    throw new EmbeddedPostgresError(
+      `The embedded PostgreSQL in ${path.dirname(file)} has no saved password (${file}) and refuses the old default. ` +
+        `Put its password in that file (mode 0600), or delete ${path.dirname(file)} to start afresh (its data is lost).`,
+    );
+  }
+  fs.renameSync(pendingFile, file);
+  notice(`the embedded PostgreSQL had the old default password: it now has a random password, kept in ${file} (mode 0600)`);
+  return password;
+}
+
+/** Runs `use` on a superuser connection made with this password; AUTH_FAILED when the server refuses it. */
+async function superuser(port: number, password: string, use: (client: Client) => Promise<void>): Promise<void | typeof AUTH_FAILED> {
+  const client = new Client({ host: '127.0.0.1', port, user: USER, password, database: 'postgres' });
+  try {
+    await client.connect();
+  } catch (error) {
+    await client.end().catch(() => undefined); // never connected: nothing to close; the connect error is the one that counts
+    if ((error as { code?: string }).code === AUTH_FAILED) return AUTH_FAILED;
+    throw error;
+  }
+  await use(client);
+}
+
+/** A SCRAM-SHA-256 verifier (RFC 5802/7677, as PostgreSQL stores it) for an ASCII password. */
+function scramSha256Verifier(password: string): string {
+  const iterations = 4096;
+  const salt = crypto.randomBytes(16);
+  const salted = crypto.pbkdf2Sync(password, salt, iterations, 32, 'sha256');
+  const clientKey = crypto.createHmac('sha256', salted).update('Client Key').digest();
+  const storedKey = crypto.createHash('sha256').update(clientKey).digest();
+  const serverKey = crypto.createHmac('sha256', salted).update('Server Key').digest();
+  return `SCRAM-SHA-256$${iterations}:${salt.toString('base64')}$${storedKey.toString('base64')}:${serverKey.toString('base64')}`;
 }
 
 export async function ensureDatabase(adminUrl: string, database: string): Promise<void> {

@@ -3,6 +3,7 @@
  * can run it against a store. See eventstore/hash-chain.ts for the hash chain and the anchors.
  */
 import { loadConfigOrExit } from '../config/config';
+import { localStackDatabaseUrl } from '../infra/embedded-postgres';
 import { EsdbEventStore } from '../eventstore/esdb/esdb-event-store';
 import type { EventStore } from '../eventstore/event-store';
 import { describeBreak, isHashChained, type ChainVerification } from '../eventstore/hash-chain';
@@ -121,7 +122,7 @@ export async function auditAnchor(store: EventStore, json: boolean, out: (line: 
 export async function connectFromEnv(): Promise<EventStore> {
   const config = loadConfigOrExit();
   if (config.EVENT_STORE === 'esdb') return EsdbEventStore.connect(config.ESDB_URL!);
-  const databaseUrl = config.DATABASE_URL ?? `postgres://postgres:postgres@127.0.0.1:${config.POSTGRES_PORT}/transfers`;
+  const databaseUrl = config.DATABASE_URL ?? localStackDatabaseUrl(config.DATA_DIR, config.POSTGRES_PORT);
   return PostgresEventStore.connect({ connectionString: databaseUrl, poolSize: 2 });
 }
 

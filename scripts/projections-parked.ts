@@ -12,6 +12,7 @@
  * DATABASE_URL (and ESDB_URL with EVENT_STORE=esdb).
  */
 import { loadConfigOrExit, type Config } from '../config/config';
+import { localStackDatabaseUrl } from '../infra/embedded-postgres';
 import { EsdbEventStore } from '../eventstore/esdb/esdb-event-store';
 import type { EventStore, ParkedEvent } from '../eventstore/event-store';
 import { formatPosition } from '../eventstore/event-store';
@@ -142,7 +143,7 @@ async function connect(config: Config, databaseUrl: string): Promise<EventStore>
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   const config = loadConfigOrExit();
-  const databaseUrl = config.DATABASE_URL ?? `postgres://postgres:postgres@127.0.0.1:${config.POSTGRES_PORT}/transfers`;
+  const databaseUrl = config.DATABASE_URL ?? localStackDatabaseUrl(config.DATA_DIR, config.POSTGRES_PORT);
   const store = await connect(config, databaseUrl);
   let status: number;
   try {

@@ -4,6 +4,7 @@
  * embedded PostgreSQL is found on POSTGRES_PORT; elsewhere set DATABASE_URL (and ESDB_URL with EVENT_STORE=esdb).
  */
 import { loadConfigOrExit } from '../config/config';
+import { localStackDatabaseUrl } from '../infra/embedded-postgres';
 import { createServicePool } from '../infra/pg-pool';
 import { connectEventStore } from '../main/services';
 import { ALL_PROJECTIONS, projectionByName } from '../projections/all-projections';
@@ -17,7 +18,7 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   const config = loadConfigOrExit();
-  const databaseUrl = config.DATABASE_URL ?? `postgres://postgres:postgres@127.0.0.1:${config.POSTGRES_PORT}/transfers`;
+  const databaseUrl = config.DATABASE_URL ?? localStackDatabaseUrl(config.DATA_DIR, config.POSTGRES_PORT);
   const { store } = await connectEventStore(config, databaseUrl);
   // No statement timeout: the swap waits for its table lock behind the API's reads.
   const pool = createServicePool({ connectionString: databaseUrl, max: 4, applicationName: 'transfer-rebuild', statementTimeoutMs: 0 });
