@@ -3,11 +3,14 @@
  * `docker compose` would (YAML with merge keys, then ${VAR} interpolation) and checks that the
  * services are wired to each other: host names are service names, ports match what the target
  * listens on, credentials match, depends_on targets exist and can reach their condition, and every
- * app environment passes our own loadConfig.
+ * app environment passes our own loadConfig. And the network boundary (docs/production-shape.md):
+ * only the API is published on every interface, the UIs on loopback only, no password has a
+ * default, EventStoreDB runs with TLS from the certificates job and our processes verify it.
  */
 import { existsSync, readdirSync, readFileSync, statSync } from 'fs';
 import path from 'path';
 import { parse } from 'yaml';
+import { parseConnectionString } from '@eventstore/db-client/dist/Client/parseConnectionString';
 import { loadConfig } from '../../config/config';
 
 const ROOT = path.resolve(__dirname, '../..');
@@ -21,7 +24,7 @@ interface Compose {
 }
 
 const APP_SERVICES = ['api', 'worker', 'projections'] as const;
-const ALL_SERVICES = ['postgres', 'temporal', 'temporal-ui', 'eventstore', ...APP_SERVICES] as const;
+const ALL_SERVICES = ['postgres', 'temporal', 'temporal-ui', 'eventstore-certs', 'eventstore', ...APP_SERVICES] as const;
 
 // ---------------------------------------------------------------------------------------------
 // Reading the file like compose does
@@ -177,18 +180,40 @@ function argv(value: unknown): string[] {
 }
 
 /** `volumes:` entries of a service, short ("src:dst[:mode]") or long syntax. */
-function volumesOf(svc: Service): { type: 'volume' | 'bind'; source: string; target: string }[] {
+interface Mount {
+  type: 'volume' | 'bind';
+  source: string;
+  target: string;
+  readOnly: boolean;
+}
+
+function volumesOf(svc: Service): Mount[] {
   const raw = svc.volumes ?? [];
   if (!Array.isArray(raw)) throw new Error('volumes must be a list');
   return raw.map((v) => {
     if (isRecord(v)) {
       const source = String(v.source ?? '');
-      return { type: v.type === 'bind' ? 'bind' : 'volume', source, target: String(v.target) };
+      return { type: v.type === 'bind' ? 'bind' : 'volume', source, target: String(v.target), readOnly: v.read_only === true };
     }
-    const [source = '', target = ''] = String(v).split(':');
+    const [source = '', target = '', mode = ''] = String(v).split(':');
     const bind = source.startsWith('.') || source.startsWith('/') || source.startsWith('~');
-    return { type: bind ? 'bind' : 'volume', source, target };
+    return { type: bind ? 'bind' : 'volume', source, target, readOnly: mode.split(',').includes('ro') };
   });
+}
+
+/** The mount of a service that holds this path (the longest matching target), and the path inside its volume. */
+function mountOf(svc: Service, file: string): { mount: Mount; rest: string } | undefined {
+  const found = volumesOf(svc)
+    .filter((m) => file === m.target || file.startsWith(`${m.target.replace(/\/$/, '')}/`))
+    .sort((a, b) => b.target.length - a.target.length)[0];
+  return found ? { mount: found, rest: file.slice(found.target.replace(/\/$/, '').length) } : undefined;
+}
+
+/** Services mounting a named volume. */
+function mountersOf(compose: Compose, volume: string): string[] {
+  return Object.entries(compose.services)
+    .filter(([, svc]) => volumesOf(svc).some((m) => m.type === 'volume' && m.source === volume))
+    .map(([name]) => name);
 }
 
 function isTrue(v: string | undefined): boolean {
@@ -259,36 +284,73 @@ function hostPortOf(value: string | undefined, what: string): { host: string; po
 // The checks, run with compose's defaults and with the password overridden
 // ---------------------------------------------------------------------------------------------
 
-/** The one variable compose requires (`${OPERATOR_API_KEY:?...}`): the API's bootstrap operator key. */
+/** The variables compose requires (`${VAR:?...}`, no defaults): the bootstrap operator key and every password. */
 const OPERATOR_API_KEY = 'compose-operator-key-0123456789abcdef';
+const REQUIRED: Env = {
+  OPERATOR_API_KEY,
+  POSTGRES_PASSWORD: 'pg-secret_0123456789abcdef',
+  ESDB_ADMIN_PASSWORD: 'esdb-admin_0123456789abcdef',
+  ESDB_OPS_PASSWORD: 'esdb-ops_0123456789abcdef',
+};
+const REQUIRED_VARIABLES = Object.keys(REQUIRED);
 
 const SCENARIOS: [string, Env][] = [
-  ['with defaults (only the required OPERATOR_API_KEY set)', { OPERATOR_API_KEY }],
+  ['with defaults (only the required key and passwords set)', REQUIRED],
   [
-    'with POSTGRES_PASSWORD, LOG_LEVEL and the access-control variables overridden',
-    { OPERATOR_API_KEY, POSTGRES_PASSWORD: 'Another-pw_123', LOG_LEVEL: 'warn', RATE_LIMIT_PER_MINUTE: '120', METRICS_PUBLIC: 'true' },
+    'with other passwords, LOG_LEVEL and the access-control variables overridden',
+    {
+      ...REQUIRED,
+      POSTGRES_PASSWORD: 'Another-pw_123',
+      ESDB_ADMIN_PASSWORD: 'Another.admin-pw_456',
+      ESDB_OPS_PASSWORD: 'Another ops pw @ 789',
+      LOG_LEVEL: 'warn',
+      RATE_LIMIT_PER_MINUTE: '120',
+      METRICS_PUBLIC: 'true',
+    },
   ],
 ];
 
 describe('docker-compose.yml access control', () => {
-  test('refuses to start without OPERATOR_API_KEY, naming it', () => {
-    expect(() => loadCompose({})).toThrow(/OPERATOR_API_KEY must be set/);
-    expect(() => loadCompose({ OPERATOR_API_KEY: '' })).toThrow(/OPERATOR_API_KEY must be set/);
+  test.each(REQUIRED_VARIABLES)('refuses to start without %s, naming it', (variable) => {
+    expect(() => loadCompose({ ...REQUIRED, [variable]: undefined })).toThrow(new RegExp(`${variable} must be set`));
+    expect(() => loadCompose({ ...REQUIRED, [variable]: '' })).toThrow(new RegExp(`${variable} must be set`));
+  });
+
+  test('no password, key or secret has a default: each is `${VAR:?message}`', () => {
+    const text = readFileSync(COMPOSE_FILE, 'utf8');
+    const secretish = /PASSWORD|PASSWD|PWD|SECRET|TOKEN|_KEY\b/i;
+    const interpolations = [...text.matchAll(/\$\{([A-Za-z_][A-Za-z0-9_]*)([^}]*)\}/g)].map((m) => ({
+      name: m[1] ?? '',
+      rest: m[2] ?? '',
+    }));
+    const secrets = interpolations.filter((i) => secretish.test(i.name));
+    expect(new Set(secrets.map((i) => i.name))).toEqual(new Set(REQUIRED_VARIABLES));
+    for (const i of secrets) expect({ name: i.name, form: i.rest.slice(0, 2) }).toEqual({ name: i.name, form: ':?' });
+    // No well-known default password written out either (EventStoreDB's changeit, the old `temporal`, `postgres`).
+    for (const [name, svc] of Object.entries(loadCompose(REQUIRED).services)) {
+      for (const [key, value] of Object.entries(environmentOf(svc))) {
+        if (!secretish.test(key)) continue;
+        expect({ name, key, fromEnvironment: Object.values(REQUIRED).includes(value) }).toEqual({ name, key, fromEnvironment: true });
+      }
+    }
+    expect(text).not.toMatch(/changeit/i);
   });
 
   test('the api gets the key, the rate limit and METRICS_PUBLIC, and accepts them', () => {
     const config = loadConfig(
-      environmentOf(service(loadCompose({ OPERATOR_API_KEY, RATE_LIMIT_PER_MINUTE: '120', METRICS_PUBLIC: 'true' }), 'api')),
+      environmentOf(service(loadCompose({ ...REQUIRED, RATE_LIMIT_PER_MINUTE: '120', METRICS_PUBLIC: 'true' }), 'api')),
     );
     expect(config).toMatchObject({ OPERATOR_API_KEY, RATE_LIMIT_PER_MINUTE: 120, METRICS_PUBLIC: true });
-    expect(loadConfig(environmentOf(service(loadCompose({ OPERATOR_API_KEY }), 'api')))).toMatchObject({
+    expect(loadConfig(environmentOf(service(loadCompose(REQUIRED), 'api')))).toMatchObject({
       RATE_LIMIT_PER_MINUTE: 600,
       METRICS_PUBLIC: false,
     });
   });
 
   test('a key too short for the API is refused by its config loader', () => {
-    expect(() => loadConfig(environmentOf(service(loadCompose({ OPERATOR_API_KEY: 'short' }), 'api')))).toThrow(/OPERATOR_API_KEY/);
+    expect(() => loadConfig(environmentOf(service(loadCompose({ ...REQUIRED, OPERATOR_API_KEY: 'short' }), 'api')))).toThrow(
+      /OPERATOR_API_KEY/,
+    );
   });
 });
 
@@ -302,13 +364,28 @@ describe.each(SCENARIOS)('docker-compose.yml %s', (_label, shellEnv) => {
     }
   });
 
-  test.each([
-    ['temporal-ui', 8080, temporalUiPort],
-    ['eventstore', 2113, eventstoreHttpPort],
-    ['temporal', 7233, temporalFrontendPort],
-  ] as const)('%s publishes host port %d to the port it listens on', (name, hostPort, listensOn) => {
-    const ports = portsOf(service(compose, name));
-    expect(ports).toContainEqual(expect.objectContaining({ published: hostPort, target: listensOn(compose), protocol: 'tcp' }));
+  test('the network boundary: only the api is published on every interface; the UIs on 127.0.0.1 only; nothing else at all', () => {
+    const published = Object.entries(compose.services).flatMap(([name, svc]) => portsOf(svc).map((p) => ({ name, ...p })));
+    // A port without a host IP (or 0.0.0.0 / ::) is reachable from every network the host is on.
+    const everywhere = published.filter((p) => p.hostIp === undefined || ['0.0.0.0', '::', '[::]', ''].includes(p.hostIp));
+    expect(everywhere.map((p) => p.name)).toEqual(['api']);
+    expect(published.filter((p) => p.name !== 'api')).toEqual([
+      { name: 'temporal-ui', hostIp: '127.0.0.1', published: 8080, target: temporalUiPort(compose), protocol: 'tcp' },
+      { name: 'eventstore', hostIp: '127.0.0.1', published: 2113, target: eventstoreHttpPort(compose), protocol: 'tcp' },
+    ]);
+    // Temporal's frontend, PostgreSQL and EventStoreDB: on the internal network only, by no other road either.
+    for (const name of ['temporal', 'postgres', 'temporal-admin-tools', 'eventstore-certs', 'worker', 'projections']) {
+      expect({ name, ports: portsOf(service(compose, name)) }).toEqual({ name, ports: [] });
+    }
+    for (const [name, svc] of Object.entries(compose.services)) {
+      expect({ name, networkMode: svc.network_mode ?? 'default' }).not.toEqual({ name, networkMode: 'host' });
+    }
+  });
+
+  test('a comment says how to expose a UI behind an authenticating proxy', () => {
+    const text = readFileSync(COMPOSE_FILE, 'utf8');
+    expect(text).toMatch(/^#.*authenticating (reverse )?proxy/im);
+    expect(existsSync(path.join(ROOT, 'docs/production-shape.md'))).toBe(true);
   });
 
   test('api publishes host port 3000 to the PORT it is configured with', () => {
@@ -329,12 +406,11 @@ describe.each(SCENARIOS)('docker-compose.yml %s', (_label, shellEnv) => {
     }
   });
 
-  test('eventstore: single node, insecure, all projections incl. standard ones, AtomPub for the UI, persistent volumes, healthcheck', () => {
+  test('eventstore: single node, all projections incl. standard ones, AtomPub for the UI, persistent volumes, healthcheck over TLS', () => {
     const es = service(compose, 'eventstore');
     const env = environmentOf(es);
     expect(String(es.image)).toMatch(/^eventstore\/eventstore:24\.10/);
     expect(env.EVENTSTORE_CLUSTER_SIZE).toBe('1');
-    expect(isTrue(env.EVENTSTORE_INSECURE)).toBe(true);
     expect(env.EVENTSTORE_RUN_PROJECTIONS?.toLowerCase()).toBe('all');
     expect(isTrue(env.EVENTSTORE_START_STANDARD_PROJECTIONS)).toBe(true);
     expect(isTrue(env.EVENTSTORE_ENABLE_ATOM_PUB_OVER_HTTP)).toBe(true);
@@ -342,7 +418,71 @@ describe.each(SCENARIOS)('docker-compose.yml %s', (_label, shellEnv) => {
     expect(targets).toEqual(expect.arrayContaining(['/var/lib/eventstore', '/var/log/eventstore']));
     expect(hasHealthcheck(es)).toBe(true);
     const probe = argv(isRecord(es.healthcheck) ? es.healthcheck.test : undefined).join(' ');
-    expect(probe).toContain(`http://localhost:${eventstoreHttpPort(compose)}/health/live`);
+    expect(probe).toContain(`https://localhost:${eventstoreHttpPort(compose)}/health/live`);
+    // The probe verifies the server against the stack's CA (no --insecure / -k).
+    expect(probe).toContain(`--cacert ${env.EVENTSTORE_TRUSTED_ROOT_CERTIFICATES_PATH}/ca.crt`);
+    expect(probe).not.toMatch(/(^|\s)(-k|--insecure)(\s|$)/);
+  });
+
+  test("eventstore runs secure: TLS with the certificates job's files, admin and ops passwords from the environment", () => {
+    const es = service(compose, 'eventstore');
+    const env = environmentOf(es);
+    expect(isTrue(env.EVENTSTORE_INSECURE)).toBe(false);
+    expect(isTrue(env.EVENTSTORE_DEV)).toBe(false);
+    expect(env.EVENTSTORE_DEFAULT_ADMIN_PASSWORD).toBe(shellEnv.ESDB_ADMIN_PASSWORD);
+    expect(env.EVENTSTORE_DEFAULT_OPS_PASSWORD).toBe(shellEnv.ESDB_OPS_PASSWORD);
+    expect(dependsOnOf(es)).toEqual(expect.objectContaining({ 'eventstore-certs': 'service_completed_successfully' }));
+    // Each file EventStoreDB reads is on a volume the job writes, at the path the job writes it to.
+    const job = service(compose, 'eventstore-certs');
+    const script = [...argv(job.entrypoint), ...argv(job.command)].join(' ');
+    const files = {
+      certificate: env.EVENTSTORE_CERTIFICATE_FILE ?? '',
+      key: env.EVENTSTORE_CERTIFICATE_PRIVATE_KEY_FILE ?? '',
+      ca: `${env.EVENTSTORE_TRUSTED_ROOT_CERTIFICATES_PATH ?? ''}/ca.crt`,
+    };
+    for (const [what, file] of Object.entries(files)) {
+      const onServer = mountOf(es, file);
+      expect({ what, file, mounted: onServer?.mount.type }).toEqual({ what, file, mounted: 'volume' });
+      const onJob = volumesOf(job).find((m) => m.type === 'volume' && m.source === onServer!.mount.source);
+      expect({ what, volume: onServer!.mount.source, writtenByJob: onJob !== undefined && !onJob.readOnly }).toEqual({
+        what,
+        volume: onServer!.mount.source,
+        writtenByJob: true,
+      });
+      expect(script).toContain(`${onJob!.target.replace(/\/$/, '')}${onServer!.rest}`);
+    }
+    // The trusted-roots folder holds the CA certificate only: never a private key.
+    const caVolume = mountOf(es, files.ca)!.mount.source;
+    expect(mountOf(es, files.key)!.mount.source).not.toBe(caVolume);
+  });
+
+  test("eventstore-certs: a one-shot job running EventStoreDB's certificate tool, for the name the apps connect to", () => {
+    const job = service(compose, 'eventstore-certs');
+    expect(String(job.image)).toMatch(/^eventstore\/es-gencert-cli:\d/);
+    expect([undefined, 'no']).toContain(job.restart === undefined ? undefined : String(job.restart));
+    const script = [...argv(job.entrypoint), ...argv(job.command)].join(' ');
+    expect(script).toMatch(/es-gencert-cli create-ca /);
+    const createNode = /es-gencert-cli create-node ([^\n;&|]*)/.exec(script)?.[1] ?? '';
+    const dnsNames = /-dns-names[ =](\S+)/.exec(createNode)?.[1]?.split(',') ?? [];
+    const hosts = new Set(APP_SERVICES.map((n) => new URL(loadConfig(environmentOf(service(compose, n))).ESDB_URL ?? '').hostname));
+    for (const host of [...hosts, 'localhost']) expect(dnsNames).toContain(host);
+    // EventStoreDB runs as uid 1000 and must read its key; nothing else should.
+    expect(script).toMatch(/chown 1000:1000 \S*node\.key/);
+    expect(script).toMatch(/chmod 0400 \S*node\.key/);
+  });
+
+  test('private keys stay with their owners: the CA key with the job, the node key with the job and eventstore', () => {
+    const job = service(compose, 'eventstore-certs');
+    const script = [...argv(job.entrypoint), ...argv(job.command)].join(' ');
+    const caKeyPath = /-ca-key[ =](\S+)/.exec(script)?.[1] ?? '';
+    const caKey = mountOf(job, caKeyPath);
+    expect(caKey?.mount.type).toBe('volume');
+    expect(mountersOf(compose, caKey!.mount.source)).toEqual(['eventstore-certs']);
+    const nodeKey = mountOf(
+      service(compose, 'eventstore'),
+      environmentOf(service(compose, 'eventstore')).EVENTSTORE_CERTIFICATE_PRIVATE_KEY_FILE ?? '',
+    );
+    expect(mountersOf(compose, nodeKey!.mount.source).sort()).toEqual(['eventstore', 'eventstore-certs']);
   });
 
   test('postgres: credentials, database, init scripts on disk, named volume, healthcheck', () => {
@@ -407,7 +547,7 @@ describe.each(SCENARIOS)('docker-compose.yml %s', (_label, shellEnv) => {
       expect(() => loadConfig(env())).not.toThrow();
     });
 
-    test('uses EventStoreDB at the eventstore service, on its HTTP port, without TLS (server is insecure)', () => {
+    test("uses EventStoreDB at the eventstore service, on its port, over TLS verified with the stack's CA, as admin", () => {
       const config = loadConfig(env());
       expect(config.EVENT_STORE).toBe('esdb');
       const url = new URL(config.ESDB_URL ?? '');
@@ -415,8 +555,22 @@ describe.each(SCENARIOS)('docker-compose.yml %s', (_label, shellEnv) => {
       expect(url.hostname).toBe('eventstore');
       expect(compose.services[url.hostname]).toBeDefined();
       expect(toPort(url.port || 2113)).toBe(eventstoreHttpPort(compose));
-      expect(isTrue(environmentOf(service(compose, 'eventstore')).EVENTSTORE_INSECURE)).toBe(true);
-      expect(url.searchParams.get('tls')).toBe('false');
+      // As the client library reads it.
+      const parsed = parseConnectionString(config.ESDB_URL ?? '');
+      expect(parsed.hosts).toEqual([{ address: 'eventstore', port: eventstoreHttpPort(compose) }]);
+      expect(parsed.tls).toBe(true);
+      expect(parsed.defaultCredentials).toEqual({ username: 'admin', password: shellEnv.ESDB_ADMIN_PASSWORD });
+      const es = environmentOf(service(compose, 'eventstore'));
+      expect(parsed.defaultCredentials?.password).toBe(es.EVENTSTORE_DEFAULT_ADMIN_PASSWORD);
+      // The CA file is the CA certificate EventStoreDB trusts, mounted read-only from the same volume.
+      const caFile = parsed.tlsCAFile ?? '';
+      const onApp = mountOf(svc(), caFile);
+      const onServer = mountOf(service(compose, 'eventstore'), `${es.EVENTSTORE_TRUSTED_ROOT_CERTIFICATES_PATH}/ca.crt`);
+      expect(onApp).toEqual({ mount: expect.objectContaining({ type: 'volume', readOnly: true }), rest: '/ca.crt' });
+      expect(onApp!.mount.source).toBe(onServer!.mount.source);
+      // Nothing else of the certificates job reaches our processes.
+      const jobVolumes = volumesOf(service(compose, 'eventstore-certs')).map((m) => m.source);
+      expect(volumesOf(svc()).filter((m) => jobVolumes.includes(m.source))).toEqual([onApp!.mount]);
     });
 
     test('uses the transfers database on the postgres service with its credentials', () => {
