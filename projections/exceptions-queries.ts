@@ -41,10 +41,11 @@ export async function listExceptions(
   q: { status?: string; accountId?: string; after?: GlobalPosition; limit: number },
 ): Promise<{ rows: ExceptionRow[]; more: boolean }> {
   const result = await pool.query<ExceptionRow>(
-    `SELECT ${COLUMNS} FROM rm_exceptions
-     WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR account_id = $2)
-       AND ($3::bigint IS NULL OR (held_commit, held_prepare) > ($3::bigint, $4::bigint))
-     ORDER BY held_commit, held_prepare LIMIT $5`,
+    // Ordered by the table's columns (x.held_commit: bigint), not the output's (held_commit: text, which sorted 10 before 9).
+    `SELECT ${COLUMNS} FROM rm_exceptions x
+     WHERE ($1::text IS NULL OR x.status = $1) AND ($2::text IS NULL OR x.account_id = $2)
+       AND ($3::bigint IS NULL OR (x.held_commit, x.held_prepare) > ($3::bigint, $4::bigint))
+     ORDER BY x.held_commit, x.held_prepare LIMIT $5`,
     [q.status ?? null, q.accountId ?? null, q.after?.commit.toString() ?? null, q.after?.prepare.toString() ?? null, q.limit + 1],
   );
   return { rows: result.rows.slice(0, q.limit), more: result.rows.length > q.limit };

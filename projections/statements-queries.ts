@@ -99,6 +99,12 @@ const positionOf = (r: { pos_commit: string; pos_prepare: string }): GlobalPosit
 });
 const before = (a: GlobalPosition, b: GlobalPosition) => a.commit < b.commit || (a.commit === b.commit && a.prepare < b.prepare);
 
+/*
+ * Ordering: the queries below select numbers as text (`revision::text AS revision`), and an ORDER BY name refers to
+ * the output column first: `ORDER BY revision` sorted revisions as text (10 before 9, issue 23). They order by the
+ * table's columns, qualified (`m.revision`), so bigint columns sort as numbers.
+ */
+
 /**
  * One account's statement of one business day ([startsAt, endsAt) in its zone). Open day: everything
  * known now. Closed day: as published, i.e. only records the log held before the close (by position),
@@ -120,8 +126,8 @@ export async function statementOf(
   const lines = await pool.query<StatementMovementRow>(
     `SELECT account_id, occurred_at, revision::text AS revision, kind, amount::text AS amount, transfer_id, counterpart_account_id, recorded_at,
             pos_commit::text AS pos_commit, pos_prepare::text AS pos_prepare
-     FROM rm_statement_movements WHERE account_id = $1 AND occurred_at >= $2 AND occurred_at < $3
-     ORDER BY occurred_at, revision`,
+     FROM rm_statement_movements m WHERE m.account_id = $1 AND m.occurred_at >= $2 AND m.occurred_at < $3
+     ORDER BY m.occurred_at, m.revision`,
     [q.accountId, q.startsAt, q.endsAt],
   );
   const s = sums.rows[0]!;
@@ -181,9 +187,9 @@ export async function correctionsAfter(
   const result = await pool.query<CorrectionNoticeRow>(
     `SELECT timezone, pos_commit::text AS pos_commit, pos_prepare::text AS pos_prepare, account_id, revision::text AS revision, business_date, kind,
             amount::text AS amount, occurred_at, recorded_at, closed_at, transfer_id, counterpart_account_id
-     FROM rm_correction_notices
-     WHERE timezone = $1 AND ($2::bigint IS NULL OR (pos_commit, pos_prepare) > ($2::bigint, $3::bigint))
-     ORDER BY pos_commit, pos_prepare LIMIT $4`,
+     FROM rm_correction_notices n
+     WHERE n.timezone = $1 AND ($2::bigint IS NULL OR (n.pos_commit, n.pos_prepare) > ($2::bigint, $3::bigint))
+     ORDER BY n.pos_commit, n.pos_prepare LIMIT $4`,
     [timezone, after?.commit.toString() ?? null, after?.prepare.toString() ?? null, limit],
   );
   return result.rows;
