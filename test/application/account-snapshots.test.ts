@@ -376,17 +376,12 @@ describe(`handleAccountCommand under concurrency (${testStoreKind()} store)`, ()
       expect(opened.ok).toBe(true);
 
       // Two processes (within one, commands on a stream take turns and never conflict): the other has its own client
-      // of the same store.
+      // of the same store. Whether they conflict depends on timing (same-stream-turns.test.ts makes that race certain);
+      // what holds either way is asserted below: exactly what fits lands, once each, and the balance is exact.
       const other = new AccountRepository(Object.create(store) as EventStore, snapshotEvery, undefined, 0);
-      let conflicts = 0;
       const results = await Promise.all(
         Array.from({ length: 20 }, (_, i) =>
-          handleAccountCommand(
-            i % 2 === 0 ? repository : other,
-            accountId,
-            { type: 'Withdraw', amount: 100 },
-            { onConflict: () => conflicts++ },
-          ),
+          handleAccountCommand(i % 2 === 0 ? repository : other, accountId, { type: 'Withdraw', amount: 100 }),
         ),
       );
 
@@ -395,7 +390,6 @@ describe(`handleAccountCommand under concurrency (${testStoreKind()} store)`, ()
       expect(succeeded).toHaveLength(10);
       expect(rejected).toHaveLength(10);
       for (const r of rejected) expect(r).toMatchObject({ ok: false, rejection: { type: 'insufficient_funds' } });
-      expect(conflicts).toBeGreaterThanOrEqual(1);
 
       // Every success wrote one event at its own revision.
       const revisions = succeeded.map((r) => (r.ok ? r.revision : undefined));

@@ -102,18 +102,29 @@ describe('projections thread', () => {
     ).rejects.toThrow(/ECONNREFUSED|connect/);
   });
 
-  /** A stand-in thread that speaks the same messages: it starts (or not), reports one outcome, then fails or runs on. */
-  const standIn = (behaviour: 'fails-soon' | 'runs' | 'never-starts') =>
+  /**
+   * A stand-in thread that speaks the same messages: it starts (or not), reports one outcome, then runs on; one that
+   * `fails` throws when the test tells it to (a 'fail' message), so that it fails only after the supervisor has seen it
+   * start, however slow the machine (a timer could fire before the parent had read 'started').
+   */
+  const standIn = (behaviour: 'fails' | 'runs' | 'never-starts') =>
     new Worker(
       `const { parentPort } = require('node:worker_threads');
-       parentPort.on('message', (m) => { if (m.kind === 'stop') { parentPort.postMessage({ kind: 'stopped' }); parentPort.close(); } });
+       parentPort.on('message', (m) => {
+         if (m.kind === 'stop') { parentPort.postMessage({ kind: 'stopped' }); parentPort.close(); }
+         if (m.kind === 'fail') setImmediate(() => { throw new Error('thread failed'); });
+       });
        setInterval(() => undefined, 1000);
        if (${JSON.stringify(behaviour)} !== 'never-starts') {
          parentPort.postMessage({ kind: 'started' });
          parentPort.postMessage({ kind: 'applied', notes: [{ projection: 'p', type: 'T', recordedAt: new Date().toISOString(), appliedAt: Date.now(), outcome: 'applied' }] });
-       }
-       if (${JSON.stringify(behaviour)} === 'fails-soon') setTimeout(() => { throw new Error('thread failed'); }, 30);`,
+       }`,
       { eval: true },
+    );
+  const running = (supervised: RunningProjectionsThread) =>
+    supervised.health().then(
+      () => true,
+      () => false,
     );
   const recordingLogger = () => {
     const logged: Record<string, unknown>[] = [];
@@ -124,23 +135,24 @@ describe('projections thread', () => {
   test('a thread that fails soon after it started is logged and started again, each time after a longer wait; stop ends the current one', async () => {
     const spawned: Worker[] = [];
     const spawn = () => {
-      const worker = standIn(spawned.length < 3 ? 'fails-soon' : 'runs');
+      const worker = standIn(spawned.length < 3 ? 'fails' : 'runs');
       spawned.push(worker);
       return worker;
     };
     const { logged, logger } = recordingLogger();
     const notes: AppliedNote[] = [];
     thread = await superviseThread(spawn, { logger, restartDelayMs: 20, maxRestartDelayMs: 60, onApplied: (n) => notes.push(...n) });
+    const supervised = thread;
 
-    await waitUntil('a fourth thread to be started and report', () => spawned.length === 4 && notes.length === 4, 10_000, 10);
+    // Each of the first three fails once the supervisor runs it; the fourth runs on.
+    for (let i = 0; i < 3; i++) {
+      await waitUntil(`thread ${i + 1} to run`, async () => spawned.length === i + 1 && (await running(supervised)), 30_000, 10);
+      spawned[i]!.postMessage({ kind: 'fail' });
+    }
     await waitUntil(
-      'the fourth thread to run',
-      async () =>
-        thread!.health().then(
-          () => true,
-          () => false,
-        ),
-      10_000,
+      'a fourth thread to run and report',
+      async () => spawned.length === 4 && notes.length === 4 && (await running(supervised)),
+      30_000,
       10,
     );
     expect(logged.filter((e) => e.msg === 'projections thread failed').map((e) => String(e.error))).toEqual([
@@ -156,7 +168,7 @@ describe('projections thread', () => {
     await expect(thread.health()).rejects.toThrow(/stopped/);
     thread = undefined;
     await exited;
-    // Nothing is started after stop.
+    // Nothing is started after stop (a restart would be due within 60 ms; this waits well past it).
     await new Promise((r) => setTimeout(r, 200));
     expect(spawned).toHaveLength(4);
   });
@@ -164,12 +176,13 @@ describe('projections thread', () => {
   test('stop while a new thread is starting ends that one too, and nothing is started after it', async () => {
     const spawned: Worker[] = [];
     const spawn = () => {
-      const worker = standIn(spawned.length === 0 ? 'fails-soon' : 'never-starts');
+      const worker = standIn(spawned.length === 0 ? 'fails' : 'never-starts');
       spawned.push(worker);
       return worker;
     };
     const { logger } = recordingLogger();
     thread = await superviseThread(spawn, { logger, restartDelayMs: 10 });
+    spawned[0]!.postMessage({ kind: 'fail' });
     await waitUntil('a second thread to be starting', () => spawned.length === 2, 10_000, 5);
     await expect(thread.health()).rejects.toThrow(/started again/);
     const exited = new Promise<number>((resolve) => spawned[1]!.once('exit', resolve));
