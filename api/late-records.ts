@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Request, Response } from 'express';
-import { ExceptionLog, exceptionIdForKey, holdLateRecord } from '../application/late-record-exceptions';
+import { beforeOpeningRejection, ExceptionLog, exceptionIdForKey, holdLateRecord } from '../application/late-record-exceptions';
 import { accountStream } from '../domain/account-events';
 import { describeDuration, timeliness } from '../domain/lateness';
 import type { LateRecordKind } from '../domain/late-record-exception';
@@ -10,11 +10,16 @@ import { businessTimeOf } from './business-time-settings';
 import type { StoredResponse } from '../stores/idempotency-store';
 import { problemResponse } from './idempotent-account-writes';
 import { HttpProblem, problemType } from './problem';
+import { rejectionProblem } from './rejection-status';
 
 /**
  * Deposits and withdrawals with an `occurredAt` (business time, a late record): the checks the
  * request goes through before it may be written.
+ * - Outside the business times every store holds (1900-01-01 to 9999-12-31, UTC): 400 naming occurredAt, from the
+ *   request schema (api/schemas.ts), before anything here.
  * - In the future beyond MAX_CLOCK_SKEW: 422 naming occurredAt, nothing written (checked at once).
+ * - Before the account was opened (business time): 422 `before-account-opened` naming occurredAt, nothing written and
+ *   nothing held, whether the record would be in time or too late (an exception held for it could never be applied).
  * - Older than MAX_LATENESS: 422 `too-late`, nothing written to the account, and the request kept as
  *   an exception for manual handling (stream `exception-<id>`; GET /exceptions). With an
  *   Idempotency-Key the exception id derives from the key, so a retry holds the same one (and the
@@ -52,9 +57,9 @@ export function refuseFutureRecord(deps: ApiDeps, occurredAt: string): void {
 }
 
 /**
- * The check to run just before the write: the answer for a too-late record (after holding it as an
- * exception), or undefined when the record may be written. An account that does not exist is left to
- * the command path (404): nothing is held for it.
+ * The check to run just before the write of every late record: the answer for a record dated before its
+ * account was opened (refused) or too late (after holding it as an exception), or undefined when the record
+ * may be written. An account that does not exist is left to the command path (404): nothing is held for it.
  */
 export function tooLateCheck(
   deps: ApiDeps,
@@ -64,10 +69,14 @@ export function tooLateCheck(
 ): () => Promise<StoredResponse | undefined> {
   return async () => {
     const settings = businessTimeOf(deps);
-    const t = timeliness(Date.parse(record.occurredAt), settings.now(), settings);
-    if (t.kind !== 'too_late') return undefined;
     const [opened] = await deps.store.readStream(accountStream(record.accountId), { maxCount: 1 });
     if (!opened) return undefined;
+    const t = timeliness(Date.parse(record.occurredAt), settings.now(), settings, Date.parse(opened.metadata.occurredAt));
+    if (t.kind === 'before_opening') {
+      const rejection = beforeOpeningRejection(record.accountId, record.occurredAt, opened.metadata.occurredAt);
+      return problemResponse(rejectionProblem(rejection, 'occurredAt'), req, res);
+    }
+    if (t.kind !== 'too_late') return undefined;
     const exceptionId =
       record.idempotencyKey === undefined ? randomUUID() : exceptionIdForKey(record.endpoint, record.accountId, record.idempotencyKey);
     const kind: LateRecordKind = record.endpoint === 'deposits' ? 'deposit' : 'withdrawal';

@@ -1,8 +1,26 @@
 import { extendZodWithOpenApi } from '@asteasolutions/zod-to-openapi';
 import { z } from 'zod';
-import { isBusinessDate } from '../domain/business-calendar';
+import {
+  EARLIEST_BUSINESS_DATE,
+  EARLIEST_BUSINESS_TIME,
+  isBusinessDate,
+  isBusinessTime,
+  LATEST_BUSINESS_DATE,
+  LATEST_BUSINESS_TIME,
+} from '../domain/business-calendar';
 
 extendZodWithOpenApi(z);
+
+/**
+ * An ISO-8601 date-time with a zone, as an instant every store holds (EARLIEST_BUSINESS_TIME..LATEST_BUSINESS_TIME,
+ * domain/business-calendar.ts): every field that takes a business time (occurredAt, asOf, the time bounds of a read).
+ * Outside the range: 400 naming the field (PostgreSQL has no year 0; a year past 9999 does not round-trip).
+ */
+const businessTime = (error: string) =>
+  z.iso.datetime({ offset: true, error }).refine((text) => isBusinessTime(Date.parse(text)), {
+    error: `must be between ${EARLIEST_BUSINESS_TIME} and ${LATEST_BUSINESS_TIME}`,
+    when: (payload) => payload.issues.length === 0,
+  });
 
 /** Request and response shapes: validated with zod, documented in /openapi.json from the same schemas. */
 
@@ -88,14 +106,14 @@ export const HistoryQuery = z.strictObject({
   minPosition: PositionText.optional(),
 });
 export const BalanceQuery = z.strictObject({
-  asOf: z.iso.datetime({ offset: true, error: 'must be an ISO-8601 date-time, e.g. 2026-03-03T00:00:00Z' }),
+  asOf: businessTime('must be an ISO-8601 date-time, e.g. 2026-03-03T00:00:00Z'),
   basis: z.enum(['business', 'recorded'], { error: "must be 'business' or 'recorded'" }).default('business').openapi({
     description:
       '`business` (default): every record that had happened by asOf (business time, late records included). `recorded`: what the system knew at asOf (a replay of the log to that moment, by recording time).',
   }),
 });
 const EventType = z.string().regex(/^[A-Za-z][A-Za-z0-9_.-]{0,99}$/, { error: 'must be an event type name' });
-const IsoTime = z.iso.datetime({ offset: true, error: 'must be an ISO-8601 date-time, e.g. 2026-03-03T00:00:00Z' });
+const IsoTime = businessTime('must be an ISO-8601 date-time, e.g. 2026-03-03T00:00:00Z');
 
 /** GET /events: the global log, filtered, in log order, paged by position. */
 export const EventsQuery = z.strictObject({
@@ -221,13 +239,10 @@ export const Problem = z
 
 // --- Business time (issue 14): late records, exceptions, closing the books, statements, corrections ---
 
-export const OccurredAt = z.iso
-  .datetime({ offset: true, error: 'must be an ISO-8601 date-time with a zone, e.g. 2026-03-02T16:30:00+01:00' })
-  .openapi({
-    example: '2026-03-02T16:30:00Z',
-    description:
-      'When it happened (business time), for a record reported late. At most MAX_LATENESS ago (older: 422 too-late, held as an exception) and not in the future beyond MAX_CLOCK_SKEW. Absent: now.',
-  });
+export const OccurredAt = businessTime('must be an ISO-8601 date-time with a zone, e.g. 2026-03-02T16:30:00+01:00').openapi({
+  example: '2026-03-02T16:30:00Z',
+  description: `When it happened (business time), for a record reported late, between ${EARLIEST_BUSINESS_TIME} and ${LATEST_BUSINESS_TIME} (else 400). Not before the account was opened (422 before-account-opened), at most MAX_LATENESS ago (older: 422 too-late, held as an exception) and not in the future beyond MAX_CLOCK_SKEW. Absent: now.`,
+});
 /** A deposit or withdrawal: its amount and, for a late record, when it happened. */
 export const MovementBody = z.strictObject({ amount: Amount, occurredAt: OccurredAt.optional() }).openapi('MovementRequest');
 
@@ -235,7 +250,9 @@ export const BusinessDate = z
   .string({ error: 'must be a date YYYY-MM-DD' })
   .regex(/^\d{4}-\d{2}-\d{2}$/, { error: 'must be a date YYYY-MM-DD' })
   .refine(isBusinessDate, { error: 'must be a calendar date (YYYY-MM-DD)' })
-  .refine((d) => d >= '1900-01-01' && d <= '9998-12-31', { error: 'must be between 1900-01-01 and 9998-12-31' })
+  .refine((d) => d >= EARLIEST_BUSINESS_DATE && d <= LATEST_BUSINESS_DATE, {
+    error: `must be between ${EARLIEST_BUSINESS_DATE} and ${LATEST_BUSINESS_DATE}`,
+  })
   .openapi({ example: '2026-03-02', description: 'A business day in BOOKS_TIMEZONE' });
 
 export const CloseBooksBody = z.strictObject({ date: BusinessDate }).openapi('CloseBooksRequest');

@@ -1,6 +1,7 @@
 import type { AccountCommand } from '../domain/account-decider';
 import { accountStream } from '../domain/account-events';
 import { deterministicUuid } from '../domain/deterministic-id';
+import { isBeforeOpening } from '../domain/lateness';
 import {
   exceptionDecider,
   type ExceptionCommand,
@@ -37,6 +38,20 @@ export const appliedEventId = (exceptionId: string): string => deterministicUuid
 /** The id of an exception held for an Idempotency-Key (a retry holds the same one); random without a key. */
 export function exceptionIdForKey(endpoint: string, accountId: string, key: string): string {
   return deterministicUuid('late-record-exception', endpoint, accountId, key);
+}
+
+/** A late record dated before its account was opened (both business times, as recorded): refused, never applied. */
+export function beforeOpeningRejection(accountId: string, occurredAt: string, openedAt: string): Rejection {
+  return {
+    type: 'before_account_opened',
+    message: `occurredAt ${occurredAt} is before account ${accountId} was opened (${openedAt}): a record cannot belong to an account before it existed`,
+  };
+}
+
+/** When the account was opened, in business time (its first event's occurredAt); undefined when it does not exist. */
+async function openedAt(store: EventStore, accountId: string): Promise<string | undefined> {
+  const [opened] = await store.readStream(accountStream(accountId), { maxCount: 1 });
+  return opened?.metadata.occurredAt;
 }
 
 export interface Written {
@@ -141,14 +156,23 @@ export async function acceptException(deps: AcceptDeps, exceptionId: string, con
       };
     }
     const account = await deps.accounts.load(held.accountId);
+    // A record dated before the account was opened is refused like any rule of the account (an exception held by an
+    // earlier version, which did not check it): it stays open, for an operator to reject.
+    const opened = await openedAt(deps.store, held.accountId);
+    const early =
+      opened !== undefined && isBeforeOpening(Date.parse(held.occurredAt), Date.parse(opened))
+        ? beforeOpeningRejection(held.accountId, held.occurredAt, opened)
+        : undefined;
     try {
-      const result = await handleAccountCommand(deps.accounts, held.accountId, command, {
-        context: { ...context, occurredAt: held.occurredAt, extra: { ...context.extra, override: true, exceptionId } },
-        eventId: () => eventId,
-        preloaded: account,
-        // Exactly at the revision read: a conflict comes back here to look for the event again.
-        ...(account.revision === 'no_stream' ? {} : { ifRevision: account.revision }),
-      });
+      const result = early
+        ? { ok: false as const, rejection: early }
+        : await handleAccountCommand(deps.accounts, held.accountId, command, {
+            context: { ...context, occurredAt: held.occurredAt, extra: { ...context.extra, override: true, exceptionId } },
+            eventId: () => eventId,
+            preloaded: account,
+            // Exactly at the revision read: a conflict comes back here to look for the event again.
+            ...(account.revision === 'no_stream' ? {} : { ifRevision: account.revision }),
+          });
       if (!result.ok) {
         // The account refuses it now (e.g. insufficient funds, closed): the exception stays open.
         const refused = await handleCommand(

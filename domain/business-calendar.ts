@@ -8,6 +8,27 @@
 const DATE = /^(\d{4})-(\d{2})-(\d{2})$/;
 const DAY_MS = 86_400_000;
 
+/**
+ * The business times the service takes (a late record's occurredAt, a balance's asOf, the bounds of a read): instants
+ * every store holds and compares the same way. PostgreSQL's timestamptz has no year 0 (`0000-01-01` is out of range),
+ * ISO-8601 strings of four-digit years end at 9999, and a JS Date written back past them becomes `+010000-...`, which
+ * PostgreSQL does not read. Outside this range a request is refused at the edge (400 naming the field), so no event
+ * carries a time that a projection cannot store.
+ */
+export const EARLIEST_BUSINESS_TIME = '1900-01-01T00:00:00.000Z';
+export const LATEST_BUSINESS_TIME = '9999-12-31T23:59:59.999Z';
+const EARLIEST_MS = Date.parse(EARLIEST_BUSINESS_TIME);
+const LATEST_MS = Date.parse(LATEST_BUSINESS_TIME);
+
+/** An instant (ms since the epoch) within [EARLIEST_BUSINESS_TIME, LATEST_BUSINESS_TIME]. */
+export function isBusinessTime(instantMs: number): boolean {
+  return Number.isFinite(instantMs) && instantMs >= EARLIEST_MS && instantMs <= LATEST_MS;
+}
+
+/** The business dates the service takes (statements, closing the books): the bounds of their days, in any zone, are instants every store holds. */
+export const EARLIEST_BUSINESS_DATE = '1900-01-01';
+export const LATEST_BUSINESS_DATE = '9998-12-31';
+
 /** A real calendar date written `YYYY-MM-DD` (2026-02-30 is not). */
 export function isBusinessDate(text: unknown): text is string {
   if (typeof text !== 'string') return false;

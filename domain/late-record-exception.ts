@@ -1,3 +1,4 @@
+import { EARLIEST_BUSINESS_TIME, isBusinessTime, LATEST_BUSINESS_TIME } from './business-calendar';
 import type { Decider } from './decider';
 import type { MinorUnits } from './money';
 import { accept, reject, type Decision } from './rejection';
@@ -100,6 +101,12 @@ export function decideException(state: ExceptionState, command: ExceptionCommand
     case 'HoldLateRecord':
       // The same request held again (a retry with its Idempotency-Key): nothing new.
       if (state.status !== 'none') return accept([]);
+      // The API refuses such a time at its edge; an event with it could not be projected (issue 23).
+      if (!isBusinessTime(Date.parse(command.record.occurredAt)))
+        return reject(
+          'invalid_date',
+          `occurredAt ${command.record.occurredAt} is outside ${EARLIEST_BUSINESS_TIME} .. ${LATEST_BUSINESS_TIME}: nothing is held`,
+        );
       return accept([{ type: 'LateRecordHeld', data: { ...command.record, reason: 'too_late' } }]);
     case 'StartAcceptance':
       switch (state.status) {

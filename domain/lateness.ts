@@ -17,13 +17,26 @@ export type Timeliness =
   /** Older than the limit: refused, kept as an exception for manual handling. */
   | { kind: 'too_late'; lateByMs: number }
   /** In the future beyond the clock-skew allowance: refused as bad input. */
-  | { kind: 'future'; aheadByMs: number };
+  | { kind: 'future'; aheadByMs: number }
+  /** Before its account was opened (business time): it cannot belong to the account; refused, never held. */
+  | { kind: 'before_opening'; openedAtMs: number };
 
-export function timeliness(occurredAtMs: number, nowMs: number, policy: LatenessPolicy): Timeliness {
+/**
+ * How a record dated `occurredAtMs` stands at `nowMs`. With `openedAtMs` (its account's opening, business time), a
+ * record dated before it is `before_opening`, whether it would be in time or too late: an exception held for it could
+ * never be applied, so none is held.
+ */
+export function timeliness(occurredAtMs: number, nowMs: number, policy: LatenessPolicy, openedAtMs?: number): Timeliness {
   const lateByMs = nowMs - occurredAtMs;
   if (lateByMs < -policy.maxClockSkewMs) return { kind: 'future', aheadByMs: -lateByMs };
+  if (openedAtMs !== undefined && isBeforeOpening(occurredAtMs, openedAtMs)) return { kind: 'before_opening', openedAtMs };
   if (lateByMs > policy.maxLatenessMs) return { kind: 'too_late', lateByMs };
   return { kind: 'in_time', lateByMs: Math.max(0, lateByMs) };
+}
+
+/** A record dated before its account was opened (both business times, ms): refused, at the edge and when an exception is accepted. */
+export function isBeforeOpening(occurredAtMs: number, openedAtMs: number): boolean {
+  return occurredAtMs < openedAtMs;
 }
 
 const UNIT_MS = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;

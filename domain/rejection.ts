@@ -21,7 +21,9 @@ export type RejectionType =
   | 'books_gap_too_large'
   | 'exception_not_found'
   | 'exception_closed'
-  | 'exception_in_progress';
+  | 'exception_in_progress'
+  /** A late record dated (business time) before its account was opened (issue 23). */
+  | 'before_account_opened';
 
 /** Every rejection type, derived from the union. */
 const REJECTION_TYPE_SET = {
@@ -46,6 +48,7 @@ const REJECTION_TYPE_SET = {
   exception_not_found: true,
   exception_closed: true,
   exception_in_progress: true,
+  before_account_opened: true,
 } as const satisfies Record<RejectionType, true>;
 
 export function isRejectionType(type: string | null | undefined): type is RejectionType {

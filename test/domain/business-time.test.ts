@@ -1,4 +1,14 @@
-import { addDays, businessDateOf, businessDayBounds, isBusinessDate, isTimeZone, startOfBusinessDay } from '../../domain/business-calendar';
+import {
+  addDays,
+  businessDateOf,
+  businessDayBounds,
+  EARLIEST_BUSINESS_TIME,
+  isBusinessDate,
+  isBusinessTime,
+  isTimeZone,
+  LATEST_BUSINESS_TIME,
+  startOfBusinessDay,
+} from '../../domain/business-calendar';
 import { booksDecider, booksStream, decideBooks, MAX_DAYS_PER_CLOSE, type BooksState } from '../../domain/books-decider';
 import { fold } from '../../domain/decider';
 import {
@@ -19,6 +29,16 @@ describe('business calendar', () => {
     ['2026-3-2', false],
     ['', false],
   ])('isBusinessDate(%s) = %s', (text, valid) => expect(isBusinessDate(text)).toBe(valid));
+
+  test.each([
+    ['0000-01-01T00:00:00Z', false],
+    ['1899-12-31T23:59:59.999Z', false],
+    [EARLIEST_BUSINESS_TIME, true],
+    ['2026-03-02T10:00:00+01:00', true],
+    [LATEST_BUSINESS_TIME, true],
+    ['9999-12-31T23:00:00-05:00', false],
+    ['not a time', false],
+  ])('isBusinessTime(%s) = %s (the instants every store holds)', (text, valid) => expect(isBusinessTime(Date.parse(text))).toBe(valid));
 
   test('time zones the runtime knows', () => {
     expect(isTimeZone('UTC')).toBe(true);
@@ -70,6 +90,15 @@ describe('lateness', () => {
     ['a minute ahead (clock skew)', now + 60_000, 'in_time'],
     ['an hour ahead', now + 3_600_000, 'future'],
   ])('%s -> %s', (_label, occurredAt, kind) => expect(timeliness(occurredAt, now, policy).kind).toBe(kind));
+
+  // Issue 23: a record dated before its account was opened cannot belong to it, in time or too late; the future first.
+  const openedAt = now - 2 * 86_400_000;
+  test.each([
+    ['at the opening', openedAt, 'in_time'],
+    ['a millisecond before the opening (in time otherwise)', openedAt - 1, 'before_opening'],
+    ['before the opening and too late', now - 6 * 86_400_000, 'before_opening'],
+    ['an hour ahead', now + 3_600_000, 'future'],
+  ])('opened two days ago: %s -> %s', (_label, occurredAt, kind) => expect(timeliness(occurredAt, now, policy, openedAt).kind).toBe(kind));
 
   test.each([
     ['5d', 5 * 86_400_000],
@@ -178,6 +207,11 @@ describe('late records held as exceptions', () => {
   const none = exceptionDecider.initialState('e1');
   const now = Date.parse('2026-03-08T10:00:10.000Z');
   const start = { type: 'StartAcceptance' as const, accountRevision: '3', by: 'op2', nowMs: now, leaseMs: 30_000 };
+
+  test('a record dated outside the business times is not held (no projection could store it)', () => {
+    for (const occurredAt of ['0000-01-01T00:00:00.000Z', '+010000-01-01T00:00:00.000Z', 'yesterday'])
+      expect(run(none, { type: 'HoldLateRecord', record: { ...record, occurredAt } }).rejection).toBe('invalid_date');
+  });
 
   test('held, accepted in steps, then closed both ways', () => {
     const held = run(none, { type: 'HoldLateRecord', record });
