@@ -1,27 +1,17 @@
 import { accountStream } from '../domain/account-events';
 import { randomUUID } from 'node:crypto';
 import { Router, type Request, type Response } from 'express';
-import { handleAccountCommand, type AccountCommandResult } from '../application/account-commands';
 import type { AccountCommand } from '../domain/account-decider';
-import { WrongExpectedVersionError } from '../eventstore/errors';
 import { accountRowView, findAccount, listAccounts } from '../projections/account-balances-queries';
 import { accountHistoryPage, movementView } from '../projections/account-history-queries';
-import { principalOf, requestContext } from './access-control';
+import { principalOf } from './access-control';
 import type { ApiDeps } from './api-deps';
 import { awaitProjection } from './consistency';
 import { IdempotencyStore, type IdempotencyStoreOptions } from '../stores/idempotency-store';
-import {
-  accountIdForKey,
-  idempotencyKeyOf,
-  revisionMismatch,
-  runKeyedAccountWrite,
-  sendStored,
-  writeResultResponse,
-  type KeyedEndpoint,
-} from './idempotent-account-writes';
+import { accountIdForKey, idempotencyKeyOf, sendAccountWrite, type KeyedEndpoint } from './idempotent-account-writes';
 import { normaliseOccurredAt, refuseFutureRecord, tooLateCheck } from './late-records';
 import { HttpProblem, problemType } from './problem';
-import { rejectionProblem } from './rejection-status';
+import { accountWriteField } from './rejection-status';
 import {
   AccountListQuery,
   AccountParams,
@@ -49,19 +39,6 @@ function ifMatch(req: Request): bigint | undefined {
   return BigInt(match[1]!);
 }
 
-function resultResponse(accountId: string, result: Extract<AccountCommandResult, { ok: true }>, created = false) {
-  return writeResultResponse(
-    accountId,
-    {
-      balance: result.state.balance,
-      status: result.state.status === 'closed' ? 'closed' : 'open',
-      revision: result.revision === 'no_stream' ? -1 : Number(result.revision),
-      position: result.position,
-    },
-    created,
-  );
-}
-
 export interface AccountsRoutesOptions {
   /** Leases and waits of the Idempotency-Key claims (tests shorten them). */
   idempotency?: IdempotencyStoreOptions;
@@ -69,67 +46,50 @@ export interface AccountsRoutesOptions {
 
 export function accountsRoutes(deps: ApiDeps, options: AccountsRoutesOptions = {}): Router {
   const router = Router();
-  // Each event's metadata: the request's correlation id and its actor (the API key id).
-  const context = (res: Response) => requestContext(res);
   const keys = new IdempotencyStore(deps.readModels, options.idempotency, (msg, error) =>
     deps.logger.log({ level: 'warn', msg, error: error instanceof Error ? error.message : String(error) }),
   );
 
   /**
-   * A write on an existing account: with an Idempotency-Key through the key's record, else directly.
+   * An account write, with or without an Idempotency-Key: one use case (application/account-writes.ts, the order
+   * of checks in docs/account-writes.md); the key only decides whether the answer is recorded and replayed.
    * `occurredAt`: a late record's business time (deposits and withdrawals; see late-records.ts).
    */
-  async function command(
+  async function write(
     req: Request,
     res: Response,
-    endpoint: Exclude<KeyedEndpoint, 'open-account'>,
+    endpoint: KeyedEndpoint,
     accountId: string,
     cmd: AccountCommand,
     request: Record<string, unknown>,
-    field?: string,
+    key: string | undefined,
+    amountField?: string,
     occurredAt?: string,
   ) {
-    const key = idempotencyKeyOf(req);
-    const expected = ifMatch(req);
-    const tooLate =
+    const expected = endpoint === 'open-account' ? undefined : ifMatch(req);
+    const beforeWrite =
       occurredAt !== undefined &&
       (cmd.type === 'Deposit' || cmd.type === 'Withdraw') &&
       (endpoint === 'deposits' || endpoint === 'withdrawals')
         ? tooLateCheck(deps, { endpoint, accountId, amount: cmd.amount, occurredAt, idempotencyKey: key }, req, res)
         : undefined;
-    if (key !== undefined) {
-      await runKeyedAccountWrite(
-        deps,
-        keys,
-        {
-          endpoint,
-          accountId,
-          key,
-          command: cmd,
-          request: { ...request, ifMatch: expected },
-          ifMatch: expected,
-          field,
-          occurredAt,
-          beforeWrite: tooLate,
-        },
-        req,
-        res,
-      );
-      return;
-    }
-    const refused = await tooLate?.();
-    if (refused) return sendStored(res, refused);
-    try {
-      const result = await handleAccountCommand(deps.accounts, accountId, cmd, {
-        context: { ...context(res), ...(occurredAt !== undefined ? { occurredAt } : {}) },
-        ifRevision: expected,
-      });
-      if (!result.ok) throw rejectionProblem(result.rejection, field);
-      sendStored(res, resultResponse(accountId, result));
-    } catch (error) {
-      if (error instanceof WrongExpectedVersionError) throw revisionMismatch(error.expected as bigint, error.actual);
-      throw error;
-    }
+    await sendAccountWrite(
+      deps,
+      keys,
+      {
+        endpoint,
+        accountId,
+        command: cmd,
+        key,
+        request: endpoint === 'open-account' ? request : { ...request, ifMatch: expected },
+        ifMatch: expected,
+        fieldOf: (rejection) => accountWriteField(rejection, amountField),
+        occurredAt,
+        beforeWrite,
+      },
+      req,
+      res,
+    );
   }
 
   router.post('/accounts', async (req, res) => {
@@ -143,13 +103,7 @@ export function accountsRoutes(deps: ApiDeps, options: AccountsRoutesOptions = {
       currency: body.currency,
       initialDeposit: body.initialDeposit,
     };
-    if (key !== undefined) {
-      await runKeyedAccountWrite(deps, keys, { endpoint: 'open-account', accountId, key, command: cmd, request: { ...body } }, req, res);
-      return;
-    }
-    const result = await handleAccountCommand(deps.accounts, accountId, cmd, { context: context(res) });
-    if (!result.ok) throw rejectionProblem(result.rejection);
-    sendStored(res, resultResponse(accountId, result, true));
+    await write(req, res, 'open-account', accountId, cmd, { ...body }, key, 'initialDeposit');
   });
 
   /**
@@ -191,13 +145,15 @@ export function accountsRoutes(deps: ApiDeps, options: AccountsRoutesOptions = {
       const body = parse(MovementBody, req.body, 'body');
       const occurredAt = body.occurredAt === undefined ? undefined : normaliseOccurredAt(body.occurredAt);
       if (occurredAt !== undefined) refuseFutureRecord(deps, occurredAt);
-      await command(
+      const key = idempotencyKeyOf(req);
+      await write(
         req,
         res,
         endpoint,
         id,
         { type, amount: body.amount },
         { amount: body.amount, ...(occurredAt !== undefined ? { occurredAt } : {}) },
+        key,
         'amount',
         occurredAt,
       );
@@ -207,7 +163,8 @@ export function accountsRoutes(deps: ApiDeps, options: AccountsRoutesOptions = {
   router.post('/accounts/:id/close', async (req, res) => {
     const { id } = parse(AccountParams, req.params, 'path');
     parse(EmptyBody, req.body ?? {}, 'body');
-    await command(req, res, 'close', id, { type: 'CloseAccount' }, {});
+    const key = idempotencyKeyOf(req);
+    await write(req, res, 'close', id, { type: 'CloseAccount' }, {}, key);
   });
 
   router.get('/accounts/:id/history', async (req, res) => {

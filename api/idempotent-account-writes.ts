@@ -1,13 +1,11 @@
 import { createHash } from 'node:crypto';
 import type { Request, Response } from 'express';
-import { handleAccountCommand } from '../application/account-commands';
-import type { LoadedAccount } from '../application/account-repository';
-import { retryOnConflict } from '../application/conflict-retry';
+import { runAccountWrite, type AccountWriteOutcome } from '../application/account-writes';
 import type { AccountCommand } from '../domain/account-decider';
-import { accountStream } from '../domain/account-events';
 import { deterministicUuid } from '../domain/deterministic-id';
-import { DuplicateEventIdError, WrongExpectedVersionError } from '../eventstore/errors';
-import { formatPosition, type GlobalPosition, type RecordedEvent } from '../eventstore/event-store';
+import type { Rejection } from '../domain/rejection';
+import { WrongExpectedVersionError } from '../eventstore/errors';
+import { formatPosition, type GlobalPosition } from '../eventstore/event-store';
 import { requestContext } from './access-control';
 import type { ApiDeps } from './api-deps';
 import type { IdempotencyStore, StoredResponse } from '../stores/idempotency-store';
@@ -17,11 +15,13 @@ import { AccountIdempotencyKeyHeader } from './schemas';
 import { parse } from './validate';
 
 /**
- * `Idempotency-Key` on the account writes (open, deposit, withdraw, close), Stripe's convention: the
- * same key with the same request answers what the first answered (status, headers, body) and writes
- * nothing; the same key with another request is 409. Keys are scoped per endpoint and account.
+ * The account writes (open, deposit, withdraw, close) over HTTP, with or without an `Idempotency-Key`: one use
+ * case, application/account-writes.ts, with one order of checks (docs/account-writes.md). This module renders its
+ * outcomes as answers and carries the key's HTTP side.
  *
- * Two layers, so that neither alone decides whether money moves twice:
+ * `Idempotency-Key`, Stripe's convention: the same key with the same request answers what the first answered
+ * (status, headers, body) and writes nothing; the same key with another request is 409. Keys are scoped per
+ * endpoint and account. Two layers, so that neither alone decides whether money moves twice:
  * 1. The write is idempotent by itself. Its event ids are derived from (endpoint, account, key), and
  *    before deciding, the attempt looks for those ids in the account's stream after the revision the
  *    key first saw: found means the write already landed (an earlier attempt crashed before it could
@@ -34,19 +34,20 @@ import { parse } from './validate';
 
 export type KeyedEndpoint = 'open-account' | 'deposits' | 'withdrawals' | 'close';
 
-export interface KeyedAccountWrite {
+export interface AccountWriteRequest {
   endpoint: KeyedEndpoint;
   accountId: string;
-  key: string;
   command: AccountCommand;
+  /** The validated Idempotency-Key header, if any: it decides whether the answer is recorded and replayed. */
+  key?: string;
   /** The request as validated (body fields and If-Match): a key's later uses must match it. */
   request: Record<string, unknown>;
   ifMatch?: bigint;
-  /** The body field a rejection names. */
-  field?: string;
+  /** The field a refusal names (the account's path parameter `id`, or a body field). */
+  fieldOf?: (rejection: Rejection) => string | undefined;
   /** Business time of a late record (a deposit or withdrawal reported after it happened): in its event's metadata. */
   occurredAt?: string;
-  /** Runs just before the write decides (after a replay or the key's own events were looked for): an answer here is the key's answer and nothing is written (a too-late record). */
+  /** The late-record checks (api/late-records.ts): an answer here is the write's answer and nothing is written to the account. */
   beforeWrite?: () => Promise<StoredResponse | undefined>;
 }
 
@@ -130,10 +131,8 @@ export function revisionMismatch(expected: bigint | string, actual: bigint | str
   );
 }
 
-class KeyReusedError extends HttpProblem {}
-
 function keyReused(detail: string): HttpProblem {
-  return new KeyReusedError(409, problemType('idempotency-key-reused'), 'Idempotency-Key reused', detail, [
+  return new HttpProblem(409, problemType('idempotency-key-reused'), 'Idempotency-Key reused', detail, [
     { field: 'Idempotency-Key', message: 'was already used with a different request' },
   ]);
 }
@@ -148,184 +147,69 @@ function keyInProgress(): HttpProblem {
   );
 }
 
-/** Runs a keyed account write: replays, refuses, waits, or writes (once) and records the answer. */
-export async function runKeyedAccountWrite(
+/** Runs an account write (application/account-writes.ts) and sends its answer; with a key, recorded and replayed. */
+export async function sendAccountWrite(
   deps: ApiDeps,
   keys: IdempotencyStore,
-  write: KeyedAccountWrite,
+  write: AccountWriteRequest,
   req: Request,
   res: Response,
 ): Promise<void> {
   const scope = keyScope(write.endpoint, write.accountId);
-  const fingerprint = requestFingerprint(scope, write.request);
-  // A new key records where the account stands before any attempt: its events can only come after.
-  const baseRevision = write.endpoint === 'open-account' ? -1n : await headRevision(deps, write.accountId);
-  const claim = await keys.claim(scope, write.key, fingerprint, baseRevision);
-  switch (claim.kind) {
-    case 'replay':
-      return sendStored(res, claim.response, true);
-    case 'mismatch':
-      throw keyReused(`Idempotency-Key ${write.key} was already used for another request to ${scope}`);
-    case 'in_progress':
-      res.set('Retry-After', '1');
-      throw keyInProgress();
-    case 'owner': {
-      let answer: StoredResponse;
-      try {
-        answer = await writeOnce(deps, write, claim.baseRevision, req, res);
-        answer = await keys.complete(scope, write.key, answer);
-      } catch (error) {
-        // The request's own error is the answer; a claim that cannot be given back expires with its lease.
-        const unreleased = (failure: unknown) =>
-          deps.logger.log({
-            level: 'warn',
-            msg: 'Idempotency-Key claim not released: a retry waits for its lease to expire',
-            scope,
-            error: failure instanceof Error ? failure.message : String(failure),
-          });
-        if (error instanceof KeyReusedError) {
-          // The key's events in the log belong to another request (its record was purged): this claim is void.
-          await keys.abandon(scope, write.key, claim.owner).catch(unreleased);
-        } else {
-          // No answer recorded: a retry may take the key over at once (and will find the events if they landed).
-          await keys.release(scope, write.key, claim.owner).catch(unreleased);
-        }
-        throw error;
-      }
-      return sendStored(res, answer);
+  const answer = (outcome: AccountWriteOutcome): StoredResponse => {
+    switch (outcome.kind) {
+      case 'written':
+        return writeResultResponse(write.accountId, outcome, write.endpoint === 'open-account');
+      case 'rejected':
+        return problemResponse(rejectionProblem(outcome.rejection, write.fieldOf?.(outcome.rejection)), req, res);
+      case 'revision_mismatch':
+        return problemResponse(revisionMismatch(outcome.expected, outcome.actual), req, res);
     }
-  }
-}
-
-async function headRevision(deps: ApiDeps, accountId: string): Promise<bigint> {
-  const [last] = await deps.store.readStream(accountStream(accountId), { direction: 'backwards', maxCount: 1 });
-  return last?.revision ?? -1n;
-}
-
-/**
- * The write, idempotent by itself: look for the key's own events after the base revision, else
- * decide and append them (ids derived from the key) at the revision read; a lost race re-reads.
- */
-async function writeOnce(
-  deps: ApiDeps,
-  write: KeyedAccountWrite,
-  baseRevision: bigint,
-  req: Request,
-  res: Response,
-): Promise<StoredResponse> {
-  const stream = accountStream(write.accountId);
-  const ids = keyedEventIds(write.endpoint, write.accountId, write.key);
-  const own = async (from: bigint): Promise<StoredResponse | undefined> => {
-    const events = await ownEvents(deps, stream, new Set(ids), from);
-    if (events.length === 0) return undefined;
-    if (!matchesRequest(write, events))
-      throw keyReused(`Idempotency-Key ${write.key} already wrote other events to account ${write.accountId}`);
-    return responseFromEvents(write, events);
   };
-  const context = { ...requestContext(res), ...(write.occurredAt !== undefined ? { occurredAt: write.occurredAt } : {}) };
-
-  return retryOnConflict(async () => {
-    const loaded: LoadedAccount = await deps.accounts.load(write.accountId);
-    const current = loaded.revision === 'no_stream' ? -1n : loaded.revision;
-    // Opening: the account id comes from the key, so its stream's first events are ours if it exists.
-    if (write.endpoint === 'open-account' || current > baseRevision) {
-      const found = await own(baseRevision + 1n);
-      if (found) return found;
-    }
-    if (write.ifMatch !== undefined && loaded.revision !== write.ifMatch)
-      return problemResponse(revisionMismatch(write.ifMatch, loaded.revision), req, res);
-    const refused = await write.beforeWrite?.();
-    if (refused) return refused;
-    let result;
-    try {
-      result = await handleAccountCommand(deps.accounts, write.accountId, write.command, {
-        context,
-        eventId: (index) => ids[index]!,
-        preloaded: loaded,
-        // Append at exactly the revision read (no silent re-decide): a conflict comes back here to look again.
-        ...(loaded.revision === 'no_stream' ? {} : { ifRevision: loaded.revision }),
-      });
-    } catch (error) {
-      // PostgreSQL: these event ids are already in the log (e.g. the key's record expired and was purged).
-      if (error instanceof DuplicateEventIdError) {
-        const found = await own(0n);
-        if (found) return found;
-      }
-      throw error;
-    }
-    if (!result.ok) {
-      if (result.rejection.type === 'account_already_exists') {
-        const found = await own(0n);
-        if (found) return found;
-      }
-      return problemResponse(rejectionProblem(result.rejection, write.field), req, res);
-    }
-    return writeResultResponse(
-      write.accountId,
-      {
-        balance: result.state.balance,
-        status: result.state.status === 'closed' ? 'closed' : 'open',
-        revision: result.revision === 'no_stream' ? -1 : Number(result.revision),
-        position: result.position,
-      },
-      write.endpoint === 'open-account',
-    );
-  }).catch((error: unknown) => {
-    // Still losing races after the bounded re-decides: answered (not recorded) as the un-keyed route does.
+  let result;
+  try {
+    result = await runAccountWrite(deps, {
+      accountId: write.accountId,
+      command: write.command,
+      ifMatch: write.ifMatch,
+      context: { ...requestContext(res), ...(write.occurredAt !== undefined ? { occurredAt: write.occurredAt } : {}) },
+      beforeWrite: write.beforeWrite,
+      answer,
+      ...(write.key === undefined
+        ? {}
+        : {
+            key: {
+              answers: keys,
+              scope,
+              key: write.key,
+              fingerprint: requestFingerprint(scope, write.request),
+              eventIds: keyedEventIds(write.endpoint, write.accountId, write.key),
+              onUnreleased: (failure: unknown) =>
+                deps.logger.log({
+                  level: 'warn',
+                  msg: 'Idempotency-Key claim not released: a retry waits for its lease to expire',
+                  scope,
+                  error: failure instanceof Error ? failure.message : String(failure),
+                }),
+            },
+          }),
+    });
+  } catch (error) {
+    // Still losing races after the bounded re-decides: answered, not recorded (a retry decides again).
     if (error instanceof WrongExpectedVersionError) throw revisionMismatch(write.ifMatch ?? error.expected, error.actual);
     throw error;
-  });
-}
-
-/** The events of the stream (from a revision on) whose ids are the key's. */
-async function ownEvents(deps: ApiDeps, stream: string, ids: Set<string>, from: bigint): Promise<RecordedEvent[]> {
-  const out: RecordedEvent[] = [];
-  for (let next = from < 0n ? 0n : from; ;) {
-    const page = await deps.store.readStream(stream, { fromRevision: next, maxCount: 1000 });
-    out.push(...page.filter((e) => ids.has(e.id.toLowerCase())));
-    if (page.length < 1000) return out;
-    next = page.at(-1)!.revision + 1n;
   }
-}
-
-/** The key's events are what this request would have written (they are, unless the key's record was lost and the key reused). */
-function matchesRequest(write: KeyedAccountWrite, events: RecordedEvent[]): boolean {
-  const [first, second] = events;
-  const data = (e: RecordedEvent | undefined) => (e?.data ?? {}) as Record<string, unknown>;
-  const cmd = write.command;
-  // A late record's business time is part of the request (no occurredAt: the store's time, not compared).
-  if (write.occurredAt !== undefined && events.some((e) => Date.parse(e.metadata.occurredAt) !== Date.parse(write.occurredAt!)))
-    return false;
-  switch (cmd.type) {
-    case 'OpenAccount':
-      return (
-        first?.type === 'AccountOpened' &&
-        data(first).ownerId === cmd.ownerId &&
-        data(first).currency === cmd.currency &&
-        (cmd.initialDeposit === undefined
-          ? events.length === 1
-          : second?.type === 'MoneyDeposited' && data(second).amount === cmd.initialDeposit)
+  switch (result.kind) {
+    case 'answered':
+      return sendStored(res, result.answer, result.replayed);
+    case 'key_reused':
+      throw keyReused(
+        result.by === 'record'
+          ? `Idempotency-Key ${write.key} was already used for another request to ${scope}`
+          : `Idempotency-Key ${write.key} already wrote other events to account ${write.accountId}`,
       );
-    case 'Deposit':
-      return events.length === 1 && first?.type === 'MoneyDeposited' && data(first).amount === cmd.amount;
-    case 'Withdraw':
-      return events.length === 1 && first?.type === 'MoneyWithdrawn' && data(first).amount === cmd.amount;
-    case 'CloseAccount':
-      return events.length === 1 && first?.type === 'AccountClosed';
-    default:
-      return false;
+    case 'key_in_progress':
+      res.set('Retry-After', '1');
+      throw keyInProgress();
   }
-}
-
-/** The answer the write gave when it landed, rebuilt from its own events (balance after, revision, position). */
-function responseFromEvents(write: KeyedAccountWrite, events: RecordedEvent[]): StoredResponse {
-  const last = events.at(-1)!;
-  const closed = events.some((e) => e.type === 'AccountClosed');
-  const withBalance = [...events].reverse().find((e) => typeof (e.data as { balanceAfter?: unknown }).balanceAfter === 'number');
-  const balance = closed || !withBalance ? 0 : (withBalance.data as { balanceAfter: number }).balanceAfter;
-  return writeResultResponse(
-    write.accountId,
-    { balance, status: closed ? 'closed' : 'open', revision: Number(last.revision), position: last.position },
-    write.endpoint === 'open-account',
-  );
 }

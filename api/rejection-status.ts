@@ -13,3 +13,21 @@ export function rejectionProblem(rejection: Rejection, field?: string): HttpProb
     field ? [{ field, message: rejection.message }] : undefined,
   );
 }
+
+/**
+ * The field a refused account write names: the account (the path parameter `id`, as the API names it in every
+ * problem about a path's id) when the account itself refuses (unknown, closed, still holding money); the currency
+ * for a currency; else the amount field of the request (`amount`, or `initialDeposit` when opening).
+ */
+export function accountWriteField(rejection: Rejection, amountField?: string): string | undefined {
+  switch (rejection.type) {
+    case 'account_not_found':
+    case 'account_closed':
+    case 'account_has_balance':
+      return 'id';
+    case 'invalid_currency':
+      return 'currency';
+    default:
+      return amountField;
+  }
+}

@@ -460,6 +460,43 @@ const CASES: BadRequest[] = [
     field: 'Idempotency-Key',
   },
 
+  // Account writes the domain refuses: the problem names the field that is wrong (the path's account id, or the amount).
+  {
+    name: 'deposit to an unknown account',
+    method: 'post',
+    path: () => `/accounts/${randomUUID()}/deposits`,
+    body: () => ({ amount: 100 }),
+    status: 404,
+    type: '/problems/account-not-found',
+    field: 'id',
+  },
+  {
+    name: 'withdrawal from an unknown account',
+    method: 'post',
+    path: () => `/accounts/${randomUUID()}/withdrawals`,
+    body: () => ({ amount: 100 }),
+    status: 404,
+    type: '/problems/account-not-found',
+    field: 'id',
+  },
+  {
+    name: 'close of an unknown account',
+    method: 'post',
+    path: () => `/accounts/${randomUUID()}/close`,
+    status: 404,
+    type: '/problems/account-not-found',
+    field: 'id',
+  },
+  {
+    name: 'initialDeposit beyond the balance limit',
+    method: 'post',
+    path: () => '/accounts',
+    body: open({ initialDeposit: 1_000_000_000_000_001 }),
+    status: 422,
+    type: '/problems/balance-limit-exceeded',
+    field: 'initialDeposit',
+  },
+
   // Transfers the domain refuses before anything is written.
   {
     name: 'same-account transfer',

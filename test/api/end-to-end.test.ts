@@ -325,7 +325,7 @@ describe('HTTP API end to end (express app on the real event store, Temporal and
     expect(closed.status).toBe(200);
     expect(closed.body).toMatchObject({ status: 'closed', balance: 0 });
     expect((await readAccount(accountId, closed.body.position as string)).body.status).toBe('closed');
-    expectProblem(await write(`/accounts/${accountId}/deposits`, 1), 422, '/problems/account-closed', 'amount');
+    expectProblem(await write(`/accounts/${accountId}/deposits`, 1), 422, '/problems/account-closed', 'id');
   });
 
   test('X-Request-Id is echoed and becomes the correlationId of every event the request wrote, saga steps included', async () => {
