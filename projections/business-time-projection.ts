@@ -8,6 +8,7 @@ import {
   type AccountEvent,
 } from '../domain/account-events';
 import { BOOKS_EVENT_TYPES, BOOKS_STREAM_PREFIX, type BooksEvent } from '../domain/books-decider';
+import { isBusinessTime } from '../domain/business-calendar';
 import { EXCEPTION_EVENT_TYPES, EXCEPTION_STREAM_PREFIX, type ExceptionEvent } from '../domain/late-record-exception';
 import { toDomainEvent } from '../application/event-envelope';
 import type { RecordedEvent } from '../eventstore/event-store';
@@ -80,13 +81,18 @@ export const correctionNoticesDdl = (t: string) => `
     PRIMARY KEY (timezone, pos_commit, pos_prepare)
   )`;
 
+/**
+ * occurred_at is NULL for an exception an earlier version held with a time PostgreSQL cannot store (e.g. year 0, issue
+ * 23): the row still comes, so a replay of that parked event repairs the read model, and the time is shown from the
+ * request kept with it; the API no longer holds such a time.
+ */
 export const exceptionsDdl = (t: string) => `
   CREATE TABLE IF NOT EXISTS ${t} (
     exception_id      text PRIMARY KEY,
     account_id        text NOT NULL,
     kind              text NOT NULL,
     amount            bigint NOT NULL,
-    occurred_at       timestamptz NOT NULL,
+    occurred_at       timestamptz,
     late_by_ms        bigint NOT NULL,
     max_lateness_ms   bigint NOT NULL,
     request           jsonb NOT NULL,
@@ -102,7 +108,14 @@ export const exceptionsDdl = (t: string) => `
     applied_revision  bigint,
     applied_position  text,
     revision          bigint NOT NULL
-  )`;
+  );
+  DO $$ BEGIN
+    -- Tables made before issue 23 had it NOT NULL (only altered when so: the ALTER takes a lock).
+    IF EXISTS (SELECT 1 FROM information_schema.columns
+               WHERE table_schema = current_schema() AND table_name = '${t}' AND column_name = 'occurred_at' AND is_nullable = 'NO') THEN
+      ALTER TABLE ${t} ALTER COLUMN occurred_at DROP NOT NULL;
+    END IF;
+  END $$`;
 
 export const BUSINESS_TIME_TABLES = {
   rm_statement_movements: statementMovementsDdl,
@@ -248,7 +261,7 @@ async function applyException(client: PoolClient, recorded: RecordedEvent, t: Re
         h.accountId,
         h.kind,
         h.amount,
-        h.occurredAt,
+        isBusinessTime(Date.parse(h.occurredAt)) ? h.occurredAt : null,
         h.lateByMs,
         h.maxLatenessMs,
         JSON.stringify(h.request),

@@ -10,7 +10,8 @@ export interface ExceptionRow {
   account_id: string;
   kind: 'deposit' | 'withdrawal';
   amount: string;
-  occurred_at: Date;
+  /** Null for a time PostgreSQL cannot store (held by an earlier version): the request's occurredAt says it. */
+  occurred_at: Date | null;
   late_by_ms: string;
   max_lateness_ms: string;
   request: HeldRequest;
@@ -100,7 +101,7 @@ export function exceptionRowView(r: ExceptionRow) {
     accountId: r.account_id,
     kind: r.kind,
     amount: Number(r.amount),
-    occurredAt: r.occurred_at.toISOString(),
+    occurredAt: r.occurred_at?.toISOString() ?? r.request.body.occurredAt,
     lateByMs: Number(r.late_by_ms),
     maxLatenessMs: Number(r.max_lateness_ms),
     heldAt: r.held_at.toISOString(),
