@@ -3,12 +3,13 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { AccountRepository } from '../application/account-repository';
 import { handleAccountCommand } from '../application/account-commands';
 import type { CommandContext } from '../application/event-envelope';
-import type { TransferLog } from '../application/transfer-log';
+import { transferStepId, type TransferLog } from '../application/transfer-log';
 import { currencyMismatch } from '../domain/account-decider';
 import { legsOf } from '../domain/account-state';
 import { deterministicUuid } from '../domain/deterministic-id';
 import type { Rejection } from '../domain/rejection';
 import { sameRequest, type TransferCommand } from '../domain/transfer-decider';
+import type { TransferState } from '../domain/transfer-state';
 import type { TransferFailureReason, TransferStatus } from '../domain/transfer-events';
 import type { TransferSagaInput } from '../workflows/transfer-saga-contract';
 
@@ -17,6 +18,8 @@ export type TransferActivityInput = TransferSagaInput;
 
 export interface ActivityObserver {
   conflict(activity: string): void;
+  /** A saga ran for a transfer the API never accepted: it moved nothing and wrote nothing (counted and logged). */
+  unauthorized?(transferId: string, activity: string, why: string): void;
   /** A saga could not settle its transfer and waits for a person (TransferStatus = needs_attention). */
   needsAttention?(transferId: string, reason: string, message: string): void;
 }
@@ -68,17 +71,47 @@ function stepContext(input: TransferActivityInput): CommandContext {
 /** Each leg's event ids derive from the transfer id and the leg: a retry re-sends the same ids. */
 const legId = (transferId: string, leg: string) => (index: number, type: string) =>
   deterministicUuid('transfer', transferId, leg, type, String(index));
-const stepId = (transferId: string) => (type: string) => deterministicUuid('transfer', transferId, 'step', type);
+
+/** The one refusal of a run that has no accepted request behind it. */
+export const UNAUTHORIZED = 'unauthorized';
 
 export function createTransferActivities({ accounts, transfers, observer }: TransferActivityDeps) {
   const onConflict = (activity: string) => () => observer?.conflict(activity);
+
+  /**
+   * The request this run executes: the one the API recorded on the transfer's stream as it accepted it, never the
+   * saga's input (which anyone who reaches Temporal can choose). Only the transfer id is taken from the input; the
+   * accounts, the amount, `reversalOf`, the actor and the correlation id come from the stream. No recorded request:
+   * the run is refused (non-retryable `unauthorized`) before anything is written. Every activity that writes goes
+   * through here, so every saga kind built on these activities inherits the rule.
+   */
+  async function accepted<T extends TransferActivityInput>(input: T, activity: string): Promise<T & { recorded: TransferState }> {
+    const { state } = await transfers.load(input.transferId);
+    if (!state.request) {
+      const why = 'no request accepted by the API is recorded for this transfer';
+      observer?.unauthorized?.(input.transferId, activity, why);
+      throw ApplicationFailure.nonRetryable(`Transfer ${input.transferId}: ${why}; nothing moves`, UNAUTHORIZED);
+    }
+    const { transferId, fromAccountId, toAccountId, amount, reversalOf } = state.request;
+    const run = { ...input, transferId, fromAccountId, toAccountId, amount, recorded: state };
+    if (reversalOf) run.reversalOf = reversalOf;
+    else delete run.reversalOf;
+    // The actor and correlation id of the acceptance. Requests recorded by earlier releases' sagas carry none: their
+    // runs keep the input's (those sagas were started by the API of that release).
+    if (state.accepted) {
+      run.actor = state.accepted.actor;
+      if (state.accepted.correlationId) run.correlationId = state.accepted.correlationId;
+      else delete run.correlationId;
+    }
+    return run;
+  }
 
   /** Records one or more steps on the transfer's stream, in one append. */
   async function recordStep(input: TransferActivityInput, ...commands: TransferCommand[]) {
     const result = await transfers.record(
       input.transferId,
       commands,
-      stepId(input.transferId),
+      transferStepId(input.transferId),
       stepContext(input),
       onConflict('recordStep'),
     );
@@ -104,14 +137,14 @@ export function createTransferActivities({ accounts, transfers, observer }: Tran
   }
 
   /**
-   * Records the request on the transfer's stream. A reversal then holds its amount on the transfer
-   * it reverses (only a completed one, never beyond what is left: refused -> nothing moves).
+   * The request is on the transfer's stream (the API recorded it: `run` comes from there). A reversal then holds its
+   * amount on the transfer it reverses (only a completed one, never beyond what is left: refused -> nothing moves).
    */
-  async function requestTransfer(input: TransferActivityInput): Promise<void> {
-    await recordStep(input, requestOf(input));
-    if (input.reversalOf) await onReversed(input, { type: 'ReserveReversal', reversalId: input.transferId, amount: input.amount });
+  async function requestTransfer(run: TransferActivityInput): Promise<void> {
+    if (run.reversalOf) await onReversed(run, { type: 'ReserveReversal', reversalId: run.transferId, amount: run.amount });
   }
 
+  /** `input` is an accepted run (see accepted()). */
   async function debitSource(input: TransferActivityInput): Promise<{ currency: string }> {
     // Both accounts in one read of the store.
     const [source, target] = await accounts.loadMany([input.fromAccountId, input.toAccountId]);
@@ -139,7 +172,15 @@ export function createTransferActivities({ accounts, transfers, observer }: Tran
     return { currency: result.state.currency };
   }
 
-  async function creditTarget(input: TransferActivityInput & { currency: string }, andComplete = false): Promise<void> {
+  /** `input` is an accepted run (see accepted()); the currency is the one the debit recorded, never the input's. */
+  async function creditTarget(run: TransferActivityInput & { recorded: TransferState }, andComplete = false): Promise<void> {
+    const currency = run.recorded.currency;
+    if (currency === undefined) {
+      // The saga credits only after its debit was recorded on the transfer's stream: a credit without one is no run of it.
+      observer?.unauthorized?.(run.transferId, 'creditTarget', 'a credit without a recorded debit');
+      throw ApplicationFailure.nonRetryable(`Transfer ${run.transferId}: no debit is recorded; refusing to credit`, UNAUTHORIZED);
+    }
+    const input = { ...run, currency };
     const result = await handleAccountCommand(
       accounts,
       input.toAccountId,
@@ -197,26 +238,53 @@ export function createTransferActivities({ accounts, transfers, observer }: Tran
   }
 
   return {
-    /** Records the request on the transfer's stream. The same id with another payload is refused. */
-    requestTransfer,
+    /**
+     * The request the API accepted for this transfer, as the saga's input from here on (accounts, amount, reversalOf,
+     * actor, correlation id from the stream), or null when none is recorded: the run then moves and writes nothing
+     * (counted and logged as unauthorized).
+     */
+    async acceptedRequest(
+      input: Pick<TransferActivityInput, 'transferId' | 'actor' | 'correlationId'>,
+    ): Promise<TransferActivityInput | null> {
+      try {
+        const asked = { transferId: input.transferId, actor: input.actor, correlationId: input.correlationId } as TransferActivityInput;
+        const { recorded: _recorded, ...run } = await accepted(asked, 'acceptedRequest');
+        return run;
+      } catch (error) {
+        if (error instanceof ApplicationFailure && error.type === UNAUTHORIZED) return null;
+        throw error;
+      }
+    },
+
+    /** A run refused before any activity could look at the stream (started under another workflow id): counted and logged. */
+    async reportUnauthorized(input: { transferId: string; why: string }): Promise<void> {
+      observer?.unauthorized?.(String(input.transferId), 'reportUnauthorized', input.why);
+    },
+
+    /** The accepted request's reversal hold (the request itself is recorded by the API). Released shape v1's first step. */
+    async requestTransfer(input: TransferActivityInput): Promise<void> {
+      await requestTransfer(await accepted(input, 'requestTransfer'));
+    },
 
     /** Debits the source. Refuses before moving anything when the target exists in another currency. */
-    debitSource,
+    async debitSource(input: TransferActivityInput): Promise<{ currency: string }> {
+      return debitSource(await accepted(input, 'debitSource'));
+    },
 
-    creditTarget: (input: TransferActivityInput & { currency: string }) => creditTarget(input),
+    async creditTarget(input: TransferActivityInput & { currency: string }): Promise<void> {
+      await creditTarget(await accepted(input, 'creditTarget'));
+    },
 
-    /**
-     * The request and the debit in one activity: one Temporal round trip fewer. The request is
-     * recorded first, so a rejected debit still leaves the request on the transfer's stream.
-     */
+    /** The accepted request's reversal hold and the debit in one activity: one Temporal round trip fewer. */
     async requestAndDebit(input: TransferActivityInput): Promise<{ currency: string }> {
-      await requestTransfer(input);
-      return debitSource(input);
+      const run = await accepted(input, 'requestAndDebit');
+      await requestTransfer(run);
+      return debitSource(run);
     },
 
     /** The credit and the completion in one activity: one Temporal round trip fewer. */
     async creditAndComplete(input: TransferActivityInput & { currency: string }): Promise<void> {
-      await creditTarget(input, true);
+      await creditTarget(await accepted(input, 'creditAndComplete'), true);
     },
 
     /**
@@ -224,12 +292,16 @@ export function createTransferActivities({ accounts, transfers, observer }: Tran
      * holds no debit for this transfer (the debit never happened) or was already refunded.
      * Returns the amount refunded by this transfer (0 when there was nothing to refund).
      */
-    async refundSource(input: TransferActivityInput): Promise<{ refunded: number }> {
+    async refundSource(saga: TransferActivityInput): Promise<{ refunded: number }> {
       // Sagas of the released shapes (v1, v2) call this when the credit failed or was cancelled. The
       // credit may still land (a cancelled attempt keeps running): void it on the target first, and
       // never refund a transfer whose credit is on the target (a refund would create money).
-      const recorded = (await transfers.load(input.transferId)).state;
-      if (recorded.request && !sameRequest(recorded.request, input)) return { refunded: 0 };
+      // A saga whose input is not the recorded request refunds nothing (that transfer is not its to touch).
+      const { transferId, fromAccountId, toAccountId, amount, reversalOf } = saga;
+      const asked = { transferId, fromAccountId, toAccountId, amount, ...(reversalOf ? { reversalOf } : {}) };
+      const input = await accepted(saga, 'refundSource');
+      const recorded = input.recorded;
+      if (!sameRequest(recorded.request!, asked)) return { refunded: 0 };
       if (recorded.credited !== undefined || (await voidCredit(input))) {
         throw ApplicationFailure.nonRetryable(`Transfer ${input.transferId} was credited: refusing to refund it`, 'refund_after_credit');
       }
@@ -246,9 +318,13 @@ export function createTransferActivities({ accounts, transfers, observer }: Tran
      * 3. The outcome is recorded: completed, compensated (money moved and came back) or failed (nothing moved).
      * Idempotent: a retry, or a saga run again under the same transfer id, reaches the same outcome.
      */
-    async settleTransfer(input: SettleInput): Promise<Settlement> {
-      const recorded = (await transfers.load(input.transferId)).state;
-      if (recorded.request && !sameRequest(recorded.request, input)) {
+    async settleTransfer(saga: SettleInput): Promise<Settlement> {
+      const { transferId, fromAccountId, toAccountId, amount, reversalOf } = saga;
+      const asked = { transferId, fromAccountId, toAccountId, amount, ...(reversalOf ? { reversalOf } : {}) };
+      const input = await accepted(saga, 'settleTransfer');
+      const recorded = input.recorded;
+      // A saga of an earlier release whose input is not the recorded request: that transfer is not its to settle.
+      if (!sameRequest(recorded.request!, asked)) {
         throw ApplicationFailure.nonRetryable(`Transfer ${input.transferId} already exists with a different payload`, 'transfer_conflict');
       }
       if (recorded.status === 'completed' || recorded.status === 'failed' || recorded.status === 'compensated') {
@@ -283,18 +359,20 @@ export function createTransferActivities({ accounts, transfers, observer }: Tran
     },
 
     async completeTransfer(input: TransferActivityInput): Promise<void> {
-      await recordStep(input, { type: 'CompleteTransfer' });
+      await recordStep(await accepted(input, 'completeTransfer'), { type: 'CompleteTransfer' });
     },
 
     /**
      * The outcome, with the request in the same append: when the store was down before the request
      * could be recorded, the transfer's stream still tells the story (request, then outcome).
      */
-    async failTransfer(input: TransferActivityInput & { reason: TransferFailureReason; message: string }): Promise<void> {
+    async failTransfer(saga: TransferActivityInput & { reason: TransferFailureReason; message: string }): Promise<void> {
+      const input = await accepted(saga, 'failTransfer');
       await recordStep(input, requestOf(input), { type: 'FailTransfer', reason: input.reason, message: input.message });
     },
 
-    async compensateTransfer(input: TransferActivityInput & { reason: TransferFailureReason; message: string }): Promise<void> {
+    async compensateTransfer(saga: TransferActivityInput & { reason: TransferFailureReason; message: string }): Promise<void> {
+      const input = await accepted(saga, 'compensateTransfer');
       await recordStep(input, requestOf(input), { type: 'CompensateTransfer', reason: input.reason, message: input.message });
     },
   };

@@ -38,6 +38,11 @@ export function reversalRoutes(deps: ApiDeps): Router {
     if (existing.request) {
       const same = existing.request.reversalOf === id && (body.amount === undefined || body.amount === existing.request.amount);
       if (!same) throw conflict(reversalId);
+      // Accepted, and not finished: its saga is started if a crash came between recording the request and starting it.
+      if (existing.status === 'pending') {
+        await startAndAnswer(deps, log, req, res, existing.request);
+        return;
+      }
       res.status(200).location(`/transfers/${reversalId}`).json(viewFromLog(reversalId, existing));
       return;
     }

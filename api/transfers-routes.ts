@@ -8,7 +8,7 @@ import { loadTogether } from '../application/event-sourced-repository';
 import { TransferLog } from '../application/transfer-log';
 import { sameRequest } from '../domain/transfer-decider';
 import { isTerminalStatus, type TransferRequest, type TransferStatus } from '../domain/transfer-events';
-import { queryTransfer, startTransfer, TransferConflictError, TransferRejectedError } from '../temporal/transfer-client';
+import { acceptTransfer, queryTransfer, TransferConflictError, TransferRejectedError } from '../temporal/transfer-client';
 import { transferWorkflowId } from '../workflows/transfer-saga-contract';
 import { actorOf, principalOf } from './access-control';
 import type { ApiDeps } from './api-deps';
@@ -17,6 +17,7 @@ import { HttpProblem, problemType } from './problem';
 import { rejectionProblem } from './rejection-status';
 import { CreateTransferBody, IdempotencyKeyHeader, TransferListQuery, TransferParams, TransferQuery } from './schemas';
 import { parse } from './validate';
+import { holdWait } from './wait-limits';
 
 export function transfersRoutes(deps: ApiDeps): Router {
   const router = Router();
@@ -85,6 +86,11 @@ export function transfersRoutes(deps: ApiDeps): Router {
     // A known transfer id: same payload returns it, another payload is a conflict. Nothing new is written.
     if (existing.state.request) {
       if (!sameRequest(existing.state.request, request)) throw conflict(transferId);
+      // Accepted, and not finished: its saga is started if a crash came between recording the request and starting it.
+      if (existing.state.status === 'pending') {
+        await startAndAnswer(deps, log, req, res, request);
+        return;
+      }
       // From the stream just read (the truth, consistent at once), not the read model, which may lag behind it.
       res.status(200).location(`/transfers/${transferId}`).json(viewFromLog(transferId, existing.state));
       return;
@@ -133,8 +139,10 @@ export function transfersRoutes(deps: ApiDeps): Router {
     const query = parse(TransferQuery, req.query, 'query');
     await awaitProjection(deps, 'transfers', query.minPosition);
     const deadline = Date.now() + (query.wait ?? 0) * 1000;
+    // A long poll counts under the key's cap of waits in progress (429 beyond it); it stops when the client goes away.
+    const waiting = query.wait ? holdWait(res, deadline) : undefined;
     let view = await readView(id);
-    while (view && !isTerminalStatus(view.status) && Date.now() < deadline) {
+    while (view && !isTerminalStatus(view.status) && Date.now() < deadline && !waiting?.abandoned) {
       await new Promise((r) => setTimeout(r, 50));
       view = await readView(id);
     }
@@ -174,9 +182,8 @@ export async function startAndAnswer(
   res: Response,
   request: TransferRequest,
 ): Promise<void> {
-  const started = await startTransfer(
-    deps.temporal,
-    deps.taskQueue,
+  const started = await acceptTransfer(
+    { client: deps.temporal, taskQueue: deps.taskQueue, transfers: log },
     { ...request, correlationId: res.locals.requestId as string, actor: actorOf(res) },
     { eager: deps.eagerStart },
   );
@@ -227,7 +234,7 @@ export async function settledWithin(promise: Promise<unknown>, ms: number): Prom
 
 /** A transfer's view from its own stream (the event store: consistent at once, unlike the read model). */
 export function viewFromLog(transferId: string, state: TransferState) {
-  const reversedBy = Object.entries(state.reversals).map(([reversalId, r]) => ({
+  const reversedBy = [...state.reversals].map(([reversalId, r]) => ({
     reversalId,
     amount: r.amount,
     ...(r.released ? { released: true } : {}),

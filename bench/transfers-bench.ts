@@ -23,7 +23,8 @@ import { ALL_PROJECTIONS } from '../projections/all-projections';
 import { ProjectionRunner, projectionLag } from '../projections/projection-runner';
 import { loadConfig } from '../config/config';
 import { startProjectionsThread } from '../main/projections-thread';
-import { startTransfer } from '../temporal/transfer-client';
+import { acceptTransfer } from '../temporal/transfer-client';
+import { transferWorkflowId } from '../workflows/transfer-saga-contract';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import { createTransferWorker, transferWorkflowBundle } from '../temporal/transfer-worker';
 import { startBenchServers, type BenchServers } from './bench-servers';
@@ -349,7 +350,11 @@ class Harness {
     private readonly preferWait: boolean,
   ) {
     this.eagerClient = new Client({ connection: nativeConnection, namespace: 'default' });
+    this.transfers = new TransferLog(store);
   }
+
+  /** The transfer log that accepted requests are recorded on (acceptTransfer). */
+  private readonly transfers: TransferLog;
 
   /** A client on the worker's connection, as the local stack's API has: sagas start eagerly. */
   private readonly eagerClient: Client;
@@ -391,6 +396,9 @@ class Harness {
       ]),
     ) as TransferActivities;
     const noop: TransferActivities = {
+      // The no-op saga's accepted request is its own input (nothing is recorded for it: it moves no money).
+      acceptedRequest: async (input) => ({ transferId: input.transferId, fromAccountId: 'noop-from', toAccountId: 'noop-to', amount: 1 }),
+      reportUnauthorized: async () => undefined,
       requestTransfer: async () => undefined,
       debitSource: async () => ({ currency: 'EUR' }),
       creditTarget: async () => undefined,
@@ -466,8 +474,9 @@ class Harness {
       metrics,
       logger: silentLogger,
       checks: {},
-      // The bench acts as the operator; the rate limit is out of the way (it measures the transfer path).
-      access: { operatorApiKey: BENCH_OPERATOR_KEY, rateLimitPerMinute: 1_000_000_000 },
+      // The bench acts as the operator; the rate limit and the cap of waits per key are out of the way (it measures the
+      // transfer path: each transfer in flight has a ?wait long poll).
+      access: { operatorApiKey: BENCH_OPERATOR_KEY, rateLimitPerMinute: 1_000_000_000, maxConcurrentWaitsPerKey: 1_000_000 },
     });
     const port = await findFreePort();
     const server = await new Promise<Server>((resolve) => {
@@ -584,9 +593,8 @@ class Harness {
   /** Ours without HTTP: the saga started on the worker's connection (eagerly, as the API does), its result awaited. */
   async direct([from, to]: [string, string]): Promise<void> {
     const t0 = performance.now();
-    const { handle } = await startTransfer(
-      this.eagerClient,
-      'bench-ours',
+    const { handle } = await acceptTransfer(
+      { client: this.eagerClient, taskQueue: 'bench-ours', transfers: this.transfers },
       { transferId: randomUUID(), fromAccountId: from, toAccountId: to, amount: 1 + Math.floor(Math.random() * 1000) },
       { eager: true },
     );
@@ -614,11 +622,12 @@ class Harness {
 
   async noopSaga(): Promise<void> {
     const [from, to] = this.randomPair();
-    const { handle } = await startTransfer(this.client, 'bench-noop', {
-      transferId: randomUUID(),
-      fromAccountId: from,
-      toAccountId: to,
-      amount: 1,
+    // Started straight on Temporal (the no-op saga moves no money, so nothing is accepted on a stream for it).
+    const transferId = randomUUID();
+    const handle = await this.client.workflow.start('transferSaga', {
+      taskQueue: 'bench-noop',
+      workflowId: transferWorkflowId(transferId),
+      args: [{ transferId, fromAccountId: from, toAccountId: to, amount: 1 }],
     });
     await handle.result();
   }

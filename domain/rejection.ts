@@ -15,6 +15,8 @@ export type RejectionType =
   | 'transfer_finished'
   | 'transfer_not_completed'
   | 'reversal_exceeds_original'
+  /** A saga run for a transfer the API never accepted (started straight on Temporal, or under another workflow id): it moves nothing. */
+  | 'unauthorized'
   // Business time (issue 14): closing the books, and late records held for manual handling.
   | 'invalid_date'
   | 'day_not_ended'
@@ -42,6 +44,7 @@ const REJECTION_TYPE_SET = {
   transfer_finished: true,
   transfer_not_completed: true,
   reversal_exceeds_original: true,
+  unauthorized: true,
   invalid_date: true,
   day_not_ended: true,
   books_gap_too_large: true,

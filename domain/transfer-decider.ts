@@ -4,6 +4,7 @@ import type { Decider } from './decider';
 import {
   TRANSFER_EVENT_TYPES,
   transferStream,
+  type AcceptedBy,
   type TransferEvent,
   type TransferFailureReason,
   type TransferRequest,
@@ -11,7 +12,8 @@ import {
 import { evolveTransfer, initialTransferState, reversibleAmount, type TransferState } from './transfer-state';
 
 export type TransferCommand =
-  | { type: 'RequestTransfer'; request: TransferRequest }
+  /** `accepted`: who the API accepted it from (the API records it before the saga starts; a saga never invents one). */
+  | { type: 'RequestTransfer'; request: TransferRequest; accepted?: AcceptedBy }
   | { type: 'RecordSourceDebited'; accountId: string; amount: number; currency: string }
   | { type: 'RecordTargetCredited'; accountId: string; amount: number }
   | { type: 'RecordSourceRefunded'; accountId: string; amount: number }
@@ -80,7 +82,10 @@ export function decideTransfer(state: TransferState, command: TransferCommand): 
           ? accept([])
           : reject('transfer_conflict', `Transfer ${command.request.transferId} already exists with a different payload`);
       }
-      return checkTransferRequest(command.request) ?? accept([{ type: 'TransferRequested', data: command.request }]);
+      return (
+        checkTransferRequest(command.request) ??
+        accept([{ type: 'TransferRequested', data: { ...command.request, ...(command.accepted ? { accepted: command.accepted } : {}) } }])
+      );
     }
     case 'RecordSourceDebited':
       return state.debited !== undefined
@@ -118,7 +123,7 @@ function decideReversal(
   command: Extract<TransferCommand, { type: 'ReserveReversal' | 'ReleaseReversal' }>,
 ): Decision<TransferEvent> {
   const transferId = state.request?.transferId ?? '';
-  const held = state.reversals[command.reversalId];
+  const held = state.reversals.get(command.reversalId);
   if (command.type === 'ReleaseReversal') {
     return !held || held.released
       ? accept([])

@@ -10,12 +10,23 @@ export interface TransferRequest {
   reversalOf?: string;
 }
 
+/**
+ * Who the API accepted a transfer request from: recorded with the request, before its saga starts. Every run of the
+ * saga (the first, a retry, a reconciler's rerun) executes the recorded request and writes its events as this actor.
+ */
+export interface AcceptedBy {
+  /** The API key id of the request (or `env-operator`). */
+  actor: string;
+  correlationId?: string;
+}
+
 /** Why a transfer did not complete: a business rule, the infrastructure (retries exhausted), or an operator's cancel. */
 export type TransferFailureReason = RejectionType | 'infrastructure' | 'cancelled';
 
 /** Events of a transfer's own stream `transfer-<transferId>`: its whole lifecycle, step by step. */
 export type TransferEvent =
-  | { type: 'TransferRequested'; data: TransferRequest }
+  /** `accepted`: recorded by the API as it accepts the request (absent on requests recorded by the sagas of earlier releases). */
+  | { type: 'TransferRequested'; data: TransferRequest & { accepted?: AcceptedBy } }
   | { type: 'TransferSourceDebited'; data: { transferId: string; accountId: string; amount: MinorUnits; currency: string } }
   | { type: 'TransferTargetCredited'; data: { transferId: string; accountId: string; amount: MinorUnits } }
   | { type: 'TransferSourceRefunded'; data: { transferId: string; accountId: string; amount: MinorUnits } }

@@ -1,6 +1,12 @@
 import type { Timed } from './decider';
 import type { MinorUnits } from './money';
-import { TERMINAL_STATUS_BY_EVENT, type TransferEvent, type TransferRequest, type TransferStatus } from './transfer-events';
+import {
+  TERMINAL_STATUS_BY_EVENT,
+  type AcceptedBy,
+  type TransferEvent,
+  type TransferRequest,
+  type TransferStatus,
+} from './transfer-events';
 
 /** The step each transfer event records: the one place the names of a transfer's steps live. */
 export const TRANSFER_STEP_BY_EVENT = {
@@ -24,6 +30,8 @@ export interface TransferStep {
 export interface TransferState {
   status: 'none' | TransferStatus;
   request?: TransferRequest;
+  /** Who the API accepted the request from (requests recorded by earlier releases' sagas have none). */
+  accepted?: AcceptedBy;
   currency?: string;
   debited?: MinorUnits;
   credited?: MinorUnits;
@@ -31,25 +39,31 @@ export interface TransferState {
   failureReason?: string;
   failureMessage?: string;
   steps: TransferStep[];
-  /** Reversals of this (completed) transfer: the amount each holds, and whether it gave it back. */
-  reversals: Record<string, { amount: MinorUnits; released?: boolean }>;
+  /**
+   * Reversals of this (completed) transfer by reversal id: the amount each holds, and whether it gave it back. A Map:
+   * reversal ids are chosen by clients, and a plain object would answer `constructor` or `__proto__` from its prototype.
+   */
+  reversals: ReadonlyMap<string, { amount: MinorUnits; released?: boolean }>;
 }
 
 /** How much of a completed transfer's amount reversals may still take. */
 export function reversibleAmount(state: TransferState): MinorUnits {
   if (!state.request) return 0;
-  const held = Object.values(state.reversals).reduce((sum, r) => (r.released ? sum : sum + r.amount), 0);
+  let held = 0;
+  for (const r of state.reversals.values()) if (!r.released) held += r.amount;
   return state.request.amount - held;
 }
 
-export const initialTransferState = (): TransferState => ({ status: 'none', steps: [], reversals: {} });
+export const initialTransferState = (): TransferState => ({ status: 'none', steps: [], reversals: new Map() });
 
 /** Each step keeps the event's occurrence time (from its metadata; '' while still being decided). */
 export function evolveTransfer(state: TransferState, event: Timed<TransferEvent>): TransferState {
   const steps = [...state.steps, { name: TRANSFER_STEP_BY_EVENT[event.type], at: event.occurredAt ?? '' }];
   switch (event.type) {
-    case 'TransferRequested':
-      return { ...state, status: 'pending', request: event.data, steps };
+    case 'TransferRequested': {
+      const { accepted, ...request } = event.data;
+      return { ...state, status: 'pending', request, ...(accepted ? { accepted } : {}), steps };
+    }
     case 'TransferSourceDebited':
       return { ...state, debited: event.data.amount, currency: event.data.currency, steps };
     case 'TransferTargetCredited':
@@ -59,11 +73,11 @@ export function evolveTransfer(state: TransferState, event: Timed<TransferEvent>
     case 'TransferCompleted':
       return { ...state, status: TERMINAL_STATUS_BY_EVENT[event.type], steps };
     case 'TransferReversalReserved':
-      return { ...state, reversals: { ...state.reversals, [event.data.reversalId]: { amount: event.data.amount } }, steps };
+      return { ...state, reversals: new Map(state.reversals).set(event.data.reversalId, { amount: event.data.amount }), steps };
     case 'TransferReversalReleased': {
-      const held = state.reversals[event.data.reversalId];
+      const held = state.reversals.get(event.data.reversalId);
       return held
-        ? { ...state, reversals: { ...state.reversals, [event.data.reversalId]: { ...held, released: true } }, steps }
+        ? { ...state, reversals: new Map(state.reversals).set(event.data.reversalId, { ...held, released: true }), steps }
         : { ...state, steps };
     }
     case 'TransferFailed':

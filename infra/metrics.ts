@@ -27,6 +27,12 @@ export class Metrics {
     labelNames: ['closed_as'],
     registers: [this.registry],
   });
+  readonly sagaRunsUnauthorized = new Counter({
+    name: 'transfer_saga_runs_unauthorized_total',
+    help: 'Saga runs refused because no request accepted by the API is recorded for their transfer (started straight on Temporal, or under another workflow id): they moved and wrote nothing',
+    labelNames: ['activity'],
+    registers: [this.registry],
+  });
   readonly transfersNeedingAttention = new Counter({
     name: 'transfers_needs_attention_total',
     help: 'Times a saga could not settle its transfer and waits for a person (TransferStatus = needs_attention), by reason',

@@ -10,6 +10,7 @@ import { createServicePool } from '../infra/pg-pool';
 import { Metrics } from '../infra/metrics';
 import { createTransferWorker } from '../temporal/transfer-worker';
 import { createReconcilerActivities, ensureReconcilerSchedule } from '../temporal/transfer-reconciler';
+import { listTransfers } from '../projections/transfers-queries';
 import type { ApiDeps } from '../api/api-deps';
 import { connectionErrorLogger, type ConnectedEventStore, type Endpoints } from './store-services';
 import { createApp } from '../api/app';
@@ -41,6 +42,10 @@ function snapshotErrorLogger(logger: Logger) {
 export function activityObserver(metrics: Metrics, logger?: Logger) {
   return {
     conflict: (activity: string) => metrics.activityConflicts.inc({ activity }),
+    unauthorized: (transferId: string, activity: string, why: string) => {
+      metrics.sagaRunsUnauthorized.inc({ activity });
+      logger?.log({ level: 'error', msg: 'saga run refused: no accepted request; nothing moved', transferId, activity, why });
+    },
     needsAttention: (transferId: string, reason: string, message: string) => {
       metrics.transfersNeedingAttention.inc({ reason });
       logger?.log({
@@ -114,12 +119,23 @@ export async function startWorker(
   // that a Temporal server still starting does not stop the worker from starting.
   const clientConnection = Connection.lazy({ address: endpoints.temporalAddress, channelArgs: TEMPORAL_CHANNEL_ARGS });
   const reconcilerClient = new Client({ connection: clientConnection, namespace: config.TEMPORAL_NAMESPACE });
+  // The reconciler also looks for accepted transfers the read model holds as pending for long (a saga never started).
+  const reconcilerReadModels = createServicePool({
+    connectionString: endpoints.databaseUrl,
+    max: 2,
+    applicationName: 'transfer-reconciler',
+    onConnectionError: connectionErrorLogger(logger, 'reconciler'),
+  });
   const activities = {
     ...createTransferActivities({ accounts, transfers, observer: activityObserver(metrics, logger) }),
     ...createReconcilerActivities({
       client: reconcilerClient,
       taskQueue: config.TASK_QUEUE,
       transfers,
+      pendingTransfers: async (olderThan, limit) => {
+        const { rows } = await listTransfers(reconcilerReadModels, { status: 'pending', to: olderThan.toISOString(), limit });
+        return rows.map((row) => row.transfer_id);
+      },
       log: (entry) => logger.log({ msg: 'reconciler', ...entry, source: 'reconciler' }),
       onRepaired: (_transferId, closedAs) => metrics.transfersRepaired.inc({ closed_as: closedAs }),
     }),
@@ -213,6 +229,7 @@ export async function startWorker(
       // Shutting down: a connection that fails to close is gone with the process. A shared one is its owner's to close.
       if (connection !== options.sharedConnection) await connection?.close().catch(() => undefined);
       await clientConnection.close().catch(() => undefined); // likewise
+      await reconcilerReadModels.end().catch(() => undefined); // likewise
     },
   };
 }
@@ -254,6 +271,7 @@ export async function startApi(
       operatorApiKey: config.OPERATOR_API_KEY,
       rateLimitPerMinute: config.RATE_LIMIT_PER_MINUTE,
       metricsPublic: config.METRICS_PUBLIC,
+      maxConcurrentWaitsPerKey: config.MAX_CONCURRENT_WAITS_PER_KEY,
     },
     businessTime: { timezone: config.BOOKS_TIMEZONE, maxLatenessMs: config.MAX_LATENESS, maxClockSkewMs: config.MAX_CLOCK_SKEW },
     console: { temporalUiUrl: config.TEMPORAL_UI_URL },

@@ -1,5 +1,7 @@
 import { WorkflowExecutionAlreadyStartedError, type Client, type WorkflowHandle } from '@temporalio/client';
-import { checkTransferRequest, sameRequest } from '../domain/transfer-decider';
+import type { TransferLog } from '../application/transfer-log';
+import { checkTransferRequest } from '../domain/transfer-decider';
+import type { TransferRequest } from '../domain/transfer-events';
 import type { Rejection } from '../domain/rejection';
 import type { transferSaga } from '../workflows/transfer-saga';
 import {
@@ -38,11 +40,13 @@ export interface StartedTransfer {
   eagerlyStarted: boolean;
 }
 
-/**
- * Starts the saga for a transfer, idempotently: the client-supplied transfer id is the key.
- * The same id and payload returns the existing saga (running or finished); the same id with
- * another payload throws TransferConflictError. A transfer id is never reused for a new saga.
- */
+/** What accepting a transfer needs: the Temporal client and task queue, and the transfer log to record the request on. */
+export interface AcceptDeps {
+  client: Client;
+  taskQueue: string;
+  transfers: TransferLog;
+}
+
 export interface StartOptions {
   /**
    * Ask the server to hand the first workflow task straight back to this process's worker (eager
@@ -52,28 +56,42 @@ export interface StartOptions {
   eager?: boolean;
 }
 
-export async function startTransfer(
-  client: Client,
-  taskQueue: string,
-  input: TransferSagaInput,
-  options: StartOptions = {},
-): Promise<StartedTransfer> {
-  const invalid = checkTransferRequest(input);
+/**
+ * Accepts a transfer: records the request with who asked (its actor and correlation id) on the transfer's stream,
+ * then starts its saga. The saga executes only what is recorded there (see the saga's ACCEPTED_REQUEST): this is
+ * the one way money is asked to move. Idempotent: the client-supplied transfer id is the key. The same id and
+ * payload returns the existing saga (running or finished; one recorded but never started, after a crash between
+ * the two steps, is started now); the same id with another payload throws TransferConflictError, and nothing is
+ * written. A transfer id is never reused for a new saga.
+ */
+export async function acceptTransfer(deps: AcceptDeps, input: TransferSagaInput, options: StartOptions = {}): Promise<StartedTransfer> {
+  const { transferId, fromAccountId, toAccountId, amount, reversalOf } = input;
+  const request: TransferRequest = { transferId, fromAccountId, toAccountId, amount, ...(reversalOf ? { reversalOf } : {}) };
+  const invalid = checkTransferRequest(request);
   if (invalid && !invalid.ok) throw new TransferRejectedError(invalid.rejection);
-  const workflowId = transferWorkflowId(input.transferId);
-  const memo = {
-    transferId: input.transferId,
-    fromAccountId: input.fromAccountId,
-    toAccountId: input.toAccountId,
-    amount: input.amount,
-    ...(input.reversalOf ? { reversalOf: input.reversalOf } : {}),
+  const recorded = await deps.transfers.accept(request, {
+    actor: input.actor ?? 'unknown',
+    ...(input.correlationId ? { correlationId: input.correlationId } : {}),
+  });
+  if (!recorded.ok) {
+    if (recorded.rejection.type === 'transfer_conflict') throw new TransferConflictError(transferId, recorded.state.request ?? {});
+    throw new TransferRejectedError(recorded.rejection);
+  }
+  // The saga's input: the request as recorded, with who asked as recorded (a request recorded before by the same
+  // client keeps its first actor and correlation id). The memo is for display only: no run reads it.
+  const accepted = recorded.state.accepted;
+  const sagaInput: TransferSagaInput = {
+    ...request,
+    ...(accepted?.correlationId ? { correlationId: accepted.correlationId } : {}),
+    ...(accepted ? { actor: accepted.actor } : input.actor ? { actor: input.actor } : {}),
   };
+  const workflowId = transferWorkflowId(transferId);
   try {
-    const handle = await client.workflow.start<typeof transferSaga>(TRANSFER_SAGA, {
+    const handle = await deps.client.workflow.start<typeof transferSaga>(TRANSFER_SAGA, {
       workflowId,
-      taskQueue,
-      args: [input],
-      memo: { ...memo, correlationId: input.correlationId ?? null, actor: input.actor ?? null },
+      taskQueue: deps.taskQueue,
+      args: [sagaInput],
+      memo: { ...request, correlationId: sagaInput.correlationId ?? null, actor: sagaInput.actor ?? null },
       typedSearchAttributes: [{ key: TRANSFER_STATUS_KEY, value: 'pending' }],
       workflowIdReusePolicy: 'REJECT_DUPLICATE',
       workflowIdConflictPolicy: 'FAIL',
@@ -83,11 +101,7 @@ export async function startTransfer(
   } catch (error) {
     if (!(error instanceof WorkflowExecutionAlreadyStartedError)) throw error;
   }
-  const handle = client.workflow.getHandle<typeof transferSaga>(workflowId);
-  const existing = ((await handle.describe()).memo ?? {}) as Partial<TransferSagaInput>;
-  if (!sameRequest({ transferId: input.transferId, fromAccountId: '', toAccountId: '', amount: 0, ...existing }, input))
-    throw new TransferConflictError(input.transferId, existing);
-  return { handle, created: false, eagerlyStarted: false };
+  return { handle: deps.client.workflow.getHandle<typeof transferSaga>(workflowId), created: false, eagerlyStarted: false };
 }
 
 /** The saga's live status via its query (works while running and after it finished). */

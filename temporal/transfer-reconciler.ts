@@ -1,4 +1,10 @@
-import { ScheduleAlreadyRunning, ScheduleOverlapPolicy, WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
+import {
+  ScheduleAlreadyRunning,
+  ScheduleOverlapPolicy,
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowNotFoundError,
+  type Client,
+} from '@temporalio/client';
 import type { TransferLog } from '../application/transfer-log';
 import { isTerminalStatus } from '../domain/transfer-events';
 import type { transferSaga } from '../workflows/transfer-saga';
@@ -7,23 +13,34 @@ import {
   TRANSFER_SAGA,
   TRANSFER_STATUS_KEY,
   TRANSFER_STATUS_SEARCH_ATTRIBUTE,
+  transferWorkflowId,
   type TransferSagaInput,
 } from '../workflows/transfer-saga-contract';
 import { TRANSFER_RECONCILER } from '../workflows/transfer-reconciler-contract';
 
 /**
- * The reconciler: transfers whose saga closed without settling them (terminated, timed out, failed,
- * or cancelled by a release before the safe settlement) would stay pending for ever. It finds them
- * through Temporal's visibility (closed runs whose TransferStatus is still `pending`), confirms on
- * the transfer's own stream that no outcome is recorded, and runs the saga again under the same
- * workflow id: every leg is idempotent (deterministic event ids, voids), so the new run finishes
- * what the old one left, and moves no money twice.
+ * The reconciler: accepted transfers whose saga closed without settling them (terminated, timed out, failed, cancelled
+ * by a release before the safe settlement, or even `Completed` without an outcome on the stream), or whose saga never
+ * started (a crash between the API recording the request and starting the saga), would stay pending for ever. It finds
+ * them through Temporal's visibility and the transfers read model, confirms on the transfer's own stream that an
+ * accepted request is recorded and no outcome is, and runs the saga again under the same workflow id. The rerun
+ * executes the request recorded on the stream (never a memo): every leg is idempotent (deterministic event ids,
+ * voids), so the new run finishes what the old one left, and moves no money twice.
  */
 
 export interface ReconcilerDeps {
   client: Client;
   taskQueue: string;
   transfers: TransferLog;
+  /**
+   * Transfers the read model holds as pending since before `olderThan` (ids, oldest first, at most `limit`): accepted
+   * requests whose saga may never have started (a crash between recording and starting), or whose saga closed without
+   * recording an outcome. Without it only closed runs that Temporal's visibility lists as unsettled are examined.
+   */
+  pendingTransfers?: (olderThan: Date, limit: number) => Promise<string[]>;
+  /** How long a pending transfer is left to its saga before the reconciler looks at it (default 60 s). */
+  graceMs?: number;
+  now?: () => Date;
   log?: (entry: Record<string, unknown>) => void;
   onRepaired?: (transferId: string, closedAs: string) => void;
 }
@@ -45,61 +62,79 @@ export function unsettledQuery(taskQueue: string): string {
   ].join(' AND ');
 }
 
+const TRANSFER_WORKFLOW_PREFIX = transferWorkflowId('');
+
+/**
+ * One pass: every transfer that is accepted on its stream, has no outcome there, and has no saga running is run again.
+ * Candidates come from two places: closed saga runs whose TransferStatus is still `pending` (Temporal's visibility),
+ * and transfers the read model holds as pending for longer than the grace period (a saga never started, or one that
+ * closed `Completed` without an outcome on the stream). The stream decides, never how a workflow closed.
+ */
 export async function reconcileTransfers(deps: ReconcilerDeps, options: { limit?: number } = {}): Promise<ReconcileResult> {
   const limit = options.limit ?? 500;
   const result: ReconcileResult = { examined: 0, repaired: [] };
   const seen = new Set<string>();
+  const examine = async (transferId: string) => {
+    if (seen.has(transferId)) return; // several closed runs of one transfer: one repair
+    seen.add(transferId);
+    result.examined += 1;
+    const repaired = await repairOne(deps, transferId);
+    if (repaired) result.repaired.push({ transferId, closedAs: repaired });
+  };
   for await (const run of deps.client.workflow.list({ query: unsettledQuery(deps.taskQueue) })) {
-    if (seen.has(run.workflowId)) continue; // several closed runs of one transfer: one repair
-    seen.add(run.workflowId);
-    if (++result.examined > limit) break;
-    const repaired = await repairOne(deps, run.workflowId, run.status.name, (run.memo ?? {}) as Partial<TransferSagaInput>);
-    if (repaired) result.repaired.push({ transferId: repaired, closedAs: run.status.name });
+    if (result.examined >= limit) break;
+    if (!run.workflowId.startsWith(TRANSFER_WORKFLOW_PREFIX)) continue; // not a transfer's saga: nothing was accepted under it
+    await examine(run.workflowId.slice(TRANSFER_WORKFLOW_PREFIX.length));
+  }
+  if (deps.pendingTransfers && result.examined < limit) {
+    const olderThan = new Date((deps.now ?? (() => new Date()))().getTime() - (deps.graceMs ?? 60_000));
+    for (const transferId of await deps.pendingTransfers(olderThan, limit - result.examined)) await examine(transferId);
   }
   return result;
 }
 
-async function repairOne(
-  deps: ReconcilerDeps,
-  workflowId: string,
-  closedAs: string,
-  memo: Partial<TransferSagaInput>,
-): Promise<string | undefined> {
-  // The latest run decides: a run already started again (by us or a person) is left alone.
-  const latest = await deps.client.workflow.getHandle(workflowId).describe();
-  if (latest.status.name === 'RUNNING') return undefined;
-  const transferId = memo.transferId ?? workflowId.replace(/^transfer-/, '');
+/** How the latest saga run of a transfer stands: running, closed (and how), or never started. */
+async function latestRun(deps: ReconcilerDeps, workflowId: string): Promise<{ status: string; runId?: string }> {
+  try {
+    const latest = await deps.client.workflow.getHandle(workflowId).describe();
+    return { status: latest.status.name, runId: latest.runId };
+  } catch (error) {
+    if (error instanceof WorkflowNotFoundError) return { status: 'NEVER_STARTED' };
+    throw error;
+  }
+}
+
+/** Runs a transfer's saga again when its stream holds an accepted request without an outcome and no run is going. Returns how the last run stood. */
+async function repairOne(deps: ReconcilerDeps, transferId: string): Promise<string | undefined> {
+  const workflowId = transferWorkflowId(transferId);
+  // The latest run decides: a run already going (the first, or one started again by us or a person) is left alone.
+  const latest = await latestRun(deps, workflowId);
+  if (latest.status === 'RUNNING') return undefined;
   const { state } = await deps.transfers.load(transferId);
   if (isTerminalStatus(state.status)) return undefined; // settled on the stream
-  // The stream's request is the truth; a run stopped before recording it left its input in the memo.
-  const request =
-    state.request ??
-    (memo.fromAccountId && memo.toAccountId && memo.amount
-      ? { transferId, fromAccountId: memo.fromAccountId, toAccountId: memo.toAccountId, amount: memo.amount }
-      : undefined);
-  if (!request) {
-    deps.log?.({ level: 'warn', msg: 'unsettled transfer without a request or memo: left for a person', transferId, workflowId });
+  if (!state.request) {
+    // A run the API never accepted (started straight on Temporal): it moved nothing, and nothing is there to run.
+    deps.log?.({ level: 'warn', msg: 'closed saga without an accepted request: nothing to run', transferId, workflowId });
     return undefined;
   }
-  // The rerun is the system's doing: the events it writes carry actor `system` (beside the request's
-  // correlationId); who asked for the transfer stays on the events written before and in the memo.
-  const requestedBy = (memo as { requestedBy?: string }).requestedBy ?? memo.actor;
+  // The rerun executes the request recorded on the stream (the saga reads it there), as the actor who asked for it.
   const input: TransferSagaInput = {
-    ...request,
-    ...(memo.correlationId ? { correlationId: memo.correlationId } : {}),
-    actor: SYSTEM_ACTOR,
+    ...state.request,
+    ...(state.accepted?.correlationId ? { correlationId: state.accepted.correlationId } : {}),
+    ...(state.accepted ? { actor: state.accepted.actor } : {}),
   };
+  const closedAs = latest.status;
   try {
     await deps.client.workflow.start<typeof transferSaga>(TRANSFER_SAGA, {
       workflowId,
       taskQueue: deps.taskQueue,
       args: [input],
       memo: {
-        ...request,
+        ...state.request,
         correlationId: input.correlationId ?? null,
-        actor: SYSTEM_ACTOR,
-        requestedBy: requestedBy ?? null,
-        repairOf: latest.runId,
+        actor: input.actor ?? null,
+        rerunBy: SYSTEM_ACTOR,
+        repairOf: latest.runId ?? null,
         repairedAfter: closedAs,
       },
       typedSearchAttributes: [{ key: TRANSFER_STATUS_KEY, value: 'pending' }],
@@ -112,14 +147,17 @@ async function repairOne(
   }
   deps.log?.({
     level: 'warn',
-    msg: 'transfer repaired: its saga closed without an outcome and was run again',
+    msg:
+      closedAs === 'NEVER_STARTED'
+        ? 'transfer repaired: its request was accepted but its saga never started; started now'
+        : 'transfer repaired: its saga closed without an outcome on its stream and was run again',
     transferId,
     workflowId,
     closedAs,
     previousRunId: latest.runId,
   });
   deps.onRepaired?.(transferId, closedAs);
-  return transferId;
+  return closedAs;
 }
 
 /** The reconciler's activities, registered on the transfer worker. */

@@ -9,6 +9,7 @@ import {
   proxyLocalActivities,
   setHandler,
   upsertSearchAttributes,
+  workflowInfo,
 } from '@temporalio/workflow';
 import type { TransferActivities } from '../activities/transfer-activities';
 import { isRejectionType } from '../domain/rejection';
@@ -17,6 +18,7 @@ import {
   retrySettlementSignal,
   TRANSFER_STATUS_KEY,
   transferStatusQuery,
+  transferWorkflowId,
   type SagaStep,
   type TransferSagaInput,
   type TransferSagaState,
@@ -79,6 +81,12 @@ export const MERGED_LEGS = 'merged-legs-2026-11';
 export const SAFE_SETTLEMENT = 'safe-settlement-2026-11';
 /** Patch id of the local-activity legs (local first, the remote activity as the fallback). */
 export const LOCAL_LEGS = 'local-legs-2026-11';
+/**
+ * Patch id of the accepted request: a run executes only the request the API recorded on the transfer's stream (never
+ * its own input), and only as the saga of that transfer (workflow id `transfer-<transferId>`); otherwise it moves and
+ * writes nothing and ends `failed` with reason `unauthorized`.
+ */
+export const ACCEPTED_REQUEST = 'accepted-request-2026-12';
 
 /** The rejection type of a business failure, or 'infrastructure' for anything else (retries exhausted, timeouts). */
 function failureReason(error: unknown): { reason: TransferFailureReason; message: string } {
@@ -118,6 +126,30 @@ export async function transferSaga(input: TransferSagaInput): Promise<TransferSa
     }
   };
   setStatus('pending');
+
+  if (patched(ACCEPTED_REQUEST)) {
+    // Only the request the API accepted moves money: whoever started this run, and with whatever input.
+    const refuse = async (why: string) => {
+      state.failureReason = 'unauthorized';
+      state.failureMessage = why;
+      setStatus('failed');
+      return state;
+    };
+    if (workflowInfo().workflowId !== transferWorkflowId(input.transferId)) {
+      const why = `a saga of transfer ${input.transferId} runs only as workflow ${transferWorkflowId(input.transferId)}`;
+      await step('refuse', () => mustSucceed.reportUnauthorized({ transferId: input.transferId, why }));
+      return refuse(why);
+    }
+    const acceptedInput = { transferId: input.transferId, actor: input.actor, correlationId: input.correlationId };
+    const request = await step('accepted request', () =>
+      localThenRemote(
+        () => fast.acceptedRequest(acceptedInput),
+        () => mustSucceed.acceptedRequest(acceptedInput),
+      ),
+    );
+    if (!request) return refuse(`no request accepted by the API is recorded for transfer ${input.transferId}`);
+    input = request;
+  }
 
   // Sagas started before the merged legs (request+debit, credit+complete: two Temporal round
   // trips fewer) replay the original four-activity path; new sagas take the merged one.
@@ -236,8 +268,8 @@ async function settle(
     const { reason, message } = settlementReason(error);
     state.failureReason = reason;
     state.failureMessage = message;
-    if (stage === 'debit' && reason === 'transfer_conflict') {
-      // The id is recorded with another payload: that transfer is not ours to touch.
+    if (stage === 'debit' && (reason === 'transfer_conflict' || reason === 'unauthorized')) {
+      // The id is recorded with another payload, or no accepted request is recorded: that transfer is not ours to touch.
       setStatus('failed');
       return state;
     }

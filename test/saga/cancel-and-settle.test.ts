@@ -4,7 +4,7 @@ import { createTransferActivities, type TransferActivities } from '../../activit
 import { handleAccountCommand } from '../../application/account-commands';
 import { accountStream } from '../../domain/account-events';
 import { transferStream } from '../../domain/transfer-events';
-import { startTransfer } from '../../temporal/transfer-client';
+import { acceptTransfer } from '../../temporal/transfer-client';
 import { RETRY_SETTLEMENT_SIGNAL, transferStatusQuery } from '../../workflows/transfer-saga-contract';
 import { TransferStack } from '../support/transfer-stack';
 import { waitUntil } from '../support/wait-until';
@@ -81,7 +81,7 @@ describe('cancelling a saga, and settlements that cannot finish', () => {
     const transferId = randomUUID();
     if (mode) modes.set(transferId, mode);
     const input = { transferId, fromAccountId: from, toAccountId: to, amount: 400, correlationId: `cancel-${transferId}` };
-    const { handle } = await startTransfer(stack.client, stack.taskQueue, input);
+    const { handle } = await acceptTransfer(stack, input);
     return { from, to, transferId, input, handle };
   }
 

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { TransferActivities } from '../../activities/transfer-activities';
 import { accountStream } from '../../domain/account-events';
-import { startTransfer } from '../../temporal/transfer-client';
+import { acceptTransfer } from '../../temporal/transfer-client';
 import { transferStatusQuery } from '../../workflows/transfer-saga-contract';
 import { TransferStack } from '../support/transfer-stack';
 import { waitUntil } from '../support/wait-until';
@@ -37,7 +37,7 @@ describe('credit outage after the credit landed', () => {
     const from = await stack.openAccount(1_000);
     const to = await stack.openAccount(0);
     const transferId = randomUUID();
-    const { handle } = await startTransfer(stack.client, stack.taskQueue, {
+    const { handle } = await acceptTransfer(stack, {
       transferId,
       fromAccountId: from,
       toAccountId: to,

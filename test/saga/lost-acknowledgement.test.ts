@@ -3,7 +3,7 @@ import { handleAccountCommand } from '../../application/account-commands';
 import type { TransferActivities } from '../../activities/transfer-activities';
 import { accountStream } from '../../domain/account-events';
 import { transferStream } from '../../domain/transfer-events';
-import { startTransfer } from '../../temporal/transfer-client';
+import { acceptTransfer } from '../../temporal/transfer-client';
 import { TransferStack } from '../support/transfer-stack';
 import { activityExecutions } from '../support/workflow-history';
 
@@ -64,7 +64,7 @@ describe('lost acknowledgement: an activity whose append landed but which report
   async function run(from: string, to: string, amount: number, leg: Leg) {
     const transferId = randomUUID();
     lossy.loseFirstAcknowledgement(transferId, leg);
-    const { handle } = await startTransfer(stack.client, stack.taskQueue, { transferId, fromAccountId: from, toAccountId: to, amount });
+    const { handle } = await acceptTransfer(stack, { transferId, fromAccountId: from, toAccountId: to, amount });
     const result = await handle.result();
     const executions = activityExecutions(await handle.fetchHistory());
     return { transferId, result, executions };

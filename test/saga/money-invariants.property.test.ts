@@ -5,7 +5,7 @@ import { snapshotStream } from '../../application/account-repository';
 import type { AccountCommand } from '../../domain/account-decider';
 import { accountStream, type AccountEvent } from '../../domain/account-events';
 import { TERMINAL_STATUSES, transferStream } from '../../domain/transfer-events';
-import { startTransfer, TransferRejectedError } from '../../temporal/transfer-client';
+import { acceptTransfer, TransferRejectedError } from '../../temporal/transfer-client';
 import type { TransferSagaStatus } from '../../workflows/transfer-saga-contract';
 import { TransferStack } from '../support/transfer-stack';
 
@@ -152,14 +152,14 @@ async function runScenario(stack: TransferStack, s: Scenario): Promise<{ account
     const toId = spec.to === 'same' ? fromId : spec.to !== 'missing' && pick(spec.to) === fromId ? pick(spec.to + 1) : resolve(spec.to);
     const input = { transferId, fromAccountId: fromId, toAccountId: toId, amount: spec.amount };
     if (fromId === toId) {
-      const refusal = await startTransfer(stack.client, stack.taskQueue, input).then(
+      const refusal = await acceptTransfer(stack, input).then(
         () => undefined,
         (error: unknown) => error,
       );
       expect(refusal).toBeInstanceOf(TransferRejectedError);
       return { spec, transferId, fromId, toId, refused: (refusal as TransferRejectedError).rejection.type };
     }
-    const { handle } = await startTransfer(stack.client, stack.taskQueue, input);
+    const { handle } = await acceptTransfer(stack, input);
     return { spec, transferId, fromId, toId, result: await handle.result() };
   };
   const [outcomes] = await Promise.all([

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { handleAccountCommand } from '../../application/account-commands';
 import { accountStream } from '../../domain/account-events';
 import { transferStream } from '../../domain/transfer-events';
-import { startTransfer, TransferConflictError } from '../../temporal/transfer-client';
+import { acceptTransfer, TransferConflictError } from '../../temporal/transfer-client';
 import { transferStatusQuery, transferWorkflowId } from '../../workflows/transfer-saga-contract';
 import { balanceAfterMismatches, runningBalances } from '../support/exact-balances';
 import { TransferStack } from '../support/transfer-stack';
@@ -39,6 +39,7 @@ describe('transfer saga on the real Temporal dev server and the PostgreSQL store
     });
     const status = await stack.client.workflow.getHandle(transferWorkflowId(transferId)).query(transferStatusQuery);
     expect(status.steps.map((s) => [s.name, s.status])).toEqual([
+      ['accepted request', 'done'],
       ['request and debit source', 'done'],
       ['credit target and complete', 'done'],
     ]);
@@ -99,14 +100,14 @@ describe('transfer saga on the real Temporal dev server and the PostgreSQL store
     const to = await stack.openAccount(0);
     const transferId = randomUUID();
     const input = { transferId, fromAccountId: from, toAccountId: to, amount: 300 };
-    const first = await startTransfer(stack.client, stack.taskQueue, input);
-    const second = await startTransfer(stack.client, stack.taskQueue, input);
+    const first = await acceptTransfer(stack, input);
+    const second = await acceptTransfer(stack, input);
     expect(first.created).toBe(true);
     expect(second.created).toBe(false);
     await first.handle.result();
-    const third = await startTransfer(stack.client, stack.taskQueue, input); // after completion too
+    const third = await acceptTransfer(stack, input); // after completion too
     expect(third.created).toBe(false);
-    await expect(startTransfer(stack.client, stack.taskQueue, { ...input, amount: 301 })).rejects.toBeInstanceOf(TransferConflictError);
+    await expect(acceptTransfer(stack, { ...input, amount: 301 })).rejects.toBeInstanceOf(TransferConflictError);
     expect(await stack.balance(from)).toBe(700);
     expect(await stack.balance(to)).toBe(300);
   });

@@ -5,7 +5,7 @@ import path from 'node:path';
 import type { TransferActivities } from '../../activities/transfer-activities';
 import { accountStream } from '../../domain/account-events';
 import { transferStream } from '../../domain/transfer-events';
-import { startTransfer } from '../../temporal/transfer-client';
+import { acceptTransfer } from '../../temporal/transfer-client';
 import { TransferStack } from '../support/transfer-stack';
 import { processGroupMembers, readProcessStat } from '../../infra/process-table';
 import { waitUntil } from '../support/wait-until';
@@ -109,7 +109,7 @@ describe('worker crash between debit and credit (real SIGKILL of a worker proces
     crashWorker = CrashWorker.start(stack);
     await crashWorker.waitForLine('ready', 60_000);
 
-    const { handle } = await startTransfer(stack.client, stack.taskQueue, {
+    const { handle } = await acceptTransfer(stack, {
       transferId,
       fromAccountId: from,
       toAccountId: to,

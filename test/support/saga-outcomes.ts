@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { WorkflowHandle } from '@temporalio/client';
 import { handleAccountCommand } from '../../application/account-commands';
-import { startTransfer } from '../../temporal/transfer-client';
+import { acceptTransfer } from '../../temporal/transfer-client';
 import type { transferSaga } from '../../workflows/transfer-saga';
 import type { TransferSagaStatus } from '../../workflows/transfer-saga-contract';
 import type { TransferStack } from './transfer-stack';
@@ -27,7 +27,7 @@ export async function runSagaEndingIn(stack: TransferStack, outcome: SagaOutcome
     if (!closed.ok) throw new Error(closed.rejection.message);
   }
   const transferId = randomUUID();
-  const { handle } = await startTransfer(stack.client, stack.taskQueue, {
+  const { handle } = await acceptTransfer(stack, {
     transferId,
     fromAccountId: from,
     toAccountId: to,

@@ -8,7 +8,7 @@ import { handleAccountCommand } from '../../application/account-commands';
 import { TransferLog } from '../../application/transfer-log';
 import { PostgresEventStore } from '../../eventstore/postgres/postgres-event-store';
 import { createServicePool, PG_TIMEOUTS } from '../../infra/pg-pool';
-import { startTransfer } from '../../temporal/transfer-client';
+import { acceptTransfer } from '../../temporal/transfer-client';
 import { createTransferWorker, transferWorkflowBundle } from '../../temporal/transfer-worker';
 import type { TransferSagaInput, TransferSagaStatus } from '../../workflows/transfer-saga-contract';
 import { createTestDatabase, temporalAddress, type TestDatabase } from './test-database';
@@ -114,7 +114,7 @@ export class TransferStack {
 
   async transfer(fromAccountId: string, toAccountId: string, amount: number, transferId = randomUUID()): Promise<TransferSagaStatus> {
     const input: TransferSagaInput = { transferId, fromAccountId, toAccountId, amount, correlationId: `test-${transferId}` };
-    const { handle } = await startTransfer(this.client, this.taskQueue, input);
+    const { handle } = await acceptTransfer(this, input);
     return handle.result();
   }
 
