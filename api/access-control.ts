@@ -32,6 +32,8 @@ export interface AccessOptions {
   rateLimitPerMinute?: number;
   /** METRICS_PUBLIC: /metrics without a key. */
   metricsPublic?: boolean;
+  /** Waits in progress per key (MAX_CONCURRENT_WAITS_PER_KEY, see wait-limits.ts). Default 16. */
+  maxConcurrentWaitsPerKey?: number;
 }
 
 /** Who may call an operation: `public` (no key), `operator`, or `customer` (operators, and customers for what they own). */

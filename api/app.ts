@@ -18,6 +18,7 @@ import { streamsRoutes } from './streams-routes';
 import { eventsRoutes } from './events-routes';
 import { reversalRoutes } from './reversal-routes';
 import { transfersRoutes } from './transfers-routes';
+import { installWaitLimits } from './wait-limits';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -72,6 +73,8 @@ export function createApp(deps: ApiDeps): express.Express {
   app.use(express.json({ limit: deps.bodyLimit ?? '16kb', strict: true, type: 'application/json' }));
   // Roles and ownership: a refusal comes before any handler, so nothing is written.
   installAuthorization(app, deps, access);
+  // Each key's waits in progress (?minPosition, ?wait) are capped; after the body parser (see wait-limits.ts).
+  installWaitLimits(app, access);
 
   const collect = async () => {
     await collectProjectionMetrics(deps.store, deps.readModels, ALL_PROJECTIONS, deps.metrics);

@@ -3,22 +3,27 @@ import { projectionByName } from '../projections/all-projections';
 import { waitForProjection } from '../projections/projection-runner';
 import type { ApiDeps } from './api-deps';
 import { HttpProblem, problemType } from './problem';
+import { minPositionWait } from './wait-limits';
 
 /**
  * Read-your-writes: a write answers with the position it wrote; a read with ?minPosition= waits
  * (bounded) until the projection it reads from has applied that position. When the projection has
  * parked an event at or before that position, it cannot answer consistently until the parked events
  * are replayed: the read is refused at once (503, projection-degraded) rather than answered with stale data.
+ * A read that has to wait counts under its API key's cap of waits in progress (429 beyond it, see wait-limits.ts); the
+ * waiters of a projection are answered together from one read of its progress per tick (waitForProjection).
  */
 export async function awaitProjection(deps: ApiDeps, projection: string, minPosition: string | undefined): Promise<void> {
   if (!minPosition) return;
   const position = parsePosition(minPosition)!;
+  const timeoutMs = deps.maxConsistencyWaitMs ?? 10_000;
   const progress = await waitForProjection(
     deps.store,
     deps.readModels,
     projectionByName(projection)!,
     position,
-    deps.maxConsistencyWaitMs ?? 10_000,
+    timeoutMs,
+    minPositionWait(timeoutMs),
   );
   if (progress.state === 'degraded') {
     throw new HttpProblem(

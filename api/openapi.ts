@@ -34,7 +34,11 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV3['generateD
               ...(access === 'operator'
                 ? { 403: { description: 'A customer key: this operation needs the operator role', content: problem.content } }
                 : {}),
-              429: { description: "Over this key's rate limit (RATE_LIMIT_PER_MINUTE), with Retry-After", content: problem.content },
+              429: {
+                description:
+                  "Over this key's rate limit (RATE_LIMIT_PER_MINUTE), or a wait (?minPosition, ?wait) beyond its waits in progress (MAX_CONCURRENT_WAITS_PER_KEY); with Retry-After",
+                content: problem.content,
+              },
             };
       registry.registerPath({
         ...route,

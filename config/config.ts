@@ -98,6 +98,8 @@ const envSchema = z.object({
     .regex(/^[\x21-\x7E]+$/, { error: 'OPERATOR_API_KEY must be printable ASCII without spaces (it is sent in an HTTP header)' })
     .optional(),
   RATE_LIMIT_PER_MINUTE: positiveInt('RATE_LIMIT_PER_MINUTE', 600, 1_000_000_000),
+  /** Waits in progress per API key (?minPosition reads that wait, ?wait long polls), per API process; beyond -> 429. */
+  MAX_CONCURRENT_WAITS_PER_KEY: positiveInt('MAX_CONCURRENT_WAITS_PER_KEY', 16, 1_000_000),
   METRICS_PUBLIC: z
     .enum(['true', 'false'], { error: "METRICS_PUBLIC must be 'true' or 'false'" })
     .default('false')

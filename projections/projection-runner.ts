@@ -1,10 +1,11 @@
 import type { Pool } from 'pg';
 import { prepared } from '../infra/pg-prepared';
 import { withTransaction } from '../infra/pg-transaction';
-import type { EventStore, GlobalPosition, RecordedEvent, Subscription } from '../eventstore/event-store';
-import { comparePositions } from '../eventstore/event-store';
+import type { EventStore, GlobalPosition, ParkedSummary, RecordedEvent, Subscription } from '../eventstore/event-store';
+import { comparePositions, formatPosition } from '../eventstore/event-store';
 import type { BatchPlan, BatchProjection, Projection } from './projection';
 import { canBatch, liveTables } from './projection';
+import { ProgressWatcher } from './progress-watcher';
 import { ensureReadModelSchema } from './read-model-schema';
 
 /** What a projection did with an event. */
@@ -252,34 +253,146 @@ export async function projectionProgress(
   pool: Pool,
   projection: Projection,
   position: GlobalPosition,
+  scope?: (parked: RecordedEvent) => boolean,
 ): Promise<ProjectionProgress> {
-  const checkpoint = await readCheckpoint(pool, projection.name);
-  const parked = await store.parkedSummary(groupName(projection), position);
-  if (parked.count > 0) return { state: 'degraded', parkedEvents: parked.count, firstParked: parked.first! };
-  if (checkpoint && comparePositions(checkpoint, position) >= 0) return { state: 'reached' };
-  const [next] = await store.readAll({
-    fromPosition: checkpoint,
-    streamPrefix: projection.streamPrefix,
-    eventTypes: projection.eventTypes,
-    maxCount: 1,
-  });
-  if (next) return { state: comparePositions(next.position, position) > 0 ? 'reached' : 'behind' };
-  const head = await store.headPosition();
-  return { state: head !== undefined && comparePositions(head, position) >= 0 ? 'reached' : 'behind' };
+  const sample = await sampleProgress(store, pool, projection, new ParkedCache());
+  return (await progressAt(sample, position, scope)) ?? { state: 'behind' };
 }
 
-/** Waits (bounded) until the projection has applied everything up to `position`; answers at once when it is degraded. */
+export interface WaitForProjectionOptions {
+  /**
+   * Which parked events concern the read (all of them when absent): only a parked event at or before the position
+   * that it concerns makes the answer 'degraded'.
+   */
+  scope?: (parked: RecordedEvent) => boolean;
+  /** Abandons the wait (the client went away): it answers 'behind' at once. */
+  signal?: AbortSignal;
+  /**
+   * Called once when the projection has not reached the position at the first look, before the wait begins: it may
+   * refuse the wait by throwing (e.g. the caller's cap of concurrent waits), else returns what to call when it ends.
+   */
+  beforeWaiting?: () => () => void;
+}
+
+/**
+ * Waits (bounded) until the projection has applied everything up to `position`; answers at once when it is degraded.
+ * The waiters of a projection share one watcher (per store and read-model pool, i.e. per API process): one sample of
+ * its progress per tick answers all of them, so M waiters cost the reads of one (see progress-watcher.ts).
+ */
 export async function waitForProjection(
   store: EventStore,
   pool: Pool,
   projection: Projection,
   position: GlobalPosition,
   timeoutMs: number,
+  options: WaitForProjectionOptions = {},
 ): Promise<ProjectionProgress> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const progress = await projectionProgress(store, pool, projection, position);
-    if (progress.state !== 'behind' || Date.now() >= deadline) return progress;
-    await new Promise((r) => setTimeout(r, 25));
+  return projectionWatcher(store, pool, projection).wait<ProjectionProgress>({
+    timeoutMs,
+    timedOut: { state: 'behind' },
+    signal: options.signal,
+    beforeWaiting: options.beforeWaiting,
+    // A sample read before the wait proves only 'reached' (progress moves forward; an event at or before a reached
+    // position was parked before the checkpoint passed it, so that sample saw it parked): anything else looks again.
+    settledBy: (sample) => (parkedUpTo(sample, position) ? undefined : reachedIn(sample, position)),
+    decide: (sample) => progressAt(sample, position, options.scope),
+  });
+}
+
+/** One read of a projection's progress: the same for every position waited for. */
+export interface ProgressSample {
+  checkpoint?: GlobalPosition;
+  /** Its first event after the checkpoint (not applied yet), if any. */
+  next?: GlobalPosition;
+  /** The log's visible head, read when there is no such event. */
+  head?: GlobalPosition;
+  /** The events its consumer group parked, if any: the first one's position, and all of them when a waiter needs them. */
+  parked?: { first: GlobalPosition; events: () => Promise<RecordedEvent[]> };
+}
+
+const parkedUpTo = (sample: ProgressSample, position: GlobalPosition): boolean =>
+  sample.parked !== undefined && comparePositions(sample.parked.first, position) <= 0;
+
+/** projectionProgress's rule, from a sample: 'degraded', 'reached', or undefined for 'behind'. */
+async function progressAt(
+  sample: ProgressSample,
+  position: GlobalPosition,
+  scope: ((parked: RecordedEvent) => boolean) | undefined,
+): Promise<ProjectionProgress | undefined> {
+  if (parkedUpTo(sample, position)) {
+    const concerned = (await sample.parked!.events()).filter((e) => comparePositions(e.position, position) <= 0 && (!scope || scope(e)));
+    if (concerned.length > 0) {
+      const first = concerned.reduce((a, e) => (comparePositions(e.position, a.position) < 0 ? e : a)).position;
+      return { state: 'degraded', parkedEvents: concerned.length, firstParked: first };
+    }
   }
+  return reachedIn(sample, position);
+}
+
+/** The rule for 'reached', from a sample: the checkpoint passed it, or none of its events lies between. */
+function reachedIn(sample: ProgressSample, position: GlobalPosition): { state: 'reached' } | undefined {
+  if (sample.checkpoint && comparePositions(sample.checkpoint, position) >= 0) return { state: 'reached' };
+  if (sample.next) return comparePositions(sample.next, position) > 0 ? { state: 'reached' } : undefined;
+  return sample.head !== undefined && comparePositions(sample.head, position) >= 0 ? { state: 'reached' } : undefined;
+}
+
+/**
+ * A consumer group's parked events, listed once while its summary (count, first, oldest) stays the same: parked
+ * events stay until an operator replays them, and each sample that finds some would otherwise list them again.
+ */
+class ParkedCache {
+  private key?: string;
+  private events?: Promise<RecordedEvent[]>;
+
+  get(store: EventStore, group: string, summary: ParkedSummary): () => Promise<RecordedEvent[]> {
+    const key = `${summary.count} ${summary.first ? formatPosition(summary.first) : ''} ${summary.oldestRecordedAt ?? ''}`;
+    return () => {
+      if (this.key !== key || !this.events) {
+        this.key = key;
+        const listing = store.listParked(group).then((parked) => parked.map((p) => p.event));
+        // A failed listing is not kept: the next sample lists again.
+        listing.catch(() => {
+          if (this.events === listing) this.events = undefined;
+        });
+        this.events = listing;
+      }
+      return this.events;
+    };
+  }
+}
+
+async function sampleProgress(store: EventStore, pool: Pool, projection: Projection, parkedCache: ParkedCache): Promise<ProgressSample> {
+  // The checkpoint before the parked events, as in projectionProgress.
+  const checkpoint = await readCheckpoint(pool, projection.name);
+  const parked = await store.parkedSummary(groupName(projection));
+  const [next] = await store.readAll({
+    fromPosition: checkpoint,
+    streamPrefix: projection.streamPrefix,
+    eventTypes: projection.eventTypes,
+    maxCount: 1,
+  });
+  return {
+    checkpoint,
+    next: next?.position,
+    head: next ? undefined : await store.headPosition(),
+    ...(parked.count > 0 && parked.first
+      ? { parked: { first: parked.first, events: parkedCache.get(store, groupName(projection), parked) } }
+      : {}),
+  };
+}
+
+const watchers = new WeakMap<EventStore, WeakMap<Pool, Map<string, ProgressWatcher<ProgressSample>>>>();
+
+/** The shared watcher of a projection's progress, for this store and read-model pool. */
+export function projectionWatcher(store: EventStore, pool: Pool, projection: Projection): ProgressWatcher<ProgressSample> {
+  let byPool = watchers.get(store);
+  if (!byPool) watchers.set(store, (byPool = new WeakMap()));
+  let byName = byPool.get(pool);
+  if (!byName) byPool.set(pool, (byName = new Map()));
+  let watcher = byName.get(projection.name);
+  if (!watcher) {
+    const parkedCache = new ParkedCache();
+    byName.set(projection.name, (watcher = new ProgressWatcher(() => sampleProgress(store, pool, projection, parkedCache))));
+  }
+  return watcher;
 }

@@ -54,6 +54,7 @@ describe('configuration', () => {
     ['OPERATOR_API_KEY', { OPERATOR_API_KEY: 'has spaces in it, which no HTTP header value keeps' }],
     ['RATE_LIMIT_PER_MINUTE', { RATE_LIMIT_PER_MINUTE: '0' }],
     ['RATE_LIMIT_PER_MINUTE', { RATE_LIMIT_PER_MINUTE: 'lots' }],
+    ['MAX_CONCURRENT_WAITS_PER_KEY', { MAX_CONCURRENT_WAITS_PER_KEY: '0' }],
     ['METRICS_PUBLIC', { METRICS_PUBLIC: 'yes' }],
     ['BOOKS_TIMEZONE', { BOOKS_TIMEZONE: 'Mars/Olympus_Mons' }],
     ['MAX_LATENESS', { MAX_LATENESS: 'five days' }],
