@@ -86,7 +86,11 @@ export function createTransferActivities({ accounts, transfers, observer }: Tran
    * through here, so every saga kind built on these activities inherits the rule.
    */
   async function accepted<T extends TransferActivityInput>(input: T, activity: string): Promise<T & { recorded: TransferState }> {
-    const { state } = await transfers.load(input.transferId);
+    let { state } = await transfers.load(input.transferId);
+    if (!state.request && input.startedBeforeAcceptance === true) {
+      // A saga in flight from before the API recorded requests (see the saga's ACCEPTED_REQUEST): recorded from its input, as then.
+      state = await recordStep(input, requestOf(input));
+    }
     if (!state.request) {
       const why = 'no request accepted by the API is recorded for this transfer';
       observer?.unauthorized?.(input.transferId, activity, why);

@@ -3,13 +3,11 @@ import type { TransferState } from '../domain/transfer-state';
 import { findTransfer, listTransfers, transferRowView } from '../projections/transfers-queries';
 import { randomUUID } from 'node:crypto';
 import { Router, type Request, type Response } from 'express';
-import { WorkflowNotFoundError } from '@temporalio/client';
 import { loadTogether } from '../application/event-sourced-repository';
 import { TransferLog } from '../application/transfer-log';
 import { sameRequest } from '../domain/transfer-decider';
-import { isTerminalStatus, type TransferRequest, type TransferStatus } from '../domain/transfer-events';
-import { acceptTransfer, queryTransfer, TransferConflictError, TransferRejectedError } from '../temporal/transfer-client';
-import { transferWorkflowId } from '../workflows/transfer-saga-contract';
+import { isTerminalStatus, type TransferRequest } from '../domain/transfer-events';
+import { acceptTransfer, TransferConflictError, TransferRejectedError } from '../temporal/transfer-client';
 import { actorOf, principalOf } from './access-control';
 import type { ApiDeps } from './api-deps';
 import { awaitProjection } from './consistency';
@@ -26,42 +24,9 @@ export function transfersRoutes(deps: ApiDeps): Router {
   async function readView(transferId: string) {
     const row = await findTransfer(deps.readModels, transferId);
     if (row) return transferRowView(row);
-    // Not projected yet: the event store and the saga know it.
+    // Not projected yet: its stream knows it (the API records every accepted request there before its saga starts).
     const { state } = await log.load(transferId);
-    if (state.request) return viewFromLog(transferId, state);
-    // Its saga runs but had not recorded the request. The request is in the saga's memo (written by
-    // startTransfer and by the reconciler), the status and steps come from its query: the body is a
-    // whole Transfer, as for any other transfer.
-    try {
-      const [description, live] = await Promise.all([
-        deps.temporal.workflow.getHandle(transferWorkflowId(transferId)).describe(),
-        queryTransfer(deps.temporal, transferId),
-      ]);
-      // A saga that recorded its request (or finished) since the stream was read: its stream tells it.
-      const recorded = (await log.load(transferId)).state;
-      if (recorded.request) return viewFromLog(transferId, recorded);
-      const memo = (description.memo ?? {}) as { fromAccountId?: unknown; toAccountId?: unknown; amount?: unknown };
-      // A saga started without its request in the memo (not by this service): no whole transfer to show yet.
-      if (typeof memo.fromAccountId !== 'string' || typeof memo.toAccountId !== 'string' || typeof memo.amount !== 'number')
-        return undefined;
-      // Nothing recorded, so no outcome yet (the saga's own `needs_attention` is no transfer status either).
-      const status: TransferStatus = isTerminalStatus(live.status) ? live.status : 'pending';
-      const updatedAt = live.steps.at(-1)?.at;
-      return {
-        transferId,
-        fromAccountId: memo.fromAccountId,
-        toAccountId: memo.toAccountId,
-        amount: memo.amount,
-        status,
-        ...(live.failureReason ? { failureReason: live.failureReason } : {}),
-        steps: live.steps.map((step) => ({ name: step.name, status: step.status, at: step.at })),
-        createdAt: description.startTime.toISOString(),
-        ...(updatedAt ? { updatedAt } : {}),
-      };
-    } catch (error) {
-      if (error instanceof WorkflowNotFoundError) return undefined;
-      throw error;
-    }
+    return state.request ? viewFromLog(transferId, state) : undefined;
   }
 
   router.post('/transfers', async (req, res: Response) => {

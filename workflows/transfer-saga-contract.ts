@@ -14,8 +14,13 @@ export const SYSTEM_ACTOR = 'system';
 /** The saga's input, and every leg's: the transfer request and who asked (flows into every event's metadata). */
 export interface TransferSagaInput extends TransferRequest {
   correlationId?: string;
-  /** Who caused it: the API key id of the request, `system` for the reconciler's repairs. Beside correlationId in every event's metadata. */
+  /** Who asked: the API key id of the accepted request (its legs take it from the transfer's stream, never from here). */
   actor?: string;
+  /**
+   * Set by the saga's code (never by a starter: a new run overwrites its input with the accepted request) for sagas
+   * started by a release before the API recorded requests: their legs may record the request from the input.
+   */
+  startedBeforeAcceptance?: boolean;
 }
 
 export interface SagaStep {

@@ -149,6 +149,11 @@ export async function transferSaga(input: TransferSagaInput): Promise<TransferSa
     );
     if (!request) return refuse(`no request accepted by the API is recorded for transfer ${input.transferId}`);
     input = request;
+  } else {
+    // A saga started by an earlier release (its history has no ACCEPTED_REQUEST marker: no new run can take this
+    // branch). That release's API started it without recording the request first; its legs record it from the input,
+    // as they did then, so a saga in flight across the upgrade finishes instead of being refused.
+    input = { ...input, startedBeforeAcceptance: true };
   }
 
   // Sagas started before the merged legs (request+debit, credit+complete: two Temporal round

@@ -379,10 +379,10 @@ describe('HTTP API end to end (express app on the real event store, Temporal and
     expect(insane.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
   });
 
-  test('a transfer its saga runs but has not recorded yet reads as a whole Transfer (from, to, amount from the saga), never a partial body', async () => {
+  test('a transfer accepted and not yet past its first leg reads as a whole Transfer from its stream, never a partial body', async () => {
     const from = (await openAccount({ ownerId: 'early-payer', currency: 'EUR', initialDeposit: 1_000 })).accountId;
     const to = (await openAccount({ ownerId: 'early-payee', currency: 'EUR' })).accountId;
-    // The saga's first activity waits at a gate before it records the request: until then only the saga knows the transfer.
+    // The saga's first leg waits at a gate: the API recorded the request before it started the saga, so the stream knows it.
     const real = api.stack.realActivities();
     let reached!: () => void;
     let release!: () => void;
@@ -401,13 +401,13 @@ describe('HTTP API end to end (express app on the real event store, Temporal and
     try {
       expect((await http().post('/transfers').send(body)).status).toBe(202);
       await atGate;
-      expect(await api.stack.eventTypes(transferStream(transferId))).toEqual([]);
+      expect(await api.stack.eventTypes(transferStream(transferId))).toEqual(['TransferRequested']);
 
       const early = await http().get(`/transfers/${transferId}`);
       expect(early.status).toBe(200);
       expect(early.body).toMatchObject({ transferId, fromAccountId: from, toAccountId: to, amount: 400, status: 'pending' });
       expect(early.body.steps).toEqual(expect.any(Array));
-      // The same request again while the saga has not recorded it: the same transfer.
+      // The same request again while its saga runs: the same transfer.
       const again = await http().post('/transfers').send(body);
       expect(again.status).toBe(200);
       expect(again.body).toMatchObject({ transferId, fromAccountId: from, toAccountId: to, amount: 400 });

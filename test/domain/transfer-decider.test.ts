@@ -146,7 +146,7 @@ describe('decideTransfer: steps are recorded once', () => {
 
 describe('evolveTransfer', () => {
   test('starts empty', () => {
-    expect(initialTransferState()).toEqual({ status: 'none', steps: [], reversals: {} });
+    expect(initialTransferState()).toEqual({ status: 'none', steps: [], reversals: new Map() });
   });
 
   test('happy path: pending until completed, with every step and its time', () => {
@@ -163,7 +163,7 @@ describe('evolveTransfer', () => {
       currency: 'EUR',
       debited: 2_500,
       credited: 2_500,
-      reversals: {},
+      reversals: new Map(),
       steps: [
         { name: 'requested', at: at(0) },
         { name: 'source_debited', at: at(1) },

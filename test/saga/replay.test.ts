@@ -111,7 +111,7 @@ describe('workflow histories replay deterministically against the current workfl
 
   test('the committed fixtures (test/fixtures/histories, from scripts/record-workflow-histories.ts) replay without error', async () => {
     expect(fixtureVersions()).toEqual(
-      expect.arrayContaining(['v1-four-activities', 'v2-merged-legs', 'v3-safe-settlement', 'v4-local-legs']),
+      expect.arrayContaining(['v1-four-activities', 'v2-merged-legs', 'v3-safe-settlement', 'v4-local-legs', 'v5-accepted-request']),
     );
     for (const version of fixtureVersions()) {
       expect(loadFixtures(version).map((f) => f.outcome.split('/')[1])).toEqual([...SAGA_OUTCOMES].sort());

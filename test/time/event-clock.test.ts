@@ -58,6 +58,8 @@ describe('event time comes from the event store, not from the writing process', 
     const transferId = `skew-${randomUUID().slice(0, 8)}`;
     const input = { transferId, fromAccountId: from, toAccountId: to, amount: 1_000, correlationId: `corr-${transferId}` };
     const activities = api.stack.realActivities();
+    // Accepted as the API accepts it (the request recorded on the transfer's stream): the legs execute only that.
+    expect((await api.stack.transfers.accept(input, { actor: 'test', correlationId: input.correlationId })).ok).toBe(true);
     await withClockOffset(-3_000, async () => {
       const { currency } = await activities.requestAndDebit(input);
       await activities.creditAndComplete({ ...input, currency });
