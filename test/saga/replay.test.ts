@@ -13,7 +13,7 @@ import {
 } from '@temporalio/worker';
 import { DeterminismViolationError } from '@temporalio/workflow';
 import { transferWorkflowBundle } from '../../temporal/transfer-worker';
-import type { TransferSagaStatus } from '../../workflows/transfer-saga-contract';
+import { transferWorkflowId, type TransferSagaInput, type TransferSagaStatus } from '../../workflows/transfer-saga-contract';
 import { historyFromJson, historyToJson } from '../support/history-json';
 import { runSagaEndingIn, SAGA_OUTCOMES, type FinishedSaga } from '../support/saga-outcomes';
 import { TransferStack } from '../support/transfer-stack';
@@ -44,6 +44,16 @@ function sagaResult(history: History): TransferSagaStatus {
   const payload = last?.workflowExecutionCompletedEventAttributes?.result?.payloads?.[0];
   if (!payload) throw new Error('history does not end with a completed workflow execution');
   return defaultPayloadConverter.fromPayload<TransferSagaStatus>(payload);
+}
+
+/**
+ * The workflow id the saga ran under (`transfer-<transferId>`, from its input): a saga checks that it runs as its
+ * transfer's workflow (ACCEPTED_REQUEST), so a history replays only under its own id.
+ */
+function recordedWorkflowId(history: History): string {
+  const payload = history.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
+  if (!payload) throw new Error('history does not start with the saga input');
+  return transferWorkflowId(defaultPayloadConverter.fromPayload<TransferSagaInput>(payload).transferId);
 }
 
 /** One directory per shape of the saga ever released (v1-four-activities, v2-merged-legs, ...): every one must keep replaying. */
@@ -124,11 +134,11 @@ describe('workflow histories replay deterministically against the current workfl
     }
     const results = await replayAll(
       await transferWorkflowBundle(),
-      fixtures.map((f) => ({ workflowId: `fixture-${f.outcome}`, history: f.history })),
+      fixtures.map((f) => ({ workflowId: recordedWorkflowId(f.history), history: f.history })),
     );
     expectCleanReplays(
       results,
-      fixtures.map((f) => `fixture-${f.outcome}`),
+      fixtures.map((f) => recordedWorkflowId(f.history)),
     );
   });
 
@@ -149,7 +159,7 @@ describe('workflow histories replay deterministically against the current workfl
 
     const results = await replayAll(
       reordered,
-      fixtures.map((f) => ({ workflowId: `fixture-${f.outcome}`, history: f.history })),
+      fixtures.map((f) => ({ workflowId: recordedWorkflowId(f.history), history: f.history })),
     );
     expect(results).toHaveLength(fixtures.length);
     for (const result of results) {
