@@ -1,12 +1,14 @@
 import { Router, type Response } from 'express';
 import { Books, closeBusinessDay } from '../application/books';
 import { acceptException, ExceptionLog, rejectException } from '../application/late-record-exceptions';
-import { accountStream } from '../domain/account-events';
+import { ACCOUNT_STREAM_PREFIX, accountStream } from '../domain/account-events';
+import { BOOKS_STREAM_PREFIX } from '../domain/books-decider';
 import { businessDayBounds } from '../domain/business-calendar';
-import type { ExceptionState } from '../domain/late-record-exception';
+import { EXCEPTION_STREAM_PREFIX, type ExceptionState } from '../domain/late-record-exception';
 import type { Rejection } from '../domain/rejection';
 import { parsePosition } from '../eventstore/event-store';
 import { exceptionRowView, exceptionView, listExceptions } from '../projections/exceptions-queries';
+import { accountScope, bothScopes, streamsScope } from '../projections/read-scope';
 import { correctionNoticeView, correctionsAfter, findClosedDay, statementOf } from '../projections/statements-queries';
 import { actorOf, requestContext } from './access-control';
 import type { ApiDeps } from './api-deps';
@@ -92,7 +94,13 @@ export function businessTimeRoutes(deps: ApiDeps): Router {
   router.get('/accounts/:id/statements/:date', async (req, res) => {
     const { id, date } = parse(StatementParams, req.params, 'path');
     const query = parse(ReadQuery, req.query, 'query');
-    await awaitProjection(deps, PROJECTION, query.minPosition);
+    // Its rows: the account's movements and the closed days (an exception or another account's event is not part of it).
+    await awaitProjection(
+      deps,
+      PROJECTION,
+      query.minPosition,
+      (e) => e.stream === accountStream(id) || e.stream.startsWith(BOOKS_STREAM_PREFIX),
+    );
     const exists = (await deps.store.readStream(accountStream(id), { maxCount: 1 })).length > 0;
     if (!exists) throw new HttpProblem(404, problemType('account-not-found'), 'Account not found', `No account ${id}`);
     const { timezone } = businessTimeOf(deps);
@@ -106,7 +114,8 @@ export function businessTimeRoutes(deps: ApiDeps): Router {
   /** Correction notices of BOOKS_TIMEZONE's books, in the order they arose; `next` always comes back so a follower polls with it. */
   router.get('/corrections', async (req, res) => {
     const query = parse(CorrectionsQuery, req.query, 'query');
-    await awaitProjection(deps, PROJECTION, query.minPosition);
+    // Notices come from movements and closes of the books, of every account: exceptions are not part of them.
+    await awaitProjection(deps, PROJECTION, query.minPosition, streamsScope(ACCOUNT_STREAM_PREFIX, BOOKS_STREAM_PREFIX));
     const { timezone } = businessTimeOf(deps);
     const rows = await correctionsAfter(deps.readModels, timezone, query.after ? parsePosition(query.after) : undefined, query.limit);
     const corrections = rows.map(correctionNoticeView);
@@ -115,7 +124,13 @@ export function businessTimeRoutes(deps: ApiDeps): Router {
 
   router.get('/exceptions', async (req, res) => {
     const query = parse(ExceptionsQuery, req.query, 'query');
-    await awaitProjection(deps, PROJECTION, query.minPosition);
+    const exceptionStreams = streamsScope(EXCEPTION_STREAM_PREFIX);
+    await awaitProjection(
+      deps,
+      PROJECTION,
+      query.minPosition,
+      query.accountId === undefined ? exceptionStreams : bothScopes(exceptionStreams, accountScope(query.accountId)),
+    );
     const page = await listExceptions(deps.readModels, {
       status: query.status,
       accountId: query.accountId,

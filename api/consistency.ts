@@ -1,6 +1,7 @@
 import { formatPosition, parsePosition } from '../eventstore/event-store';
 import { projectionByName } from '../projections/all-projections';
 import { waitForProjection } from '../projections/projection-runner';
+import type { ReadScope } from '../projections/read-scope';
 import type { ApiDeps } from './api-deps';
 import { HttpProblem, problemType } from './problem';
 import { minPositionWait } from './wait-limits';
@@ -12,19 +13,21 @@ import { minPositionWait } from './wait-limits';
  * are replayed: the read is refused at once (503, projection-degraded) rather than answered with stale data.
  * A read that has to wait counts under its API key's cap of waits in progress (429 beyond it, see wait-limits.ts); the
  * waiters of a projection are answered together from one read of its progress per tick (waitForProjection).
+ * `scope`: what the read depends on (projections/read-scope.ts): a parked event outside it does not refuse the read.
  */
-export async function awaitProjection(deps: ApiDeps, projection: string, minPosition: string | undefined): Promise<void> {
+export async function awaitProjection(
+  deps: ApiDeps,
+  projection: string,
+  minPosition: string | undefined,
+  scope?: ReadScope,
+): Promise<void> {
   if (!minPosition) return;
   const position = parsePosition(minPosition)!;
   const timeoutMs = deps.maxConsistencyWaitMs ?? 10_000;
-  const progress = await waitForProjection(
-    deps.store,
-    deps.readModels,
-    projectionByName(projection)!,
-    position,
-    timeoutMs,
-    minPositionWait(timeoutMs),
-  );
+  const progress = await waitForProjection(deps.store, deps.readModels, projectionByName(projection)!, position, timeoutMs, {
+    ...minPositionWait(timeoutMs),
+    ...(scope ? { scope } : {}),
+  });
   if (progress.state === 'degraded') {
     throw new HttpProblem(
       503,
