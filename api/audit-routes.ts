@@ -24,6 +24,8 @@ const AuditVerifyQuery = z.strictObject({
  * stream: that reads the whole log, about 1 s per 100 000 events) and answers 200 with the verification:
  * `ok`, the first broken link (stream, revision, problem, expected, found), the others up to 20, and the latest anchor.
  * `anchorHash` (an anchor hash kept outside the database): fail unless the anchors chain through it.
+ * The links cover the recorded time and the place in the log too (form `v2`; docs/audit.md says what each link covers
+ * and how to check a chain from GET /streams/{name} or GET /events without this route).
  * Operator-only: not listed for customers in api/access-control.ts, so its default (operators only) applies.
  */
 export function auditRoutes(deps: ApiDeps): Router {

@@ -1,5 +1,6 @@
 import { Router } from 'express';
-import { formatPosition, parsePosition, type RecordedEvent } from '../eventstore/event-store';
+import { formatPosition, parsePosition, type EventStore, type RecordedEvent } from '../eventstore/event-store';
+import { isHashChained, type ChainLink } from '../eventstore/hash-chain';
 import type { ApiDeps } from './api-deps';
 import { EventsQuery } from './schemas';
 import { parse } from './validate';
@@ -10,6 +11,9 @@ import { parse } from './validate';
  * `occurredTo`), paged by position (`after` = the previous page's `next`). Reads are the store's
  * gap-free reads: a page never skips an event that commits later with a lower position, so paging
  * while others write misses nothing.
+ *
+ * Each event shows its link in the hash chain (`hash`, and `previousHash`, the link it chains from), so an auditor
+ * can recompute and anchor the chain from these pages alone (docs/audit.md).
  */
 export function eventsRoutes(deps: ApiDeps): Router {
   const router = Router();
@@ -26,7 +30,11 @@ export function eventsRoutes(deps: ApiDeps): Router {
       occurredTo: q.occurredTo,
     });
     const last = events.at(-1);
-    res.json({ events: events.map(eventView), ...(events.length === q.limit && last ? { next: formatPosition(last.position) } : {}) });
+    const links = await chainLinksOf(deps.store, events);
+    res.json({
+      events: events.map((e, i) => ({ ...eventView(e), ...links[i] })),
+      ...(events.length === q.limit && last ? { next: formatPosition(last.position) } : {}),
+    });
   });
   return router;
 }
@@ -43,4 +51,14 @@ export function eventView(e: RecordedEvent) {
     data: e.data,
     metadata: e.metadata,
   };
+}
+
+/**
+ * The hash-chain link of each event (`hash`, `previousHash` and `hashForm`, hex; eventstore/hash-chain.ts), or
+ * nothing for a store without a chain. Read after the events: a link is written with its event and never changes.
+ */
+export async function chainLinksOf(store: EventStore, events: readonly RecordedEvent[]): Promise<(ChainLink | Record<string, never>)[]> {
+  if (!isHashChained(store) || events.length === 0) return events.map(() => ({}));
+  const links = await store.chainAudit().linksOf(events);
+  return links.map((l) => l ?? {});
 }

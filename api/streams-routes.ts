@@ -1,11 +1,16 @@
 import { Router } from 'express';
 import { formatPosition, type RecordedEvent } from '../eventstore/event-store';
 import type { ApiDeps } from './api-deps';
+import { chainLinksOf } from './events-routes';
 import { HttpProblem, problemType } from './problem';
 import { StreamParams, StreamQuery, StreamsQuery } from './schemas';
 import { parse } from './validate';
 
-/** A small stream browser for the local stack, where the EventStoreDB UI is absent. */
+/**
+ * A small stream browser for the local stack, where the EventStoreDB UI is absent. Each event shows its link in the
+ * hash chain (`hash`, and `previousHash`, the link it chains from), so an auditor can check a stream from here
+ * (docs/audit.md).
+ */
 export function streamsRoutes(deps: ApiDeps): Router {
   const router = Router();
   const view = (e: RecordedEvent) => ({
@@ -38,9 +43,10 @@ export function streamsRoutes(deps: ApiDeps): Router {
     const events = await deps.store.readStream(name, { fromRevision: BigInt(q.fromRevision), maxCount: q.limit });
     if (events.length === 0 && q.fromRevision === 0)
       throw new HttpProblem(404, problemType('stream-not-found'), 'Stream not found', `No stream ${name}`);
+    const links = await chainLinksOf(deps.store, events);
     res.json({
       stream: name,
-      events: events.map(view),
+      events: events.map((e, i) => ({ ...view(e), ...links[i] })),
       nextRevision: events.length === q.limit ? Number(events.at(-1)!.revision) + 1 : null,
     });
   });

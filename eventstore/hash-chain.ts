@@ -1,30 +1,44 @@
 import { createHash } from 'node:crypto';
-import type { JsonValue } from './event-store';
+import type { GlobalPosition, JsonValue, RecordedEvent } from './event-store';
 
 /**
  * Tamper evidence: every event carries
  *
  *     hash = SHA-256(previous hash in its stream ‖ UTF-8(canonical encoding of the event))
  *
- * where the previous hash of a stream's first event is GENESIS_HASH (32 zero bytes), and the canonical encoding is
- * the JSON array
+ * where the previous hash of a stream's first event is GENESIS_HASH (32 zero bytes), and the canonical encoding, in
+ * its current form `v2`, is the JSON array
  *
- *     [id, type, stream, revision, data, metadata, occurredAt]
+ *     ["v2", id, type, stream, revision, data, metadata, occurredAt, recordedAt, position]
  *
  * written exactly as PostgreSQL's `jsonb::text` writes it (`jsonb_build_array(...)::text`): object keys sorted by their
  * UTF-8 length, then bytewise; `", "` and `": "` as separators; numbers in plain decimal notation (no exponent);
  * strings escaped only for `"`, `\` and control characters (`\b \f \n \r \t`, others as lowercase `\u00xx`).
  * `id` is the lowercase UUID, `revision` a decimal string, `metadata` the metadata as the store keeps it (for
- * PostgreSQL with the `occurredAt` the append stamped), `occurredAt` the occurrence time as ISO-8601 UTC with
- * milliseconds (`YYYY-MM-DDTHH:MM:SS.mmmZ`), or null when the store does not know it at append time (EventStoreDB,
- * for events written without one: the server stamps them).
+ * PostgreSQL with the `occurredAt` the append stamped), `occurredAt` the occurrence time and `recordedAt` the store's
+ * recording time, both as ISO-8601 UTC with microseconds (`YYYY-MM-DDTHH:MM:SS.ffffffZ`: PostgreSQL's precision; the
+ * store stamps whole milliseconds, so it is the API's millisecond time with `000` before the `Z`), and `position` the
+ * event's place in the log as the API writes it (`<commit>.<prepare>`; PostgreSQL: `<transaction_id>.<position>`,
+ * the order the log is read in). Where the store does not know a value when it hashes, it is `null`: EventStoreDB
+ * stamps `created` (recordedAt, and occurredAt for events written without one) and the log position itself, after
+ * the adapter hashed the event (see eventstore/esdb/hash-chain.ts for what it covers instead).
+ *
+ * The first form, `v1`, was `[id, type, stream, revision, data, metadata, occurredAt]` (occurredAt to the millisecond):
+ * it left the recorded time and the place in the log out, so editing `recorded_at` or the order went unseen.
+ * PostgreSQL's migration 4 recomputed every link in `v2` and kept the `v1` hashes beside them, still verified, for the
+ * anchors made before it (docs/audit.md); EventStoreDB events cannot be rewritten, so each keeps the form it was
+ * written in (the stored hash says which).
  *
  * Why PostgreSQL's jsonb text: the PostgreSQL adapter computes the hash inside its append statement (see
- * postgres-event-store.ts), where the recorded time is stamped; the encoding is what PostgreSQL can produce there.
- * This module reproduces it byte for byte in TypeScript (test/audit/canonical-encoding.test.ts compares the two),
- * so the verifier, the EventStoreDB adapter (which hashes client-side and keeps the hash in event metadata) and any
- * other adapter share one definition.
+ * postgres-event-store.ts), where the recorded time, the transaction and the position are known; the encoding is what
+ * PostgreSQL can produce there. This module reproduces it byte for byte in TypeScript (test/audit/canonical-encoding.test.ts
+ * compares the two), so the verifier, the EventStoreDB adapter (which hashes client-side and keeps the hash in event
+ * metadata) and any other adapter share one definition.
  */
+
+/** The canonical encodings: `v2` (current) covers the recorded time and the place in the log; `v1` did not. */
+export type HashForm = 'v1' | 'v2';
+export const CURRENT_HASH_FORM: HashForm = 'v2';
 
 export const GENESIS_HASH: Buffer = Buffer.alloc(32);
 
@@ -39,8 +53,12 @@ export interface ChainedEventFields {
   revision: bigint;
   data: { [key: string]: JsonValue };
   metadata: { [key: string]: JsonValue | undefined };
-  /** ISO-8601; normalised to UTC milliseconds. Null when unknown at append time (see above). */
+  /** ISO-8601; normalised to UTC microseconds (v1: milliseconds). Null when unknown at append time (see above). */
   occurredAt: string | null;
+  /** v2: the store's recording time, ISO-8601 (normalised like occurredAt). Null when the store stamps it after hashing (EventStoreDB). */
+  recordedAt: string | null;
+  /** v2: the place in the log, `<commit>.<prepare>` (formatPosition). Null when the store assigns it after hashing (EventStoreDB). */
+  position: string | null;
 }
 
 /** A JSON string as PostgreSQL's jsonb output writes it (escape_json in src/backend/utils/adt/json.c). */
@@ -128,7 +146,7 @@ export function canonicalJson(value: JsonValue | undefined): string {
   }
 }
 
-/** ISO-8601 UTC with milliseconds, as the PostgreSQL statement formats its timestamps (to_char ... MS). */
+/** ISO-8601 UTC with milliseconds, as the PostgreSQL statement formats its timestamps (to_char ... MS): the v1 form. */
 export function canonicalInstant(iso: string): string {
   const ms = Date.parse(iso);
   if (Number.isNaN(ms)) throw new Error(`not an ISO-8601 timestamp: ${iso}`);
@@ -136,32 +154,87 @@ export function canonicalInstant(iso: string): string {
 }
 
 /**
- * The encoding from parts whose JSON is already written canonically (the PostgreSQL verifier reads `data::text` and
- * `metadata::text` as the database keeps them, so it never re-encodes).
+ * ISO-8601 UTC with microseconds, as PostgreSQL keeps a timestamp and formats it (to_char ... US): the v2 form.
+ * Digits beyond the microsecond are rounded, as PostgreSQL rounds them on input.
  */
-export function encodingFromParts(parts: {
-  id: string;
-  type: string;
-  stream: string;
-  revision: bigint | string;
-  dataJson: string;
-  metadataJson: string;
-  occurredAt: string | null;
-}): string {
-  return `[${pgJsonString(parts.id.toLowerCase())}, ${pgJsonString(parts.type)}, ${pgJsonString(parts.stream)}, ${pgJsonString(String(parts.revision))}, ${parts.dataJson}, ${parts.metadataJson}, ${parts.occurredAt === null ? 'null' : pgJsonString(parts.occurredAt)}]`;
+export function canonicalMicros(iso: string): string {
+  let ms = Date.parse(iso); // whole milliseconds (V8 drops further digits)
+  if (Number.isNaN(ms)) throw new Error(`not an ISO-8601 timestamp: ${iso}`);
+  const fraction = /T\d{2}:\d{2}(?::\d{2})?\.(\d+)/.exec(iso)?.[1] ?? '';
+  let micros = Number(fraction.slice(3, 6).padEnd(3, '0'));
+  if (fraction.length > 6 && Number(fraction[6]) >= 5) micros += 1;
+  if (micros === 1000) {
+    micros = 0;
+    ms += 1;
+  }
+  return `${new Date(ms).toISOString().slice(0, -1)}${String(micros).padStart(3, '0')}Z`;
 }
 
-/** The canonical encoding of an event (see the top of this file). */
-export function canonicalEncoding(fields: ChainedEventFields): string {
-  return encodingFromParts({
-    id: fields.id,
-    type: fields.type,
-    stream: fields.stream,
-    revision: fields.revision,
-    dataJson: canonicalJson(fields.data),
-    metadataJson: canonicalJson(fields.metadata as { [key: string]: JsonValue }),
-    occurredAt: fields.occurredAt === null ? null : canonicalInstant(fields.occurredAt),
-  });
+/** A log position as the API writes it (formatPosition in event-store.ts). */
+export const canonicalPosition = (p: GlobalPosition): string => `${p.commit}.${p.prepare}`;
+
+/**
+ * The encoding from parts whose JSON is already written canonically and whose times are already in the form's
+ * notation (the PostgreSQL verifier reads `data::text`, `metadata::text` and the formatted times as the database keeps
+ * them, so it never re-encodes).
+ */
+export function encodingFromParts(
+  parts: {
+    id: string;
+    type: string;
+    stream: string;
+    revision: bigint | string;
+    dataJson: string;
+    metadataJson: string;
+    occurredAt: string | null;
+    recordedAt?: string | null;
+    position?: string | null;
+  },
+  form: HashForm = CURRENT_HASH_FORM,
+): string {
+  const text = (v: string | null | undefined) => (v === null || v === undefined ? 'null' : pgJsonString(v));
+  const common = `${pgJsonString(parts.id.toLowerCase())}, ${pgJsonString(parts.type)}, ${pgJsonString(parts.stream)}, ${pgJsonString(String(parts.revision))}, ${parts.dataJson}, ${parts.metadataJson}, ${text(parts.occurredAt)}`;
+  if (form === 'v1') return `[${common}]`;
+  return `["v2", ${common}, ${text(parts.recordedAt)}, ${text(parts.position)}]`;
+}
+
+/** The canonical encoding of an event in the given form (see the top of this file). */
+export function canonicalEncoding(fields: ChainedEventFields, form: HashForm = CURRENT_HASH_FORM): string {
+  const instant = form === 'v1' ? canonicalInstant : canonicalMicros;
+  return encodingFromParts(
+    {
+      id: fields.id,
+      type: fields.type,
+      stream: fields.stream,
+      revision: fields.revision,
+      dataJson: canonicalJson(fields.data),
+      metadataJson: canonicalJson(fields.metadata as { [key: string]: JsonValue }),
+      occurredAt: fields.occurredAt === null ? null : instant(fields.occurredAt),
+      recordedAt: fields.recordedAt === null ? null : canonicalMicros(fields.recordedAt),
+      position: fields.position,
+    },
+    form,
+  );
+}
+
+/**
+ * The fields an adapter hashed for an event read through the port (what an auditor rebuilds from the API):
+ * `coversStoreStamps` (ChainAudit.coversStoreStamps) says whether the recorded time and the position are the event's
+ * (PostgreSQL) or null (EventStoreDB). On EventStoreDB an event written without occurredAt was hashed with null
+ * there, and without occurredAt in its metadata, which the port fills in with the server's time.
+ */
+export function chainedFieldsOf(event: RecordedEvent, coversStoreStamps: boolean): ChainedEventFields {
+  return {
+    id: event.id,
+    type: event.type,
+    stream: event.stream,
+    revision: event.revision,
+    data: event.data,
+    metadata: event.metadata,
+    occurredAt: event.metadata.occurredAt,
+    recordedAt: coversStoreStamps ? event.recordedAt : null,
+    position: coversStoreStamps ? canonicalPosition(event.position) : null,
+  };
 }
 
 /** SHA-256(previous ‖ UTF-8(encoding)). */
@@ -170,11 +243,11 @@ export function chainHash(previous: Buffer, encoding: string): Buffer {
 }
 
 /** Hashes of consecutive events of one stream, chained from `previous` (GENESIS_HASH before revision 0). */
-export function chainHashes(previous: Buffer, events: readonly ChainedEventFields[]): Buffer[] {
+export function chainHashes(previous: Buffer, events: readonly ChainedEventFields[], form: HashForm = CURRENT_HASH_FORM): Buffer[] {
   const out: Buffer[] = [];
   let prev = previous;
   for (const e of events) {
-    prev = chainHash(prev, canonicalEncoding(e));
+    prev = chainHash(prev, canonicalEncoding(e, form));
     out.push(prev);
   }
   return out;
@@ -203,7 +276,12 @@ export type ChainProblem =
   /** The anchors themselves do not chain (an anchor edited or deleted) or do not match their recorded heads. */
   | 'anchor_chain'
   /** The log itself records a deletion or truncation of the stream (EventStoreDB). */
-  | 'stream_deleted';
+  | 'stream_deleted'
+  /**
+   * EventStoreDB: the recorded time or log position of an event differs from what the next append to its stream read
+   * and hashed (`auditPrevious` in that event's metadata).
+   */
+  | 'stamp_mismatch';
 
 export interface ChainBreak {
   stream: string;
@@ -212,6 +290,8 @@ export interface ChainBreak {
   problem: ChainProblem;
   expected: string;
   found: string;
+  /** 'v1': a link checked against its v1 hash, kept from before migration 4 for the anchors made before it. */
+  form?: 'v1';
 }
 
 export interface ChainVerification {
@@ -229,6 +309,13 @@ export interface ChainVerification {
   lastHash?: string;
   /** Events written before the chain existed, hashed on read (EventStoreDB only: its events cannot be rewritten). */
   unhashedLegacyEvents?: number;
+  /** The form the links were checked in (see the top of this file). */
+  form: HashForm;
+  /**
+   * PostgreSQL: events also checked against the v1 hash they had before migration 4 (the anchors made before it point
+   * at those). EventStoreDB: events written in the v1 form (they keep it).
+   */
+  v1Links?: number;
 }
 
 export interface AnchorSummary {
@@ -259,9 +346,23 @@ export interface VerifyOptions {
   anchorHash?: string;
 }
 
+/** An event's link, for showing beside the event (GET /streams/{name}, GET /events): hex. */
+export interface ChainLink {
+  /** The hash stored with the event (null: none). */
+  hash: string | null;
+  /** The hash it chains from: the stored hash of the event before it in its stream, or 64 zeros before revision 0. */
+  previousHash: string | null;
+  /** The canonical encoding its hash was computed over. */
+  hashForm: HashForm;
+}
+
 /** What an adapter with a hash chain offers (PostgresEventStore.chainAudit(), EsdbEventStore.chainAudit()). */
 export interface ChainAudit {
+  /** Whether the links cover the store's own recorded time and log position (PostgreSQL), or hash null there (EventStoreDB). */
+  readonly coversStoreStamps: boolean;
   verify(options?: VerifyOptions): Promise<ChainVerification>;
+  /** The links of these events (undefined for an event the store no longer has), in the order asked. */
+  linksOf(events: readonly { stream: string; revision: bigint }[]): Promise<(ChainLink | undefined)[]>;
   /**
    * Records an anchor over every stream head (adapters that keep heads: PostgreSQL). `skipIfWithinMs`: write nothing
    * when the latest anchor is younger than that (several processes anchoring on a timer).
@@ -290,7 +391,7 @@ export class BreakCollector {
 }
 
 export function describeBreak(b: ChainBreak): string {
-  return `${b.stream}${b.revision !== null ? `@${b.revision}` : ''}: ${b.problem}: expected ${b.expected}, found ${b.found}`;
+  return `${b.stream}${b.revision !== null ? `@${b.revision}` : ''}: ${b.problem}${b.form ? ` (${b.form} link)` : ''}: expected ${b.expected}, found ${b.found}`;
 }
 
 /** One event as a verifier reads it: its revision, canonical encoding, and the hash stored with it (null: none). */
@@ -322,6 +423,8 @@ export class StreamChainChecker {
     private readonly breaks: BreakCollector,
     /** EventStoreDB: events written before the chain existed (they cannot be rewritten) are hashed on read. */
     private readonly allowUnhashedPrefix = false,
+    /** 'v1': the links checked are the v1 hashes kept from before migration 4; problems say so. */
+    private readonly form?: 'v1',
   ) {
     this.previous = GENESIS_HASH;
     this.expectedRevision = 0n;
@@ -332,7 +435,7 @@ export class StreamChainChecker {
     const report = (b: Omit<ChainBreak, 'stream'>) => {
       if (this.reported) return;
       this.reported = true;
-      this.breaks.add({ stream: this.stream, ...b });
+      this.breaks.add({ stream: this.stream, ...b, ...(this.form ? { form: this.form } : {}) });
     };
     if (e.revision !== this.expectedRevision) {
       report({

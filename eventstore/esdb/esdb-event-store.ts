@@ -142,7 +142,7 @@ export class EsdbEventStore implements EventStore {
         }
       }
       const first = tail.revision === 'no_stream' ? 0n : tail.revision + 1n;
-      const metadata = chainedMetadata(stream, events, tail.previous, first);
+      const metadata = chainedMetadata(stream, events, tail.previous, first, tail.stamp);
       const esdbEvents = events.map((event, i) => jsonEvent({ id: event.id, type: event.type, data: event.data, metadata: metadata[i] }));
       const esdbExpected = !pinned || (expected === 'stream_exists' && tail.revision === 'no_stream') ? expected : tail.revision;
       try {

@@ -5,26 +5,32 @@ import {
   encodingFromParts,
   GENESIS_HASH,
   hex,
+  StreamChainChecker,
   verifyStreamLinks,
   type AnchorResult,
   type AnchorSummary,
   type ChainAudit,
   type ChainBreak,
+  type ChainLink,
   type ChainVerification,
   type VerifyOptions,
 } from '../hash-chain';
 
 /**
- * Verifies the PostgreSQL event store's hash chains and writes anchors (see eventstore/hash-chain.ts and migration 2).
+ * Verifies the PostgreSQL event store's hash chains and writes anchors (see eventstore/hash-chain.ts, migrations 2
+ * and 4, and docs/audit.md).
  *
  * verify() reads, in one REPEATABLE READ READ ONLY transaction (one consistent snapshot; read-only, so it takes no
  * transaction id and holds no subscriber back):
- * 1. every event in (stream, revision) order, in pages, recomputing each hash in TypeScript from the stored previous
- *    hash and the event as the database keeps it (data::text and metadata::text are already canonical jsonb text):
- *    a missing revision, a missing hash or a hash that does not match is that stream's first broken link;
- * 2. each stream's head (revision and last hash) against its last event, and heads without events;
+ * 1. every event in (stream, revision) order, in pages, recomputing each v2 hash in TypeScript from the stored previous
+ *    hash and the event as the database keeps it (data::text and metadata::text are already canonical jsonb text; the
+ *    times, transaction id and position are formatted by the database): a missing revision, a missing hash or a hash
+ *    that does not match is that stream's first broken link. Events from before migration 4 are also checked against
+ *    their v1 hashes, up to the v1 head recorded by the migration (the anchors made before it point at those);
+ * 2. each stream's head (revision, last hash and last position) against its last event, and heads without events;
  * 3. the anchors: their own chain, the latest anchor's heads hash against the anchored heads, and every anchored head
- *    against the log now: a stream that existed at the anchor and is gone, shorter, or rewritten is reported.
+ *    against the log now (v1 anchored heads against the v1 hashes): a stream that existed at the anchor and is gone,
+ *    shorter, or rewritten is reported.
  *
  * anchor() records the heads as of now (an anchor): refused when a head lost something the previous anchor recorded
  * (so an anchor never launders a deletion), skipped when nothing changed.
@@ -42,9 +48,27 @@ interface EventPageRow {
   type: string;
   data: string;
   metadata: string;
+  /** YYYY-MM-DDTHH:MM:SS.ffffffZ (v2); its first 23 characters and Z are the v1 form (to_char MS truncates too). */
   occurred_at: string;
+  recorded_at: string;
+  /** <transaction_id>.<position> */
+  place: string;
+  position: string;
+  hash: Buffer | null;
+  hash_v1: Buffer | null;
+  /** The stream's v1 head (migration 4), on the first row of each stream in a page; null when it has none. */
+  v1_revision: string | null;
+  v1_hash: Buffer | null;
+  first_of_stream: boolean;
+}
+
+interface V1Head {
+  revision: string;
   hash: Buffer | null;
 }
+
+/** The v1 form of a time the page has in the v2 form (microseconds): milliseconds, truncated as to_char's MS does. */
+const millis = (micros: string) => `${micros.slice(0, -4)}Z`;
 
 interface AnchorRow {
   anchor_id: string;
@@ -57,7 +81,7 @@ interface AnchorRow {
 }
 
 /** One head line of an anchor's heads hash. Stream names cannot hold tabs or newlines (eventstore/validation.ts). */
-const headLine = (stream: string, revision: string, hash: Buffer | null) => `${stream}\t${revision}\t${hex(hash)}\n`;
+export const headLine = (stream: string, revision: string, hash: Buffer | null) => `${stream}\t${revision}\t${hex(hash)}\n`;
 
 /** SHA-256(previous anchor hash ‖ its fields), chaining anchors from 32 zero bytes. */
 export function anchorHash(
@@ -80,7 +104,25 @@ const summary = (a: AnchorRow): AnchorSummary => ({
 });
 
 export class PostgresChainAudit implements ChainAudit {
+  /** The hash covers the recorded time and the place in the log: the append statement knows both when it hashes. */
+  readonly coversStoreStamps = true;
+
   constructor(private readonly pool: Pool) {}
+
+  async linksOf(events: readonly { stream: string; revision: bigint }[]): Promise<(ChainLink | undefined)[]> {
+    if (events.length === 0) return [];
+    const result = await this.pool.query<{ hash: Buffer | null; previous: Buffer | null; found: boolean }>(
+      `SELECT e.hash, CASE WHEN t.revision = 0 THEN decode(repeat('00', 32), 'hex') ELSE p.hash END AS previous, e.stream IS NOT NULL AS found
+       FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS t(stream, revision, ord)
+       LEFT JOIN es_events e ON e.stream = t.stream AND e.revision = t.revision
+       LEFT JOIN es_events p ON p.stream = t.stream AND p.revision = t.revision - 1
+       ORDER BY t.ord`,
+      [events.map((e) => e.stream), events.map((e) => e.revision.toString())],
+    );
+    return result.rows.map((r) =>
+      r.found ? { hash: r.hash ? hex(r.hash) : null, previousHash: r.previous ? hex(r.previous) : null, hashForm: 'v2' } : undefined,
+    );
+  }
 
   async verify(options: VerifyOptions = {}): Promise<ChainVerification> {
     const started = performance.now();
@@ -90,6 +132,7 @@ export class PostgresChainAudit implements ChainAudit {
     const client = await this.pool.connect();
     let events = 0;
     let streams = 0;
+    let v1Links = 0;
     let anchor: AnchorSummary | undefined;
     let lastHash: string | undefined;
     try {
@@ -97,38 +140,46 @@ export class PostgresChainAudit implements ChainAudit {
       await client.query('SET LOCAL statement_timeout = 0');
 
       // 1. The chains, stream by stream.
-      let heads: { stream: string; revision: string; hash: string | null }[] = [];
+      let heads: { stream: string; revision: string; hash: string | null; position: string | null }[] = [];
       const flushHeads = async () => {
         if (heads.length === 0) return;
         await checkHeads(client, heads, breaks);
         heads = [];
       };
-      let current: { stream: string; rows: EventPageRow[] } | undefined;
+      let current: { stream: string; rows: EventPageRow[]; v1?: V1Head | null } | undefined;
       const finishStream = async () => {
         if (!current) return;
         const { stream, rows } = current;
         order.set(stream, streams);
         streams += 1;
+        const parts = (r: EventPageRow) => ({
+          id: r.id,
+          type: r.type,
+          stream: r.stream,
+          revision: r.revision,
+          dataJson: r.data,
+          metadataJson: r.metadata,
+          occurredAt: r.occurred_at,
+          recordedAt: r.recorded_at,
+          position: r.place,
+        });
         const links = verifyStreamLinks(
           stream,
-          rows.map((r) => ({
-            revision: BigInt(r.revision),
-            hash: r.hash,
-            encoding: encodingFromParts({
-              id: r.id,
-              type: r.type,
-              stream: r.stream,
-              revision: r.revision,
-              dataJson: r.data,
-              metadataJson: r.metadata,
-              occurredAt: r.occurred_at,
-            }),
-          })),
+          rows.map((r) => ({ revision: BigInt(r.revision), hash: r.hash, encoding: encodingFromParts(parts(r), 'v2') })),
           breaks,
         );
         events += links.count;
+        v1Links += checkV1Links(stream, rows, current.v1 ?? null, breaks, (r) =>
+          encodingFromParts({ ...parts(r), occurredAt: millis(r.occurred_at) }, 'v1'),
+        );
         if (options.stream !== undefined) lastHash = links.lastHash?.toString('hex');
-        heads.push({ stream, revision: String(links.lastRevision), hash: links.lastHash ? links.lastHash.toString('hex') : null });
+        const last = rows[rows.length - 1]!;
+        heads.push({
+          stream,
+          revision: String(links.lastRevision),
+          hash: links.lastHash ? links.lastHash.toString('hex') : null,
+          position: last.revision === String(links.lastRevision) ? last.position : null,
+        });
         current = undefined;
         if (heads.length >= HEAD_CHECK_BATCH) await flushHeads();
       };
@@ -147,10 +198,18 @@ export class PostgresChainAudit implements ChainAudit {
           where.push(`(stream, revision) > ($${params.length - 1}, $${params.length}::bigint)`);
         }
         return client.query<EventPageRow>(
-          `SELECT stream, revision::text AS revision, id::text AS id, type, data::text AS data, metadata::text AS metadata,
-                  to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS occurred_at, hash
-           FROM es_events ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''}
-           ORDER BY es_events.stream, es_events.revision LIMIT $1`,
+          // The v1 head (migration 4) is looked up once per stream and page: on the stream's first row in the page.
+          `SELECT p.*, h.revision::text AS v1_revision, h.hash AS v1_hash
+           FROM (SELECT stream, revision::text AS revision, id::text AS id, type, data::text AS data, metadata::text AS metadata,
+                        to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS occurred_at,
+                        to_char(recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS recorded_at,
+                        transaction_id::text || '.' || position::text AS place, position::text AS position, hash, hash_v1,
+                        lag(stream) OVER (ORDER BY es_events.stream, es_events.revision) IS DISTINCT FROM stream AS first_of_stream,
+                        es_events.stream AS order_stream, es_events.revision AS order_revision
+                 FROM es_events ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''}
+                 ORDER BY es_events.stream, es_events.revision LIMIT $1) p
+           LEFT JOIN LATERAL (SELECT v.revision, v.hash FROM es_audit_v1_heads v WHERE p.first_of_stream AND v.stream = p.order_stream) h ON true
+           ORDER BY p.order_stream, p.order_revision`,
           params,
         );
       };
@@ -162,6 +221,8 @@ export class PostgresChainAudit implements ChainAudit {
         for (const row of page.rows) {
           if (current && current.stream !== row.stream) await finishStream();
           if (!current) current = { stream: row.stream, rows: [] };
+          if (row.first_of_stream && current.v1 === undefined)
+            current.v1 = row.v1_revision === null ? null : { revision: row.v1_revision, hash: row.v1_hash };
           current.rows.push(row);
         }
         if (breaks.full) {
@@ -186,6 +247,22 @@ export class PostgresChainAudit implements ChainAudit {
           problem: 'missing_event',
           expected: `events 0..${h.revision} (head ${hex(h.last_hash)})`,
           found: 'no events',
+        });
+      }
+      const emptyV1Heads = await client.query<{ stream: string; revision: string; hash: Buffer | null }>(
+        `SELECT stream, revision::text AS revision, hash FROM es_audit_v1_heads h
+         WHERE ${options.stream !== undefined ? 'h.stream = $1 AND' : ''} NOT EXISTS (SELECT 1 FROM es_events e WHERE e.stream = h.stream)
+         ORDER BY stream LIMIT 100`,
+        options.stream !== undefined ? [options.stream] : [],
+      );
+      for (const h of emptyV1Heads.rows) {
+        breaks.add({
+          stream: h.stream,
+          revision: '0',
+          problem: 'missing_event',
+          expected: `events 0..${h.revision} (v1 head ${hex(h.hash)})`,
+          found: 'no events',
+          form: 'v1',
         });
       }
 
@@ -214,6 +291,8 @@ export class PostgresChainAudit implements ChainAudit {
       broken,
       anchor,
       ...(lastHash !== undefined ? { lastHash } : {}),
+      form: 'v2',
+      ...(v1Links > 0 ? { v1Links } : {}),
     };
   }
 
@@ -287,27 +366,37 @@ export class PostgresChainAudit implements ChainAudit {
       head_revision: string | null;
       event_hash: Buffer | null;
       event_found: boolean;
+      form: number;
     }>(
+      // Anchored heads of form 1 (anchors made before migration 4) hold v1 hashes: checked against the v1 hashes kept.
       `SELECT a.stream, a.revision::text AS revision, a.hash, a.anchor_id::text AS anchor_id, s.revision::text AS head_revision,
-              e.hash AS event_hash, e.stream IS NOT NULL AS event_found
+              CASE WHEN a.form = 1 THEN e.hash_v1 ELSE e.hash END AS event_hash, e.stream IS NOT NULL AS event_found, a.form
        FROM es_audit_anchored_heads a
        LEFT JOIN es_streams s ON s.stream = a.stream
        LEFT JOIN es_events e ON e.stream = a.stream AND e.revision = a.revision
-       WHERE ${options.stream !== undefined ? 'a.stream = $2 AND' : ''} (s.stream IS NULL OR s.revision < a.revision OR e.hash IS DISTINCT FROM a.hash)
+       WHERE ${options.stream !== undefined ? 'a.stream = $2 AND' : ''}
+             (s.stream IS NULL OR s.revision < a.revision OR (CASE WHEN a.form = 1 THEN e.hash_v1 ELSE e.hash END) IS DISTINCT FROM a.hash)
        ORDER BY a.stream LIMIT $1`,
       options.stream !== undefined ? [100, options.stream] : [100],
     );
     for (const r of lost.rows) {
-      const expected = `revision ${r.revision} with hash ${hex(r.hash)} (anchor #${r.anchor_id})`;
+      const expected = `revision ${r.revision} with ${r.form === 1 ? 'v1 hash' : 'hash'} ${hex(r.hash)} (anchor #${r.anchor_id})`;
       const found =
         r.head_revision === null
           ? 'no such stream'
           : BigInt(r.head_revision) < BigInt(r.revision)
             ? `the stream ends at revision ${r.head_revision}`
             : r.event_found
-              ? `hash ${hex(r.event_hash)} at revision ${r.revision}`
+              ? `${r.form === 1 ? 'v1 hash' : 'hash'} ${hex(r.event_hash)} at revision ${r.revision}`
               : `no event at revision ${r.revision}`;
-      breaks.add({ stream: r.stream, revision: r.revision, problem: 'anchor_mismatch', expected, found });
+      breaks.add({
+        stream: r.stream,
+        revision: r.revision,
+        problem: 'anchor_mismatch',
+        expected,
+        found,
+        ...(r.form === 1 ? { form: 'v1' as const } : {}),
+      });
     }
     return summary(latest);
   }
@@ -348,16 +437,22 @@ export class PostgresChainAudit implements ChainAudit {
       );
       if (recent.rows.length > 0) return { recent: true };
     }
+    // Form 1 (anchored before migration 4, v1 hashes): the event at the anchored revision must still have that v1 hash.
     const lost = await client.query<{
       stream: string;
       revision: string;
       hash: Buffer | null;
       head_revision: string | null;
       head_hash: Buffer | null;
+      form: number;
     }>(
-      `SELECT a.stream, a.revision::text AS revision, a.hash, s.revision::text AS head_revision, s.last_hash AS head_hash
+      `SELECT a.stream, a.revision::text AS revision, a.hash, s.revision::text AS head_revision,
+              CASE WHEN a.form = 1 THEN (SELECT e.hash_v1 FROM es_events e WHERE e.stream = a.stream AND e.revision = a.revision) ELSE s.last_hash END AS head_hash,
+              a.form
        FROM es_audit_anchored_heads a LEFT JOIN es_streams s ON s.stream = a.stream
-       WHERE s.stream IS NULL OR s.revision < a.revision OR (s.revision = a.revision AND s.last_hash IS DISTINCT FROM a.hash)
+       WHERE s.stream IS NULL OR s.revision < a.revision
+          OR (a.form <> 1 AND s.revision = a.revision AND s.last_hash IS DISTINCT FROM a.hash)
+          OR (a.form = 1 AND (SELECT e.hash_v1 FROM es_events e WHERE e.stream = a.stream AND e.revision = a.revision) IS DISTINCT FROM a.hash)
        ORDER BY a.stream LIMIT 100`,
     );
     if (lost.rows.length > 0) {
@@ -366,16 +461,22 @@ export class PostgresChainAudit implements ChainAudit {
           stream: r.stream,
           revision: r.revision,
           problem: 'anchor_mismatch',
-          expected: `revision ${r.revision} with hash ${hex(r.hash)} (anchored)`,
-          found: r.head_revision === null ? 'no such stream' : `head at revision ${r.head_revision} with hash ${hex(r.head_hash)}`,
+          expected: `revision ${r.revision} with ${r.form === 1 ? 'v1 hash' : 'hash'} ${hex(r.hash)} (anchored)`,
+          found:
+            r.head_revision === null
+              ? 'no such stream'
+              : r.form === 1
+                ? `v1 hash ${hex(r.head_hash)} at revision ${r.revision} (head at revision ${r.head_revision})`
+                : `head at revision ${r.head_revision} with hash ${hex(r.head_hash)}`,
+          ...(r.form === 1 ? { form: 'v1' as const } : {}),
         })),
       };
     }
     const changed = await client.query(
       `INSERT INTO es_audit_anchored_heads (stream, revision, hash, anchor_id)
        SELECT s.stream, s.revision, s.last_hash, (SELECT coalesce(max(anchor_id), 0) + 1 FROM es_audit_anchors) FROM es_streams s
-       ON CONFLICT (stream) DO UPDATE SET revision = excluded.revision, hash = excluded.hash, anchor_id = excluded.anchor_id
-       WHERE (es_audit_anchored_heads.revision, es_audit_anchored_heads.hash) IS DISTINCT FROM (excluded.revision, excluded.hash)`,
+       ON CONFLICT (stream) DO UPDATE SET revision = excluded.revision, hash = excluded.hash, anchor_id = excluded.anchor_id, form = 2
+       WHERE (es_audit_anchored_heads.revision, es_audit_anchored_heads.hash, es_audit_anchored_heads.form) IS DISTINCT FROM (excluded.revision, excluded.hash, 2)`,
     );
     const previous = await client.query<AnchorRow>('SELECT * FROM es_audit_anchors ORDER BY anchor_id DESC LIMIT 1');
     const prev = previous.rows[0];
@@ -398,29 +499,38 @@ export class PostgresChainAudit implements ChainAudit {
 /** Compares the last event of each walked stream with its head row. */
 async function checkHeads(
   client: PoolClient,
-  heads: { stream: string; revision: string; hash: string | null }[],
+  heads: { stream: string; revision: string; hash: string | null; position: string | null }[],
   breaks: BreakCollector,
 ): Promise<void> {
   const result = await client.query<{
     stream: string;
     revision: string;
     hash: string | null;
+    position: string | null;
     head_revision: string | null;
     head_hash: Buffer | null;
+    head_position: string | null;
   }>(
-    `SELECT t.stream, t.revision, t.hash, s.revision::text AS head_revision, s.last_hash AS head_hash
-     FROM unnest($1::text[], $2::text[], $3::text[]) AS t(stream, revision, hash)
+    `SELECT t.stream, t.revision, t.hash, t.position, s.revision::text AS head_revision, s.last_hash AS head_hash,
+            s.last_position::text AS head_position
+     FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS t(stream, revision, hash, position)
      LEFT JOIN es_streams s ON s.stream = t.stream
-     WHERE s.revision IS DISTINCT FROM t.revision::bigint OR s.last_hash IS DISTINCT FROM decode(t.hash, 'hex')`,
-    [heads.map((h) => h.stream), heads.map((h) => h.revision), heads.map((h) => h.hash)],
+     WHERE s.revision IS DISTINCT FROM t.revision::bigint OR s.last_hash IS DISTINCT FROM decode(t.hash, 'hex')
+        OR s.last_position IS DISTINCT FROM t.position::bigint`,
+    [heads.map((h) => h.stream), heads.map((h) => h.revision), heads.map((h) => h.hash), heads.map((h) => h.position)],
   );
   for (const r of result.rows) {
+    const position = (p: string | null) =>
+      r.hash !== null && r.head_hash !== null && r.head_revision === r.revision ? ` at position ${p ?? 'none'}` : '';
     breaks.add({
       stream: r.stream,
       revision: r.head_revision ?? r.revision,
       problem: 'head_mismatch',
-      expected: `head at revision ${r.revision} with hash ${r.hash ?? 'none'} (the last event)`,
-      found: r.head_revision === null ? 'no head row' : `head at revision ${r.head_revision} with hash ${hex(r.head_hash)}`,
+      expected: `head at revision ${r.revision} with hash ${r.hash ?? 'none'}${position(r.position)} (the last event)`,
+      found:
+        r.head_revision === null
+          ? 'no head row'
+          : `head at revision ${r.head_revision} with hash ${hex(r.head_hash)}${position(r.head_position)}`,
     });
   }
 }
@@ -453,4 +563,48 @@ async function headsHash(
     after = page.rows[page.rows.length - 1]!.stream;
   }
   return { hash: sha.digest(), streams, events };
+}
+
+/**
+ * The v1 links of one stream (migration 4 kept them, with the stream's v1 head as it was then): the events up to the
+ * v1 head must carry v1 hashes that chain, the last one equal to the v1 head. Problems are tagged `form: 'v1'`.
+ * A stream without a v1 head (written after the migration) must carry no v1 hash. Returns the events checked.
+ */
+function checkV1Links(
+  stream: string,
+  rows: readonly EventPageRow[],
+  head: V1Head | null,
+  breaks: BreakCollector,
+  encoding: (row: EventPageRow) => string,
+): number {
+  if (head === null) {
+    const stray = rows.find((r) => r.hash_v1 !== null);
+    if (stray)
+      breaks.add({
+        stream,
+        revision: stray.revision,
+        problem: 'head_mismatch',
+        expected: 'no v1 hash (the stream has no v1 head)',
+        found: `v1 hash ${hex(stray.hash_v1)}`,
+        form: 'v1',
+      });
+    return 0;
+  }
+  const headRevision = BigInt(head.revision);
+  const checker = new StreamChainChecker(stream, breaks, false, 'v1');
+  for (const r of rows) {
+    if (BigInt(r.revision) > headRevision) break;
+    checker.feed({ revision: BigInt(r.revision), hash: r.hash_v1, encoding: encoding(r) });
+  }
+  if (checker.lastRevision !== headRevision || !(checker.lastHash ?? Buffer.alloc(0)).equals(head.hash ?? Buffer.alloc(0))) {
+    breaks.add({
+      stream,
+      revision: head.revision,
+      problem: 'head_mismatch',
+      expected: `v1 head at revision ${head.revision} with hash ${hex(head.hash)}`,
+      found: `v1 links end at revision ${checker.lastRevision ?? 'none'} with hash ${hex(checker.lastHash)}`,
+      form: 'v1',
+    });
+  }
+  return checker.count;
 }

@@ -2,6 +2,21 @@ import type { Pool } from 'pg';
 import { withTransaction } from '../../infra/pg-transaction';
 
 /**
+ * Every event's v2 link, in revision order per stream, and each head's last hash and position (migration 4; the
+ * benchmark times it on a generated log).
+ */
+export const HASH_CHAIN_V2_BACKFILL = `
+      WITH chained AS (
+        SELECT position,
+               es_chain(decode(repeat('00', 32), 'hex'),
+                        es_event_encoding_v2(id, type, stream, revision, data, metadata, occurred_at, recorded_at, transaction_id, position))
+                 OVER (PARTITION BY stream ORDER BY revision) AS hash
+        FROM es_events
+      )
+      UPDATE es_events e SET hash = chained.hash FROM chained WHERE e.position = chained.position;
+      UPDATE es_streams s SET last_hash = e.hash, last_position = e.position FROM es_events e WHERE e.stream = s.stream AND e.revision = s.revision;`;
+
+/**
  * Versioned schema migrations for the PostgreSQL event store, applied in order at start under an
  * advisory lock (several processes may start at once). Applied versions are recorded; a version
  * is never edited once released: add a new one.
@@ -139,6 +154,50 @@ const MIGRATIONS: { version: number; name: string; sql: string }[] = [
       CREATE INDEX IF NOT EXISTS es_events_recorded_at ON es_events (recorded_at);
       -- Stream-prefix filters in log order (LIKE 'account-%' needs byte order to use an index).
       CREATE INDEX IF NOT EXISTS es_events_stream_order ON es_events (stream text_pattern_ops, transaction_id, position);
+    `,
+  },
+  {
+    version: 4,
+    name: 'hash chain v2: the links cover the recorded time and the place in the log; v1 hashes kept for the anchors before it',
+    sql: `
+      -- The v1 links (eventstore/hash-chain.ts) left recorded_at, transaction_id and position out: an edit of the
+      -- recorded time or of the order went unseen. Every link is recomputed in the v2 form below. The v1 hashes stay,
+      -- beside them, with the v1 heads as they were now: verify still checks them (the anchors made before this
+      -- migration recorded v1 hashes, and an auditor may keep those anchors' hashes outside the database).
+      ALTER TABLE es_events RENAME COLUMN hash TO hash_v1;
+      ALTER TABLE es_events ADD COLUMN hash bytea;
+      CREATE TABLE es_audit_v1_heads (
+        stream    text PRIMARY KEY,
+        revision  bigint NOT NULL,
+        hash      bytea
+      );
+      INSERT INTO es_audit_v1_heads (stream, revision, hash) SELECT stream, revision, last_hash FROM es_streams;
+      -- The head keeps the position of its last event too (the one-event append hashes the position it takes there).
+      ALTER TABLE es_streams ADD COLUMN last_position bigint;
+      -- Anchored heads recorded before this migration hold v1 hashes (form 1); later ones v2 (form 2).
+      ALTER TABLE es_audit_anchored_heads ADD COLUMN form smallint NOT NULL DEFAULT 1;
+      ALTER TABLE es_audit_anchored_heads ALTER COLUMN form SET DEFAULT 2;
+
+      -- The v2 canonical encoding: ["v2", id, type, stream, revision, data, metadata, occurredAt, recordedAt,
+      -- "<transaction_id>.<position>"] as jsonb text, UTF-8, times with microseconds. Reproduced byte for byte by
+      -- canonicalEncoding() in eventstore/hash-chain.ts. Never edit: add a new migration.
+      CREATE FUNCTION es_event_encoding_v2(p_id uuid, p_type text, p_stream text, p_revision bigint, p_data jsonb, p_metadata jsonb,
+                                           p_occurred_at timestamptz, p_recorded_at timestamptz, p_transaction_id xid8, p_position bigint)
+      RETURNS bytea LANGUAGE sql STABLE PARALLEL SAFE AS $$
+        SELECT convert_to(jsonb_build_array('v2', p_id::text, p_type, p_stream, p_revision::text, p_data, p_metadata,
+                 to_char(p_occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+                 to_char(p_recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+                 p_transaction_id::text || '.' || p_position::text)::text, 'UTF8')
+      $$;
+
+      -- The next position of es_events, taken by the append before it hashes (the position is part of the hash), and
+      -- inserted with OVERRIDING SYSTEM VALUE. The sequence is named once, here.
+      DO $do$ BEGIN
+        EXECUTE format('CREATE FUNCTION es_next_position() RETURNS bigint LANGUAGE sql VOLATILE AS %L',
+                       format('SELECT nextval(%L::regclass)', pg_get_serial_sequence('es_events', 'position')));
+      END $do$;
+
+      ${HASH_CHAIN_V2_BACKFILL}
     `,
   },
 ];

@@ -472,45 +472,48 @@ const STAMP_NEXT = `date_trunc('milliseconds', greatest(clock_timestamp(), es_st
  * The appends with the hash chain (eventstore/hash-chain.ts): the same parameters and answer as the statement in
  * appendToStream, one statement, so the expected-revision check, the chain and the write stay one atomic step.
  *
- * Where the hash is computed, and why there: inside the statement, by PostgreSQL (sha256(), es_event_encoding and
- * es_chain_hashes from migration 2), serialised by the stream's head row like the revision itself. The hash covers
- * the occurredAt and metadata the statement stamps with the database clock, which no client knows before the
- * statement runs; a client-side hash would also need the previous hash read first (another round trip per append).
+ * Where the hash is computed, and why there: inside the statement, by PostgreSQL (sha256(), es_chain_hashes from
+ * migration 2, es_event_encoding_v2 and es_next_position from migration 4), serialised by the stream's head row like
+ * the revision itself. The hash covers the occurredAt, metadata and recorded time the statement stamps with the
+ * database clock, and the event's place in the log (this transaction's id and the position, taken from the sequence
+ * after the head row is locked and inserted as taken), which no client knows before the statement runs; a
+ * client-side hash would also need the previous hash read first (another round trip per append).
  * So the canonical encoding is defined as PostgreSQL's jsonb text, which hash-chain.ts reproduces for the verifier
  * and the other adapters.
  *
  * One event (the common case): the head UPDATE (or INSERT for a new stream) computes the new head in its SET from
- * the row it locked: revision + 1, the stamp (never before the previous one), and last_hash = SHA-256(the row's
- * last_hash ‖ encoding of the event as it will be stored). A concurrent writer's commit makes PostgreSQL re-evaluate
- * the SET on the newest row (READ COMMITTED), so the chain always continues from the hash actually last written;
- * the event row is inserted with the head's returned hash and stamp (the metadata is rebuilt from the same stamp,
- * so it is the metadata that was hashed).
+ * the row it locked: revision + 1, the stamp (never before the previous one), the event's position, and last_hash =
+ * SHA-256(the row's last_hash ‖ encoding of the event as it will be stored). A concurrent writer's commit makes
+ * PostgreSQL re-evaluate the SET on the newest row (READ COMMITTED), so the chain always continues from the hash
+ * actually last written; the event row is inserted with the head's returned hash, stamp and position (the metadata is
+ * rebuilt from the same stamp, so it is the metadata that was hashed).
  */
 function oneEventAppendStatement(expected: ExpectedRevision): string {
   const at = (stamp: string) => `date_trunc('milliseconds', greatest(clock_timestamp(), ${stamp}))`;
   const metadata = (stamp: string) => `CASE WHEN ($7::timestamptz[])[1] IS NULL
       THEN ($6::jsonb[])[1] || jsonb_build_object('occurredAt', to_char(${stamp} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))
       ELSE ($6::jsonb[])[1] END`;
-  /** (revision, updated_at, last_hash) of the head after the append ($2, the number of events, is 1), from the head before it. */
+  /** (revision, updated_at, last_position, last_hash) of the head after the append ($2, the number of events, is 1), from the head before it. */
   const next = (revision: string, updatedAt: string, lastHash: string) => `(
-      SELECT ${revision} + $2::bigint, x.at,
+      SELECT ${revision} + $2::bigint, x.at, x.position,
              sha256(coalesce(${lastHash}, decode(repeat('00', 32), 'hex')) ||
-                    es_event_encoding(($3::uuid[])[1], ($4::text[])[1], $1, ${revision} + $2::bigint, ($5::jsonb[])[1], ${metadata('x.at')}, coalesce(($7::timestamptz[])[1], x.at)))
-      FROM (SELECT ${at(updatedAt)} AS at) x)`;
-  const returning = 'RETURNING revision, updated_at AS stamp, last_hash AS hash';
-  const created = `INSERT INTO es_streams (stream, revision, updated_at, last_hash) SELECT $1, h.* FROM ${next('-1::bigint', 'NULL::timestamptz', 'NULL::bytea')} h`;
+                    es_event_encoding_v2(($3::uuid[])[1], ($4::text[])[1], $1, ${revision} + $2::bigint, ($5::jsonb[])[1], ${metadata('x.at')},
+                                         coalesce(($7::timestamptz[])[1], x.at), x.at, pg_current_xact_id(), x.position))
+      FROM (SELECT ${at(updatedAt)} AS at, es_next_position() AS position) x)`;
+  const returning = 'RETURNING revision, updated_at AS stamp, last_position AS position, last_hash AS hash';
+  const created = `INSERT INTO es_streams (stream, revision, updated_at, last_position, last_hash) SELECT $1, h.* FROM ${next('-1::bigint', 'NULL::timestamptz', 'NULL::bytea')} h`;
   const head =
     expected === 'no_stream'
       ? `${created} ON CONFLICT (stream) DO NOTHING ${returning}`
       : expected === 'any'
-        ? `${created} ON CONFLICT (stream) DO UPDATE SET (revision, updated_at, last_hash) = ${next('es_streams.revision', 'es_streams.updated_at', 'es_streams.last_hash')} ${returning}`
-        : `UPDATE es_streams SET (revision, updated_at, last_hash) = ${next('es_streams.revision', 'es_streams.updated_at', 'es_streams.last_hash')}
+        ? `${created} ON CONFLICT (stream) DO UPDATE SET (revision, updated_at, last_position, last_hash) = ${next('es_streams.revision', 'es_streams.updated_at', 'es_streams.last_hash')} ${returning}`
+        : `UPDATE es_streams SET (revision, updated_at, last_position, last_hash) = ${next('es_streams.revision', 'es_streams.updated_at', 'es_streams.last_hash')}
            WHERE stream = $1 ${typeof expected === 'bigint' ? 'AND revision = $8::bigint' : ''} ${returning}`;
   return `
     WITH head AS (${head}),
     ins AS (
-      INSERT INTO es_events (stream, revision, id, type, data, metadata, occurred_at, recorded_at, hash)
-      SELECT $1, head.revision, ($3::uuid[])[1], ($4::text[])[1], ($5::jsonb[])[1], ${metadata('head.stamp')},
+      INSERT INTO es_events (position, stream, revision, id, type, data, metadata, occurred_at, recorded_at, hash) OVERRIDING SYSTEM VALUE
+      SELECT head.position, $1, head.revision, ($3::uuid[])[1], ($4::text[])[1], ($5::jsonb[])[1], ${metadata('head.stamp')},
              coalesce(($7::timestamptz[])[1], head.stamp), head.stamp, head.hash
       FROM head
       RETURNING revision, position, transaction_id, recorded_at
@@ -525,8 +528,8 @@ function oneEventAppendStatement(expected: ExpectedRevision): string {
  *    row), so the chain continues from the hash actually last written. No row: no_stream, a stale revision, or a
  *    missing stream.
  * 2. `stamp` is the recording time, taken after the lock, never before the stream's previous append (as before).
- * 3. `ev` numbers the events from the locked revision; `chain` hashes them in order from the head's last hash
- *    (es_chain_hashes: one call, a loop over the encodings).
+ * 3. `ev` numbers the events from the locked revision and takes their positions (after the lock, in revision order);
+ *    `chain` hashes them in order from the head's last hash (es_chain_hashes: one call, a loop over the encodings).
  * 4. `head` writes the new head (revision, stamp, last hash): an UPDATE of the locked row, or for no_stream (and
  *    'any' on a missing stream) an INSERT that does nothing when the stream exists (for 'any' appendToStream then
  *    runs the statement again: the stream now has a head to lock); the events are inserted only when `head`
@@ -540,10 +543,10 @@ function eventsAppendStatement(expected: ExpectedRevision): string {
       : typeof expected === 'bigint'
         ? `${locked} AND revision = $8::bigint FOR UPDATE`
         : `${locked} FOR UPDATE`;
-  const update = `UPDATE es_streams s SET revision = t.revision, updated_at = t.at, last_hash = t.hash
+  const update = `UPDATE es_streams s SET revision = t.revision, updated_at = t.at, last_position = t.position, last_hash = t.hash
                   FROM tail t, cur WHERE s.stream = $1 RETURNING s.revision, s.updated_at AS stamp`;
-  const insert = (onlyIfMissing: boolean) => `INSERT INTO es_streams (stream, revision, updated_at, last_hash)
-                  SELECT $1, t.revision, t.at, t.hash FROM tail t ${onlyIfMissing ? 'WHERE NOT EXISTS (SELECT 1 FROM cur)' : ''}
+  const insert = (onlyIfMissing: boolean) => `INSERT INTO es_streams (stream, revision, updated_at, last_position, last_hash)
+                  SELECT $1, t.revision, t.at, t.position, t.hash FROM tail t ${onlyIfMissing ? 'WHERE NOT EXISTS (SELECT 1 FROM cur)' : ''}
                   ON CONFLICT (stream) DO NOTHING RETURNING revision, updated_at AS stamp`;
   const head =
     expected === 'no_stream'
@@ -560,7 +563,8 @@ function eventsAppendStatement(expected: ExpectedRevision): string {
                   THEN e.metadata || jsonb_build_object('occurredAt', to_char(stamp.at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))
                   ELSE e.metadata END AS metadata,
              coalesce(e.occurred_at, stamp.at) AS occurred_at,
-             coalesce((SELECT revision FROM cur), -1) + e.ord AS revision
+             coalesce((SELECT revision FROM cur), -1) + e.ord AS revision,
+             stamp.at AS recorded_at, es_next_position() AS position
       FROM stamp, unnest($3::uuid[], $4::text[], $5::jsonb[], $6::jsonb[], $7::timestamptz[])
            WITH ORDINALITY AS e(id, type, data, metadata, occurred_at, ord)
       WHERE e.ord <= $2::bigint
@@ -568,14 +572,15 @@ function eventsAppendStatement(expected: ExpectedRevision): string {
     chain AS (
       SELECT ev.*, h.hash
       FROM ev JOIN unnest(es_chain_hashes(coalesce((SELECT last_hash FROM cur), decode(repeat('00', 32), 'hex')),
-                                          (SELECT array_agg(es_event_encoding(ev.id, ev.type, $1, ev.revision, ev.data, ev.metadata, ev.occurred_at) ORDER BY ev.ord) FROM ev)))
+                                          (SELECT array_agg(es_event_encoding_v2(ev.id, ev.type, $1, ev.revision, ev.data, ev.metadata, ev.occurred_at,
+                                                                                 ev.recorded_at, pg_current_xact_id(), ev.position) ORDER BY ev.ord) FROM ev)))
                   WITH ORDINALITY AS h(hash, ord) ON h.ord = ev.ord
     ),
-    tail AS (SELECT chain.revision, chain.hash, stamp.at FROM chain, stamp ORDER BY chain.ord DESC LIMIT 1),
+    tail AS (SELECT chain.revision, chain.hash, chain.position, stamp.at FROM chain, stamp ORDER BY chain.ord DESC LIMIT 1),
     ${head},
     ins AS (
-      INSERT INTO es_events (stream, revision, id, type, data, metadata, occurred_at, recorded_at, hash)
-      SELECT $1, c.revision, c.id, c.type, c.data, c.metadata, c.occurred_at, head.stamp, c.hash
+      INSERT INTO es_events (position, stream, revision, id, type, data, metadata, occurred_at, recorded_at, hash) OVERRIDING SYSTEM VALUE
+      SELECT c.position, $1, c.revision, c.id, c.type, c.data, c.metadata, c.occurred_at, head.stamp, c.hash
       FROM head, chain c
       RETURNING revision, position, transaction_id, recorded_at
     )

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import fc from 'fast-check';
 import { Pool } from 'pg';
 import type { JsonObject, JsonValue } from '../../eventstore/event-store';
-import { canonicalEncoding, canonicalJson, pgJsonNumber } from '../../eventstore/hash-chain';
+import { canonicalEncoding, canonicalJson, canonicalMicros, canonicalPosition, pgJsonNumber } from '../../eventstore/hash-chain';
 import { PostgresEventStore } from '../../eventstore/postgres/postgres-event-store';
 import { createTestDatabase, type TestDatabase } from '../support/test-database';
 
@@ -71,13 +71,25 @@ describe('canonical encoding: TypeScript reproduces PostgreSQL byte for byte', (
     ]);
   });
 
-  test("the whole event: es_event_encoding (the append's) equals canonicalEncoding", async () => {
-    const data: JsonObject = { amount: 2500, note: 'café "x"\n', nested: { b: [1.5, null], a: true } };
-    const metadata: JsonObject = { correlationId: 'req-1', actor: 'key_1', occurredAt: '2026-03-03T10:00:00.123Z' };
+  const data: JsonObject = { amount: 2500, note: 'café "x"\n', nested: { b: [1.5, null], a: true } };
+  const metadata: JsonObject = { correlationId: 'req-1', actor: 'key_1', occurredAt: '2026-03-03T10:00:00.123Z' };
+
+  test("the whole event, v2: es_event_encoding_v2 (the append's) equals canonicalEncoding", async () => {
     const id = randomUUID().toUpperCase();
     const result = await pool.query<{ e: Buffer }>(
-      `SELECT es_event_encoding($1::uuid, $2, $3, $4::bigint, $5::jsonb, $6::jsonb, $7::timestamptz) AS e`,
-      [id, 'TransferDebited', 'account-a1', '41', JSON.stringify(data), JSON.stringify(metadata), '2026-03-03T11:00:00.123456+01:00'],
+      `SELECT es_event_encoding_v2($1::uuid, $2, $3, $4::bigint, $5::jsonb, $6::jsonb, $7::timestamptz, $8::timestamptz, $9::xid8, $10::bigint) AS e`,
+      [
+        id,
+        'TransferDebited',
+        'account-a1',
+        '41',
+        JSON.stringify(data),
+        JSON.stringify(metadata),
+        '2026-03-03T11:00:00.123456+01:00',
+        '2026-03-03T10:00:01.007Z',
+        '8812',
+        '90071',
+      ],
     );
     const ours = canonicalEncoding({
       id,
@@ -86,10 +98,57 @@ describe('canonical encoding: TypeScript reproduces PostgreSQL byte for byte', (
       revision: 41n,
       data,
       metadata,
-      occurredAt: '2026-03-03T11:00:00.123+01:00',
+      occurredAt: '2026-03-03T11:00:00.123456+01:00',
+      recordedAt: '2026-03-03T10:00:01.007Z',
+      position: canonicalPosition({ commit: 8812n, prepare: 90071n }),
     });
+    expect(ours).toBe(result.rows[0]!.e.toString('utf8'));
+    expect(ours.startsWith(`["v2", "${id.toLowerCase()}", "TransferDebited", "account-a1", "41", {`)).toBe(true);
+    expect(ours.endsWith(', "2026-03-03T10:00:00.123456Z", "2026-03-03T10:00:01.007000Z", "8812.90071"]')).toBe(true);
+  });
+
+  test("the whole event, v1 (kept for the links from before migration 4): es_event_encoding equals canonicalEncoding(…, 'v1')", async () => {
+    const id = randomUUID().toUpperCase();
+    const result = await pool.query<{ e: Buffer }>(
+      `SELECT es_event_encoding($1::uuid, $2, $3, $4::bigint, $5::jsonb, $6::jsonb, $7::timestamptz) AS e`,
+      [id, 'TransferDebited', 'account-a1', '41', JSON.stringify(data), JSON.stringify(metadata), '2026-03-03T11:00:00.123456+01:00'],
+    );
+    const ours = canonicalEncoding(
+      {
+        id,
+        type: 'TransferDebited',
+        stream: 'account-a1',
+        revision: 41n,
+        data,
+        metadata,
+        occurredAt: '2026-03-03T11:00:00.123+01:00',
+        recordedAt: null,
+        position: null,
+      },
+      'v1',
+    );
     expect(ours).toBe(result.rows[0]!.e.toString('utf8'));
     expect(ours.startsWith(`["${id.toLowerCase()}", "TransferDebited", "account-a1", "41", {`)).toBe(true);
     expect(ours.endsWith(', "2026-03-03T10:00:00.123Z"]')).toBe(true);
+  });
+
+  test('times with microseconds: canonicalMicros writes what PostgreSQL keeps and to_char(… US) prints', async () => {
+    const inputs = [
+      '2026-03-03T10:00:00Z',
+      '2026-03-03T10:00:00.5Z',
+      '2026-03-03T10:00:00.123Z',
+      '2026-03-03T10:00:00.123456Z',
+      '2026-03-03T10:00:00.1234564Z',
+      '2026-03-03T10:00:00.1234567Z',
+      '2026-03-03T23:59:59.9999996Z',
+      '2026-03-03T11:00:00.000001+01:00',
+      '2026-03-03T05:30:00.25-04:30',
+      '1999-12-31T23:59:59.999999Z',
+    ];
+    const result = await pool.query<{ t: string }>(
+      `SELECT to_char(t::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS t FROM unnest($1::text[]) WITH ORDINALITY AS u(t, n) ORDER BY n`,
+      [inputs],
+    );
+    expect(inputs.map(canonicalMicros)).toEqual(result.rows.map((r) => r.t));
   });
 });

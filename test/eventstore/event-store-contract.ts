@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { DuplicateEventIdError, EventStoreValidationError, WrongExpectedVersionError } from '../../eventstore/errors';
 import type { EventStore, ExpectedRevision, NewEvent, RecordedEvent, Subscription } from '../../eventstore/event-store';
 import { BLOCKED_BY_PARKED, comparePositions } from '../../eventstore/event-store';
-import { chainHashes, GENESIS_HASH, isHashChained } from '../../eventstore/hash-chain';
+import { chainedFieldsOf, chainHashes, GENESIS_HASH, isHashChained } from '../../eventstore/hash-chain';
 import { withClockOffset } from '../support/clock-offset';
 
 /**
@@ -671,17 +671,10 @@ export function describeEventStoreContract(adapter: string, makeSubject: () => P
         const report = await audit.verify({ stream });
         expect(report).toMatchObject({ ok: true, events: 7, streams: 1, broken: [] });
         const events = await store.readStream(stream);
+        // The recorded time and position are hashed where the store knows them when it hashes (PostgreSQL), else null.
         const expected = chainHashes(
           GENESIS_HASH,
-          events.map((e) => ({
-            id: e.id,
-            type: e.type,
-            stream: e.stream,
-            revision: e.revision,
-            data: e.data,
-            metadata: e.metadata,
-            occurredAt: e.metadata.occurredAt,
-          })),
+          events.map((e) => chainedFieldsOf(e, audit.coversStoreStamps)),
         );
         expect(report.lastHash).toBe(expected.at(-1)!.toString('hex'));
         // The store's own metadata carries no hash: the chain is the store's, not the writer's.
