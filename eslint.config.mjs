@@ -43,6 +43,28 @@ export default tseslint.config(
     },
   },
   {
+    // State and indexes keyed by outside input (ids that clients choose) are never plain objects: a plain object answers
+    // `constructor`, `toString` or `__proto__` from its prototype (issue 23, item 3). Use a Map, or a null-prototype object
+    // read through own properties only (Object.hasOwn); a Record<string, ...> or an index signature here needs an
+    // eslint-disable comment that says why its keys are not outside input, or how every read is an own-property read.
+    files: ['domain/**/*.ts', 'application/**/*.ts', 'activities/**/*.ts', 'workflows/**/*.ts', 'temporal/**/*.ts', 'stores/**/*.ts'],
+    rules: {
+      'no-restricted-syntax': [
+        'error',
+        {
+          selector: "TSTypeReference[typeName.name='Record'] > TSTypeParameterInstantiation > TSStringKeyword:first-child",
+          message:
+            'A Record<string, ...> keyed by outside input finds inherited names (constructor, __proto__): use a Map, or say why not (eslint-disable with a reason).',
+        },
+        {
+          selector: 'TSIndexSignature',
+          message:
+            'An index signature keyed by outside input finds inherited names (constructor, __proto__): use a Map, or say why not (eslint-disable with a reason).',
+        },
+      ],
+    },
+  },
+  {
     // The domain is pure: deciders and folds import nothing with I/O.
     files: ['domain/**/*.ts'],
     rules: {

@@ -1,6 +1,6 @@
 import { accountDecider, type AccountCommand } from '../domain/account-decider';
 import type { AccountEvent } from '../domain/account-events';
-import { legsInBuckets, type AccountState, type TransferLegs } from '../domain/account-state';
+import { legsInBuckets, type AccountState, type LegsById } from '../domain/account-state';
 import type { EventStore } from '../eventstore/event-store';
 import { DEFAULT_STATE_CACHE, EventSourcedRepository, type Loaded } from './event-sourced-repository';
 
@@ -17,9 +17,9 @@ export function upgradeSnapshot(schema: number, state: unknown): AccountState | 
   if (schema !== 1 || typeof state !== 'object' || state === null) return undefined;
   const { transfers, ...rest } = state as Omit<AccountState, 'transfers'> & { transfers?: unknown };
   if (typeof transfers !== 'object' || transfers === null || Array.isArray(transfers)) return undefined;
-  const legs = Object.values(transfers as Record<string, unknown>);
+  const legs: unknown[] = Object.values(transfers);
   if (!legs.every((l) => typeof l === 'object' && l !== null && !Array.isArray(l))) return undefined;
-  return { ...rest, transfers: legsInBuckets(transfers as Record<string, TransferLegs>) };
+  return { ...rest, transfers: legsInBuckets(transfers as LegsById) };
 }
 export const snapshotStream = (accountId: string): string => `snapshot-${accountDecider.streamName(accountId)}`;
 

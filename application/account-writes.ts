@@ -2,7 +2,7 @@ import type { AccountCommand } from '../domain/account-decider';
 import { accountStream } from '../domain/account-events';
 import type { Rejection } from '../domain/rejection';
 import { DuplicateEventIdError, WrongExpectedVersionError } from '../eventstore/errors';
-import type { EventStore, GlobalPosition, RecordedEvent } from '../eventstore/event-store';
+import type { EventStore, GlobalPosition, JsonObject, RecordedEvent } from '../eventstore/event-store';
 import { handleAccountCommand } from './account-commands';
 import type { AccountRepository, LoadedAccount } from './account-repository';
 import { retryOnConflict } from './conflict-retry';
@@ -230,7 +230,7 @@ async function ownEvents(store: EventStore, stream: string, ids: Set<string>, fr
 /** The key's events are what this request would have written (they are, unless the key's record was lost and the key reused). */
 function matchesRequest(write: AccountWrite<unknown>, events: RecordedEvent[]): boolean {
   const [first, second] = events;
-  const data = (e: RecordedEvent | undefined) => (e?.data ?? {}) as Record<string, unknown>;
+  const data = (e: RecordedEvent | undefined): JsonObject => e?.data ?? {};
   const cmd = write.command;
   // A late record's business time is part of the request (no occurredAt: the store's time, not compared).
   const occurredAt = write.context.occurredAt;

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { DomainEvent, Timed } from '../domain/decider';
-import type { JsonObject, JsonValue, NewEvent, NewEventMetadata, RecordedEvent } from '../eventstore/event-store';
+import type { JsonObject, NewEvent, NewEventMetadata, RecordedEvent } from '../eventstore/event-store';
 
 /** Who asked, and why: flows into every event's metadata so one id finds a request, its saga and its events. */
 export interface CommandContext {
@@ -13,7 +13,7 @@ export interface CommandContext {
    */
   occurredAt?: string;
   /** Extra metadata fields, e.g. { transferId }. */
-  extra?: Record<string, JsonValue>;
+  extra?: JsonObject;
 }
 
 /** The event with its metadata. It carries no time of this process's clock: the store stamps it (see CommandContext.occurredAt). */

@@ -21,7 +21,13 @@ export interface TransferLegs {
  * compile: read it with legsOf().
  */
 export type LegBucket = `b${number}`;
-export type TransferLegsByBucket = Readonly<Partial<Record<LegBucket, Readonly<Record<string, TransferLegs>>>>>;
+/**
+ * One bucket: legs by transfer id. A plain object (a snapshot is JSON), so every read is an own-property read
+ * (legsOf, withLeg): a transfer id `constructor` finds its own legs or none, never Object's constructor.
+ */
+// eslint-disable-next-line no-restricted-syntax -- keyed by transfer ids, read through own properties only (see above)
+export type LegsById = Readonly<Record<string, TransferLegs>>;
+export type TransferLegsByBucket = Readonly<Partial<Record<LegBucket, LegsById>>>;
 
 export interface AccountState {
   status: 'none' | 'open' | 'closed';
@@ -50,8 +56,8 @@ export function legBucket(transferId: string): LegBucket {
 }
 
 /** The legs of a flat map (by transfer id) in buckets: what the state holds for them. */
-export function legsInBuckets(flat: Readonly<Record<string, TransferLegs>>): TransferLegsByBucket {
-  const buckets: Partial<Record<LegBucket, Record<string, TransferLegs>>> = {};
+export function legsInBuckets(flat: LegsById): TransferLegsByBucket {
+  const buckets: Partial<Record<LegBucket, { -readonly [K in keyof LegsById]: TransferLegs }>> = {};
   for (const [transferId, legs] of Object.entries(flat)) {
     const bucket = (buckets[legBucket(transferId)] ??= {});
     Object.defineProperty(bucket, transferId, { value: legs, enumerable: true, writable: true, configurable: true });
@@ -60,7 +66,7 @@ export function legsInBuckets(flat: Readonly<Record<string, TransferLegs>>): Tra
 }
 
 /** Every transfer's legs on this account, by transfer id (a flat copy: for audits, tests and snapshots of schema 1). */
-export function allLegs(state: AccountState): Record<string, TransferLegs> {
+export function allLegs(state: AccountState): LegsById {
   return Object.fromEntries(Object.values(state.transfers).flatMap((bucket) => Object.entries(bucket ?? {})));
 }
 
@@ -105,7 +111,8 @@ export function evolveAccount(state: AccountState, event: AccountEvent): Account
 function withLeg(state: AccountState, transferId: string, leg: TransferLegs): AccountState {
   const b = legBucket(transferId);
   const bucket = state.transfers[b];
-  return { ...state, transfers: { ...state.transfers, [b]: { ...bucket, [transferId]: { ...bucket?.[transferId], ...leg } } } };
+  const before = bucket && Object.hasOwn(bucket, transferId) ? bucket[transferId] : undefined;
+  return { ...state, transfers: { ...state.transfers, [b]: { ...bucket, [transferId]: { ...before, ...leg } } } };
 }
 
 export function foldAccount(events: readonly AccountEvent[], from: AccountState = initialAccountState()): AccountState {

@@ -61,7 +61,9 @@ export function isTerminalStatus(status: string): status is TerminalTransferStat
 
 /** The terminal status an event puts its transfer in, if it is a terminal event. */
 export function terminalStatusOf(eventType: string): TerminalTransferStatus | undefined {
-  return (TERMINAL_STATUS_BY_EVENT as Record<string, TerminalTransferStatus | undefined>)[eventType];
+  return Object.hasOwn(TERMINAL_STATUS_BY_EVENT, eventType)
+    ? TERMINAL_STATUS_BY_EVENT[eventType as keyof typeof TERMINAL_STATUS_BY_EVENT]
+    : undefined;
 }
 
 /** Every transfer event type, derived from the union: a type missing here fails to compile. */

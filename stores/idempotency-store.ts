@@ -47,6 +47,7 @@ export async function ensureIdempotencySchema(pool: Pool): Promise<void> {
 /** An answer as sent: replayed byte for byte. */
 export interface StoredResponse {
   status: number;
+  // eslint-disable-next-line no-restricted-syntax -- response header names this service set, never outside input
   headers: Record<string, string>;
   /** The body exactly as sent (JSON text). */
   body: string;
@@ -79,6 +80,7 @@ interface Row {
   fingerprint: string;
   base_revision: string;
   status: number | null;
+  // eslint-disable-next-line no-restricted-syntax -- response header names this service set, never outside input
   headers: Record<string, string> | null;
   body: string | null;
   expired: boolean;

@@ -41,6 +41,7 @@ export interface ReconcilerDeps {
   /** How long a pending transfer is left to its saga before the reconciler looks at it (default 60 s). */
   graceMs?: number;
   now?: () => Date;
+  // eslint-disable-next-line no-restricted-syntax -- a log line: its keys are this module's
   log?: (entry: Record<string, unknown>) => void;
   onRepaired?: (transferId: string, closedAs: string) => void;
 }
