@@ -8,6 +8,7 @@ import {
   LATEST_BUSINESS_DATE,
   LATEST_BUSINESS_TIME,
 } from '../domain/business-calendar';
+import { isBigintText } from './validate';
 
 extendZodWithOpenApi(z);
 
@@ -17,10 +18,31 @@ extendZodWithOpenApi(z);
  * Outside the range: 400 naming the field (PostgreSQL has no year 0; a year past 9999 does not round-trip).
  */
 const businessTime = (error: string) =>
-  z.iso.datetime({ offset: true, error }).refine((text) => isBusinessTime(Date.parse(text)), {
-    error: `must be between ${EARLIEST_BUSINESS_TIME} and ${LATEST_BUSINESS_TIME}`,
-    when: (payload) => payload.issues.length === 0,
-  });
+  z.iso
+    .datetime({ offset: true, error })
+    .refine(hasStorableOffset, {
+      error: 'must have a UTC offset between -14:00 and +14:00',
+      when: (payload) => payload.issues.length === 0,
+    })
+    .refine((text) => isBusinessTime(Date.parse(text)), {
+      error: `must be between ${EARLIEST_BUSINESS_TIME} and ${LATEST_BUSINESS_TIME}`,
+      when: (payload) => payload.issues.length === 0,
+    });
+
+/**
+ * A UTC offset of at most 14 hours (the widest in use, Pacific/Kiritimati): Date.parse takes +23:59, PostgreSQL's
+ * timestamptz refuses offsets beyond 15:59 (issue 23, item 11).
+ */
+function hasStorableOffset(text: string): boolean {
+  const match = /([+-])(\d{2}):?(\d{2})$/.exec(text);
+  return !match || Number(match[2]) * 60 + Number(match[3]) <= 14 * 60;
+}
+
+/**
+ * A time as the API takes it anywhere (a query bound, a cursor's time): strict ISO-8601 with a zone (calendar-checked,
+ * offset within ±14:00) and within EARLIEST_BUSINESS_TIME..LATEST_BUSINESS_TIME, so PostgreSQL stores and compares it.
+ */
+export const StrictTime = businessTime('must be an ISO-8601 date-time with a zone, e.g. 2026-03-03T00:00:00Z');
 
 /** Request and response shapes: validated with zod, documented in /openapi.json from the same schemas. */
 
@@ -92,6 +114,10 @@ export const AccountIdempotencyKeyHeader = z.object({ 'Idempotency-Key': Account
 export const PositionText = z
   .string()
   .regex(/^\d{1,19}\.\d{1,19}$/, { error: 'must be a position as returned by a write (e.g. 812.40)' })
+  .refine((text) => text.split('.').every(isBigintText), {
+    error: 'must be a position as returned by a write (each part at most 9223372036854775807)',
+    when: (payload) => payload.issues.length === 0,
+  })
   .openapi({ example: '812.40' });
 
 export const AccountParams = z.strictObject({ id: AccountId });
@@ -102,6 +128,10 @@ export const HistoryQuery = z.strictObject({
   cursor: z
     .string()
     .regex(/^\d{1,19}$/, { error: 'must be a cursor returned by a previous page' })
+    .refine(isBigintText, {
+      error: 'must be a cursor returned by a previous page (at most 9223372036854775807)',
+      when: (payload) => payload.issues.length === 0,
+    })
     .optional(),
   minPosition: PositionText.optional(),
 });
@@ -136,8 +166,8 @@ export const EventsQuery = z.strictObject({
 export const TransferListQuery = z.strictObject({
   accountId: AccountId.optional().openapi({ description: 'Transfers from or to this account' }),
   status: z.enum(['pending', 'completed', 'failed', 'compensated']).optional(),
-  from: z.iso.datetime({ offset: true, error: 'must be an ISO-8601 date-time' }).optional().openapi({ description: 'Created at or after' }),
-  to: z.iso.datetime({ offset: true, error: 'must be an ISO-8601 date-time' }).optional().openapi({ description: 'Created before' }),
+  from: StrictTime.optional().openapi({ description: 'Created at or after' }),
+  to: StrictTime.optional().openapi({ description: 'Created before' }),
   limit: z.coerce.number({ error: 'must be a number' }).int({ error: 'must be an integer' }).min(1).max(500).default(50),
   after: z
     .string()

@@ -13,8 +13,8 @@ import type { ApiDeps } from './api-deps';
 import { awaitProjection } from './consistency';
 import { HttpProblem, problemType } from './problem';
 import { rejectionProblem } from './rejection-status';
-import { CreateTransferBody, IdempotencyKeyHeader, TransferListQuery, TransferParams, TransferQuery } from './schemas';
-import { parse } from './validate';
+import { CreateTransferBody, IdempotencyKeyHeader, StrictTime, TransferListQuery, TransferParams, TransferQuery } from './schemas';
+import { isStorableText, parse } from './validate';
 import { holdWait } from './wait-limits';
 
 export function transfersRoutes(deps: ApiDeps): Router {
@@ -126,7 +126,9 @@ function encodeCursor(cursor: { at: string; id: string }): string {
 function decodeCursor(text: string): { at: string; id: string } {
   try {
     const [at, id] = JSON.parse(Buffer.from(text, 'base64url').toString('utf8')) as [unknown, unknown];
-    if (typeof at === 'string' && !Number.isNaN(Date.parse(at)) && typeof id === 'string') return { at, id };
+    // What PostgreSQL compares: a strict ISO-8601 time in the business range, an id of storable text (issue 23, item 11).
+    const validId = typeof id === 'string' && id.length > 0 && id.length <= 300 && isStorableText(id);
+    if (typeof at === 'string' && StrictTime.safeParse(at).success && validId) return { at, id };
   } catch {
     // not a cursor of ours: refused below
   }
