@@ -8,7 +8,8 @@ import { transferWorkflowId } from '../workflows/transfer-saga-contract';
 import type { ApiDeps } from './api-deps';
 import type { ApiKeyStore, Principal } from '../stores/api-keys';
 import { HttpProblem, problemType } from './problem';
-import { AccountParams, CreateTransferBody, TransferParams } from './schemas';
+import { scopedTransferId, storedTransferIdFor } from './customer-ids';
+import { AccountParams, CreateTransferBody, ReversalBody, TransferParams } from './schemas';
 import { parse } from './validate';
 
 /**
@@ -202,11 +203,11 @@ class Ownership {
 export function installAuthorization(app: Express, deps: ApiDeps, options: AccessOptions): void {
   const ownership = new Ownership(deps);
   const asCustomer =
-    (check: (req: Request, principal: Principal & { ownerId: string }) => Promise<void>): RequestHandler =>
+    (check: (req: Request, principal: Principal & { ownerId: string }, res: Response) => Promise<void>): RequestHandler =>
     async (req, res, next) => {
       const principal = principalOf(res);
       if (principal?.role === 'customer') {
-        await check(req, principal as Principal & { ownerId: string });
+        await check(req, principal as Principal & { ownerId: string }, res);
         res.locals.customerAllowed = true;
       }
       next();
@@ -248,16 +249,33 @@ export function installAuthorization(app: Express, deps: ApiDeps, options: Acces
 
   app.get(
     '/transfers/:id',
-    asCustomer(async (req, principal) => {
+    asCustomer(async (req, principal, res) => {
       const { id } = parse(TransferParams, req.params, 'path');
-      const parties = await ownership.partiesOf(id);
-      const owners = parties
-        ? await Promise.all([parties.fromAccountId, parties.toAccountId].map((a) => (a ? ownership.ownerOf(a) : undefined)))
-        : [];
-      if (!owners.includes(principal.ownerId))
-        throw new HttpProblem(404, problemType('transfer-not-found'), 'Transfer not found', `No transfer ${id}`);
+      // Its own id first (scoped to its owner, customer-ids.ts), then the id as stored (a transfer to or from its
+      // accounts that it did not start, as its account history names it); whatever it may not read is not found.
+      const scoped = scopedTransferId(principal.ownerId, id);
+      for (const candidate of scoped !== undefined ? [scoped, id] : [id]) {
+        const parties = await ownership.partiesOf(candidate);
+        const owners = parties
+          ? await Promise.all([parties.fromAccountId, parties.toAccountId].map((a) => (a ? ownership.ownerOf(a) : undefined)))
+          : [];
+        if (owners.includes(principal.ownerId)) {
+          res.locals.readableTransferId = candidate;
+          return;
+        }
+      }
+      throw new HttpProblem(404, problemType('transfer-not-found'), 'Transfer not found', `No transfer ${id}`);
     }),
   );
+
+  // Reversal ids are chosen by operators: never of the form of a customer's scoped ids (customer-ids.ts).
+  app.post('/transfers/:id/reversal', (req: Request, res: Response, next: NextFunction) => {
+    if (principalOf(res)?.role === 'operator') {
+      const { reversalId } = parse(ReversalBody, req.body ?? {}, 'body');
+      if (reversalId !== undefined) storedTransferIdFor(res, reversalId, 'reversalId');
+    }
+    next();
+  });
 
   // Everything a customer was not let through above is operator-only.
   app.use((req: Request, res: Response, next: NextFunction) => {

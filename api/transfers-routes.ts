@@ -14,6 +14,7 @@ import { awaitProjection } from './consistency';
 import { HttpProblem, problemType } from './problem';
 import { rejectionProblem } from './rejection-status';
 import { CreateTransferBody, IdempotencyKeyHeader, StrictTime, TransferListQuery, TransferParams, TransferQuery } from './schemas';
+import { customerOwnerOf, storedTransferIdFor, viewForCaller } from './customer-ids';
 import { isStorableText, parse } from './validate';
 import { holdWait } from './wait-limits';
 
@@ -38,26 +39,41 @@ export function transfersRoutes(deps: ApiDeps): Router {
         { field: 'Idempotency-Key', message: 'must equal transferId when both are given' },
       ]);
     }
-    const transferId = body.transferId ?? header ?? randomUUID();
+    const clientId = body.transferId ?? header ?? randomUUID();
+    // A customer's id is scoped to its owner (customer-ids.ts): another owner's transfers are never found under it.
+    const transferId = storedTransferIdFor(res, clientId, body.transferId !== undefined ? 'transferId' : 'Idempotency-Key');
     const request = { transferId, fromAccountId: body.fromAccountId, toAccountId: body.toAccountId, amount: body.amount };
+    const ownerId = customerOwnerOf(res);
 
-    // The transfer and both accounts in one read of the store (one round trip, one connection).
-    const [existing, from, to] = await loadTogether(
+    // The transfer and both accounts in one read of the store (one round trip, one connection); for a customer, also
+    // the id as it was stored before ids were scoped, so that a retry of a request accepted then finds it.
+    const [found, from, to, legacy] = await loadTogether(
       deps.store,
       log.planLoad(transferId),
       deps.accounts.planLoad(body.fromAccountId),
       deps.accounts.planLoad(body.toAccountId),
+      log.planLoad(ownerId !== undefined ? clientId : transferId),
     );
+    // The unscoped id counts only for the very same request from the customer's own account (readable by it, so
+    // nothing is learned): any other transfer under that id is not the customer's, and is neither shown nor in the way.
+    const legacyRequest = { ...request, transferId: clientId };
+    const sameLegacy =
+      ownerId !== undefined && !found.state.request && legacy.state.request && sameRequest(legacy.state.request, legacyRequest);
+    const existing = sameLegacy ? legacy : found;
+    if (sameLegacy) Object.assign(request, legacyRequest);
     // A known transfer id: same payload returns it, another payload is a conflict. Nothing new is written.
     if (existing.state.request) {
-      if (!sameRequest(existing.state.request, request)) throw conflict(transferId);
+      if (!sameRequest(existing.state.request, request)) throw conflict(clientId);
       // Accepted, and not finished: its saga is started if a crash came between recording the request and starting it.
       if (existing.state.status === 'pending') {
         await startAndAnswer(deps, log, req, res, request);
         return;
       }
       // From the stream just read (the truth, consistent at once), not the read model, which may lag behind it.
-      res.status(200).location(`/transfers/${transferId}`).json(viewFromLog(transferId, existing.state));
+      res
+        .status(200)
+        .location(`/transfers/${clientId}`)
+        .json(viewForCaller(res, viewFromLog(request.transferId, existing.state)));
       return;
     }
     // Refuse what cannot be a transfer before anything is written.
@@ -66,6 +82,17 @@ export function transfersRoutes(deps: ApiDeps): Router {
         { type: 'account_not_found', message: `Account ${body.fromAccountId} does not exist` },
         'fromAccountId',
       );
+    // A customer learns whether another owner's account can receive its transfer, not why: one that does not exist
+    // and one in another currency answer alike (never that account's currency).
+    const unreadableTarget = ownerId !== undefined && (to.state.status === 'none' || to.state.ownerId !== ownerId);
+    if (unreadableTarget && (to.state.status === 'none' || currencyMismatch(from.state, to.state)))
+      throw new HttpProblem(
+        422,
+        problemType('account_not_found'),
+        'Account not found',
+        `No account ${body.toAccountId} that this transfer can be paid into`,
+        [{ field: 'toAccountId', message: 'is not an account this transfer can be paid into' }],
+      );
     if (to.state.status === 'none')
       throw rejectionProblemWith422({ type: 'account_not_found', message: `Account ${body.toAccountId} does not exist` }, 'toAccountId');
     const mismatch = currencyMismatch(from.state, to.state);
@@ -73,7 +100,7 @@ export function transfersRoutes(deps: ApiDeps): Router {
     try {
       await startAndAnswer(deps, log, req, res, request);
     } catch (error) {
-      if (error instanceof TransferConflictError) throw conflict(transferId);
+      if (error instanceof TransferConflictError) throw conflict(clientId);
       if (error instanceof TransferRejectedError) throw rejectionProblem(error.rejection);
       throw error;
     }
@@ -94,13 +121,15 @@ export function transfersRoutes(deps: ApiDeps): Router {
     });
     const last = rows.at(-1);
     res.json({
-      transfers: rows.map(transferRowView),
+      transfers: rows.map((row) => viewForCaller(res, transferRowView(row))),
       ...(more && last ? { next: encodeCursor({ at: last.created_at.toISOString(), id: last.transfer_id }) } : {}),
     });
   });
 
   router.get('/transfers/:id', async (req, res) => {
-    const { id } = parse(TransferParams, req.params, 'path');
+    const { id: given } = parse(TransferParams, req.params, 'path');
+    // A customer's id, as access control resolved it to a stored id it may read (customer-ids.ts); an operator's as given.
+    const id = (res.locals.readableTransferId as string | undefined) ?? given;
     const query = parse(TransferQuery, req.query, 'query');
     await awaitProjection(deps, 'transfers', query.minPosition);
     const deadline = Date.now() + (query.wait ?? 0) * 1000;
@@ -111,8 +140,8 @@ export function transfersRoutes(deps: ApiDeps): Router {
       await new Promise((r) => setTimeout(r, 50));
       view = await readView(id);
     }
-    if (!view) throw new HttpProblem(404, problemType('transfer-not-found'), 'Transfer not found', `No transfer ${id}`);
-    res.json(view);
+    if (!view) throw new HttpProblem(404, problemType('transfer-not-found'), 'Transfer not found', `No transfer ${given}`);
+    res.json(viewForCaller(res, view));
   });
 
   return router;
@@ -155,16 +184,20 @@ export async function startAndAnswer(
     { eager: deps.eagerStart },
   );
   if (started.created) deps.metrics.sagaStarts.inc({ eager: String(started.eagerlyStarted) });
-  res.location(`/transfers/${request.transferId}`);
+  // A customer sees its own ids (customer-ids.ts); operators the stored ones.
+  const shown = viewForCaller(res, { ...request, status: 'pending', steps: [] });
+  res.location(`/transfers/${shown.transferId}`);
   const waitSeconds = preferredWait(req.get('Prefer'));
   if (waitSeconds !== undefined) {
     res.set('Preference-Applied', `wait=${waitSeconds}`);
     if (await settledWithin(started.handle.result(), waitSeconds * 1000)) {
-      res.status(started.created ? 201 : 200).json(viewFromLog(request.transferId, (await log.load(request.transferId)).state));
+      res
+        .status(started.created ? 201 : 200)
+        .json(viewForCaller(res, viewFromLog(request.transferId, (await log.load(request.transferId)).state)));
       return;
     }
   }
-  res.status(started.created ? 202 : 200).json({ ...request, status: 'pending', steps: [] });
+  res.status(started.created ? 202 : 200).json(shown);
 }
 
 /** The longest `Prefer: wait=N` honoured, in seconds. */

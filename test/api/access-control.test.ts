@@ -3,6 +3,7 @@ import { WorkflowNotFoundError } from '@temporalio/client';
 import type { Response, Test } from 'supertest';
 import request from 'supertest';
 import { OPERATION_ACCESS } from '../../api/access-control';
+import { scopedTransferId } from '../../api/customer-ids';
 import { createApp } from '../../api/app';
 import { createLogger } from '../../infra/logger';
 import { transferStream } from '../../domain/transfer-events';
@@ -178,7 +179,8 @@ describe('access control: API keys, roles, owners, rate limit, actor', () => {
           .post('/transfers')
           .send({ transferId: tid(w), fromAccountId: A1, toAccountId: C1, amount: 10 }),
       expect: { owner: 202, other: 403, operator: 202 },
-      transferId: tid,
+      // Stored as the caller sees it: a customer's id scoped to its owner (api/customer-ids.ts).
+      transferId: (w) => (w === 'owner' ? scopedTransferId('alice', tid(w))! : w === 'other' ? scopedTransferId('carol', tid(w))! : tid(w)),
     },
     { op: 'get /transfers/{id}', call: (w) => agent(w).get(`/transfers/${T1}`), expect: { owner: 200, other: 404, operator: 200 } },
     { op: 'get /transfers', call: (w) => agent(w).get('/transfers'), expect: { owner: 200, other: 200, operator: 200 } },
@@ -473,9 +475,10 @@ describe('access control: API keys, roles, owners, rate limit, actor', () => {
       .send({ transferId, fromAccountId: A1, toAccountId: B1, amount: 250 });
     expect(res.status).toBe(202);
     expect((await api.as(alice.secret).get(`/transfers/${transferId}`).query({ wait: 30 })).body.status).toBe('completed');
+    const stored = scopedTransferId('alice', transferId)!;
     const events = await api.pool.query<{ stream: string; type: string; metadata: Record<string, unknown> }>(
       `SELECT stream, type, metadata FROM es_events WHERE metadata->>'transferId' = $1 OR stream = $2 ORDER BY position`,
-      [transferId, transferStream(transferId)],
+      [stored, transferStream(stored)],
     );
     expect(events.rows.map((e) => e.type).sort()).toEqual([
       'TransferCompleted',
@@ -489,7 +492,7 @@ describe('access control: API keys, roles, owners, rate limit, actor', () => {
       expect({ stream: e.stream, type: e.type, metadata: e.metadata }).toMatchObject({
         metadata: { actor: alice.keyId, correlationId: requestId },
       });
-    const memo = (await api.stack.client.workflow.getHandle(transferWorkflowId(transferId)).describe()).memo;
+    const memo = (await api.stack.client.workflow.getHandle(transferWorkflowId(stored)).describe()).memo;
     expect(memo).toMatchObject({ actor: alice.keyId, correlationId: requestId });
 
     // Account writes through the API carry their actor too (with an Idempotency-Key as well).
