@@ -1,3 +1,4 @@
+import { handleAccountCommand } from '../../application/account-commands';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import type { Response, Test } from 'supertest';
@@ -78,9 +79,19 @@ describe('access control: API keys, roles, owners, rate limit, actor', () => {
     expect(t1.status).toBe(202);
     expect((await api.http().get(`/transfers/${T1}`).query({ wait: 30 })).body.status).toBe('completed');
     const tooLate = new Date(Date.now() - 6 * 86_400_000).toISOString();
+    // The late records need an account opened before their business time (a record dated before the opening is refused):
+    // alice's, opened ten days ago in business time.
+    const late = randomUUID();
+    const opened = await handleAccountCommand(
+      api.accounts,
+      late,
+      { type: 'OpenAccount', accountId: late, ownerId: 'alice', currency: 'EUR' },
+      { context: { occurredAt: new Date(Date.now() - 10 * 86_400_000).toISOString(), extra: { actor: 'env-operator' } } },
+    );
+    expect(opened.ok).toBe(true);
     [X1, X2] = (await Promise.all(
       [1, 2].map(async (amount) => {
-        const held = await api.http().post(`/accounts/${A1}/deposits`).send({ amount, occurredAt: tooLate });
+        const held = await api.http().post(`/accounts/${late}/deposits`).send({ amount, occurredAt: tooLate });
         expect(held.status).toBe(422);
         return held.body.exceptionId as string;
       }),
