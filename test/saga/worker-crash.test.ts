@@ -181,6 +181,7 @@ describe('worker crash between debit and credit (real SIGKILL of a worker proces
     expect(calls.creditAndComplete).toBeGreaterThanOrEqual(1);
     const executions = activityExecutions(await handle.fetchHistory());
     expect(executions.map((e) => [e.activityType, e.outcome])).toEqual([
+      ['acceptedRequest', 'completed'],
       ['requestAndDebit', 'completed'],
       ['creditAndComplete', 'completed'],
     ]);
