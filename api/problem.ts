@@ -76,6 +76,16 @@ export function problemHandler(log: (entry: Record<string, unknown>) => void): E
         requestId,
       );
     }
+    // A path parameter that is not percent-encoded UTF-8 (e.g. %ED%A0%80, a lone surrogate): express's router refuses to decode it.
+    if (error instanceof URIError && e.status === 400) {
+      return sendProblem(
+        res,
+        new HttpProblem(400, problemType('validation-error'), 'Invalid request path', 'A path parameter is not percent-encoded UTF-8', [
+          { field: 'path', message: 'must be percent-encoded UTF-8' },
+        ]),
+        requestId,
+      );
+    }
     if (e.type === 'entity.parse.failed') {
       return sendProblem(
         res,
