@@ -499,7 +499,9 @@ describe('hostile input: a clear 4xx naming the field, never a 500, nothing writ
           const body = new Map<string, unknown>(op.requiredBody.map((n) => [n, validBodyField(n, fixture)]));
           for (const [input, value] of hostile) {
             const [where, name] = [input.slice(0, input.indexOf(':')), input.slice(input.indexOf(':') + 1)];
-            if (where === 'path') path = path.replace(encodeComponent(validPathParam(op, name, fixture)), encodeComponent(String(value)));
+            // An empty path segment would be another route ('/accounts/'): a space stands for it.
+            if (where === 'path')
+              path = path.replace(encodeComponent(validPathParam(op, name, fixture)), encodeComponent(String(value)) || '%20');
             if (where === 'query') query.push(`${encodeComponent(name)}=${encodeComponent(String(value))}`);
             if (where === 'header') headers.set(name, asHeaderValue(String(value)));
             if (where === 'body') body.set(name, value);
