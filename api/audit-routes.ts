@@ -6,7 +6,7 @@ import { HttpProblem, problemType } from './problem';
 import { parse } from './validate';
 
 /** Stream names as the event store accepts them (eventstore/validation.ts). */
-const AuditVerifyQuery = z.strictObject({
+export const AuditVerifyQuery = z.strictObject({
   stream: z
     .string()
     .min(1)

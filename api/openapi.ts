@@ -2,7 +2,9 @@ import { OpenAPIRegistry, OpenApiGeneratorV3, type RouteConfig } from '@asteasol
 import { z } from 'zod';
 import { OPERATION_ACCESS } from './access-control';
 import * as k from './api-key-schemas';
+import { AuditVerifyQuery } from './audit-routes';
 import { registerBusinessTimePaths } from './business-time-openapi';
+import * as out from './response-schemas';
 import * as s from './schemas';
 
 const ROLE_TEXT = {
@@ -11,6 +13,50 @@ const ROLE_TEXT = {
   customer:
     "Role: `operator`, or `customer` for what its owner holds (another owner's account or transfer reads as 404; a transfer from another owner's account is 403).",
 } as const;
+
+const TAGS = {
+  accounts: 'Accounts: open, deposit, withdraw, close; balances, history',
+  transfers: 'Transfers between accounts (Temporal sagas) and their reversals',
+  'business-time': 'Late records, exceptions, closing the books, statements and corrections (docs/business-time.md)',
+  audit: 'The event log, the stream browser and the hash-chain check (operators; docs/audit.md)',
+  'api-keys': 'API keys (operators)',
+  operations: 'Liveness, readiness, metrics',
+  console: 'The web console',
+} as const;
+
+/** Each operation's operationId and tag (an operation missing here fails the document's build). */
+const OPERATIONS: Record<string, { operationId: string; tag: keyof typeof TAGS }> = {
+  'post /accounts': { operationId: 'openAccount', tag: 'accounts' },
+  'get /accounts': { operationId: 'listAccounts', tag: 'accounts' },
+  'get /accounts/{id}': { operationId: 'getAccount', tag: 'accounts' },
+  'post /accounts/{id}/deposits': { operationId: 'deposit', tag: 'accounts' },
+  'post /accounts/{id}/withdrawals': { operationId: 'withdraw', tag: 'accounts' },
+  'post /accounts/{id}/close': { operationId: 'closeAccount', tag: 'accounts' },
+  'get /accounts/{id}/history': { operationId: 'getAccountHistory', tag: 'accounts' },
+  'get /accounts/{id}/balance': { operationId: 'getBalanceAsOf', tag: 'accounts' },
+  'post /transfers': { operationId: 'createTransfer', tag: 'transfers' },
+  'post /transfers/{id}/reversal': { operationId: 'reverseTransfer', tag: 'transfers' },
+  'get /transfers': { operationId: 'listTransfers', tag: 'transfers' },
+  'get /transfers/{id}': { operationId: 'getTransfer', tag: 'transfers' },
+  'get /audit/verify': { operationId: 'verifyAuditChain', tag: 'audit' },
+  'get /events': { operationId: 'listEvents', tag: 'audit' },
+  'get /streams': { operationId: 'listStreams', tag: 'audit' },
+  'get /streams/{name}': { operationId: 'getStream', tag: 'audit' },
+  'get /console': { operationId: 'getConsole', tag: 'console' },
+  'get /console/config.json': { operationId: 'getConsoleConfig', tag: 'console' },
+  'get /health': { operationId: 'getHealth', tag: 'operations' },
+  'get /ready': { operationId: 'getReadiness', tag: 'operations' },
+  'get /metrics': { operationId: 'getMetrics', tag: 'operations' },
+  'post /api-keys': { operationId: 'createApiKey', tag: 'api-keys' },
+  'get /api-keys': { operationId: 'listApiKeys', tag: 'api-keys' },
+  'delete /api-keys/{keyId}': { operationId: 'revokeApiKey', tag: 'api-keys' },
+  'post /books/close': { operationId: 'closeBooks', tag: 'business-time' },
+  'get /accounts/{id}/statements/{date}': { operationId: 'getStatement', tag: 'business-time' },
+  'get /corrections': { operationId: 'listCorrections', tag: 'business-time' },
+  'get /exceptions': { operationId: 'listExceptions', tag: 'business-time' },
+  'post /exceptions/{id}/accept': { operationId: 'acceptException', tag: 'business-time' },
+  'post /exceptions/{id}/reject': { operationId: 'rejectException', tag: 'business-time' },
+};
 
 /** The OpenAPI document, generated from the same zod schemas that validate requests. */
 export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV3['generateDocument']> {
@@ -26,6 +72,29 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV3['generateD
     registerPath(route: RouteConfig) {
       const access = OPERATION_ACCESS[`${route.method} ${route.path}`];
       if (!access) throw new Error(`${route.method} ${route.path} has no entry in OPERATION_ACCESS`);
+      const operation = OPERATIONS[`${route.method} ${route.path}`];
+      if (!operation) throw new Error(`${route.method} ${route.path} has no operationId in OPERATIONS (api/openapi.ts)`);
+      const request = route.request;
+      // What any operation may answer before its handler runs (api/app.ts, api/problem.ts): input it cannot parse
+      // (a path that is not percent-encoded UTF-8, malformed JSON), a body too large, or one that is not JSON.
+      const takesInput = Boolean(request?.params || request?.query || request?.headers || request?.body);
+      const generic = {
+        ...(takesInput ? { 400: { description: 'Invalid input: `errors` names each offending field', content: problem.content } } : {}),
+        ...(request?.body
+          ? {
+              413: { description: 'The body is larger than the limit (16 kB)', content: problem.content },
+              415: { description: 'The body is not application/json, or in an unsupported charset or encoding', content: problem.content },
+            }
+          : {}),
+        ...(access === 'public'
+          ? {}
+          : {
+              503: {
+                description: 'The event store is unavailable, or a read model is behind or degraded: retry shortly',
+                content: problem.content,
+              },
+            }),
+      };
       const refusals =
         access === 'public'
           ? {}
@@ -42,10 +111,12 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV3['generateD
             };
       registry.registerPath({
         ...route,
+        operationId: operation.operationId,
+        tags: [operation.tag],
         description: [route.description, ROLE_TEXT[access]].filter(Boolean).join('\n\n'),
         security: access === 'public' ? [] : [{ bearerAuth: [] }],
         'x-required-role': access === 'public' ? 'none' : access,
-        responses: { ...refusals, ...route.responses },
+        responses: { ...generic, ...refusals, ...route.responses },
       });
     },
   };
@@ -78,10 +149,7 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV3['generateD
     summary: "Accounts by owner, ordered by account id, cursor-paginated (a customer sees its own; another owner's list is empty)",
     request: { query: s.AccountListQuery },
     responses: {
-      200: json(
-        z.object({ accounts: z.array(s.AccountView), next: z.string().optional() }),
-        'A page of accounts; `next` is the cursor (`after`) of the next page',
-      ),
+      200: json(out.AccountsPage, 'A page of accounts; `next` is the cursor (`after`) of the next page'),
       400: problem,
     },
   });
@@ -119,10 +187,8 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV3['generateD
     summary: 'Movements, newest first',
     request: { params: s.AccountParams, query: s.HistoryQuery },
     responses: {
-      200: json(
-        z.object({ accountId: s.AccountId, movements: z.array(s.Movement), nextCursor: z.string().nullable() }),
-        'A page of movements',
-      ),
+      200: json(out.HistoryPage, 'A page of movements'),
+      404: { description: "No such account (for a customer, also another owner's)", content: problem.content },
     },
   });
   r.registerPath({
@@ -131,7 +197,7 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV3['generateD
     summary: 'The balance at a moment, folded from the event stream: by business time (default) or by recorded time (basis=recorded)',
     request: { params: s.AccountParams, query: s.BalanceQuery },
     responses: {
-      200: json(z.object({ accountId: s.AccountId, asOf: z.string(), balance: z.number().int() }), 'Balance as of'),
+      200: json(out.BalanceAsOf, 'Balance as of, with the basis asked for, the account status then and the last revision folded'),
       400: problem,
       404: problem,
     },
@@ -140,6 +206,8 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV3['generateD
     method: 'post',
     path: '/transfers',
     summary: 'Start a transfer (idempotent by transferId or Idempotency-Key)',
+    description:
+      "A customer's transfer ids (`transferId`, `Idempotency-Key`) are scoped to its owner (docs/access-control.md): another owner's id answers as a fresh one; a customer's id is at most 49 characters (400 beyond). Operators may not choose an id of the reserved form `o_<12 id characters>_…` (400).",
     request: {
       headers: z.object({
         'Idempotency-Key': z.string().optional(),
@@ -154,6 +222,7 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV3['generateD
       202: json(s.TransferView, 'Accepted: the saga runs'),
       200: json(s.TransferView, 'Already known'),
       400: problem,
+      403: { description: "A customer key, and fromAccountId is another owner's account (nothing written)", content: problem.content },
       409: problem,
       422: problem,
     },
@@ -162,6 +231,8 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV3['generateD
     method: 'post',
     path: '/transfers/{id}/reversal',
     summary: 'Reverse (part of) a completed transfer by a new transfer back (idempotent by reversalId)',
+    description:
+      "A customer's `reversalId` is scoped to its owner like a transfer id (at most 49 characters); operators may not choose the reserved form `o_<12 id characters>_…` (400).",
     request: {
       params: s.TransferParams,
       headers: z.object({ Prefer: z.string().optional().openapi({ description: 'RFC 7240 `wait=N`, as for POST /transfers' }) }),
@@ -183,10 +254,7 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV3['generateD
     summary: 'Transfers by account, status and creation time, oldest first, cursor-paginated (a customer sees its own)',
     request: { query: s.TransferListQuery },
     responses: {
-      200: json(
-        z.object({ transfers: z.array(s.TransferView), next: z.string().optional() }),
-        'A page of transfers; `next` is the cursor of the next page',
-      ),
+      200: json(out.TransfersPage, 'A page of transfers; `next` is the cursor of the next page'),
       400: problem,
     },
   });
@@ -201,11 +269,19 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV3['generateD
     method: 'get',
     path: '/audit/verify',
     summary: 'Walk the hash chains (one stream, or all with the anchors) and report the first broken link (operators)',
-    request: { query: z.object({ stream: z.string().optional() }) },
+    description:
+      'Without `stream` it reads the whole log. `anchorHash`: an anchor hash kept outside the database; the verification fails unless the anchors chain through it. 501 when the event store keeps no hash chain.',
+    request: {
+      query: AuditVerifyQuery.extend({
+        stream: AuditVerifyQuery.shape.stream.openapi({ description: 'Only this stream (404 when it has no events)' }),
+        anchorHash: AuditVerifyQuery.shape.anchorHash.openapi({ description: 'An anchor hash kept outside the database (64 hex digits)' }),
+      }),
+    },
     responses: {
-      200: json(z.object({}).passthrough(), 'The verification: ok, or the first broken link (stream, revision, expected, found)'),
+      200: json(out.ChainVerification, 'The verification: ok, or the first broken link (stream, revision, problem, expected, found)'),
       400: problem,
       404: problem,
+      501: { description: 'This event store keeps no hash chain', content: problem.content },
     },
   });
   r.registerPath({
@@ -215,8 +291,8 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV3['generateD
     request: { query: s.EventsQuery },
     responses: {
       200: json(
-        z.object({ events: z.array(z.object({}).passthrough()), next: z.string().optional() }),
-        'A page of events; `next` is the position to continue after',
+        out.EventsPage,
+        'A page of events, each with its hash-chain link (`hash`, `previousHash`, `hashForm`); `next` is the position to continue after',
       ),
       400: problem,
     },
@@ -226,14 +302,17 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV3['generateD
     path: '/streams',
     summary: 'List event streams (local stream browser)',
     request: { query: s.StreamsQuery },
-    responses: { 200: json(z.object({}).passthrough(), 'Streams') },
+    responses: { 200: json(out.StreamsPage, 'A page of streams, by name') },
   });
   r.registerPath({
     method: 'get',
     path: '/streams/{name}',
     summary: 'Events of one stream',
     request: { params: s.StreamParams, query: s.StreamQuery },
-    responses: { 200: json(z.object({}).passthrough(), 'Events'), 404: problem },
+    responses: {
+      200: json(out.StreamPage, 'Events of the stream, each with its hash-chain link (`hash`, `previousHash`, `hashForm`)'),
+      404: problem,
+    },
   });
   r.registerPath({
     method: 'get',
@@ -247,19 +326,19 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV3['generateD
     method: 'get',
     path: '/console/config.json',
     summary: "The console's settings: the Temporal Web UI's address (TEMPORAL_UI_URL) and namespace, for links to a transfer's saga",
-    responses: { 200: json(z.object({ temporalUiUrl: z.string().nullable(), temporalNamespace: z.string() }), 'Settings') },
+    responses: { 200: json(out.ConsoleConfig, 'Settings') },
   });
   r.registerPath({
     method: 'get',
     path: '/health',
     summary: 'Liveness',
-    responses: { 200: json(z.object({ status: z.string() }), 'Alive') },
+    responses: { 200: json(out.Health, 'Alive') },
   });
   r.registerPath({
     method: 'get',
     path: '/ready',
     summary: 'Readiness of Postgres, Temporal and the event store',
-    responses: { 200: json(z.object({}).passthrough(), 'Ready'), 503: json(z.object({}).passthrough(), 'Not ready') },
+    responses: { 200: json(out.Readiness, 'Ready, or degraded'), 503: json(out.Readiness, 'Not ready: a dependency is unreachable') },
   });
   r.registerPath({
     method: 'get',
@@ -279,7 +358,7 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV3['generateD
     method: 'get',
     path: '/api-keys',
     summary: 'List API keys (never their secrets)',
-    responses: { 200: json(z.object({ keys: z.array(k.ApiKeyView) }), 'The keys, revoked ones included') },
+    responses: { 200: json(out.ApiKeyList, 'The keys, revoked ones included') },
   });
   r.registerPath({
     method: 'delete',
@@ -296,7 +375,11 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV3['generateD
     info: {
       title: 'Transfer service',
       version: '0.1.0',
-      description: 'Event-sourced accounts; transfers as Temporal sagas. Amounts are integer minor units.',
+      description:
+        'Event-sourced accounts; transfers as Temporal sagas. Amounts are integer minor units. Every error is `application/problem+json` (RFC 9457). This document is the contract: the API test suites check every response they receive against it (docs/openapi.md).',
+      contact: { name: 'Transfer service maintainers' },
     },
+    servers: [{ url: '/', description: 'This instance' }],
+    tags: Object.entries(TAGS).map(([name, description]) => ({ name, description })),
   });
 }

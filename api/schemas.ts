@@ -264,7 +264,10 @@ export const Problem = z
     instance: z.string().optional(),
     requestId: z.string().optional(),
     errors: z.array(z.object({ field: z.string(), message: z.string() })).optional(),
+    retryAfterSeconds: z.number().int().optional().openapi({ description: '429: seconds until a retry can succeed (as Retry-After)' }),
   })
+  // RFC 9457 extension members: a problem type may add its own (e.g. maxConcurrentWaits, projection, parkedEvents).
+  .catchall(z.unknown())
   .openapi('Problem');
 
 // --- Business time (issue 14): late records, exceptions, closing the books, statements, corrections ---

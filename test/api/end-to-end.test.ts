@@ -436,7 +436,7 @@ describe('HTTP API end to end (express app on the real event store, Temporal and
     expect(() => responses.check('get', '/nowhere', res(200, {}))).toThrow(/not in the OpenAPI document/);
     expect(() =>
       responses.check('get', '/accounts/x/history', res(200, { accountId: randomUUID(), movements: [{ revision: 1 }], nextCursor: null })),
-    ).toThrow(/does not match history page/);
+    ).toThrow(/does not match HistoryPage/);
     expect(() => responses.check('get', '/accounts/x', res(404, { type: '/problems/x', status: 404 }, 'application/problem+json'))).toThrow(
       /does not match Problem[\s\S]*title/,
     );

@@ -1,19 +1,19 @@
-import { isDeepStrictEqual } from 'node:util';
-import { OpenAPIRegistry, OpenApiGeneratorV3, zodToOpenAPIRegistry } from '@asteasolutions/zod-to-openapi';
+import Ajv, { type ValidateFunction } from 'ajv';
 import type { Response, Test } from 'supertest';
-import { z } from 'zod';
 import { buildOpenApiDocument } from '../../api/openapi';
-import * as schemas from '../../api/schemas';
 
 /**
- * Checks HTTP responses against the zod schemas that feed the OpenAPI document (api/schemas.ts via
- * api/openapi.ts). The document decides which schema applies to a (method, path, status, content
- * type); the body is then parsed with that zod schema:
- * - a response the document names by reference (`#/components/schemas/Transfer`) is parsed with the
- *   api/schemas.ts export registered under that name;
- * - a response documented inline (history page, balance, health...) is parsed with the zod schema
- *   below that generates exactly the same JSON schema (compared with the document, so they cannot drift).
- * An undocumented path, status or content type is an error too.
+ * Checks HTTP responses against the OpenAPI document itself (api/openapi.ts, built from the zod schemas), with ajv:
+ * the document decides which schema applies to a (method, path, status, content type), and the body is validated
+ * against exactly that JSON schema, `$ref`s into `#/components/schemas` included.
+ *
+ * Stricter than the document reads: an object schema that lists its properties and says nothing of others is checked
+ * as closed (`additionalProperties: false`), so a field the API sends and the document does not name fails too (a
+ * schema that allows more says so: `additionalProperties`, as Problem's extension members and `data` do).
+ * An undocumented path, status or content type is an error.
+ *
+ * ApiStack (test/support/api-stack.ts) runs every request of the API test suites through check(): the code and the
+ * document cannot drift without a test failing.
  */
 
 type Method = 'get' | 'post' | 'put' | 'patch' | 'delete';
@@ -26,49 +26,33 @@ interface Documented {
   responses: Record<string, { content?: Record<string, { schema: unknown }> }>;
 }
 
-/** Bodies api/openapi.ts documents inline (they are not exported from api/schemas.ts), rebuilt from the same parts. */
-const INLINE_SCHEMAS: { name: string; schema: z.ZodType }[] = [
-  {
-    name: 'history page',
-    schema: z.object({ accountId: schemas.AccountId, movements: z.array(schemas.Movement), nextCursor: z.string().nullable() }),
-  },
-  { name: 'balance as of', schema: z.object({ accountId: schemas.AccountId, asOf: z.string(), balance: z.number().int() }) },
-  { name: 'health', schema: z.object({ status: z.string() }) },
-  { name: 'free-form object', schema: z.object({}).passthrough() },
-];
-
 /** Paths served without being API operations. */
-const UNDOCUMENTED_PATHS = [/^\/openapi\.json$/, /^\/docs(\/.*)?$/];
+const UNDOCUMENTED_PATHS = [/^\/openapi\.json$/, /^\/docs(\/.*)?$/, /^\/console\/.+/];
 
-/** The JSON schema the OpenAPI generator makes of a zod schema used as a response body. */
-function asDocumented(schema: z.ZodType): unknown {
-  const registry = new OpenAPIRegistry();
-  registry.registerPath({
-    method: 'get',
-    path: '/probe',
-    responses: { 200: { description: 'probe', content: { 'application/json': { schema } } } },
-  });
-  const doc = new OpenApiGeneratorV3(registry.definitions).generateDocument({ openapi: '3.0.3', info: { title: 'probe', version: '0' } });
-  return (doc.paths!['/probe']!.get!.responses['200'] as { content: Record<string, { schema: unknown }> }).content['application/json']!
-    .schema;
-}
+const DOCUMENT_ID = 'openapi.json';
 
-/** Every export of api/schemas.ts registered as an OpenAPI component, by its component name. */
-function componentSchemas(): Map<string, z.ZodType> {
-  const byName = new Map<string, z.ZodType>();
-  for (const value of Object.values(schemas)) {
-    if (!(value instanceof z.ZodType)) continue;
-    const refId = (zodToOpenAPIRegistry.get(value) as { _internal?: { refId?: string } } | undefined)?._internal?.refId;
-    if (refId) byName.set(refId, value);
+/** JSON pointer escaping (RFC 6901), for a $ref into the document. */
+const pointer = (...parts: string[]) => parts.map((p) => p.replace(/~/g, '~0').replace(/\//g, '~1')).join('/');
+
+/** A deep copy in which every object schema with `properties` and no `additionalProperties` is closed (and any-value schemas are plain `{}`). */
+function closed(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(closed);
+  if (!value || typeof value !== 'object') return value;
+  const copy: Record<string, unknown> = {};
+  for (const [key, inner] of Object.entries(value)) copy[key] = key === 'example' ? inner : closed(inner);
+  // `{ nullable: true }` alone (zod's unknown): any value; ajv wants `nullable` beside a `type`.
+  if (copy.nullable === true && !('type' in copy)) delete copy.nullable;
+  if (copy.type === 'object' && copy.properties && typeof copy.properties === 'object' && !('additionalProperties' in copy)) {
+    copy.additionalProperties = false;
   }
-  return byName;
+  return copy;
 }
 
 export class OpenApiResponses {
   private readonly operations: Documented[];
-  private readonly components = componentSchemas();
-  private readonly inline = INLINE_SCHEMAS.map((s) => ({ ...s, documented: asDocumented(s.schema) }));
-  /** What was checked: `METHOD /path/{template} STATUS -> schema name`, one entry per distinct combination. */
+  private readonly ajv: Ajv;
+  private readonly validators = new Map<string, ValidateFunction>();
+  /** What was checked: `METHOD /path/{template} STATUS media type`, one entry per distinct combination. */
   readonly checked = new Set<string>();
 
   constructor(readonly document: OpenApiDocument = buildOpenApiDocument()) {
@@ -82,56 +66,73 @@ export class OpenApiResponses {
           pattern: new RegExp(`^${path.replace(/[.*+?^$()|[\]\\]/g, '\\$&').replace(/\\?\{[^}]+\\?\}/g, '[^/]+')}$`),
         })),
     );
+    // OpenAPI 3.0 schema objects: `nullable` is ajv's own OpenAPI keyword; `example` and the rest are annotations.
+    this.ajv = new Ajv({ allErrors: true, strict: false, validateFormats: false });
+    this.ajv.addSchema(closed(document) as object, DOCUMENT_ID);
   }
 
-  /** The zod schema the document gives this response, or why there is none. */
-  schemaFor(
+  /** The documented response for this one, or why there is none (undefined: nothing to check). */
+  private documented(
     method: string,
     url: string,
     status: number,
     contentType: string | undefined,
-  ): { name: string; schema: z.ZodType; operation: string } | { undocumented: string } | undefined {
+  ): { label: string; name: string; validate?: ValidateFunction } | { undocumented: string } | undefined {
     const path = url.split('?')[0]!;
     if (UNDOCUMENTED_PATHS.some((p) => p.test(path))) return undefined;
     const operation = this.operations.find((o) => o.method === method.toUpperCase() && o.pattern.test(path));
-    if (!operation) return { undocumented: `${method} ${path} is not in the OpenAPI document` };
+    if (!operation) {
+      // A path the API does not serve answers 404 with a problem (api/app.ts): that is checked as a Problem.
+      if (status === 404 && (contentType ?? '').startsWith('application/problem+json'))
+        return { label: `${method.toUpperCase()} (no route) 404`, name: 'Problem', validate: this.component('Problem') };
+      return { undocumented: `${method.toUpperCase()} ${path} is not in the OpenAPI document (answered ${status})` };
+    }
     const label = `${operation.method} ${operation.path} ${status}`;
     const response = operation.responses[String(status)];
     if (!response) return { undocumented: `${label}: status not documented (documented: ${Object.keys(operation.responses).join(', ')})` };
-    if (!response.content) return undefined; // documented without a body schema (e.g. /metrics, text)
+    if (!response.content) return { label, name: 'no body' }; // documented without a body schema (e.g. 204, /metrics' text)
     const mediaType = (contentType ?? '').split(';')[0]!.trim();
     const media = response.content[mediaType];
     if (!media)
       return {
         undocumented: `${label}: content type ${mediaType || '(none)'} not documented (documented: ${Object.keys(response.content).join(', ')})`,
       };
-    const ref = (media.schema as { $ref?: string }).$ref;
-    if (ref) {
-      const name = ref.replace('#/components/schemas/', '');
-      const schema = this.components.get(name);
-      if (!schema) return { undocumented: `${label}: component ${name} is not an export of api/schemas.ts` };
-      return { name, schema, operation: label };
-    }
-    const inline = this.inline.find((s) => isDeepStrictEqual(s.documented, media.schema));
-    if (!inline)
-      return {
-        undocumented: `${label}: inline schema ${JSON.stringify(media.schema)} has no zod twin in test/support/openapi-responses.ts`,
-      };
-    return { name: inline.name, schema: inline.schema, operation: label };
+    const ref = `${DOCUMENT_ID}#/${pointer('paths', operation.path, operation.method.toLowerCase(), 'responses', String(status), 'content', mediaType, 'schema')}`;
+    const validate = this.compiled(ref);
+    const component = (media.schema as { $ref?: string }).$ref;
+    return { label, name: component ? component.replace('#/components/schemas/', '') : `the inline schema (${mediaType})`, validate };
   }
 
-  /** Throws when the response is not one the document describes, or its body does not parse with the documented schema. */
+  private component(name: string): ValidateFunction {
+    return this.compiled(`${DOCUMENT_ID}#/${pointer('components', 'schemas', name)}`);
+  }
+
+  private compiled(ref: string): ValidateFunction {
+    let validate = this.validators.get(ref);
+    if (!validate) {
+      validate = this.ajv.compile({ $ref: ref });
+      this.validators.set(ref, validate);
+    }
+    return validate;
+  }
+
+  /** Throws when the response is not one the document describes, or its body does not match the documented schema. */
   check(method: string, url: string, res: Response): void {
-    const found = this.schemaFor(method, url, res.status, res.headers['content-type'] as string | undefined);
+    const found = this.documented(method, url, res.status, res.headers['content-type'] as string | undefined);
     if (!found) return;
     if ('undocumented' in found) throw new Error(`response not in the OpenAPI document: ${found.undocumented}\nbody: ${res.text}`);
-    const parsed = found.schema.safeParse(res.body);
-    if (!parsed.success) {
+    if (found.validate && !found.validate(res.body)) {
+      const errors = (found.validate.errors ?? [])
+        .map((e) => {
+          const extra = 'additionalProperty' in e.params ? `: ${String(e.params.additionalProperty)}` : '';
+          return `  ${e.instancePath || '(body)'} ${e.message}${extra}`;
+        })
+        .join('\n');
       throw new Error(
-        `${method.toUpperCase()} ${url} -> ${res.status}: the body does not match ${found.name} (${found.operation}):\n${z.prettifyError(parsed.error)}\nbody: ${res.text}`,
+        `${method.toUpperCase()} ${url} -> ${res.status}: the body does not match ${found.name} (${found.label}):\n${errors}\nbody: ${res.text?.slice(0, 2000)}`,
       );
     }
-    this.checked.add(`${found.operation} -> ${found.name}`);
+    this.checked.add(`${found.label} -> ${found.name}`);
   }
 
   /**
@@ -142,4 +143,32 @@ export class OpenApiResponses {
     const checked = (method: Method) => (url: string) => client[method](url).expect((res: Response) => this.check(method, url, res));
     return { get: checked('get'), post: checked('post'), put: checked('put'), patch: checked('patch'), delete: checked('delete') };
   }
+}
+
+let shared: OpenApiResponses | undefined;
+
+/** One checker per test process (the document is built once; each schema is compiled on first use). */
+export function sharedOpenApiResponses(): OpenApiResponses {
+  shared ??= new OpenApiResponses();
+  return shared;
+}
+
+const CHECKED_METHODS = new Set<string>(['get', 'post', 'put', 'patch', 'delete']);
+
+/**
+ * The same supertest client (an agent, or request(app)), whose every request checks its response against the
+ * document: an undocumented status, path or content type, or a body that does not match, fails the request (and so
+ * the test that awaits it) with the reason.
+ */
+export function checkedClient<T extends object>(client: T, responses: OpenApiResponses = sharedOpenApiResponses()): T {
+  return new Proxy(client, {
+    get(target, property, receiver) {
+      const value: unknown = Reflect.get(target, property, receiver);
+      if (typeof property !== 'string' || !CHECKED_METHODS.has(property) || typeof value !== 'function') return value;
+      return (url: string, ...rest: unknown[]) =>
+        (value as (url: string, ...rest: unknown[]) => Test)
+          .call(receiver, url, ...rest)
+          .expect((res: Response) => responses.check(property, url, res));
+    },
+  });
 }
