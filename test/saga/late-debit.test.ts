@@ -81,7 +81,9 @@ describe('a late debit after the saga gave up', () => {
       const to = await stack.openAccount(0);
       const input = { transferId: randomUUID(), fromAccountId: from, toAccountId: to, amount: 400 };
 
-      // The attempt that will stall: it records the request, reads the source, and stops before its append.
+      // Accepted as the API accepts it: the request is on the transfer's stream before any leg runs.
+      expect((await stack.transfers.accept(input, { actor: 'test' })).ok).toBe(true);
+      // The attempt that will stall: it reads the request and the source, and stops before its append.
       const stalling = new StallingRepository(stack.store);
       let conflicts = 0;
       const stalled = createTransferActivities({
