@@ -117,7 +117,14 @@ describe('transfer saga on the real Temporal dev server and the PostgreSQL store
     const amount = 700; // 14 fit, 36 must fail
     const hot = await stack.openAccount(funds);
     const targets = await Promise.all(Array.from({ length: 5 }, () => stack.openAccount(0)));
-    const results = await Promise.all(Array.from({ length: 50 }, (_, i) => stack.transfer(hot, targets[i % targets.length]!, amount)));
+    // Accepted one after the other (as requests reach the API), their sagas all running at once on the hot account.
+    const handles = [];
+    for (let i = 0; i < 50; i++) {
+      const transferId = randomUUID();
+      const input = { transferId, fromAccountId: hot, toAccountId: targets[i % targets.length]!, amount, actor: 'test' };
+      handles.push((await acceptTransfer(stack, input)).handle);
+    }
+    const results = await Promise.all(handles.map((h) => h.result()));
     // Never overdrawn, at any moment: the hot account's balance after each of its events, recomputed
     // exactly from the amounts alone (not from the fold or the events' own balanceAfter), never goes below zero.
     const hotEvents = await stack.store.readStream(accountStream(hot), { maxCount: 1000 });
