@@ -76,9 +76,14 @@ export function createApp(deps: ApiDeps): express.Express {
   // Each key's waits in progress (?minPosition, ?wait) are capped; after the body parser (see wait-limits.ts).
   installWaitLimits(app, access);
 
+  // Each collector on its own: one that fails (a slow query on a loaded database) does not leave the others' gauges stale.
   const collect = async () => {
-    await collectProjectionMetrics(deps.store, deps.readModels, ALL_PROJECTIONS, deps.metrics);
-    await deps.collectStoreMetrics?.();
+    const results = await Promise.allSettled([
+      collectProjectionMetrics(deps.store, deps.readModels, ALL_PROJECTIONS, deps.metrics),
+      deps.collectStoreMetrics?.(),
+    ]);
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
   };
   app.use(opsRoutes(deps, collect));
   const openapi = buildOpenApiDocument();
