@@ -10,7 +10,7 @@ import { deterministicUuid } from '../domain/deterministic-id';
 import type { Rejection } from '../domain/rejection';
 import { sameRequest, type TransferCommand } from '../domain/transfer-decider';
 import type { TransferState } from '../domain/transfer-state';
-import type { TransferFailureReason, TransferStatus } from '../domain/transfer-events';
+import { isTerminalStatus, type TerminalTransferStatus, type TransferFailureReason, type TransferStatus } from '../domain/transfer-events';
 import type { TransferSagaInput } from '../workflows/transfer-saga-contract';
 
 /** What the saga passes to every activity: the saga's own input. */
@@ -85,7 +85,11 @@ export function createTransferActivities({ accounts, transfers, observer }: Tran
    * the run is refused (non-retryable `unauthorized`) before anything is written. Every activity that writes goes
    * through here, so every saga kind built on these activities inherits the rule.
    */
-  async function accepted<T extends TransferActivityInput>(input: T, activity: string): Promise<T & { recorded: TransferState }> {
+  async function accepted<T extends TransferActivityInput>(
+    input: T,
+    activity: string,
+    leg: 'forward' | 'settle' = 'settle',
+  ): Promise<T & { recorded: TransferState }> {
     let { state } = await transfers.load(input.transferId);
     if (!state.request && input.startedBeforeAcceptance === true) {
       // A saga in flight from before the API recorded requests (see the saga's ACCEPTED_REQUEST): recorded from its input, as then.
@@ -95,6 +99,11 @@ export function createTransferActivities({ accounts, transfers, observer }: Tran
       const why = 'no request accepted by the API is recorded for this transfer';
       observer?.unauthorized?.(input.transferId, activity, why);
       throw ApplicationFailure.nonRetryable(`Transfer ${input.transferId}: ${why}; nothing moves`, UNAUTHORIZED);
+    }
+    if (leg === 'forward' && (state.status === 'failed' || state.status === 'compensated')) {
+      // A transfer that ended without moving money (or gave it back) takes no forward step again: a debit found
+      // refunded must never be followed by a credit (a run of a finished transfer would create money).
+      throw ApplicationFailure.nonRetryable(`Transfer ${input.transferId} already finished as ${state.status}`, 'transfer_finished');
     }
     const { transferId, fromAccountId, toAccountId, amount, reversalOf } = state.request;
     const run = { ...input, transferId, fromAccountId, toAccountId, amount, recorded: state };
@@ -249,10 +258,13 @@ export function createTransferActivities({ accounts, transfers, observer }: Tran
      */
     async acceptedRequest(
       input: Pick<TransferActivityInput, 'transferId' | 'actor' | 'correlationId'>,
-    ): Promise<TransferActivityInput | null> {
+    ): Promise<(TransferActivityInput & { outcome?: TerminalTransferStatus; failureReason?: string }) | null> {
       try {
         const asked = { transferId: input.transferId, actor: input.actor, correlationId: input.correlationId } as TransferActivityInput;
-        const { recorded: _recorded, ...run } = await accepted(asked, 'acceptedRequest');
+        const { recorded, ...run } = await accepted(asked, 'acceptedRequest');
+        // Already finished on its stream: the run only reports that outcome (it takes no step of a finished transfer).
+        if (isTerminalStatus(recorded.status))
+          return { ...run, outcome: recorded.status, ...(recorded.failureReason ? { failureReason: recorded.failureReason } : {}) };
         return run;
       } catch (error) {
         if (error instanceof ApplicationFailure && error.type === UNAUTHORIZED) return null;
@@ -267,28 +279,28 @@ export function createTransferActivities({ accounts, transfers, observer }: Tran
 
     /** The accepted request's reversal hold (the request itself is recorded by the API). Released shape v1's first step. */
     async requestTransfer(input: TransferActivityInput): Promise<void> {
-      await requestTransfer(await accepted(input, 'requestTransfer'));
+      await requestTransfer(await accepted(input, 'requestTransfer', 'forward'));
     },
 
     /** Debits the source. Refuses before moving anything when the target exists in another currency. */
     async debitSource(input: TransferActivityInput): Promise<{ currency: string }> {
-      return debitSource(await accepted(input, 'debitSource'));
+      return debitSource(await accepted(input, 'debitSource', 'forward'));
     },
 
     async creditTarget(input: TransferActivityInput & { currency: string }): Promise<void> {
-      await creditTarget(await accepted(input, 'creditTarget'));
+      await creditTarget(await accepted(input, 'creditTarget', 'forward'));
     },
 
     /** The accepted request's reversal hold and the debit in one activity: one Temporal round trip fewer. */
     async requestAndDebit(input: TransferActivityInput): Promise<{ currency: string }> {
-      const run = await accepted(input, 'requestAndDebit');
+      const run = await accepted(input, 'requestAndDebit', 'forward');
       await requestTransfer(run);
       return debitSource(run);
     },
 
     /** The credit and the completion in one activity: one Temporal round trip fewer. */
     async creditAndComplete(input: TransferActivityInput & { currency: string }): Promise<void> {
-      await creditTarget(await accepted(input, 'creditAndComplete'), true);
+      await creditTarget(await accepted(input, 'creditAndComplete', 'forward'), true);
     },
 
     /**
@@ -332,6 +344,9 @@ export function createTransferActivities({ accounts, transfers, observer }: Tran
         throw ApplicationFailure.nonRetryable(`Transfer ${input.transferId} already exists with a different payload`, 'transfer_conflict');
       }
       if (recorded.status === 'completed' || recorded.status === 'failed' || recorded.status === 'compensated') {
+        // A reversal that ended without moving money gives its hold back, should an earlier run have left it (a no-op otherwise).
+        if (input.reversalOf && recorded.status !== 'completed')
+          await onReversed(input, { type: 'ReleaseReversal', reversalId: input.transferId });
         return { outcome: recorded.status, refunded: recorded.refunded ?? 0 };
       }
       if (recorded.credited !== undefined || (input.creditMayHaveRun && (await voidCredit(input)))) {

@@ -112,6 +112,10 @@ export function decideAccount(state: AccountState, command: AccountCommand): Acc
       );
     case 'DebitForTransfer': {
       const legs = legsOf(state, command.transferId);
+      if (legs?.refunded !== undefined) {
+        // Debited and given back: the transfer was settled. A debit again is no success a credit could follow.
+        return reject('transfer_finished', `Transfer ${command.transferId} was refunded to ${state.accountId}: it can no longer debit it`);
+      }
       if (legs?.debited !== undefined) return accept([]); // already debited: idempotent
       if (legs?.voided) {
         return reject(

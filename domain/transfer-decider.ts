@@ -135,6 +135,8 @@ function decideReversal(
       ? accept([])
       : reject('transfer_conflict', `Reversal ${command.reversalId} already holds ${held.amount}`);
   }
+  // A hold given back is final: the reversal moved nothing and ended; run again, it may not hold anew.
+  if (held) return reject('transfer_finished', `Reversal ${command.reversalId} gave its hold back: it cannot hold again`);
   if (state.status !== 'completed')
     return reject('transfer_not_completed', `Transfer ${transferId} is ${state.status}: only a completed transfer can be reversed`);
   if (!isValidAmount(command.amount)) return reject('invalid_amount', 'Amount must be a positive safe integer of minor units');

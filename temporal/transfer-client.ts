@@ -86,22 +86,36 @@ export async function acceptTransfer(deps: AcceptDeps, input: TransferSagaInput,
     ...(accepted ? { actor: accepted.actor } : input.actor ? { actor: input.actor } : {}),
   };
   const workflowId = transferWorkflowId(transferId);
-  try {
-    const handle = await deps.client.workflow.start<typeof transferSaga>(TRANSFER_SAGA, {
+  const start = (reuse: 'REJECT_DUPLICATE' | 'ALLOW_DUPLICATE') =>
+    deps.client.workflow.start<typeof transferSaga>(TRANSFER_SAGA, {
       workflowId,
       taskQueue: deps.taskQueue,
       args: [sagaInput],
       memo: { ...request, correlationId: sagaInput.correlationId ?? null, actor: sagaInput.actor ?? null },
       typedSearchAttributes: [{ key: TRANSFER_STATUS_KEY, value: 'pending' }],
-      workflowIdReusePolicy: 'REJECT_DUPLICATE',
+      workflowIdReusePolicy: reuse,
       workflowIdConflictPolicy: 'FAIL',
       ...(options.eager ? { requestEagerStart: true } : {}),
     });
+  try {
+    const handle = await start('REJECT_DUPLICATE');
     return { handle, created: true, eagerlyStarted: handle.eagerlyStarted };
   } catch (error) {
     if (!(error instanceof WorkflowExecutionAlreadyStartedError)) throw error;
   }
-  return { handle: deps.client.workflow.getHandle<typeof transferSaga>(workflowId), created: false, eagerlyStarted: false };
+  const existing = deps.client.workflow.getHandle<typeof transferSaga>(workflowId);
+  // A run under this id that is closed while the request has no outcome on its stream was no run of this request (one
+  // started on Temporal before the request was accepted, and refused), or one that stopped without settling it: start
+  // the accepted request's saga now rather than answering with that dead run (the reconciler would, later).
+  if (recorded.state.status === 'pending' && (await existing.describe()).status.name !== 'RUNNING') {
+    try {
+      const handle = await start('ALLOW_DUPLICATE');
+      return { handle, created: true, eagerlyStarted: handle.eagerlyStarted };
+    } catch (error) {
+      if (!(error instanceof WorkflowExecutionAlreadyStartedError)) throw error; // another request started it first
+    }
+  }
+  return { handle: existing, created: false, eagerlyStarted: false };
 }
 
 /** The saga's live status via its query (works while running and after it finished). */

@@ -53,15 +53,23 @@ export interface ReconcileResult {
 
 const CLOSED_UNSETTLED = ['Terminated', 'TimedOut', 'Failed', 'Canceled'];
 
-/** The visibility query for closed saga runs of this task queue that never recorded an outcome. */
-export function unsettledQuery(taskQueue: string): string {
+/**
+ * The visibility query for closed saga runs of this task queue that never recorded an outcome (closed after `closedAfter`
+ * when given: a run repaired long ago stays listed as pending until Temporal's retention drops it; older unsettled
+ * transfers are still found through the read model's pending transfers).
+ */
+export function unsettledQuery(taskQueue: string, closedAfter?: Date): string {
   return [
     `WorkflowType = '${TRANSFER_SAGA}'`,
     `TaskQueue = '${taskQueue}'`,
     `${TRANSFER_STATUS_SEARCH_ATTRIBUTE} = 'pending'`,
     `ExecutionStatus IN (${CLOSED_UNSETTLED.map((s) => `'${s}'`).join(', ')})`,
+    ...(closedAfter ? [`CloseTime > '${closedAfter.toISOString()}'`] : []),
   ].join(' AND ');
 }
+
+/** How far back the visibility source looks (runs closed longer ago are found through the read model). */
+export const RECONCILE_CLOSED_WITHIN_MS = 24 * 3_600_000;
 
 const TRANSFER_WORKFLOW_PREFIX = transferWorkflowId('');
 
@@ -72,7 +80,10 @@ const TRANSFER_WORKFLOW_PREFIX = transferWorkflowId('');
  * closed `Completed` without an outcome on the stream). The stream decides, never how a workflow closed.
  */
 export async function reconcileTransfers(deps: ReconcilerDeps, options: { limit?: number } = {}): Promise<ReconcileResult> {
+  // Each source has its own budget: closed runs listed as pending (which anyone reaching Temporal can add) never use up
+  // the look at accepted transfers that have no running saga.
   const limit = options.limit ?? 500;
+  const now = (deps.now ?? (() => new Date()))();
   const result: ReconcileResult = { examined: 0, repaired: [] };
   const seen = new Set<string>();
   const examine = async (transferId: string) => {
@@ -82,14 +93,17 @@ export async function reconcileTransfers(deps: ReconcilerDeps, options: { limit?
     const repaired = await repairOne(deps, transferId);
     if (repaired) result.repaired.push({ transferId, closedAs: repaired });
   };
-  for await (const run of deps.client.workflow.list({ query: unsettledQuery(deps.taskQueue) })) {
-    if (result.examined >= limit) break;
+  let fromVisibility = 0;
+  for await (const run of deps.client.workflow.list({
+    query: unsettledQuery(deps.taskQueue, new Date(now.getTime() - RECONCILE_CLOSED_WITHIN_MS)),
+  })) {
+    if (++fromVisibility > limit) break;
     if (!run.workflowId.startsWith(TRANSFER_WORKFLOW_PREFIX)) continue; // not a transfer's saga: nothing was accepted under it
     await examine(run.workflowId.slice(TRANSFER_WORKFLOW_PREFIX.length));
   }
-  if (deps.pendingTransfers && result.examined < limit) {
-    const olderThan = new Date((deps.now ?? (() => new Date()))().getTime() - (deps.graceMs ?? 60_000));
-    for (const transferId of await deps.pendingTransfers(olderThan, limit - result.examined)) await examine(transferId);
+  if (deps.pendingTransfers) {
+    const olderThan = new Date(now.getTime() - (deps.graceMs ?? 60_000));
+    for (const transferId of await deps.pendingTransfers(olderThan, limit)) await examine(transferId);
   }
   return result;
 }

@@ -148,7 +148,14 @@ export async function transferSaga(input: TransferSagaInput): Promise<TransferSa
       ),
     );
     if (!request) return refuse(`no request accepted by the API is recorded for transfer ${input.transferId}`);
-    input = request;
+    const { outcome, failureReason: recordedReason, ...accepted } = request;
+    if (outcome) {
+      // The transfer already finished on its stream (a run started again after its end): it takes no step, it reports.
+      if (recordedReason) state.failureReason = recordedReason;
+      setStatus(outcome);
+      return state;
+    }
+    input = accepted;
   } else {
     // A saga started by an earlier release (its history has no ACCEPTED_REQUEST marker: no new run can take this
     // branch). That release's API started it without recording the request first; its legs record it from the input,

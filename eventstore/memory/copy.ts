@@ -10,7 +10,9 @@ export function copyJson<T extends JsonValue>(value: T): T {
   if (value === null || typeof value !== 'object') return value;
   if (Array.isArray(value)) return value.map((v) => copyJson(v)) as T;
   const out: JsonObject = {};
-  for (const [key, v] of Object.entries(value)) if (v !== undefined) out[key] = copyJson(v);
+  // defineProperty, not assignment: a key `__proto__` (a client-chosen id) stays an own property instead of setting the prototype.
+  for (const [key, v] of Object.entries(value))
+    if (v !== undefined) Object.defineProperty(out, key, { value: copyJson(v), enumerable: true, writable: true, configurable: true });
   return out as T;
 }
 

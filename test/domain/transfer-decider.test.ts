@@ -279,3 +279,21 @@ describe('decideTransfer: reversal holds on a completed transfer', () => {
     });
   });
 });
+
+describe('reversal holds given back are final', () => {
+  test('a released hold cannot be reserved again (a reversal run again after it failed holds nothing)', () => {
+    let state = initialTransferState();
+    state = evolveTransfer(state, {
+      type: 'TransferRequested',
+      data: { transferId: 't', fromAccountId: 'a', toAccountId: 'b', amount: 1_000 },
+    } as never);
+    state = evolveTransfer(state, { type: 'TransferCompleted', data: { transferId: 't' } } as never);
+    state = evolveTransfer(state, { type: 'TransferReversalReserved', data: { transferId: 't', reversalId: 'r', amount: 400 } } as never);
+    state = evolveTransfer(state, { type: 'TransferReversalReleased', data: { transferId: 't', reversalId: 'r' } } as never);
+    expect(decideTransfer(state, { type: 'ReserveReversal', reversalId: 'r', amount: 400 })).toMatchObject({
+      ok: false,
+      rejection: { type: 'transfer_finished' },
+    });
+    expect(decideTransfer(state, { type: 'ReserveReversal', reversalId: 'r2', amount: 1_000 })).toMatchObject({ ok: true });
+  });
+});

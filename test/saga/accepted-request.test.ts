@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { createTransferActivities } from '../../activities/transfer-activities';
+import { handleAccountCommand } from '../../application/account-commands';
 import { accountStream } from '../../domain/account-events';
 import { transferStream } from '../../domain/transfer-events';
 import { acceptTransfer } from '../../temporal/transfer-client';
@@ -118,5 +119,38 @@ describe('every saga run executes exactly the request the API accepted, or nothi
     const events = await stack.eventTypes(transferStream(transferId));
     await expect(acceptTransfer(stack, { ...input, amount: 301 })).rejects.toMatchObject({ name: 'TransferConflictError' });
     expect(await stack.eventTypes(transferStream(transferId))).toEqual(events);
+  });
+
+  test('a run started again after its transfer ended compensated takes no step: no money is created', async () => {
+    // Reviewed attack: the debit of a finished transfer answered "already debited" (though refunded), and the credit
+    // then landed: A=5000, B=0 became 5000/1000.
+    const from = await stack.openAccount(5_000);
+    const to = await stack.openAccount(0);
+    const closed = await stack.openAccount(0);
+    const transferId = randomUUID();
+    // Compensated: the credit is refused because the target is closed after the request was accepted.
+    expect((await handleAccountCommand(stack.accounts, closed, { type: 'CloseAccount' })).ok).toBe(true);
+    const { handle } = await acceptTransfer(stack, { transferId, fromAccountId: from, toAccountId: closed, amount: 1_000, actor: 'k' });
+    expect(await handle.result()).toMatchObject({ status: 'compensated' });
+    const streams = [transferStream(transferId), accountStream(from), accountStream(closed), accountStream(to)];
+    const before = await Promise.all(streams.map((s) => stack.eventTypes(s)));
+
+    const again = await startStraightOnTemporal({ transferId, fromAccountId: from, toAccountId: closed, amount: 1_000 });
+    expect(await again.result()).toMatchObject({ status: 'compensated' });
+    expect(await Promise.all(streams.map((s) => stack.eventTypes(s)))).toEqual(before);
+    expect(await stack.balance(from)).toBe(5_000);
+    expect(await stack.balance(closed)).toBe(0);
+  });
+
+  test('a run started on Temporal before the request was accepted does not block it: acceptTransfer starts the saga anew', async () => {
+    const from = await stack.openAccount(1_000);
+    const to = await stack.openAccount(0);
+    const transferId = randomUUID();
+    const squatter = await startStraightOnTemporal({ transferId, fromAccountId: from, toAccountId: to, amount: 1 });
+    expect(await squatter.result()).toMatchObject({ status: 'failed', failureReason: 'unauthorized' });
+    const { handle, created } = await acceptTransfer(stack, { transferId, fromAccountId: from, toAccountId: to, amount: 600, actor: 'k' });
+    expect(created).toBe(true);
+    expect(await handle.result()).toMatchObject({ status: 'completed' });
+    expect(await stack.balance(to)).toBe(600);
   });
 });
