@@ -643,7 +643,9 @@ class Harness {
 
   async storeOnly([from, to]: [string, string]): Promise<void> {
     const input = { transferId: randomUUID(), fromAccountId: from, toAccountId: to, amount: 1 + Math.floor(Math.random() * 1000) };
-    await this.storeOnlyActivities.requestTransfer(input);
+    // Accepted as the API accepts it (the request recorded on its stream), then the legs.
+    const accepted = await this.transfers.accept(input, { actor: 'bench' });
+    if (!accepted.ok) throw new Error(accepted.rejection.message);
     const { currency } = await this.storeOnlyActivities.debitSource(input);
     await this.storeOnlyActivities.creditTarget({ ...input, currency });
     await this.storeOnlyActivities.completeTransfer(input);
