@@ -15,6 +15,7 @@ import { ALL_PROJECTIONS } from '../../projections/all-projections';
 import type { Projection } from '../../projections/projection';
 import { ProjectionRunner, projectionLag, type ProjectionObserver } from '../../projections/projection-runner';
 import { transferWorkflowId } from '../../workflows/transfer-saga-contract';
+import { checkedClient } from './openapi-responses';
 import { TransferStack } from './transfer-stack';
 import { waitUntil } from './wait-until';
 
@@ -141,19 +142,23 @@ export class ApiStack {
     return this.stack.accounts;
   }
 
-  /** A supertest client for the app, authenticated as the operator (TEST_OPERATOR_KEY). */
+  /**
+   * A supertest client for the app, authenticated as the operator (TEST_OPERATOR_KEY). Every response of http(), as()
+   * and anonymous() is checked against the OpenAPI document (test/support/openapi-responses.ts): a status or body the
+   * document does not describe fails the request.
+   */
   http() {
     return this.as(TEST_OPERATOR_KEY);
   }
 
   /** A supertest client that sends `Authorization: Bearer <secret>` with every request. */
   as(secret: string) {
-    return request.agent(this.app).set('Authorization', `Bearer ${secret}`);
+    return checkedClient(request.agent(this.app).set('Authorization', `Bearer ${secret}`));
   }
 
   /** A supertest client with no API key. */
   anonymous() {
-    return request(this.app);
+    return checkedClient(request(this.app));
   }
 
   /**

@@ -26,7 +26,7 @@ interface Documented {
   responses: Record<string, { content?: Record<string, { schema: unknown }> }>;
 }
 
-/** Paths served without being API operations. */
+/** Paths served without being API operations (the document itself, its rendering, the console's static files). */
 const UNDOCUMENTED_PATHS = [/^\/openapi\.json$/, /^\/docs(\/.*)?$/, /^\/console\/.+/];
 
 const DOCUMENT_ID = 'openapi.json';
@@ -79,8 +79,8 @@ export class OpenApiResponses {
     contentType: string | undefined,
   ): { label: string; name: string; validate?: ValidateFunction } | { undocumented: string } | undefined {
     const path = url.split('?')[0]!;
-    if (UNDOCUMENTED_PATHS.some((p) => p.test(path))) return undefined;
     const operation = this.operations.find((o) => o.method === method.toUpperCase() && o.pattern.test(path));
+    if (!operation && UNDOCUMENTED_PATHS.some((p) => p.test(path))) return undefined;
     if (!operation) {
       // A path the API does not serve answers 404 with a problem (api/app.ts): that is checked as a Problem.
       if (status === 404 && (contentType ?? '').startsWith('application/problem+json'))
@@ -121,7 +121,12 @@ export class OpenApiResponses {
     const found = this.documented(method, url, res.status, res.headers['content-type'] as string | undefined);
     if (!found) return;
     if ('undocumented' in found) throw new Error(`response not in the OpenAPI document: ${found.undocumented}\nbody: ${res.text}`);
-    if (found.validate && !found.validate(res.body)) {
+    // A JSON body is checked as parsed; any other (the console's HTML) as its text.
+    const mediaType = String(res.headers['content-type'] ?? '')
+      .split(';')[0]!
+      .trim();
+    const body: unknown = mediaType.endsWith('json') ? res.body : res.text;
+    if (found.validate && !found.validate(body)) {
       const errors = (found.validate.errors ?? [])
         .map((e) => {
           const extra = 'additionalProperty' in e.params ? `: ${String(e.params.additionalProperty)}` : '';
