@@ -99,13 +99,24 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV3['generateD
         access === 'public'
           ? {}
           : {
-              401: { description: 'No, a malformed, unknown or revoked API key (with WWW-Authenticate: Bearer)', content: problem.content },
+              401: {
+                description: 'No, a malformed, unknown or revoked API key (with WWW-Authenticate: Bearer)',
+                headers: { 'WWW-Authenticate': { description: '`Bearer`', required: true, schema: { type: 'string' } } },
+                content: problem.content,
+              },
               ...(access === 'operator'
                 ? { 403: { description: 'A customer key: this operation needs the operator role', content: problem.content } }
                 : {}),
               429: {
                 description:
-                  "Over this key's rate limit (RATE_LIMIT_PER_MINUTE), or a wait (?minPosition, ?wait) beyond its waits in progress (MAX_CONCURRENT_WAITS_PER_KEY); with Retry-After",
+                  "Over this key's rate limit (RATE_LIMIT_PER_MINUTE, `/problems/rate-limited`), or a wait (?minPosition, GET /transfers/{id}?wait) beyond its waits in progress (MAX_CONCURRENT_WAITS_PER_KEY, `/problems/too-many-waits`, docs/consistency.md)",
+                headers: {
+                  'Retry-After': {
+                    description: 'Seconds until a retry can succeed',
+                    required: true,
+                    schema: { type: 'integer', minimum: 0 },
+                  },
+                },
                 content: problem.content,
               },
             };

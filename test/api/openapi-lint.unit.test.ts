@@ -90,8 +90,8 @@ describe('the OpenAPI document', () => {
 
 describe('the response check (test/support/openapi-responses.ts)', () => {
   const responses = new OpenApiResponses(document);
-  const res = (status: number, body: unknown, contentType = 'application/json; charset=utf-8') =>
-    ({ status, body, text: JSON.stringify(body), headers: { 'content-type': contentType } }) as unknown as Response;
+  const res = (status: number, body: unknown, contentType = 'application/json; charset=utf-8', headers: Record<string, string> = {}) =>
+    ({ status, body, text: JSON.stringify(body), headers: { 'content-type': contentType, ...headers } }) as unknown as Response;
   const balance = {
     accountId: '0b5e6f8e-2f3c-4c1e-9d7a-5f2b9b1c3d4e',
     asOf: '2026-03-02T16:30:00.000Z',
@@ -122,7 +122,7 @@ describe('the response check (test/support/openapi-responses.ts)', () => {
     expect(() => responses.check('get', '/nowhere', res(200, {}))).toThrow(/not in the OpenAPI document/);
   });
 
-  test('a problem may carry extension members (RFC 9457), but needs its type, title and status', () => {
+  test('a problem may carry extension members (RFC 9457), but needs its type, title and status; a 429 needs Retry-After', () => {
     const tooMany = {
       type: '/problems/too-many-waits',
       title: 'Too many waits in progress',
@@ -130,8 +130,10 @@ describe('the response check (test/support/openapi-responses.ts)', () => {
       retryAfterSeconds: 7,
       maxConcurrentWaits: 4,
     };
-    expect(() => responses.check('get', '/transfers/t-1?wait=5', res(429, tooMany, 'application/problem+json'))).not.toThrow();
-    expect(() => responses.check('get', '/transfers/t-1', res(429, { status: 429 }, 'application/problem+json'))).toThrow(
+    const problemJson = 'application/problem+json';
+    expect(() => responses.check('get', '/transfers/t-1?wait=5', res(429, tooMany, problemJson, { 'retry-after': '7' }))).not.toThrow();
+    expect(() => responses.check('get', '/transfers/t-1?wait=5', res(429, tooMany, problemJson))).toThrow(/header Retry-After is missing/);
+    expect(() => responses.check('get', '/transfers/t-1', res(429, { status: 429 }, problemJson, { 'retry-after': '7' }))).toThrow(
       /does not match Problem[\s\S]*title/,
     );
   });

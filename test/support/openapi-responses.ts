@@ -23,7 +23,7 @@ interface Documented {
   pattern: RegExp;
   path: string;
   method: string;
-  responses: Record<string, { content?: Record<string, { schema: unknown }> }>;
+  responses: Record<string, { content?: Record<string, { schema: unknown }>; headers?: Record<string, { required?: boolean }> }>;
 }
 
 /** Paths served without being API operations (the document itself, its rendering, the console's static files). */
@@ -76,22 +76,26 @@ export class OpenApiResponses {
     method: string,
     url: string,
     status: number,
-    contentType: string | undefined,
+    headers: Record<string, unknown>,
   ): { label: string; name: string; validate?: ValidateFunction } | { undocumented: string } | undefined {
     const path = url.split('?')[0]!;
     const operation = this.operations.find((o) => o.method === method.toUpperCase() && o.pattern.test(path));
     if (!operation && UNDOCUMENTED_PATHS.some((p) => p.test(path))) return undefined;
     if (!operation) {
       // A path the API does not serve answers 404 with a problem (api/app.ts): that is checked as a Problem.
-      if (status === 404 && (contentType ?? '').startsWith('application/problem+json'))
+      if (status === 404 && String(headers['content-type'] ?? '').startsWith('application/problem+json'))
         return { label: `${method.toUpperCase()} (no route) 404`, name: 'Problem', validate: this.component('Problem') };
       return { undocumented: `${method.toUpperCase()} ${path} is not in the OpenAPI document (answered ${status})` };
     }
     const label = `${operation.method} ${operation.path} ${status}`;
     const response = operation.responses[String(status)];
     if (!response) return { undocumented: `${label}: status not documented (documented: ${Object.keys(operation.responses).join(', ')})` };
+    const missing = Object.entries(response.headers ?? {}).find(([name, header]) => header.required && !(name.toLowerCase() in headers));
+    if (missing) return { undocumented: `${label}: the documented header ${missing[0]} is missing` };
     if (!response.content) return { label, name: 'no body' }; // documented without a body schema (e.g. 204, /metrics' text)
-    const mediaType = (contentType ?? '').split(';')[0]!.trim();
+    const mediaType = String(headers['content-type'] ?? '')
+      .split(';')[0]!
+      .trim();
     const media = response.content[mediaType];
     if (!media)
       return {
@@ -118,7 +122,7 @@ export class OpenApiResponses {
 
   /** Throws when the response is not one the document describes, or its body does not match the documented schema. */
   check(method: string, url: string, res: Response): void {
-    const found = this.documented(method, url, res.status, res.headers['content-type'] as string | undefined);
+    const found = this.documented(method, url, res.status, (res.headers ?? {}) as Record<string, unknown>);
     if (!found) return;
     if ('undocumented' in found) throw new Error(`response not in the OpenAPI document: ${found.undocumented}\nbody: ${res.text}`);
     // A JSON body is checked as parsed; any other (the console's HTML) as its text.
