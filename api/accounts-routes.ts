@@ -7,6 +7,7 @@ import { accountHistoryPage, movementView } from '../projections/account-history
 import { principalOf } from './access-control';
 import type { ApiDeps } from './api-deps';
 import { awaitProjection } from './consistency';
+import { accountScope } from '../projections/read-scope';
 import { IdempotencyStore, type IdempotencyStoreOptions } from '../stores/idempotency-store';
 import { accountIdForKey, idempotencyKeyOf, sendAccountWrite, type KeyedEndpoint } from './idempotent-account-writes';
 import { normaliseOccurredAt, refuseFutureRecord, tooLateCheck } from './late-records';
@@ -129,7 +130,8 @@ export function accountsRoutes(deps: ApiDeps, options: AccountsRoutesOptions = {
   router.get('/accounts/:id', async (req, res) => {
     const { id } = parse(AccountParams, req.params, 'path');
     const query = parse(ReadQuery, req.query, 'query');
-    await awaitProjection(deps, 'account-balances', query.minPosition);
+    // Held back only by parked events that concern this account (projections/read-scope.ts), never by another's.
+    await awaitProjection(deps, 'account-balances', query.minPosition, accountScope(id));
     const account = await findAccount(deps.readModels, id);
     if (!account) throw new HttpProblem(404, problemType('account-not-found'), 'Account not found', `No account ${id}`);
     res.set('ETag', `"${account.revision}"`).json(accountRowView(account));
@@ -170,7 +172,7 @@ export function accountsRoutes(deps: ApiDeps, options: AccountsRoutesOptions = {
   router.get('/accounts/:id/history', async (req, res) => {
     const { id } = parse(AccountParams, req.params, 'path');
     const query = parse(HistoryQuery, req.query, 'query');
-    await awaitProjection(deps, 'account-history', query.minPosition);
+    await awaitProjection(deps, 'account-history', query.minPosition, accountScope(id));
     const page = await accountHistoryPage(deps.readModels, id, { before: query.cursor, limit: query.limit });
     res.json({
       accountId: id,
