@@ -356,7 +356,9 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV3['generateD
     path: '/metrics',
     summary: 'Prometheus metrics',
     description: 'Prometheus scrapes with a bearer token (an operator key); METRICS_PUBLIC=true opens it without one.',
-    responses: { 200: { description: 'Metrics in the Prometheus text format' } },
+    responses: {
+      200: { description: 'Metrics in the Prometheus text format (version 0.0.4)', content: { 'text/plain': { schema: z.string() } } },
+    },
   });
   r.registerPath({
     method: 'post',
