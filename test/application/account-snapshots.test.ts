@@ -86,10 +86,11 @@ function nextCommand(random: () => number, model: Model): { command: AccountComm
       return { command: { type: 'RefundForTransfer', transferId }, leg: 'refund', writes: 1, delta: model.debited.get(transferId)! };
     });
   }
-  // Re-sent legs (a retried activity): accepted, and write nothing.
-  if (model.debited.size > 0) {
+  // Re-sent legs (a retried activity): accepted, and write nothing. (A debit re-sent after its refund is refused:
+  // the transfer was settled; see the account decider's tests.)
+  if (refundable.length > 0) {
     options.push(() => {
-      const transferId = pick([...model.debited.keys()]);
+      const transferId = pick(refundable);
       return {
         command: {
           type: 'DebitForTransfer',

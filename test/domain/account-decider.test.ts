@@ -323,7 +323,6 @@ describe('decideAccount: transfer legs', () => {
     test.each([
       ['the same debit again', [open(1_000), debit('t-1', 300)], debit('t-1', 300)],
       ['a debit with another amount', [open(1_000), debit('t-1', 300)], debit('t-1', 999_999)],
-      ['a debit after the refund', [open(1_000), debit('t-1', 300), refund('t-1')], debit('t-1', 300)],
       ['the same credit again', [open(), credit('t-1', 300)], credit('t-1', 300)],
       ['a credit in another currency', [open(), credit('t-1', 300)], credit('t-1', 300, 'USD')],
       ['the same debit on the account since closed', [open(300), debit('t-1', 300), close()], debit('t-1', 300)],
@@ -627,6 +626,16 @@ describe('a transfer settled without a debit is voided on the source', () => {
     expect(voided.balance).toBe(1_000);
     expect(decideAccount(voided, debit)).toMatchObject({ ok: false, rejection: { type: 'transfer_finished' } });
     expect(decideAccount(voided, { type: 'RefundForTransfer', transferId: T })).toEqual({ ok: true, events: [] });
+  });
+
+  test('a debit after its refund is refused, never taken as already debited (a credit could follow it: money created)', () => {
+    const state = openWith(1_000);
+    const debited = decideAccount(state, debit);
+    const afterDebit = foldAccount(debited.ok ? debited.events : [], state);
+    const refunded = decideAccount(afterDebit, { type: 'RefundForTransfer', transferId: T });
+    const afterRefund = foldAccount(refunded.ok ? refunded.events : [], afterDebit);
+    expect(afterRefund.balance).toBe(1_000);
+    expect(decideAccount(afterRefund, debit)).toMatchObject({ ok: false, rejection: { type: 'transfer_finished' } });
   });
 
   test('a missing account gets nothing (no stream is created for it)', () => {
