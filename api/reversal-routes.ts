@@ -34,13 +34,14 @@ export function reversalRoutes(deps: ApiDeps): Router {
       ]);
 
     // A known reversal id: the same reversal answers as it stands; anything else under that id is a conflict.
-    const existing = (await log.load(reversalId)).state;
+    const loaded = await log.load(reversalId);
+    const existing = loaded.state;
     if (existing.request) {
       const same = existing.request.reversalOf === id && (body.amount === undefined || body.amount === existing.request.amount);
       if (!same) throw conflict(reversalId);
       // Accepted, and not finished: its saga is started if a crash came between recording the request and starting it.
       if (existing.status === 'pending') {
-        await startAndAnswer(deps, log, req, res, existing.request);
+        await startAndAnswer(deps, log, req, res, existing.request, loaded);
         return;
       }
       res.status(200).location(`/transfers/${reversalId}`).json(viewFromLog(reversalId, existing));
@@ -74,7 +75,7 @@ export function reversalRoutes(deps: ApiDeps): Router {
       reversalOf: id,
     };
     try {
-      await startAndAnswer(deps, log, req, res, request);
+      await startAndAnswer(deps, log, req, res, request, loaded);
     } catch (error) {
       if (error instanceof TransferConflictError) throw conflict(reversalId);
       if (error instanceof TransferRejectedError) throw rejectionProblem(error.rejection);

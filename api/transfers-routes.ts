@@ -4,7 +4,7 @@ import { findTransfer, listTransfers, transferRowView } from '../projections/tra
 import { randomUUID } from 'node:crypto';
 import { Router, type Request, type Response } from 'express';
 import { loadTogether } from '../application/event-sourced-repository';
-import { TransferLog } from '../application/transfer-log';
+import { TransferLog, type LoadedTransfer } from '../application/transfer-log';
 import { sameRequest } from '../domain/transfer-decider';
 import { isTerminalStatus, type TransferRequest } from '../domain/transfer-events';
 import { acceptTransfer, TransferConflictError, TransferRejectedError } from '../temporal/transfer-client';
@@ -52,21 +52,21 @@ export function transfersRoutes(deps: ApiDeps): Router {
       log.planLoad(transferId),
       deps.accounts.planLoad(body.fromAccountId),
       deps.accounts.planLoad(body.toAccountId),
-      log.planLoad(ownerId !== undefined ? clientId : transferId),
+      ...(ownerId !== undefined ? [log.planLoad(clientId)] : []),
     );
     // The unscoped id counts only for the very same request from the customer's own account (readable by it, so
     // nothing is learned): any other transfer under that id is not the customer's, and is neither shown nor in the way.
     const legacyRequest = { ...request, transferId: clientId };
     const sameLegacy =
-      ownerId !== undefined && !found.state.request && legacy.state.request && sameRequest(legacy.state.request, legacyRequest);
-    const existing = sameLegacy ? legacy : found;
+      ownerId !== undefined && !found.state.request && legacy?.state.request && sameRequest(legacy.state.request, legacyRequest);
+    const existing = sameLegacy && legacy ? legacy : found;
     if (sameLegacy) Object.assign(request, legacyRequest);
     // A known transfer id: same payload returns it, another payload is a conflict. Nothing new is written.
     if (existing.state.request) {
       if (!sameRequest(existing.state.request, request)) throw conflict(clientId);
       // Accepted, and not finished: its saga is started if a crash came between recording the request and starting it.
       if (existing.state.status === 'pending') {
-        await startAndAnswer(deps, log, req, res, request);
+        await startAndAnswer(deps, log, req, res, request, existing);
         return;
       }
       // From the stream just read (the truth, consistent at once), not the read model, which may lag behind it.
@@ -98,7 +98,7 @@ export function transfersRoutes(deps: ApiDeps): Router {
     const mismatch = currencyMismatch(from.state, to.state);
     if (mismatch) throw rejectionProblem(mismatch, 'toAccountId');
     try {
-      await startAndAnswer(deps, log, req, res, request);
+      await startAndAnswer(deps, log, req, res, request, existing);
     } catch (error) {
       if (error instanceof TransferConflictError) throw conflict(clientId);
       if (error instanceof TransferRejectedError) throw rejectionProblem(error.rejection);
@@ -177,11 +177,13 @@ export async function startAndAnswer(
   req: Request,
   res: Response,
   request: TransferRequest,
+  /** The request's transfer stream as the caller just read it: acceptance decides on it instead of reading it again. */
+  preloaded?: LoadedTransfer,
 ): Promise<void> {
   const started = await acceptTransfer(
     { client: deps.temporal, taskQueue: deps.taskQueue, transfers: log },
     { ...request, correlationId: res.locals.requestId as string, actor: actorOf(res) },
-    { eager: deps.eagerStart },
+    { eager: deps.eagerStart, ...(preloaded ? { preloaded } : {}) },
   );
   if (started.created) deps.metrics.sagaStarts.inc({ eager: String(started.eagerlyStarted) });
   // A customer sees its own ids (customer-ids.ts); operators the stored ones.

@@ -31,11 +31,13 @@ export class TransferLog extends EventSourcedRepository<TransferState, TransferC
     eventId: (type: string) => string,
     context: CommandContext = {},
     onConflict?: () => void,
+    preloaded?: LoadedTransfer,
   ): Promise<CommandResult<TransferState>> {
     return handleCommand(this, transferId, commands, {
       context: { ...context, extra: { ...context.extra, transferId } },
       eventId: (_index, type) => eventId(type),
       onConflict,
+      ...(preloaded ? { preloaded } : {}),
     });
   }
 
@@ -44,11 +46,18 @@ export class TransferLog extends EventSourcedRepository<TransferState, TransferC
    * request again writes nothing (and answers the recorded state); the same id with another payload is refused
    * (`transfer_conflict`), and so is an invalid request. Written with the request's correlation id and actor.
    */
-  accept(request: TransferRequest, accepted: AcceptedBy): Promise<CommandResult<TransferState>> {
-    return this.record(request.transferId, [{ type: 'RequestTransfer', request, accepted }], transferStepId(request.transferId), {
-      ...(accepted.correlationId ? { correlationId: accepted.correlationId } : {}),
-      causationId: 'api',
-      extra: { actor: accepted.actor },
-    });
+  accept(request: TransferRequest, accepted: AcceptedBy, preloaded?: LoadedTransfer): Promise<CommandResult<TransferState>> {
+    return this.record(
+      request.transferId,
+      [{ type: 'RequestTransfer', request, accepted }],
+      transferStepId(request.transferId),
+      {
+        ...(accepted.correlationId ? { correlationId: accepted.correlationId } : {}),
+        causationId: 'api',
+        extra: { actor: accepted.actor },
+      },
+      undefined,
+      preloaded,
+    );
   }
 }

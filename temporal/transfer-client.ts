@@ -1,5 +1,5 @@
 import { WorkflowExecutionAlreadyStartedError, type Client, type WorkflowHandle } from '@temporalio/client';
-import type { TransferLog } from '../application/transfer-log';
+import type { LoadedTransfer, TransferLog } from '../application/transfer-log';
 import { checkTransferRequest } from '../domain/transfer-decider';
 import type { TransferRequest } from '../domain/transfer-events';
 import type { Rejection } from '../domain/rejection';
@@ -54,6 +54,8 @@ export interface StartOptions {
    * local stack). The server may decline; the saga then starts the usual way (`handle.eagerlyStarted`).
    */
   eager?: boolean;
+  /** The transfer's stream as the caller just read it (used for the first attempt; a conflict re-reads). */
+  preloaded?: LoadedTransfer;
 }
 
 /**
@@ -69,10 +71,11 @@ export async function acceptTransfer(deps: AcceptDeps, input: TransferSagaInput,
   const request: TransferRequest = { transferId, fromAccountId, toAccountId, amount, ...(reversalOf ? { reversalOf } : {}) };
   const invalid = checkTransferRequest(request);
   if (invalid && !invalid.ok) throw new TransferRejectedError(invalid.rejection);
-  const recorded = await deps.transfers.accept(request, {
-    actor: input.actor ?? 'unknown',
-    ...(input.correlationId ? { correlationId: input.correlationId } : {}),
-  });
+  const recorded = await deps.transfers.accept(
+    request,
+    { actor: input.actor ?? 'unknown', ...(input.correlationId ? { correlationId: input.correlationId } : {}) },
+    options.preloaded,
+  );
   if (!recorded.ok) {
     if (recorded.rejection.type === 'transfer_conflict') throw new TransferConflictError(transferId, recorded.state.request ?? {});
     throw new TransferRejectedError(recorded.rejection);
