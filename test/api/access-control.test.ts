@@ -53,14 +53,7 @@ describe('access control: API keys, roles, owners, rate limit, actor', () => {
     return { keyId: res.body.keyId as string, secret: res.body.secret as string };
   }
 
-  async function openAccount(ownerId: string, initialDeposit?: number): Promise<string> {
-    const res = await api
-      .http()
-      .post('/accounts')
-      .send({ ownerId, currency: 'EUR', ...(initialDeposit ? { initialDeposit } : {}) });
-    expect(res.status).toBe(201);
-    return res.body.accountId as string;
-  }
+  const openAccount = (ownerId: string, initialDeposit?: number) => api.openAccount(ownerId, initialDeposit);
 
   beforeAll(async () => {
     api = await ApiStack.create('access_control', { logger: createLogger('debug', {}, (line) => logLines.push(line)) });

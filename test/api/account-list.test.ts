@@ -7,14 +7,7 @@ describe('GET /accounts', () => {
   const aliceAccounts: string[] = [];
   let bobAccount: string;
 
-  async function open(ownerId: string, initialDeposit?: number): Promise<string> {
-    const res = await api
-      .http()
-      .post('/accounts')
-      .send({ ownerId, currency: 'EUR', ...(initialDeposit ? { initialDeposit } : {}) });
-    expect(res.status).toBe(201);
-    return res.body.accountId as string;
-  }
+  const open = (ownerId: string, initialDeposit?: number) => api.openAccount(ownerId, initialDeposit);
 
   beforeAll(async () => {
     api = await ApiStack.create('account_list');

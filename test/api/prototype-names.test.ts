@@ -28,14 +28,7 @@ describe('ids that name what a plain object inherits', () => {
       if (res.status === 200 && res.body.status !== 'pending') return res.body.status as string;
     }
   }
-  async function account(ownerId: string, initialDeposit?: number): Promise<string> {
-    const res = await api
-      .http()
-      .post('/accounts')
-      .send({ ownerId, currency: 'EUR', ...(initialDeposit ? { initialDeposit } : {}) });
-    expect(res.status).toBe(201);
-    return res.body.accountId as string;
-  }
+  const account = (ownerId: string, initialDeposit?: number) => api.openAccount(ownerId, initialDeposit);
 
   test.each(NAMES)('transfer id %s: refused at the edge (400, nothing written) when the id pattern refuses it', async (name) => {
     // Valid names are used as transfer ids below, by the reversals (a reversal is a transfer: its legs on both accounts
@@ -109,14 +102,7 @@ describe('ids that name what a plain object inherits', () => {
   test.each(NAMES)(
     'reversal id %s: a reversal like any other (completed, held on the original), or 400 with nothing written',
     async (name) => {
-      const open = async (initialDeposit?: number) =>
-        (
-          await api
-            .http()
-            .post('/accounts')
-            .send({ ownerId: 'proto-r', currency: 'EUR', ...(initialDeposit ? { initialDeposit } : {}) })
-        ).body.accountId as string;
-      const [from, to] = [await open(1_000), await open()];
+      const [from, to] = [await account('proto-r', 1_000), await account('proto-r')];
       const original = randomUUID();
       const sent = await api
         .http()

@@ -1,12 +1,13 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { PROJECT_ROOT, sourceFiles } from '../support/source-files';
 
 /**
  * The code's shape, checked (issue 10, item 4): routes call read-model query functions instead of running SQL, the
  * API never tests which event-store adapter it was given, every bare catch says why it drops its error, and no two
  * modules import each other, directly or round a longer cycle.
  */
-const ROOT = path.resolve(__dirname, '..', '..');
+const ROOT = PROJECT_ROOT;
 const SOURCE_FOLDERS = [
   'activities',
   'api',
@@ -22,19 +23,6 @@ const SOURCE_FOLDERS = [
   'temporal',
   'workflows',
 ];
-
-function sourceFiles(folder: string): string[] {
-  const out: string[] = [];
-  const walk = (dir: string) => {
-    for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
-      const full = path.join(dir, entry.name);
-      if (entry.isDirectory()) walk(full);
-      else if (entry.name.endsWith('.ts')) out.push(full);
-    }
-  };
-  walk(path.join(ROOT, folder));
-  return out;
-}
 
 const ALL = SOURCE_FOLDERS.flatMap(sourceFiles);
 const rel = (file: string) => path.relative(ROOT, file);

@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { PROJECT_ROOT, sourceFiles } from '../support/source-files';
 
 /**
  * Issue 23, item 9: in PostgreSQL an ORDER BY name refers to an output column before a table column, so a query that
@@ -8,22 +9,8 @@ import path from 'node:path';
  * The rule that keeps the class closed: in a file that selects a number as text under a name (`...::text AS name`),
  * no ORDER BY uses that name unqualified; it orders by the table's column (`m.revision`) instead.
  */
-const ROOT = path.resolve(__dirname, '..', '..');
+const ROOT = PROJECT_ROOT;
 const SOURCE_FOLDERS = ['api', 'application', 'eventstore', 'infra', 'main', 'projections', 'scripts', 'stores', 'temporal', 'bench'];
-
-function sourceFiles(folder: string): string[] {
-  const out: string[] = [];
-  const walk = (dir: string) => {
-    if (!fs.existsSync(dir)) return;
-    for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
-      const full = path.join(dir, entry.name);
-      if (entry.isDirectory()) walk(full);
-      else if (entry.name.endsWith('.ts')) out.push(full);
-    }
-  };
-  walk(path.join(ROOT, folder));
-  return out;
-}
 
 /** The SQL texts of a source file: its template literals, with `${NAME}` replaced by the file's string constant NAME. */
 export function sqlTexts(source: string): string[] {

@@ -51,14 +51,7 @@ describe('web console (headless Chromium)', () => {
     }
   };
 
-  async function openAccount(ownerId: string, initialDeposit?: number): Promise<string> {
-    const res = await api
-      .http()
-      .post('/accounts')
-      .send({ ownerId, currency: 'EUR', ...(initialDeposit ? { initialDeposit } : {}) });
-    expect(res.status).toBe(201);
-    return res.body.accountId as string;
-  }
+  const openAccount = (ownerId: string, initialDeposit?: number) => api.openAccount(ownerId, initialDeposit);
 
   async function signIn(key: string) {
     await page.goto(`${base}/console#/signin`);

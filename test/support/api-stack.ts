@@ -151,6 +151,15 @@ export class ApiStack {
     return this.as(TEST_OPERATOR_KEY);
   }
 
+  /** Opens an account in EUR through the API as the operator (201 expected); its id. */
+  async openAccount(ownerId: string, initialDeposit?: number): Promise<string> {
+    const res = await this.http()
+      .post('/accounts')
+      .send({ ownerId, currency: 'EUR', ...(initialDeposit ? { initialDeposit } : {}) });
+    if (res.status !== 201) throw new Error(`opening an account answered ${res.status}: ${res.text}`);
+    return res.body.accountId as string;
+  }
+
   /** A supertest client that sends `Authorization: Bearer <secret>` with every request. */
   as(secret: string) {
     return checkedClient(request.agent(this.app).set('Authorization', `Bearer ${secret}`));
