@@ -406,13 +406,18 @@ describe.each(SCENARIOS)('docker-compose.yml %s', (_label, shellEnv) => {
     }
   });
 
-  test('eventstore: single node, all projections incl. standard ones, AtomPub for the UI, persistent volumes, healthcheck over TLS', () => {
+  test("eventstore: the 24.10 docs' image, single node, no server projections (the adapter needs none), AtomPub for the UI, persistent volumes, healthcheck over TLS", () => {
     const es = service(compose, 'eventstore');
     const env = environmentOf(es);
-    expect(String(es.image)).toMatch(/^eventstore\/eventstore:24\.10/);
+    // The registry and name the 24.10 docs give (docs/server/quick-start/installation.md; samples/server/docker-compose.yaml).
+    expect(String(es.image)).toMatch(/^docker\.eventstore\.com\/eventstore\/eventstoredb-ee:24\.10(\.\d+)?$/);
     expect(env.EVENTSTORE_CLUSTER_SIZE).toBe('1');
-    expect(env.EVENTSTORE_RUN_PROJECTIONS?.toLowerCase()).toBe('all');
-    expect(isTrue(env.EVENTSTORE_START_STANDARD_PROJECTIONS)).toBe(true);
+    // Projections off: they would write link records ($by_category, $et-…) into $all, which every scan steps over.
+    expect(env.EVENTSTORE_RUN_PROJECTIONS?.toLowerCase()).toBe('none');
+    expect(isTrue(env.EVENTSTORE_START_STANDARD_PROJECTIONS)).toBe(false);
+    // NodePort, the 24.10 name (HttpPort is gone in 25.2).
+    expect(env.EVENTSTORE_HTTP_PORT).toBeUndefined();
+    expect(env.EVENTSTORE_NODE_PORT).toBe('2113');
     expect(isTrue(env.EVENTSTORE_ENABLE_ATOM_PUB_OVER_HTTP)).toBe(true);
     const targets = volumesOf(es).map((v) => v.target);
     expect(targets).toEqual(expect.arrayContaining(['/var/lib/eventstore', '/var/log/eventstore']));
