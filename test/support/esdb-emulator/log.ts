@@ -94,6 +94,8 @@ export class EmulatedLog {
   readonly #streams = new Map<string, StreamState>();
   readonly #listeners = new Set<(records: readonly LogRecord[]) => void>();
   #writer: bigint;
+  readonly #firstPosition: bigint;
+  readonly #hiddenBoundaries = new Set<bigint>();
 
   // The idempotence cache: Services/Storage/ReaderIndex/IndexWriter.cs `_committedEvents`, a
   // Services/Storage/ReaderIndex/BoundedCache.cs keyed by event id -> (stream, event number).
@@ -105,6 +107,7 @@ export class EmulatedLog {
 
   constructor(options: EmulatedLogOptions = {}) {
     this.#writer = options.startPosition ?? 0n;
+    this.#firstPosition = this.#writer;
     this.#cacheLimit = options.committedEventsCacheLimitBytes ?? COMMITTED_EVENTS_CACHE_LIMIT_BYTES;
   }
 
@@ -119,6 +122,47 @@ export class EmulatedLog {
   /** The writer checkpoint: the position just after the last record (where $all "end" is). */
   get writerPosition(): bigint {
     return this.#writer;
+  }
+
+  /**
+   * Pre-position of the last event record (IndexCommitter.cs LastIndexedPosition: the log position
+   * of the last committed prepare), -1 when there is none. Subscriptions from End start after it.
+   */
+  get lastIndexedPosition(): bigint {
+    const last = this.#records[this.#records.length - 1];
+    return last ? last.position.prepare : -1n;
+  }
+
+  /**
+   * Whether a position is where a record starts (or the writer position): only there can the
+   * TF reader read (TransactionLog/Chunks/TFChunk/TFChunkReadSide.cs checks the length prefix
+   * and suffix; a read elsewhere fails with InvalidReadException -> InvalidPosition).
+   * Positions at or beyond the writer position count as valid (reads there find nothing).
+   */
+  isRecordBoundary(position: bigint): boolean {
+    if (position >= this.#writer || position === this.#firstPosition) return true;
+    if (this.#hiddenBoundaries.has(position)) return true;
+    let lo = 0;
+    let hi = this.#records.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      const q = this.#records[mid]!.position.prepare;
+      if (q === position) return true;
+      if (q < position) lo = mid + 1;
+      else hi = mid - 1;
+    }
+    return false;
+  }
+
+  /**
+   * Writes a record that takes log space but is no event (an epoch SystemLogRecord, a data-less
+   * prepare): it never shows in reads, but moves the positions of what follows. Returns its position.
+   */
+  writeHiddenRecord(sizeOnDisk: number): bigint {
+    const position = this.#writer;
+    this.#hiddenBoundaries.add(position);
+    this.#writer += BigInt(sizeOnDisk);
+    return position;
   }
 
   /** Post-position of a record (pre-position + its size on disk). */
@@ -234,19 +278,33 @@ export class EmulatedLog {
   }
 
   /**
-   * A '$>' record whose data is "<revision>@<stream>" -> its target as a stream read would
-   * resolve it (honouring the target stream's metadata: a truncated/deleted target does not
-   * resolve), else undefined. The link format is Core/Data/SystemEventTypes.cs `LinkTo`
-   * ("{0}@{1}"); the resolution is Services/Storage/ReaderIndex/ReadIndex.cs ResolveLinkToEvent.
+   * The target named by a '$>' record's data "<revision>@<stream>" (Core/Data/SystemEventTypes.cs
+   * `LinkTo` "{0}@{1}"), or undefined when the record is not a link or its payload does not parse
+   * (Services/Storage/StorageReaderWorker.cs ResolveLinkToEvent: `long.TryParse(parts[0])` on a
+   * split at the first '@'; such a link is returned unresolved, as a plain event).
    */
-  resolveLink(record: LogRecord): LogRecord | undefined {
+  linkTarget(record: LogRecord): { stream: string; revision: bigint } | undefined {
     if (record.type !== '$>') return undefined;
     const text = new TextDecoder().decode(record.data);
     const at = text.indexOf('@');
-    if (at <= 0) return undefined;
-    const revisionText = text.slice(0, at);
-    if (!/^\d+$/.test(revisionText)) return undefined;
-    return this.readEvent(text.slice(at + 1), BigInt(revisionText));
+    if (at < 0) return undefined;
+    const revisionText = text.slice(0, at).trim();
+    if (!/^[+-]?\d+$/.test(revisionText)) return undefined;
+    return { stream: text.slice(at + 1), revision: BigInt(revisionText) };
+  }
+
+  /**
+   * A '$>' record whose data is "<revision>@<stream>" -> the target as the server resolves it
+   * (StorageReaderWorker.cs ResolveLinkToEvent -> IndexReader.cs ReadEventInternal: revision -1
+   * means the last event; the target stream's $tb/$maxCount/$maxAge, soft delete and tombstone
+   * apply, so a truncated or deleted target does not resolve), else undefined.
+   */
+  resolveLink(record: LogRecord): LogRecord | undefined {
+    const target = this.linkTarget(record);
+    if (!target || target.revision < -1n) return undefined;
+    const revision = target.revision === -1n ? this.lastRevision(target.stream) : target.revision;
+    if (revision === undefined || revision === DELETED_STREAM) return undefined;
+    return this.readEvent(target.stream, revision);
   }
 
   #minVisible(last: bigint, metadata: StreamMetadataView): bigint {
@@ -330,8 +388,7 @@ export class EmulatedLog {
       // An empty write still writes a (data-less) prepare: it takes log space but is not an event,
       // and the answer carries its position and the current revision (StorageChaser.cs: lastEventNumber =
       // ExpectedVersion for a prepare without Data).
-      const position = this.#writer;
-      this.#writer += BigInt(prepareSizeOnDisk(stream, '', EMPTY, EMPTY));
+      const position = this.writeHiddenRecord(prepareSizeOnDisk(stream, '', EMPTY, EMPTY));
       this.#undeleteAfterWrite(stream, current, check.isSoftDeleted, softUndeleteMetastream);
       return { kind: 'success', records: [], currentRevision: current, position: { commit: position, prepare: position } };
     }
@@ -563,7 +620,9 @@ export class EmulatedLog {
         revision,
         eventId: event.eventId,
         type: event.type,
-        contentType: event.contentType,
+        // The server keeps only IsJson (Streams.Append.cs: `contentType == ApplicationJson`) and reads
+        // it back as one of two content types (Streams.Read.cs ConvertToRecordedEvent).
+        contentType: event.contentType === 'application/json' ? 'application/json' : 'application/octet-stream',
         data: event.data,
         metadata: event.metadata,
       });
@@ -647,6 +706,23 @@ export function metaStreamOf(stream: string): string {
 export function originalStreamOf(metaStream: string): string {
   return metaStream.slice(2);
 }
+/**
+ * The filter every $all read and subscription applies, filtered or not
+ * (Services/Storage/ReaderIndex/EventFilter.cs DefaultAllFilterStrategy, used by AllReader.cs
+ * ReadAllEventsForward/Backward and SubscriptionsService.cs for $all): non-system streams pass;
+ * `$epoch-information`, and the checkpoint and parked streams of persistent subscriptions to $all
+ * (`$persistentsubscription-$all::<group>-checkpoint` / `-parked`) are hidden; other system streams pass.
+ */
+export function allowedInAll(record: Pick<LogRecord, 'stream'>): boolean {
+  const stream = record.stream;
+  if (!stream.startsWith('$')) return true;
+  if (stream === '$epoch-information') return false;
+  const prefix = '$persistentsubscription-$all::';
+  const hiddenBy = (suffix: string) =>
+    stream.length >= prefix.length + suffix.length && stream.startsWith(prefix) && stream.endsWith(suffix);
+  return !hiddenBy('-checkpoint') && !hiddenBy('-parked');
+}
+
 /** System streams start with '$' (Services/SystemStreams.cs IsSystemStream). */
 export function isSystemStream(stream: string): boolean {
   return stream.startsWith('$');
