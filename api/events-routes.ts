@@ -4,11 +4,14 @@ import { isHashChained, type ChainLink } from '../eventstore/hash-chain';
 import type { ApiDeps } from './api-deps';
 import { EventsQuery } from './schemas';
 import { parse } from './validate';
+import { EventStoreValidationError } from '../eventstore/errors';
+import { HttpProblem, problemType } from './problem';
 
 /**
  * `GET /events` (operators): the global log, in log order, filtered by event type (one or several),
  * stream prefix, recorded time (`from`, `to`: the store's clock) and business time (`occurredFrom`,
- * `occurredTo`), paged by position (`after` = the previous page's `next`). Reads are the store's
+ * `occurredTo`), paged by position (`after` = the previous page's `next`; a page may be short, even empty, and still
+ * have a `next` when the store stopped at its scan budget: EventStoreDB, filtering by time). Reads are the store's
  * gap-free reads: a page never skips an event that commits later with a lower position, so paging
  * while others write misses nothing.
  *
@@ -19,21 +22,30 @@ export function eventsRoutes(deps: ApiDeps): Router {
   const router = Router();
   router.get('/events', async (req, res) => {
     const q = parse(EventsQuery, req.query, 'query');
-    const events = await deps.store.readAll({
-      fromPosition: q.after ? parsePosition(q.after) : undefined,
-      maxCount: q.limit,
-      streamPrefix: q.streamPrefix,
-      eventTypes: q.type,
-      recordedFrom: q.from,
-      recordedTo: q.to,
-      occurredFrom: q.occurredFrom,
-      occurredTo: q.occurredTo,
-    });
-    const last = events.at(-1);
-    const links = await chainLinksOf(deps.store, events);
+    const page = await deps.store
+      .readAllPage({
+        fromPosition: q.after ? parsePosition(q.after) : undefined,
+        maxCount: q.limit,
+        streamPrefix: q.streamPrefix,
+        eventTypes: q.type,
+        recordedFrom: q.from,
+        recordedTo: q.to,
+        occurredFrom: q.occurredFrom,
+        occurredTo: q.occurredTo,
+      })
+      .catch((error: unknown) => {
+        // A position where no event starts (EventStoreDB refuses to read from it): the caller's `after`.
+        if (error instanceof EventStoreValidationError && error.field === 'fromPosition')
+          throw new HttpProblem(400, problemType('validation-error'), 'Invalid request', error.message, [
+            { field: 'after', message: error.reason },
+          ]);
+        throw error;
+      });
+    const links = await chainLinksOf(deps.store, page.events);
     res.json({
-      events: events.map((e, i) => ({ ...eventView(e), ...links[i] })),
-      ...(events.length === q.limit && last ? { next: formatPosition(last.position) } : {}),
+      events: page.events.map((e, i) => ({ ...eventView(e), ...links[i] })),
+      // Also after a short page, when the store stopped at its scan budget (EventStoreDB): go on from there.
+      ...(page.next ? { next: formatPosition(page.next) } : {}),
     });
   });
   return router;

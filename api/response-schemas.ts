@@ -1,6 +1,6 @@
 import { extendZodWithOpenApi } from '@asteasolutions/zod-to-openapi';
 import { z } from 'zod';
-import type { ChainProblem, HashForm } from '../eventstore/hash-chain';
+import type { ChainProblem, HashForm, UnhashedField } from '../eventstore/hash-chain';
 import { ApiKeyView } from './api-key-schemas';
 import { AccountId, AccountView, Movement, TransferView } from './schemas';
 
@@ -30,6 +30,13 @@ const ChainLinkFields = {
     .enum(['v1', 'v2'] satisfies HashForm[])
     .optional()
     .openapi({ description: 'The canonical encoding the hash was computed over (v2 covers recorded time and the place in the log)' }),
+  unhashed: z
+    .array(z.enum(['occurredAt', 'recordedAt', 'position'] satisfies UnhashedField[]))
+    .optional()
+    .openapi({
+      description:
+        'Fields the store filled in after hashing the event (EventStoreDB): null in its hash, and `occurredAt` also left out of the hashed metadata',
+    }),
 };
 
 export const LogEvent = z

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { Decider, DomainEvent } from '../domain/decider';
 import { fold } from '../domain/decider';
 import type { AppendResult, EventStore, ExpectedRevision, NewEvent, RecordedEvent, StreamRead } from '../eventstore/event-store';
@@ -25,6 +26,39 @@ export interface SnapshotOptions<S = unknown> {
 }
 
 const PAGE = 1000;
+/** Characters of a snapshot's JSON per part: at most 6 bytes each once escaped, so a part stays far under 1 MiB. */
+export const SNAPSHOT_PART_CHARS = 131_072;
+/** How far back a load looks for a complete snapshot when the latest was cut short. */
+const SNAPSHOT_LOOKBACK = 1_000;
+
+interface RawSnapshot {
+  schema: number;
+  revision: bigint;
+  state: unknown;
+}
+
+function wholeSnapshot(event: RecordedEvent): RawSnapshot | undefined {
+  const data = event.data as { schema?: unknown; revision?: unknown; state?: unknown };
+  if (!data.state || typeof data.revision !== 'string' || typeof data.schema !== 'number') return undefined;
+  return { schema: data.schema, revision: BigInt(data.revision), state: data.state };
+}
+
+function partOf(
+  event: RecordedEvent,
+): { schema: number; revision: bigint; snapshotId: string; part: number; parts: number; chunk: string } | undefined {
+  const d = event.data as { schema?: unknown; revision?: unknown; snapshotId?: unknown; part?: unknown; parts?: unknown; chunk?: unknown };
+  if (typeof d.schema !== 'number' || typeof d.revision !== 'string' || !/^\d+$/.test(d.revision)) return undefined;
+  if (typeof d.snapshotId !== 'string' || typeof d.chunk !== 'string') return undefined;
+  if (!Number.isSafeInteger(d.part) || !Number.isSafeInteger(d.parts) || (d.parts as number) < 1) return undefined;
+  return {
+    schema: d.schema,
+    revision: BigInt(d.revision),
+    snapshotId: d.snapshotId,
+    part: d.part as number,
+    parts: d.parts as number,
+    chunk: d.chunk,
+  };
+}
 
 /** One load of loadTogether: a stream read (undefined when the load takes more than one), and the state from what it returned. */
 export interface LoadPlan<S> {
@@ -183,28 +217,74 @@ export class EventSourcedRepository<S, C, E extends DomainEvent> {
     return result;
   }
 
+  /**
+   * One event, or, for a state whose JSON is over SNAPSHOT_PART_CHARS (a hot account's legs), parts written one append
+   * each (EventStoreDB refuses appends over 1 MiB): `{ snapshotId, part, parts, chunk }`, the chunks being slices of
+   * the state's JSON text. A reader uses only a snapshot whose parts are all there, so a write cut short is ignored.
+   */
   private async writeSnapshot(id: string, state: S, revision: bigint): Promise<void> {
-    await this.store.appendToStream(
-      this.snapshotStream(id),
-      [
-        toNewEvent(
-          {
-            type: `${this.decider.name}Snapshot`,
-            data: { schema: this.snapshots!.schema, revision: revision.toString(), state: state as object },
-          },
-          {},
-        ),
-      ],
-      { expectedRevision: 'any' },
-    );
+    const type = `${this.decider.name}Snapshot`;
+    const head = { schema: this.snapshots!.schema, revision: revision.toString() };
+    const text = JSON.stringify(state);
+    const stream = this.snapshotStream(id);
+    // Random ids, never re-sent (a lost snapshot is simply not retried).
+    if (text.length <= SNAPSHOT_PART_CHARS) {
+      await this.store.appendToStream(stream, [toNewEvent({ type, data: { ...head, state: state as object } }, {})], {
+        expectedRevision: 'any',
+        freshIds: true,
+      });
+      return;
+    }
+    const parts = Math.ceil(text.length / SNAPSHOT_PART_CHARS);
+    const snapshotId = randomUUID();
+    for (let part = 0; part < parts; part++) {
+      const chunk = text.slice(part * SNAPSHOT_PART_CHARS, (part + 1) * SNAPSHOT_PART_CHARS);
+      await this.store.appendToStream(stream, [toNewEvent({ type, data: { ...head, snapshotId, part, parts, chunk } }, {})], {
+        expectedRevision: 'any',
+        freshIds: true,
+      });
+    }
   }
 
+  /** The latest complete snapshot: whole, or all the parts of one (looking back over at most SNAPSHOT_LOOKBACK events). */
   private async latestSnapshot(id: string): Promise<{ state: S; revision: bigint } | undefined> {
-    const [latest] = await this.store.readStream(this.snapshotStream(id), { direction: 'backwards', maxCount: 1 });
-    const data = latest?.data as { schema?: unknown; revision?: unknown; state?: unknown } | undefined;
-    if (!data || !data.state || typeof data.revision !== 'string' || typeof data.schema !== 'number') return undefined;
-    const state = data.schema === this.snapshots!.schema ? (data.state as S) : this.snapshots!.upgrade?.(data.schema, data.state);
-    return state === undefined ? undefined : { state, revision: BigInt(data.revision) };
+    const stream = this.snapshotStream(id);
+    const [latest] = await this.store.readStream(stream, { direction: 'backwards', maxCount: 1 });
+    if (!latest) return undefined;
+    let found = wholeSnapshot(latest) ?? (await this.partedSnapshot(stream, [latest]));
+    for (let from = latest.revision - 1n; !found && from >= 0n && latest.revision - from < BigInt(SNAPSHOT_LOOKBACK);) {
+      const page = await this.store.readStream(stream, { direction: 'backwards', fromRevision: from, maxCount: 100 });
+      if (page.length === 0) break;
+      for (const event of page) {
+        found = wholeSnapshot(event) ?? (await this.partedSnapshot(stream, [event]));
+        if (found) break;
+      }
+      from = page.at(-1)!.revision - 1n;
+    }
+    if (!found) return undefined;
+    const state = found.schema === this.snapshots!.schema ? (found.state as S) : this.snapshots!.upgrade?.(found.schema, found.state);
+    return state === undefined ? undefined : { state, revision: found.revision };
+  }
+
+  /** The snapshot whose last part is `last[0]`, when all its parts precede it in order; else undefined. */
+  private async partedSnapshot(stream: string, [last]: RecordedEvent[]): Promise<RawSnapshot | undefined> {
+    const tail = partOf(last!);
+    if (!tail || tail.part !== tail.parts - 1) return undefined;
+    const first = last!.revision - BigInt(tail.parts - 1);
+    if (first < 0n) return undefined;
+    const events = tail.parts === 1 ? [last!] : await this.store.readStream(stream, { fromRevision: first, maxCount: tail.parts });
+    const parts = events.map(partOf);
+    const complete =
+      parts.length === tail.parts &&
+      parts.every(
+        (p, i) => p && p.snapshotId === tail.snapshotId && p.part === i && p.parts === tail.parts && p.revision === tail.revision,
+      );
+    if (!complete) return undefined;
+    try {
+      return { schema: tail.schema, revision: tail.revision, state: JSON.parse(parts.map((p) => p!.chunk).join('')) as unknown };
+    } catch {
+      return undefined; // parts that do not join into JSON: not a snapshot to use (the load folds from further back)
+    }
   }
 
   private async readFrom(id: string, from: bigint): Promise<RecordedEvent[]> {

@@ -65,6 +65,11 @@ export interface RecordedEvent<Type extends string = string, Data extends JsonOb
 
 export interface AppendOptions {
   expectedRevision: ExpectedRevision;
+  /**
+   * The writer vouches that the ids are new random UUIDs, never re-sent (e.g. a best-effort snapshot): a store that
+   * must read a stream to find re-sent ids (EventStoreDB) may skip that. Never for deterministic ids.
+   */
+  freshIds?: boolean;
 }
 
 export interface AppendResult {
@@ -98,6 +103,34 @@ export interface ReadAllOptions {
   /** Inclusive bounds on recordedAt (the store's clock). ISO-8601. */
   recordedFrom?: string;
   recordedTo?: string;
+}
+
+/** One page of the log for a caller that pages (GET /events): what matched, and where to go on from. */
+export interface ReadAllPage {
+  events: RecordedEvent[];
+  /**
+   * Where the next page starts (exclusive), present when there may be more: the page is full, or the store stopped
+   * looking at its scan budget (EventStoreDB, filtering by time on the client) before it found `maxCount` matches, in
+   * which case the page may be short, even empty, and still have a `next`.
+   */
+  next?: GlobalPosition;
+}
+
+export interface ReadAllPageOptions extends ReadAllOptions {
+  maxCount: number;
+  /**
+   * Most log records to look at for this page, matching or not (EventStoreDB, whose reads filtered by time or
+   * unfiltered by the server scan on the client; default 10 000). PostgreSQL's indexes answer without scanning: it
+   * ignores this.
+   */
+  scanBudget?: number;
+}
+
+/** readAllPage for a store whose reads do not scan: a page is full or the end. */
+export async function pageOfReadAll(store: Pick<EventStore, 'readAll'>, options: ReadAllPageOptions): Promise<ReadAllPage> {
+  const events = await store.readAll(options);
+  const last = events.at(-1);
+  return { events, ...(events.length >= options.maxCount && last ? { next: last.position } : {}) };
 }
 
 export interface SubscriptionFilter {
@@ -206,6 +239,8 @@ export interface EventStore {
    */
   readStreams(reads: readonly StreamRead[]): Promise<RecordedEvent[][]>;
   readAll(options?: ReadAllOptions): Promise<RecordedEvent[]>;
+  /** A bounded page of readAll, for callers that page on (see ReadAllPage): never an unbounded scan. */
+  readAllPage(options: ReadAllPageOptions): Promise<ReadAllPage>;
   /** The position of the most recent event any reader can see (undefined when the log is empty). */
   headPosition(): Promise<GlobalPosition | undefined>;
   listStreams(options?: ListStreamsOptions): Promise<StreamSummary[]>;

@@ -217,23 +217,29 @@ export function canonicalEncoding(fields: ChainedEventFields, form: HashForm = C
   );
 }
 
+/** Fields the store filled in only after the event was hashed: encoded as null in its hash (ChainLink.unhashed). */
+export type UnhashedField = 'occurredAt' | 'recordedAt' | 'position';
+
 /**
- * The fields an adapter hashed for an event read through the port (what an auditor rebuilds from the API):
- * `coversStoreStamps` (ChainAudit.coversStoreStamps) says whether the recorded time and the position are the event's
- * (PostgreSQL) or null (EventStoreDB). On EventStoreDB an event written without occurredAt was hashed with null
- * there, and without occurredAt in its metadata, which the port fills in with the server's time.
+ * The fields an adapter hashed for an event read through the port (what an auditor rebuilds from the API), given the
+ * event's link's `unhashed` fields: PostgreSQL hashes everything; EventStoreDB hashes before the server stamps the
+ * recorded time and the position (null there), and, for an event written without occurredAt, null for it too and a
+ * metadata without it (the port fills it in with the server's time).
  */
-export function chainedFieldsOf(event: RecordedEvent, coversStoreStamps: boolean): ChainedEventFields {
+export function chainedFieldsOf(event: RecordedEvent, unhashed: readonly UnhashedField[] = []): ChainedEventFields {
+  const stampedOccurredAt = unhashed.includes('occurredAt');
+  const metadata: ChainedEventFields['metadata'] = { ...event.metadata };
+  if (stampedOccurredAt) delete metadata.occurredAt;
   return {
     id: event.id,
     type: event.type,
     stream: event.stream,
     revision: event.revision,
     data: event.data,
-    metadata: event.metadata,
-    occurredAt: event.metadata.occurredAt,
-    recordedAt: coversStoreStamps ? event.recordedAt : null,
-    position: coversStoreStamps ? canonicalPosition(event.position) : null,
+    metadata,
+    occurredAt: stampedOccurredAt ? null : event.metadata.occurredAt,
+    recordedAt: unhashed.includes('recordedAt') ? null : event.recordedAt,
+    position: unhashed.includes('position') ? null : canonicalPosition(event.position),
   };
 }
 
@@ -354,6 +360,12 @@ export interface ChainLink {
   previousHash: string | null;
   /** The canonical encoding its hash was computed over. */
   hashForm: HashForm;
+  /**
+   * Fields the store filled in after the hash was computed, so encoded as null in it (`occurredAt` also left out of
+   * the hashed metadata): absent or empty on PostgreSQL; on EventStoreDB `recordedAt` and `position`, and `occurredAt`
+   * when the writer gave none.
+   */
+  unhashed?: UnhashedField[];
 }
 
 /** What an adapter with a hash chain offers (PostgresEventStore.chainAudit(), EsdbEventStore.chainAudit()). */

@@ -7,18 +7,22 @@ import {
   START,
   StreamDeletedError,
   StreamNotFoundError,
+  InvalidArgumentError,
+  MaxAppendSizeExceededError,
   WrongExpectedVersionError as EsdbWrongExpectedVersionError,
   jsonEvent,
   persistentSubscriptionToAllSettingsFromDefaults,
+  PINNED,
 } from '@eventstore/db-client';
 import type {
   AppendResult as EsdbAppendResult,
   AllStreamResolvedEvent,
+  Filter,
   ReadPosition,
   ResolvedEvent,
   StreamingRead,
 } from '@eventstore/db-client';
-import { EventStoreValidationError, WrongExpectedVersionError } from '../errors';
+import { DuplicateEventIdError, EventStoreValidationError, WrongExpectedVersionError } from '../errors';
 import { BLOCKED_BY_PARKED, comparePositions } from '../event-store';
 import type {
   AppendOptions,
@@ -35,6 +39,8 @@ import type {
   NewEvent,
   ParkedEvent,
   ReadAllOptions,
+  ReadAllPage,
+  ReadAllPageOptions,
   ReadStreamOptions,
   StreamRead,
   RecordedEvent,
@@ -43,20 +49,28 @@ import type {
   SubscriptionFilter,
   SubscriptionOptions,
 } from '../event-store';
-import { assertTimeLeft } from '../../infra/attempt-deadline';
+import { assertTimeLeft, timeLeftMs } from '../../infra/attempt-deadline';
 import { WRITE_BUDGET_MS } from '../../infra/pg-pool';
 import { validateAppend, validateStreamName } from '../validation';
 import { eventMatcher } from './event-filter';
-import { chainedMetadata, chainTail, EsdbChainAudit } from './hash-chain';
+import { chainedMetadata, chainTail, EsdbChainAudit, PREVIOUS_STAMP_KEY } from './hash-chain';
+import { HASH_METADATA_KEY } from '../hash-chain';
+import { StreamIdIndex } from './stream-ids';
 import { describeError, toStoreError } from './esdb-errors';
 import { parkedReason, parkedStreamName } from './parked';
-import { EsdbPersistentSubscription } from './persistent-subscription';
+import { EsdbPersistentSubscription, retryWindowMs } from './persistent-subscription';
 import { isSystemEvent, toRecordedEvent } from './recorded-event';
 import { toActualRevision, toEsdbExpectedRevision } from './revisions';
 import { serverSideFilter } from './subscription-filter';
 
 /** Events per request when paging through $all. */
 const PAGE_SIZE = 500;
+/** headPosition looks back over at most this many records for the last event that is not the server's own. */
+const HEAD_SCAN_LIMIT = 10_000;
+/** Records a page of GET /events may look at on EventStoreDB before it answers with what it found and a `next`. */
+const DEFAULT_SCAN_BUDGET = 10_000;
+/** A filtered read's search window (the server's maxSearchWindow): a checkpoint comes after each. */
+const FILTER_WINDOW = 500;
 const MIN_PAGE_SIZE = 64;
 const DEFAULT_LIST_STREAMS_LIMIT = 100;
 const DEFAULT_LIST_STREAMS_SCAN_LIMIT = 100_000;
@@ -71,6 +85,8 @@ export interface EsdbEventStoreOptions {
   listStreamsScanLimit?: number;
   /** Messages the server may have in flight to one consumer of a group (default 10). */
   subscriptionBufferSize?: number;
+  /** Event ids kept in memory to refuse re-sent ids (./stream-ids.ts), across streams (default 500 000, about 50 MB). */
+  idIndexSize?: number;
   /** Called when a consumer loses its group connection (it re-joins after a pause). Default: console.error. */
   onSubscriptionError?: (group: string, err: unknown) => void;
 }
@@ -89,11 +105,23 @@ export class EsdbEventStore implements EventStore {
   private readonly subscriptions = new Set<EsdbPersistentSubscription>();
   /** maxAttempts given to subscribe() in this process, per group; listParked prefers the server's settings. */
   private readonly maxAttemptsByGroup = new Map<string, number>();
+  /** The event ids each stream holds (./stream-ids.ts): re-sent ids are refused or idempotent, as on PostgreSQL. */
+  private readonly ids: StreamIdIndex;
 
   private constructor(
     private readonly client: EventStoreDBClient,
     private readonly options: EsdbEventStoreOptions,
-  ) {}
+  ) {
+    this.ids = new StreamIdIndex(async (stream, fromRevision, maxCount) => {
+      try {
+        const page = await collect(this.client.readStream(stream, { direction: FORWARDS, fromRevision, maxCount }));
+        return page.flatMap((r) => (r.event ? [{ id: r.event.id, revision: r.event.revision }] : []));
+      } catch (err) {
+        if (err instanceof StreamNotFoundError) return [];
+        throw err;
+      }
+    }, options.idIndexSize);
+  }
 
   /** Verify the hash chains (./hash-chain.ts). */
   chainAudit(): EsdbChainAudit {
@@ -115,60 +143,97 @@ export class EsdbEventStore implements EventStore {
 
   async appendToStream(stream: string, events: readonly NewEvent[], options: AppendOptions): Promise<AppendResult> {
     validateAppend(stream, events, options);
+    forbidStoreMetadata(events);
+    assertWithinAppendLimit(events);
     // In an activity attempt: start only with the call's whole deadline left (as the PostgreSQL store does).
     assertTimeLeft('append', WRITE_BUDGET_MS);
     const expected = options.expectedRevision;
-    let result: EsdbAppendResult;
+    const ids = events.map((e) => e.id.toLowerCase());
+    const pinned = typeof expected !== 'bigint' && expected !== 'no_stream';
+    const started = Date.now();
     // The hash chain (./hash-chain.ts): hashed client-side from the stream's last event, appended at exactly that
-    // revision; for 'any' / 'stream_exists' a concurrent writer makes it read the new last event and try again.
+    // revision. For 'any' / 'stream_exists' a concurrent writer makes it read the new last event and try again, with a
+    // growing, jittered pause, for as long as the write budget lasts: every lost race means another append landed, so
+    // the writers as a whole always progress, and spreading the retries lets each one land.
     for (let attempt = 1; ; attempt++) {
       let tail: Awaited<ReturnType<typeof chainTail>>;
+      let known: Map<string, bigint>;
       try {
-        tail = await chainTail(this.client, stream, expected);
+        [tail, known] = await Promise.all([
+          chainTail(this.client, stream, expected),
+          options.freshIds ? new Map<string, bigint>() : this.ids.find(stream, ids),
+        ]);
       } catch (err) {
         throw toStoreError(err, 'append');
       }
-      const pinned = typeof expected !== 'bigint' && expected !== 'no_stream';
-      // 'any' re-sent after it landed (best effort, as before): the stream already ends with these events.
-      if (
-        pinned &&
-        tail.lastId !== undefined &&
-        tail.revision !== 'no_stream' &&
-        events.some((e) => e.id.toLowerCase() === tail.lastId!.toLowerCase())
-      ) {
-        const landed = await this.readStream(stream, { direction: 'backwards', fromRevision: tail.revision, maxCount: events.length });
-        if (landed.length === events.length && landed.reverse().every((e, i) => e.id.toLowerCase() === events[i]!.id.toLowerCase())) {
-          return { nextExpectedRevision: tail.revision, position: landed.at(-1)!.position, recordedAt: landed.at(-1)!.recordedAt };
-        }
-      }
+      // Ids the stream already holds (the server compares them only below the current revision: see ./stream-ids.ts).
+      if (known.size > 0) return this.resent(stream, events, expected, known);
       const first = tail.revision === 'no_stream' ? 0n : tail.revision + 1n;
       const metadata = chainedMetadata(stream, events, tail.previous, first, tail.stamp);
       const esdbEvents = events.map((event, i) => jsonEvent({ id: event.id, type: event.type, data: event.data, metadata: metadata[i] }));
       const esdbExpected = !pinned || (expected === 'stream_exists' && tail.revision === 'no_stream') ? expected : tail.revision;
+      let result: EsdbAppendResult;
       try {
         result = await this.client.appendToStream(stream, esdbEvents, {
           expectedRevision: toEsdbExpectedRevision(esdbExpected),
           deadline: WRITE_BUDGET_MS,
         });
-        break;
       } catch (err) {
         if (err instanceof EsdbWrongExpectedVersionError) {
-          if (pinned && esdbExpected !== expected && attempt < 5) continue;
-          throw new WrongExpectedVersionError(stream, expected, toActualRevision(err.actualVersion));
+          const actual = toActualRevision(err.actualVersion);
+          // Pinned to a tail another writer moved: read the new tail and try again while the budget lasts.
+          if (pinned && esdbExpected !== expected && !(expected === 'stream_exists' && actual === 'no_stream')) {
+            const pause = contentionPause(attempt);
+            if (Date.now() - started + pause < WRITE_BUDGET_MS && timeLeftMs() > pause + WRITE_BUDGET_MS) {
+              await new Promise((resolve) => setTimeout(resolve, pause));
+              continue;
+            }
+          }
+          throw new WrongExpectedVersionError(stream, expected, actual);
         }
+        if (err instanceof MaxAppendSizeExceededError) throw new EventStoreValidationError('events', tooLarge(err.maxAppendSize));
         throw toStoreError(err, 'append');
       }
+      // The server stamps each event's `created` itself (our recordedAt, and occurredAt unless the writer set one),
+      // but its append response does not carry it: recordedAt is left out rather than read back on every append.
+      if (result.position && result.position.commit >= 0n) {
+        this.ids.observe(
+          stream,
+          ids.map((id, i) => ({ id, revision: result.nextExpectedRevision - BigInt(ids.length - 1 - i) })),
+        );
+        return {
+          nextExpectedRevision: result.nextExpectedRevision,
+          position: { commit: result.position.commit, prepare: result.position.prepare },
+        };
+      }
+      // An idempotent re-append succeeds without a position (the server answers NoPosition): look the last event up.
+      return { nextExpectedRevision: result.nextExpectedRevision, ...(await this.lastAppended(stream, result.nextExpectedRevision)) };
     }
-    // The server stamps each event's `created` itself (our recordedAt, and occurredAt unless the writer set one),
-    // but its append response does not carry it: recordedAt is left out rather than read back on every append.
-    if (result.position && result.position.commit >= 0n) {
-      return {
-        nextExpectedRevision: result.nextExpectedRevision,
-        position: { commit: result.position.commit, prepare: result.position.prepare },
-      };
+  }
+
+  /**
+   * An append whose ids the stream already holds: the same events at the place this append would have put them (any
+   * place for 'any' / 'stream_exists', as PostgreSQL's findIdempotentAppend) is an idempotent success that writes
+   * nothing; anything else is refused, as PostgreSQL's unique index on the id refuses it.
+   */
+  private async resent(
+    stream: string,
+    events: readonly NewEvent[],
+    expected: AppendOptions['expectedRevision'],
+    known: ReadonlyMap<string, bigint>,
+  ): Promise<AppendResult> {
+    const revisions = events.map((e) => known.get(e.id.toLowerCase()));
+    const first = revisions[0];
+    const consecutive = first !== undefined && revisions.every((r, i) => r === first + BigInt(i));
+    const inPlace =
+      consecutive &&
+      (expected === 'any' || expected === 'stream_exists' || (expected === 'no_stream' ? first === 0n : first === expected + 1n));
+    if (!inPlace) {
+      const taken = events.find((e) => known.has(e.id.toLowerCase()))!;
+      throw new DuplicateEventIdError(stream, taken.id.toLowerCase());
     }
-    // An idempotent re-append succeeds without a position (the server answers NoPosition): look the last event up.
-    return { nextExpectedRevision: result.nextExpectedRevision, ...(await this.lastAppended(stream, result.nextExpectedRevision)) };
+    const last = first + BigInt(events.length - 1);
+    return { nextExpectedRevision: last, ...(await this.lastAppended(stream, last)) };
   }
 
   /** EventStoreDB has no multi-stream read: the reads go out together. */
@@ -193,7 +258,9 @@ export class EsdbEventStore implements EventStore {
           ...(options.maxCount !== undefined ? { maxCount: options.maxCount } : {}),
         }),
       );
-      return convertAll(resolved);
+      const events = convertAll(resolved);
+      if (direction === 'forwards') this.ids.observe(stream, events);
+      return events;
     } catch (err) {
       // The client reports a missing stream while iterating (dist/streams/utils/ReadStream.js); a deleted one likewise.
       if (err instanceof StreamNotFoundError || err instanceof StreamDeletedError) return [];
@@ -204,40 +271,151 @@ export class EsdbEventStore implements EventStore {
   async readAll(options: ReadAllOptions = {}): Promise<RecordedEvent[]> {
     const maxCount = options.maxCount ?? Number.POSITIVE_INFINITY;
     if (maxCount <= 0) return [];
+    return (await this.scanAll(options, maxCount, Number.POSITIVE_INFINITY)).events;
+  }
+
+  async readAllPage(options: ReadAllPageOptions): Promise<ReadAllPage> {
+    if (options.maxCount <= 0) return { events: [] };
+    const scan = await this.scanAll(options, options.maxCount, options.scanBudget ?? DEFAULT_SCAN_BUDGET);
+    const last = scan.events.at(-1);
+    if (scan.events.length >= options.maxCount && last) return { events: scan.events, next: last.position };
+    return scan.stoppedAt ? { events: scan.events, next: scan.stoppedAt } : { events: scan.events };
+  }
+
+  /**
+   * The events after `fromPosition` that match, up to `maxCount`, looking at no more than `budget` log records (then
+   * `stoppedAt` is the last position looked at). By stream prefix or event type the server filters (a filtered
+   * subscription to $all, read until it has caught up: the 6.2.1 client's readAll cannot send a filter); by time only,
+   * or with no filter, the client pages through $all, system records included, and filters.
+   */
+  private async scanAll(
+    options: ReadAllOptions,
+    maxCount: number,
+    budget: number,
+  ): Promise<{ events: RecordedEvent[]; stoppedAt?: GlobalPosition }> {
     const matches = eventMatcher(options);
-    // ESDB's readAll fromPosition is inclusive; ours is exclusive, so anything at or before the cursor is dropped.
-    let cursor: GlobalPosition | undefined = options.fromPosition && options.fromPosition.commit >= 0n ? options.fromPosition : undefined;
-    const out: RecordedEvent[] = [];
+    const from = options.fromPosition && options.fromPosition.commit >= 0n ? options.fromPosition : undefined;
     try {
-      for (;;) {
-        // Small reads stay small; filtered reads may skip many records, hence the floor.
-        const count = Math.min(PAGE_SIZE, Math.max(maxCount - out.length + 1, MIN_PAGE_SIZE));
-        const page = await collect(
-          this.client.readAll({ direction: FORWARDS, fromPosition: toReadPosition(cursor, START), maxCount: count }),
-        );
-        let advanced = false;
-        for (const resolved of page) {
-          const raw = resolved.event;
-          if (!raw) continue;
-          if (cursor && comparePositions(raw.position, cursor) <= 0) continue;
-          cursor = raw.position;
-          advanced = true;
-          const event = toRecordedEvent(raw);
-          if (event && matches(event)) {
-            out.push(event);
-            if (out.length >= maxCount) return out;
-          }
-        }
-        if (page.length < count || !advanced) return out;
-      }
+      if (options.streamPrefix || (options.eventTypes && options.eventTypes.length > 0))
+        return await this.filteredScan(from, serverSideFilter({ ...options, from: 'start' }), matches, maxCount, budget);
+      return await this.pagedScan(from, matches, maxCount, budget);
     } catch (err) {
+      // The server's answer to a position that is not where a record starts (StorageReaderWorker.ReadAllEventsForward:
+      // InvalidReadException -> RpcExceptions.InvalidPositionException, InvalidArgument).
+      if (err instanceof InvalidArgumentError && from)
+        throw new EventStoreValidationError('fromPosition', 'is not the position of an event in the log (continue from a `next` position)');
       throw toStoreError(err, 'readAll');
     }
   }
 
+  private async pagedScan(
+    from: GlobalPosition | undefined,
+    matches: (event: RecordedEvent) => boolean,
+    maxCount: number,
+    budget: number,
+  ): Promise<{ events: RecordedEvent[]; stoppedAt?: GlobalPosition }> {
+    // ESDB's readAll fromPosition is inclusive; ours is exclusive, so anything at or before the cursor is dropped.
+    let cursor = from;
+    let scanned = 0;
+    const out: RecordedEvent[] = [];
+    for (;;) {
+      // Small reads stay small; filtered reads may skip many records, hence the floor.
+      const count = Math.min(PAGE_SIZE, Math.max(maxCount - out.length + 1, MIN_PAGE_SIZE), budget - scanned + 1);
+      const page = await collect(
+        this.client.readAll({ direction: FORWARDS, fromPosition: toReadPosition(cursor, START), maxCount: count }),
+      );
+      let advanced = false;
+      for (const resolved of page) {
+        const raw = resolved.event;
+        if (!raw) continue;
+        if (cursor && comparePositions(raw.position, cursor) <= 0) continue;
+        if (scanned >= budget) return { events: out, stoppedAt: cursor };
+        cursor = { commit: raw.position.commit, prepare: raw.position.prepare };
+        advanced = true;
+        scanned += 1;
+        const event = toRecordedEvent(raw);
+        if (event && matches(event)) {
+          out.push(event);
+          if (out.length >= maxCount) return { events: out };
+        }
+      }
+      if (page.length < count || !advanced) return { events: out };
+    }
+  }
+
+  /**
+   * A filtered subscription to $all from `from`, read until the server says it has caught up (CaughtUp, sent by
+   * 23.10+) or it passes the log's last record as it was when the read began (older servers: by the events and the
+   * filter's checkpoints), then cancelled. The server scans and filters; only matching events travel. Checkpoints
+   * come every FILTER_WINDOW records scanned, which is how the budget is counted.
+   */
+  private async filteredScan(
+    from: GlobalPosition | undefined,
+    filter: Filter,
+    matches: (event: RecordedEvent) => boolean,
+    maxCount: number,
+    budget: number,
+  ): Promise<{ events: RecordedEvent[]; stoppedAt?: GlobalPosition }> {
+    const [last] = await collect(this.client.readAll({ direction: BACKWARDS, fromPosition: END, maxCount: 1 }));
+    const head = last?.event?.position;
+    if (!head || (from && comparePositions(head, from) <= 0)) return { events: [] };
+    const out: RecordedEvent[] = [];
+    let scanned = 0;
+    let stoppedAt: GlobalPosition | undefined;
+    let finish: () => void = () => undefined;
+    const done = new Promise<void>((resolve) => (finish = resolve));
+    const subscription = this.client.subscribeToAll({
+      fromPosition: toReadPosition(from, START),
+      resolveLinkTos: false,
+      filter: {
+        ...filter,
+        maxSearchWindow: FILTER_WINDOW,
+        checkpointInterval: 1,
+        checkpointReached: (_subscription, position) => {
+          scanned += FILTER_WINDOW;
+          if (comparePositions(position, head) >= 0) finish();
+          else if (scanned >= budget) {
+            stoppedAt = { commit: position.commit, prepare: position.prepare };
+            finish();
+          }
+        },
+      },
+    });
+    let caughtUp = false;
+    let failure: unknown;
+    subscription.on('data', (resolved: AllStreamResolvedEvent) => {
+      const raw = resolved.event;
+      if (raw && !(from && comparePositions(raw.position, from) <= 0) && comparePositions(raw.position, head) <= 0) {
+        const event = toRecordedEvent(raw);
+        if (event && matches(event) && out.length < maxCount) out.push(event);
+      }
+      if (out.length >= maxCount || (raw && comparePositions(raw.position, head) >= 0) || (caughtUp && subscription.readableLength === 0))
+        finish();
+    });
+    subscription.on('caughtUp', () => {
+      caughtUp = true;
+      if (subscription.readableLength === 0) finish();
+    });
+    subscription.on('error', (err: unknown) => {
+      failure = err;
+      finish();
+    });
+    subscription.on('end', () => finish());
+    try {
+      await done;
+    } finally {
+      await subscription.unsubscribe().catch(() => undefined); // the read is over either way; destroy() ends it locally
+      if (!subscription.destroyed) subscription.destroy();
+    }
+    if (failure !== undefined) throw failure;
+    return stoppedAt && out.length < maxCount ? { events: out, stoppedAt } : { events: out };
+  }
+
   async headPosition(): Promise<GlobalPosition | undefined> {
     try {
-      const found = await this.scanBackwards((event) => (isSystemEvent(event) ? undefined : 'stop'), Number.POSITIVE_INFINITY, 32);
+      // Bounded: behind the last of our events there are only the server's records (subscription checkpoints, parking
+      // links, stream metadata), a few per second of activity at most; past HEAD_SCAN_LIMIT of them it answers none.
+      const found = await this.scanBackwards((event) => (isSystemEvent(event) ? undefined : 'stop'), HEAD_SCAN_LIMIT, 32);
       return found;
     } catch (err) {
       throw toStoreError(err, 'headPosition');
@@ -307,20 +485,7 @@ export class EsdbEventStore implements EventStore {
     if (!Number.isFinite(retryBackoffMs) || retryBackoffMs < 0)
       throw new EventStoreValidationError('retryBackoffMs', 'must be a number >= 0');
     this.maxAttemptsByGroup.set(group, maxAttempts);
-
-    try {
-      await this.client.createPersistentSubscriptionToAll(
-        group,
-        persistentSubscriptionToAllSettingsFromDefaults({
-          startFrom: filter.from === 'start' ? START : END,
-          maxRetryCount: maxAttempts - 1,
-          resolveLinkTos: false,
-        }),
-        { filter: serverSideFilter(filter) },
-      );
-    } catch (err) {
-      if (!(err instanceof PersistentSubscriptionExistsError)) throw toStoreError(err, 'createPersistentSubscriptionToAll');
-    }
+    await this.ensureGroup(group, filter, groupSettings(maxAttempts, retryBackoffMs));
 
     let subscription: EsdbPersistentSubscription;
     try {
@@ -329,10 +494,10 @@ export class EsdbEventStore implements EventStore {
         group,
         handler,
         matches: eventMatcher({ streamPrefix: filter.streamPrefix, eventTypes: filter.eventTypes }),
-        loadParked: async () => (await this.listParked(group)).map((p) => p.event),
         maxAttempts,
         retryBackoffMs,
         bufferSize: this.options.subscriptionBufferSize ?? DEFAULT_SUBSCRIPTION_BUFFER_SIZE,
+        ownPosition: (event) => this.ownPosition(event),
         onError: this.options.onSubscriptionError ?? defaultSubscriptionErrorHandler,
         onStopped: () => this.subscriptions.delete(subscription),
       });
@@ -344,6 +509,40 @@ export class EsdbEventStore implements EventStore {
   }
 
   /**
+   * Creates the group, or brings an existing one to today's settings: the server fixes a group's settings when it is
+   * created, so a changed setting (a new maxAttempts, the consumer strategy) would otherwise never reach it. The update
+   * keeps the group's checkpoint and its start point; the server drops the group's consumers, which re-join. The filter
+   * cannot be changed by an update (UpdatePersistentSubscriptionToAll has none): a new filter needs a new group.
+   */
+  private async ensureGroup(group: string, filter: SubscriptionFilter, settings: GroupSettings): Promise<void> {
+    try {
+      await this.client.createPersistentSubscriptionToAll(
+        group,
+        persistentSubscriptionToAllSettingsFromDefaults({ ...settings, startFrom: filter.from === 'start' ? START : END }),
+        { filter: serverSideFilter(filter) },
+      );
+      return;
+    } catch (err) {
+      if (!(err instanceof PersistentSubscriptionExistsError)) throw toStoreError(err, 'createPersistentSubscriptionToAll');
+    }
+    try {
+      const info = await this.client.getPersistentSubscriptionToAllInfo(group);
+      const current = info.settings;
+      const differs = (Object.keys(settings) as (keyof GroupSettings)[]).some((key) => current[key] !== settings[key]);
+      if (differs) await this.client.updatePersistentSubscriptionToAll(group, { ...current, ...settings });
+    } catch (err) {
+      throw toStoreError(err, 'updatePersistentSubscriptionToAll');
+    }
+  }
+
+  /** The event's own position (a replayed parked event is delivered with its parking link's position). */
+  private async ownPosition(event: RecordedEvent): Promise<GlobalPosition> {
+    const [own] = await this.readStream(event.stream, { fromRevision: event.revision, maxCount: 1 });
+    if (!own || own.id !== event.id) throw new Error(`event ${event.id} is no longer at ${event.stream}@${event.revision}`);
+    return own.position;
+  }
+
+  /**
    * Reads the group's parked-messages stream (resolving the links to the original events). `error` is the reason the
    * server recorded (our nack reason, or the server's own when it parked after too many timeouts); `attempts` is the
    * group's maxRetryCount + 1 (the attempts made before parking), `parkedAt` when the parking link was written.
@@ -352,23 +551,32 @@ export class EsdbEventStore implements EventStore {
     try {
       const parked = await this.readParked(group);
       if (parked.length === 0) return [];
-      const attempts = await this.attemptsOf(group);
-      const out: ParkedEvent[] = [];
-      for (const resolved of parked) {
+      const deliveries = await this.attemptsOf(group);
+      // Each event's own position, read from its stream: a link resolved by the server need not carry it.
+      const targets = parked.flatMap((resolved) => {
         const event = resolved.event ? toRecordedEvent(resolved.event, resolved.commitPosition) : undefined;
-        if (!event) continue; // the original event is gone (deleted or scavenged), or is not ours
+        return event ? [{ resolved, event }] : []; // the original event is gone (deleted or scavenged), or is not ours
+      });
+      const own = await this.readStreams(targets.map(({ event }) => ({ stream: event.stream, fromRevision: event.revision, maxCount: 1 })));
+      const out: ParkedEvent[] = [];
+      targets.forEach(({ resolved, event }, i) => {
+        const found = own[i]?.[0];
+        if (!found || found.id !== event.id) return;
         const error = parkedReason(resolved.link) ?? 'parked by EventStoreDB';
         const blocked = error.startsWith(BLOCKED_BY_PARKED);
+        // Our own parking says how many handler attempts it made; the server's (too many redeliveries) says nothing.
+        const attempts = blocked ? 0 : (attemptsInReason(error) ?? deliveries);
         out.push({
           group,
-          event,
+          event: found,
           error,
-          attempts: blocked ? 0 : attempts,
-          parkedAt: (resolved.link ?? resolved.event)?.created.toISOString() ?? event.recordedAt,
+          attempts,
+          parkedAt: (resolved.link ?? resolved.event)?.created.toISOString() ?? found.recordedAt,
           blocked,
         });
-      }
-      return out;
+      });
+      // The port's order: the log's (the parked stream holds them in the order they were parked).
+      return out.sort((a, b) => comparePositions(a.event.position, b.event.position));
     } catch (err) {
       throw toStoreError(err, 'listParked');
     }
@@ -480,6 +688,76 @@ export class EsdbEventStore implements EventStore {
       if (page.length < count || !advanced) return undefined;
     }
   }
+}
+
+/**
+ * EventStoreDB refuses an append whose events exceed its MaxAppendSize (1,048,576 bytes by default): Streams.Append.cs
+ * and Streams.BatchAppend.cs add up Event.SizeOnDisk of each event (src/EventStore.Core/Data/Event.cs). Checked here
+ * first, counting data, metadata and the type (stricter than the server, whose sum by operator precedence counts the
+ * data alone), so the writer gets a clear validation error and the request is never sent.
+ */
+export const MAX_APPEND_BYTES = 1_048_576;
+
+function tooLarge(limit: number): string {
+  return `exceed EventStoreDB's append size limit of ${limit} bytes (data and metadata of all events of one append); split the write`;
+}
+
+function assertWithinAppendLimit(events: readonly NewEvent[]): void {
+  let size = 0;
+  for (const e of events) {
+    size += Buffer.byteLength(JSON.stringify(e.data)) + Buffer.byteLength(JSON.stringify(e.metadata)) + e.type.length * 2;
+    // The chain's hash and stamp (under 300 bytes) are added later; kept inside the limit with room to spare.
+    size += 512;
+  }
+  if (size > MAX_APPEND_BYTES) throw new EventStoreValidationError('events', tooLarge(MAX_APPEND_BYTES));
+}
+
+/** The chain's keys are the store's: a writer may not set them (they would be taken for the store's own). */
+function forbidStoreMetadata(events: readonly NewEvent[]): void {
+  events.forEach((e, i) => {
+    for (const key of [HASH_METADATA_KEY, PREVIOUS_STAMP_KEY]) {
+      if (Object.hasOwn(e.metadata, key))
+        throw new EventStoreValidationError(`events[${i}].metadata.${key}`, 'is written by the store (the hash chain), not by a writer');
+    }
+  });
+}
+
+/** A pause before retrying an append pinned to a tail another writer moved: growing, jittered, at most 200 ms. */
+function contentionPause(attempt: number): number {
+  const ceiling = Math.min(200, 5 * 2 ** Math.min(attempt, 6));
+  return Math.floor(Math.random() * ceiling) + 1;
+}
+
+/** The group settings the adapter relies on (src/EventStore.Core/Services/PersistentSubscription/PersistentSubscriptionParams.cs). */
+interface GroupSettings {
+  consumerStrategyName: string;
+  maxRetryCount: number;
+  messageTimeout: number;
+  resolveLinkTos: boolean;
+}
+
+/**
+ * The server's maxRetryCount: the adapter retries a failing event itself (maxAttempts, see persistent-subscription.ts),
+ * so the server's count only rises on redeliveries (a disconnect, a stop, a message timeout); it parks an event on its
+ * own only after this many, i.e. a handler that hangs again and again.
+ */
+export const SERVER_MAX_RETRY_COUNT = 10;
+
+function groupSettings(maxAttempts: number, retryBackoffMs: number): GroupSettings {
+  return {
+    // Each stream's events to one consumer while it is connected: several consumers keep each stream in order.
+    consumerStrategyName: PINNED,
+    maxRetryCount: SERVER_MAX_RETRY_COUNT,
+    // Above the whole window of in-place retries, so the server does not redeliver an event still being retried.
+    messageTimeout: 30_000 + 2 * retryWindowMs(maxAttempts, retryBackoffMs),
+    resolveLinkTos: false,
+  };
+}
+
+/** "attempt N of M: …", the reason this adapter parks with. */
+function attemptsInReason(reason: string): number | undefined {
+  const match = /^attempt (\d+) of \d+:/.exec(reason);
+  return match ? Number(match[1]) : undefined;
 }
 
 function toReadPosition(cursor: GlobalPosition | undefined, otherwise: typeof START | typeof END): ReadPosition {

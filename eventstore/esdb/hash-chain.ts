@@ -18,6 +18,7 @@ import {
   type ChainVerification,
   type HashForm,
   type StoredLink,
+  type UnhashedField,
   type VerifyOptions,
 } from '../hash-chain';
 import { isSystemEvent } from './recorded-event';
@@ -272,7 +273,7 @@ export class EsdbChainAudit implements ChainAudit {
           : { from: e.revision, to: e.revision },
       );
     }
-    const byStream = new Map<string, Map<bigint, { hash: Buffer; form: HashForm }>>();
+    const byStream = new Map<string, Map<bigint, { hash: Buffer; form: HashForm; writerOccurredAt: boolean }>>();
     await Promise.all(
       [...ranges].map(async ([stream, { from, to }]) => {
         const first = from > 0n ? from - 1n : 0n;
@@ -281,7 +282,15 @@ export class EsdbChainAudit implements ChainAudit {
         if (raw.some((e) => linkOf(e).hash === null))
           raw = await readRaw(this.client, stream, { direction: FORWARDS, fromRevision: START, maxCount: Number(to) + 1 });
         const hashes = raw.some((e) => linkOf(e).hash === null) ? hashesOfPrefix(raw) : raw.map((e) => linkOf(e).hash!);
-        byStream.set(stream, new Map(raw.map((e, i) => [e.revision, { hash: hashes[i]!, form: linkOf(e).form }])));
+        byStream.set(
+          stream,
+          new Map(
+            raw.map((e, i) => [
+              e.revision,
+              { hash: hashes[i]!, form: linkOf(e).form, writerOccurredAt: typeof rawMetadataOf(e).occurredAt === 'string' },
+            ]),
+          ),
+        );
       }),
     );
     return events.map((e) => {
@@ -289,7 +298,9 @@ export class EsdbChainAudit implements ChainAudit {
       const own = links?.get(e.revision);
       if (!own) return undefined;
       const previous = e.revision === 0n ? GENESIS_HASH : links!.get(e.revision - 1n)?.hash;
-      return { hash: hex(own.hash), previousHash: previous ? hex(previous) : null, hashForm: own.form };
+      // The server stamps these after the client hashed the event (see the top of this file): null in the hash.
+      const unhashed: UnhashedField[] = own.writerOccurredAt ? ['recordedAt', 'position'] : ['occurredAt', 'recordedAt', 'position'];
+      return { hash: hex(own.hash), previousHash: previous ? hex(previous) : null, hashForm: own.form, unhashed };
     });
   }
 

@@ -30,3 +30,14 @@ export function parkedReason(link: EsdbRecordedEvent | undefined): string | unde
   const text = reason.startsWith(CLIENT_NAK_PREFIX) ? reason.slice(CLIENT_NAK_PREFIX.length) : reason;
   return text.trim() !== '' ? text.trim() : undefined;
 }
+
+/**
+ * The event a parking link names: the server writes the link's data as "<revision>@<stream>" (the `$>` link format,
+ * src/EventStore.Core/Services/PersistentSubscription/PersistentSubscriptionMessageParker.cs), not as JSON, so the
+ * client hands it over as bytes.
+ */
+export function parkedLinkTarget(data: unknown): { stream: string; revision: bigint } | undefined {
+  const text = typeof data === 'string' ? data : data instanceof Uint8Array ? Buffer.from(data).toString('utf8') : undefined;
+  const match = text === undefined ? null : /^(\d{1,19})@(.+)$/s.exec(text);
+  return match ? { revision: BigInt(match[1]!), stream: match[2]! } : undefined;
+}

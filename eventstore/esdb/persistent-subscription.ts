@@ -1,16 +1,28 @@
-import { PARK, RETRY } from '@eventstore/db-client';
-import type { EventStoreDBClient, PersistentSubscriptionToAll, PersistentSubscriptionToAllResolvedEvent } from '@eventstore/db-client';
-import type { EventHandler, RecordedEvent, Subscription } from '../event-store';
+import { PARK, START } from '@eventstore/db-client';
+import type {
+  EventStoreDBClient,
+  PersistentSubscriptionToAll,
+  PersistentSubscriptionToAllResolvedEvent,
+  StreamSubscription,
+} from '@eventstore/db-client';
+import type { EventHandler, GlobalPosition, RecordedEvent, Subscription } from '../event-store';
 import { blockedReason } from '../event-store';
 import { describeError } from './esdb-errors';
+import { parkedLinkTarget, parkedStreamName } from './parked';
 import { toRecordedEvent } from './recorded-event';
 
-/** Longest wait before a retry: the group's other buffered messages wait too, and the server retries (and counts
- * as an attempt) any message not acked within its messageTimeout (30 s by default). */
-const MAX_RETRY_DELAY_MS = 5_000;
+/** Longest wait before a retry: the group's other buffered messages wait too. */
+export const MAX_RETRY_DELAY_MS = 5_000;
 /** Waits between attempts to re-join the group after the connection to it broke. */
 const RECONNECT_DELAY_MS = 500;
 const MAX_RECONNECT_DELAY_MS = 30_000;
+
+/** How long the handler's attempts at one event may take in all, pauses included (the group's message timeout must exceed it). */
+export function retryWindowMs(maxAttempts: number, retryBackoffMs: number): number {
+  let total = 0;
+  for (let attempt = 1; attempt < maxAttempts; attempt++) total += Math.min(retryBackoffMs * 2 ** (attempt - 1), MAX_RETRY_DELAY_MS);
+  return total;
+}
 
 export interface PersistentSubscriptionOptions {
   client: EventStoreDBClient;
@@ -22,34 +34,38 @@ export interface PersistentSubscriptionOptions {
   retryBackoffMs: number;
   /** Messages the server may have in flight to this consumer (SubscribeToPersistentSubscriptionToAllOptions.bufferSize). */
   bufferSize: number;
-  /**
-   * The group's parked events when this consumer joins (best effort: reading the parked stream needs admin rights;
-   * an empty list then). Their streams start out blocked (see EsdbPersistentSubscription).
-   */
-  loadParked: () => Promise<readonly RecordedEvent[]>;
-  /** Failures of the connection to the group (it is re-joined after a pause). */
+  /** The event's own position in the log (a replayed parked event arrives with its parking link's position). */
+  ownPosition: (event: RecordedEvent) => Promise<GlobalPosition>;
+  /** Failures of the connection to the group or to its parked stream (both are re-joined after a pause). */
   onError: (group: string, err: unknown) => void;
   onStopped: () => void;
 }
 
 /**
- * One consumer of an EventStoreDB persistent subscription group on $all. Handles one event at a time: convert, call the
- * handler, then `ack`, or `nack(RETRY)` after a backoff, or `nack(PARK)` on the last attempt (the server counts
- * attempts in `retryCount`, 0 on the first delivery). ack/nack are methods of the subscription
- * (PersistentSubscriptionBase in dist/types/index.d.ts).
+ * One consumer of an EventStoreDB persistent subscription group on $all, built on what the server really does
+ * (src/EventStore.Core/Services/PersistentSubscription/PersistentSubscription.cs at v24.10.0) rather than on what it
+ * promises least:
  *
- * No cascade behind a parked event (best effort, as the PostgreSQL consumer group does exactly): once an event is
- * parked, a later event of its stream is parked at once behind it (nack PARK with a "blocked by a parked event"
- * reason), never handed to the handler. When the parked event itself comes back (a replay of the parked stream), it is
- * handled; once it succeeds its stream is unblocked, so the replayed events behind it follow. This consumer knows the
- * parked events it saw parked and those in the parked stream when it joined; with several consumers in a group (or
- * a parked stream it may not read) another consumer may not know a stream is blocked, and a second replay can be
- * needed. The server's order of replayed messages is the parked stream's, i.e. the order they were parked in.
+ * - Attempts are counted here, not read from the server's `retryCount`: the server raises that count for every
+ *   redelivery, including those caused by a disconnect, a stop or a message timeout, which are not handler attempts.
+ *   A failing event is retried in place (with backoff) up to maxAttempts, then parked (nack PARK); it is never handed
+ *   back with nack RETRY, which the server re-queues AHEAD of the buffer so later events would overtake it. So one
+ *   consumer hands its events to the handler in the order the server sent them, and a handler that saves "the
+ *   position of the last event applied" never passes an event that is not applied (only a parked one, which is counted
+ *   apart). The group's message timeout is set above the whole retry window (see EsdbEventStore.subscribe).
+ * - The group uses the Pinned consumer strategy (set on creation, and applied to an existing group by an update): the
+ *   events of one stream go to one consumer while it is connected, so several consumers keep each stream in order.
+ * - No cascade behind a parked event: this consumer follows the group's parked stream
+ *   (`$persistentsubscription-$all::<group>-parked`) from where it was truncated, so it learns of every parked event,
+ *   whoever parked it (itself, another consumer, or the server after too many timeouts), and parks the later events
+ *   of that stream behind it at once, unattempted ("blocked by a parked event"). When the parked event comes back (a
+ *   replay) and is handled, its stream is unblocked and the replayed events behind it follow, in the order they were
+ *   parked (the stream's order). A replayed event arrives resolved from its parking link and carries the LINK's
+ *   position (PersistentSubscriptions.Read.cs, ConvertToReadEvent, uses OriginalPosition for both): the handler is
+ *   given the event's own position, read from its stream.
  *
- * Persistent subscriptions do NOT guarantee order (a retried event comes back after later ones; with several
- * consumers in a group, events are spread over them) and deliver at least once (a message not acked within the
- * message timeout, or in flight when a consumer goes away, is delivered again). Handlers must be idempotent and
- * must not rely on order.
+ * Delivery stays at least once (a message in flight when a consumer goes away is delivered again, possibly after later
+ * ones already handled by this consumer): handlers must be idempotent, and a checkpoint must only move forward.
  */
 export class EsdbPersistentSubscription implements Subscription {
   readonly group: string;
@@ -61,6 +77,12 @@ export class EsdbPersistentSubscription implements Subscription {
   private wakeUp: (() => void) | undefined;
   /** Streams with a parked event -> the lowest parked revision known to this consumer. */
   private readonly blocked = new Map<string, bigint>();
+  /** Handler attempts made in this process, by event id, for events not yet acked or parked (a redelivery continues the count). */
+  private readonly attempts = new Map<string, number>();
+  /** The last revision of the group's parked stream this consumer has read (its links name the parked events). */
+  private parkedRead = -1n;
+  private parkedWatch: StreamSubscription | undefined;
+  private parkedLoop: Promise<void> = Promise.resolve();
 
   private constructor(private readonly options: PersistentSubscriptionOptions) {
     this.group = options.group;
@@ -69,9 +91,11 @@ export class EsdbPersistentSubscription implements Subscription {
   /** Joins the group (rejects when the server refuses, e.g. unknown group or too many consumers) and starts delivery. */
   static async start(options: PersistentSubscriptionOptions): Promise<EsdbPersistentSubscription> {
     const subscription = new EsdbPersistentSubscription(options);
-    for (const parked of await options.loadParked().catch(() => [])) subscription.noteParked(parked);
+    // The streams parked now are blocked before the first event is handed over.
+    await subscription.readParked().catch((err: unknown) => options.onError(options.group, err));
     const first = await subscription.open();
     subscription.loop = subscription.run(first);
+    subscription.parkedLoop = subscription.watchParked();
     return subscription;
   }
 
@@ -82,10 +106,61 @@ export class EsdbPersistentSubscription implements Subscription {
       await this.inFlight.catch(() => undefined); // its own handler reports its outcome; here we only wait for it to end
       const current = this.current;
       if (current) await closeQuietly(current);
-      await this.loop;
+      const watch = this.parkedWatch;
+      if (watch) await closeQuietly(watch);
+      await Promise.all([this.loop, this.parkedLoop]);
       this.options.onStopped();
     })();
     return this.stopped;
+  }
+
+  /** The parked stream from where this consumer last read it: each link blocks its event's stream. */
+  private async readParked(): Promise<void> {
+    for (;;) {
+      const page: Awaited<ReturnType<typeof collectParked>> = await collectParked(this.options.client, this.group, this.parkedRead + 1n);
+      for (const link of page) this.noteParkedLink(link);
+      if (page.length < PARKED_PAGE) return;
+    }
+  }
+
+  /** Follows the parked stream live (best effort: reading it needs admin rights), re-joining after a failure. */
+  private async watchParked(): Promise<void> {
+    let failures = 0;
+    while (!this.stopping) {
+      let watch: StreamSubscription | undefined;
+      try {
+        await this.readParked();
+        if (this.stopping) break;
+        watch = this.options.client.subscribeToStream(parkedStreamName(this.group), {
+          fromRevision: this.parkedRead >= 0n ? this.parkedRead : START,
+          resolveLinkTos: false,
+        });
+        watch.on('error', (err: Error) => {
+          if (!watch!.destroyed) watch!.destroy(err);
+        });
+        this.parkedWatch = watch;
+        if (this.stopping) break;
+        for await (const resolved of watch) {
+          failures = 0;
+          if (resolved.event) this.noteParkedLink({ revision: resolved.event.revision, data: resolved.event.data });
+        }
+      } catch (err) {
+        if (!this.stopping) this.options.onError(this.group, err);
+      } finally {
+        this.parkedWatch = undefined;
+        if (watch) await closeQuietly(watch);
+      }
+      if (this.stopping) break;
+      failures += 1;
+      await this.sleep(Math.min(RECONNECT_DELAY_MS * 2 ** (failures - 1), MAX_RECONNECT_DELAY_MS));
+    }
+  }
+
+  private noteParkedLink(link: { revision: bigint; data: unknown }): void {
+    if (link.revision <= this.parkedRead) return;
+    this.parkedRead = link.revision;
+    const target = parkedLinkTarget(link.data);
+    if (target) this.noteParked(target);
   }
 
   /** Connects and waits for the server's confirmation (the "confirmation" event of ReadableSubscription). */
@@ -156,39 +231,45 @@ export class EsdbPersistentSubscription implements Subscription {
     }
   }
 
-  private noteParked(event: RecordedEvent): void {
+  private noteParked(event: { stream: string; revision: bigint }): void {
     const first = this.blocked.get(event.stream);
     if (first === undefined || event.revision < first) this.blocked.set(event.stream, event.revision);
   }
 
-  /** Handler failures end in a nack; only ack/nack failures (a broken connection) are thrown. */
+  /** Handler failures end in a park after the last attempt; only ack/nack failures (a broken connection) are thrown. */
   private async deliver(subscription: PersistentSubscriptionToAll, resolved: PersistentSubscriptionToAllResolvedEvent): Promise<void> {
-    const event = resolved.event ? toRecordedEvent(resolved.event, resolved.commitPosition) : undefined;
-    if (!event || !this.options.matches(event)) {
+    const converted = resolved.event ? toRecordedEvent(resolved.event, resolved.commitPosition) : undefined;
+    if (!converted || !this.options.matches(converted)) {
       await subscription.ack(resolved);
       return;
     }
+    // A replayed parked event comes resolved from its parking link, with the link's position: use the event's own.
+    const event = resolved.link ? { ...converted, position: await this.options.ownPosition(converted) } : converted;
     const blockedAt = this.blocked.get(event.stream);
     if (blockedAt !== undefined && event.revision > blockedAt) {
       await subscription.nack(PARK, blockedReason(event.stream, blockedAt), resolved);
       return;
     }
-    try {
-      await this.options.handler(event);
-    } catch (err) {
-      const attempt = resolved.retryCount + 1;
-      const reason = `attempt ${attempt} of ${this.options.maxAttempts}: ${describeError(err)}`;
-      if (attempt >= this.options.maxAttempts) {
-        await subscription.nack(PARK, reason, resolved);
-        this.noteParked(event);
-        return;
+    for (let attempt = (this.attempts.get(event.id) ?? 0) + 1; ; attempt++) {
+      try {
+        await this.options.handler(event);
+        break;
+      } catch (err) {
+        this.attempts.set(event.id, attempt);
+        if (attempt >= this.options.maxAttempts) {
+          await subscription.nack(PARK, `attempt ${attempt} of ${this.options.maxAttempts}: ${describeError(err)}`, resolved);
+          this.attempts.delete(event.id);
+          this.noteParked(event);
+          return;
+        }
+        // Stopping: no ack; the server delivers it again (to this group's next consumer), and the count goes on here.
+        if (this.stopping) return;
+        await this.sleep(Math.min(this.options.retryBackoffMs * 2 ** (attempt - 1), MAX_RETRY_DELAY_MS));
+        if (this.stopping) return;
       }
-      // Cut short by stop(): the event is then handed back for retry at once.
-      await this.sleep(Math.min(this.options.retryBackoffMs * 2 ** (attempt - 1), MAX_RETRY_DELAY_MS));
-      await subscription.nack(RETRY, reason, resolved);
-      return;
     }
     await subscription.ack(resolved);
+    this.attempts.delete(event.id);
     // The parked head of its stream came back (a replay) and was handled: the events parked behind it may follow.
     if (blockedAt !== undefined && event.revision === blockedAt) this.blocked.delete(event.stream);
   }
@@ -208,7 +289,30 @@ export class EsdbPersistentSubscription implements Subscription {
   }
 }
 
-async function closeQuietly(subscription: PersistentSubscriptionToAll): Promise<void> {
+const PARKED_PAGE = 500;
+
+async function collectParked(
+  client: EventStoreDBClient,
+  group: string,
+  fromRevision: bigint,
+): Promise<{ revision: bigint; data: unknown }[]> {
+  const out: { revision: bigint; data: unknown }[] = [];
+  try {
+    for await (const resolved of client.readStream(parkedStreamName(group), {
+      fromRevision: fromRevision < 0n ? START : fromRevision,
+      maxCount: PARKED_PAGE,
+      resolveLinkTos: false,
+    })) {
+      if (resolved.event) out.push({ revision: resolved.event.revision, data: resolved.event.data });
+    }
+  } catch (err) {
+    if ((err as { type?: string }).type === 'stream-not-found') return out;
+    throw err;
+  }
+  return out;
+}
+
+async function closeQuietly(subscription: PersistentSubscriptionToAll | StreamSubscription): Promise<void> {
   try {
     await subscription.unsubscribe();
   } catch {

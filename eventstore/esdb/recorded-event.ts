@@ -11,6 +11,22 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof Uint8Array);
 }
 
+/** Above every real position: the server sends -1 (no position) as a uint64, i.e. 2^64 - 1. */
+const NO_POSITION_FLOOR = 2n ** 63n;
+
+/**
+ * A position the server really gave. The protocol's positions are uint64 fields, so an absent one reads as 0 (the
+ * protobuf default; the client's extractPosition then gives { commit: 0, prepare: 0 }) and the server's "none" (-1) as
+ * 2^64 - 1. Neither may become an event's place in the log: 0 is where the log's first record (the server's epoch
+ * record, never one of ours) sits.
+ */
+function knownPosition(position: { commit: bigint; prepare: bigint } | bigint | undefined): GlobalPosition | undefined {
+  if (position === undefined) return undefined;
+  const p = typeof position === 'bigint' ? { commit: position, prepare: position } : position;
+  if (p.commit <= 0n || p.prepare < 0n || p.commit >= NO_POSITION_FLOOR || p.prepare >= NO_POSITION_FLOOR) return undefined;
+  return { commit: p.commit, prepare: p.prepare };
+}
+
 /**
  * Converts a client RecordedEvent (dist/types/events.d.ts) into ours, or undefined when it is not one of ours to hand
  * out: a system event, or an event whose content type is not JSON or whose data is not a JSON object (the client falls
@@ -30,8 +46,7 @@ export function toRecordedEvent(event: EsdbRecordedEvent, fallbackCommit?: bigin
   if (isSystemEvent(event) || !event.isJson) return undefined;
   const data: unknown = event.data;
   if (!isPlainObject(data)) return undefined;
-  const position: GlobalPosition | undefined =
-    event.position ?? (fallbackCommit !== undefined ? { commit: fallbackCommit, prepare: fallbackCommit } : undefined);
+  const position: GlobalPosition | undefined = knownPosition(event.position) ?? knownPosition(fallbackCommit);
   if (!position) {
     throw new Error(`EventStoreDB returned event ${event.id} of '${event.streamId}' without a log position (server 22.6+ is required)`);
   }
@@ -47,7 +62,7 @@ export function toRecordedEvent(event: EsdbRecordedEvent, fallbackCommit?: bigin
   return {
     stream: event.streamId,
     revision: event.revision,
-    position: { commit: position.commit, prepare: position.prepare },
+    position,
     recordedAt,
     id: event.id,
     type: event.type,

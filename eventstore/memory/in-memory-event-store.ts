@@ -16,6 +16,8 @@ import type {
   ParkedEvent,
   ParkedSummary,
   ReadAllOptions,
+  ReadAllPage,
+  ReadAllPageOptions,
   ReadStreamOptions,
   StreamRead,
   RecordedEvent,
@@ -24,7 +26,7 @@ import type {
   SubscriptionFilter,
   SubscriptionOptions,
 } from '../event-store';
-import { comparePositions, START_POSITION } from '../event-store';
+import { comparePositions, pageOfReadAll, START_POSITION } from '../event-store';
 import { validateAppend, validateStreamName } from '../validation';
 import { copyEvent } from './copy';
 import { GroupState, InMemoryConsumerGroup } from './in-memory-consumer-group';
@@ -169,6 +171,10 @@ export class InMemoryEventStore implements EventStore {
       for (let i = from; i < events.length && out.length < maxCount; i++) out.push(events[i]!);
     }
     return out.map(copyEvent);
+  }
+
+  readAllPage(options: ReadAllPageOptions): Promise<ReadAllPage> {
+    return pageOfReadAll(this, options);
   }
 
   async readAll(options: ReadAllOptions = {}): Promise<RecordedEvent[]> {

@@ -18,6 +18,8 @@ import type {
   CountEventsOptions,
   EventCount,
   ReadAllOptions,
+  ReadAllPage,
+  ReadAllPageOptions,
   ReadStreamOptions,
   StreamRead,
   RecordedEvent,
@@ -26,6 +28,7 @@ import type {
   SubscriptionFilter,
   SubscriptionOptions,
 } from '../event-store';
+import { pageOfReadAll } from '../event-store';
 import { validateAppend, validateStreamName } from '../validation';
 import { AppendNotifier } from './append-notifier';
 import { PostgresConsumerGroup } from './consumer-group';
@@ -308,6 +311,10 @@ export class PostgresEventStore implements EventStore {
     } catch (error) {
       throw asUnavailable(error);
     }
+  }
+
+  readAllPage(options: ReadAllPageOptions): Promise<ReadAllPage> {
+    return pageOfReadAll(this, options);
   }
 
   async readAll(options: ReadAllOptions = {}): Promise<RecordedEvent[]> {

@@ -668,14 +668,22 @@ export function describeEventStoreContract(adapter: string, makeSubject: () => P
         await store.appendToStream(stream, [event('Third')], { expectedRevision: 1n });
         await store.appendToStream(stream, [event('Fourth'), event('Fifth'), event('Sixth')], { expectedRevision: 'stream_exists' });
         await store.appendToStream(stream, [event('Seventh')], { expectedRevision: 'any' });
-        const report = await audit.verify({ stream });
-        expect(report).toMatchObject({ ok: true, events: 7, streams: 1, broken: [] });
+        // One more without occurredAt: the store stamps it (before hashing on PostgreSQL, after on EventStoreDB).
+        await store.appendToStream(stream, [{ id: randomUUID(), type: 'Untimed', data: { n: 8 }, metadata: { correlationId: 'c' } }], {
+          expectedRevision: 6n,
+        });
         const events = await store.readStream(stream);
-        // The recorded time and position are hashed where the store knows them when it hashes (PostgreSQL), else null.
+        // What each link says the store filled in after hashing (null in the hash): what an auditor reads from the API.
+        const links = await audit.linksOf(events);
+        expect(links.every((l) => l !== undefined)).toBe(true);
+        if (audit.coversStoreStamps) expect(links.every((l) => (l?.unhashed ?? []).length === 0)).toBe(true);
         const expected = chainHashes(
           GENESIS_HASH,
-          events.map((e) => chainedFieldsOf(e, audit.coversStoreStamps)),
+          events.map((e, i) => chainedFieldsOf(e, links[i]?.unhashed)),
         );
+        expect(links.map((l) => l?.hash)).toEqual(expected.map((h) => h.toString('hex')));
+        const report = await audit.verify({ stream });
+        expect(report).toMatchObject({ ok: true, events: 8, streams: 1, broken: [] });
         expect(report.lastHash).toBe(expected.at(-1)!.toString('hex'));
         // The store's own metadata carries no hash: the chain is the store's, not the writer's.
         expect(events.every((e) => !('auditHash' in e.metadata))).toBe(true);
