@@ -171,17 +171,6 @@ export async function startEsdbEmulator(options: EsdbEmulatorOptions = {}): Prom
     },
   };
 
-  // ---- part 2 hook: persistent subscriptions (./persistent-subscriptions.ts, written separately).
-  // Registered when the file exists; until then the client sees no PersistentSubscriptions service.
-  const part2 = ['persistent-subscriptions.ts', 'persistent-subscriptions.js'].some((f) => fs.existsSync(path.join(__dirname, f)));
-  if (part2) {
-    const specifier = './persistent-subscriptions';
-    const module = (await import(specifier)) as { registerPersistentSubscriptions?: RegisterPersistentSubscriptions };
-    if (typeof module.registerPersistentSubscriptions === 'function') {
-      emulator.persistentSubscriptions = module.registerPersistentSubscriptions(server, log, emulator);
-    }
-  }
-
   const port = await new Promise<number>((resolve, reject) => {
     server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (error, boundPort) =>
       error ? reject(error) : resolve(boundPort),
@@ -189,6 +178,23 @@ export async function startEsdbEmulator(options: EsdbEmulatorOptions = {}): Prom
   });
   emulator.port = port;
   emulator.url = `esdb://127.0.0.1:${port}?tls=false`;
+  // ---- part 2 hook: persistent subscriptions (./persistent-subscriptions.ts, written separately),
+  // registered once the port is known (grpc-js accepts services added after bindAsync).
+  // Registered when the file exists; until then the client sees no PersistentSubscriptions service.
+  const part2 = ['persistent-subscriptions.ts', 'persistent-subscriptions.js'].some((f) => fs.existsSync(path.join(__dirname, f)));
+  if (part2) {
+    const specifier = './persistent-subscriptions';
+    try {
+      const module = (await import(specifier)) as { registerPersistentSubscriptions?: RegisterPersistentSubscriptions };
+      if (typeof module.registerPersistentSubscriptions === 'function') {
+        emulator.persistentSubscriptions = module.registerPersistentSubscriptions(server, log, emulator);
+      }
+    } catch (error) {
+      server.forceShutdown();
+      throw error;
+    }
+  }
+
   return emulator;
 }
 

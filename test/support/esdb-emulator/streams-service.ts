@@ -882,9 +882,9 @@ export function createStreamsService(log: EmulatedLog, state: StreamsServiceStat
               const result = log.readStreamResult(stream);
               if (result.kind === 'stream_deleted') return fail(errors.streamDeleted(stream), served);
               if (result.kind === 'no_stream') break;
-              const next = result.records.find((r) => r.revision > checkpoint);
-              if (!next) break;
-              if (!(await send(next))) return;
+              const page = result.records.filter((r) => r.revision > checkpoint);
+              if (page.length === 0) break;
+              for (const record of page) if (!(await send(record))) return;
             }
           }
           // GoLive: CaughtUp, then the live events after the checkpoint
