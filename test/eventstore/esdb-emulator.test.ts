@@ -28,6 +28,7 @@ import { Empty } from '@eventstore/db-client/generated/shared_pb';
 import type { SupportedMethods } from '@eventstore/db-client/generated/serverfeatures_pb';
 import { startEsdbEmulator, type EsdbEmulator, type EsdbEmulatorOptions } from '../support/esdb-emulator/server';
 import { DELETED_STREAM } from '../support/esdb-emulator/log';
+import { withClockOffset } from '../support/clock-offset';
 
 jest.setTimeout(20_000);
 
@@ -324,6 +325,13 @@ describe('reads', () => {
     await client.appendToStream('acc-1', [event(1)]);
     const [read] = await readStream('acc-1');
     expect(read!.event!.created).toEqual(new Date('2030-01-02T03:04:05.678Z'));
+  });
+
+  test("the server clock is not the test process's: faking Date here does not move it", async () => {
+    const before = Date.now();
+    await withClockOffset(-3_600_000, () => client.appendToStream('acc-1', [event(1)]));
+    const [read] = await readStream('acc-1');
+    expect(read!.event!.created.getTime()).toBeGreaterThanOrEqual(before - 1000);
   });
 
   test('soft delete hides the stream (not found) and a later append recreates it after the old revisions; a tombstone is for ever', async () => {

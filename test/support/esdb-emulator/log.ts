@@ -80,10 +80,17 @@ interface CacheEntry {
 
 const utf8 = new TextEncoder();
 const EMPTY = new Uint8Array(0);
+const RealDate = globalThis.Date;
+const realDateNow = RealDate.now.bind(RealDate);
 
 export class EmulatedLog {
-  /** The server clock; `created` of new records. Tests may replace it. */
-  now: () => Date = () => new Date();
+  /**
+   * The server clock (DateTime.UtcNow of the node): `created` of new records, $maxAge. Tests may
+   * replace it. By default it is the real wall clock captured when this module loads, so faking the
+   * test process's clock (jest fake timers replace the global Date) does not move the server's,
+   * as it would not move a real server's.
+   */
+  now: () => Date = () => new RealDate(realDateNow());
 
   /** The decision of the last `append` / `deleteStream` (for assertions on the server's reasoning). */
   lastDecision: CommitDecision | undefined;
