@@ -47,6 +47,11 @@ jest.setTimeout(20_000);
 
 const PREFIX = 'acct-';
 
+/** A wait for a condition (never a timing assertion): polled often, since everything here is in-process. */
+function until<T>(what: string, probe: () => Promise<T | undefined | false> | T | undefined | false): Promise<T> {
+  return waitUntil(what, probe, 15_000, 5);
+}
+
 let emulator: EsdbEmulator;
 let control: PersistentSubscriptionsControl;
 let client: EventStoreDBClient;
@@ -89,7 +94,7 @@ function consume(group: string, bufferSize = 10, from: EventStoreDBClient = clie
 }
 
 async function joined(consumer: Consumer, group: string): Promise<void> {
-  await waitUntil(
+  await until(
     `a consumer of ${group} connected`,
     () => control.groupInfo(group)?.consumers.some((c) => c.inFlight >= 0) && consumer.sub.id !== undefined,
   );
@@ -204,7 +209,7 @@ describe('persistent subscriptions to $all on the emulator (real client)', () =>
     await append(`${PREFIX}1`, 'E0', 'E1', 'E2', 'E3', 'E4');
     await createGroup('reader');
     const consumer = consume('reader', 2);
-    await waitUntil('two events', () => consumer.received.length >= 2);
+    await until('two events', () => consumer.received.length >= 2);
     expect(consumer.sub.id).toBe('$all::reader');
     expect(revisions(consumer.received)).toEqual([`${PREFIX}1@0/0`, `${PREFIX}1@1/0`]);
     const first = consumer.received[0] as PersistentSubscriptionToAllResolvedEvent;
@@ -215,21 +220,35 @@ describe('persistent subscriptions to $all on the emulator (real client)', () =>
     expect(control.deliveries('reader')).toHaveLength(2);
 
     await consumer.sub.ack(first);
-    await waitUntil('a third event', () => consumer.received.length >= 3);
+    await until('a third event', () => consumer.received.length >= 3);
     await consumer.sub.ack(...consumer.received.slice(1));
-    await waitUntil('all five', () => consumer.received.length >= 5);
+    await until('all five', () => consumer.received.length >= 5);
     expect(revisions(consumer.received).map((r) => r.split('@')[1])).toEqual(['0/0', '1/0', '2/0', '3/0', '4/0']);
+  });
+
+  test('a group whose buffer fills falls behind and catches up from the log: every event once, in order', async () => {
+    await createGroup('behind', { historyBufferSize: 5, readBatchSize: 2, liveBufferSize: 3 });
+    const consumer = consume('behind', 1);
+    await joined(consumer, 'behind');
+    for (let i = 0; i < 4; i++) await append(`${PREFIX}1`, ...Array.from({ length: 5 }, (_, j) => `E${i * 5 + j}`));
+    expect(control.groupInfo('behind')?.status).toBe('Behind');
+    for (let acked = 0; acked < 20; acked++) {
+      await until(`event ${acked}`, () => consumer.received.length > acked);
+      await consumer.sub.ack(consumer.received[acked] as PersistentSubscriptionToAllResolvedEvent);
+    }
+    expect(consumer.received.map((e) => e.event?.type)).toEqual(Array.from({ length: 20 }, (_, i) => `E${i}`));
+    await until('live again', () => control.groupInfo('behind')?.status === 'Live');
   });
 
   test('Nack Retry: the message comes back ahead of newer events with retry_count + 1 (later events were already delivered)', async () => {
     await append(`${PREFIX}1`, 'E0', 'E1', 'E2');
     await createGroup('retry');
     const consumer = consume('retry', 2);
-    await waitUntil('two events', () => consumer.received.length >= 2);
+    await until('two events', () => consumer.received.length >= 2);
     await consumer.sub.nack(RETRY, 'not now', consumer.received[0] as PersistentSubscriptionToAllResolvedEvent);
-    await waitUntil('the retried event', () => consumer.received.length >= 3);
+    await until('the retried event', () => consumer.received.length >= 3);
     await consumer.sub.ack(...consumer.received.slice(1));
-    await waitUntil('the last event', () => consumer.received.length >= 4);
+    await until('the last event', () => consumer.received.length >= 4);
     expect(revisions(consumer.received)).toEqual([`${PREFIX}1@0/0`, `${PREFIX}1@1/0`, `${PREFIX}1@0/1`, `${PREFIX}1@2/0`]);
   });
 
@@ -237,7 +256,7 @@ describe('persistent subscriptions to $all on the emulator (real client)', () =>
     await append(`${PREFIX}1`, 'E0', 'E1');
     await createGroup('retries', { maxRetryCount: 2 });
     const consumer = consume('retries', 10);
-    await waitUntil('two events', () => consumer.received.length >= 2);
+    await until('two events', () => consumer.received.length >= 2);
     await consumer.sub.ack(consumer.received[0] as PersistentSubscriptionToAllResolvedEvent);
     for (let attempt = 1; attempt <= 2; attempt++) {
       await consumer.sub.nack(
@@ -245,10 +264,10 @@ describe('persistent subscriptions to $all on the emulator (real client)', () =>
         'failing',
         consumer.received[consumer.received.length - 1] as PersistentSubscriptionToAllResolvedEvent,
       );
-      await waitUntil(`retry ${attempt}`, () => consumer.received.length >= 2 + attempt);
+      await until(`retry ${attempt}`, () => consumer.received.length >= 2 + attempt);
     }
     await consumer.sub.nack(RETRY, 'failing', consumer.received[consumer.received.length - 1] as PersistentSubscriptionToAllResolvedEvent);
-    const parked = await waitUntil('the parked message', async () => {
+    const parked = await until('the parked message', async () => {
       const events = await readAll(parkedStream('retries'));
       return events.length === 1 ? events : undefined;
     });
@@ -271,9 +290,9 @@ describe('persistent subscriptions to $all on the emulator (real client)', () =>
     await append(`${PREFIX}1`, 'E0');
     await createGroup('park');
     const consumer = consume('park');
-    await waitUntil('the event', () => consumer.received.length >= 1);
+    await until('the event', () => consumer.received.length >= 1);
     await consumer.sub.nack(PARK, 'bad data', consumer.received[0] as PersistentSubscriptionToAllResolvedEvent);
-    const parked = await waitUntil('the parked message', async () => (await readAll(parkedStream('park')))[0]);
+    const parked = await until('the parked message', async () => (await readAll(parkedStream('park')))[0]);
     expect(parked.event?.metadata).toEqual({ added: expect.any(String), reason: "Client explicitly NAK'ed message.\nbad data" });
   });
 
@@ -281,7 +300,7 @@ describe('persistent subscriptions to $all on the emulator (real client)', () =>
     await append(`${PREFIX}1`, 'E0', 'E1', 'E2');
     await createGroup('replay');
     const consumer = consume('replay');
-    await waitUntil('three events', () => consumer.received.length >= 3);
+    await until('three events', () => consumer.received.length >= 3);
     const [e0, e1, e2] = consumer.received as [
       PersistentSubscriptionToAllResolvedEvent,
       PersistentSubscriptionToAllResolvedEvent,
@@ -290,13 +309,13 @@ describe('persistent subscriptions to $all on the emulator (real client)', () =>
     await consumer.sub.nack(PARK, 'one', e0);
     await consumer.sub.nack(PARK, 'two', e1);
     await consumer.sub.ack(e2);
-    const links = await waitUntil('two parked', async () => {
+    const links = await until('two parked', async () => {
       const events = await readAll(parkedStream('replay'));
       return events.length === 2 ? events : undefined;
     });
 
     await client.replayParkedMessagesToAll('replay');
-    await waitUntil('the replayed events', () => consumer.received.length >= 5);
+    await until('the replayed events', () => consumer.received.length >= 5);
     const replayed = consumer.received.slice(3);
     expect(replayed.map((r) => [r.event?.streamId, r.event?.revision, r.link?.streamId, r.link?.revision, r.retryCount])).toEqual([
       [`${PREFIX}1`, 0n, parkedStream('replay'), 0n, 0],
@@ -319,17 +338,17 @@ describe('persistent subscriptions to $all on the emulator (real client)', () =>
     await append(`${PREFIX}1`, 'E0', 'E1', 'E2');
     await createGroup('stop-at');
     const consumer = consume('stop-at');
-    await waitUntil('three events', () => consumer.received.length >= 3);
+    await until('three events', () => consumer.received.length >= 3);
     for (const event of consumer.received.slice(0, 3)) await consumer.sub.nack(PARK, 'later', event);
-    await waitUntil('three parked', async () => (await readAll(parkedStream('stop-at'))).length === 3);
+    await until('three parked', async () => (await readAll(parkedStream('stop-at'))).length === 3);
 
     await client.replayParkedMessagesToAll('stop-at', { stopAt: 2 });
-    await waitUntil('two replayed', () => consumer.received.length >= 5);
+    await until('two replayed', () => consumer.received.length >= 5);
     expect(consumer.received.slice(3).map((r) => r.event?.revision)).toEqual([0n, 1n]);
     expect((await client.getStreamMetadata(parkedStream('stop-at'))).metadata?.truncateBefore).toBe(2);
 
     await client.replayParkedMessagesToAll('stop-at');
-    await waitUntil('the last one', () => consumer.received.length >= 6);
+    await until('the last one', () => consumer.received.length >= 6);
     expect(consumer.received[5]?.event?.revision).toBe(2n);
     expect((await client.getStreamMetadata(parkedStream('stop-at'))).metadata?.truncateBefore).toBe(3);
   });
@@ -339,12 +358,12 @@ describe('persistent subscriptions to $all on the emulator (real client)', () =>
     await append(`${PREFIX}1`, 'E0');
     await createGroup('timeout', { maxRetryCount: 1 });
     const consumer = consume('timeout');
-    await waitUntil('the event', () => consumer.received.length >= 1);
+    await until('the event', () => consumer.received.length >= 1);
     control.expireInFlight('timeout');
-    await waitUntil('the event again', () => consumer.received.length >= 2);
+    await until('the event again', () => consumer.received.length >= 2);
     expect(consumer.received[1]?.retryCount).toBe(1);
     control.expireInFlight('timeout');
-    const parked = await waitUntil('parked', async () => (await readAll(parkedStream('timeout')))[0]);
+    const parked = await until('parked', async () => (await readAll(parkedStream('timeout')))[0]);
     expect(parked.event?.metadata).toMatchObject({ reason: 'Reached retry count of 1' });
     expect(consumer.received).toHaveLength(2);
   });
@@ -353,11 +372,11 @@ describe('persistent subscriptions to $all on the emulator (real client)', () =>
     await append(`${PREFIX}1`, 'E0', 'E1');
     await createGroup('leave', { maxRetryCount: 0 });
     const a = consume('leave');
-    await waitUntil('A has both', () => a.received.length >= 2);
+    await until('A has both', () => a.received.length >= 2);
     const b = consume('leave');
-    await waitUntil('B joined', () => control.groupInfo('leave')?.consumers.length === 2);
+    await until('B joined', () => control.groupInfo('leave')?.consumers.length === 2);
     await a.sub.unsubscribe();
-    await waitUntil('B has both', () => b.received.length >= 2);
+    await until('B has both', () => b.received.length >= 2);
     expect(revisions(b.received)).toEqual([`${PREFIX}1@0/1`, `${PREFIX}1@1/1`]);
     expect(await readAll(parkedStream('leave'))).toEqual([]);
   });
@@ -366,12 +385,12 @@ describe('persistent subscriptions to $all on the emulator (real client)', () =>
     await append(`${PREFIX}1`, 'E0');
     await createGroup('drop');
     const a = consume('drop');
-    await waitUntil('the event', () => a.received.length >= 1);
+    await until('the event', () => a.received.length >= 1);
     expect(control.dropConsumers('drop')).toBe(1);
-    await waitUntil('A sees the error', () => a.errors.length > 0);
+    await until('A sees the error', () => a.errors.length > 0);
     expect(a.errors[0]).toBeInstanceOf(UnavailableError);
     const b = consume('drop');
-    await waitUntil('B has it', () => b.received.length >= 1);
+    await until('B has it', () => b.received.length >= 1);
     expect(b.received[0]?.retryCount).toBe(1);
   });
 
@@ -380,12 +399,12 @@ describe('persistent subscriptions to $all on the emulator (real client)', () =>
     const a = consume('rr');
     await joined(a, 'rr');
     const b = consume('rr');
-    await waitUntil('both joined', () => control.groupInfo('rr')?.consumers.length === 2);
+    await until('both joined', () => control.groupInfo('rr')?.consumers.length === 2);
     await append(`${PREFIX}1`, 'E0', 'E1', 'E2', 'E3');
-    await waitUntil('four delivered', () => control.deliveries('rr').length >= 4);
+    await until('four delivered', () => control.deliveries('rr').length >= 4);
     const [first, second] = control.groupInfo('rr')?.consumers.map((c) => c.consumerId) ?? [];
     expect(control.deliveries('rr').map((d) => d.consumerId)).toEqual([first, second, first, second]);
-    await waitUntil('both received', () => a.received.length === 2 && b.received.length === 2);
+    await until('both received', () => a.received.length === 2 && b.received.length === 2);
   });
 
   test('DispatchToSingle: the first consumer gets everything while it has room, then the next', async () => {
@@ -393,9 +412,9 @@ describe('persistent subscriptions to $all on the emulator (real client)', () =>
     const a = consume('single', 2);
     await joined(a, 'single');
     const b = consume('single', 10);
-    await waitUntil('both joined', () => control.groupInfo('single')?.consumers.length === 2);
+    await until('both joined', () => control.groupInfo('single')?.consumers.length === 2);
     await append(`${PREFIX}1`, 'E0', 'E1', 'E2', 'E3');
-    await waitUntil('four received', () => a.received.length + b.received.length >= 4);
+    await until('four received', () => a.received.length + b.received.length >= 4);
     expect(revisions(a.received)).toEqual([`${PREFIX}1@0/0`, `${PREFIX}1@1/0`]);
     expect(revisions(b.received)).toEqual([`${PREFIX}1@2/0`, `${PREFIX}1@3/0`]);
   });
@@ -407,10 +426,10 @@ describe('persistent subscriptions to $all on the emulator (real client)', () =>
     const a = consume('pinned');
     await joined(a, 'pinned');
     const b = consume('pinned');
-    await waitUntil('both joined', () => control.groupInfo('pinned')?.consumers.length === 2);
+    await until('both joined', () => control.groupInfo('pinned')?.consumers.length === 2);
     for (const stream of streams) await append(stream, 'E0');
     for (const stream of streams) await append(stream, 'E1');
-    await waitUntil('eight received', () => a.received.length + b.received.length >= 8);
+    await until('eight received', () => a.received.length + b.received.length >= 8);
     const owner = new Map<string, string>();
     for (const d of control.deliveries('pinned')) {
       const stream = d.event?.stream as string;
@@ -434,12 +453,12 @@ describe('persistent subscriptions to $all on the emulator (real client)', () =>
     const a = consume('by-correlation');
     await joined(a, 'by-correlation');
     const b = consume('by-correlation');
-    await waitUntil('both joined', () => control.groupInfo('by-correlation')?.consumers.length === 2);
+    await until('both joined', () => control.groupInfo('by-correlation')?.consumers.length === 2);
     // Same stream, two correlations / two streams, one correlation.
     const withCorrelation = (type: string, correlation: string) => jsonEvent({ type, data: {}, metadata: { $correlationId: correlation } });
     await client.appendToStream(`${PREFIX}x`, [withCorrelation('E0', 'c-1'), withCorrelation('E1', 'c-2')]);
     await client.appendToStream(`${PREFIX}y`, [withCorrelation('E0', 'c-1'), withCorrelation('E1', 'c-2')]);
-    await waitUntil('four received', () => a.received.length + b.received.length >= 4);
+    await until('four received', () => a.received.length + b.received.length >= 4);
     const byCorrelation = new Map<string, Set<string>>();
     for (const consumer of [a, b]) {
       for (const event of consumer.received) {
@@ -457,7 +476,7 @@ describe('persistent subscriptions to $all on the emulator (real client)', () =>
     const consumer = consume('checkpoint');
     await joined(consumer, 'checkpoint');
     await append(`${PREFIX}1`, 'E0', 'E1', 'E2', 'E3');
-    await waitUntil('four events', () => consumer.received.length >= 4);
+    await until('four events', () => consumer.received.length >= 4);
     const [e0, e1, e2, e3] = consumer.received as PersistentSubscriptionToAllResolvedEvent[];
     const checkpointOf = (e: PersistentSubscriptionToAllResolvedEvent | undefined) =>
       `C:${e?.commitPosition}/P:${e?.event?.position?.prepare}`;
@@ -472,13 +491,13 @@ describe('persistent subscriptions to $all on the emulator (real client)', () =>
       e2 as PersistentSubscriptionToAllResolvedEvent,
       e3 as PersistentSubscriptionToAllResolvedEvent,
     );
-    await waitUntil('checkpoint at E0 (E1 is not acked)', async () => (await lastCheckpoint())?.data === checkpointOf(e0));
+    await until('checkpoint at E0 (E1 is not acked)', async () => (await lastCheckpoint())?.data === checkpointOf(e0));
     expect(await lastCheckpoint()).toEqual({ type: '$SubscriptionCheckpoint', data: checkpointOf(e0) });
     control.tick();
     expect((await lastCheckpoint())?.data).toBe(checkpointOf(e0));
 
     await consumer.sub.ack(e1 as PersistentSubscriptionToAllResolvedEvent);
-    await waitUntil('checkpoint at E3', async () => (await lastCheckpoint())?.data === checkpointOf(e3));
+    await until('checkpoint at E3', async () => (await lastCheckpoint())?.data === checkpointOf(e3));
     expect((await client.getPersistentSubscriptionToAllInfo('checkpoint')).stats.lastCheckpointedEventPosition).toEqual(
       e3?.event?.position,
     );
@@ -493,10 +512,10 @@ describe('persistent subscriptions to $all on the emulator (real client)', () =>
     await joined(a, 'by-time');
     await joined(b, 'min-not-reached');
     await append(`${PREFIX}1`, 'E0', 'E1', 'E2');
-    await waitUntil('three events each', () => a.received.length >= 3 && b.received.length >= 3);
+    await until('three events each', () => a.received.length >= 3 && b.received.length >= 3);
     await a.sub.ack(...a.received);
     await b.sub.ack(...b.received);
-    await waitUntil(
+    await until(
       'all acked',
       () => control.groupInfo('by-time')?.inFlight.length === 0 && control.groupInfo('min-not-reached')?.inFlight.length === 0,
     );
@@ -515,18 +534,18 @@ describe('persistent subscriptions to $all on the emulator (real client)', () =>
     const consumer = consume('restart');
     await joined(consumer, 'restart');
     await append(`${PREFIX}1`, 'E0', 'E1', 'E2');
-    await waitUntil('three events', () => consumer.received.length >= 3);
+    await until('three events', () => consumer.received.length >= 3);
     await consumer.sub.ack(
       consumer.received[0] as PersistentSubscriptionToAllResolvedEvent,
       consumer.received[2] as PersistentSubscriptionToAllResolvedEvent,
     );
-    await waitUntil('checkpoint at E0', async () => (await readAll(checkpointStream('restart'))).length > 0);
+    await until('checkpoint at E0', async () => (await readAll(checkpointStream('restart'))).length > 0);
 
     control.restart();
-    await waitUntil('the consumer is cut off', () => consumer.errors.length > 0);
+    await until('the consumer is cut off', () => consumer.errors.length > 0);
     expect(consumer.errors[0]).toBeInstanceOf(UnavailableError);
     const again = consume('restart');
-    await waitUntil('E1 and E2 again', () => again.received.length >= 2);
+    await until('E1 and E2 again', () => again.received.length >= 2);
     expect(revisions(again.received)).toEqual([`${PREFIX}1@1/0`, `${PREFIX}1@2/0`]);
   });
 
@@ -534,14 +553,14 @@ describe('persistent subscriptions to $all on the emulator (real client)', () =>
     await append(`${PREFIX}1`, 'E0', 'E1');
     await createGroup('update');
     const consumer = consume('update');
-    await waitUntil('two events', () => consumer.received.length >= 2);
+    await until('two events', () => consumer.received.length >= 2);
     await client.updatePersistentSubscriptionToAll('update', settings({ maxRetryCount: 7, messageTimeout: 1234 }));
-    await waitUntil('dropped', () => consumer.errors.length > 0);
+    await until('dropped', () => consumer.errors.length > 0);
     expect(consumer.errors[0]).toBeInstanceOf(PersistentSubscriptionDroppedError);
     const info = await client.getPersistentSubscriptionToAllInfo('update');
     expect(info.settings).toMatchObject({ maxRetryCount: 7, messageTimeout: 1234 });
     const again = consume('update');
-    await waitUntil('both again', () => again.received.length >= 2);
+    await until('both again', () => again.received.length >= 2);
     expect(revisions(again.received)).toEqual([`${PREFIX}1@0/0`, `${PREFIX}1@1/0`]);
     await expect(client.updatePersistentSubscriptionToAll('nope', settings())).rejects.toBeInstanceOf(
       PersistentSubscriptionDoesNotExistError,
@@ -552,17 +571,17 @@ describe('persistent subscriptions to $all on the emulator (real client)', () =>
     await append(`${PREFIX}1`, 'E0');
     await createGroup('delete', { checkPointUpperBound: 1, checkPointLowerBound: 1 });
     const consumer = consume('delete');
-    await waitUntil('the event', () => consumer.received.length >= 1);
+    await until('the event', () => consumer.received.length >= 1);
     await consumer.sub.nack(PARK, 'x', consumer.received[0] as PersistentSubscriptionToAllResolvedEvent);
-    await waitUntil('parked', async () => (await readAll(parkedStream('delete'))).length === 1);
+    await until('parked', async () => (await readAll(parkedStream('delete'))).length === 1);
     await client.deletePersistentSubscriptionToAll('delete');
-    await waitUntil('dropped', () => consumer.errors.length > 0);
+    await until('dropped', () => consumer.errors.length > 0);
     expect(consumer.errors[0]).toBeInstanceOf(PersistentSubscriptionDroppedError);
     await expect(client.getPersistentSubscriptionToAllInfo('delete')).rejects.toBeInstanceOf(PersistentSubscriptionDoesNotExistError);
     await expect(client.deletePersistentSubscriptionToAll('delete')).rejects.toBeInstanceOf(PersistentSubscriptionDoesNotExistError);
     expect(await readAll(parkedStream('delete'))).toEqual([]);
     const late = consume('delete');
-    await waitUntil('refused', () => late.errors.length > 0);
+    await until('refused', () => late.errors.length > 0);
     expect(late.errors[0]).toBeInstanceOf(PersistentSubscriptionDoesNotExistError);
   });
 
@@ -571,7 +590,7 @@ describe('persistent subscriptions to $all on the emulator (real client)', () =>
     const a = consume('max');
     await joined(a, 'max');
     const b = consume('max');
-    await waitUntil('B refused', () => b.errors.length > 0);
+    await until('B refused', () => b.errors.length > 0);
     expect(b.errors[0]).toBeInstanceOf(PersistentSubscriptionMaximumSubscribersReachedError);
     expect(a.errors).toEqual([]);
   });
@@ -583,7 +602,7 @@ describe('persistent subscriptions to $all on the emulator (real client)', () =>
     await createGroup('denied');
     control.denyAccess(['read']);
     const consumer = consume('denied');
-    await waitUntil('refused', () => consumer.errors.length > 0);
+    await until('refused', () => consumer.errors.length > 0);
     expect(consumer.errors[0]).toBeInstanceOf(AccessDeniedError);
   });
 
@@ -593,12 +612,12 @@ describe('persistent subscriptions to $all on the emulator (real client)', () =>
     await joined(consumer, 'everything');
     await append(`${PREFIX}1`, 'E0');
     await client.setStreamMetadata(`${PREFIX}1`, { maxCount: 10 });
-    await waitUntil('the metadata event', () => consumer.received.some((e) => e.event?.streamId === `$$${PREFIX}1`));
+    await until('the metadata event', () => consumer.received.some((e) => e.event?.streamId === `$$${PREFIX}1`));
     for (const event of consumer.received) await consumer.sub.ack(event);
     await consumer.sub.nack(PARK, 'p', consumer.received.find((e) => e.event?.type === 'E0') as PersistentSubscriptionToAllResolvedEvent);
-    await waitUntil('a checkpoint', async () => (await readAll(checkpointStream('everything'))).length > 0);
+    await until('a checkpoint', async () => (await readAll(checkpointStream('everything'))).length > 0);
     await append(`${PREFIX}1`, 'E1');
-    await waitUntil('E1', () => consumer.received.some((e) => e.event?.type === 'E1'));
+    await until('E1', () => consumer.received.some((e) => e.event?.type === 'E1'));
     const streams = new Set(consumer.received.map((e) => e.event?.streamId));
     expect(streams).toContain('$persistentSubscriptionConfig');
     expect(streams).toContain(`$$${PREFIX}1`);
@@ -618,7 +637,7 @@ describe('persistent subscriptions to $all on the emulator (real client)', () =>
         id: crypto.randomUUID(),
       } as never,
     ]);
-    const linked = await waitUntil('the link', () => consumer.received.find((e) => e.link?.streamId === '$links-demo'));
+    const linked = await until('the link', () => consumer.received.find((e) => e.link?.streamId === '$links-demo'));
     expect(linked.event?.streamId).toBe(`${PREFIX}1`);
     expect(linked.commitPosition).toBe(linked.link?.position?.commit);
   });

@@ -438,7 +438,7 @@ class PersistentSubscriptionService {
       this.started = false;
       for (const group of this.groups.values()) {
         if (as === 'server') {
-          for (const call of this.calls.values()) if (call.group === group.settings.group) call.end(connectionDropped());
+          for (const call of [...this.calls.values()]) if (call.group === group.settings.group) call.end(connectionDropped());
         }
         this.guard(group, () => group.shutdown());
       }
@@ -699,14 +699,19 @@ class PersistentSubscriptionService {
       const consumerId = `consumer-${this.consumerCounter}`;
       const deliveries = this.deliveryLog.get(group) ?? [];
       this.deliveryLog.set(group, deliveries);
+      // Once its call has ended a consumer is no longer this service's to drop or end.
+      const end = (status: RpcStatus) => {
+        this.calls.delete(call.correlationId);
+        io.end(status);
+      };
       const connection: ConsumerConnection = {
         send: (message: Message) => {
           deliveries.push(delivery(consumerId, call.connectionName, message));
           if (!io.ended()) io.write(readEventResponse(message, call.structuredIds));
         },
-        dropped: () => io.end(persistentSubscriptionDropped(ALL, group)),
+        dropped: () => end(persistentSubscriptionDropped(ALL, group)),
       };
-      this.calls.set(call.correlationId, { correlationId: call.correlationId, group, consumerId, end: io.end, ended: io.ended });
+      this.calls.set(call.correlationId, { correlationId: call.correlationId, group, consumerId, end, ended: io.ended });
       const client = new PersistentClient(call.correlationId, consumerId, call.connectionName, '', call.username, bufferSize, connection);
       this.guard(existing, () => existing.addClient(client));
       this.updateTimer();
@@ -742,7 +747,7 @@ class PersistentSubscriptionService {
   control(): PersistentSubscriptionsControl {
     return {
       dropConsumers: (group) => {
-        const dropped = [...this.calls.values()].filter((c) => group === undefined || c.group === group);
+        const dropped = [...this.calls.values()].filter((c) => (group === undefined || c.group === group) && !c.ended());
         for (const call of dropped) {
           call.end(connectionDropped());
           this.disconnected(call.correlationId);
