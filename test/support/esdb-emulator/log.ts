@@ -339,7 +339,13 @@ export class EmulatedLog {
    * - any / stream_exists: idempotence via the recent-commits cache only (no index look-up):
    *   first id not cached for this stream -> written; first cached but a later one not ->
    *   corrupted idempotency (= wrong expected version); all cached -> idempotent. The ids do not
-   *   need to be contiguous, nor at the stream's end.
+   *   need to be contiguous, nor at the stream's end. Limits of that cache, as modelled: it holds
+   *   only commits since the node started (`forgetRecentCommits()` = a restart); it is bounded by
+   *   size, 8 MiB at 28 + MemSizer.SizeOf(stream) bytes an entry (~68 B for 'account-1', so
+   *   ~120k events), oldest evicted first; an id written twice keeps its FIRST (stream, revision).
+   *   Past it, an `any` re-send is simply written again.
+   *   Not modelled: IdempotentNotReady (a re-send arriving before the original is indexed is
+   *   dropped without an answer and the client times out); everything here is indexed at once.
    * - revision / no_stream (-1) BELOW the current revision: the event at revision expected+1+i
    *   must have id i (cache or index): all match -> idempotent; the first does not -> wrong
    *   expected version (except no_stream on a soft-deleted stream: written, undeleting it);
