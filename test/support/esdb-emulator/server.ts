@@ -11,6 +11,19 @@
  * PersistentSubscriptions when ./persistent-subscriptions.ts exists (part 2, registered through
  * `registerPersistentSubscriptions(server, log, emulator)`). Insecure, like `--insecure`: no TLS,
  * and the passthrough authorization of ClusterVNode.cs (every call allowed, credentials ignored).
+ *
+ * NOT emulated (known differences from a real node):
+ * - Users, Operations, Gossip, Monitoring, Redaction, Projections services; ACLs; clusters,
+ *   NotLeader/requires-leader; TLS.
+ * - Timeouts: BatchAppend deadlines and the write timeout, read expiry; IdempotentNotReady.
+ * - The live-event channel of subscriptions (32, drop-oldest): a slow subscriber never "falls
+ *   behind" here, so the extra checkpoint the server sends when it does never comes.
+ * - Chunks (records never straddle a 256 MiB chunk, so positions jump at chunk ends); scavenging
+ *   (truncated/expired events stay in $all, as on a real node until it scavenges).
+ * - Validation of metadata written to `$$` streams (unparseable metadata just counts as empty).
+ * - Filtered $all READS are served simply (no search-window paging): the 6.2.1 client never sends
+ *   them (dist/streams/readAll.js always sets `noFilter`); filtered SUBSCRIPTIONS are page-exact.
+ * - Forward stream reads from End (IndexReader asserts a non-negative start): answered as empty.
  */
 import fs from 'node:fs';
 import path from 'node:path';
