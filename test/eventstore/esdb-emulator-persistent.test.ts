@@ -549,6 +549,28 @@ describe('persistent subscriptions to $all on the emulator (real client)', () =>
     expect(revisions(again.received)).toEqual([`${PREFIX}1@1/0`, `${PREFIX}1@2/0`]);
   });
 
+  test('a filtered group checkpoints on a filtered-out event too; reloaded from such a checkpoint it skips the first matching event after it (OnCheckpointLoaded skips the first event read)', async () => {
+    control.autoTick(false);
+    await createGroup('skip-first', { checkPointAfter: 0, checkPointLowerBound: 1, checkPointUpperBound: 1 });
+    const consumer = consume('skip-first');
+    await joined(consumer, 'skip-first');
+    await append(`${PREFIX}1`, 'E0');
+    await until('E0', () => consumer.received.length >= 1);
+    await consumer.sub.ack(consumer.received[0] as PersistentSubscriptionToAllResolvedEvent);
+    await append('other-1', 'X'); // filtered out: counts as processed (HandleSkippedEvents), checkpoint at X
+    const x = (await readAll('other-1'))[0]?.event?.position;
+    await until('checkpoint at X', async () => {
+      const events = await readAll(checkpointStream('skip-first'));
+      return events[events.length - 1]?.event?.data === `C:${x?.commit}/P:${x?.prepare}`;
+    });
+    await consumer.sub.unsubscribe();
+    await append(`${PREFIX}1`, 'E1', 'E2');
+    control.restart();
+    const again = consume('skip-first');
+    await until('E2', () => again.received.some((e) => e.event?.type === 'E2'));
+    expect(again.received.map((e) => e.event?.type)).toEqual(['E2']); // E1 is never delivered
+  });
+
   test('Update: new settings for the group; its consumers are dropped (PersistentSubscriptionDropped) and unacked messages come back from the checkpoint', async () => {
     await append(`${PREFIX}1`, 'E0', 'E1');
     await createGroup('update');
