@@ -57,7 +57,7 @@ import { chainedMetadata, chainTail, EsdbChainAudit, PREVIOUS_STAMP_KEY } from '
 import { HASH_METADATA_KEY } from '../hash-chain';
 import { StreamIdIndex } from './stream-ids';
 import { describeError, toStoreError } from './esdb-errors';
-import { parkedReason, parkedStreamName } from './parked';
+import { attemptsInReason, parkedReason, parkedStreamName } from './parked';
 import { EsdbPersistentSubscription, retryWindowMs } from './persistent-subscription';
 import { isSystemEvent, toRecordedEvent } from './recorded-event';
 import { toActualRevision, toEsdbExpectedRevision } from './revisions';
@@ -298,11 +298,11 @@ export class EsdbEventStore implements EventStore {
     try {
       if (options.streamPrefix || (options.eventTypes && options.eventTypes.length > 0))
         return await this.filteredScan(from, serverSideFilter({ ...options, from: 'start' }), matches, maxCount, budget);
-      return await this.pagedScan(from, matches, maxCount, budget);
+      const byTime = [options.occurredFrom, options.occurredTo, options.recordedFrom, options.recordedTo].some((t) => t !== undefined);
+      return await this.pagedScan(from, matches, maxCount, budget, byTime);
     } catch (err) {
-      // The server's answer to a position that is not where a record starts (StorageReaderWorker.ReadAllEventsForward:
-      // InvalidReadException -> RpcExceptions.InvalidPositionException, InvalidArgument).
-      if (err instanceof InvalidArgumentError && from)
+      // The server's answer to a position that is not where a record starts: see isInvalidPosition.
+      if (from && isInvalidPosition(err))
         throw new EventStoreValidationError('fromPosition', 'is not the position of an event in the log (continue from a `next` position)');
       throw toStoreError(err, 'readAll');
     }
@@ -313,14 +313,18 @@ export class EsdbEventStore implements EventStore {
     matches: (event: RecordedEvent) => boolean,
     maxCount: number,
     budget: number,
+    filtered: boolean,
   ): Promise<{ events: RecordedEvent[]; stoppedAt?: GlobalPosition }> {
     // ESDB's readAll fromPosition is inclusive; ours is exclusive, so anything at or before the cursor is dropped.
     let cursor = from;
     let scanned = 0;
     const out: RecordedEvent[] = [];
     for (;;) {
-      // Small reads stay small; filtered reads may skip many records, hence the floor.
-      const count = Math.min(PAGE_SIZE, Math.max(maxCount - out.length + 1, MIN_PAGE_SIZE), budget - scanned + 1);
+      if (scanned >= budget) return { events: out, stoppedAt: cursor };
+      // Small reads stay small; reads filtered by time may skip many records: whole pages.
+      const wanted = filtered ? PAGE_SIZE : Math.max(maxCount - out.length + 1, MIN_PAGE_SIZE);
+      // +1: the record at the cursor comes back (inclusive) and is dropped.
+      const count = Math.min(PAGE_SIZE, wanted, budget - scanned + (cursor ? 1 : 0));
       const page = await collect(
         this.client.readAll({ direction: FORWARDS, fromPosition: toReadPosition(cursor, START), maxCount: count }),
       );
@@ -372,6 +376,8 @@ export class EsdbEventStore implements EventStore {
         maxSearchWindow: FILTER_WINDOW,
         checkpointInterval: 1,
         checkpointReached: (_subscription, position) => {
+          // The server may send End (2^64 - 1) as a first checkpoint when nothing matched yet: no place at all.
+          if (position.commit >= 2n ** 63n) return;
           scanned += FILTER_WINDOW;
           if (comparePositions(position, head) >= 0) finish();
           else if (scanned >= budget) {
@@ -754,10 +760,15 @@ function groupSettings(maxAttempts: number, retryBackoffMs: number): GroupSettin
   };
 }
 
-/** "attempt N of M: …", the reason this adapter parks with. */
-function attemptsInReason(reason: string): number | undefined {
-  const match = /^attempt (\d+) of \d+:/.exec(reason);
-  return match ? Number(match[1]) : undefined;
+/**
+ * A read of $all from a position where no record starts: StorageReaderWorker.ReadAllEventsForward answers
+ * ReadAllResult.InvalidPosition, which the read enumerator (Enumerator.ReadAllForwards.cs) does not map, so the client
+ * gets UNKNOWN "Unexpected ReadAllResult: InvalidPosition" (UnknownError); subscriptions map it to InvalidArgument
+ * "Trying to read from an invalid position." (RpcExceptions.InvalidPositionException).
+ */
+function isInvalidPosition(err: unknown): boolean {
+  if (err instanceof InvalidArgumentError) return /invalid position/i.test(err.message);
+  return err instanceof Error && /InvalidPosition/.test(err.message);
 }
 
 function toReadPosition(cursor: GlobalPosition | undefined, otherwise: typeof START | typeof END): ReadPosition {

@@ -41,3 +41,14 @@ export function parkedLinkTarget(data: unknown): { stream: string; revision: big
   const match = text === undefined ? null : /^(\d{1,19})@(.+)$/s.exec(text);
   return match ? { revision: BigInt(match[1]!), stream: match[2]! } : undefined;
 }
+
+/** The reason this adapter parks with: the attempts of this delivery, and of all deliveries when there were earlier ones. */
+export function parkReason(attempt: number, maxAttempts: number, total: number, error: string): string {
+  return `attempt ${attempt} of ${maxAttempts}${total > attempt ? `, ${total} in all` : ''}: ${error}`;
+}
+
+/** The handler attempts a reason written by parkReason counts in all. */
+export function attemptsInReason(reason: string): number | undefined {
+  const match = /^attempt (\d+) of \d+(?:, (\d+) in all)?:/.exec(reason);
+  return match ? Number(match[2] ?? match[1]) : undefined;
+}

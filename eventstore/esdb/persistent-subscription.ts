@@ -8,7 +8,7 @@ import type {
 import type { EventHandler, GlobalPosition, RecordedEvent, Subscription } from '../event-store';
 import { blockedReason } from '../event-store';
 import { describeError } from './esdb-errors';
-import { parkedLinkTarget, parkedStreamName } from './parked';
+import { attemptsInReason, parkedLinkTarget, parkedReason, parkedStreamName, parkReason } from './parked';
 import { toRecordedEvent } from './recorded-event';
 
 /** Longest wait before a retry: the group's other buffered messages wait too. */
@@ -86,6 +86,11 @@ export class EsdbPersistentSubscription implements Subscription {
 
   private constructor(private readonly options: PersistentSubscriptionOptions) {
     this.group = options.group;
+  }
+
+  /** The streams this consumer holds back behind a parked event, with the parked revision (for metrics and tests). */
+  blockedStreams(): ReadonlyMap<string, bigint> {
+    return new Map(this.blocked);
   }
 
   /** Joins the group (rejects when the server refuses, e.g. unknown group or too many consumers) and starts delivery. */
@@ -250,6 +255,14 @@ export class EsdbPersistentSubscription implements Subscription {
       await subscription.nack(PARK, blockedReason(event.stream, blockedAt), resolved);
       return;
     }
+    // The parked event itself, but not from a replay (those come resolved from their parking link): a copy the server
+    // sent before it parked it (a redelivery after a timeout, still in this consumer's buffer). It stays parked.
+    if (blockedAt !== undefined && event.revision === blockedAt && !resolved.link) {
+      await subscription.ack(resolved);
+      return;
+    }
+    // Attempts of earlier deliveries that ended parked: the parking link's reason says (whoever parked it).
+    const earlier = resolved.link ? (attemptsInReason(parkedReason(resolved.link) ?? '') ?? 0) : 0;
     for (let attempt = (this.attempts.get(event.id) ?? 0) + 1; ; attempt++) {
       try {
         await this.options.handler(event);
@@ -257,7 +270,7 @@ export class EsdbPersistentSubscription implements Subscription {
       } catch (err) {
         this.attempts.set(event.id, attempt);
         if (attempt >= this.options.maxAttempts) {
-          await subscription.nack(PARK, `attempt ${attempt} of ${this.options.maxAttempts}: ${describeError(err)}`, resolved);
+          await subscription.nack(PARK, parkReason(attempt, this.options.maxAttempts, earlier + attempt, describeError(err)), resolved);
           this.attempts.delete(event.id);
           this.noteParked(event);
           return;

@@ -100,16 +100,23 @@ export class ApiStack {
       snapshotEvery?: number;
       rateLimitPerMinute?: number;
       logger?: Logger;
+      /**
+       * The event store the API writes and reads through (default: the stack's PostgreSQL store), e.g. the EventStoreDB
+       * adapter on the emulator. The saga worker and the projections stay on the stack's store: use it with
+       * startProjections: false, for what the API does on its own (account writes, reads of the log).
+       */
+      eventStore?: EventStore;
     } = {},
   ): Promise<ApiStack> {
     const stack = await TransferStack.create(label, { snapshotEvery: options.snapshotEvery });
     await stack.startWorker();
     const readModels = resilientPool(withApplicationName(stack.db.url, `${label}-api`), 10);
     const metrics = new Metrics();
+    const apiStore = options.eventStore ?? stack.store;
     const deps: ApiDeps = {
-      store: stack.store,
+      store: apiStore,
       collectStoreMetrics: () => collectPostgresStoreMetrics(stack.store, metrics),
-      accounts: new AccountRepository(stack.store, options.snapshotEvery ?? 50),
+      accounts: new AccountRepository(apiStore, options.snapshotEvery ?? 50),
       readModels,
       temporal: stack.client,
       taskQueue: stack.taskQueue,
@@ -120,7 +127,7 @@ export class ApiStack {
       checks: {
         postgres: async () => void (await readModels.query('SELECT 1')),
         temporal: async () => void (await stack.client.connection.workflowService.getSystemInfo({})),
-        eventStore: async () => void (await stack.store.headPosition()),
+        eventStore: async () => void (await apiStore.headPosition()),
       },
       maxConsistencyWaitMs: options.maxConsistencyWaitMs ?? 20_000,
     };

@@ -150,6 +150,8 @@ export async function startEsdbEmulator(options: EsdbEmulatorOptions = {}): Prom
       if (stopped) return;
       stopped = true;
       emulator.dropSubscriptions({ code: grpc.status.UNAVAILABLE, details: 'emulator stopped' });
+      // Persistent consumers' calls too (and their clock tick), or tryShutdown waits its whole second for them.
+      (emulator.persistentSubscriptions as { close?: () => void } | undefined)?.close?.();
       await new Promise<void>((resolve) => {
         const timer = setTimeout(() => {
           server.forceShutdown();
