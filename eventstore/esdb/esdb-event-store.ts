@@ -517,15 +517,20 @@ export class EsdbEventStore implements EventStore {
   /**
    * Creates the group, or brings an existing one to today's settings: the server fixes a group's settings when it is
    * created, so a changed setting (a new maxAttempts, the consumer strategy) would otherwise never reach it. The update
-   * keeps the group's checkpoint and its start point; the server drops the group's consumers, which re-join. The filter
-   * cannot be changed by an update (UpdatePersistentSubscriptionToAll has none): a new filter needs a new group.
+   * keeps the group's checkpoint and its start point; the server drops the group's consumers, which re-join.
+   *
+   * No server-side filter (NoFilter): the group gets every record of $all and the consumer acks, unhandled, those that
+   * do not match. A filtered group counts the records its filter skips as processed (PersistentSubscription.cs,
+   * HandleSkippedEvents), so its checkpoint can land on a skipped record; reloaded from there (a server restart, a
+   * settings update) it skips the first event it reads (OnCheckpointLoaded: `_skipFirstEvent`, "skip the checkpointed
+   * event"), which is then the first MATCHING event after the checkpoint: lost for good. Unfiltered, the checkpoint
+   * is always on a record the group delivered. The cost is traffic: each group receives the whole log.
    */
   private async ensureGroup(group: string, filter: SubscriptionFilter, settings: GroupSettings): Promise<void> {
     try {
       await this.client.createPersistentSubscriptionToAll(
         group,
         persistentSubscriptionToAllSettingsFromDefaults({ ...settings, startFrom: filter.from === 'start' ? START : END }),
-        { filter: serverSideFilter(filter) },
       );
       return;
     } catch (err) {

@@ -7,14 +7,15 @@ function escapeRegex(text: string): string {
 }
 
 /**
- * The server-side filter of a persistent subscription to $all (CreatePersistentSubscriptionToAllOptions.filter,
- * dist/persistentSubscription/createPersistentSubscriptionToAll.d.ts). The server filters on one field only:
+ * The server-side filter of a filtered read of $all (a filtered subscribeToAll, which the adapter reads until caught
+ * up; persistent subscription groups are created without one: see EsdbEventStore.ensureGroup). The server filters on
+ * one field only:
  * - streamPrefix: streamNameFilter({ prefixes }); our stream names cannot start with '$', so system streams are out;
  *   eventTypes, if also given, are then checked on the client (non-matching events are acked and skipped).
  * - eventTypes: eventTypeFilter({ regex }) matching the names exactly (a prefix filter would also let through
  *   "TransferCreatedV2" for "TransferCreated"); our type names cannot start with '$'.
  * - neither: excludeSystemEvents() (event type regex ^[^$].*).
- * The client re-checks every delivered event (see eventMatcher), so this filter only saves traffic.
+ * The client re-checks every event it receives (see eventMatcher), so this filter only saves traffic.
  */
 export function serverSideFilter(filter: SubscriptionFilter): Filter {
   if (filter.streamPrefix) return streamNameFilter({ prefixes: [filter.streamPrefix] });

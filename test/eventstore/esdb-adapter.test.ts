@@ -271,6 +271,34 @@ describe('persistent subscriptions as the server really delivers', () => {
     expect(handled).not.toContain('After');
   });
 
+  test('a group reloaded from its checkpoint (a server restart) loses no event: no server-side filter, whose checkpoints can land on a skipped event', async () => {
+    const group = unique('reload');
+    const stream = unique('rl');
+    const handled: string[] = [];
+    const handler = async (e: RecordedEvent) => void handled.push(e.type);
+    const first = await store.subscribe(group, { streamPrefix: stream, from: 'start' }, handler);
+    await store.appendToStream(stream, [event('E0')], { expectedRevision: 'no_stream' });
+    await waitUntil(() => handled.includes('E0'));
+    // Events of other streams follow; the group checkpoints after them (by time: checkPointAfter).
+    const other = unique('elsewhere');
+    await store.appendToStream(
+      other,
+      Array.from({ length: 20 }, () => event('Elsewhere')),
+      { expectedRevision: 'no_stream' },
+    );
+    const lastOther = (await store.readStream(other, { direction: 'backwards', maxCount: 1 }))[0]!.position;
+    await waitUntil(() => {
+      const checkpoint = control.groupInfo(group)?.lastCheckpoint;
+      return checkpoint === `C:${lastOther.commit}/P:${lastOther.prepare}`;
+    });
+    await first.stop();
+    await store.appendToStream(stream, [event('E1'), event('E2')], { expectedRevision: 0n });
+    control.restart();
+    subscriptions.push(await store.subscribe(group, { streamPrefix: stream, from: 'start' }, handler));
+    await waitUntil(() => handled.includes('E2'));
+    expect(handled.filter((t) => t !== 'E0')).toEqual(['E1', 'E2']);
+  });
+
   test("a group's settings follow the adapter's: an existing group is updated (consumer strategy, retry count, message timeout)", async () => {
     const group = unique('settings');
     await client.createPersistentSubscriptionToAll(
