@@ -303,7 +303,7 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV3['generateD
     responses: {
       200: json(
         out.EventsPage,
-        'A page of events, each with its hash-chain link (`hash`, `previousHash`, `hashForm`); `next` is the position to continue after',
+        'A page of events, each with its hash-chain link (`hash`, `previousHash`, `hashForm`); `next` is the position to continue after (also after a short page: keep going until it is absent)',
       ),
       400: problem,
     },

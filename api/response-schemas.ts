@@ -57,7 +57,10 @@ export const LogEvent = z
 export const EventsPage = z
   .object({
     events: z.array(LogEvent),
-    next: Position.optional().openapi({ description: 'The position to continue after (`after`), when the page is full' }),
+    next: Position.optional().openapi({
+      description:
+        'The position to continue after (`after`): present when the page is full, or when the store stopped at its scan budget before filling it (EventStoreDB, filtering by time: the page may be short, even empty); absent at the end of the log',
+    }),
   })
   .openapi('EventsPage');
 
