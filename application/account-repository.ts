@@ -8,18 +8,29 @@ export type LoadedAccount = Loaded<AccountState>;
 
 /**
  * Bump when AccountState changes shape: older snapshots are then ignored (a longer fold), unless upgradeSnapshot can
- * read them exactly. 2: the transfers' legs in buckets (domain/account-state.ts); 1: one flat map of them.
+ * read them exactly. 3: `held` (holds, issue 25); 2: the transfers' legs in buckets (domain/account-state.ts); 1: one
+ * flat map of them.
  */
-const SNAPSHOT_SCHEMA = 2;
+const SNAPSHOT_SCHEMA = 3;
 
-/** A snapshot of schema 1 in today's shape: its flat map of legs put in buckets (exact), anything malformed ignored. */
+/**
+ * An older snapshot in today's shape, exactly, or undefined (then ignored): schema 2 had no holds (no event of theirs
+ * existed), so `held` is 0; schema 1's flat map of legs goes into buckets. Anything malformed is ignored.
+ */
 export function upgradeSnapshot(schema: number, state: unknown): AccountState | undefined {
-  if (schema !== 1 || typeof state !== 'object' || state === null) return undefined;
-  const { transfers, ...rest } = state as Omit<AccountState, 'transfers'> & { transfers?: unknown };
+  if (typeof state !== 'object' || state === null) return undefined;
+  if (schema === 2) {
+    const previous = state as Omit<AccountState, 'held'>;
+    const { transfers, balance } = previous as { transfers?: unknown; balance?: unknown };
+    if (typeof transfers !== 'object' || transfers === null || Array.isArray(transfers) || !Number.isSafeInteger(balance)) return undefined;
+    return { ...previous, held: 0 };
+  }
+  if (schema !== 1) return undefined;
+  const { transfers, ...rest } = state as Omit<AccountState, 'transfers' | 'held'> & { transfers?: unknown };
   if (typeof transfers !== 'object' || transfers === null || Array.isArray(transfers)) return undefined;
   const legs: unknown[] = Object.values(transfers);
   if (!legs.every((l) => typeof l === 'object' && l !== null && !Array.isArray(l))) return undefined;
-  return { ...rest, transfers: legsInBuckets(transfers as LegsById) };
+  return { ...rest, held: 0, transfers: legsInBuckets(transfers as LegsById) };
 }
 export const snapshotStream = (accountId: string): string => `snapshot-${accountDecider.streamName(accountId)}`;
 

@@ -1,6 +1,6 @@
 import type { Decider } from './decider';
 import { ACCOUNT_EVENT_TYPES, accountStream, type AccountEvent } from './account-events';
-import { evolveAccount, initialAccountState, legsOf, type AccountState } from './account-state';
+import { availableOf, evolveAccount, initialAccountState, legsOf, type AccountState } from './account-state';
 import { isCurrencyCode, isValidAmount, MAX_BALANCE, type MinorUnits } from './money';
 import { accept, reject, type Decision, type Rejection } from './rejection';
 
@@ -14,7 +14,13 @@ export type AccountCommand =
   | { type: 'CreditForTransfer'; transferId: string; amount: MinorUnits; currency: string; fromAccountId: string }
   | { type: 'RefundForTransfer'; transferId: string }
   /** The compensation's first step on the target: no credit may land any more (a no-op when it already has). */
-  | { type: 'VoidCreditForTransfer'; transferId: string };
+  | { type: 'VoidCreditForTransfer'; transferId: string }
+  /** Reserves money for a hold (two-phase transfer): `available` goes down, the balance stays. */
+  | { type: 'PlaceHold'; holdId: string; amount: MinorUnits; currency: string; toAccountId: string }
+  /** Ends a hold's reservation without moving money; before it was placed, no placement can land any more. */
+  | { type: 'ReleaseHold'; holdId: string; reason: 'voided' | 'expired' }
+  /** Ends the reservation and debits the captured part (at most what was held) as the transfer of the hold's id. */
+  | { type: 'CaptureHold'; holdId: string; amount: MinorUnits; currency: string; toAccountId: string };
 
 type AccountDecision = Decision<AccountEvent>;
 
@@ -94,8 +100,8 @@ export function decideAccount(state: AccountState, command: AccountCommand): Acc
       return (
         requireOpen(state) ??
         requireAmount(command.amount) ??
-        (command.amount > state.balance
-          ? reject('insufficient_funds', `Account ${state.accountId} holds ${state.balance}, cannot withdraw ${command.amount}`)
+        (command.amount > availableOf(state)
+          ? reject('insufficient_funds', insufficient(state, 'withdraw', command.amount))
           : accept([
               {
                 type: 'MoneyWithdrawn',
@@ -116,6 +122,10 @@ export function decideAccount(state: AccountState, command: AccountCommand): Acc
         // Debited and given back: the transfer was settled. A debit again is no success a credit could follow.
         return reject('transfer_finished', `Transfer ${command.transferId} was refunded to ${state.accountId}: it can no longer debit it`);
       }
+      if (legs?.held !== undefined && legs.holdReleased !== 'captured') {
+        // The id is a hold's on this account: only its capture debits it (CaptureHold).
+        return reject('transfer_conflict', `${command.transferId} is a hold on ${state.accountId}, not a transfer`);
+      }
       if (legs?.debited !== undefined) return accept([]); // already debited: idempotent
       if (legs?.voided) {
         return reject(
@@ -125,8 +135,8 @@ export function decideAccount(state: AccountState, command: AccountCommand): Acc
       }
       return (
         requireTransferLeg(state, command.toAccountId, command.amount, command.currency) ??
-        (command.amount > state.balance
-          ? reject('insufficient_funds', `Account ${state.accountId} holds ${state.balance}, cannot debit ${command.amount}`)
+        (command.amount > availableOf(state)
+          ? reject('insufficient_funds', insufficient(state, 'debit', command.amount))
           : accept([
               {
                 type: 'TransferDebited',
@@ -207,7 +217,106 @@ export function decideAccount(state: AccountState, command: AccountCommand): Acc
       if (legs?.credited !== undefined || legs?.creditVoided || state.status !== 'open') return accept([]);
       return accept([{ type: 'TransferCreditVoided', data: { accountId: state.accountId, transferId: command.transferId } }]);
     }
+    case 'PlaceHold': {
+      const legs = legsOf(state, command.holdId);
+      if (legs?.holdReleased !== undefined) return reject('hold_finished', `Hold ${command.holdId} on ${state.accountId} already ended`);
+      if (legs?.held !== undefined) {
+        return legs.held === command.amount
+          ? accept([]) // already placed: idempotent
+          : reject('hold_conflict', `Hold ${command.holdId} already reserves ${legs.held} on ${state.accountId}`);
+      }
+      if (legs !== undefined) return reject('hold_conflict', `${command.holdId} is a transfer of ${state.accountId}, not a hold`);
+      return (
+        requireTransferLeg(state, command.toAccountId, command.amount, command.currency) ??
+        (command.amount > availableOf(state)
+          ? reject('insufficient_funds', insufficient(state, 'hold', command.amount))
+          : accept([
+              {
+                type: 'HoldPlaced',
+                data: {
+                  accountId: state.accountId,
+                  holdId: command.holdId,
+                  amount: command.amount,
+                  toAccountId: command.toAccountId,
+                  heldAfter: state.held + command.amount,
+                },
+              },
+            ]))
+      );
+    }
+    case 'ReleaseHold': {
+      // Must always be able to succeed (an expiry or a void is a compensation of the reservation).
+      const legs = legsOf(state, command.holdId);
+      if (legs?.holdReleased !== undefined) return accept([]); // already released: idempotent
+      if (legs?.held === undefined) {
+        // Not placed (yet): no placement may land any more. A missing account has nothing to release (and gets no stream).
+        if (state.status === 'none' || legs !== undefined) return accept([]);
+        return accept([
+          {
+            type: 'HoldReleased',
+            data: { accountId: state.accountId, holdId: command.holdId, amount: 0, reason: command.reason, heldAfter: state.held },
+          },
+        ]);
+      }
+      return accept([
+        {
+          type: 'HoldReleased',
+          data: {
+            accountId: state.accountId,
+            holdId: command.holdId,
+            amount: legs.held,
+            reason: command.reason,
+            heldAfter: state.held - legs.held,
+          },
+        },
+      ]);
+    }
+    case 'CaptureHold': {
+      const legs = legsOf(state, command.holdId);
+      if (legs?.holdReleased === 'captured') {
+        return legs.debited === command.amount
+          ? accept([]) // already captured: idempotent
+          : reject('hold_finished', `Hold ${command.holdId} was captured for ${legs.debited ?? 0}, not ${command.amount}`);
+      }
+      if (legs?.holdReleased !== undefined)
+        return reject('hold_finished', `Hold ${command.holdId} on ${state.accountId} was ${legs.holdReleased}`);
+      if (legs?.held === undefined) return reject('hold_not_placed', `Hold ${command.holdId} reserves nothing on ${state.accountId}`);
+      const bad = requireAmount(command.amount) ?? requireTransferLeg(state, command.toAccountId, command.amount, command.currency);
+      if (bad) return bad;
+      if (command.amount > legs.held)
+        return reject('capture_exceeds_hold', `Hold ${command.holdId} reserves ${legs.held}, cannot capture ${command.amount}`);
+      // The reserved money is in the balance (held <= balance always): the captured part is debited from it at once.
+      return accept([
+        {
+          type: 'HoldReleased',
+          data: {
+            accountId: state.accountId,
+            holdId: command.holdId,
+            amount: legs.held,
+            reason: 'captured',
+            heldAfter: state.held - legs.held,
+          },
+        },
+        {
+          type: 'TransferDebited',
+          data: {
+            accountId: state.accountId,
+            transferId: command.holdId,
+            amount: command.amount,
+            toAccountId: command.toAccountId,
+            balanceAfter: state.balance - command.amount,
+          },
+        },
+      ]);
+    }
   }
+}
+
+function insufficient(state: AccountState, what: string, amount: MinorUnits): string {
+  const available = availableOf(state);
+  return state.held > 0
+    ? `Account ${state.accountId} has ${available} available (${state.balance} less ${state.held} held), cannot ${what} ${amount}`
+    : `Account ${state.accountId} holds ${state.balance}, cannot ${what} ${amount}`;
 }
 
 /** Accounts as a decider: the stream `account-<id>`, its events, its fold and its rules. */

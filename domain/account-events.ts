@@ -24,7 +24,22 @@ export type AccountEvent =
    * The saga settled this transfer without crediting this account (cancelled, or the credit was
    * given up): a credit attempt still in flight must never land after the source was refunded.
    */
-  | { type: 'TransferCreditVoided'; data: { accountId: string; transferId: string } };
+  | { type: 'TransferCreditVoided'; data: { accountId: string; transferId: string } }
+  /**
+   * A hold (two-phase transfer) reserves money on this account: the balance stays, `held` grows, and every debit checks
+   * `available = balance - held`. The hold's id is the id of the transfer its capture makes.
+   */
+  | { type: 'HoldPlaced'; data: { accountId: string; holdId: string; amount: MinorUnits; toAccountId: string; heldAfter: MinorUnits } }
+  /**
+   * The reservation ends: voided, expired, or captured (then a TransferDebited of the captured part follows in the same
+   * append). `amount` is what was held (0 for a hold released before it was placed: no placement may land after it).
+   */
+  | {
+      type: 'HoldReleased';
+      data: { accountId: string; holdId: string; amount: MinorUnits; reason: HoldReleaseReason; heldAfter: MinorUnits };
+    };
+
+export type HoldReleaseReason = 'voided' | 'expired' | 'captured';
 
 export type AccountEventType = AccountEvent['type'];
 
@@ -39,6 +54,8 @@ const ACCOUNT_EVENT_TYPE_SET = {
   TransferRefunded: true,
   TransferDebitVoided: true,
   TransferCreditVoided: true,
+  HoldPlaced: true,
+  HoldReleased: true,
 } as const satisfies Record<AccountEventType, true>;
 
 export const ACCOUNT_EVENT_TYPES: readonly AccountEventType[] = Object.keys(ACCOUNT_EVENT_TYPE_SET) as AccountEventType[];

@@ -1,4 +1,4 @@
-import { balanceChange, type AccountEvent } from './account-events';
+import { balanceChange, type AccountEvent, type HoldReleaseReason } from './account-events';
 import type { MinorUnits } from './money';
 
 /** What each transfer did to this account: the legs are remembered so that retries and refunds are exact. */
@@ -10,6 +10,10 @@ export interface TransferLegs {
   voided?: boolean;
   /** No credit may land for this transfer any more (it was settled without one). */
   creditVoided?: boolean;
+  /** A hold of this id reserved this much on this account (its capture is the transfer of the same id). */
+  held?: MinorUnits;
+  /** The hold's reservation ended (voided, expired, or captured: then `debited` is the captured part). */
+  holdReleased?: HoldReleaseReason;
 }
 
 /**
@@ -35,7 +39,14 @@ export interface AccountState {
   ownerId: string;
   currency: string;
   balance: MinorUnits;
+  /** Reserved by open holds: never more than the balance. Every debit checks `available = balance - held`. */
+  held: MinorUnits;
   transfers: TransferLegsByBucket;
+}
+
+/** What the account can pay out now: its balance less what open holds reserve. */
+export function availableOf(state: AccountState): MinorUnits {
+  return state.balance - state.held;
 }
 
 /**
@@ -82,6 +93,7 @@ export const initialAccountState = (accountId = ''): AccountState => ({
   ownerId: '',
   currency: '',
   balance: 0,
+  held: 0,
   transfers: {},
 });
 
@@ -105,6 +117,10 @@ export function evolveAccount(state: AccountState, event: AccountEvent): Account
       return withLeg(state, event.data.transferId, { creditVoided: true });
     case 'TransferRefunded':
       return withLeg({ ...state, balance: state.balance + balanceChange(event) }, event.data.transferId, { refunded: event.data.amount });
+    case 'HoldPlaced':
+      return withLeg({ ...state, held: state.held + event.data.amount }, event.data.holdId, { held: event.data.amount });
+    case 'HoldReleased':
+      return withLeg({ ...state, held: state.held - event.data.amount }, event.data.holdId, { holdReleased: event.data.reason });
   }
 }
 

@@ -25,7 +25,18 @@ export type RejectionType =
   | 'exception_closed'
   | 'exception_in_progress'
   /** A late record dated (business time) before its account was opened (issue 23). */
-  | 'before_account_opened';
+  | 'before_account_opened'
+  // Holds (two-phase transfers, issue 25).
+  | 'hold_not_found'
+  /** The hold id exists with another payload, or is taken by a transfer. */
+  | 'hold_conflict'
+  /** Captured after its expiry: the money went back to the source. */
+  | 'hold_expired'
+  /** Voided, or captured already (with another amount): nothing more can happen to it. */
+  | 'hold_finished'
+  /** The money is not reserved yet (or the reservation was refused). */
+  | 'hold_not_placed'
+  | 'capture_exceeds_hold';
 
 /** Every rejection type, derived from the union. */
 const REJECTION_TYPE_SET = {
@@ -52,6 +63,12 @@ const REJECTION_TYPE_SET = {
   exception_closed: true,
   exception_in_progress: true,
   before_account_opened: true,
+  hold_not_found: true,
+  hold_conflict: true,
+  hold_expired: true,
+  hold_finished: true,
+  hold_not_placed: true,
+  capture_exceeds_hold: true,
 } as const satisfies Record<RejectionType, true>;
 
 export function isRejectionType(type: string | null | undefined): type is RejectionType {

@@ -218,7 +218,7 @@ describe(`AccountRepository snapshots on the ${testStoreKind()} store`, () => {
 
       for (const snapshot of await snapshotsOf(accountId)) {
         expect(snapshot.type).toBe('AccountSnapshot');
-        expect(snapshot.data.schema).toBe(2);
+        expect(snapshot.data.schema).toBe(3);
         const revision = BigInt(snapshot.data.revision as string);
         const upTo = await repository.loadWithoutSnapshot(accountId, (e) => e.revision <= revision);
         expect(upTo.revision).toBe(revision);
@@ -287,6 +287,22 @@ describe(`AccountRepository snapshots on the ${testStoreKind()} store`, () => {
     expect(retried).toMatchObject({ ok: true, eventsWritten: 0 });
   });
 
+  test('a snapshot of schema 2 (before holds: no `held`) is read exactly, with nothing held', async () => {
+    const accountId = await openAccount(repository, 1_000, 'owner');
+    await handleAccountCommand(repository, accountId, { type: 'Withdraw', amount: 100 });
+    const full = await repository.loadWithoutSnapshot(accountId);
+    const { held: _held, ...previous } = full.state;
+    await store.appendToStream(
+      snapshotStream(accountId),
+      [toNewEvent({ type: 'AccountSnapshot', data: { schema: 2, revision: full.revision.toString(), state: previous } }, {})],
+      { expectedRevision: 'any' },
+    );
+    const { loaded, fromRevision } = await loadReadingFrom(accountId);
+    expect(fromRevision).toBe((full.revision as bigint) + 1n); // the snapshot was used
+    expect(loaded).toStrictEqual(full);
+    expect(loaded.state.held).toBe(0);
+  });
+
   test('a snapshot of an unknown schema (or malformed) is ignored: load equals the full fold', async () => {
     const accountId = await openAccount(repository, 1_000, 'owner');
     for (let i = 1; i <= 6; i++) await handleAccountCommand(repository, accountId, { type: 'Deposit', amount: i * 10 });
@@ -297,16 +313,18 @@ describe(`AccountRepository snapshots on the ${testStoreKind()} store`, () => {
 
     const lying = { ...full.state, balance: 999_999_999, status: 'closed' };
     const bogusSnapshots = [
-      { schema: 3, revision: '7', state: lying },
+      { schema: 4, revision: '7', state: lying },
+      // Schema 2 (no holds yet), malformed: ignored too.
+      { schema: 2, revision: '7', state: { ...lying, held: undefined, transfers: 'not a map' } },
       // The previous shape (schema 1: one flat map of the transfers' legs), malformed: ignored too.
       { schema: 1, revision: '7', state: { ...lying, transfers: 'not a map' } },
       { schema: 1, revision: '7', state: { ...lying, transfers: { 't-1': 5 } } },
       { schema: 1, revision: '7', state: { ...lying, transfers: [] } },
       { schema: 0, revision: '7', state: lying },
-      { schema: '2', revision: '7', state: lying },
+      { schema: '3', revision: '7', state: lying },
       { revision: '7', state: lying },
-      { schema: 2, revision: 7, state: lying }, // revision must be a string
-      { schema: 2, revision: '7' }, // no state
+      { schema: 3, revision: 7, state: lying }, // revision must be a string
+      { schema: 3, revision: '7' }, // no state
     ];
     for (const data of bogusSnapshots) {
       await store.appendToStream(snapshotStream(accountId), [toNewEvent({ type: 'AccountSnapshot', data }, {})], {
@@ -323,7 +341,7 @@ describe(`AccountRepository snapshots on the ${testStoreKind()} store`, () => {
     await handleAccountCommand(repository, accountId, { type: 'Withdraw', amount: 10 }); // revision 8
     await handleAccountCommand(repository, accountId, { type: 'Withdraw', amount: 10 }); // revision 9: snapshot due
     const snapshots = await snapshotsOf(accountId);
-    expect(snapshots.at(-1)!.data).toMatchObject({ schema: 2, revision: '9' });
+    expect(snapshots.at(-1)!.data).toMatchObject({ schema: 3, revision: '9' });
     const { loaded, fromRevision } = await loadReadingFrom(accountId);
     expect(fromRevision).toBe(10n);
     expect(loaded).toStrictEqual(await repository.loadWithoutSnapshot(accountId));

@@ -97,6 +97,8 @@ function exactSignedAmount(event: AccountEvent): bigint {
     case 'MoneyWithdrawn':
     case 'TransferDebited':
       return -BigInt(event.data.amount);
+    case 'HoldPlaced':
+    case 'HoldReleased':
     case 'AccountOpened':
     case 'AccountClosed':
     case 'TransferDebitVoided':
@@ -188,6 +190,7 @@ describe('decideAccount: OpenAccount', () => {
       ownerId: 'owner-1',
       currency: 'EUR',
       balance: 250,
+      held: 0,
       transfers: {},
     });
   });

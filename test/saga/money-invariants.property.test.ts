@@ -191,7 +191,9 @@ async function runScenario(stack: TransferStack, s: Scenario): Promise<{ account
         event.type === 'AccountOpened' ||
         event.type === 'AccountClosed' ||
         event.type === 'TransferDebitVoided' ||
-        event.type === 'TransferCreditVoided'
+        event.type === 'TransferCreditVoided' ||
+        event.type === 'HoldPlaced' ||
+        event.type === 'HoldReleased'
       )
         continue;
       running += event.type === 'MoneyWithdrawn' || event.type === 'TransferDebited' ? -event.data.amount : event.data.amount;
