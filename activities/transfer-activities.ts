@@ -12,6 +12,8 @@ import { sameRequest, type TransferCommand } from '../domain/transfer-decider';
 import type { TransferState } from '../domain/transfer-state';
 import { isTerminalStatus, type TerminalTransferStatus, type TransferFailureReason, type TransferStatus } from '../domain/transfer-events';
 import type { TransferSagaInput } from '../workflows/transfer-saga-contract';
+import { HoldLog } from '../application/hold-log';
+import { createHoldActivities } from './hold-activities';
 
 /** What the saga passes to every activity: the saga's own input. */
 export type TransferActivityInput = TransferSagaInput;
@@ -40,6 +42,8 @@ export interface Settlement {
 export interface TransferActivityDeps {
   accounts: AccountRepository;
   transfers: TransferLog;
+  /** The holds' streams (default: over the transfers' store): the hold saga's activities come with the transfer's. */
+  holds?: HoldLog;
   observer?: ActivityObserver;
 }
 
@@ -75,7 +79,7 @@ const legId = (transferId: string, leg: string) => (index: number, type: string)
 /** The one refusal of a run that has no accepted request behind it. */
 export const UNAUTHORIZED = 'unauthorized';
 
-export function createTransferActivities({ accounts, transfers, observer }: TransferActivityDeps) {
+export function createTransferActivities({ accounts, transfers, holds, observer }: TransferActivityDeps) {
   const onConflict = (activity: string) => () => observer?.conflict(activity);
 
   /**
@@ -251,6 +255,9 @@ export function createTransferActivities({ accounts, transfers, observer }: Tran
   }
 
   return {
+    // The hold saga's activities (a capture's credit and settlement are this transfer's own, below).
+    ...createHoldActivities({ accounts, transfers, holds: holds ?? new HoldLog(transfers.eventStore), observer }),
+
     /**
      * The request the API accepted for this transfer, as the saga's input from here on (accounts, amount, reversalOf,
      * actor, correlation id from the stream), or null when none is recorded: the run then moves and writes nothing

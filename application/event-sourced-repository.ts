@@ -107,6 +107,11 @@ export class EventSourcedRepository<S, C, E extends DomainEvent> {
     private readonly cacheSize: number = DEFAULT_STATE_CACHE,
   ) {}
 
+  /** The store this repository reads and writes (for another repository over the same log). */
+  get eventStore(): EventStore {
+    return this.store;
+  }
+
   /** Runs a command's `work` in its turn among this process's commands on the stream (application/stream-turns.ts). */
   exclusive<T>(id: string, work: (turn: Turn) => Promise<T>): Promise<T> {
     return inTurn(this.store, this.decider.streamName(id), work);

@@ -396,6 +396,8 @@ class Harness {
       ]),
     ) as TransferActivities;
     const noop: TransferActivities = {
+      // The hold saga's are real (the no-op baseline runs transfers only).
+      ...real,
       // The no-op saga's accepted request is its own input (nothing is recorded for it: it moves no money).
       acceptedRequest: async (input) => ({ transferId: input.transferId, fromAccountId: 'noop-from', toAccountId: 'noop-to', amount: 1 }),
       reportUnauthorized: async () => undefined,

@@ -1,0 +1,158 @@
+import { randomUUID } from 'node:crypto';
+import { HoldLog } from '../../application/hold-log';
+import { handleAccountCommand } from '../../application/account-commands';
+import { availableOf } from '../../domain/account-state';
+import { acceptHold, captureHold, HoldRejectedError, voidHold, type HoldDeps } from '../../temporal/hold-client';
+import { holdStatusQuery, holdWorkflowId } from '../../workflows/hold-saga-contract';
+import { TransferStack } from '../support/transfer-stack';
+
+/**
+ * The hold saga (issue 25) on a real Temporal dev server and PostgreSQL: reserve, then capture (in part), void or
+ * expire, with money conserved and `available` never below zero.
+ */
+describe('holds: the hold saga', () => {
+  let stack: TransferStack;
+  let deps: HoldDeps;
+  const operator = { actor: 'test-operator', correlationId: 'corr-hold' };
+
+  beforeAll(async () => {
+    stack = await TransferStack.create('hold_saga');
+    await stack.startWorker();
+    deps = { client: stack.client, taskQueue: stack.taskQueue, holds: new HoldLog(stack.store), transfers: stack.transfers };
+  });
+  afterAll(async () => stack?.close());
+
+  const inSeconds = (s: number) => new Date(Date.now() + s * 1000).toISOString();
+  const account = async (id: string) => (await stack.accounts.load(id)).state;
+  async function placed(from: string, to: string, amount: number, expiresInSeconds = 3600) {
+    const holdId = randomUUID();
+    const accepted = await acceptHold(
+      deps,
+      { holdId, fromAccountId: from, toAccountId: to, amount, expiresAt: inSeconds(expiresInSeconds) },
+      operator,
+    );
+    for (let i = 0; i < 200; i++) {
+      const status = (await accepted.handle.query(holdStatusQuery)).status;
+      if (status !== 'pending') break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return { holdId, handle: accepted.handle };
+  }
+
+  test('place, then capture in part: the captured part reaches the target as the transfer of the hold id, the rest is available again', async () => {
+    const a = await stack.openAccount(1_000);
+    const b = await stack.openAccount(0);
+    const { holdId } = await placed(a, b, 600);
+    const held = await account(a);
+    expect({ balance: held.balance, held: held.held, available: availableOf(held) }).toEqual({ balance: 1_000, held: 600, available: 400 });
+    expect(await stack.balance(b)).toBe(0);
+
+    const answer = await captureHold(deps, holdId, 250, operator);
+    expect(answer.status).toBe('captured');
+    const after = await account(a);
+    expect({ balance: after.balance, held: after.held }).toEqual({ balance: 750, held: 0 });
+    expect(await stack.balance(b)).toBe(250);
+    // The captured part is a transfer of the hold's id: completed, with the capture's actor.
+    const transfer = (await stack.transfers.load(holdId)).state;
+    expect(transfer).toMatchObject({
+      status: 'completed',
+      request: { amount: 250, fromAccountId: a, toAccountId: b },
+      accepted: { actor: 'test-operator' },
+    });
+    const hold = (await deps.holds.load(holdId)).state;
+    expect(hold).toMatchObject({ status: 'captured', captured: 250, released: 350, settled: true });
+    // A repeat answers the same; another amount is refused; nothing moves twice.
+    expect((await captureHold(deps, holdId, 250, operator)).status).toBe('captured');
+    await expect(captureHold(deps, holdId, 300, operator)).rejects.toMatchObject({ rejection: { type: 'hold_finished' } });
+    expect(await stack.balance(b)).toBe(250);
+  });
+
+  test('void releases all of it; a capture after is refused; available is whole again', async () => {
+    const a = await stack.openAccount(500);
+    const b = await stack.openAccount(0);
+    const { holdId } = await placed(a, b, 500);
+    expect((await account(a)).held).toBe(500);
+    expect((await voidHold(deps, holdId, operator)).status).toBe('voided');
+    const after = await account(a);
+    expect({ balance: after.balance, held: after.held }).toEqual({ balance: 500, held: 0 });
+    await expect(captureHold(deps, holdId, undefined, operator)).rejects.toBeInstanceOf(HoldRejectedError);
+    expect(await stack.balance(b)).toBe(0);
+  });
+
+  test('every debit checks available: a withdrawal and another hold beyond it are refused while the hold stands', async () => {
+    const a = await stack.openAccount(1_000);
+    const b = await stack.openAccount(0);
+    await placed(a, b, 900);
+    expect(await handleAccountCommand(stack.accounts, a, { type: 'Withdraw', amount: 101 })).toMatchObject({
+      ok: false,
+      rejection: { type: 'insufficient_funds' },
+    });
+    const second = await placed(a, b, 200);
+    expect((await deps.holds.load(second.holdId)).state).toMatchObject({ status: 'failed', failureReason: 'insufficient_funds' });
+    expect((await account(a)).held).toBe(900);
+  });
+
+  test('at expiresAt an open hold is released by its own durable timer, across a worker restart; a capture after is 409 hold_expired', async () => {
+    const a = await stack.openAccount(300);
+    const b = await stack.openAccount(0);
+    const { holdId, handle } = await placed(a, b, 300, 3);
+    expect((await account(a)).held).toBe(300);
+    await stack.stopWorker();
+    await new Promise((r) => setTimeout(r, 500));
+    await stack.startWorker();
+    const result = await handle.result();
+    expect(result.status).toBe('expired');
+    expect((await account(a)).held).toBe(0);
+    await expect(captureHold(deps, holdId, undefined, operator)).rejects.toMatchObject({ rejection: { type: 'hold_expired' } });
+    expect(await stack.balance(b)).toBe(0);
+    expect(await stack.balance(a)).toBe(300);
+  });
+
+  test('a capture whose credit cannot land (target closed meanwhile) gives the money back: compensated', async () => {
+    const a = await stack.openAccount(400);
+    const b = await stack.openAccount(0);
+    const { holdId } = await placed(a, b, 400);
+    expect(await handleAccountCommand(stack.accounts, b, { type: 'CloseAccount' })).toMatchObject({ ok: true });
+    const answer = await captureHold(deps, holdId, 400, operator);
+    expect(answer.status).toBe('compensated');
+    const after = await account(a);
+    expect({ balance: after.balance, held: after.held }).toEqual({ balance: 400, held: 0 });
+    expect((await stack.transfers.load(holdId)).state.status).toBe('compensated');
+  });
+
+  test('a saga started straight on Temporal for a hold the API never accepted moves and writes nothing', async () => {
+    const a = await stack.openAccount(100);
+    const holdId = randomUUID();
+    const handle = await stack.client.workflow.start('holdSaga', {
+      workflowId: holdWorkflowId(holdId),
+      taskQueue: stack.taskQueue,
+      args: [{ holdId }],
+    });
+    const result = (await handle.result()) as { status: string; failureReason?: string };
+    expect(result).toMatchObject({ status: 'failed', failureReason: 'unauthorized' });
+    expect(await stack.eventTypes(`hold-${holdId}`)).toEqual([]);
+    expect((await account(a)).held).toBe(0);
+  });
+
+  test('a capture and the expiry racing: exactly one wins, and money is conserved either way', async () => {
+    const results: string[] = [];
+    for (let i = 0; i < 4; i++) {
+      const a = await stack.openAccount(100);
+      const b = await stack.openAccount(0);
+      const { holdId, handle } = await placed(a, b, 100, 2);
+      await new Promise((r) => setTimeout(r, 1_700 + i * 150));
+      const capture = await captureHold(deps, holdId, undefined, operator).then(
+        (s) => s.status,
+        (e: unknown) => (e instanceof HoldRejectedError ? e.rejection.type : String(e)),
+      );
+      const final = await handle.result();
+      results.push(`${capture}/${final.status}`);
+      const [sa, sb] = [await account(a), await account(b)];
+      expect(sa.balance + sb.balance).toBe(100);
+      expect(sa.held).toBe(0);
+      expect(final.status === 'captured' ? sb.balance : sa.balance).toBe(100);
+      expect(['captured/captured', 'hold_expired/expired']).toContain(`${capture}/${final.status}`);
+    }
+    expect(results).toHaveLength(4);
+  });
+});
