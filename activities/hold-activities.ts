@@ -184,7 +184,7 @@ export function createHoldActivities({ accounts, transfers, holds, observer }: H
       const r = hold.request!;
       const amount = hold.capture.amount;
       const request = { transferId: holdId, fromAccountId: r.fromAccountId, toAccountId: r.toAccountId, amount };
-      const recorded = await transfers.accept(request, hold.capture.accepted);
+      const recorded = await transfers.accept(request, { ...hold.capture.accepted, holdId });
       if (!recorded.ok)
         throw businessFailure(
           recorded.rejection.type === 'transfer_conflict'

@@ -104,6 +104,16 @@ export function createTransferActivities({ accounts, transfers, holds, observer 
       observer?.unauthorized?.(input.transferId, activity, why);
       throw ApplicationFailure.nonRetryable(`Transfer ${input.transferId}: ${why}; nothing moves`, UNAUTHORIZED);
     }
+    if (
+      state.accepted?.holdId !== undefined &&
+      (activity === 'requestTransfer' || activity === 'debitSource' || activity === 'requestAndDebit')
+    ) {
+      // The captured part of a hold: only its capture debits the source (the hold's saga). A transfer saga run for it
+      // (started by hand, or rerun by the reconciler) moves nothing; the hold's saga finishes it.
+      const why = `transfer ${input.transferId} is the capture of hold ${state.accepted.holdId}: only that hold's saga debits it`;
+      observer?.unauthorized?.(input.transferId, activity, why);
+      throw ApplicationFailure.nonRetryable(why, UNAUTHORIZED);
+    }
     if (leg === 'forward' && (state.status === 'failed' || state.status === 'compensated')) {
       // A transfer that ended without moving money (or gave it back) takes no forward step again: a debit found
       // refunded must never be followed by a credit (a run of a finished transfer would create money).

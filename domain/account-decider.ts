@@ -281,6 +281,11 @@ export function decideAccount(state: AccountState, command: AccountCommand): Acc
       if (legs?.holdReleased !== undefined)
         return reject('hold_finished', `Hold ${command.holdId} on ${state.accountId} was ${legs.holdReleased}`);
       if (legs?.held === undefined) return reject('hold_not_placed', `Hold ${command.holdId} reserves nothing on ${state.accountId}`);
+      if (legs.voided || legs.refunded !== undefined) {
+        // The transfer of the hold's id was settled on this account without this capture (a transfer saga run for it):
+        // a debit now could never be credited or refunded by it.
+        return reject('hold_finished', `The transfer ${command.holdId} was settled on ${state.accountId}: the hold cannot be captured`);
+      }
       const bad = requireAmount(command.amount) ?? requireTransferLeg(state, command.toAccountId, command.amount, command.currency);
       if (bad) return bad;
       if (command.amount > legs.held)

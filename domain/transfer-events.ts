@@ -18,6 +18,11 @@ export interface AcceptedBy {
   /** The API key id of the request (or `env-operator`). */
   actor: string;
   correlationId?: string;
+  /**
+   * The transfer is the captured part of this hold (its id): its debit is the hold's capture (CaptureHold, in the hold's
+   * saga), never a transfer saga's debit leg.
+   */
+  holdId?: string;
 }
 
 /** Why a transfer did not complete: a business rule, the infrastructure (retries exhausted), or an operator's cancel. */

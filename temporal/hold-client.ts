@@ -101,7 +101,7 @@ export async function captureHold(
   const capture = recorded.state.capture!;
   const transfer = { transferId: holdId, fromAccountId: request.fromAccountId, toAccountId: request.toAccountId, amount: capture.amount };
   const existing = (await deps.transfers.load(holdId)).state.request;
-  if (!existing || sameRequest(existing, transfer)) await deps.transfers.accept(transfer, capture.accepted);
+  if (!existing || sameRequest(existing, transfer)) await deps.transfers.accept(transfer, { ...capture.accepted, holdId });
   return wake(deps, holdId, 'capture');
 }
 

@@ -5,7 +5,10 @@ import {
   WorkflowNotFoundError,
   type Client,
 } from '@temporalio/client';
+import type { HoldLog } from '../application/hold-log';
 import type { TransferLog } from '../application/transfer-log';
+import type { holdSaga } from '../workflows/hold-saga';
+import { HOLD_SAGA, holdWorkflowId } from '../workflows/hold-saga-contract';
 import { isTerminalStatus } from '../domain/transfer-events';
 import type { transferSaga } from '../workflows/transfer-saga';
 import {
@@ -38,6 +41,8 @@ export interface ReconcilerDeps {
    * recording an outcome. Without it only closed runs that Temporal's visibility lists as unsettled are examined.
    */
   pendingTransfers?: (olderThan: Date, limit: number) => Promise<string[]>;
+  /** The holds' streams: closed hold sagas whose hold is not settled are run again (see reconcileHolds). */
+  holds?: HoldLog;
   /** How long a pending transfer is left to its saga before the reconciler looks at it (default 60 s). */
   graceMs?: number;
   now?: () => Date;
@@ -127,6 +132,8 @@ async function repairOne(deps: ReconcilerDeps, transferId: string): Promise<stri
   if (latest.status === 'RUNNING') return undefined;
   const { state } = await deps.transfers.load(transferId);
   if (isTerminalStatus(state.status)) return undefined; // settled on the stream
+  // The captured part of a hold: its hold's saga finishes it (repairHold), never a transfer saga.
+  if (state.accepted?.holdId !== undefined) return undefined;
   if (!state.request) {
     // A run the API never accepted (started straight on Temporal): it moved nothing, and nothing is there to run.
     deps.log?.({ level: 'warn', msg: 'closed saga without an accepted request: nothing to run', transferId, workflowId });
@@ -175,12 +182,73 @@ async function repairOne(deps: ReconcilerDeps, transferId: string): Promise<stri
   return closedAs;
 }
 
+/**
+ * Holds whose saga closed without settling them (terminated, timed out, failed): a reservation would otherwise stay on
+ * the source for ever (no timer runs any more), or a capture stay half done. Found through Temporal's visibility (closed
+ * hold saga runs of this task queue, closed within RECONCILE_CLOSED_WITHIN_MS), confirmed on the hold's own stream (an
+ * accepted hold, not settled), and run again under the same workflow id: the rerun acts on what the stream recorded
+ * (a capture recorded is finished, an expiry due is recorded and released, an open hold waits for the rest of its time).
+ */
+export async function reconcileHolds(
+  deps: ReconcilerDeps & { holds: HoldLog },
+  options: { limit?: number } = {},
+): Promise<ReconcileResult> {
+  const limit = options.limit ?? 500;
+  const now = (deps.now ?? (() => new Date()))();
+  const result: ReconcileResult = { examined: 0, repaired: [] };
+  const seen = new Set<string>();
+  const query = [
+    `WorkflowType = '${HOLD_SAGA}'`,
+    `TaskQueue = '${deps.taskQueue}'`,
+    `ExecutionStatus IN (${CLOSED_UNSETTLED.map((s) => `'${s}'`).join(', ')})`,
+    `CloseTime > '${new Date(now.getTime() - RECONCILE_CLOSED_WITHIN_MS).toISOString()}'`,
+  ].join(' AND ');
+  let listed = 0;
+  for await (const run of deps.client.workflow.list({ query })) {
+    if (++listed > limit) break;
+    if (!run.workflowId.startsWith(HOLD_WORKFLOW_PREFIX)) continue;
+    const holdId = run.workflowId.slice(HOLD_WORKFLOW_PREFIX.length);
+    if (seen.has(holdId)) continue;
+    seen.add(holdId);
+    result.examined += 1;
+    const latest = await latestRun(deps, run.workflowId);
+    if (latest.status === 'RUNNING') continue;
+    const { state } = await deps.holds.load(holdId);
+    if (!state.request || state.settled) continue;
+    try {
+      await deps.client.workflow.start<typeof holdSaga>(HOLD_SAGA, {
+        workflowId: run.workflowId,
+        taskQueue: deps.taskQueue,
+        args: [{ holdId, actor: state.accepted?.actor ?? SYSTEM_ACTOR }],
+        memo: { ...state.request, rerunBy: SYSTEM_ACTOR, repairOf: latest.runId ?? null, repairedAfter: latest.status },
+        workflowIdReusePolicy: 'ALLOW_DUPLICATE',
+        workflowIdConflictPolicy: 'FAIL',
+      });
+    } catch (error) {
+      if (error instanceof WorkflowExecutionAlreadyStartedError) continue;
+      throw error;
+    }
+    deps.log?.({
+      level: 'warn',
+      msg: 'hold repaired: its saga closed without settling it and was run again',
+      holdId,
+      closedAs: latest.status,
+    });
+    deps.onRepaired?.(holdId, latest.status);
+    result.repaired.push({ transferId: holdId, closedAs: latest.status });
+  }
+  return result;
+}
+
+const HOLD_WORKFLOW_PREFIX = holdWorkflowId('');
+
 /** The reconciler's activities, registered on the transfer worker. */
 export function createReconcilerActivities(deps: ReconcilerDeps) {
   return {
     async reconcileTransfers(): Promise<{ examined: number; repaired: number }> {
       const result = await reconcileTransfers(deps);
-      return { examined: result.examined, repaired: result.repaired.length };
+      const holds = deps.holds ? await reconcileHolds({ ...deps, holds: deps.holds }) : { examined: 0, repaired: [] };
+      return { examined: result.examined + holds.examined, repaired: result.repaired.length + holds.repaired.length };
     },
   };
 }

@@ -4,6 +4,8 @@ import { handleAccountCommand } from '../../application/account-commands';
 import { availableOf } from '../../domain/account-state';
 import { acceptHold, captureHold, HoldRejectedError, voidHold, type HoldDeps } from '../../temporal/hold-client';
 import { holdStatusQuery, holdWorkflowId } from '../../workflows/hold-saga-contract';
+import { reconcileHolds, reconcileTransfers } from '../../temporal/transfer-reconciler';
+import { transferWorkflowId } from '../../workflows/transfer-saga-contract';
 import { TransferStack } from '../support/transfer-stack';
 
 /**
@@ -132,6 +134,51 @@ describe('holds: the hold saga', () => {
     expect(result).toMatchObject({ status: 'failed', failureReason: 'unauthorized' });
     expect(await stack.eventTypes(`hold-${holdId}`)).toEqual([]);
     expect((await account(a)).held).toBe(0);
+  });
+
+  test("a transfer saga started by hand for a capture's transfer moves nothing; the hold's own saga finishes the capture", async () => {
+    const a = await stack.openAccount(500);
+    const b = await stack.openAccount(0);
+    const { holdId, handle } = await placed(a, b, 500);
+    // The capture is recorded (and its transfer accepted) but the saga is not woken yet: someone starts transfer-<id>.
+    await deps.holds.accept(holdId, { type: 'RequestCapture', amount: 200, accepted: operator }, operator);
+    await stack.transfers.accept({ transferId: holdId, fromAccountId: a, toAccountId: b, amount: 200 }, { ...operator, holdId });
+    const meddler = await stack.client.workflow.start('transferSaga', {
+      workflowId: transferWorkflowId(holdId),
+      taskQueue: stack.taskQueue,
+      args: [{ transferId: holdId, fromAccountId: a, toAccountId: b, amount: 200 }],
+    });
+    expect(await meddler.result()).toMatchObject({ status: 'failed', failureReason: 'unauthorized' });
+    expect(await stack.balance(b)).toBe(0);
+    expect((await account(a)).held).toBe(500);
+    // The transfer reconciler leaves the capture's transfer to its hold.
+    const transferDeps = { client: stack.client, taskQueue: stack.taskQueue, transfers: stack.transfers };
+    expect((await reconcileTransfers(transferDeps)).repaired.map((r) => r.transferId)).not.toContain(holdId);
+    const answer = await captureHold(deps, holdId, 200, operator);
+    expect(answer.status).toBe('captured');
+    expect((await handle.result()).status).toBe('captured');
+    expect(await stack.balance(b)).toBe(200);
+    expect(await stack.balance(a)).toBe(300);
+  });
+
+  test('a hold saga terminated while it waits is run again by the reconciler: the reservation still expires, nothing is stuck', async () => {
+    const a = await stack.openAccount(250);
+    const b = await stack.openAccount(0);
+    const { holdId, handle } = await placed(a, b, 250, 3);
+    await handle.terminate('an operator terminated it');
+    expect((await account(a)).held).toBe(250);
+    // Visibility lists the closed run once it has indexed it: pass again until it does (the deadline only bounds a hang).
+    const reconcilerDeps = { client: stack.client, taskQueue: stack.taskQueue, transfers: stack.transfers, holds: deps.holds };
+    let repaired: string[] = [];
+    for (let pass = 0; pass < 100 && !repaired.includes(holdId); pass++) {
+      repaired = (await reconcileHolds(reconcilerDeps)).repaired.map((r) => r.transferId);
+      if (!repaired.includes(holdId)) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(repaired).toContain(holdId);
+    const rerun = stack.client.workflow.getHandle(holdWorkflowId(holdId));
+    expect(((await rerun.result()) as { status: string }).status).toBe('expired');
+    expect((await account(a)).held).toBe(0);
+    expect(await stack.balance(a)).toBe(250);
   });
 
   test('a capture and the expiry racing: exactly one wins, and money is conserved either way', async () => {
