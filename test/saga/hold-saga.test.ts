@@ -181,6 +181,60 @@ describe('holds: the hold saga', () => {
     expect(await stack.balance(a)).toBe(250);
   });
 
+  test('an operator cancels a waiting hold: it is voided by the system and the money is available again', async () => {
+    const a = await stack.openAccount(300);
+    const b = await stack.openAccount(0);
+    const { holdId, handle } = await placed(a, b, 300);
+    await handle.cancel();
+    expect((await handle.result()).status).toBe('voided');
+    expect((await account(a)).held).toBe(0);
+    expect((await deps.holds.load(holdId)).state.voidedBy).toEqual({ actor: 'system' });
+  });
+
+  test('an expiry while the event store is down is recorded and released once it is back (the timer does not give up)', async () => {
+    const a = await stack.openAccount(200);
+    const b = await stack.openAccount(0);
+    let outage = 0;
+    const real = stack.realActivities();
+    await stack.startWorker({
+      ...real,
+      nextDecision: async (input) => {
+        if (input.timerFired && outage < 4) {
+          outage += 1;
+          throw new Error('event store unavailable (simulated outage)');
+        }
+        return real.nextDecision(input);
+      },
+    });
+    try {
+      const { handle } = await placed(a, b, 200, 2);
+      expect((await handle.result()).status).toBe('expired');
+      expect(outage).toBe(4);
+      expect((await account(a)).held).toBe(0);
+    } finally {
+      await stack.startWorker();
+    }
+  });
+
+  test('hot account: many holds, captures, voids and transfers on one account at once: money conserved, held and available never below zero', async () => {
+    const hot = await stack.openAccount(10_000);
+    const targets = await Promise.all(Array.from({ length: 4 }, () => stack.openAccount(0)));
+    const holds = await Promise.all(Array.from({ length: 12 }, (_, i) => placed(hot, targets[i % 4]!, 700)));
+    const transfers = Array.from({ length: 8 }, (_, i) => stack.transfer(hot, targets[i % 4]!, 250).catch(() => undefined));
+    const settle = holds.map(({ holdId }, i) =>
+      i % 3 === 0
+        ? voidHold(deps, holdId, operator)
+        : captureHold(deps, holdId, i % 3 === 1 ? 700 : 300, operator).catch((e: unknown) => ({ status: String(e) })),
+    );
+    await Promise.all([...transfers, ...settle]);
+    const source = await account(hot);
+    const received = (await Promise.all(targets.map((t) => stack.balance(t)))).reduce((x, y) => x + y, 0);
+    expect(source.balance + received).toBe(10_000);
+    expect(source.held).toBe(0);
+    expect(source.balance).toBeGreaterThanOrEqual(0);
+    for (const { holdId } of holds) expect((await deps.holds.load(holdId)).state.settled).toBe(true);
+  });
+
   test('a capture and the expiry racing: exactly one wins, and money is conserved either way', async () => {
     const results: string[] = [];
     for (let i = 0; i < 4; i++) {
