@@ -129,12 +129,19 @@ export function createHoldActivities({ accounts, transfers, holds, observer }: H
       const r = hold.request!;
       const [source, target] = await accounts.loadMany([r.fromAccountId, r.toAccountId]);
       const currency = source.state.currency;
-      if (target.state.status === 'none' || (target.state.currency !== currency && source.state.status !== 'none')) {
-        const reason: TransferFailureReason = target.state.status === 'none' ? 'account_not_found' : 'currency_mismatch';
-        const message =
-          reason === 'account_not_found'
-            ? `Account ${r.toAccountId} does not exist`
-            : `Account ${r.fromAccountId} holds ${currency}, ${r.toAccountId} holds ${target.state.currency}`;
+      const unpayable: { reason: TransferFailureReason; message: string } | undefined =
+        target.state.status === 'none'
+          ? { reason: 'account_not_found', message: `Account ${r.toAccountId} does not exist` }
+          : target.state.status === 'closed'
+            ? { reason: 'account_closed', message: `Account ${r.toAccountId} is closed: a capture could not be paid into it` }
+            : source.state.status !== 'none' && target.state.currency !== currency
+              ? {
+                  reason: 'currency_mismatch',
+                  message: `Account ${r.fromAccountId} holds ${currency}, ${r.toAccountId} holds ${target.state.currency}`,
+                }
+              : undefined;
+      if (unpayable) {
+        const { reason, message } = unpayable;
         // A void of the source's reservation first (a no-op): no placement can land after the refusal.
         await handleAccountCommand(
           accounts,

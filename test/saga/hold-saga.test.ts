@@ -94,6 +94,15 @@ describe('holds: the hold saga', () => {
     expect((await account(a)).held).toBe(900);
   });
 
+  test('a hold that could never be captured (target closed) is refused: failed, nothing reserved', async () => {
+    const a = await stack.openAccount(100);
+    const b = await stack.openAccount(0);
+    expect(await handleAccountCommand(stack.accounts, b, { type: 'CloseAccount' })).toMatchObject({ ok: true });
+    const { holdId } = await placed(a, b, 50);
+    expect((await deps.holds.load(holdId)).state).toMatchObject({ status: 'failed', failureReason: 'account_closed' });
+    expect((await account(a)).held).toBe(0);
+  });
+
   test('at expiresAt an open hold is released by its own durable timer, across a worker restart; a capture after is 409 hold_expired', async () => {
     const a = await stack.openAccount(300);
     const b = await stack.openAccount(0);
