@@ -1,6 +1,7 @@
 import type { Express, NextFunction, Request, RequestHandler, Response } from 'express';
 import { rateLimit } from 'express-rate-limit';
 import { WorkflowNotFoundError } from '@temporalio/client';
+import { HoldLog } from '../application/hold-log';
 import { TransferLog } from '../application/transfer-log';
 import type { CommandContext } from '../application/event-envelope';
 import { accountStream } from '../domain/account-events';
@@ -9,7 +10,7 @@ import type { ApiDeps } from './api-deps';
 import type { ApiKeyStore, Principal } from '../stores/api-keys';
 import { HttpProblem, problemType } from './problem';
 import { scopedTransferId, storedTransferIdFor } from './customer-ids';
-import { AccountParams, CreateTransferBody, ReversalBody, TransferParams } from './schemas';
+import { AccountParams, CreateHoldBody, CreateTransferBody, HoldParams, ReversalBody, TransferParams } from './schemas';
 import { parse } from './validate';
 
 /**
@@ -19,7 +20,9 @@ import { parse } from './validate';
  *   with `WWW-Authenticate: Bearer`.
  * - `operator`: everything. `customer` (bound to one ownerId): reads its own accounts (not owned -> 404,
  *   as for an account that does not exist), starts transfers from its own accounts (not owned -> 403,
- *   before anything is written), reads transfers whose source or target it owns (else 404). Every
+ *   before anything is written), reads transfers whose source or target it owns (else 404); places holds from its
+ *   own accounts (else 403), captures and voids holds whose source it owns, reads holds whose source or target it
+ *   owns (else 404 hold-not-found, as for a hold that does not exist; docs/holds.md). Every
  *   other endpoint -> 403: customers are denied by default, so an endpoint added later is
  *   operator-only until it is listed here.
  * - A rate limit per key (express-rate-limit, in this process's memory: with N API instances a key
@@ -67,6 +70,11 @@ export const OPERATION_ACCESS: Record<string, OperationAccess> = {
   'get /transfers': 'customer',
   'get /transfers/{id}': 'customer',
   'post /transfers/{id}/reversal': 'operator',
+  'post /holds': 'customer',
+  'get /holds': 'customer',
+  'get /holds/{id}': 'customer',
+  'post /holds/{id}/capture': 'customer',
+  'post /holds/{id}/void': 'customer',
   'get /events': 'operator',
   'get /audit/verify': 'operator',
   'get /streams': 'operator',
@@ -165,9 +173,16 @@ export function installAuthentication(app: Express, keys: ApiKeyStore, options: 
 class Ownership {
   private readonly owners = new Map<string, string>();
   private readonly transfers: TransferLog;
+  private readonly holds: HoldLog;
 
   constructor(private readonly deps: ApiDeps) {
     this.transfers = new TransferLog(deps.store);
+    this.holds = new HoldLog(deps.store);
+  }
+
+  /** Source and target of a hold, from its stream (the API records every hold there before its saga starts). */
+  async holdPartiesOf(holdId: string): Promise<{ fromAccountId: string; toAccountId: string } | undefined> {
+    return (await this.holds.load(holdId)).state.request;
   }
 
   /** The owner recorded when the account was opened (its stream's first event), or undefined when it does not exist. */
@@ -267,6 +282,48 @@ export function installAuthorization(app: Express, deps: ApiDeps, options: Acces
       throw new HttpProblem(404, problemType('transfer-not-found'), 'Transfer not found', `No transfer ${id}`);
     }),
   );
+
+  // Holds (docs/holds.md): placed only from the customer's own accounts (403, as POST /transfers).
+  app.post(
+    '/holds',
+    asCustomer(async (req, principal) => {
+      const body = parse(CreateHoldBody, req.body, 'body');
+      if ((await ownership.ownerOf(body.fromAccountId)) !== principal.ownerId) {
+        throw new HttpProblem(
+          403,
+          problemType('forbidden'),
+          'Forbidden',
+          `This API key holds money only on accounts of owner ${principal.ownerId}`,
+          [{ field: 'fromAccountId', message: "is not an account of this API key's owner" }],
+        );
+      }
+    }),
+  );
+  app.get(
+    '/holds',
+    asCustomer(async () => undefined),
+  );
+  // A hold the customer may act on: its own id first (scoped to its owner), then the id as stored (a hold on its
+  // accounts it did not place). Read: its owner owns the source or the target; capture and void: the source. Anything
+  // else is not found, exactly as a hold that does not exist.
+  const customerHold = (parties: 'source' | 'either') =>
+    asCustomer(async (req, principal, res) => {
+      const { id } = parse(HoldParams, { id: req.params.id }, 'path');
+      const scoped = scopedTransferId(principal.ownerId, id);
+      for (const candidate of scoped !== undefined ? [scoped, id] : [id]) {
+        const hold = await ownership.holdPartiesOf(candidate);
+        if (!hold) continue;
+        const accounts = parties === 'source' ? [hold.fromAccountId] : [hold.fromAccountId, hold.toAccountId];
+        const owners = await Promise.all(accounts.map((a) => ownership.ownerOf(a)));
+        if (owners.includes(principal.ownerId)) {
+          res.locals.holdId = candidate;
+          return;
+        }
+      }
+      throw new HttpProblem(404, problemType('hold-not-found'), 'Hold not found', `No hold ${id}`);
+    });
+  app.get('/holds/:id', customerHold('either'));
+  app.post(['/holds/:id/capture', '/holds/:id/void'], customerHold('source'));
 
   // Reversal ids are chosen by operators: never of the form of a customer's scoped ids (customer-ids.ts).
   app.post('/transfers/:id/reversal', (req: Request, res: Response, next: NextFunction) => {

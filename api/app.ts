@@ -16,6 +16,7 @@ import { opsRoutes } from './ops-routes';
 import { HttpProblem, problemHandler, problemType } from './problem';
 import { streamsRoutes } from './streams-routes';
 import { eventsRoutes } from './events-routes';
+import { holdsRoutes } from './holds-routes';
 import { reversalRoutes } from './reversal-routes';
 import { transfersRoutes } from './transfers-routes';
 import { installWaitLimits } from './wait-limits';
@@ -96,6 +97,7 @@ export function createApp(deps: ApiDeps): express.Express {
   app.use(businessTimeRoutes(deps));
   app.use(transfersRoutes(deps));
   app.use(reversalRoutes(deps));
+  app.use(holdsRoutes(deps));
   app.use(streamsRoutes(deps));
   app.use(eventsRoutes(deps));
   app.use(apiKeysRoutes(deps, keys));

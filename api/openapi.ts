@@ -17,6 +17,7 @@ const ROLE_TEXT = {
 const TAGS = {
   accounts: 'Accounts: open, deposit, withdraw, close; balances, history',
   transfers: 'Transfers between accounts (Temporal sagas) and their reversals',
+  holds: 'Holds (two-phase transfers): reserve, then capture (in full or in part), void, or let expire (docs/holds.md)',
   'business-time': 'Late records, exceptions, closing the books, statements and corrections (docs/business-time.md)',
   audit: 'The event log, the stream browser and the hash-chain check (operators; docs/audit.md)',
   'api-keys': 'API keys (operators)',
@@ -38,6 +39,11 @@ const OPERATIONS: Record<string, { operationId: string; tag: keyof typeof TAGS }
   'post /transfers/{id}/reversal': { operationId: 'reverseTransfer', tag: 'transfers' },
   'get /transfers': { operationId: 'listTransfers', tag: 'transfers' },
   'get /transfers/{id}': { operationId: 'getTransfer', tag: 'transfers' },
+  'post /holds': { operationId: 'createHold', tag: 'holds' },
+  'get /holds': { operationId: 'listHolds', tag: 'holds' },
+  'get /holds/{id}': { operationId: 'getHold', tag: 'holds' },
+  'post /holds/{id}/capture': { operationId: 'captureHold', tag: 'holds' },
+  'post /holds/{id}/void': { operationId: 'voidHold', tag: 'holds' },
   'get /audit/verify': { operationId: 'verifyAuditChain', tag: 'audit' },
   'get /events': { operationId: 'listEvents', tag: 'audit' },
   'get /streams': { operationId: 'listStreams', tag: 'audit' },
@@ -275,6 +281,98 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV3['generateD
     summary: 'A transfer and its steps',
     request: { params: s.TransferParams, query: s.TransferQuery },
     responses: { 200: json(s.TransferView, 'The transfer'), 404: problem },
+  });
+  // Holds (issue 25, docs/holds.md).
+  const holdNotFound = {
+    description:
+      "`/problems/hold-not-found`: no such hold (for a customer, also one it may not see or act on: another owner's, or, for a capture or a void, one whose source it does not own)",
+    content: problem.content,
+  };
+  const holdRefused = {
+    description:
+      'The hold refuses it, nothing written: `/problems/hold-expired` (it expired first: the money went back to the source), `/problems/hold-finished` (voided, or captured already with another amount), `/problems/hold-not-placed` (nothing reserved yet, or the reservation was refused)',
+    content: problem.content,
+  };
+  r.registerPath({
+    method: 'post',
+    path: '/holds',
+    summary: 'Reserve money on the source until a capture, a void or the expiry (idempotent by holdId or Idempotency-Key)',
+    description:
+      "The hold's id is also the id of the transfer its capture makes. A customer's hold ids are scoped to its owner as transfer ids are (docs/access-control.md). `expiresAt` is fixed at acceptance (now + `expiresIn`): a repeat (same id, accounts and amount) answers the existing hold, whatever its `expiresIn`.",
+    request: {
+      headers: z.object({
+        'Idempotency-Key': z.string().optional().openapi({ description: 'The hold id (must equal `holdId` when both are given)' }),
+        Prefer: z.string().optional().openapi({
+          description: 'RFC 7240 `wait=N` (seconds, capped at 10): answer 201 once the reservation is placed (or refused) in time',
+        }),
+      }),
+      body: body(s.CreateHoldBody),
+    },
+    responses: {
+      201: json(out.HoldView, 'Placed (or refused: `failed`) within the preferred wait (Prefer: wait=N; Preference-Applied says so)'),
+      202: json(out.HoldView, 'Accepted: the saga places the reservation'),
+      200: json(out.HoldView, 'Already known (a repeat): the hold as it stands'),
+      400: problem,
+      403: { description: "A customer key, and fromAccountId is another owner's account (nothing written)", content: problem.content },
+      409: { description: '`/problems/hold-conflict`: this hold id is taken by another hold or a transfer', content: problem.content },
+      422: {
+        description:
+          "The source or the target does not exist, or their currencies differ (for a customer, another owner's target answers `/problems/account-not-found` either way); nothing written",
+        content: problem.content,
+      },
+    },
+  });
+  r.registerPath({
+    method: 'get',
+    path: '/holds',
+    summary: 'Holds by account (source or target) and status, oldest first, cursor-paginated (a customer sees its own)',
+    request: { query: s.HoldListQuery },
+    responses: {
+      200: json(out.HoldsPage, 'A page of holds; `next` is the cursor of the next page'),
+      400: problem,
+    },
+  });
+  r.registerPath({
+    method: 'get',
+    path: '/holds/{id}',
+    summary: "A hold, from its own stream, with its saga's steps",
+    request: { params: s.HoldParams },
+    responses: { 200: json(out.HoldView, 'The hold'), 404: holdNotFound },
+  });
+  r.registerPath({
+    method: 'post',
+    path: '/holds/{id}/capture',
+    summary: "Capture all or part of a hold: the captured part moves to the target as the transfer of the hold's id, the rest is released",
+    description:
+      "Decided on the hold's stream: exactly one of a capture and the expiry wins. Answers once the capture has settled (`captured`, or `compensated` when the target could not be credited). A repeat answers what the first answered; another amount after a capture is 409 `/problems/hold-finished`.",
+    request: { params: s.HoldParams, body: body(s.CaptureHoldBody) },
+    responses: {
+      200: json(out.HoldView, 'Settled: captured (or compensated)'),
+      400: problem,
+      404: holdNotFound,
+      409: holdRefused,
+      422: {
+        description: '`/problems/capture-exceeds-hold`: more than is held (names `amount`); nothing written',
+        content: problem.content,
+      },
+    },
+  });
+  r.registerPath({
+    method: 'post',
+    path: '/holds/{id}/void',
+    summary: 'Void a hold: the reservation is released, nothing moves',
+    description: 'Answers once the reservation is released. A repeat answers the same.',
+    request: { params: s.HoldParams, body: body(s.EmptyBody) },
+    responses: {
+      200: json(out.HoldView, 'Voided and released'),
+      400: problem,
+      404: holdNotFound,
+      409: {
+        description:
+          'The hold refuses it, nothing written: `/problems/hold-expired`, `/problems/hold-finished` (captured), `/problems/hold-not-placed` (its reservation was refused)',
+        content: problem.content,
+      },
+    },
   });
   r.registerPath({
     method: 'get',

@@ -1,9 +1,20 @@
 import type { Rejection } from '../domain/rejection';
 import { HttpProblem, problemType } from './problem';
 
-/** A refused domain rule: 404 when the account does not exist, 422 for every other rule. */
+/** A hold's state refuses it (docs/holds.md): 409, as a conflict with what the hold's stream decided already. */
+const HOLD_CONFLICTS: ReadonlySet<Rejection['type']> = new Set(['hold_conflict', 'hold_expired', 'hold_finished', 'hold_not_placed']);
+
+/**
+ * A refused domain rule: 404 when the account (or the hold) does not exist, 409 for a conflicting id or a hold's state
+ * that refuses it (expired, finished, not placed), 422 for every other rule.
+ */
 export function rejectionProblem(rejection: Rejection, field?: string): HttpProblem {
-  const status = rejection.type === 'account_not_found' ? 404 : rejection.type === 'transfer_conflict' ? 409 : 422;
+  const status =
+    rejection.type === 'account_not_found' || rejection.type === 'hold_not_found'
+      ? 404
+      : rejection.type === 'transfer_conflict' || HOLD_CONFLICTS.has(rejection.type)
+        ? 409
+        : 422;
   const title = rejection.type.replace(/_/g, ' ').replace(/^./, (c) => c.toUpperCase());
   return new HttpProblem(
     status,

@@ -2,7 +2,7 @@ import { extendZodWithOpenApi } from '@asteasolutions/zod-to-openapi';
 import { z } from 'zod';
 import type { ChainProblem, HashForm, UnhashedField } from '../eventstore/hash-chain';
 import { ApiKeyView } from './api-key-schemas';
-import { AccountId, AccountView, Movement, TransferView } from './schemas';
+import { AccountId, AccountView, HoldId, HoldStatusEnum, Movement, TransferView } from './schemas';
 
 extendZodWithOpenApi(z);
 
@@ -206,3 +206,35 @@ export const ApiKeyList = z.object({ keys: z.array(ApiKeyView) }).openapi('ApiKe
 export const Health = z.object({ status: z.literal('ok') }).openapi('Health');
 
 export const ConsoleConfig = z.object({ temporalUiUrl: z.string().nullable(), temporalNamespace: z.string() }).openapi('ConsoleConfig');
+
+/** A hold (issue 25, docs/holds.md): from its own stream, with its saga's steps when the saga can be asked. */
+export const HoldView = z
+  .object({
+    holdId: HoldId,
+    fromAccountId: AccountId,
+    toAccountId: AccountId,
+    amount: z.number().int().openapi({ description: 'What the hold reserves on the source (integer minor units)' }),
+    currency: z.string().optional().openapi({ description: "The source's currency, once the reservation is placed" }),
+    status: HoldStatusEnum,
+    expiresAt: z.string().openapi({ description: 'When an open hold is released by itself (ISO-8601)' }),
+    captured: z
+      .number()
+      .int()
+      .optional()
+      .openapi({ description: "What reached the target: the transfer of the hold's id (0 when compensated)" }),
+    released: z.number().int().optional().openapi({ description: "What went back to the source's available" }),
+    failureReason: z.string().optional(),
+    steps: z
+      .array(z.object({ name: z.string(), at: z.string(), status: z.string().optional(), detail: z.string().optional() }))
+      .optional()
+      .openapi({ description: "The saga's steps with their times (empty when its saga cannot be asked; absent in lists)" }),
+    createdAt: z.string().optional().openapi({ description: 'When the hold was accepted (in lists, which are ordered by it)' }),
+  })
+  .openapi('Hold');
+
+export const HoldsPage = z
+  .object({
+    holds: z.array(HoldView),
+    next: z.string().optional().openapi({ description: 'The cursor (`after`) of the next page' }),
+  })
+  .openapi('HoldsPage');

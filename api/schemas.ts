@@ -423,3 +423,54 @@ export const ExceptionDecision = z
     position: PositionText.optional().describe('Read-your-writes: pass as minPosition to GET /exceptions'),
   })
   .openapi('ExceptionDecision');
+
+// --- Holds (two-phase transfers, issue 25; docs/holds.md) ---
+
+/** Every status of a hold (domain/hold.ts). */
+export const HOLD_STATUSES = ['pending', 'failed', 'held', 'capturing', 'captured', 'compensated', 'voided', 'expired'] as const;
+export const HoldStatusEnum = z.enum(HOLD_STATUSES, { error: `must be one of ${HOLD_STATUSES.join(', ')}` });
+/** A hold's id: its idempotency key, and the id of the transfer its capture makes (the same form as a transfer id). */
+export const HoldId = z
+  .string({ error: 'must be a string' })
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/, {
+    error: 'must be 1-64 characters: letters, digits, _ and -, starting with a letter or digit',
+  })
+  .openapi({ example: 'order-4711-hold' });
+/** Seconds until an open hold is voided by itself: default 7 days, at most 30. */
+export const DEFAULT_HOLD_EXPIRES_IN = 604_800;
+export const MAX_HOLD_EXPIRES_IN = 2_592_000;
+export const CreateHoldBody = z
+  .strictObject({
+    holdId: HoldId.optional(),
+    fromAccountId: AccountId,
+    toAccountId: AccountId,
+    amount: Amount,
+    expiresIn: z
+      .number({ error: 'must be a number of seconds' })
+      .int({ error: 'must be a whole number of seconds' })
+      .min(1, { error: 'must be at least 1 second' })
+      .max(MAX_HOLD_EXPIRES_IN, { error: `must be at most ${MAX_HOLD_EXPIRES_IN} seconds (30 days)` })
+      .optional()
+      .openapi({
+        example: 3600,
+        description: `Seconds from acceptance until the hold expires (released by itself); default ${DEFAULT_HOLD_EXPIRES_IN} (7 days), at most ${MAX_HOLD_EXPIRES_IN} (30 days)`,
+      }),
+  })
+  .refine((b) => b.fromAccountId !== b.toAccountId, { error: 'must differ from fromAccountId', path: ['toAccountId'] })
+  .openapi('CreateHoldRequest');
+/** POST /holds/{id}/capture: how much to move (default: all that is held). */
+export const CaptureHoldBody = z
+  .strictObject({ amount: Amount.optional().openapi({ description: 'At most what is held; absent: all of it' }) })
+  .openapi('CaptureHoldRequest');
+export const HoldParams = z.strictObject({ id: HoldId });
+/** GET /holds: filters, and the cursor of the previous page. */
+export const HoldListQuery = z.strictObject({
+  accountId: AccountId.optional().openapi({ description: 'Holds from or to this account' }),
+  status: HoldStatusEnum.optional(),
+  limit: z.coerce.number({ error: 'must be a number' }).int({ error: 'must be an integer' }).min(1).max(500).default(50),
+  after: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,400}$/, { error: 'must be a cursor returned by a previous page' })
+    .optional()
+    .openapi({ description: 'The `next` of the previous page' }),
+});
