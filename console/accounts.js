@@ -2,6 +2,7 @@
 /** Accounts: search by owner or id; an account with its history, statements, forms and transfers. */
 import { api, ApiError, isOperator, newId } from './api.js';
 import { badge, dl, field, fill, h, isUuid, json, link, money, problemView, route, table, time } from './dom.js';
+import { followPlacedHold, holdForm, loadAccountHolds } from './holds.js';
 import { rememberTransfer, transferRows } from './transfers.js';
 
 export async function accountsPage(ctx) {
@@ -69,6 +70,8 @@ export async function accountsPage(ctx) {
 
 /** Positions written by this page's own writes, per account: its next reads wait for them (read-your-writes). */
 const written = new Map();
+/** A hold just placed from an account's page, shown on its next drawing. */
+const placedHolds = new Map();
 
 export async function accountPage(ctx) {
   const [id] = ctx.params;
@@ -101,6 +104,16 @@ export async function accountPage(ctx) {
     'section',
     { class: 'card summary' },
     h('div', { class: 'big' }, money(account.balance, currency, { 'data-testid': 'balance' }), ' ', badge(account.status)),
+    // Held and available (balance - held) when this API has holds: absent from its answer otherwise.
+    account.held !== undefined || account.available !== undefined
+      ? h(
+          'p',
+          { class: 'reserved', 'data-testid': 'reserved' },
+          account.held !== undefined ? ['Held ', money(account.held, currency, { 'data-testid': 'held' })] : null,
+          account.held !== undefined && account.available !== undefined ? ' · ' : null,
+          account.available !== undefined ? ['Available ', money(account.available, currency, { 'data-testid': 'available' })] : null,
+        )
+      : null,
     dl([
       ['Account', h('span', { class: 'mono' }, account.accountId), 'account-id'],
       ['Owner', account.ownerId, 'owner'],
@@ -119,21 +132,57 @@ export async function accountPage(ctx) {
       : null,
   );
 
+  // A hold placed here: the page follows it until the account shows its reservation, then draws itself again.
+  const hold =
+    account.status === 'open'
+      ? holdForm(account, (view, message) =>
+          followPlacedHold(ctx, account, view, message, (settled) => {
+            placedHolds.set(id, settled);
+            refresh();
+          }),
+        )
+      : null;
+  const placed = placedHolds.get(id);
+  placedHolds.delete(id);
+  if (hold) hold.hidden = true; // until GET /holds answers: an API without holds shows no hold form
   const forms = h(
     'div',
     { class: 'grid' },
     transferForm(account),
+    hold,
     isOperator() ? cashForm(account, refresh) : null,
     balanceAsOfForm(account),
   );
   const history = h('section', { class: 'card' }, h('h2', {}, 'History'), h('p', { class: 'muted' }, 'Loading…'));
   const statements = h('section', { class: 'card', hidden: true, 'data-testid': 'statements' });
+  const holds = h('section', { class: 'card', hidden: true, 'data-testid': 'account-holds' });
   const transfers = h('section', { class: 'card' }, h('h2', {}, 'Transfers'), h('p', { class: 'muted' }, 'Loading…'));
-  ctx.show(h('h1', {}, 'Account ', h('span', { class: 'mono small' }, account.accountId)), summary, history, forms, statements, transfers);
+  ctx.show(
+    h('h1', {}, 'Account ', h('span', { class: 'mono small' }, account.accountId)),
+    summary,
+    placed
+      ? h(
+          'p',
+          { class: 'notice', 'data-testid': 'hold-placed' },
+          'Hold placed: ',
+          badge(placed.status),
+          ' ',
+          link(route('holds', placed.holdId), `Open hold ${placed.holdId}`, { 'data-testid': 'hold-link' }),
+        )
+      : null,
+    history,
+    forms,
+    statements,
+    holds,
+    transfers,
+  );
 
   void loadHistory(ctx, account, history, minPosition);
   void loadAccountTransfers(ctx, account, transfers);
   void loadStatements(ctx, account, statements);
+  void loadAccountHolds(ctx, account, holds).then((available) => {
+    if (hold && available && ctx.alive()) hold.hidden = false;
+  });
 }
 
 async function loadHistory(ctx, account, section, minPosition) {
@@ -332,7 +381,7 @@ function transferForm(account) {
     required: true,
     placeholder: 'account id',
     autocomplete: 'off',
-    pattern: '[0-9a-fA-F-]{36}',
+    pattern: '[0-9a-fA-F\\-]{36}',
   });
   const amount = field(`Amount (minor units of ${account.currency})`, {
     name: 'amount',

@@ -11,6 +11,8 @@ function subjectLink(stream) {
   if (account) return link(route('accounts', account[1]), 'account page');
   const transfer = /^transfer-(.+)$/.exec(stream);
   if (transfer) return link(route('transfers', transfer[1]), 'transfer page');
+  const hold = /^hold-(.+)$/.exec(stream);
+  if (hold) return link(route('holds', hold[1]), 'hold page');
   return null;
 }
 
@@ -38,7 +40,7 @@ export async function streamsPage(ctx) {
     h(
       'span',
       { class: 'quick' },
-      ['account-', 'transfer-'].map((p) => link(route('streams', { prefix: p }), p)),
+      ['account-', 'transfer-', 'hold-'].map((p) => link(route('streams', { prefix: p }), p)),
     ),
   );
   const results = h('div', {}, h('p', { class: 'muted' }, 'Loading…'));
