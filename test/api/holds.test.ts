@@ -109,6 +109,20 @@ describe('holds over HTTP', () => {
     const after = await api.http().get(`/holds/${holdId}`);
     expect(after.body).toMatchObject({ status: 'captured', captured: 250, released: 350 });
     expect((after.body.steps as { name: string }[]).map((s) => s.name)).toContain('credit target and complete');
+
+    // Like any transfer, the captured part is in the transfer list and an operator may reverse it.
+    const reversal = await api
+      .http()
+      .post(`/transfers/${holdId}/reversal`)
+      .set('Prefer', 'wait=10')
+      .send({ amount: 100, reversalId: `rev-${holdId}` });
+    expect(reversal.status).toBe(201);
+    expect(reversal.body).toMatchObject({ reversalOf: holdId, amount: 100, status: 'completed' });
+    expect(await account(a)).toEqual({ balance: 850, held: 0, available: 850 });
+    expect((await account(b)).balance).toBe(150);
+    await api.caughtUp();
+    const listed = await api.http().get('/transfers').query({ accountId: a });
+    expect((listed.body.transfers as { transferId: string }[]).map((t) => t.transferId)).toEqual([holdId, `rev-${holdId}`]);
   });
 
   test('Prefer: wait answers 201 with the placed hold; void releases it all; repeats write nothing', async () => {
@@ -400,7 +414,16 @@ describe('holds over HTTP', () => {
   test('access: a customer holds only its own money, captures and voids only holds on its source, reads holds on its accounts', async () => {
     const a = await api.openAccount('h-alice', 1_000);
     const b = await api.openAccount('h-bob', 100);
+    const bobUsd = (await api.http().post('/accounts').send({ ownerId: 'h-bob', currency: 'USD' })).body.accountId as string;
     const mark = await written();
+    // Another owner's target: missing or in another currency answer alike (its currency is never told).
+    const answers: unknown[] = [];
+    for (const to of [bobUsd, randomUUID()]) {
+      const res = await api.as(alice).post('/holds').send({ fromAccountId: a, toAccountId: to, amount: 1 });
+      expectProblem(res, 422, '/problems/account-not-found', 'toAccountId');
+      answers.push({ ...res.body, detail: undefined, instance: undefined, requestId: undefined });
+    }
+    expect(answers[0]).toEqual(answers[1]);
     // From another owner's account: 403 on fromAccountId, nothing written.
     expectProblem(
       await api.as(alice).post('/holds').send({ holdId: 'from-bob', fromAccountId: b, toAccountId: a, amount: 10 }),
