@@ -42,6 +42,9 @@ describe('access control: API keys, roles, owners, rate limit, actor', () => {
   /** alice: A1 (funded), E (empty, closed by the operator in the table); bob: B1; carol: C1. */
   let A1: string, E: string, B1: string, C1: string;
   let T1: string;
+  /** Holds from A1 to B1, placed by the operator: one to read, and one per caller for each of capture and void. */
+  let H1: string;
+  const HOLDS_FOR: Record<'capture' | 'void', Partial<Record<Who, string>>> = { capture: {}, void: {} };
   /** Late records held as exceptions (too late): one for the accept row, one for the reject row. */
   let X1: string, X2: string;
   const YESTERDAY = new Date(Date.now() - 86_400_000).toISOString().slice(0, 10);
@@ -89,6 +92,15 @@ describe('access control: API keys, roles, owners, rate limit, actor', () => {
         return held.body.exceptionId as string;
       }),
     )) as [string, string];
+    const placeHold = async () => {
+      const holdId = `h-${randomUUID().slice(0, 8)}`;
+      const res = await api.http().post('/holds').set('Prefer', 'wait=10').send({ holdId, fromAccountId: A1, toAccountId: B1, amount: 10 });
+      expect({ status: res.status, hold: res.body.status }).toEqual({ status: 201, hold: 'held' });
+      return holdId;
+    };
+    H1 = await placeHold();
+    for (const what of ['capture', 'void'] as const)
+      for (const who of ['owner', 'other', 'operator'] as const) HOLDS_FOR[what][who] = await placeHold();
     await api.caughtUp();
   });
   afterAll(async () => {
@@ -188,6 +200,34 @@ describe('access control: API keys, roles, owners, rate limit, actor', () => {
     },
     { op: 'get /transfers/{id}', call: (w) => agent(w).get(`/transfers/${T1}`), expect: { owner: 200, other: 404, operator: 200 } },
     { op: 'get /transfers', call: (w) => agent(w).get('/transfers'), expect: { owner: 200, other: 200, operator: 200 } },
+    // Holds (docs/holds.md): a customer places them from its own accounts; capture and void belong to operators and the
+    // source's owner (anyone else: not found); reads to operators and the owners of either account.
+    {
+      op: 'post /holds',
+      call: (w) =>
+        agent(w)
+          .post('/holds')
+          .send({ holdId: `hold-${tid(w)}`, fromAccountId: A1, toAccountId: B1, amount: 5 }),
+      expect: { owner: 202, other: 403, operator: 202 },
+    },
+    { op: 'get /holds', call: (w) => agent(w).get('/holds'), expect: { owner: 200, other: 200, operator: 200 } },
+    { op: 'get /holds/{id}', call: (w) => agent(w).get(`/holds/${H1}`), expect: { owner: 200, other: 404, operator: 200 } },
+    {
+      op: 'post /holds/{id}/capture',
+      call: (w) =>
+        agent(w)
+          .post(`/holds/${HOLDS_FOR.capture[w] ?? H1}/capture`)
+          .send({}),
+      expect: { owner: 200, other: 404, operator: 200 },
+    },
+    {
+      op: 'post /holds/{id}/void',
+      call: (w) =>
+        agent(w)
+          .post(`/holds/${HOLDS_FOR.void[w] ?? H1}/void`)
+          .send({}),
+      expect: { owner: 200, other: 404, operator: 200 },
+    },
     {
       op: 'post /transfers/{id}/reversal',
       call: (w) =>
@@ -266,7 +306,7 @@ describe('access control: API keys, roles, owners, rate limit, actor', () => {
     }
     if (status === 403)
       expect((res.body.errors as { field: string }[]).map((e) => e.field)).toEqual([
-        row.op === 'post /transfers' ? 'fromAccountId' : 'Authorization',
+        row.op === 'post /transfers' || row.op === 'post /holds' ? 'fromAccountId' : 'Authorization',
       ]);
     if (status === 404 && row.op.startsWith('get /accounts')) {
       // Indistinguishable from an account that does not exist.
