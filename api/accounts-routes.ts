@@ -1,4 +1,5 @@
 import { accountStream } from '../domain/account-events';
+import { availableOf } from '../domain/account-state';
 import { randomUUID } from 'node:crypto';
 import { Router, type Request, type Response } from 'express';
 import type { AccountCommand } from '../domain/account-decider';
@@ -184,7 +185,9 @@ export function accountsRoutes(deps: ApiDeps, options: AccountsRoutesOptions = {
   /**
    * The audit question: the balance at a moment, folded from the stream. basis=business (default): every
    * event that had happened by then (occurredAt, late records included); basis=recorded: what the
-   * system knew then (the stream as recorded up to that moment, by the store's recordedAt).
+   * system knew then (the stream as recorded up to that moment, by the store's recordedAt). `held` and `available`
+   * come from the same fold: a hold placed by then reserves part of the balance (it changes `available`, never
+   * `balance`) until its release, which a capture makes with the debit of the captured part.
    */
   router.get('/accounts/:id/balance', async (req, res) => {
     const { id } = parse(AccountParams, req.params, 'path');
@@ -201,6 +204,8 @@ export function accountsRoutes(deps: ApiDeps, options: AccountsRoutesOptions = {
       asOf: new Date(cutoff).toISOString(),
       basis,
       balance: loaded.state.balance,
+      held: loaded.state.held,
+      available: availableOf(loaded.state),
       status: loaded.state.status === 'none' ? 'not_opened_yet' : loaded.state.status,
       revision: loaded.revision === 'no_stream' ? null : Number(loaded.revision),
     });

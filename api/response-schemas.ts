@@ -176,6 +176,8 @@ export const BalanceAsOf = z
     asOf: z.string(),
     basis: z.enum(['business', 'recorded']),
     balance: z.number().int(),
+    held: z.number().int().openapi({ description: 'Reserved by holds open at that moment (issue 25); part of the balance' }),
+    available: z.number().int().openapi({ description: 'What could be paid out at that moment: balance - held' }),
     status: z
       .enum(['open', 'closed', 'not_opened_yet'])
       .openapi({ description: 'The account as of that moment (not_opened_yet: it was opened later)' }),

@@ -208,6 +208,8 @@ export const AccountView = z
     ownerId: z.string(),
     currency: Currency,
     balance: z.number().int(),
+    held: z.number().int().openapi({ description: 'Reserved by open holds (issue 25): part of the balance that cannot be paid out' }),
+    available: z.number().int().openapi({ description: 'What the account can pay out now: balance - held' }),
     status: z.enum(['open', 'closed']),
     revision: z.number().int(),
     updatedAt: z.string(),

@@ -34,18 +34,25 @@ export const accountBalancesProjection: BatchProjection = {
       return why(`Account ${accountId}: its row vanished`); // it exists (the insert did nothing): duplicate
     }
     // The balance the event carries (the guard applies events in stream order): the domain's own figure, never
-    // recomputed here. Events that move no money keep the balance.
+    // recomputed here. Events that move no money keep the balance. Likewise what holds reserve (heldAfter of
+    // HoldPlaced/HoldReleased); other events keep it.
     const balanceAfter = isMovement(event) ? event.data.balanceAfter : null;
     const updated = await client.query(
-      `UPDATE ${t} SET balance = COALESCE($2, balance), status = CASE WHEN $3 THEN 'closed' ELSE status END, revision = $4, updated_at = $5
+      `UPDATE ${t} SET balance = COALESCE($2, balance), status = CASE WHEN $3 THEN 'closed' ELSE status END, revision = $4, updated_at = $5,
+         held = COALESCE($6, held)
        WHERE account_id = $1 AND revision = $4::bigint - 1`,
-      [accountId, balanceAfter, event.type === 'AccountClosed', recorded.revision.toString(), at],
+      [accountId, balanceAfter, event.type === 'AccountClosed', recorded.revision.toString(), at, heldAfterOf(event)],
     );
     if (updated.rowCount === 1) return 'applied';
     return why(`Account ${accountId}: ${event.type} before AccountOpened`);
   },
   planBatch: planBalances,
 };
+
+/** What open holds reserve on the account after this event (HoldPlaced/HoldReleased carry it), or null: unchanged. */
+function heldAfterOf(event: AccountEvent): number | null {
+  return event.type === 'HoldPlaced' || event.type === 'HoldReleased' ? event.data.heldAfter : null;
+}
 
 /**
  * A batch in one statement (see BatchPlan): per account, its run of events folded into one write, as apply() would
@@ -58,7 +65,14 @@ function planBalances(events: RecordedEvent[], tables: Record<string, string>): 
   const { runs, broken } = streamRuns(events);
   const rest = [...broken];
   const units: BatchPlan['units'] = [];
-  const ins = { id: [] as string[], owner: [] as string[], currency: [] as string[], balance: [] as number[], closed: [] as boolean[] };
+  const ins = {
+    id: [] as string[],
+    owner: [] as string[],
+    currency: [] as string[],
+    balance: [] as number[],
+    closed: [] as boolean[],
+    held: [] as number[],
+  };
   const insRev: string[] = [];
   const insOpened: string[] = [];
   const insAt: string[] = [];
@@ -68,6 +82,7 @@ function planBalances(events: RecordedEvent[], tables: Record<string, string>): 
     last: [] as string[],
     balance: [] as (number | null)[],
     closed: [] as boolean[],
+    held: [] as (number | null)[],
   };
   const updAt: string[] = [];
   for (const run of runs) {
@@ -82,6 +97,8 @@ function planBalances(events: RecordedEvent[], tables: Record<string, string>): 
     const movements = domain.filter(isMovement);
     const balanceAfter = movements.length > 0 ? movements.at(-1)!.data.balanceAfter : null;
     const closed = domain.some((e) => e.type === 'AccountClosed');
+    const helds = domain.map(heldAfterOf).filter((h) => h !== null);
+    const heldAfter = helds.length > 0 ? helds.at(-1)! : null;
     const at = run.at(-1)!.metadata.occurredAt;
     if (opened?.type === 'AccountOpened') {
       ins.id.push(accountId);
@@ -89,6 +106,7 @@ function planBalances(events: RecordedEvent[], tables: Record<string, string>): 
       ins.currency.push(opened.data.currency);
       ins.balance.push(balanceAfter ?? 0);
       ins.closed.push(closed);
+      ins.held.push(heldAfter ?? 0);
       insRev.push(run.at(-1)!.revision.toString());
       insOpened.push(run[0]!.metadata.occurredAt);
       insAt.push(at);
@@ -98,6 +116,7 @@ function planBalances(events: RecordedEvent[], tables: Record<string, string>): 
       upd.last.push(run.at(-1)!.revision.toString());
       upd.balance.push(balanceAfter);
       upd.closed.push(closed);
+      upd.held.push(heldAfter);
       updAt.push(at);
     }
     units.push({ key: accountId, events: run });
@@ -105,17 +124,18 @@ function planBalances(events: RecordedEvent[], tables: Record<string, string>): 
   return {
     ctes: [
       `ins AS (
-        INSERT INTO ${t} (account_id, owner_id, currency, balance, status, revision, opened_at, updated_at)
-        SELECT id, owner, currency, balance, CASE WHEN closed THEN 'closed' ELSE 'open' END, revision, opened_at, at
-        FROM unnest(${arrayParams(1, ['text', 'text', 'text', 'bigint', 'boolean', 'bigint', 'timestamptz', 'timestamptz'])})
-             AS u(id, owner, currency, balance, closed, revision, opened_at, at)
+        INSERT INTO ${t} (account_id, owner_id, currency, balance, status, revision, opened_at, updated_at, held)
+        SELECT id, owner, currency, balance, CASE WHEN closed THEN 'closed' ELSE 'open' END, revision, opened_at, at, held
+        FROM unnest(${arrayParams(1, ['text', 'text', 'text', 'bigint', 'boolean', 'bigint', 'timestamptz', 'timestamptz', 'bigint'])})
+             AS u(id, owner, currency, balance, closed, revision, opened_at, at, held)
         ON CONFLICT (account_id) DO NOTHING
         RETURNING account_id
       )`,
       `upd AS (
         UPDATE ${t} SET balance = COALESCE(u.balance, ${t}.balance), status = CASE WHEN u.closed THEN 'closed' ELSE ${t}.status END,
-          revision = u.last, updated_at = u.at
-        FROM unnest(${arrayParams(9, ['text', 'bigint', 'bigint', 'bigint', 'boolean', 'timestamptz'])}) AS u(id, first, last, balance, closed, at)
+          revision = u.last, updated_at = u.at, held = COALESCE(u.held, ${t}.held)
+        FROM unnest(${arrayParams(10, ['text', 'bigint', 'bigint', 'bigint', 'boolean', 'timestamptz', 'bigint'])})
+             AS u(id, first, last, balance, closed, at, held)
         WHERE ${t}.account_id = u.id AND ${t}.revision = u.first - 1
         RETURNING ${t}.account_id
       )`,
@@ -129,12 +149,14 @@ function planBalances(events: RecordedEvent[], tables: Record<string, string>): 
       insRev,
       insOpened,
       insAt,
+      ins.held,
       upd.id,
       upd.first,
       upd.last,
       upd.balance,
       upd.closed,
       updAt,
+      upd.held,
     ],
     written: 'SELECT account_id AS k FROM ins UNION ALL SELECT account_id FROM upd',
     units,

@@ -7,6 +7,8 @@ export interface AccountBalanceRow {
   owner_id: string;
   currency: string;
   balance: string;
+  /** Reserved by open holds (issue 25): part of the balance that cannot be paid out. */
+  held: string;
   status: string;
   revision: string;
   updated_at: Date;
@@ -19,13 +21,16 @@ export function accountRowView(row: AccountBalanceRow) {
     ownerId: row.owner_id,
     currency: row.currency,
     balance: Number(row.balance),
+    held: Number(row.held),
+    available: Number(row.balance) - Number(row.held),
     status: row.status,
     revision: Number(row.revision),
     updatedAt: row.updated_at.toISOString(),
   };
 }
 
-const ACCOUNT_COLUMNS = 'account_id, owner_id, currency, balance::text AS balance, status, revision::text AS revision, updated_at';
+const ACCOUNT_COLUMNS =
+  'account_id, owner_id, currency, balance::text AS balance, held::text AS held, status, revision::text AS revision, updated_at';
 
 /** One account by id (undefined when the read model has none). */
 export async function findAccount(pool: Pool, accountId: string): Promise<AccountBalanceRow | undefined> {

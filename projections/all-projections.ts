@@ -1,6 +1,7 @@
 import { accountBalancesProjection } from './account-balances-projection';
 import { accountHistoryProjection } from './account-history-projection';
 import { businessTimeProjection } from './business-time-projection';
+import { holdsProjection } from './holds-projection';
 import type { Projection } from './projection';
 import { transfersProjection } from './transfers-projection';
 
@@ -9,6 +10,7 @@ export const ALL_PROJECTIONS: readonly Projection[] = [
   accountHistoryProjection,
   transfersProjection,
   businessTimeProjection,
+  holdsProjection,
 ];
 
 export function projectionByName(name: string): Projection | undefined {

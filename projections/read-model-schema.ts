@@ -16,6 +16,10 @@ export const accountBalancesDdl = (t: string) => `
     opened_at   timestamptz NOT NULL,
     updated_at  timestamptz NOT NULL
   );
+  -- Holds (issue 25): what open holds reserve (HoldPlaced/HoldReleased carry it as heldAfter); available = balance - held.
+  -- A constant default: added without rewriting the table. Rows of accounts with holds placed before this column
+  -- existed read 0 until 'npm run projections:rebuild -- account-balances' (docs/holds-read-model.md).
+  ALTER TABLE ${t} ADD COLUMN IF NOT EXISTS held bigint NOT NULL DEFAULT 0;
   CREATE INDEX IF NOT EXISTS ${t}_owner ON ${t} (owner_id, account_id)`;
 
 export const accountHistoryDdl = (t: string) => `
@@ -54,6 +58,35 @@ export const transfersDdl = (t: string) => `
   CREATE INDEX IF NOT EXISTS ${t}_to_created ON ${t} (to_account_id, created_at, transfer_id);
   CREATE INDEX IF NOT EXISTS ${t}_status_created ON ${t} (status, created_at, transfer_id);
   CREATE INDEX IF NOT EXISTS ${t}_created ON ${t} (created_at, transfer_id)`;
+
+/**
+ * rm_holds (issue 25): one row per hold, from its stream `hold-<id>` (holds-projection.ts). `amount` is what was asked;
+ * `reserved` what the source reserved; `captured` / `released` once known; `pos_commit` / `pos_prepare` the position of
+ * the last event applied. Listed oldest first by (created_at, hold_id), per account (source or target) and per status.
+ */
+export const holdsDdl = (t: string) => `
+  CREATE TABLE IF NOT EXISTS ${t} (
+    hold_id          text PRIMARY KEY,
+    from_account_id  text NOT NULL,
+    to_account_id    text NOT NULL,
+    amount           bigint NOT NULL,
+    currency         text,
+    reserved         bigint,
+    captured         bigint,
+    released         bigint,
+    status           text NOT NULL,
+    failure_reason   text,
+    expires_at       timestamptz NOT NULL,
+    revision         bigint NOT NULL,
+    pos_commit       bigint NOT NULL,
+    pos_prepare      bigint NOT NULL,
+    created_at       timestamptz NOT NULL,
+    updated_at       timestamptz NOT NULL
+  );
+  CREATE INDEX IF NOT EXISTS ${t}_from_created ON ${t} (from_account_id, created_at, hold_id);
+  CREATE INDEX IF NOT EXISTS ${t}_to_created ON ${t} (to_account_id, created_at, hold_id);
+  CREATE INDEX IF NOT EXISTS ${t}_status_created ON ${t} (status, created_at, hold_id);
+  CREATE INDEX IF NOT EXISTS ${t}_created ON ${t} (created_at, hold_id)`;
 
 export const CHECKPOINTS_DDL = `
   CREATE TABLE IF NOT EXISTS rm_checkpoints (

@@ -35,6 +35,8 @@ describe('GET /accounts', () => {
       ownerId: 'alice',
       currency: 'EUR',
       balance: balances[0],
+      held: 0,
+      available: balances[0],
       status: 'open',
       revision: 1,
       updatedAt: expect.any(String),

@@ -1,9 +1,12 @@
 import { randomUUID } from 'node:crypto';
+import { HoldLog } from '../../application/hold-log';
 import type { RecordedEvent } from '../../eventstore/event-store';
 import { ALL_PROJECTIONS } from '../../projections/all-projections';
 import { canBatch, OutOfOrderError, type BatchProjection, type Projection } from '../../projections/projection';
 import { ProjectionRunner, readCheckpoint } from '../../projections/projection-runner';
 import { rebuildProjection } from '../../projections/rebuild-projection';
+import { acceptHold, captureHold, voidHold, type HoldDeps } from '../../temporal/hold-client';
+import { holdStatusQuery } from '../../workflows/hold-saga-contract';
 import { ApiLoad, ApiStack, DeliveryLog } from '../support/api-stack';
 import {
   allTables,
@@ -68,6 +71,26 @@ describe('projections: exactly-once effect under duplicates and reordering; rebu
         (await api.http().get(`/transfers/${transferId}`).query({ wait: 20 })).body.status,
       );
     }
+    // Holds (issue 25), each settled: captured in part, voided, refused (not enough funds), expired by its timer.
+    const holdDeps: HoldDeps = {
+      client: api.stack.client,
+      taskQueue: api.stack.taskQueue,
+      holds: new HoldLog(api.store),
+      transfers: api.stack.transfers,
+    };
+    const by = { actor: 'test-operator' };
+    const hold = async (fromAccountId: string, toAccountId: string, amount: number, expiresInSeconds = 3600) => {
+      const holdId = randomUUID();
+      const expiresAt = new Date(Date.now() + expiresInSeconds * 1000).toISOString();
+      const { handle } = await acceptHold(holdDeps, { holdId, fromAccountId, toAccountId, amount, expiresAt }, by);
+      for (let i = 0; i < 600 && (await handle.query(holdStatusQuery)).status === 'pending'; i++)
+        await new Promise((r) => setTimeout(r, 50));
+      return { holdId, handle };
+    };
+    expect((await captureHold(holdDeps, (await hold(accounts[0]!, accounts[1]!, 1_000)).holdId, 400, by)).status).toBe('captured');
+    expect((await voidHold(holdDeps, (await hold(accounts[1]!, accounts[2]!, 500)).holdId, by)).status).toBe('voided');
+    expect((await (await hold(accounts[3]!, accounts[0]!, 99_999)).handle.result()).status).toBe('failed');
+    expect((await (await hold(accounts[4]!, accounts[0]!, 100, 2)).handle.result()).status).toBe('expired');
     accounts.push(closed);
     await api.caughtUp();
     log = await readWholeLog(api.store);
@@ -90,6 +113,10 @@ describe('projections: exactly-once effect under duplicates and reordering; rebu
       'TransferCompleted',
       'TransferFailed',
       'TransferCompensated',
+      'HoldPlaced',
+      'HoldReleased',
+      'HoldCaptured',
+      'HoldRefused',
     ]) {
       expect(types).toContain(type);
     }
@@ -221,7 +248,7 @@ describe('projections: exactly-once effect under duplicates and reordering; rebu
       const second = events.find((e) => e.revision === 1n)!;
       const ahead = await freshTables(api.readModels, projection, 'ahead');
       const attempt = runner.applyMany(counted, ahead, [second], `${projection.name}__ahead`);
-      if (projection.name === 'account-balances' || projection.name === 'transfers') {
+      if (projection.name === 'account-balances' || projection.name === 'transfers' || projection.name === 'holds') {
         await expect(attempt).rejects.toThrow(OutOfOrderError);
         expect(await readCheckpoint(api.readModels, `${projection.name}__ahead`)).toBeUndefined();
       } else await attempt;

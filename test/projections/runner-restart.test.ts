@@ -61,7 +61,8 @@ function expectResumedExactlyOnce(
   checkpoints: Record<string, GlobalPosition>,
   maxRedelivered: number,
 ): void {
-  for (const projection of ALL_PROJECTIONS) {
+  // The load makes no holds (issue 25): the holds projection has nothing to resume here (test/projections/holds-projection.test.ts).
+  for (const projection of ALL_PROJECTIONS.filter((p) => log.some(relevantTo(p)))) {
     const relevant = log.filter(relevantTo(projection));
     const of = (r: RunningProjections, outcome: 'applied' | 'duplicate') =>
       r.deliveries.entries.filter((e) => e.projection === projection.name && e.outcome === outcome).map((e) => e.event);

@@ -17,6 +17,7 @@ export const TABLE_KEYS: Record<string, string> = {
   rm_closed_days: 'timezone COLLATE "C", business_date COLLATE "C"',
   rm_correction_notices: 'timezone COLLATE "C", pos_commit, pos_prepare',
   rm_exceptions: 'exception_id COLLATE "C"',
+  rm_holds: 'hold_id COLLATE "C"',
 };
 
 /** The whole log, paged. */
@@ -82,6 +83,7 @@ export async function expectedReadModels(store: EventStore): Promise<{
       owner_id: state.ownerId,
       currency: state.currency,
       balance: String(state.balance),
+      held: String(state.held),
       status: state.status,
       revision: String(revision),
     });
@@ -131,7 +133,7 @@ export async function expectedReadModels(store: EventStore): Promise<{
 /** The read models as the fold comparison sees them (the columns derived from events). */
 export async function projectedReadModels(pool: Pool, physical: (logical: string) => string = (t) => t) {
   const balances = await pool.query(
-    `SELECT account_id, owner_id, currency, balance::text AS balance, status, revision::text AS revision FROM ${physical('rm_account_balances')} ORDER BY account_id COLLATE "C"`,
+    `SELECT account_id, owner_id, currency, balance::text AS balance, held::text AS held, status, revision::text AS revision FROM ${physical('rm_account_balances')} ORDER BY account_id COLLATE "C"`,
   );
   const history = await pool.query(
     `SELECT account_id, revision::text AS revision, event_id::text AS event_id, kind, amount::text AS amount, balance_after::text AS balance_after, transfer_id, counterpart_account_id
