@@ -5,7 +5,7 @@
  * capture form and a void button. The console hides all of it when its API has no holds.
  */
 import { api, ApiError, isOperator, newId } from './api.js';
-import { badge, dl, field, fill, h, link, money, problemView, route, table, time } from './dom.js';
+import { badge, dl, field, fill, formatMoney, h, link, money, problemView, route, table, time } from './dom.js';
 
 /** Statuses after which nothing more happens to a hold. */
 const TERMINAL = new Set(['failed', 'captured', 'compensated', 'voided', 'expired']);
@@ -54,8 +54,8 @@ export function holdRows(holds, currency) {
         h('td', {}, link(route('holds', x.holdId), x.holdId, { class: 'mono' })),
         h('td', {}, link(route('accounts', x.fromAccountId), short(x.fromAccountId), { class: 'mono', title: x.fromAccountId })),
         h('td', {}, link(route('accounts', x.toAccountId), short(x.toAccountId), { class: 'mono', title: x.toAccountId })),
-        h('td', { class: 'num' }, amountOf(x.amount, currency)),
-        h('td', { class: 'num' }, x.captured === undefined ? '' : amountOf(x.captured, currency)),
+        h('td', { class: 'num' }, amountOf(x.amount, x.currency ?? currency)),
+        h('td', { class: 'num' }, x.captured === undefined ? '' : amountOf(x.captured, x.currency ?? currency)),
         h('td', {}, badge(x.status)),
         h('td', {}, time(x.expiresAt)),
       ),
@@ -160,7 +160,8 @@ export function holdForm(account, placedHold) {
         pendingBody = JSON.stringify(body);
         fill(message, h('p', { class: 'muted' }, 'Placing the hold…'));
         try {
-          const { data } = await api('/holds', { method: 'POST', body: { holdId: pendingId, ...body } });
+          // Prefer: wait lets the API answer once the reservation is placed or refused (else 202 with a pending hold).
+          const { data } = await api('/holds', { method: 'POST', headers: { Prefer: 'wait=10' }, body: { holdId: pendingId, ...body } });
           pendingId = undefined;
           rememberHold(data);
           placedHold(data, message);
@@ -306,7 +307,8 @@ export async function holdPage(ctx) {
   let busy = false;
 
   const refreshAccounts = async (hold) => {
-    const [from, to] = await Promise.all([readAccount(hold.fromAccountId), readAccount(hold.toAccountId)]).catch(() => [null, null]);
+    // null: not this key's to read; undefined: the read failed.
+    const [from, to] = await Promise.all([hold.fromAccountId, hold.toAccountId].map((a) => readAccount(a).catch(() => undefined)));
     if (!ctx.alive()) return;
     const row = (label, accountId, a, testid) =>
       h(
@@ -317,7 +319,9 @@ export async function holdPage(ctx) {
         h(
           'td',
           { class: 'num' },
-          a ? money(a.balance, a.currency, { 'data-testid': 'balance' }) : h('span', { class: 'muted' }, 'not yours to see'),
+          a
+            ? money(a.balance, a.currency, { 'data-testid': 'balance' })
+            : h('span', { class: 'muted' }, a === null ? 'not yours to see' : 'could not be read'),
         ),
         h('td', { class: 'num' }, a && a.held !== undefined ? money(a.held, a.currency, { 'data-testid': 'held' }) : ''),
         h('td', { class: 'num' }, a && a.available !== undefined ? money(a.available, a.currency, { 'data-testid': 'available' }) : ''),
@@ -325,7 +329,16 @@ export async function holdPage(ctx) {
     fill(
       accounts,
       h('h2', {}, 'Accounts'),
-      h('p', { class: 'muted' }, 'As the read models show them now.'),
+      h(
+        'p',
+        { class: 'muted' },
+        'As the read models show them now (they follow a capture or a release shortly). ',
+        h(
+          'button',
+          { type: 'button', class: 'link', 'data-testid': 'refresh-accounts', onclick: () => void refreshAccounts(hold) },
+          'Refresh',
+        ),
+      ),
       table(
         ['', 'Account', 'Balance', 'Held', 'Available'],
         [row('From', hold.fromAccountId, from, 'hold-from'), row('To', hold.toAccountId, to, 'hold-to')],
@@ -334,9 +347,9 @@ export async function holdPage(ctx) {
     );
   };
 
-  const draw = (hold, message) => {
+  const draw = (hold) => {
     if (!ctx.alive()) return;
-    const currency = source?.currency;
+    const currency = hold.currency ?? source?.currency;
     const mayAct = OPEN.has(hold.status) && (isOperator() || Boolean(source));
     countdowns.length = 0;
     const countdown = h('span', { 'data-testid': 'countdown', 'data-expires-at': String(hold.expiresAt ?? '') });
@@ -375,7 +388,7 @@ export async function holdPage(ctx) {
             : null,
         ),
       ),
-      mayAct ? actions(hold, currency, remaining, message) : (message ?? null),
+      mayAct ? actions(hold, currency, remaining) : null,
       accounts,
       h(
         'section',
@@ -428,14 +441,15 @@ export async function holdPage(ctx) {
   ticking();
 
   /** The capture form and the void button (operators, the source's owner), while the hold is open. */
-  function actions(hold, currency, remaining, message) {
-    const amount = field(`Amount to capture (minor units${currency ? ` of ${currency}` : ''}; empty: all ${remaining})`, {
+  function actions(hold, currency, remaining) {
+    const all = currency ? formatMoney(remaining, currency) : `${remaining}`;
+    const amount = field(`Amount to capture (minor units${currency ? ` of ${currency}` : ''}; empty: all of it, ${all})`, {
       name: 'amount',
       type: 'number',
       min: '1',
       step: '1',
     });
-    const out = h('div', { 'data-testid': 'hold-action-message' }, message ?? null);
+    const out = h('div', { 'data-testid': 'hold-action-message' });
     const send = async (what, form) => {
       if (busy) return;
       const value = what === 'capture' ? String(new FormData(form).get('amount') ?? '').trim() : '';
