@@ -97,6 +97,8 @@ describe('the response check (test/support/openapi-responses.ts)', () => {
     asOf: '2026-03-02T16:30:00.000Z',
     basis: 'business',
     balance: 100,
+    held: 0,
+    available: 100,
     status: 'open',
     revision: 3,
   };
