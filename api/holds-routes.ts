@@ -6,10 +6,9 @@ import { TransferLog } from '../application/transfer-log';
 import { currencyMismatch } from '../domain/account-decider';
 import type { HoldRequest, HoldState } from '../domain/hold';
 import type { AcceptedBy } from '../domain/transfer-events';
-import { acceptHold, captureHold, HoldRejectedError, voidHold, type HoldDeps } from '../temporal/hold-client';
-import type { holdSaga } from '../workflows/hold-saga';
-import { holdStatusQuery, holdWorkflowId, type HoldSagaStatus } from '../workflows/hold-saga-contract';
+import { acceptHold, captureHold, HoldRejectedError, holdSagaSteps, voidHold, type HoldDeps } from '../temporal/hold-client';
 import type { SagaStep } from '../workflows/transfer-saga-contract';
+import type { HoldSagaStatus } from '../workflows/hold-saga-contract';
 import { actorOf } from './access-control';
 import type { ApiDeps } from './api-deps';
 import { customerOwnerOf, shownTransferId, storedTransferIdFor } from './customer-ids';
@@ -44,23 +43,6 @@ export function holdsRoutes(deps: ApiDeps): Router {
   const holds = new HoldLog(deps.store);
   const transfers = new TransferLog(deps.store);
   const holdDeps: HoldDeps = { client: deps.temporal, taskQueue: deps.taskQueue, holds, transfers };
-
-  /** The saga's steps with their times: best effort (a saga whose history is gone, or no worker to answer: none). */
-  async function sagaSteps(holdId: string, state: HoldState): Promise<SagaStep[]> {
-    const handle = deps.temporal.workflow.getHandle<typeof holdSaga>(holdWorkflowId(holdId));
-    // A settled hold's saga has ended (or is ending): its result says it without a worker replaying it for a query.
-    const asks: (() => Promise<HoldSagaStatus>)[] = state.settled
-      ? [() => handle.result(), () => handle.query(holdStatusQuery)]
-      : [() => handle.query(holdStatusQuery)];
-    for (const ask of asks) {
-      try {
-        return (await deps.temporal.withDeadline(Date.now() + STEPS_DEADLINE_MS, ask)).steps;
-      } catch {
-        // gone, terminated, or not answering in time: the hold's stream is the truth anyway
-      }
-    }
-    return [];
-  }
 
   router.post('/holds', async (req, res) => {
     const body = parse(CreateHoldBody, req.body, 'body');
@@ -170,7 +152,7 @@ export function holdsRoutes(deps: ApiDeps): Router {
   }
 
   async function viewFor(res: Response, holdId: string, state: HoldState, steps?: SagaStep[]) {
-    return holdView(shownHoldId(res, holdId), state, steps ?? (await sagaSteps(holdId, state)));
+    return holdView(shownHoldId(res, holdId), state, steps ?? (await holdSagaSteps(deps.temporal, holdId, state.settled)));
   }
 
   /** The stored id the request is about: a customer's as access control resolved it (its own first), an operator's as given. */
@@ -240,7 +222,6 @@ export function holdsRoutes(deps: ApiDeps): Router {
 }
 
 /** How long a read waits for the saga's steps before answering without them. */
-const STEPS_DEADLINE_MS = 3_000;
 
 function acceptedBy(res: Response): AcceptedBy {
   return { actor: actorOf(res), correlationId: res.locals.requestId as string };

@@ -6,7 +6,15 @@ import type { Rejection } from '../domain/rejection';
 import type { AcceptedBy } from '../domain/transfer-events';
 import { sameRequest } from '../domain/transfer-decider';
 import type { holdSaga } from '../workflows/hold-saga';
-import { captureHoldUpdate, HOLD_SAGA, holdWorkflowId, voidHoldUpdate, type HoldSagaStatus } from '../workflows/hold-saga-contract';
+import {
+  captureHoldUpdate,
+  HOLD_SAGA,
+  holdStatusQuery,
+  holdWorkflowId,
+  voidHoldUpdate,
+  type HoldSagaStatus,
+} from '../workflows/hold-saga-contract';
+import type { SagaStep } from '../workflows/transfer-saga-contract';
 
 /** A hold request, capture or void the hold's stream refused (nothing written): its rejection says why. */
 export class HoldRejectedError extends Error {
@@ -122,4 +130,26 @@ async function wake(deps: HoldDeps, holdId: string, what: 'capture' | 'void'): P
       return handle.result();
     throw error;
   }
+}
+
+/** How long GET /holds/{id} waits for the saga's steps before answering without them. */
+const STEPS_DEADLINE_MS = 3_000;
+
+/**
+ * The saga's steps with their times: best effort (a saga whose history is gone, or no worker to answer: none). A settled
+ * hold's saga has ended (or is ending): its result says it without a worker replaying it for a query.
+ */
+export async function holdSagaSteps(client: Client, holdId: string, settled: boolean): Promise<SagaStep[]> {
+  const handle = client.workflow.getHandle<typeof holdSaga>(holdWorkflowId(holdId));
+  const asks: (() => Promise<HoldSagaStatus>)[] = settled
+    ? [() => handle.result(), () => handle.query(holdStatusQuery)]
+    : [() => handle.query(holdStatusQuery)];
+  for (const ask of asks) {
+    try {
+      return (await client.withDeadline(Date.now() + STEPS_DEADLINE_MS, ask)).steps;
+    } catch {
+      // gone, terminated, or not answering in time: the hold's stream is the truth anyway
+    }
+  }
+  return [];
 }
