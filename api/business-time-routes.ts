@@ -10,6 +10,7 @@ import { parsePosition } from '../eventstore/event-store';
 import { exceptionRowView, exceptionView, listExceptions } from '../projections/exceptions-queries';
 import { accountScope, bothScopes, streamsScope } from '../projections/read-scope';
 import { correctionNoticeView, correctionsAfter, findClosedDay, statementOf } from '../projections/statements-queries';
+import { holdsOpenAt } from '../projections/holds-queries';
 import { actorOf, requestContext } from './access-control';
 import type { ApiDeps } from './api-deps';
 import { businessTimeOf } from './business-time-settings';
@@ -108,7 +109,15 @@ export function businessTimeRoutes(deps: ApiDeps): Router {
     const bounds = closed
       ? { startsAt: closed.starts_at, endsAt: closed.ends_at }
       : (({ startsAt, endsAt }) => ({ startsAt: new Date(startsAt), endsAt: new Date(endsAt) }))(businessDayBounds(date, timezone));
-    res.json(await statementOf(deps.readModels, { accountId: id, date, timezone, ...bounds, closed }));
+    const statement = await statementOf(deps.readModels, { accountId: id, date, timezone, ...bounds, closed });
+    // The holds that reserved money on the account at the end of the day (they change `available`, not the balance).
+    const openHolds = (await holdsOpenAt(deps.readModels, id, bounds.endsAt)).map((row) => ({
+      holdId: row.hold_id,
+      toAccountId: row.to_account_id,
+      amount: Number(row.reserved),
+      expiresAt: row.expires_at.toISOString(),
+    }));
+    res.json({ ...statement, openHolds, heldAtClose: openHolds.reduce((sum, h) => sum + h.amount, 0) });
   });
 
   /** Correction notices of BOOKS_TIMEZONE's books, in the order they arose; `next` always comes back so a follower polls with it. */

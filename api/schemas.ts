@@ -348,6 +348,17 @@ export const Statement = z
       .int()
       .describe('The opening balance with every record known now (late records of earlier days included)'),
     correctedClosingBalance: z.number().int().describe('The closing balance with every record known now'),
+    openHolds: z
+      .array(
+        z.object({
+          holdId: z.string(),
+          toAccountId: AccountId,
+          amount: z.number().int().describe('Reserved on this account'),
+          expiresAt: z.string(),
+        }),
+      )
+      .describe('Holds that reserved money on the account at the end of the day (recorded times): they lower available, not the balance'),
+    heldAtClose: z.number().int().describe('What those holds reserved in all at the end of the day'),
   })
   .openapi('Statement');
 

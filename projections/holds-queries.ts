@@ -101,3 +101,20 @@ export async function listHolds(pool: Pool, filter: HoldListFilter): Promise<{ r
   const rows = (await pool.query<HoldRow>(sql, params)).rows;
   return { rows: rows.slice(0, filter.limit), more: rows.length > filter.limit };
 }
+
+/**
+ * The holds that reserved money on an account at an instant (a statement's end of day): placed before it (a reservation
+ * recorded), and still open then (not settled, or settled at or after it). Times are the hold stream's (when its events
+ * were recorded): holds have no business time of their own. Oldest first.
+ */
+export async function holdsOpenAt(pool: Pool, accountId: string, at: Date): Promise<HoldRow[]> {
+  return (
+    await pool.query<HoldRow>(
+      `SELECT ${HOLD_COLUMNS} FROM rm_holds h
+       WHERE h.from_account_id = $1 AND h.reserved IS NOT NULL AND h.created_at < $2
+         AND (h.status IN ('pending', 'held', 'capturing') OR h.updated_at >= $2)
+       ORDER BY h.created_at, h.hold_id`,
+      [accountId, at],
+    )
+  ).rows;
+}

@@ -498,3 +498,32 @@ describe('holds over HTTP', () => {
     expect(second.next).toBeUndefined();
   });
 });
+
+describe("holds in a day's statement", () => {
+  let api: ApiStack;
+  beforeAll(async () => {
+    api = await ApiStack.create('holds_statement');
+  });
+  afterAll(async () => api?.close());
+
+  test('a statement lists the holds open at the end of its day, with what they reserve; a hold voided that day is not', async () => {
+    const a = await api.openAccount('h-stmt', 1_000);
+    const b = await api.openAccount('h-stmt');
+    const place = async (amount: number) => {
+      const res = await api.http().post('/holds').set('Prefer', 'wait=10').send({ fromAccountId: a, toAccountId: b, amount });
+      expect({ status: res.status, hold: res.body.status }).toEqual({ status: 201, hold: 'held' });
+      return res.body.holdId as string;
+    };
+    const open = await place(300);
+    const voided = await place(200);
+    expect((await api.http().post(`/holds/${voided}/void`).send({})).body.status).toBe('voided');
+    await api.caughtUp();
+    const today = new Date().toISOString().slice(0, 10); // the business day in UTC (the stack's zone)
+    const res = await api.http().get(`/accounts/${a}/statements/${today}`);
+    expect(res.status).toBe(200);
+    expect(res.body.openHolds).toEqual([{ holdId: open, toAccountId: b, amount: 300, expiresAt: expect.any(String) }]);
+    expect(res.body.heldAtClose).toBe(300);
+    // The ledger balance of the day is untouched by holds.
+    expect(res.body.closingBalance).toBe(1_000);
+  });
+});
