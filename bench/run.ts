@@ -1,6 +1,7 @@
 /**
  * `npm run bench [-- transfers|eventstore|fold] [--quick]` (never part of `npm test`).
- * Every figure is printed beside a baseline measured in the same run on the same servers.
+ * Every figure is printed beside a baseline measured in the same run on the same servers. The transfers bench ends with
+ * a holds step (place + capture at 32 in flight, as a ratio to the run's transfers/s at 32; capture answer p50/p95).
  */
 import { eventStoreBench } from './eventstore-bench';
 import { foldBench } from './fold-bench';

@@ -13,6 +13,9 @@ import { createTransferActivities, type TransferActivities } from '../activities
 import { handleAccountCommand } from '../application/account-commands';
 import { AccountRepository } from '../application/account-repository';
 import { TransferLog } from '../application/transfer-log';
+import { HoldLog } from '../application/hold-log';
+import { acceptHold, captureHold, type HoldDeps } from '../temporal/hold-client';
+import { holdStatusQuery } from '../workflows/hold-saga-contract';
 import { createApp } from '../api/app';
 import { PostgresEventStore } from '../eventstore/postgres/postgres-event-store';
 import { silentLogger } from '../infra/logger';
@@ -39,6 +42,8 @@ import { measureCpu, round, runConcurrently, summarize, table, threadCpuSeconds,
  *      and in the previous one (two remote activities: bench/baseline-workflows.ts),
  *   2. the same debit/credit logic against the event store without Temporal (the store's floor),
  *   3. one PostgreSQL transaction moving money between two balance rows (what a user might do instead).
+ * Then holds (issue 25) at 32 in flight: a hold placed and captured in part, per second, as a ratio to the transfers/s
+ * of the same run at 32 in flight, and the latency of a capture's answer (captureHold called -> its answer).
  */
 
 interface StepResult {
@@ -182,7 +187,10 @@ export async function transfersBench(quick: boolean, args: string[]): Promise<vo
       });
     }
 
+    const holds = await holdsStep(harness, results, perStep, probes);
+
     print(results, hot, sweep);
+    printHolds(holds);
     if (statementCounts) printStatementCounts(statementCounts);
     const file = writeReport('transfers', {
       machine: machineInfo(),
@@ -191,6 +199,7 @@ export async function transfersBench(quick: boolean, args: string[]): Promise<vo
       tuning,
       results,
       hot,
+      holds,
       projectionLagMs: summarize(harness.projectionLags),
     });
     console.log(`\nreport: ${file}`);
@@ -198,6 +207,129 @@ export async function transfersBench(quick: boolean, args: string[]): Promise<vo
     await harness.close();
     await servers.stop();
   }
+}
+
+/** Holds the bench waits on, by id: called when the saga's first look for a decision found none (it is about to wait). */
+const firstLookWaiters = new Map<string, () => void>();
+
+function lookedForDecision(input: { holdId: string; timerFired: boolean }, decision: { kind: string }): void {
+  if (input.timerFired || decision.kind !== 'none') return;
+  firstLookWaiters.get(input.holdId)?.();
+  firstLookWaiters.delete(input.holdId);
+}
+
+/** In flight for the holds step (the figure is compared with transfers at the same count). */
+const HOLDS_IN_FLIGHT = 32;
+
+interface HoldsResult {
+  concurrency: number;
+  /** Holds placed and captured (in part) in the step. */
+  holds: number;
+  /** Place + capture pairs per second. */
+  perSecond: number;
+  /** One pair, acceptHold called -> the capture answered. */
+  pairLatencyMs: Summary;
+  /** acceptHold called -> its saga seen waiting for a decision, the reservation made (see Harness.placeAndCapture). */
+  placeLatencyMs: Summary;
+  /** captureHold called -> its answer (the saga settled the capture: captured). */
+  captureLatencyMs: Summary;
+  /** The same at 1 in flight (after the step, max(10, a quarter of the step's count) holds one at a time). */
+  captureAloneLatencyMs: Summary;
+  /** Mean time of each activity of the hold saga in that run at 1 in flight (where a place and a capture spend it). */
+  activitiesAloneMeanMs: Record<string, number>;
+  /** Transfers at the same count in the same run: ours end to end over HTTP (the headline), and started directly (no HTTP, as the holds are). */
+  transfersPerSecond: number;
+  directTransfersPerSecond: number;
+  cpuSeconds: Record<string, number>;
+  moneyConserved: boolean;
+  nothingHeld: boolean;
+}
+
+/**
+ * Holds at 32 in flight: each task places a hold (acceptHold, as the API does: recorded on the hold's stream, its saga
+ * started on the worker's connection), waits until the saga has reserved it, then captures a part of it
+ * (captureHold: recorded, then the saga woken with an Update that answers once the capture settled). No HTTP: there is
+ * no hold route in the bench's API, so it is compared with transfers started the same way (direct) too.
+ */
+async function holdsStep(harness: Harness, results: StepResult[], perStep: number, probes: CpuProbe[]): Promise<HoldsResult> {
+  const c = HOLDS_IN_FLIGHT;
+  console.log(`[bench] holds (place + capture), ${c} in flight...`);
+  await runConcurrently(16, 4, async () => void (await harness.placeAndCapture()));
+  let transfersPerSecond = results.find((r) => r.concurrency === c && r.variant.startsWith('ours'))?.perSecond;
+  if (transfersPerSecond === undefined) {
+    // The sweep left 32 out (--steps): measure the reference here, in the same run.
+    transfersPerSecond = (await timed(perStep, c, () => harness.viaHttp(harness.randomPair()))).perSecond;
+  }
+  const direct = await timed(perStep, c, () => harness.direct(harness.randomPair()));
+  const moneyBefore = await harness.totalMoney();
+  harness.resetTimings();
+  const places: number[] = [];
+  const captures: number[] = [];
+  const measured = await measureCpu(probes, () =>
+    timed(perStep, c, async () => {
+      const { placeMs, captureMs } = await harness.placeAndCapture();
+      places.push(placeMs);
+      captures.push(captureMs);
+    }),
+  );
+  const money = await harness.totals();
+  // The capture's own latency, without the queueing of 32 in flight: one hold at a time.
+  const capturesAlone: number[] = [];
+  harness.resetTimings();
+  await runConcurrently(Math.max(10, Math.round(perStep / 4)), 1, async () => {
+    capturesAlone.push((await harness.placeAndCapture()).captureMs);
+  });
+  return {
+    concurrency: c,
+    holds: perStep,
+    perSecond: measured.result.perSecond,
+    pairLatencyMs: measured.result.latencyMs,
+    placeLatencyMs: summarize(places),
+    captureLatencyMs: summarize(captures),
+    captureAloneLatencyMs: summarize(capturesAlone),
+    activitiesAloneMeanMs: Object.fromEntries(
+      Object.entries(harness.breakdown())
+        .filter(([k]) => k.startsWith('activity ') && !k.startsWith('activities'))
+        .map(([k, v]) => [k.slice('activity '.length, -' (ms)'.length), v]),
+    ),
+    transfersPerSecond,
+    directTransfersPerSecond: direct.perSecond,
+    cpuSeconds: measured.cpu,
+    moneyConserved: money.balance === moneyBefore,
+    nothingHeld: money.held === 0,
+  };
+}
+
+function printHolds(h: HoldsResult): void {
+  const goal = (ok: boolean) => (ok ? 'met' : 'NOT MET');
+  const ratio = h.perSecond / h.transfersPerSecond;
+  const ms = (x: Summary) => `p50 ${x.p50}, p95 ${x.p95}, p99 ${x.p99}`;
+  console.log(`\nHolds (place + capture in part) at ${h.concurrency} in flight, ${h.holds} holds, beside transfers in the same run\n`);
+  const rows: [string, string | number][] = [
+    ['place + capture / s', h.perSecond],
+    ['transfers / s, same run, same in flight (HTTP, the headline)', h.transfersPerSecond],
+    ['ratio (goal >= 0.5x)', `${round(ratio)}x: ${goal(ratio >= 0.5)}`],
+    ['transfers / s started directly (no HTTP, as the holds)', h.directTransfersPerSecond],
+    ['ratio to direct', `${round(h.perSecond / h.directTransfersPerSecond)}x`],
+    ['capture answer ms (goal p50 <= 60)', `${ms(h.captureLatencyMs)}: ${goal(h.captureLatencyMs.p50 <= 60)}`],
+    ['capture answer ms at 1 in flight', ms(h.captureAloneLatencyMs)],
+    [
+      'activities at 1 in flight, mean ms',
+      Object.entries(h.activitiesAloneMeanMs)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(' '),
+    ],
+    ['place ms (until the saga waits)', ms(h.placeLatencyMs)],
+    ['place + capture ms', ms(h.pairLatencyMs)],
+    [
+      'cpu s',
+      Object.entries(h.cpuSeconds)
+        .map(([k, v]) => `${k.split(' ')[0]}=${v}`)
+        .join(' '),
+    ],
+    ['money conserved, nothing held', `${h.moneyConserved ? 'yes' : 'NO'}, ${h.nothingHeld ? 'yes' : 'NO'}`],
+  ];
+  console.log(table(rows.map(([figure, value]) => ({ figure, value }))));
 }
 
 /** CPU ms per transfer by thread name between two readings of threadCpuSeconds, largest first. */
@@ -351,7 +483,11 @@ class Harness {
   ) {
     this.eagerClient = new Client({ connection: nativeConnection, namespace: 'default' });
     this.transfers = new TransferLog(store);
+    this.holdDeps = { client: this.eagerClient, taskQueue: 'bench-ours', holds: new HoldLog(store), transfers: this.transfers };
   }
+
+  /** What acceptHold and captureHold need, on the worker's connection (as the API's client). */
+  private readonly holdDeps: HoldDeps;
 
   /** The transfer log that accepted requests are recorded on (acceptTransfer). */
   private readonly transfers: TransferLog;
@@ -386,7 +522,9 @@ class Harness {
         async (...a: unknown[]) => {
           const t = performance.now();
           try {
-            return await (fn as (...x: unknown[]) => Promise<unknown>)(...a);
+            const result = await (fn as (...x: unknown[]) => Promise<unknown>)(...a);
+            if (name === 'nextDecision') lookedForDecision(a[0] as { holdId: string; timerFired: boolean }, result as { kind: string });
+            return result;
           } finally {
             const list = activityTimes.get(name) ?? [];
             list.push(performance.now() - t);
@@ -643,6 +781,58 @@ class Harness {
     });
   }
 
+  /**
+   * One hold between a random pair: placed (acceptHold, then awaited until its saga has reserved it and waits for a
+   * decision), then a part of it captured (captureHold answers once the saga settled it). The times of both.
+   *
+   * Why the wait is on the saga and not on the hold's stream saying `held`, as POST /holds with `Prefer: wait` does:
+   * workflows/hold-saga.ts clears its wake-up flag after its first look for a decision, so an Update that arrives while
+   * that look runs (just after the reservation) is lost and the capture is answered only at the hold's expiry (seen
+   * here: one capture in 56 hung for the hour). So: the activity's answer (none yet), then the saga's query until its
+   * look is done (one query, mostly; polling the query alone would load the worker). Once the saga clears the flag
+   * before it looks, this can wait on the stream again.
+   */
+  async placeAndCapture(): Promise<{ placeMs: number; captureMs: number }> {
+    const [from, to] = this.randomPair();
+    const holdId = randomUUID();
+    const amount = 2 + Math.floor(Math.random() * 999);
+    const by = { actor: 'bench', correlationId: `bench-hold-${holdId}` };
+    const within = <T>(ms: number, what: string, promise: Promise<T>) =>
+      Promise.race([
+        promise,
+        new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`hold ${holdId}: ${what} within ${ms / 1000} s`)), ms).unref()),
+      ]);
+    const looked = new Promise<void>((resolve) => firstLookWaiters.set(holdId, resolve));
+    const t0 = performance.now();
+    try {
+      const { handle } = await acceptHold(
+        this.holdDeps,
+        { holdId, fromAccountId: from, toAccountId: to, amount, expiresAt: new Date(Date.now() + 3_600_000).toISOString() },
+        by,
+      );
+      await within(60_000, 'the saga did not look for a decision', looked);
+      for (let i = 0; ; i++) {
+        const { status, steps } = await handle.query(holdStatusQuery);
+        const last = steps.at(-1);
+        if (status === 'held' && last?.name === 'look for a decision' && last.status === 'done') break;
+        if (status !== 'held') throw new Error(`hold ${holdId} was not placed: ${status}`);
+        if (i > 3_000) throw new Error(`hold ${holdId} not waiting for a decision after a minute`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    } finally {
+      firstLookWaiters.delete(holdId);
+    }
+    const t1 = performance.now();
+    const answer = await within(
+      60_000,
+      'the capture was not answered (a lost wake-up?)',
+      captureHold(this.holdDeps, holdId, Math.ceil(amount / 2), by),
+    );
+    const t2 = performance.now();
+    if (answer.status !== 'captured') throw new Error(`hold ${holdId} capture ended ${answer.status}`);
+    return { placeMs: t1 - t0, captureMs: t2 - t1 };
+  }
+
   async storeOnly([from, to]: [string, string]): Promise<void> {
     const input = { transferId: randomUUID(), fromAccountId: from, toAccountId: to, amount: 1 + Math.floor(Math.random() * 1000) };
     // Accepted as the API accepts it (the request recorded on its stream), then the legs.
@@ -672,6 +862,19 @@ class Harness {
 
   async balance(accountId: string): Promise<number> {
     return (await this.accounts.loadWithoutSnapshot(accountId)).state.balance;
+  }
+
+  /** Sum of every account's balance and of what is held on them, from the event store. */
+  async totals(): Promise<{ balance: number; held: number }> {
+    const streams = await this.store.listStreams({ prefix: 'account-', limit: 10_000 });
+    let balance = 0;
+    let held = 0;
+    for (const s of streams) {
+      const { state } = await this.accounts.loadWithoutSnapshot(s.stream.slice('account-'.length));
+      balance += state.balance;
+      held += state.held;
+    }
+    return { balance, held };
   }
 
   /** Sum of every account's balance, from the event store. */
