@@ -12,7 +12,7 @@ import { holdStream } from '../../domain/hold';
 import { EsdbEventStore } from '../../eventstore/esdb/esdb-event-store';
 import { acceptHold, captureHold, HoldRejectedError, voidHold, type HoldDeps } from '../../temporal/hold-client';
 import { createTransferWorker, transferWorkflowBundle } from '../../temporal/transfer-worker';
-import { holdStatusQuery } from '../../workflows/hold-saga-contract';
+import { holdStatusQuery, type HoldSagaStatus } from '../../workflows/hold-saga-contract';
 import { startEsdbEmulator, type EsdbEmulator } from '../support/esdb-emulator/server';
 import { temporalAddress } from '../support/test-database';
 
@@ -24,6 +24,18 @@ import { temporalAddress } from '../support/test-database';
  * scenarios as test/saga/hold-saga.test.ts runs on PostgreSQL: place, capture in part, void, expiry, and many at once
  * on one account; every balance, `held` and the money in total read back through the adapter.
  */
+/**
+ * The saga has settled, or has reserved the hold and is waiting for a decision. Not just `held`: workflows/hold-saga.ts
+ * clears its wake-up flag after its first look for a decision, so a capture or void sent while that look runs (right
+ * after the reservation) is answered only at the expiry. Waiting until the look is done keeps these runs clear of that.
+ */
+function waitingOrDone(status: HoldSagaStatus): boolean {
+  if (status.status === 'pending') return false;
+  if (status.status !== 'held') return true;
+  const last = status.steps.at(-1);
+  return last?.name === 'look for a decision' && last.status === 'done';
+}
+
 describe('holds on EventStoreDB (the adapter on the emulator, not a server): the hold saga end to end', () => {
   let emulator: EsdbEmulator;
   let store: EsdbEventStore;
@@ -98,7 +110,7 @@ describe('holds on EventStoreDB (the adapter on the emulator, not a server): the
     return { balance: state.balance, held: state.held, available: availableOf(state) };
   }
 
-  /** Accepts a hold and waits until its saga has reserved it (a wait: the deadline only bounds a hang). */
+  /** Accepts a hold and waits until its saga has reserved it and waits, or refused it (a wait: the deadline only bounds a hang). */
   async function placed(from: string, to: string, amount: number, expiresInSeconds = 3600) {
     const holdId = randomUUID();
     const { handle } = await acceptHold(
@@ -106,8 +118,7 @@ describe('holds on EventStoreDB (the adapter on the emulator, not a server): the
       { holdId, fromAccountId: from, toAccountId: to, amount, expiresAt: inSeconds(expiresInSeconds) },
       operator,
     );
-    for (let i = 0; i < 1_200 && (await handle.query(holdStatusQuery)).status === 'pending'; i++)
-      await new Promise((r) => setTimeout(r, 50));
+    for (let i = 0; i < 1_200 && !waitingOrDone(await handle.query(holdStatusQuery)); i++) await new Promise((r) => setTimeout(r, 50));
     return { holdId, handle };
   }
 

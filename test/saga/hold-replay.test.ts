@@ -132,6 +132,18 @@ function loadFixtures(): { file: string; version: string; outcome: HoldOutcome; 
     });
 }
 
+/**
+ * The saga has settled, or has reserved the hold and is waiting for a decision. Not just `held`: workflows/hold-saga.ts
+ * clears its wake-up flag after its first look for a decision, so a capture or void sent while that look runs (right
+ * after the reservation) is answered only at the expiry. Waiting until the look is done keeps these runs clear of that.
+ */
+function waitingOrDone(status: HoldSagaStatus): boolean {
+  if (status.status === 'pending') return false;
+  if (status.status !== 'held') return true;
+  const last = status.steps.at(-1);
+  return last?.name === 'look for a decision' && last.status === 'done';
+}
+
 describe('hold saga histories replay deterministically against the current workflow code', () => {
   let stack: TransferStack;
   let deps: HoldDeps;
@@ -146,7 +158,7 @@ describe('hold saga histories replay deterministically against the current workf
 
   const inSeconds = (s: number) => new Date(Date.now() + s * 1000).toISOString();
 
-  /** Accepts a hold and waits until its saga has reserved it (status held; a wait, the deadline only bounds a hang). */
+  /** Accepts a hold and waits until its saga has reserved it and waits (a wait: the deadline only bounds a hang). */
   async function placed(from: string, to: string, amount: number, expiresInSeconds = 3600) {
     const holdId = randomUUID();
     const { handle } = await acceptHold(
@@ -154,7 +166,7 @@ describe('hold saga histories replay deterministically against the current workf
       { holdId, fromAccountId: from, toAccountId: to, amount, expiresAt: inSeconds(expiresInSeconds) },
       operator,
     );
-    for (let i = 0; i < 600 && (await handle.query(holdStatusQuery)).status === 'pending'; i++) await new Promise((r) => setTimeout(r, 50));
+    for (let i = 0; i < 600 && !waitingOrDone(await handle.query(holdStatusQuery)); i++) await new Promise((r) => setTimeout(r, 50));
     expect((await handle.query(holdStatusQuery)).status).toBe('held');
     return { holdId, handle };
   }
