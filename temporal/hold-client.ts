@@ -1,4 +1,10 @@
-import { WorkflowExecutionAlreadyStartedError, WorkflowUpdateFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
+import {
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowNotFoundError,
+  WorkflowUpdateFailedError,
+  type Client,
+  type WorkflowHandle,
+} from '@temporalio/client';
 import type { HoldLog, LoadedHold } from '../application/hold-log';
 import type { TransferLog } from '../application/transfer-log';
 import { checkHoldRequest, type HoldRequest, type HoldState } from '../domain/hold';
@@ -126,7 +132,11 @@ async function wake(deps: HoldDeps, holdId: string, what: 'capture' | 'void'): P
     return await handle.executeUpdate(what === 'capture' ? captureHoldUpdate : voidHoldUpdate);
   } catch (error) {
     // The saga already finished (a repeat after it settled): its result is the answer.
-    if (error instanceof WorkflowUpdateFailedError || (error instanceof Error && /completed|not found/i.test(error.message)))
+    if (
+      error instanceof WorkflowUpdateFailedError ||
+      error instanceof WorkflowNotFoundError ||
+      (error instanceof Error && /completed|not found|closing workflow/i.test(error.message))
+    )
       return handle.result();
     throw error;
   }

@@ -1,10 +1,12 @@
 import {
   ActivityFailure,
+  allHandlersFinished,
   ApplicationFailure,
   CancellationScope,
   condition,
   isCancellation,
   proxyActivities,
+  proxyLocalActivities,
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -46,6 +48,33 @@ const mustSucceed = proxyActivities<HoldActivities & TransferActivities>({
   retry: { initialInterval: '500ms', backoffCoefficient: 2, maximumInterval: '30s' },
 });
 
+/**
+ * The steps as local activities first (they run in the worker that runs the workflow: no activity task round trip
+ * through the server, so a capture answers in one workflow task when all goes well), each with a short local budget;
+ * an infrastructure failure past it hands the step to the remote activity with its own retry policy (as the
+ * transfer saga's legs do). Business rejections and cancels are never handed on.
+ */
+const fast = proxyLocalActivities<HoldActivities & TransferActivities>({
+  startToCloseTimeout: '10s',
+  retry: { initialInterval: '50ms', backoffCoefficient: 2, maximumInterval: '1s', maximumAttempts: 3 },
+});
+
+function isFinal(error: unknown): boolean {
+  if (isCancellation(error)) return true;
+  const cause = error instanceof ActivityFailure ? error.cause : error;
+  return cause instanceof ApplicationFailure && cause.nonRetryable === true;
+}
+
+/** The step as a local activity; on an infrastructure failure, the remote activity (its own retry policy). */
+async function localThenRemote<T>(local: () => Promise<T>, remote: () => Promise<T>): Promise<T> {
+  try {
+    return await local();
+  } catch (error) {
+    if (isFinal(error)) throw error;
+    return remote();
+  }
+}
+
 /** The capture's credit, as a transfer's: retried until it succeeds or a business rule refuses it. */
 const creditUntilDecided = proxyActivities<TransferActivities>({
   startToCloseTimeout: '15s',
@@ -61,6 +90,13 @@ function failureOf(error: unknown): { reason: TransferFailureReason; message: st
 }
 
 export async function holdSaga(input: HoldSagaInput): Promise<HoldSagaStatus> {
+  const result = await runHold(input);
+  // Every capture or void Update answers before the run closes (an Update still running when it closes is aborted).
+  await CancellationScope.nonCancellable(() => condition(allHandlersFinished));
+  return result;
+}
+
+async function runHold(input: HoldSagaInput): Promise<HoldSagaStatus> {
   const state: HoldSagaStatus = { holdId: input.holdId, status: 'pending', steps: [] };
   let wake = false;
   let finished = false;
@@ -100,7 +136,12 @@ export async function holdSaga(input: HoldSagaInput): Promise<HoldSagaStatus> {
     state.failureMessage = `a saga of hold ${input.holdId} runs only as workflow ${holdWorkflowId(input.holdId)}`;
     return end('failed');
   }
-  const accepted = await step('accepted hold', () => mustSucceed.acceptedHold({ holdId: input.holdId }));
+  const accepted = await step('accepted hold', () =>
+    localThenRemote(
+      () => fast.acceptedHold({ holdId: input.holdId }),
+      () => mustSucceed.acceptedHold({ holdId: input.holdId }),
+    ),
+  );
   if (!accepted) {
     state.failureReason = 'unauthorized';
     state.failureMessage = `no hold accepted by the API is recorded for ${input.holdId}`;
@@ -112,7 +153,12 @@ export async function holdSaga(input: HoldSagaInput): Promise<HoldSagaStatus> {
     return end(accepted.status);
   }
   if (accepted.status === 'pending') {
-    const placed = await step('reserve on source', () => mustSucceed.placeHold({ holdId: input.holdId }));
+    const placed = await step('reserve on source', () =>
+      localThenRemote(
+        () => fast.placeHold({ holdId: input.holdId }),
+        () => mustSucceed.placeHold({ holdId: input.holdId }),
+      ),
+    );
     state.status = placed.status;
     if (placed.status === 'failed') {
       if (placed.failureReason) state.failureReason = placed.failureReason;
@@ -126,13 +172,18 @@ export async function holdSaga(input: HoldSagaInput): Promise<HoldSagaStatus> {
   let cancelled = false;
   const expiresAt = Date.parse(accepted.expiresAt);
   for (;;) {
+    // Cleared before looking, not after: an Update that arrives while the look runs wakes the wait below at once.
+    wake = false;
+    const look = { holdId: input.holdId, timerFired, cancelled };
     decision = await CancellationScope.nonCancellable(() =>
       step(timerFired ? 'expiry' : cancelled ? 'cancel' : 'look for a decision', () =>
-        mustSucceed.nextDecision({ holdId: input.holdId, timerFired, cancelled }),
+        localThenRemote(
+          () => fast.nextDecision(look),
+          () => mustSucceed.nextDecision(look),
+        ),
       ),
     );
     if (decision.kind !== 'none') break;
-    wake = false;
     const left = expiresAt - new Date().getTime(); // the workflow clock (deterministic on replay)
     try {
       timerFired = left <= 0 || !(await condition(() => wake, left));
@@ -151,7 +202,12 @@ export async function holdSaga(input: HoldSagaInput): Promise<HoldSagaStatus> {
       case 'void':
       case 'expire': {
         const reason = decision.kind === 'void' ? 'voided' : 'expired';
-        const released = await step(`release (${reason})`, () => mustSucceed.releaseHold({ holdId: input.holdId, reason }));
+        const released = await step(`release (${reason})`, () =>
+          localThenRemote(
+            () => fast.releaseHold({ holdId: input.holdId, reason }),
+            () => mustSucceed.releaseHold({ holdId: input.holdId, reason }),
+          ),
+        );
         return end(released.status);
       }
       case 'capture': {
@@ -166,9 +222,19 @@ export async function holdSaga(input: HoldSagaInput): Promise<HoldSagaStatus> {
         let failure: { reason: TransferFailureReason; message: string } | undefined;
         let creditMayHaveRun = false;
         try {
-          const { currency } = await step('capture on source', () => hold.captureHold({ holdId: input.holdId }));
+          const { currency } = await step('capture on source', () =>
+            localThenRemote(
+              () => fast.captureHold({ holdId: input.holdId }),
+              () => hold.captureHold({ holdId: input.holdId }),
+            ),
+          );
           creditMayHaveRun = true;
-          await step('credit target and complete', () => creditUntilDecided.creditAndComplete({ ...transfer, currency }));
+          await step('credit target and complete', () =>
+            localThenRemote(
+              () => fast.creditAndComplete({ ...transfer, currency }),
+              () => creditUntilDecided.creditAndComplete({ ...transfer, currency }),
+            ),
+          );
           outcome = 'completed';
         } catch (error) {
           failure = failureOf(error);
@@ -187,8 +253,12 @@ export async function holdSaga(input: HoldSagaInput): Promise<HoldSagaStatus> {
             await step('release (capture failed)', () => mustSucceed.releaseHold({ holdId: input.holdId, reason: 'voided' }));
           }
         }
+        const outcomeInput = { holdId: input.holdId, outcome, ...(failure ?? {}) };
         const recorded = await step(`record ${outcome}`, () =>
-          mustSucceed.recordCaptureOutcome({ holdId: input.holdId, outcome, ...(failure ?? {}) }),
+          localThenRemote(
+            () => fast.recordCaptureOutcome(outcomeInput),
+            () => mustSucceed.recordCaptureOutcome(outcomeInput),
+          ),
         );
         if (failure && outcome !== 'completed') {
           state.failureReason = failure.reason;

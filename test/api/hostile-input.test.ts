@@ -4,6 +4,7 @@ import type { Response } from 'supertest';
 import { buildOpenApiDocument } from '../../api/openapi';
 import { exceptionStream } from '../../domain/late-record-exception';
 import { transferWorkflowId } from '../../workflows/transfer-saga-contract';
+import { HoldLog } from '../../application/hold-log';
 import { ApiStack, storeFingerprint, TEST_OPERATOR_KEY } from '../support/api-stack';
 import { openAccount } from '../support/open-account';
 
@@ -373,7 +374,8 @@ function validBodyField(name: string, f: Fixture): unknown {
 }
 
 /** One request: which inputs turn hostile (at least one), and with what. */
-const startsSaga = (op: Operation) => op.method === 'post' && (op.path === '/transfers' || op.path === '/transfers/{id}/reversal');
+const startsSaga = (op: Operation) =>
+  op.method === 'post' && (op.path === '/transfers' || op.path === '/transfers/{id}/reversal' || op.path === '/holds');
 
 /** One request: which inputs turn hostile (at least one), and with what; `operatorOnly`: sent with the operator's key. */
 const attack = (op: Operation, operatorOnly: boolean) => {
@@ -471,6 +473,12 @@ describe('hostile input: a clear 4xx naming the field, never a 500, nothing writ
       .catch(() => undefined);
   }
 
+  /** Waits until a hold's saga has placed (or refused) its reservation: after that it writes nothing until a capture, void or expiry. */
+  async function placed(holdId: string): Promise<void> {
+    const holds = new HoldLog(api.store);
+    for (let i = 0; i < 400 && (await holds.load(holdId)).state.status === 'pending'; i++) await new Promise((r) => setTimeout(r, 25));
+  }
+
   test.each(CASES.map((c) => [c.name, c] as const))('%s: 400 naming the field, nothing written', async (_name, c) => {
     const client = c.as === 'customer' ? api.as(customer) : api.http();
     const before = await storeFingerprint(api.pool);
@@ -514,6 +522,8 @@ describe('hostile input: a clear 4xx naming the field, never a 500, nothing writ
           const res = op.method === 'post' ? await req.send(Object.fromEntries(body)) : await req;
           // A saga it started writes after the answer: wait for it (as the operator, whose transfer ids are the stored ones).
           if (startsSaga(op) && res.status < 300 && typeof res.body?.transferId === 'string') await settled(res.body.transferId as string);
+          // A hold's saga writes its reservation after the answer, then waits (days) writing nothing: wait for the reservation.
+          if (startsSaga(op) && res.status < 300 && typeof res.body?.holdId === 'string') await placed(res.body.holdId as string);
           const seen = `${op.method.toUpperCase()} ${url} ${JSON.stringify(Object.fromEntries(body))} -> ${res.status} ${JSON.stringify(res.body)}`;
           // The one 5xx allowed: a well-formed minPosition the read model has not reached (in time: 503 projection-behind, retry later).
           const behind = res.status === 503 && res.body?.type === '/problems/projection-behind';

@@ -267,13 +267,16 @@ describe('hold saga histories replay deterministically against the current workf
   });
 
   test('negative control: a fixture whose recorded commands no longer match the code fails to replay (DeterminismViolationError)', async () => {
-    // The capture's history with its first activity renamed: the code schedules acceptedHold where the history says
-    // otherwise, as it would after the saga's steps were reordered without patched().
+    // The capture's history with its first step renamed: the code runs acceptedHold where the history records another
+    // activity, as it would after the saga's steps were reordered without patched(). Its steps run as local
+    // activities, recorded as markers whose data names the activity type.
     const fixture = loadFixtures().find((f) => f.version === 'v1' && f.outcome === 'capture')!;
     const tampered = historyFromJson(historyToJson(fixture.history));
-    const scheduled = tampered.events?.find((e) => e.activityTaskScheduledEventAttributes)?.activityTaskScheduledEventAttributes;
-    expect(scheduled?.activityType?.name).toBe('acceptedHold');
-    scheduled!.activityType = { name: 'placeHold' };
+    const marker = tampered.events?.find((e) => e.markerRecordedEventAttributes)?.markerRecordedEventAttributes;
+    const payload = marker?.details?.data?.payloads?.[0];
+    const data = JSON.parse(Buffer.from(payload!.data!).toString('utf8')) as { activity_type: string };
+    expect(data.activity_type).toBe('acceptedHold');
+    payload!.data = Buffer.from(JSON.stringify({ ...data, activity_type: 'placeHold' }));
     const results = await replayAll(await transferWorkflowBundle(), [{ workflowId: recordedWorkflowId(tampered), history: tampered }]);
     expect(results).toHaveLength(1);
     expect(results[0]!.error).toBeInstanceOf(DeterminismViolationError);

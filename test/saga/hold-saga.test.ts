@@ -244,6 +244,42 @@ describe('holds: the hold saga', () => {
     for (const { holdId } of holds) expect((await deps.holds.load(holdId)).state.settled).toBe(true);
   });
 
+  test('a capture whose Update arrives while the saga is looking at its stream is not lost until the expiry', async () => {
+    const a = await stack.openAccount(100);
+    const b = await stack.openAccount(0);
+    const real = stack.realActivities();
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let looking = 0;
+    const gated = async (input: Parameters<typeof real.nextDecision>[0]) => {
+      if (!input.timerFired && !input.cancelled && ++looking === 1) await gate; // the first look, held open
+      return real.nextDecision(input);
+    };
+    await stack.startWorker({ ...real, nextDecision: gated });
+    try {
+      const holdId = randomUUID();
+      const accepted = await acceptHold(
+        deps,
+        { holdId, fromAccountId: a, toAccountId: b, amount: 100, expiresAt: inSeconds(20) },
+        operator,
+      );
+      for (let i = 0; i < 400 && looking === 0; i++) await new Promise((r) => setTimeout(r, 25));
+      expect(looking).toBe(1);
+      // The capture is recorded and its Update sent while the first look is still running (it read the stream before).
+      const capture = captureHold(deps, holdId, 100, operator);
+      for (let i = 0; i < 400 && !(await deps.holds.load(holdId)).state.capture; i++) await new Promise((r) => setTimeout(r, 25));
+      await new Promise((r) => setTimeout(r, 500)); // let the Update reach the worker while the look is held
+      release();
+      expect((await capture).status).toBe('captured');
+      const steps = (await accepted.handle.result()).steps.map((s) => s.name);
+      expect(steps).not.toContain('expiry'); // woken by the Update, not by the timer 20 s later
+      expect(await stack.balance(b)).toBe(100);
+    } finally {
+      release();
+      await stack.startWorker();
+    }
+  });
+
   test('a capture and the expiry racing: exactly one wins, and money is conserved either way', async () => {
     const results: string[] = [];
     for (let i = 0; i < 4; i++) {
