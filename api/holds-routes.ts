@@ -22,10 +22,10 @@ import {
   HoldListQuery,
   HoldParams,
   IdempotencyKeyHeader,
-  StrictTime,
 } from './schemas';
 import { preferredWait } from './transfers-routes';
-import { isStorableText, parse } from './validate';
+import { parse } from './validate';
+import { decodeCursor, encodeCursor } from './page-cursor';
 import { listHolds, holdRowView } from '../projections/holds-queries';
 
 /**
@@ -274,23 +274,5 @@ function holdProblem(error: unknown, shownId: string): unknown {
 function conflict(holdId: string): HttpProblem {
   return new HttpProblem(409, problemType('hold-conflict'), 'Hold conflict', `Hold ${holdId} already exists with a different payload`, [
     { field: 'holdId', message: 'was already used with a different payload' },
-  ]);
-}
-
-/** Page cursors: opaque to clients (base64url of the last row's creation time and id), as GET /transfers makes them. */
-function encodeCursor(cursor: { at: string; id: string }): string {
-  return Buffer.from(JSON.stringify([cursor.at, cursor.id])).toString('base64url');
-}
-
-function decodeCursor(text: string): { at: string; id: string } {
-  try {
-    const [at, id] = JSON.parse(Buffer.from(text, 'base64url').toString('utf8')) as [unknown, unknown];
-    const validId = typeof id === 'string' && id.length > 0 && id.length <= 300 && isStorableText(id);
-    if (typeof at === 'string' && StrictTime.safeParse(at).success && validId) return { at, id };
-  } catch {
-    // not a cursor of ours: refused below
-  }
-  throw new HttpProblem(400, problemType('validation-error'), 'Invalid cursor', 'after must be a cursor returned by a previous page', [
-    { field: 'after', message: 'is not a cursor returned by a previous page' },
   ]);
 }

@@ -13,9 +13,10 @@ import type { ApiDeps } from './api-deps';
 import { awaitProjection } from './consistency';
 import { HttpProblem, problemType } from './problem';
 import { rejectionProblem } from './rejection-status';
-import { CreateTransferBody, IdempotencyKeyHeader, StrictTime, TransferListQuery, TransferParams, TransferQuery } from './schemas';
+import { CreateTransferBody, IdempotencyKeyHeader, TransferListQuery, TransferParams, TransferQuery } from './schemas';
 import { customerOwnerOf, storedTransferIdFor, viewForCaller } from './customer-ids';
-import { isStorableText, parse } from './validate';
+import { parse } from './validate';
+import { decodeCursor, encodeCursor } from './page-cursor';
 import { holdWait } from './wait-limits';
 
 export function transfersRoutes(deps: ApiDeps): Router {
@@ -145,25 +146,6 @@ export function transfersRoutes(deps: ApiDeps): Router {
   });
 
   return router;
-}
-
-/** Page cursors: opaque to clients (base64url of the last row's creation time and id). */
-function encodeCursor(cursor: { at: string; id: string }): string {
-  return Buffer.from(JSON.stringify([cursor.at, cursor.id])).toString('base64url');
-}
-
-function decodeCursor(text: string): { at: string; id: string } {
-  try {
-    const [at, id] = JSON.parse(Buffer.from(text, 'base64url').toString('utf8')) as [unknown, unknown];
-    // What PostgreSQL compares: a strict ISO-8601 time in the business range, an id of storable text (issue 23, item 11).
-    const validId = typeof id === 'string' && id.length > 0 && id.length <= 300 && isStorableText(id);
-    if (typeof at === 'string' && StrictTime.safeParse(at).success && validId) return { at, id };
-  } catch {
-    // not a cursor of ours: refused below
-  }
-  throw new HttpProblem(400, problemType('validation-error'), 'Invalid cursor', 'after must be a cursor returned by a previous page', [
-    { field: 'after', message: 'is not a cursor returned by a previous page' },
-  ]);
 }
 
 /**

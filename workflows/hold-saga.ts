@@ -23,6 +23,7 @@ import {
   type HoldSagaStatus,
 } from './hold-saga-contract';
 import type { SagaStep } from './transfer-saga-contract';
+import { localThenRemote } from './local-then-remote';
 
 /**
  * The hold saga (`hold-<id>`): reserve on the source, then wait, durably, for a capture, a void or the expiry (a timer in
@@ -58,22 +59,6 @@ const fast = proxyLocalActivities<HoldActivities & TransferActivities>({
   startToCloseTimeout: '10s',
   retry: { initialInterval: '50ms', backoffCoefficient: 2, maximumInterval: '1s', maximumAttempts: 3 },
 });
-
-function isFinal(error: unknown): boolean {
-  if (isCancellation(error)) return true;
-  const cause = error instanceof ActivityFailure ? error.cause : error;
-  return cause instanceof ApplicationFailure && cause.nonRetryable === true;
-}
-
-/** The step as a local activity; on an infrastructure failure, the remote activity (its own retry policy). */
-async function localThenRemote<T>(local: () => Promise<T>, remote: () => Promise<T>): Promise<T> {
-  try {
-    return await local();
-  } catch (error) {
-    if (isFinal(error)) throw error;
-    return remote();
-  }
-}
 
 /** The capture's credit, as a transfer's: retried until it succeeds or a business rule refuses it. */
 const creditUntilDecided = proxyActivities<TransferActivities>({

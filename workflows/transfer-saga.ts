@@ -12,6 +12,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { TransferActivities } from '../activities/transfer-activities';
+import { localThenRemote } from './local-then-remote';
 import { isRejectionType } from '../domain/rejection';
 import type { TransferFailureReason } from '../domain/transfer-events';
 import {
@@ -214,24 +215,6 @@ export async function transferSaga(input: TransferSagaInput): Promise<TransferSa
 }
 
 type Step = <T>(name: string, run: () => Promise<T>) => Promise<T>;
-
-/** A business rejection (non-retryable) or a cancel: never handed on to another attempt. */
-function isFinal(error: unknown): boolean {
-  if (isCancellation(error)) return true;
-  const cause = error instanceof ActivityFailure ? error.cause : error;
-  return cause instanceof ApplicationFailure && cause.nonRetryable === true;
-}
-
-/** The leg as a local activity first; on an infrastructure failure, the remote activity (its own retry policy). */
-async function localThenRemote<T>(local: (() => Promise<T>) | undefined, remote: () => Promise<T>): Promise<T> {
-  if (!local) return remote();
-  try {
-    return await local();
-  } catch (error) {
-    if (isFinal(error)) throw error;
-    return remote();
-  }
-}
 
 /**
  * The saga from SAFE_SETTLEMENT on. The forward path: request and debit, then credit and complete.
