@@ -14,6 +14,8 @@ import { isTerminalStatus, type TerminalTransferStatus, type TransferFailureReas
 import type { TransferSagaInput } from '../workflows/transfer-saga-contract';
 import { HoldLog } from '../application/hold-log';
 import { createHoldActivities } from './hold-activities';
+import { BatchLog } from '../application/batch-log';
+import { createBatchActivities } from './batch-activities';
 
 /** What the saga passes to every activity: the saga's own input. */
 export type TransferActivityInput = TransferSagaInput;
@@ -44,6 +46,8 @@ export interface TransferActivityDeps {
   transfers: TransferLog;
   /** The holds' streams (default: over the transfers' store): the hold saga's activities come with the transfer's. */
   holds?: HoldLog;
+  /** The batches' streams (default: over the transfers' store): the batch saga's activities come with the transfer's. */
+  batches?: BatchLog;
   observer?: ActivityObserver;
 }
 
@@ -79,7 +83,7 @@ const legId = (transferId: string, leg: string) => (index: number, type: string)
 /** The one refusal of a run that has no accepted request behind it. */
 export const UNAUTHORIZED = 'unauthorized';
 
-export function createTransferActivities({ accounts, transfers, holds, observer }: TransferActivityDeps) {
+export function createTransferActivities({ accounts, transfers, holds, batches, observer }: TransferActivityDeps) {
   const onConflict = (activity: string) => () => observer?.conflict(activity);
 
   /**
@@ -111,6 +115,13 @@ export function createTransferActivities({ accounts, transfers, holds, observer 
       // The captured part of a hold: only its capture debits the source (the hold's saga). A transfer saga run for it
       // (started by hand, or rerun by the reconciler) moves nothing; the hold's saga finishes it.
       const why = `transfer ${input.transferId} is the capture of hold ${state.accepted.holdId}: only that hold's saga debits it`;
+      observer?.unauthorized?.(input.transferId, activity, why);
+      throw ApplicationFailure.nonRetryable(why, UNAUTHORIZED);
+    }
+    if (state.accepted?.batchId !== undefined && activity !== 'acceptedRequest') {
+      // An item of a batch: only the batch's saga moves and settles it (workflows/batch-saga.ts). A transfer saga run
+      // for it (started by hand, or rerun by the reconciler) moves and writes nothing.
+      const why = `transfer ${input.transferId} is an item of batch ${state.accepted.batchId}: only that batch's saga moves it`;
       observer?.unauthorized?.(input.transferId, activity, why);
       throw ApplicationFailure.nonRetryable(why, UNAUTHORIZED);
     }
@@ -267,6 +278,8 @@ export function createTransferActivities({ accounts, transfers, holds, observer 
   return {
     // The hold saga's activities (a capture's credit and settlement are this transfer's own, below).
     ...createHoldActivities({ accounts, transfers, holds: holds ?? new HoldLog(transfers.eventStore), observer }),
+    // The batch saga's activities (a batch's items are transfers: the same accounts, legs and streams).
+    ...createBatchActivities({ accounts, transfers, batches: batches ?? new BatchLog(transfers.eventStore), observer }),
 
     /**
      * The request the API accepted for this transfer, as the saga's input from here on (accounts, amount, reversalOf,

@@ -36,7 +36,10 @@ export type RejectionType =
   | 'hold_finished'
   /** The money is not reserved yet (or the reservation was refused). */
   | 'hold_not_placed'
-  | 'capture_exceeds_hold';
+  | 'capture_exceeds_hold'
+  // Batches (issue 26).
+  /** An item of an atomic batch that was itself fine: another item was refused, so nothing of the batch moves. */
+  | 'batch_aborted';
 
 /** Every rejection type, derived from the union. */
 const REJECTION_TYPE_SET = {
@@ -69,6 +72,7 @@ const REJECTION_TYPE_SET = {
   hold_finished: true,
   hold_not_placed: true,
   capture_exceeds_hold: true,
+  batch_aborted: true,
 } as const satisfies Record<RejectionType, true>;
 
 export function isRejectionType(type: string | null | undefined): type is RejectionType {

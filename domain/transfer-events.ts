@@ -23,6 +23,11 @@ export interface AcceptedBy {
    * saga), never a transfer saga's debit leg.
    */
   holdId?: string;
+  /**
+   * The transfer is an item of this batch (its id): the batch's saga moves and settles it (domain/transfer-batch.ts),
+   * never a transfer saga of its own.
+   */
+  batchId?: string;
 }
 
 /** Why a transfer did not complete: a business rule, the infrastructure (retries exhausted), or an operator's cancel. */

@@ -7,7 +7,13 @@ import type { TemporalCli } from './temporal-cli';
 import { waitFor } from './ports';
 
 /** Custom search attributes the service uses; registered on the dev server at start. */
-export const SEARCH_ATTRIBUTES = { TransferStatus: 'Keyword' } as const;
+export const SEARCH_ATTRIBUTES = {
+  TransferStatus: 'Keyword',
+  // A batch's items by outcome (workflows/batch-saga-contract.ts).
+  BatchItemsCompleted: 'Int',
+  BatchItemsFailed: 'Int',
+  BatchItemsCompensated: 'Int',
+} as const;
 
 /**
  * Settings for a dev server that runs on one machine beside its only worker (`npm start`, tests,
@@ -75,7 +81,9 @@ export async function startTemporalDevServer(options: DevServerOptions): Promise
         uiPort: options.uiPort,
         dbFilename: options.dbFile,
         namespace: options.namespace,
-        searchAttributes: Object.keys(SEARCH_ATTRIBUTES).map((name) => defineSearchAttributeKey(name, 'KEYWORD')),
+        searchAttributes: Object.entries(SEARCH_ATTRIBUTES).map(([name, type]) =>
+          defineSearchAttributeKey(name, type === 'Int' ? 'INT' : 'KEYWORD'),
+        ),
       },
     });
     return { address, uiUrl, stop: () => env.teardown() };

@@ -10,6 +10,7 @@ import { createServicePool } from '../infra/pg-pool';
 import { Metrics } from '../infra/metrics';
 import { createTransferWorker } from '../temporal/transfer-worker';
 import { createReconcilerActivities, ensureReconcilerSchedule } from '../temporal/transfer-reconciler';
+import { BatchLog } from '../application/batch-log';
 import { HoldLog } from '../application/hold-log';
 import { listTransfers } from '../projections/transfers-queries';
 import type { ApiDeps } from '../api/api-deps';
@@ -134,6 +135,7 @@ export async function startWorker(
       taskQueue: config.TASK_QUEUE,
       transfers,
       holds: new HoldLog(store),
+      batches: new BatchLog(store),
       pendingTransfers: async (olderThan, limit) => {
         const { rows } = await listTransfers(reconcilerReadModels, { status: 'pending', to: olderThan.toISOString(), limit });
         return rows.map((row) => row.transfer_id);

@@ -5,7 +5,10 @@ import {
   WorkflowNotFoundError,
   type Client,
 } from '@temporalio/client';
+import type { BatchLog } from '../application/batch-log';
 import type { HoldLog } from '../application/hold-log';
+import type { transferBatchSaga } from '../workflows/batch-saga';
+import { batchWorkflowId, TRANSFER_BATCH_SAGA } from '../workflows/batch-saga-contract';
 import type { TransferLog } from '../application/transfer-log';
 import type { holdSaga } from '../workflows/hold-saga';
 import { HOLD_SAGA, holdWorkflowId } from '../workflows/hold-saga-contract';
@@ -43,6 +46,8 @@ export interface ReconcilerDeps {
   pendingTransfers?: (olderThan: Date, limit: number) => Promise<string[]>;
   /** The holds' streams: closed hold sagas whose hold is not settled are run again (see reconcileHolds). */
   holds?: HoldLog;
+  /** The batches' streams: closed batch sagas whose batch is not settled are run again (see reconcileBatches). */
+  batches?: BatchLog;
   /** How long a pending transfer is left to its saga before the reconciler looks at it (default 60 s). */
   graceMs?: number;
   now?: () => Date;
@@ -134,6 +139,8 @@ async function repairOne(deps: ReconcilerDeps, transferId: string): Promise<stri
   if (isTerminalStatus(state.status)) return undefined; // settled on the stream
   // The captured part of a hold: its hold's saga finishes it (repairHold), never a transfer saga.
   if (state.accepted?.holdId !== undefined) return undefined;
+  // An item of a batch: its batch's saga settles it (reconcileBatches), never a transfer saga.
+  if (state.accepted?.batchId !== undefined) return undefined;
   if (!state.request) {
     // A run the API never accepted (started straight on Temporal): it moved nothing, and nothing is there to run.
     deps.log?.({ level: 'warn', msg: 'closed saga without an accepted request: nothing to run', transferId, workflowId });
@@ -241,6 +248,70 @@ export async function reconcileHolds(
 }
 
 const HOLD_WORKFLOW_PREFIX = holdWorkflowId('');
+const BATCH_WORKFLOW_PREFIX = batchWorkflowId('');
+
+/**
+ * Batches whose saga closed without settling them (terminated, timed out, failed): their items would stay pending for
+ * ever, money debited and not credited. Found through Temporal's visibility (closed batch saga runs of this task queue,
+ * closed within RECONCILE_CLOSED_WITHIN_MS), confirmed on the batch's own stream (accepted, not settled), and run again
+ * under the same workflow id: the rerun executes the batch recorded there, and every leg it already landed is a no-op.
+ */
+export async function reconcileBatches(
+  deps: ReconcilerDeps & { batches: BatchLog },
+  options: { limit?: number } = {},
+): Promise<ReconcileResult> {
+  const limit = options.limit ?? 500;
+  const now = (deps.now ?? (() => new Date()))();
+  const result: ReconcileResult = { examined: 0, repaired: [] };
+  const seen = new Set<string>();
+  const query = [
+    `WorkflowType = '${TRANSFER_BATCH_SAGA}'`,
+    `TaskQueue = '${deps.taskQueue}'`,
+    `ExecutionStatus IN (${CLOSED_UNSETTLED.map((s) => `'${s}'`).join(', ')})`,
+    `CloseTime > '${new Date(now.getTime() - RECONCILE_CLOSED_WITHIN_MS).toISOString()}'`,
+  ].join(' AND ');
+  let listed = 0;
+  for await (const run of deps.client.workflow.list({ query })) {
+    if (++listed > limit) break;
+    if (!run.workflowId.startsWith(BATCH_WORKFLOW_PREFIX)) continue;
+    const batchId = run.workflowId.slice(BATCH_WORKFLOW_PREFIX.length);
+    if (seen.has(batchId)) continue;
+    seen.add(batchId);
+    result.examined += 1;
+    const latest = await latestRun(deps, run.workflowId);
+    if (latest.status === 'RUNNING') continue;
+    const { state } = await deps.batches.load(batchId);
+    if (!state.request || state.status !== 'pending') continue;
+    try {
+      await deps.client.workflow.start<typeof transferBatchSaga>(TRANSFER_BATCH_SAGA, {
+        workflowId: run.workflowId,
+        taskQueue: deps.taskQueue,
+        args: [{ batchId, actor: state.accepted?.actor ?? SYSTEM_ACTOR }],
+        memo: {
+          batchId,
+          items: state.request.items.length,
+          rerunBy: SYSTEM_ACTOR,
+          repairOf: latest.runId ?? null,
+          repairedAfter: latest.status,
+        },
+        workflowIdReusePolicy: 'ALLOW_DUPLICATE',
+        workflowIdConflictPolicy: 'FAIL',
+      });
+    } catch (error) {
+      if (error instanceof WorkflowExecutionAlreadyStartedError) continue;
+      throw error;
+    }
+    deps.log?.({
+      level: 'warn',
+      msg: 'batch repaired: its saga closed without settling it and was run again',
+      batchId,
+      closedAs: latest.status,
+    });
+    deps.onRepaired?.(batchId, latest.status);
+    result.repaired.push({ transferId: batchId, closedAs: latest.status });
+  }
+  return result;
+}
 
 /** The reconciler's activities, registered on the transfer worker. */
 export function createReconcilerActivities(deps: ReconcilerDeps) {
@@ -248,7 +319,11 @@ export function createReconcilerActivities(deps: ReconcilerDeps) {
     async reconcileTransfers(): Promise<{ examined: number; repaired: number }> {
       const result = await reconcileTransfers(deps);
       const holds = deps.holds ? await reconcileHolds({ ...deps, holds: deps.holds }) : { examined: 0, repaired: [] };
-      return { examined: result.examined + holds.examined, repaired: result.repaired.length + holds.repaired.length };
+      const batches = deps.batches ? await reconcileBatches({ ...deps, batches: deps.batches }) : { examined: 0, repaired: [] };
+      return {
+        examined: result.examined + holds.examined + batches.examined,
+        repaired: result.repaired.length + holds.repaired.length + batches.repaired.length,
+      };
     },
   };
 }

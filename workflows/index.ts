@@ -2,3 +2,4 @@
 export { transferSaga } from './transfer-saga';
 export { transferReconciler } from './transfer-reconciler';
 export { holdSaga } from './hold-saga';
+export { transferBatchSaga } from './batch-saga';

@@ -1,17 +1,23 @@
 import { EsdbEventStore } from '../../eventstore/esdb/esdb-event-store';
 import { esdbUrlOrSkipReason } from './esdb-availability';
 import { describeEventStoreContract } from './event-store-contract';
+import { esdbGroupSettled } from '../support/esdb-group-settled';
 
 const { url, reason } = esdbUrlOrSkipReason();
 
 if (url) {
   describeEventStoreContract(`EventStoreDB (${url})`, async () => {
     const store = await EsdbEventStore.connect(url);
+    const settled = esdbGroupSettled(url);
     return {
       store,
       // Persistent subscriptions may redeliver and reorder (retries, several consumers).
       orderedDelivery: false,
-      cleanup: () => store.close(),
+      groupSettled: settled.groupSettled,
+      cleanup: async () => {
+        await store.close();
+        await settled.close();
+      },
     };
   });
 } else {

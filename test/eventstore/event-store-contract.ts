@@ -15,6 +15,13 @@ export interface ContractSubject {
   orderedDelivery: boolean;
   /** subscribeInBatches hands over several events at once (EventStoreDB's adapter hands them over one by one). */
   batchedDelivery?: boolean;
+  /**
+   * Whether every event delivered to the group so far has been acknowledged where the store keeps the group's
+   * progress. EventStoreDB's acks are fire-and-forget messages on the subscription's call: one still in flight when
+   * the consumer stops is lost and its event redelivered (at least once), so a test that means "acknowledged, then
+   * stopped" waits for this first. Absent where an ack is done when the handler's turn ends (PostgreSQL).
+   */
+  groupSettled?(group: string): Promise<boolean>;
   cleanup(): Promise<void>;
 }
 
@@ -401,6 +408,7 @@ export function describeEventStoreContract(adapter: string, makeSubject: () => P
         await store.appendToStream(`${prefix}-x`, first, { expectedRevision: 'no_stream' });
         let sub = await store.subscribe(group, { streamPrefix: prefix, from: 'start' }, handler);
         await eventually(() => expect(seen).toEqual(expect.arrayContaining(first.map((e) => e.id))));
+        if (subject.groupSettled) await eventually(async () => expect(await subject.groupSettled!(group)).toBe(true));
         await sub.stop();
 
         const whileDown = [event('Three'), event('Four')];

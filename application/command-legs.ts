@@ -1,0 +1,96 @@
+import { fold } from '../domain/decider';
+import type { DomainEvent } from '../domain/decider';
+import type { Rejection } from '../domain/rejection';
+import type { NewEvent } from '../eventstore/event-store';
+import { retryOnConflict } from './conflict-retry';
+import { toNewEvent, type CommandContext } from './event-envelope';
+import type { EventSourcedRepository, Loaded } from './event-sourced-repository';
+
+/** One leg among many on one stream: its command, where its events' ids come from, and its metadata. */
+export interface Leg<C> {
+  key: string;
+  command: C;
+  eventId: (index: number, type: string) => string;
+  context: CommandContext;
+}
+
+export interface LegsResult<S> {
+  /** Legs refused by the rules (by key), each with its rejection. */
+  refused: Map<string, Rejection>;
+  state: S;
+  eventsWritten: number;
+}
+
+/**
+ * Decides legs one after the other on one state, each against the state the ones before it produced. Not atomic: a
+ * refused leg is left out and the rest go on. Pure.
+ */
+export function planLegs<S, C, E extends DomainEvent>(
+  repository: EventSourcedRepository<S, C, E>,
+  state: S,
+  legs: readonly Leg<C>[],
+): { refused: Map<string, Rejection>; events: NewEvent[]; decided: E[]; state: S } {
+  const refused = new Map<string, Rejection>();
+  const events: NewEvent[] = [];
+  const decided: E[] = [];
+  let after = state;
+  for (const leg of legs) {
+    const decision = repository.decider.decide(after, leg.command);
+    if (!decision.ok) {
+      refused.set(leg.key, decision.rejection);
+      continue;
+    }
+    decision.events.forEach((e, i) => events.push(toNewEvent(e, leg.context, leg.eventId(i, e.type))));
+    decided.push(...decision.events);
+    after = fold(repository.decider, decision.events, after);
+  }
+  return { refused, events, decided, state: after };
+}
+
+/**
+ * Many legs on one stream in one append (a batch's debits of one account, say): load (or the caller's state for the
+ * first attempt), decide every leg in order (planLegs), append all their events with the revision read, and on a
+ * conflict read and decide again. `atomic`: any refused leg and nothing is appended (the refusals are returned). Legs
+ * already applied decide to nothing (their ids and the decider make them idempotent). Takes the stream's turn in this
+ * process, as every command does (application/stream-turns.ts).
+ */
+export function handleLegs<S, C, E extends DomainEvent>(
+  repository: EventSourcedRepository<S, C, E>,
+  id: string,
+  legs: readonly Leg<C>[],
+  options: { atomic?: boolean; preloaded?: Loaded<S>; onConflict?: () => void } = {},
+): Promise<LegsResult<S>> {
+  let preloaded = options.preloaded;
+  const run = async (): Promise<LegsResult<S>> => {
+    const { state, revision } = preloaded ?? (await repository.load(id));
+    preloaded = undefined;
+    const plan = planLegs(repository, state, legs);
+    if ((options.atomic && plan.refused.size > 0) || plan.events.length === 0) return { refused: plan.refused, state, eventsWritten: 0 };
+    const result = await repository.append(id, plan.events, revision, plan.state);
+    const occurredAt = result.recordedAt;
+    const after = fold(
+      repository.decider,
+      plan.decided.map((e) => ({ ...e, occurredAt })),
+      state,
+    );
+    return { refused: plan.refused, state: after, eventsWritten: plan.events.length };
+  };
+  return repository.exclusive(id, (turn) => {
+    if (turn.waited) preloaded = undefined; // another command of this process changed the stream meanwhile
+    return retryOnConflict(run, { onConflict: options.onConflict });
+  });
+}
+
+/** Runs `work` over `items` with at most `limit` at a time; results in the items' order. */
+export async function inParallel<T, R>(items: readonly T[], limit: number, work: (item: T) => Promise<R>): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await work(items[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
+}
