@@ -1,3 +1,4 @@
+import { SEARCH_ATTRIBUTES } from '../../infra/temporal-dev-server';
 /**
  * Static checks of docker-compose.yml: no Docker engine runs here, so this reads the file the way
  * `docker compose` would (YAML with merge keys, then ${VAR} interpolation) and checks that the
@@ -526,15 +527,23 @@ describe.each(SCENARIOS)('docker-compose.yml %s', (_label, shellEnv) => {
     expect(env.TEMPORAL_CORS_ORIGINS?.split(',')).toContain('http://localhost:3000');
   });
 
-  test('temporal-admin-tools registers TransferStatus (Keyword) once, in the namespace the apps use', () => {
+  test('temporal-admin-tools registers every search attribute the code uses, with its type, once, in the namespace the apps use', () => {
     const job = service(compose, 'temporal-admin-tools');
     expect(String(job.image)).toMatch(/^temporalio\/admin-tools:/);
     const script = [...argv(job.entrypoint), ...argv(job.command)].join(' ');
     const namespaces = new Set(APP_SERVICES.map((n) => loadConfig(environmentOf(service(compose, n))).TEMPORAL_NAMESPACE));
     expect(namespaces.size).toBe(1);
+    // The pairs it registers are exactly the dev server's (infra/temporal-dev-server.ts).
+    const pairs = (environmentOf(job).SEARCH_ATTRIBUTES ?? '').split(/\s+/).filter(Boolean);
+    expect(pairs.sort()).toEqual(
+      Object.entries(SEARCH_ATTRIBUTES)
+        .map(([name, type]) => `${name}:${type}`)
+        .sort(),
+    );
+    expect(script).toMatch(/for pair in \$SEARCH_ATTRIBUTES;/);
     const create = /temporal operator search-attribute create([^\n;&|)]*)/.exec(script)?.[1] ?? '';
-    expect(create).toMatch(/--name[ =]TransferStatus\b/);
-    expect(create).toMatch(/--type[ =]Keyword\b/);
+    expect(create).toMatch(/--name[ =]"\$name"/);
+    expect(create).toMatch(/--type[ =]"\$type"/);
     expect(create).toMatch(new RegExp(`--namespace[ =]${[...namespaces][0]}\\b`));
     const address = /--address[ =](\S+)/.exec(create)?.[1];
     expect(hostPortOf(address, 'admin-tools --address')).toEqual({ host: 'temporal', port: temporalFrontendPort(compose) });
