@@ -1,10 +1,12 @@
 /* global document, window, URLSearchParams */
 /**
  * The web console: a hash router over a few pages, each rendered with DOM APIs from the API's JSON.
- * Pages: sign in, accounts, an account, transfers, a transfer, holds, a hold, streams, a stream, the live tail.
+ * Pages: sign in, accounts, an account, transfers, a transfer, batches, a batch, holds, a hold, streams, a stream, the
+ * live tail.
  */
 import { accountPage, accountsPage } from './accounts.js';
 import { api, ApiError, clearSession, isOperator, saveSession, session, whenUnauthorized } from './api.js';
+import { batchesPage, batchPage } from './batches.js';
 import { fill, h, problemView } from './dom.js';
 import { holdPage, holdsPage } from './holds.js';
 import { streamPage, streamsPage, tailPage } from './streams.js';
@@ -34,6 +36,8 @@ const ROUTES = [
   [/^accounts\/([^/]+)$/, () => accountPage],
   [/^transfers$/, () => transfersPage],
   [/^transfers\/([^/]+)$/, () => transferPage],
+  [/^batches$/, () => batchesPage],
+  [/^batches\/([^/]+)$/, () => batchPage],
   [/^holds$/, () => holdsPage],
   [/^holds\/([^/]+)$/, () => holdPage],
   [/^streams$/, () => streamsPage],
