@@ -1,16 +1,27 @@
 import type { Express, NextFunction, Request, RequestHandler, Response } from 'express';
 import { rateLimit } from 'express-rate-limit';
 import { WorkflowNotFoundError } from '@temporalio/client';
+import { BatchLog } from '../application/batch-log';
 import { HoldLog } from '../application/hold-log';
 import { TransferLog } from '../application/transfer-log';
 import type { CommandContext } from '../application/event-envelope';
 import { accountStream } from '../domain/account-events';
+import { MAX_BATCH_ITEMS, type BatchRequest } from '../domain/transfer-batch';
 import { transferWorkflowId } from '../workflows/transfer-saga-contract';
 import type { ApiDeps } from './api-deps';
 import type { ApiKeyStore, Principal } from '../stores/api-keys';
 import { HttpProblem, problemType } from './problem';
 import { scopedTransferId, storedTransferIdFor } from './customer-ids';
-import { AccountParams, CreateHoldBody, CreateTransferBody, HoldParams, ReversalBody, TransferParams } from './schemas';
+import {
+  AccountParams,
+  CreateHoldBody,
+  CreateTransferBody,
+  HoldParams,
+  ReversalBody,
+  TransferBatchParams,
+  TransferParams,
+} from './schemas';
+import { parseTransferBatchBody } from './transfer-batch-body';
 import { parse } from './validate';
 
 /**
@@ -22,7 +33,9 @@ import { parse } from './validate';
  *   as for an account that does not exist), starts transfers from its own accounts (not owned -> 403,
  *   before anything is written), reads transfers whose source or target it owns (else 404); places holds from its
  *   own accounts (else 403), captures and voids holds whose source it owns, reads holds whose source or target it
- *   owns (else 404 hold-not-found, as for a hold that does not exist; docs/holds.md). Every
+ *   owns (else 404 hold-not-found, as for a hold that does not exist; docs/holds.md); starts batches of transfers all
+ *   from its own accounts (any other source -> 403 naming the item, before anything is written), reads batches whose
+ *   every source it owns (else 404 batch-not-found); the list of batches is operator-only. Every
  *   other endpoint -> 403: customers are denied by default, so an endpoint added later is
  *   operator-only until it is listed here.
  * - A rate limit per key (express-rate-limit, in this process's memory: with N API instances a key
@@ -75,6 +88,9 @@ export const OPERATION_ACCESS: Record<string, OperationAccess> = {
   'get /holds/{id}': 'customer',
   'post /holds/{id}/capture': 'customer',
   'post /holds/{id}/void': 'customer',
+  'post /transfer-batches': 'customer',
+  'get /transfer-batches': 'operator',
+  'get /transfer-batches/{id}': 'customer',
   'get /events': 'operator',
   'get /audit/verify': 'operator',
   'get /streams': 'operator',
@@ -174,10 +190,43 @@ class Ownership {
   private readonly owners = new Map<string, string>();
   private readonly transfers: TransferLog;
   private readonly holds: HoldLog;
+  private readonly batches: BatchLog;
 
   constructor(private readonly deps: ApiDeps) {
     this.transfers = new TransferLog(deps.store);
     this.holds = new HoldLog(deps.store);
+    this.batches = new BatchLog(deps.store);
+  }
+
+  /** A batch as the API accepted it, from its stream (recorded there before its saga starts), or undefined. */
+  async batchRequestOf(batchId: string): Promise<BatchRequest | undefined> {
+    return (await this.batches.load(batchId)).state.request;
+  }
+
+  /**
+   * The owners of several accounts (as ownerOf, undefined for an account that does not exist): those not known yet in
+   * one read of the store, the first event of each.
+   */
+  async ownersOf(accountIds: Iterable<string>): Promise<Map<string, string | undefined>> {
+    const owners = new Map<string, string | undefined>();
+    const unknown: string[] = [];
+    for (const id of new Set(accountIds)) {
+      const cached = this.owners.get(id);
+      if (cached !== undefined) owners.set(id, cached);
+      else unknown.push(id);
+    }
+    if (unknown.length === 0) return owners;
+    const firsts = await this.deps.store.readStreams(unknown.map((id) => ({ stream: accountStream(id), fromRevision: 0n, maxCount: 1 })));
+    unknown.forEach((id, i) => {
+      const first = firsts[i]?.[0];
+      const owner = first?.type === 'AccountOpened' ? String((first.data as { ownerId: unknown }).ownerId) : undefined;
+      if (owner !== undefined) {
+        if (this.owners.size >= 100_000) this.owners.clear();
+        this.owners.set(id, owner);
+      }
+      owners.set(id, owner);
+    });
+    return owners;
   }
 
   /** Source and target of a hold, from its stream (the API records every hold there before its saga starts). */
@@ -324,6 +373,47 @@ export function installAuthorization(app: Express, deps: ApiDeps, options: Acces
     });
   app.get('/holds/:id', customerHold('either'));
   app.post(['/holds/:id/capture', '/holds/:id/void'], customerHold('source'));
+
+  // Batches of transfers (issue 26): every item from the customer's own accounts (403 naming the first that is not, as
+  // POST /transfers refuses its one transfer, before anything is written); the owners in one read.
+  const maxBatchItems = deps.transferBatchMaxItems ?? MAX_BATCH_ITEMS;
+  app.post(
+    '/transfer-batches',
+    asCustomer(async (req, principal) => {
+      const body = parseTransferBatchBody(req.body, maxBatchItems);
+      const owners = await ownership.ownersOf(body.items.map((item) => item.fromAccountId));
+      const index = body.items.findIndex((item) => owners.get(item.fromAccountId) !== principal.ownerId);
+      if (index >= 0) {
+        throw new HttpProblem(
+          403,
+          problemType('forbidden'),
+          'Forbidden',
+          `This API key moves money only from accounts of owner ${principal.ownerId}`,
+          [{ field: `items[${index}].fromAccountId`, message: "is not an account of this API key's owner" }],
+        );
+      }
+    }),
+  );
+  // A batch the customer may read: its own id first (scoped to its owner, as transfer ids are), then the id as stored;
+  // readable when its owner owns the source of every item (a batch shows every item's accounts and amounts). Anything
+  // else is not found, exactly as a batch that does not exist.
+  app.get(
+    '/transfer-batches/:id',
+    asCustomer(async (req, principal, res) => {
+      const { id } = parse(TransferBatchParams, { id: req.params.id }, 'path');
+      const scoped = scopedTransferId(principal.ownerId, id);
+      for (const candidate of scoped !== undefined ? [scoped, id] : [id]) {
+        const batch = await ownership.batchRequestOf(candidate);
+        if (!batch) continue;
+        const owners = await ownership.ownersOf(batch.items.map((item) => item.fromAccountId));
+        if ([...owners.values()].every((owner) => owner === principal.ownerId)) {
+          res.locals.readableBatchId = candidate;
+          return;
+        }
+      }
+      throw new HttpProblem(404, problemType('batch-not-found'), 'Batch not found', `No batch ${id}`);
+    }),
+  );
 
   // Reversal ids are chosen by operators: never of the form of a customer's scoped ids (customer-ids.ts).
   app.post('/transfers/:id/reversal', (req: Request, res: Response, next: NextFunction) => {

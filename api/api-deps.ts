@@ -30,6 +30,8 @@ export interface ApiDeps {
   /** Longest wait for read-your-writes (?minPosition) and ?wait, in ms. Default 10 s / 30 s. */
   maxConsistencyWaitMs?: number;
   bodyLimit?: string;
+  /** The most items of one POST /transfer-batches (TRANSFER_BATCH_MAX_ITEMS). Default 1,000 (MAX_BATCH_ITEMS). */
+  transferBatchMaxItems?: number;
   /** API keys: OPERATOR_API_KEY, RATE_LIMIT_PER_MINUTE, METRICS_PUBLIC. */
   access?: AccessOptions;
   /** Business time: BOOKS_TIMEZONE, MAX_LATENESS, MAX_CLOCK_SKEW (defaults: UTC, 5 days, 2 minutes). */

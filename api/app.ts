@@ -18,6 +18,8 @@ import { streamsRoutes } from './streams-routes';
 import { eventsRoutes } from './events-routes';
 import { holdsRoutes } from './holds-routes';
 import { reversalRoutes } from './reversal-routes';
+import { MAX_BATCH_ITEMS } from '../domain/transfer-batch';
+import { transferBatchesRoutes } from './transfer-batches-routes';
 import { transfersRoutes } from './transfers-routes';
 import { installWaitLimits } from './wait-limits';
 
@@ -71,6 +73,9 @@ export function createApp(deps: ApiDeps): express.Express {
     }
     return next();
   });
+  // A batch of transfers is larger: 512 bytes per item it may hold (an item of the longest ids is about 220), plus 16 kB.
+  const batchLimit = (deps.transferBatchMaxItems ?? MAX_BATCH_ITEMS) * 512 + 16 * 1024;
+  app.post('/transfer-batches', express.json({ limit: batchLimit, strict: true, type: 'application/json' }));
   app.use(express.json({ limit: deps.bodyLimit ?? '16kb', strict: true, type: 'application/json' }));
   // Roles and ownership: a refusal comes before any handler, so nothing is written.
   installAuthorization(app, deps, access);
@@ -98,6 +103,7 @@ export function createApp(deps: ApiDeps): express.Express {
   app.use(transfersRoutes(deps));
   app.use(reversalRoutes(deps));
   app.use(holdsRoutes(deps));
+  app.use(transferBatchesRoutes(deps));
   app.use(streamsRoutes(deps));
   app.use(eventsRoutes(deps));
   app.use(apiKeysRoutes(deps, keys));

@@ -6,6 +6,7 @@ import { AuditVerifyQuery } from './audit-routes';
 import { registerBusinessTimePaths } from './business-time-openapi';
 import * as out from './response-schemas';
 import * as s from './schemas';
+import { registerTransferBatchPaths } from './transfer-batches-openapi';
 
 const ROLE_TEXT = {
   public: 'Public: no API key.',
@@ -18,6 +19,7 @@ const TAGS = {
   accounts: 'Accounts: open, deposit, withdraw, close; balances, history',
   transfers: 'Transfers between accounts (Temporal sagas) and their reversals',
   holds: 'Holds (two-phase transfers): reserve, then capture (in full or in part), void, or let expire (docs/holds.md)',
+  'transfer-batches': 'Batches of transfers moved by one saga, all or nothing or each on its own (issue 26)',
   'business-time': 'Late records, exceptions, closing the books, statements and corrections (docs/business-time.md)',
   audit: 'The event log, the stream browser and the hash-chain check (operators; docs/audit.md)',
   'api-keys': 'API keys (operators)',
@@ -44,6 +46,9 @@ const OPERATIONS: Record<string, { operationId: string; tag: keyof typeof TAGS }
   'get /holds/{id}': { operationId: 'getHold', tag: 'holds' },
   'post /holds/{id}/capture': { operationId: 'captureHold', tag: 'holds' },
   'post /holds/{id}/void': { operationId: 'voidHold', tag: 'holds' },
+  'post /transfer-batches': { operationId: 'createTransferBatch', tag: 'transfer-batches' },
+  'get /transfer-batches': { operationId: 'listTransferBatches', tag: 'transfer-batches' },
+  'get /transfer-batches/{id}': { operationId: 'getTransferBatch', tag: 'transfer-batches' },
   'get /audit/verify': { operationId: 'verifyAuditChain', tag: 'audit' },
   'get /events': { operationId: 'listEvents', tag: 'audit' },
   'get /streams': { operationId: 'listStreams', tag: 'audit' },
@@ -480,6 +485,7 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV3['generateD
   });
 
   registerBusinessTimePaths({ registerPath: (route) => r.registerPath(route), json, body, problem });
+  registerTransferBatchPaths({ registerPath: (route) => r.registerPath(route), json, body, problem });
 
   return new OpenApiGeneratorV3(registry.definitions).generateDocument({
     openapi: '3.0.3',

@@ -2,7 +2,18 @@ import { extendZodWithOpenApi } from '@asteasolutions/zod-to-openapi';
 import { z } from 'zod';
 import type { ChainProblem, HashForm, UnhashedField } from '../eventstore/hash-chain';
 import { ApiKeyView } from './api-key-schemas';
-import { AccountId, AccountView, HoldId, HoldStatusEnum, Movement, TransferView } from './schemas';
+import {
+  AccountId,
+  AccountView,
+  BatchId,
+  BatchItemStatusEnum,
+  BatchStatusEnum,
+  HoldId,
+  HoldStatusEnum,
+  Movement,
+  TransferId,
+  TransferView,
+} from './schemas';
 
 extendZodWithOpenApi(z);
 
@@ -240,3 +251,84 @@ export const HoldsPage = z
     next: z.string().optional().openapi({ description: 'The cursor (`after`) of the next page' }),
   })
   .openapi('HoldsPage');
+
+// --- Batches of transfers (issue 26) ---
+
+const BatchCounts = z
+  .object({
+    completed: z.number().int(),
+    failed: z.number().int(),
+    compensated: z.number().int(),
+    pending: z.number().int().openapi({ description: 'Items without an outcome yet' }),
+  })
+  .openapi('TransferBatchCounts');
+
+/** The answer of POST /transfer-batches: what was accepted, and the transfer id of each item. */
+export const TransferBatchAccepted = z
+  .object({
+    batchId: BatchId,
+    atomic: z.boolean(),
+    status: BatchStatusEnum,
+    itemCount: z.number().int(),
+    counts: BatchCounts.optional().openapi({ description: 'Once the batch has settled' }),
+    message: z.string().optional(),
+    items: z
+      .array(z.object({ index: z.number().int(), transferId: TransferId }))
+      .openapi({ description: "Each item's place in the batch and its transfer id (GET /transfers/{id} shows it)" }),
+  })
+  .openapi('TransferBatchAccepted');
+
+export const TransferBatchItem = z
+  .object({
+    index: z.number().int().openapi({ description: 'Its place in the batch, from 0' }),
+    transferId: TransferId,
+    fromAccountId: AccountId,
+    toAccountId: AccountId,
+    amount: z.number().int(),
+    status: BatchItemStatusEnum,
+    failureReason: z.string().optional(),
+    failureMessage: z.string().optional(),
+  })
+  .openapi('TransferBatchItem');
+
+/** The saga's own view while it runs (best effort: absent when it cannot be asked). */
+const BatchProgress = z
+  .object({
+    status: z.enum(['pending', 'completed', 'failed', 'partially_completed', 'needs_attention']).openapi({
+      description: '`needs_attention`: a settlement the rules refused waits for a person',
+    }),
+    phase: z.enum(['accepted', 'registering', 'debiting', 'crediting', 'settling', 'settled']),
+    refused: z.number().int().openapi({ description: 'Items refused so far' }),
+    counts: BatchCounts,
+    failureReason: z.string().optional(),
+    failureMessage: z.string().optional(),
+  })
+  .openapi('TransferBatchProgress');
+
+const BatchFields = {
+  batchId: BatchId,
+  atomic: z.boolean(),
+  status: BatchStatusEnum,
+  itemCount: z.number().int(),
+  counts: BatchCounts,
+  actor: z.string().optional().openapi({ description: 'The API key that started it (operators only)' }),
+  acceptedAt: z.string().optional().openapi({ description: 'Absent until the batches read model has the batch' }),
+  settledAt: z.string().optional(),
+  message: z.string().optional(),
+};
+
+export const TransferBatchView = z
+  .object({
+    ...BatchFields,
+    progress: BatchProgress.optional().openapi({ description: "While it is pending: the saga's progress, when the saga answers in time" }),
+    items: z.array(TransferBatchItem).openapi({ description: 'A page of its items, in their order' }),
+    nextCursor: z.string().optional().openapi({ description: 'The `cursor` of the next page of items' }),
+  })
+  .openapi('TransferBatch');
+
+export const TransferBatchesPage = z
+  .object({
+    batches: z.array(z.object(BatchFields).openapi('TransferBatchSummary')),
+    next: z.string().optional().openapi({ description: 'The cursor (`after`) of the next page' }),
+  })
+  .openapi('TransferBatchesPage');

@@ -487,3 +487,65 @@ export const HoldListQuery = z.strictObject({
     .optional()
     .openapi({ description: 'The `next` of the previous page' }),
 });
+
+// --- Batches of transfers (issue 26; domain/transfer-batch.ts) ---
+
+/** A batch's id: its idempotency key, of the same form as a transfer id (and scoped to a customer's owner as those are). */
+export const BatchId = z
+  .string({ error: 'must be a string' })
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/, {
+    error: 'must be 1-64 characters: letters, digits, _ and -, starting with a letter or digit',
+  })
+  .openapi({ example: 'payroll-2026-03' });
+/** One item of POST /transfer-batches: a transfer as POST /transfers takes it. */
+export const TransferBatchItemBody = z
+  .strictObject({
+    transferId: TransferId.optional().openapi({
+      description: "The item's transfer id (its own idempotency key); absent: derived from the batch id and the item's place",
+    }),
+    fromAccountId: AccountId,
+    toAccountId: AccountId,
+    amount: Amount,
+  })
+  .refine((b) => b.fromAccountId !== b.toAccountId, { error: 'must differ from fromAccountId', path: ['toAccountId'] })
+  .openapi('TransferBatchItemRequest');
+export const CreateTransferBatchBody = z
+  .strictObject({
+    batchId: BatchId.optional(),
+    atomic: z
+      .boolean({ error: 'must be true or false' })
+      .default(false)
+      .openapi({ description: 'All or nothing: one item refused and nothing of the batch moves (default false: each item on its own)' }),
+    items: z
+      .array(TransferBatchItemBody, { error: 'must be an array of transfers' })
+      .openapi({ description: 'The transfers, at least 1 and at most TRANSFER_BATCH_MAX_ITEMS (default 1,000)' }),
+  })
+  .openapi('CreateTransferBatchRequest');
+export const TransferBatchParams = z.strictObject({ id: BatchId });
+/** Every status of a batch (domain/transfer-batch.ts) and of one of its items (a transfer's). */
+export const BATCH_STATUSES = ['pending', 'completed', 'failed', 'partially_completed'] as const;
+export const BATCH_ITEM_STATUSES = ['pending', 'completed', 'failed', 'compensated'] as const;
+export const BatchStatusEnum = z.enum(BATCH_STATUSES, { error: `must be one of ${BATCH_STATUSES.join(', ')}` });
+export const BatchItemStatusEnum = z.enum(BATCH_ITEM_STATUSES, { error: `must be one of ${BATCH_ITEM_STATUSES.join(', ')}` });
+/** GET /transfer-batches/{id}: a page of its items (by their place in the batch), filtered by outcome. */
+export const TransferBatchQuery = z.strictObject({
+  status: BatchItemStatusEnum.optional().openapi({ description: 'Only the items with this outcome' }),
+  limit: z.coerce.number({ error: 'must be a number' }).int({ error: 'must be an integer' }).min(1).max(500).default(100),
+  cursor: z
+    .string()
+    .regex(/^\d{1,9}$/, { error: 'must be a cursor returned by a previous page' })
+    .optional()
+    .openapi({ description: 'The `nextCursor` of the previous page: the items after it' }),
+  minPosition: PositionText.optional(),
+});
+/** GET /transfer-batches: newest first, by status, paged by a keyset cursor. */
+export const TransferBatchListQuery = z.strictObject({
+  status: BatchStatusEnum.optional(),
+  limit: z.coerce.number({ error: 'must be a number' }).int({ error: 'must be an integer' }).min(1).max(500).default(50),
+  after: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,400}$/, { error: 'must be a cursor returned by a previous page' })
+    .optional()
+    .openapi({ description: 'The `next` of the previous page' }),
+  minPosition: PositionText.optional(),
+});

@@ -113,6 +113,11 @@ const envSchema = z.object({
   MAX_LATENESS: duration('MAX_LATENESS', '5d'),
   /** Business time: how far in the future an occurredAt may lie. */
   MAX_CLOCK_SKEW: duration('MAX_CLOCK_SKEW', '2m', 0),
+  /**
+   * The most items POST /transfer-batches takes in one batch (issue 26). At most 4,000: the accepted batch is one event,
+   * and EventStoreDB refuses a single append over 1 MiB by default (4,000 items of the longest ids stay under it).
+   */
+  TRANSFER_BATCH_MAX_ITEMS: positiveInt('TRANSFER_BATCH_MAX_ITEMS', 1_000, 4_000),
 });
 
 export type Config = z.infer<typeof envSchema>;

@@ -279,6 +279,7 @@ export async function startApi(
     },
     businessTime: { timezone: config.BOOKS_TIMEZONE, maxLatenessMs: config.MAX_LATENESS, maxClockSkewMs: config.MAX_CLOCK_SKEW },
     console: { temporalUiUrl: config.TEMPORAL_UI_URL },
+    transferBatchMaxItems: config.TRANSFER_BATCH_MAX_ITEMS,
     checks: {
       postgres: async () => void (await readModels.query('SELECT 1')),
       temporal: async () =>

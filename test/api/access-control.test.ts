@@ -7,7 +7,9 @@ import { OPERATION_ACCESS } from '../../api/access-control';
 import { scopedTransferId } from '../../api/customer-ids';
 import { createApp } from '../../api/app';
 import { createLogger } from '../../infra/logger';
+import { batchStream } from '../../domain/transfer-batch';
 import { transferStream } from '../../domain/transfer-events';
+import { batchWorkflowId } from '../../workflows/batch-saga-contract';
 import { transferWorkflowId } from '../../workflows/transfer-saga-contract';
 import { ApiStack, storeFingerprint, TEST_OPERATOR_KEY } from '../support/api-stack';
 import { waitUntil } from '../support/wait-until';
@@ -34,6 +36,8 @@ describe('access control: API keys, roles, owners, rate limit, actor', () => {
   /** Every secret this file used or tried: none may appear in a log line, an event, a metric or a body. */
   const secrets = new Set<string>([TEST_OPERATOR_KEY]);
   const started: string[] = [];
+  /** Batches the table started (their sagas are awaited before the stack closes). */
+  const startedBatches: string[] = [];
   let alice: { keyId: string; secret: string };
   let carol: { keyId: string; secret: string };
   let bob: { keyId: string; secret: string };
@@ -42,6 +46,8 @@ describe('access control: API keys, roles, owners, rate limit, actor', () => {
   /** alice: A1 (funded), E (empty, closed by the operator in the table); bob: B1; carol: C1. */
   let A1: string, E: string, B1: string, C1: string;
   let T1: string;
+  /** A batch from A1 (alice's) to B1, started by the operator: alice may read it, carol may not. */
+  let BT1: string;
   /** Holds from A1 to B1, placed by the operator: one to read, and one per caller for each of capture and void. */
   let H1: string;
   const HOLDS_FOR: Record<'capture' | 'void', Partial<Record<Who, string>>> = { capture: {}, void: {} };
@@ -99,6 +105,13 @@ describe('access control: API keys, roles, owners, rate limit, actor', () => {
       return holdId;
     };
     H1 = await placeHold();
+    BT1 = `bt1-${randomUUID().slice(0, 8)}`;
+    const bt1 = await api
+      .http()
+      .post('/transfer-batches')
+      .send({ batchId: BT1, items: [{ fromAccountId: A1, toAccountId: B1, amount: 7 }] });
+    expect(bt1.status).toBe(202);
+    await api.stack.client.workflow.getHandle(batchWorkflowId(BT1)).result();
     for (const what of ['capture', 'void'] as const)
       for (const who of ['owner', 'other', 'operator'] as const) HOLDS_FOR[what][who] = await placeHold();
     await api.caughtUp();
@@ -109,6 +122,11 @@ describe('access control: API keys, roles, owners, rate limit, actor', () => {
         .getHandle(transferWorkflowId(id))
         .result()
         .catch(() => undefined);
+    for (const id of startedBatches)
+      await api?.stack.client.workflow
+        .getHandle(batchWorkflowId(id))
+        .result()
+        .catch(() => undefined); // a batch that never started: nothing to wait for
     await api?.close();
   });
 
@@ -127,6 +145,8 @@ describe('access control: API keys, roles, owners, rate limit, actor', () => {
     expect: Record<Exclude<Who, 'none' | 'revoked'>, number>;
     /** The transfer id a POST /transfers row used (to check no saga was started on refusal). */
     transferId?: (who: Who) => string;
+    /** The stored batch id a POST /transfer-batches row used (to check nothing was recorded or started on refusal). */
+    batchId?: (who: Who) => string;
   }
   const tid = (who: Who) => `ac-${who}-${process.pid}`;
   const ROWS: Row[] = [
@@ -228,6 +248,28 @@ describe('access control: API keys, roles, owners, rate limit, actor', () => {
           .send({}),
       expect: { owner: 200, other: 404, operator: 200 },
     },
+    // Batches (issue 26): a customer starts them from its own accounts only (every item); reads those whose every source
+    // it owns; the list is the operators'.
+    {
+      op: 'post /transfer-batches',
+      call: (w) =>
+        agent(w)
+          .post('/transfer-batches')
+          .send({ batchId: `batch-${tid(w)}`, items: [{ fromAccountId: A1, toAccountId: B1, amount: 3 }] }),
+      expect: { owner: 202, other: 403, operator: 202 },
+      batchId: (w) =>
+        w === 'owner'
+          ? scopedTransferId('alice', `batch-${tid(w)}`)!
+          : w === 'other'
+            ? scopedTransferId('carol', `batch-${tid(w)}`)!
+            : `batch-${tid(w)}`,
+    },
+    { op: 'get /transfer-batches', call: (w) => agent(w).get('/transfer-batches'), expect: { owner: 403, other: 403, operator: 200 } },
+    {
+      op: 'get /transfer-batches/{id}',
+      call: (w) => agent(w).get(`/transfer-batches/${BT1}`),
+      expect: { owner: 200, other: 404, operator: 200 },
+    },
     {
       op: 'post /transfers/{id}/reversal',
       call: (w) =>
@@ -306,7 +348,11 @@ describe('access control: API keys, roles, owners, rate limit, actor', () => {
     }
     if (status === 403)
       expect((res.body.errors as { field: string }[]).map((e) => e.field)).toEqual([
-        row.op === 'post /transfers' || row.op === 'post /holds' ? 'fromAccountId' : 'Authorization',
+        row.op === 'post /transfers' || row.op === 'post /holds'
+          ? 'fromAccountId'
+          : row.op === 'post /transfer-batches'
+            ? 'items[0].fromAccountId'
+            : 'Authorization',
       ]);
     if (status === 404 && row.op.startsWith('get /accounts')) {
       // Indistinguishable from an account that does not exist.
@@ -325,6 +371,11 @@ describe('access control: API keys, roles, owners, rate limit, actor', () => {
         WorkflowNotFoundError,
       );
     }
+    if (row.batchId) {
+      const batchId = row.batchId(who);
+      expect(await api.store.readStream(batchStream(batchId))).toEqual([]);
+      await expect(api.stack.client.workflow.getHandle(batchWorkflowId(batchId)).describe()).rejects.toBeInstanceOf(WorkflowNotFoundError);
+    }
   });
 
   test.each(allowed)('%s as %s -> %d', async (op, who, status, row) => {
@@ -336,6 +387,7 @@ describe('access control: API keys, roles, owners, rate limit, actor', () => {
       body: undefined,
     });
     if (row.transferId) started.push(row.transferId(who));
+    if (row.batchId) startedBatches.push(row.batchId(who));
     if (op === 'post /api-keys') secrets.add(res.body.secret as string);
   });
 

@@ -60,6 +60,8 @@ describe('configuration', () => {
     ['MAX_LATENESS', { MAX_LATENESS: 'five days' }],
     ['MAX_LATENESS', { MAX_LATENESS: '0d' }],
     ['MAX_CLOCK_SKEW', { MAX_CLOCK_SKEW: '-1m' }],
+    ['TRANSFER_BATCH_MAX_ITEMS', { TRANSFER_BATCH_MAX_ITEMS: '0' }],
+    ['TRANSFER_BATCH_MAX_ITEMS', { TRANSFER_BATCH_MAX_ITEMS: '4001' }],
   ];
   test.each(bad)('%s is refused with its name in the message (%o)', (variable, env) => {
     let error: unknown;
@@ -71,6 +73,11 @@ describe('configuration', () => {
     expect(error).toBeInstanceOf(ConfigError);
     expect((error as ConfigError).problems.map((p) => p.variable)).toContain(variable);
     expect((error as ConfigError).message).toContain(variable);
+  });
+
+  test('TRANSFER_BATCH_MAX_ITEMS: 1000 by default, configurable up to 4000', () => {
+    expect(loadConfig({}).TRANSFER_BATCH_MAX_ITEMS).toBe(1_000);
+    expect(loadConfig({ TRANSFER_BATCH_MAX_ITEMS: '4000' }).TRANSFER_BATCH_MAX_ITEMS).toBe(4_000);
   });
 
   test('every variable of the schema is refused when malformed, or documented as free text', () => {
