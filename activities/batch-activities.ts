@@ -2,7 +2,8 @@ import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { AccountRepository } from '../application/account-repository';
 import type { BatchLog } from '../application/batch-log';
-import { handleLegs, inParallel, planLegs, type Leg } from '../application/command-legs';
+import { handleCommandsInBulk } from '../application/bulk-commands';
+import { handleLegsInBulk, planLegs, type Leg } from '../application/command-legs';
 import type { CommandContext } from '../application/event-envelope';
 import type { Loaded } from '../application/event-sourced-repository';
 import { transferStepId, type TransferLog } from '../application/transfer-log';
@@ -36,8 +37,6 @@ export interface BatchActivityDeps {
   transfers: TransferLog;
   batches: BatchLog;
   observer?: ActivityObserver;
-  /** Appends to different streams in flight at once within a phase (default 16). */
-  concurrency?: number;
 }
 
 export interface AcceptedBatchRun {
@@ -78,14 +77,6 @@ function activityCausation(): string | undefined {
   }
 }
 
-function heartbeat(detail: string): void {
-  try {
-    Context.current().heartbeat(detail);
-  } catch {
-    // outside an activity (tests)
-  }
-}
-
 /** Groups items by a key, keeping the items' order within each group. */
 function groupBy(items: readonly BatchItem[], key: (item: BatchItem) => string): Map<string, BatchItem[]> {
   const groups = new Map<string, BatchItem[]>();
@@ -103,7 +94,14 @@ const failure = (transferId: string, rejection: Rejection): ItemFailure => ({
   message: rejection.message,
 });
 
-export function createBatchActivities({ accounts, transfers, batches, observer, concurrency = 16 }: BatchActivityDeps) {
+/** An item whose transfer id belongs to another transfer: it moves nothing and never touches that transfer. */
+const conflictOf = (item: BatchItem): ItemFailure => ({
+  transferId: item.transferId,
+  reason: 'transfer_conflict',
+  message: `Transfer id ${item.transferId} belongs to another transfer: this item moves nothing`,
+});
+
+export function createBatchActivities({ accounts, transfers, batches, observer }: BatchActivityDeps) {
   /** The batch the API accepted, or a non-retryable `unauthorized` when none is recorded (nothing moves). */
   async function accepted(batchId: string, activity: string) {
     const { state } = await batches.load(batchId);
@@ -130,9 +128,10 @@ export function createBatchActivities({ accounts, transfers, batches, observer, 
     return new Map(list.map((id, i) => [id, loaded[i]!]));
   }
 
-  async function loadTransfers(items: readonly BatchItem[]): Promise<Map<string, TransferState>> {
+  /** Every item's transfer stream, in one read of the store. */
+  async function loadTransfers(items: readonly BatchItem[]): Promise<Map<string, Loaded<TransferState>>> {
     const loaded = await transfers.loadMany(items.map((i) => i.transferId));
-    return new Map(items.map((item, i) => [item.transferId, loaded[i]!.state]));
+    return new Map(items.map((item, i) => [item.transferId, loaded[i]!]));
   }
 
   /**
@@ -155,32 +154,36 @@ export function createBatchActivities({ accounts, transfers, batches, observer, 
       }
       if (refused.length > 0) return refused;
     }
-    let done = 0;
-    await inParallel(entries, concurrency, async ([accountId, items]) => {
-      const result = await handleLegs(accounts, accountId, legsFor(accountId, items), {
-        atomic,
-        preloaded: loaded.get(accountId),
-        onConflict: () => observer?.conflict(activity),
-      });
-      for (const [transferId, rejection] of result.refused) refused.push(failure(transferId, rejection));
-      done += 1;
-      if (done % 50 === 0) heartbeat(`${activity}: ${done} of ${entries.length} accounts`);
-    });
+    const results = await handleLegsInBulk(
+      accounts,
+      entries.map(([accountId, items]) => ({ id: accountId, legs: legsFor(accountId, items), loaded: loaded.get(accountId)! })),
+      { atomic, onConflict: () => observer?.conflict(activity) },
+    );
+    for (const result of results) for (const [transferId, rejection] of result.refused) refused.push(failure(transferId, rejection));
     return refused;
   }
 
-  /** Records one step (or several, in order) on each item's transfer stream, the streams side by side. */
+  /** Records steps on each item's transfer stream: every stream's append sent together (handleCommandsInBulk). */
   async function recordSteps(
     batch: Awaited<ReturnType<typeof accepted>>,
     steps: { item: BatchItem; commands: TransferCommand[] }[],
+    known: Map<string, Loaded<TransferState>>,
   ): Promise<void> {
-    let done = 0;
-    await inParallel(steps, concurrency, async ({ item, commands }) => {
-      const result = await transfers.record(item.transferId, commands, transferStepId(item.transferId), batch.context(item));
+    const results = await handleCommandsInBulk(
+      transfers,
+      steps.map(({ item, commands }) => ({
+        id: item.transferId,
+        commands,
+        eventId: (_index: number, type: string) => transferStepId(item.transferId)(type),
+        context: { ...batch.context(item), extra: { ...batch.context(item).extra, transferId: item.transferId } },
+        loaded: known.get(item.transferId)!,
+      })),
+    );
+    results.forEach((result, i) => {
       if (!result.ok && result.rejection.type !== 'transfer_finished') {
+        const { item, commands } = steps[i]!;
         throw new Error(`recording ${commands.map((c) => c.type).join('+')} on transfer ${item.transferId}: ${result.rejection.message}`);
       }
-      if (++done % 200 === 0) heartbeat(`recorded ${done} of ${steps.length} transfers`);
     });
   }
 
@@ -214,27 +217,28 @@ export function createBatchActivities({ accounts, transfers, batches, observer, 
       const existing = await loadTransfers(items);
       const acceptedBy = { ...batch.accepted, batchId: batch.request.batchId };
       const refused: ItemFailure[] = [];
-      let done = 0;
-      await inParallel(items, concurrency, async (item) => {
-        const before = existing.get(item.transferId)!;
-        if (before.request && before.accepted?.batchId === batch.request.batchId) return; // registered by an earlier attempt
-        const result = before.request
-          ? undefined
-          : await transfers.record(
-              item.transferId,
-              [{ type: 'RequestTransfer', request: { ...item }, accepted: acceptedBy }],
-              transferStepId(item.transferId),
-              batch.context(item),
-            );
-        const mine = result?.ok && result.state.accepted?.batchId === batch.request.batchId;
-        if (!mine) {
-          refused.push({
-            transferId: item.transferId,
-            reason: 'transfer_conflict',
-            message: `Transfer id ${item.transferId} belongs to another transfer: this item moves nothing`,
-          });
+      const fresh = items.filter((item) => {
+        const before = existing.get(item.transferId)!.state;
+        if (before.request && before.accepted?.batchId === batch.request.batchId) return false; // registered by an earlier attempt
+        if (before.request) {
+          refused.push(conflictOf(item));
+          return false;
         }
-        if (++done % 200 === 0) heartbeat(`registered ${done} of ${items.length}`);
+        return true;
+      });
+      const results = await handleCommandsInBulk(
+        transfers,
+        fresh.map((item) => ({
+          id: item.transferId,
+          commands: [{ type: 'RequestTransfer', request: { ...item }, accepted: acceptedBy } as TransferCommand],
+          eventId: (_index: number, type: string) => transferStepId(item.transferId)(type),
+          context: batch.context(item),
+          loaded: existing.get(item.transferId)!,
+        })),
+      );
+      results.forEach((result, i) => {
+        // Refused, or recorded by someone else meanwhile (another transfer took the id first).
+        if (!result.ok || result.state.accepted?.batchId !== batch.request.batchId) refused.push(conflictOf(fresh[i]!));
       });
       if (refused.length > 0) {
         // In the batch's order, so that the record is the same whichever attempt makes it.
@@ -257,9 +261,9 @@ export function createBatchActivities({ accounts, transfers, batches, observer, 
      */
     async debitBatch(input: { batchId: string }): Promise<PhaseResult> {
       const batch = await accepted(String(input.batchId), 'debitBatch');
-      const known = await loadTransfers(registered(batch));
-      // Only items still pending on their own stream take a forward step.
-      const items = registered(batch).filter((i) => known.get(i.transferId)?.status === 'pending');
+      // Every registered item: a leg already applied decides to nothing, and one of an item already settled is refused
+      // by the account (its debit was given back or voided), so no transfer stream needs reading here.
+      const items = registered(batch);
       const loaded = await loadAccounts(items.flatMap((i) => [i.fromAccountId, i.toAccountId]));
       const refused: ItemFailure[] = [];
       const movable: BatchItem[] = [];
@@ -301,8 +305,7 @@ export function createBatchActivities({ accounts, transfers, batches, observer, 
      */
     async creditBatch(input: { batchId: string }): Promise<PhaseResult> {
       const batch = await accepted(String(input.batchId), 'creditBatch');
-      const known = await loadTransfers(registered(batch));
-      const pending = registered(batch).filter((i) => known.get(i.transferId)?.status === 'pending');
+      const pending = registered(batch);
       const loaded = await loadAccounts(pending.flatMap((i) => [i.fromAccountId, i.toAccountId]));
       // A credit follows only a debit that landed: never one the saga merely believes happened.
       const debited = pending.filter((item) => {
@@ -355,7 +358,7 @@ export function createBatchActivities({ accounts, transfers, batches, observer, 
       const known = await loadTransfers(items);
       const outcomes = new Map<string, TerminalTransferStatus>();
       for (const item of items) {
-        const status = known.get(item.transferId)!.status;
+        const status = known.get(item.transferId)!.state.status;
         if (isTerminalStatus(status)) outcomes.set(item.transferId, status);
       }
       const open = items.filter((i) => !outcomes.has(i.transferId));
@@ -368,20 +371,22 @@ export function createBatchActivities({ accounts, transfers, batches, observer, 
         (i) => debitedOn(i, loaded.get(i.fromAccountId)!.state) !== undefined && !creditedOn(i, loaded.get(i.toAccountId)!.state),
       );
       const targets = new Map<string, AccountState>();
-      for (const [accountId, list] of groupBy(toVoid, (i) => i.toAccountId)) {
-        const result = await handleLegs(
-          accounts,
-          accountId,
-          list.map((item) => ({
+      const voidGroups = [...groupBy(toVoid, (i) => i.toAccountId).entries()];
+      const voided = await handleLegsInBulk(
+        accounts,
+        voidGroups.map(([accountId, list]) => ({
+          id: accountId,
+          loaded: loaded.get(accountId)!,
+          legs: list.map((item) => ({
             key: item.transferId,
             command: { type: 'VoidCreditForTransfer', transferId: item.transferId } as AccountCommand,
             eventId: legId(item.transferId, 'void-credit'),
             context: batch.context(item),
           })),
-          { preloaded: loaded.get(accountId), onConflict: () => observer?.conflict('settleBatch') },
-        );
-        targets.set(accountId, result.state);
-      }
+        })),
+        { onConflict: () => observer?.conflict('settleBatch') },
+      );
+      voidGroups.forEach(([accountId], i) => targets.set(accountId, voided[i]!.state));
       const targetState = (item: BatchItem) => targets.get(item.toAccountId) ?? loaded.get(item.toAccountId)!.state;
       const completed = open.filter((i) => creditedOn(i, targetState(i)));
       for (const item of completed) outcomes.set(item.transferId, 'completed');
@@ -390,20 +395,24 @@ export function createBatchActivities({ accounts, transfers, batches, observer, 
       const toRefund = open.filter((i) => !outcomes.has(i.transferId));
       const sources = new Map<string, AccountState>();
       const refusedRefunds: ItemFailure[] = [];
-      await inParallel([...groupBy(toRefund, (i) => i.fromAccountId).entries()], concurrency, async ([accountId, list]) => {
-        const result = await handleLegs(
-          accounts,
-          accountId,
-          list.map((item) => ({
+      const refundGroups = [...groupBy(toRefund, (i) => i.fromAccountId).entries()];
+      const refunds = await handleLegsInBulk(
+        accounts,
+        refundGroups.map(([accountId, list]) => ({
+          id: accountId,
+          loaded: loaded.get(accountId)!,
+          legs: list.map((item) => ({
             key: item.transferId,
             command: { type: 'RefundForTransfer', transferId: item.transferId } as AccountCommand,
             eventId: legId(item.transferId, 'refund'),
             context: batch.context(item),
           })),
-          { preloaded: loaded.get(accountId), onConflict: () => observer?.conflict('settleBatch') },
-        );
-        for (const [transferId, rejection] of result.refused) refusedRefunds.push(failure(transferId, rejection));
-        sources.set(accountId, result.state);
+        })),
+        { onConflict: () => observer?.conflict('settleBatch') },
+      );
+      refundGroups.forEach(([accountId], i) => {
+        for (const [transferId, rejection] of refunds[i]!.refused) refusedRefunds.push(failure(transferId, rejection));
+        sources.set(accountId, refunds[i]!.state);
       });
       if (refusedRefunds.length > 0) {
         const first = refusedRefunds[0]!;
@@ -452,7 +461,7 @@ export function createBatchActivities({ accounts, transfers, batches, observer, 
           steps.push({ item, commands: [{ type: 'FailTransfer', reason: cause.reason, message: cause.message }] });
         }
       }
-      await recordSteps(batch, steps);
+      await recordSteps(batch, steps, known);
 
       // 4. The batch's end, with the counts (items refused at registration count as failed).
       const counts = countOutcomes(outcomes.values());

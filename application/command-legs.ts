@@ -81,16 +81,53 @@ export function handleLegs<S, C, E extends DomainEvent>(
   });
 }
 
-/** Runs `work` over `items` with at most `limit` at a time; results in the items' order. */
-export async function inParallel<T, R>(items: readonly T[], limit: number, work: (item: T) => Promise<R>): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      results[i] = await work(items[i]!);
+/**
+ * handleLegs on many streams at once: each stream's legs decided on the state its caller loaded (planLegs), every
+ * stream's events sent in one appendToStreams call (PostgreSQL: one transaction), and a stream whose append did not
+ * land as asked (another writer got there first) handled again on its own by handleLegs (read, decide, append).
+ */
+export async function handleLegsInBulk<S, C, E extends DomainEvent>(
+  repository: EventSourcedRepository<S, C, E>,
+  streams: readonly { id: string; legs: readonly Leg<C>[]; loaded: Loaded<S> }[],
+  options: { atomic?: boolean; onConflict?: () => void } = {},
+): Promise<LegsResult<S>[]> {
+  const results = new Array<LegsResult<S>>(streams.length);
+  const writes: { index: number; plan: ReturnType<typeof planLegs<S, C, E>> }[] = [];
+  streams.forEach(({ legs, loaded }, index) => {
+    const plan = planLegs(repository, loaded.state, legs);
+    if ((options.atomic && plan.refused.size > 0) || plan.events.length === 0) {
+      results[index] = { refused: plan.refused, state: loaded.state, eventsWritten: 0 };
+      return;
     }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+    writes.push({ index, plan });
+  });
+  const outcomes = await repository.appendMany(
+    writes.map(({ index, plan }) => ({
+      id: streams[index]!.id,
+      events: plan.events,
+      expectedRevision: streams[index]!.loaded.revision,
+      stateAfter: plan.state,
+    })),
+  );
+  const again: number[] = [];
+  outcomes.forEach((outcome, i) => {
+    const { index, plan } = writes[i]!;
+    if (!outcome.ok) {
+      again.push(index);
+      return;
+    }
+    const occurredAt = outcome.result.recordedAt;
+    const state = fold(
+      repository.decider,
+      plan.decided.map((e) => ({ ...e, occurredAt })),
+      streams[index]!.loaded.state,
+    );
+    results[index] = { refused: plan.refused, state, eventsWritten: plan.events.length };
+  });
+  for (const index of again) {
+    options.onConflict?.();
+    const { id, legs } = streams[index]!;
+    results[index] = await handleLegs(repository, id, legs, { atomic: options.atomic, onConflict: options.onConflict });
+  }
   return results;
 }

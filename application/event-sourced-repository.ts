@@ -1,7 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import type { Decider, DomainEvent } from '../domain/decider';
 import { fold } from '../domain/decider';
-import type { AppendResult, EventStore, ExpectedRevision, NewEvent, RecordedEvent, StreamRead } from '../eventstore/event-store';
+import type {
+  AppendResult,
+  EventStore,
+  ExpectedRevision,
+  NewEvent,
+  RecordedEvent,
+  StreamAppendOutcome,
+  StreamRead,
+} from '../eventstore/event-store';
 import { toDomainEvent, toNewEvent } from './event-envelope';
 import { inTurn, type Turn } from './stream-turns';
 
@@ -209,6 +217,30 @@ export class EventSourcedRepository<S, C, E extends DomainEvent> {
 
   async append(id: string, events: NewEvent[], expectedRevision: ExpectedRevision, stateAfter: S): Promise<AppendResult> {
     const result = await this.store.appendToStream(this.decider.streamName(id), events, { expectedRevision });
+    await this.afterAppend(id, expectedRevision, result, stateAfter);
+    return result;
+  }
+
+  /**
+   * Appends to many streams of this kind in one appendToStreams call (each checked and answered on its own), with the
+   * snapshots each append earns, as append() writes them.
+   */
+  async appendMany(
+    entries: readonly { id: string; events: NewEvent[]; expectedRevision: ExpectedRevision; stateAfter: S }[],
+  ): Promise<StreamAppendOutcome[]> {
+    const outcomes = await this.store.appendToStreams(
+      entries.map((e) => ({ stream: this.decider.streamName(e.id), events: e.events, options: { expectedRevision: e.expectedRevision } })),
+    );
+    await Promise.all(
+      outcomes.map((outcome, i) =>
+        outcome.ok ? this.afterAppend(entries[i]!.id, entries[i]!.expectedRevision, outcome.result, entries[i]!.stateAfter) : undefined,
+      ),
+    );
+    return outcomes;
+  }
+
+  /** A snapshot when the append crossed a multiple of `every` (best effort). */
+  private async afterAppend(id: string, expectedRevision: ExpectedRevision, result: AppendResult, stateAfter: S): Promise<void> {
     if (this.snapshots) {
       const before = typeof expectedRevision === 'bigint' ? expectedRevision : -1n;
       const every = BigInt(this.snapshots.every);
@@ -219,7 +251,6 @@ export class EventSourcedRepository<S, C, E extends DomainEvent> {
         );
       }
     }
-    return result;
   }
 
   /**

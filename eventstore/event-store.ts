@@ -84,6 +84,16 @@ export interface AppendResult {
   recordedAt?: string;
 }
 
+/** One append of appendToStreams: a stream, its events and its expected revision. */
+export interface StreamAppend {
+  stream: string;
+  events: readonly NewEvent[];
+  options: AppendOptions;
+}
+
+/** What one append of appendToStreams came to: its result, or the error appendToStream would have thrown. */
+export type StreamAppendOutcome = { ok: true; result: AppendResult } | { ok: false; error: Error };
+
 export interface ReadStreamOptions {
   /** Inclusive. Forwards default 0; backwards default the end of the stream. */
   fromRevision?: bigint;
@@ -230,6 +240,14 @@ export interface StreamRead {
 
 export interface EventStore {
   appendToStream(stream: string, events: readonly NewEvent[], options: AppendOptions): Promise<AppendResult>;
+  /**
+   * Many appends at once (a batch's thousand transfer streams, say), each to a stream of its own (a stream at most once),
+   * each checked and answered exactly as appendToStream would answer it, in the order given: one append's conflict
+   * never undoes another's. Where the store can, they are committed together: PostgreSQL writes them in one
+   * transaction (one commit instead of one per stream), and when any of them would not land as asked it writes them one
+   * by one instead; EventStoreDB appends them side by side; the in-memory store one after the other.
+   */
+  appendToStreams(appends: readonly StreamAppend[]): Promise<StreamAppendOutcome[]>;
   /** Events of one stream; an empty array when the stream does not exist. */
   readStream(stream: string, options?: ReadStreamOptions): Promise<RecordedEvent[]>;
   /**

@@ -64,3 +64,13 @@ export function validateAppend(stream: unknown, events: unknown, options: Append
     }
   });
 }
+
+/** appendToStreams: each stream at most once (two appends to one stream would race each other inside one call). */
+export function assertDistinctStreams(appends: readonly { stream: string }[]): void {
+  const seen = new Set<string>();
+  for (const [i, { stream }] of appends.entries()) {
+    if (seen.has(stream))
+      throw new EventStoreValidationError(`appends[${i}].stream`, `stream ${stream} appears twice in one appendToStreams call`);
+    seen.add(stream);
+  }
+}

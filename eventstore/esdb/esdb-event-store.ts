@@ -43,6 +43,8 @@ import type {
   ReadAllPageOptions,
   ReadStreamOptions,
   StreamRead,
+  StreamAppend,
+  StreamAppendOutcome,
   RecordedEvent,
   StreamSummary,
   Subscription,
@@ -51,7 +53,7 @@ import type {
 } from '../event-store';
 import { assertTimeLeft, timeLeftMs } from '../../infra/attempt-deadline';
 import { WRITE_BUDGET_MS } from '../../infra/pg-pool';
-import { validateAppend, validateStreamName } from '../validation';
+import { assertDistinctStreams, validateAppend, validateStreamName } from '../validation';
 import { eventMatcher } from './event-filter';
 import { chainedMetadata, chainTail, EsdbChainAudit, PREVIOUS_STAMP_KEY } from './hash-chain';
 import { HASH_METADATA_KEY } from '../hash-chain';
@@ -64,6 +66,8 @@ import { toActualRevision, toEsdbExpectedRevision } from './revisions';
 import { serverSideFilter } from './subscription-filter';
 
 /** Events per request when paging through $all. */
+/** appendToStreams: appends in flight at once over the one connection. */
+const APPENDS_IN_FLIGHT = 32;
 const PAGE_SIZE = 500;
 /** headPosition looks back over at most this many records for the last event that is not the server's own. */
 const HEAD_SCAN_LIMIT = 10_000;
@@ -234,6 +238,32 @@ export class EsdbEventStore implements EventStore {
     }
     const last = first + BigInt(events.length - 1);
     return { nextExpectedRevision: last, ...(await this.lastAppended(stream, last)) };
+  }
+
+  /**
+   * EventStoreDB has no multi-stream transaction: each append goes out on its own, at most APPENDS_IN_FLIGHT at a time
+   * over the one connection, each answered as appendToStream answers it (a failure leaves the others landed; their
+   * event ids make a retry of the whole call idempotent).
+   */
+  async appendToStreams(appends: readonly StreamAppend[]): Promise<StreamAppendOutcome[]> {
+    assertDistinctStreams(appends);
+    for (const { stream, events, options } of appends) validateAppend(stream, events, options); // all checked before any is written
+    const outcomes = new Array<StreamAppendOutcome>(appends.length);
+    let next = 0;
+    const lane = async () => {
+      while (next < appends.length) {
+        const i = next++;
+        const { stream, events, options } = appends[i]!;
+        try {
+          outcomes[i] = { ok: true, result: await this.appendToStream(stream, events, options) };
+        } catch (error) {
+          if (!(error instanceof Error)) throw error;
+          outcomes[i] = { ok: false, error };
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(APPENDS_IN_FLIGHT, appends.length) }, lane));
+    return outcomes;
   }
 
   /** EventStoreDB has no multi-stream read: the reads go out together. */

@@ -20,6 +20,8 @@ import type {
   ReadAllPageOptions,
   ReadStreamOptions,
   StreamRead,
+  StreamAppend,
+  StreamAppendOutcome,
   RecordedEvent,
   StreamSummary,
   Subscription,
@@ -27,7 +29,7 @@ import type {
   SubscriptionOptions,
 } from '../event-store';
 import { comparePositions, pageOfReadAll, START_POSITION } from '../event-store';
-import { validateAppend, validateStreamName } from '../validation';
+import { assertDistinctStreams, validateAppend, validateStreamName } from '../validation';
 import { copyEvent } from './copy';
 import { GroupState, InMemoryConsumerGroup } from './in-memory-consumer-group';
 
@@ -132,6 +134,21 @@ export class InMemoryEventStore implements EventStore {
     for (const consumer of this.consumers) consumer.notify('append');
     const last = recorded.at(-1)!;
     return { nextExpectedRevision: last.revision, position: { ...last.position }, recordedAt };
+  }
+
+  async appendToStreams(appends: readonly StreamAppend[]): Promise<StreamAppendOutcome[]> {
+    assertDistinctStreams(appends);
+    for (const { stream, events, options } of appends) validateAppend(stream, events, options); // all checked before any is written
+    const outcomes: StreamAppendOutcome[] = [];
+    for (const { stream, events, options } of appends) {
+      try {
+        outcomes.push({ ok: true, result: await this.appendToStream(stream, events, options) });
+      } catch (error) {
+        if (!(error instanceof Error)) throw error;
+        outcomes.push({ ok: false, error });
+      }
+    }
+    return outcomes;
   }
 
   /** The same events, in the same order, already sit at the place this append would have put them. */

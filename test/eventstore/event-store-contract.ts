@@ -191,6 +191,70 @@ export function describeEventStoreContract(adapter: string, makeSubject: () => P
       });
     });
 
+    describe('appendToStreams: many streams in one call, each answered as appendToStream answers it', () => {
+      test('300 streams (more than one transaction of the PostgreSQL adapter) land, each at its revision', async () => {
+        const prefix = unique('bulk');
+        const first = await store.appendToStreams(
+          Array.from({ length: 300 }, (_, i) => ({
+            stream: `${prefix}-${i}`,
+            events: [event('Opened', { i })],
+            options: { expectedRevision: 'no_stream' as const },
+          })),
+        );
+        expect(first.every((o) => o.ok && o.result.nextExpectedRevision === 0n)).toBe(true);
+        const second = await store.appendToStreams(
+          Array.from({ length: 300 }, (_, i) => ({
+            stream: `${prefix}-${i}`,
+            events: [event('Moved', { i }), event('Moved', { i: i + 1 })],
+            options: { expectedRevision: 0n },
+          })),
+        );
+        expect(second.every((o) => o.ok && o.result.nextExpectedRevision === 2n)).toBe(true);
+        const read = await store.readStreams([0, 150, 299].map((i) => ({ stream: `${prefix}-${i}` })));
+        expect(read.map((events) => events.map((e) => [e.type, e.revision, (e.data as { i: number }).i]))).toEqual(
+          [0, 150, 299].map((i) => [
+            ['Opened', 0n, i],
+            ['Moved', 1n, i],
+            ['Moved', 2n, i + 1],
+          ]),
+        );
+      });
+
+      test("one append's conflict fails that append alone: the others land, and a retry of the whole call is idempotent", async () => {
+        const prefix = unique('bulkconflict');
+        await store.appendToStream(`${prefix}-b`, [event()], { expectedRevision: 'no_stream' });
+        const appends = ['a', 'b', 'c'].map((x) => ({
+          stream: `${prefix}-${x}`,
+          events: [event('First')],
+          options: { expectedRevision: 'no_stream' as const },
+        }));
+        const outcomes = await store.appendToStreams(appends);
+        expect(outcomes.map((o) => o.ok)).toEqual([true, false, true]);
+        expect(outcomes[1]).toMatchObject({ ok: false, error: expect.any(WrongExpectedVersionError) });
+        expect((await store.readStream(`${prefix}-b`)).map((e) => e.type)).toEqual(['ThingHappened']);
+        // The same call again: the landed ones are found, not written twice.
+        const again = await store.appendToStreams(appends);
+        expect(again.map((o) => o.ok)).toEqual([true, false, true]);
+        const landed = (o: (typeof outcomes)[number]) =>
+          o.ok ? { revision: o.result.nextExpectedRevision, position: o.result.position } : o.error.name;
+        expect(again.map(landed)).toEqual(outcomes.map(landed));
+        for (const x of ['a', 'c']) expect(await store.readStream(`${prefix}-${x}`)).toHaveLength(1);
+      });
+
+      test('bad input anywhere in the call writes nothing: an invalid event, a stream named twice', async () => {
+        const prefix = unique('bulkbad');
+        const good = { stream: `${prefix}-good`, events: [event()], options: { expectedRevision: 'no_stream' as const } };
+        await expect(
+          store.appendToStreams([
+            good,
+            { stream: `${prefix}-bad`, events: [{ ...event(), type: '' }], options: { expectedRevision: 'no_stream' } },
+          ]),
+        ).rejects.toBeInstanceOf(EventStoreValidationError);
+        await expect(store.appendToStreams([good, { ...good, events: [event()] }])).rejects.toBeInstanceOf(EventStoreValidationError);
+        expect(await store.readStream(`${prefix}-good`)).toEqual([]);
+      });
+    });
+
     describe('reading', () => {
       test('readStream pages forwards and backwards', async () => {
         const stream = unique('paging');
