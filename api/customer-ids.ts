@@ -46,9 +46,17 @@ export function customerOwnerOf(res: Response): string | undefined {
   return principal?.role === 'customer' && principal.ownerId !== undefined ? principal.ownerId : undefined;
 }
 
-/** Maps the ids of a transfer view (its own, `reversalOf`, `reversedBy`) to what the caller sees. */
+/**
+ * Maps the ids of a transfer view (its own, `reversalOf`, `reversedBy`, and `batchId`: batch ids are scoped as transfer
+ * ids are) to what the caller sees.
+ */
 export function viewForCaller<
-  V extends { transferId: string; reversalOf?: string | undefined; reversedBy?: { reversalId: string }[] | undefined },
+  V extends {
+    transferId: string;
+    reversalOf?: string | undefined;
+    reversedBy?: { reversalId: string }[] | undefined;
+    batchId?: string | undefined;
+  },
 >(res: Response, view: V): V {
   const ownerId = customerOwnerOf(res);
   if (ownerId === undefined) return view;
@@ -58,6 +66,7 @@ export function viewForCaller<
     transferId: show(view.transferId),
     ...(view.reversalOf !== undefined ? { reversalOf: show(view.reversalOf) } : {}),
     ...(view.reversedBy !== undefined ? { reversedBy: view.reversedBy.map((r) => ({ ...r, reversalId: show(r.reversalId) })) } : {}),
+    ...(view.batchId !== undefined ? { batchId: show(view.batchId) } : {}),
   };
 }
 

@@ -166,6 +166,7 @@ export const EventsQuery = z.strictObject({
 export const TransferListQuery = z.strictObject({
   accountId: AccountId.optional().openapi({ description: 'Transfers from or to this account' }),
   status: z.enum(['pending', 'completed', 'failed', 'compensated']).optional(),
+  batchId: TransferId.optional().openapi({ description: 'Only the items of this batch (issue 26)' }),
   from: StrictTime.optional().openapi({ description: 'Created at or after' }),
   to: StrictTime.optional().openapi({ description: 'Created before' }),
   limit: z.coerce.number({ error: 'must be a number' }).int({ error: 'must be an integer' }).min(1).max(500).default(50),
@@ -236,6 +237,7 @@ export const Movement = z
     counterpartAccountId: z.string().nullable(),
     occurredAt: z.string(),
     recordedAt: z.string(),
+    batchId: z.string().optional().openapi({ description: 'The batch of transfers this movement belongs to (issue 26), when it does' }),
   })
   .openapi('Movement');
 
@@ -254,6 +256,8 @@ export const TransferView = z
     reversalOf: TransferId.optional(),
     /** Reversals of this transfer, with the amount each holds (released: it moved nothing back). */
     reversedBy: z.array(z.object({ reversalId: TransferId, amount: z.number().int(), released: z.boolean().optional() })).optional(),
+    /** This transfer is an item of that batch (issue 26). */
+    batchId: z.string().optional().openapi({ description: 'The batch this transfer is an item of (issue 26), when it is one' }),
   })
   .openapi('Transfer');
 
@@ -315,6 +319,7 @@ export const StatementLine = z
     recordedAt: z.string(),
     transferId: z.string().nullable(),
     counterpartAccountId: z.string().nullable(),
+    batchId: z.string().optional().openapi({ description: 'The batch of transfers this movement belongs to (issue 26), when it does' }),
   })
   .openapi('StatementLine');
 export const StatementCorrection = z
@@ -326,6 +331,7 @@ export const StatementCorrection = z
     recordedAt: z.string().describe('Recorded after the day closed'),
     transferId: z.string().nullable(),
     counterpartAccountId: z.string().nullable(),
+    batchId: z.string().optional().openapi({ description: 'The batch of transfers this movement belongs to (issue 26), when it does' }),
     cursor: PositionText.describe('Its place in GET /corrections'),
   })
   .openapi('StatementCorrection');

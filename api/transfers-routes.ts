@@ -14,7 +14,7 @@ import { awaitProjection } from './consistency';
 import { HttpProblem, problemType } from './problem';
 import { rejectionProblem } from './rejection-status';
 import { CreateTransferBody, IdempotencyKeyHeader, TransferListQuery, TransferParams, TransferQuery } from './schemas';
-import { customerOwnerOf, storedTransferIdFor, viewForCaller } from './customer-ids';
+import { customerOwnerOf, scopedTransferId, storedTransferIdFor, viewForCaller } from './customer-ids';
 import { parse } from './validate';
 import { decodeCursor, encodeCursor } from './page-cursor';
 import { holdWait } from './wait-limits';
@@ -115,8 +115,13 @@ export function transfersRoutes(deps: ApiDeps): Router {
   router.get('/transfers', async (req, res) => {
     const query = parse(TransferListQuery, req.query, 'query');
     const principal = principalOf(res);
+    const ownerId = customerOwnerOf(res);
+    // A customer's batch id is scoped to its owner (as transfer ids are); it may also name a batch as stored (an
+    // operator's batch paying into its accounts).
+    const scopedBatchId = query.batchId !== undefined && ownerId !== undefined ? scopedTransferId(ownerId, query.batchId) : undefined;
     const { rows, more } = await listTransfers(deps.readModels, {
       ...query,
+      ...(query.batchId !== undefined ? { batchId: scopedBatchId !== undefined ? [scopedBatchId, query.batchId] : query.batchId } : {}),
       ...(principal?.role === 'customer' ? { ownerId: principal.ownerId } : {}),
       after: query.after ? decodeCursor(query.after) : undefined,
     });
@@ -235,6 +240,7 @@ export function viewFromLog(transferId: string, state: TransferState) {
     ...(state.steps.at(-1) ? { updatedAt: state.steps.at(-1)!.at } : {}),
     ...(state.request!.reversalOf ? { reversalOf: state.request!.reversalOf } : {}),
     ...(reversedBy.length ? { reversedBy } : {}),
+    ...(state.accepted?.batchId !== undefined ? { batchId: state.accepted.batchId } : {}),
   };
 }
 

@@ -14,7 +14,8 @@ import { accountHistoryDdl } from './read-model-schema';
 
 /**
  * rm_account_history: one line per movement, keyed by (account, revision), so a redelivered
- * event inserts nothing and lines may arrive in any order.
+ * event inserts nothing and lines may arrive in any order. `batch_id`: the batch the movement
+ * belongs to (issue 26; its metadata.batchId), else null.
  */
 export const accountHistoryProjection: BatchProjection = {
   name: 'account-history',
@@ -25,14 +26,14 @@ export const accountHistoryProjection: BatchProjection = {
     const line = historyLine(recorded);
     if (!line) return 'ignored';
     const result = await client.query(
-      `INSERT INTO ${tables.rm_account_history!} (${COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+      `INSERT INTO ${tables.rm_account_history!} (${COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
        ON CONFLICT (account_id, revision) DO NOTHING`,
       line,
     );
     return result.rowCount === 1 ? 'applied' : 'duplicate';
   },
   planBatch(events, tables) {
-    const { columns, units, ignored, rest } = keyedLines(events, 10, (recorded) => {
+    const { columns, units, ignored, rest } = keyedLines(events, 11, (recorded) => {
       const line = historyLine(recorded);
       return line ? { row: line, key: `${line[0]}:${line[1]}` } : 'ignored';
     });
@@ -40,7 +41,7 @@ export const accountHistoryProjection: BatchProjection = {
       ctes: [
         `lines AS (
           INSERT INTO ${tables.rm_account_history!} (${COLUMNS})
-          SELECT * FROM unnest(${arrayParams(1, ['text', 'bigint', 'uuid', 'text', 'bigint', 'bigint', 'text', 'text', 'timestamptz', 'timestamptz'])})
+          SELECT * FROM unnest(${arrayParams(1, ['text', 'bigint', 'uuid', 'text', 'bigint', 'bigint', 'text', 'text', 'timestamptz', 'timestamptz', 'text'])})
           ON CONFLICT (account_id, revision) DO NOTHING
           RETURNING account_id || ':' || revision AS k
         )`,
@@ -56,7 +57,7 @@ export const accountHistoryProjection: BatchProjection = {
 };
 
 const COLUMNS =
-  'account_id, revision, event_id, kind, amount, balance_after, transfer_id, counterpart_account_id, occurred_at, recorded_at';
+  'account_id, revision, event_id, kind, amount, balance_after, transfer_id, counterpart_account_id, occurred_at, recorded_at, batch_id';
 
 /** The line a movement adds (in COLUMNS' order); undefined for an event that moves no money. */
 function historyLine(recorded: RecordedEvent): unknown[] | undefined {
@@ -74,5 +75,12 @@ function historyLine(recorded: RecordedEvent): unknown[] | undefined {
     d.toAccountId ?? d.fromAccountId ?? null,
     recorded.metadata.occurredAt,
     recorded.recordedAt,
+    batchIdOf(recorded),
   ];
+}
+
+/** The batch a movement belongs to (issue 26): a batch's legs carry its id in their metadata. */
+export function batchIdOf(recorded: RecordedEvent): string | null {
+  const batchId = recorded.metadata.batchId;
+  return typeof batchId === 'string' && batchId !== '' ? batchId : null;
 }

@@ -11,6 +11,7 @@ export interface AccountHistoryRow {
   counterpart_account_id: string | null;
   occurred_at: Date;
   recorded_at: Date;
+  batch_id: string | null;
 }
 
 /** A movement in the API's shape (the `Movement` schema). */
@@ -24,6 +25,7 @@ export function movementView(row: AccountHistoryRow) {
     counterpartAccountId: row.counterpart_account_id,
     occurredAt: row.occurred_at.toISOString(),
     recordedAt: row.recorded_at.toISOString(),
+    ...(row.batch_id ? { batchId: row.batch_id } : {}),
   };
 }
 
@@ -38,7 +40,7 @@ export async function accountHistoryPage(
 ): Promise<{ rows: AccountHistoryRow[]; more: boolean }> {
   const result = await pool.query<AccountHistoryRow>(
     `SELECT revision::text AS revision, kind, amount::text AS amount, balance_after::text AS balance_after, transfer_id,
-            counterpart_account_id, occurred_at, recorded_at
+            counterpart_account_id, occurred_at, recorded_at, batch_id
      FROM rm_account_history WHERE account_id = $1 AND ($2::bigint IS NULL OR revision < $2::bigint)
      ORDER BY rm_account_history.revision DESC LIMIT $3`,
     [accountId, page.before ?? null, page.limit + 1],

@@ -3,6 +3,7 @@ import { accountHistoryProjection } from './account-history-projection';
 import { businessTimeProjection } from './business-time-projection';
 import { holdsProjection } from './holds-projection';
 import type { Projection } from './projection';
+import { transferBatchesProjection } from './transfer-batches-projection';
 import { transfersProjection } from './transfers-projection';
 
 export const ALL_PROJECTIONS: readonly Projection[] = [
@@ -11,6 +12,7 @@ export const ALL_PROJECTIONS: readonly Projection[] = [
   transfersProjection,
   businessTimeProjection,
   holdsProjection,
+  transferBatchesProjection,
 ];
 
 export function projectionByName(name: string): Projection | undefined {

@@ -11,6 +11,7 @@ import { BOOKS_EVENT_TYPES, BOOKS_STREAM_PREFIX, type BooksEvent } from '../doma
 import { isBusinessTime } from '../domain/business-calendar';
 import { EXCEPTION_EVENT_TYPES, EXCEPTION_STREAM_PREFIX, type ExceptionEvent } from '../domain/late-record-exception';
 import { toDomainEvent } from '../application/event-envelope';
+import { batchIdOf } from './account-history-projection';
 import type { RecordedEvent } from '../eventstore/event-store';
 import type { BatchPlan, BatchProjection } from './projection';
 import { arrayParams, keyedLines, revisionGuard } from './projection';
@@ -47,7 +48,11 @@ export const statementMovementsDdl = (t: string) => `
     pos_prepare             bigint NOT NULL,
     PRIMARY KEY (account_id, occurred_at, revision)
   );
-  CREATE INDEX IF NOT EXISTS ${t}_occurred ON ${t} (occurred_at)`;
+  CREATE INDEX IF NOT EXISTS ${t}_occurred ON ${t} (occurred_at);
+  -- Batches (issue 26): the batch a movement belongs to (its metadata.batchId). Nullable, no default: added without
+  -- rewriting the table; movements recorded before this column existed read NULL until
+  -- 'npm run projections:rebuild -- business-time'.
+  ALTER TABLE ${t} ADD COLUMN IF NOT EXISTS batch_id text`;
 
 export const closedDaysDdl = (t: string) => `
   CREATE TABLE IF NOT EXISTS ${t} (
@@ -127,8 +132,21 @@ export const BUSINESS_TIME_TABLES = {
 const pos = (e: RecordedEvent) => [e.position.commit.toString(), e.position.prepare.toString()];
 
 const MOVEMENT_COLUMNS =
-  'account_id, occurred_at, revision, event_id, kind, amount, transfer_id, counterpart_account_id, recorded_at, pos_commit, pos_prepare';
-const MOVEMENT_TYPES_SQL = ['text', 'timestamptz', 'bigint', 'uuid', 'text', 'bigint', 'text', 'text', 'timestamptz', 'bigint', 'bigint'];
+  'account_id, occurred_at, revision, event_id, kind, amount, transfer_id, counterpart_account_id, recorded_at, pos_commit, pos_prepare, batch_id';
+const MOVEMENT_TYPES_SQL = [
+  'text',
+  'timestamptz',
+  'bigint',
+  'uuid',
+  'text',
+  'bigint',
+  'text',
+  'text',
+  'timestamptz',
+  'bigint',
+  'bigint',
+  'text',
+];
 
 /** A movement's row (in MOVEMENT_COLUMNS' order); undefined for an account event that moves no money. */
 function movementRow(recorded: RecordedEvent): unknown[] | undefined {
@@ -148,6 +166,7 @@ function movementRow(recorded: RecordedEvent): unknown[] | undefined {
     recorded.recordedAt,
     commit,
     prepare,
+    batchIdOf(recorded),
   ];
 }
 
@@ -174,7 +193,7 @@ async function applyMovement(
   const result = await client.query<{ moved: number }>(
     `WITH moved AS (
        INSERT INTO ${t.rm_statement_movements!} (${MOVEMENT_COLUMNS})
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT DO NOTHING
        RETURNING ${MOVEMENT_COLUMNS}
      ), ${noticesOfMoved(t)}
      SELECT count(*)::int AS moved FROM moved`,

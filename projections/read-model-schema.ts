@@ -35,7 +35,11 @@ export const accountHistoryDdl = (t: string) => `
     occurred_at             timestamptz NOT NULL,
     recorded_at             timestamptz NOT NULL,
     PRIMARY KEY (account_id, revision)
-  )`;
+  );
+  -- Batches (issue 26): the batch a movement belongs to (its event's metadata.batchId). Nullable, no default: added
+  -- without rewriting the table; lines recorded before this column existed read NULL until
+  -- 'npm run projections:rebuild -- account-history'.
+  ALTER TABLE ${t} ADD COLUMN IF NOT EXISTS batch_id text`;
 
 export const transfersDdl = (t: string) => `
   CREATE TABLE IF NOT EXISTS ${t} (
@@ -54,6 +58,9 @@ export const transfersDdl = (t: string) => `
   );
   ALTER TABLE ${t} ADD COLUMN IF NOT EXISTS reversal_of text;
   ALTER TABLE ${t} ADD COLUMN IF NOT EXISTS reversed_by jsonb NOT NULL DEFAULT '[]';
+  -- Batches (issue 26): the batch a transfer is an item of (TransferRequested.data.accepted.batchId), NULL for the others.
+  ALTER TABLE ${t} ADD COLUMN IF NOT EXISTS batch_id text;
+  CREATE INDEX IF NOT EXISTS ${t}_batch_created ON ${t} (batch_id, created_at, transfer_id) WHERE batch_id IS NOT NULL;
   CREATE INDEX IF NOT EXISTS ${t}_from_created ON ${t} (from_account_id, created_at, transfer_id);
   CREATE INDEX IF NOT EXISTS ${t}_to_created ON ${t} (to_account_id, created_at, transfer_id);
   CREATE INDEX IF NOT EXISTS ${t}_status_created ON ${t} (status, created_at, transfer_id);
@@ -87,6 +94,66 @@ export const holdsDdl = (t: string) => `
   CREATE INDEX IF NOT EXISTS ${t}_to_created ON ${t} (to_account_id, created_at, hold_id);
   CREATE INDEX IF NOT EXISTS ${t}_status_created ON ${t} (status, created_at, hold_id);
   CREATE INDEX IF NOT EXISTS ${t}_created ON ${t} (created_at, hold_id)`;
+
+/**
+ * Batches (issue 26), three tables of one projection (transfer-batches-projection.ts):
+ * - rm_transfer_batches: one row per batch, from its stream `batch-<id>`, at the revision and position of the last event
+ *   of that stream applied. `settled_counts`: what its TransferBatchSettled recorded (the counts shown come from the
+ *   items). Listed newest first by (accepted_at, batch_id).
+ * - rm_transfer_batch_items: one row per item, from the batch's TransferBatchAccepted; `status` is `pending`, or `failed`
+ *   for an item refused at registration (TransferBatchItemsRejected: its id belongs to another transfer, so it has no
+ *   stream of its own).
+ * - rm_transfer_batch_outcomes: an item's end on its own stream `transfer-<id>` (TransferCompleted / TransferFailed /
+ *   TransferCompensated, whose metadata names the batch), at that stream's revision and the event's position.
+ * An item's outcome is its outcome row's, else its item row's. The two come from different streams and never write the
+ * same row, so they may be applied in either order.
+ */
+export const transferBatchesDdl = (t: string) => `
+  CREATE TABLE IF NOT EXISTS ${t} (
+    batch_id        text PRIMARY KEY,
+    atomic          boolean NOT NULL,
+    item_count      integer NOT NULL,
+    status          text NOT NULL,
+    actor           text NOT NULL,
+    correlation_id  text,
+    accepted_at     timestamptz NOT NULL,
+    settled_at      timestamptz,
+    settled_counts  jsonb,
+    message         text,
+    revision        bigint NOT NULL,
+    pos_commit      bigint NOT NULL,
+    pos_prepare     bigint NOT NULL
+  );
+  CREATE INDEX IF NOT EXISTS ${t}_accepted ON ${t} (accepted_at, batch_id);
+  CREATE INDEX IF NOT EXISTS ${t}_status_accepted ON ${t} (status, accepted_at, batch_id)`;
+
+export const transferBatchItemsDdl = (t: string) => `
+  CREATE TABLE IF NOT EXISTS ${t} (
+    batch_id         text NOT NULL,
+    item_index       integer NOT NULL,
+    transfer_id      text NOT NULL,
+    from_account_id  text NOT NULL,
+    to_account_id    text NOT NULL,
+    amount           bigint NOT NULL,
+    status           text NOT NULL,
+    failure_reason   text,
+    failure_message  text,
+    PRIMARY KEY (batch_id, item_index)
+  );
+  CREATE UNIQUE INDEX IF NOT EXISTS ${t}_transfer ON ${t} (batch_id, transfer_id)`;
+
+export const transferBatchOutcomesDdl = (t: string) => `
+  CREATE TABLE IF NOT EXISTS ${t} (
+    batch_id         text NOT NULL,
+    transfer_id      text NOT NULL,
+    status           text NOT NULL,
+    failure_reason   text,
+    failure_message  text,
+    revision         bigint NOT NULL,
+    pos_commit       bigint NOT NULL,
+    pos_prepare      bigint NOT NULL,
+    PRIMARY KEY (batch_id, transfer_id)
+  )`;
 
 export const CHECKPOINTS_DDL = `
   CREATE TABLE IF NOT EXISTS rm_checkpoints (

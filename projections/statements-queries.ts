@@ -26,6 +26,7 @@ export interface StatementMovementRow {
   recorded_at: Date;
   pos_commit: string;
   pos_prepare: string;
+  batch_id: string | null;
 }
 
 export interface CorrectionNoticeRow {
@@ -63,6 +64,8 @@ export interface StatementLineView {
   recordedAt: string;
   transferId: string | null;
   counterpartAccountId: string | null;
+  /** The batch the movement belongs to (issue 26), when it does. */
+  batchId?: string;
 }
 
 export interface StatementCorrectionView {
@@ -73,6 +76,7 @@ export interface StatementCorrectionView {
   recordedAt: string;
   transferId: string | null;
   counterpartAccountId: string | null;
+  batchId?: string;
   cursor: string;
 }
 
@@ -125,7 +129,7 @@ export async function statementOf(
   );
   const lines = await pool.query<StatementMovementRow>(
     `SELECT account_id, occurred_at, revision::text AS revision, kind, amount::text AS amount, transfer_id, counterpart_account_id, recorded_at,
-            pos_commit::text AS pos_commit, pos_prepare::text AS pos_prepare
+            pos_commit::text AS pos_commit, pos_prepare::text AS pos_prepare, batch_id
      FROM rm_statement_movements m WHERE m.account_id = $1 AND m.occurred_at >= $2 AND m.occurred_at < $3
      ORDER BY m.occurred_at, m.revision`,
     [q.accountId, q.startsAt, q.endsAt],
@@ -148,6 +152,7 @@ export async function statementOf(
       recordedAt: r.recorded_at.toISOString(),
       transferId: r.transfer_id,
       counterpartAccountId: r.counterpart_account_id,
+      ...(r.batch_id ? { batchId: r.batch_id } : {}),
     };
   });
   return {
@@ -170,6 +175,7 @@ export async function statementOf(
       recordedAt: r.recorded_at.toISOString(),
       transferId: r.transfer_id,
       counterpartAccountId: r.counterpart_account_id,
+      ...(r.batch_id ? { batchId: r.batch_id } : {}),
       cursor: formatPosition(positionOf(r)),
     })),
     correctedOpeningBalance: Number(s.corrected_opening),

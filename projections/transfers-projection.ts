@@ -6,7 +6,10 @@ import type { BatchPlan, BatchProjection } from './projection';
 import { arrayParams, explainSkippedWrite, streamRuns } from './projection';
 import { transfersDdl } from './read-model-schema';
 
-/** rm_transfers: one row per transfer with its status and steps, from the transfer's own stream. */
+/**
+ * rm_transfers: one row per transfer with its status and steps, from the transfer's own stream; `batch_id` for an item
+ * of a batch (issue 26: its request's accepted.batchId).
+ */
 export const transfersProjection: BatchProjection = {
   name: 'transfers',
   streamPrefix: TRANSFER_STREAM_PREFIX,
@@ -26,8 +29,8 @@ export const transfersProjection: BatchProjection = {
       // Only the stream's first event creates the row.
       if (recorded.revision !== 0n) return why(`Transfer ${transferId}: TransferRequested at revision ${recorded.revision}, not the first`);
       const inserted = await client.query(
-        `INSERT INTO ${t} (transfer_id, from_account_id, to_account_id, amount, status, steps, revision, created_at, updated_at, reversal_of)
-         VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, $7, $8)
+        `INSERT INTO ${t} (transfer_id, from_account_id, to_account_id, amount, status, steps, revision, created_at, updated_at, reversal_of, batch_id)
+         VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, $7, $8, $9)
          ON CONFLICT (transfer_id) DO NOTHING`,
         [
           transferId,
@@ -38,6 +41,7 @@ export const transfersProjection: BatchProjection = {
           recorded.revision.toString(),
           at,
           event.data.reversalOf ?? null,
+          event.data.accepted?.batchId ?? null,
         ],
       );
       if (inserted.rowCount === 1) return 'applied';
@@ -92,7 +96,7 @@ function planTransfers(events: RecordedEvent[], tables: Record<string, string>):
   const { runs, broken } = streamRuns(events);
   const rest = [...broken];
   const units: BatchPlan['units'] = [];
-  const ins: unknown[][] = Array.from({ length: 13 }, () => []);
+  const ins: unknown[][] = Array.from({ length: 14 }, () => []);
   const upd: unknown[][] = Array.from({ length: 9 }, () => []);
   for (const run of runs) {
     const domain = run.map((e) => toDomainEvent<TransferEvent>(e, TRANSFER_EVENT_TYPES));
@@ -121,6 +125,7 @@ function planTransfers(events: RecordedEvent[], tables: Record<string, string>):
       const r = requested.data;
       const row = [transferId, r.fromAccountId, r.toAccountId, r.amount, currency, status ?? 'pending', reason, message, steps];
       row.push(last.revision.toString(), run[0]!.metadata.occurredAt, last.metadata.occurredAt, r.reversalOf ?? null);
+      row.push(r.accepted?.batchId ?? null);
       row.forEach((v, i) => ins[i]!.push(v));
     } else {
       const row = [transferId, run[0]!.revision.toString(), last.revision.toString(), status, reason, message, currency, steps];
@@ -133,8 +138,8 @@ function planTransfers(events: RecordedEvent[], tables: Record<string, string>):
     ctes: [
       `ins AS (
         INSERT INTO ${t} (transfer_id, from_account_id, to_account_id, amount, currency, status, failure_reason, failure_message, steps,
-          revision, created_at, updated_at, reversal_of)
-        SELECT * FROM unnest(${arrayParams(1, ['text', 'text', 'text', 'bigint', 'text', 'text', 'text', 'text', 'jsonb', 'bigint', 'timestamptz', 'timestamptz', 'text'])})
+          revision, created_at, updated_at, reversal_of, batch_id)
+        SELECT * FROM unnest(${arrayParams(1, ['text', 'text', 'text', 'bigint', 'text', 'text', 'text', 'text', 'jsonb', 'bigint', 'timestamptz', 'timestamptz', 'text', 'text'])})
         ON CONFLICT (transfer_id) DO NOTHING
         RETURNING transfer_id
       )`,
@@ -142,7 +147,7 @@ function planTransfers(events: RecordedEvent[], tables: Record<string, string>):
         UPDATE ${t} SET status = COALESCE(u.status, ${t}.status), failure_reason = COALESCE(u.reason, ${t}.failure_reason),
           failure_message = COALESCE(u.message, ${t}.failure_message), currency = COALESCE(u.currency, ${t}.currency),
           steps = ${t}.steps || u.steps, revision = u.last, updated_at = u.at
-        FROM unnest(${arrayParams(14, ['text', 'bigint', 'bigint', 'text', 'text', 'text', 'text', 'jsonb', 'timestamptz'])})
+        FROM unnest(${arrayParams(15, ['text', 'bigint', 'bigint', 'text', 'text', 'text', 'text', 'jsonb', 'timestamptz'])})
              AS u(id, first, last, status, reason, message, currency, steps, at)
         WHERE ${t}.transfer_id = u.id AND ${t}.revision = u.first - 1
         RETURNING ${t}.transfer_id

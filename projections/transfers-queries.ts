@@ -15,6 +15,8 @@ export interface TransferRow {
   updated_at: Date;
   reversal_of: string | null;
   reversed_by: { reversalId: string; amount: number; released?: boolean }[] | null;
+  /** The batch this transfer is an item of (issue 26), or null. */
+  batch_id: string | null;
 }
 
 /** A transfer as the read model holds it, in the API's shape. */
@@ -31,6 +33,7 @@ export function transferRowView(row: TransferRow) {
     updatedAt: row.updated_at.toISOString(),
     ...(row.reversal_of ? { reversalOf: row.reversal_of } : {}),
     ...(row.reversed_by?.length ? { reversedBy: row.reversed_by } : {}),
+    ...(row.batch_id ? { batchId: row.batch_id } : {}),
   };
 }
 
@@ -44,6 +47,8 @@ export interface TransferListFilter {
   /** Only transfers from or to accounts of this owner (a customer's view). */
   ownerId?: string;
   status?: TransferStatus;
+  /** Only the items of this batch (issue 26), or of any of these ids. */
+  batchId?: string | readonly string[];
   /** Created at or after (ISO-8601). */
   from?: string;
   /** Created before (ISO-8601). */
@@ -73,6 +78,11 @@ export async function listTransfers(pool: Pool, filter: TransferListFilter): Pro
     );
   }
   if (filter.status) where.push(`t.status = ${param(filter.status)}`);
+  if (filter.batchId !== undefined)
+    // IS NOT NULL: lets the planner use the partial index on batch_id (read-model-schema.ts).
+    where.push(
+      `t.batch_id IS NOT NULL AND t.batch_id = ANY(${param(typeof filter.batchId === 'string' ? [filter.batchId] : [...filter.batchId])}::text[])`,
+    );
   if (filter.from) where.push(`t.created_at >= ${param(filter.from)}`);
   if (filter.to) where.push(`t.created_at < ${param(filter.to)}`);
   if (filter.after) where.push(`(t.created_at, t.transfer_id) > (${param(filter.after.at)}::timestamptz, ${param(filter.after.id)})`);

@@ -18,7 +18,21 @@ export const TABLE_KEYS: Record<string, string> = {
   rm_correction_notices: 'timezone COLLATE "C", pos_commit, pos_prepare',
   rm_exceptions: 'exception_id COLLATE "C"',
   rm_holds: 'hold_id COLLATE "C"',
+  rm_transfer_batches: 'batch_id COLLATE "C"',
+  rm_transfer_batch_items: 'batch_id COLLATE "C", item_index',
+  rm_transfer_batch_outcomes: 'batch_id COLLATE "C", transfer_id COLLATE "C"',
 };
+
+/**
+ * Whether a projection keeps an event of its stream prefix and event types (else it answers 'ignored'): the batches
+ * read model is given every transfer's outcome and keeps only those of batch items (metadata.batchId); every other
+ * projection keeps all it is given.
+ */
+export function keptBy(projection: Projection, event: RecordedEvent): boolean {
+  if (!event.stream.startsWith(projection.streamPrefix)) return false;
+  if (projection.eventTypes && !projection.eventTypes.includes(event.type)) return false;
+  return projection.name !== 'transfer-batches' || event.stream.startsWith('batch-') || typeof event.metadata.batchId === 'string';
+}
 
 /** The whole log, paged. */
 export async function readWholeLog(store: EventStore, filter: { streamPrefix?: string } = {}): Promise<RecordedEvent[]> {
