@@ -68,6 +68,25 @@ const UNAUTHORIZED = 'unauthorized';
 const legId = (transferId: string, leg: string) => (index: number, type: string) =>
   deterministicUuid('transfer', transferId, leg, type, String(index));
 
+/**
+ * Runs a phase while telling Temporal every second that its worker is alive: the saga gives each attempt a heartbeat
+ * timeout, so a phase whose worker died is retried on another within seconds, not at its start-to-close timeout.
+ */
+async function alive<T>(work: () => Promise<T>): Promise<T> {
+  let context: Context | undefined;
+  try {
+    context = Context.current();
+  } catch {
+    return work(); // outside an activity (tests)
+  }
+  const beat = setInterval(() => context.heartbeat(), 1_000);
+  try {
+    return await work();
+  } finally {
+    clearInterval(beat);
+  }
+}
+
 function activityCausation(): string | undefined {
   try {
     const info = Context.current().info;
@@ -212,46 +231,48 @@ export function createBatchActivities({ accounts, transfers, batches, observer }
      * recorded as such on the batch's stream; it never touches that transfer.
      */
     async registerBatchItems(input: { batchId: string }): Promise<PhaseResult> {
-      const batch = await accepted(String(input.batchId), 'registerBatchItems');
-      const items = registered(batch);
-      const existing = await loadTransfers(items);
-      const acceptedBy = { ...batch.accepted, batchId: batch.request.batchId };
-      const refused: ItemFailure[] = [];
-      const fresh = items.filter((item) => {
-        const before = existing.get(item.transferId)!.state;
-        if (before.request && before.accepted?.batchId === batch.request.batchId) return false; // registered by an earlier attempt
-        if (before.request) {
-          refused.push(conflictOf(item));
-          return false;
-        }
-        return true;
-      });
-      const results = await handleCommandsInBulk(
-        transfers,
-        fresh.map((item) => ({
-          id: item.transferId,
-          commands: [{ type: 'RequestTransfer', request: { ...item }, accepted: acceptedBy } as TransferCommand],
-          eventId: (_index: number, type: string) => transferStepId(item.transferId)(type),
-          context: batch.context(item),
-          loaded: existing.get(item.transferId)!,
-        })),
-      );
-      results.forEach((result, i) => {
-        // Refused, or recorded by someone else meanwhile (another transfer took the id first).
-        if (!result.ok || result.state.accepted?.batchId !== batch.request.batchId) refused.push(conflictOf(fresh[i]!));
-      });
-      if (refused.length > 0) {
-        // In the batch's order, so that the record is the same whichever attempt makes it.
-        const order = new Map(batch.request.items.map((item, i) => [item.transferId, i]));
-        refused.sort((a, b) => order.get(a.transferId)! - order.get(b.transferId)!);
-        const recorded = await batches.record(
-          batch.request.batchId,
-          { type: 'RejectItems', items: refused },
-          batch.context(batch.request.items[0]!),
+      return alive(async () => {
+        const batch = await accepted(String(input.batchId), 'registerBatchItems');
+        const items = registered(batch);
+        const existing = await loadTransfers(items);
+        const acceptedBy = { ...batch.accepted, batchId: batch.request.batchId };
+        const refused: ItemFailure[] = [];
+        const fresh = items.filter((item) => {
+          const before = existing.get(item.transferId)!.state;
+          if (before.request && before.accepted?.batchId === batch.request.batchId) return false; // registered by an earlier attempt
+          if (before.request) {
+            refused.push(conflictOf(item));
+            return false;
+          }
+          return true;
+        });
+        const results = await handleCommandsInBulk(
+          transfers,
+          fresh.map((item) => ({
+            id: item.transferId,
+            commands: [{ type: 'RequestTransfer', request: { ...item }, accepted: acceptedBy } as TransferCommand],
+            eventId: (_index: number, type: string) => transferStepId(item.transferId)(type),
+            context: batch.context(item),
+            loaded: existing.get(item.transferId)!,
+          })),
         );
-        if (!recorded.ok) throw new Error(`recording refused items of batch ${batch.request.batchId}: ${recorded.rejection.message}`);
-      }
-      return { refused, done: items.length - refused.length };
+        results.forEach((result, i) => {
+          // Refused, or recorded by someone else meanwhile (another transfer took the id first).
+          if (!result.ok || result.state.accepted?.batchId !== batch.request.batchId) refused.push(conflictOf(fresh[i]!));
+        });
+        if (refused.length > 0) {
+          // In the batch's order, so that the record is the same whichever attempt makes it.
+          const order = new Map(batch.request.items.map((item, i) => [item.transferId, i]));
+          refused.sort((a, b) => order.get(a.transferId)! - order.get(b.transferId)!);
+          const recorded = await batches.record(
+            batch.request.batchId,
+            { type: 'RejectItems', items: refused },
+            batch.context(batch.request.items[0]!),
+          );
+          if (!recorded.ok) throw new Error(`recording refused items of batch ${batch.request.batchId}: ${recorded.rejection.message}`);
+        }
+        return { refused, done: items.length - refused.length };
+      });
     },
 
     /**
@@ -260,42 +281,44 @@ export function createBatchActivities({ accounts, transfers, batches, observer }
      * and no debit is appended at all.
      */
     async debitBatch(input: { batchId: string }): Promise<PhaseResult> {
-      const batch = await accepted(String(input.batchId), 'debitBatch');
-      // Every registered item: a leg already applied decides to nothing, and one of an item already settled is refused
-      // by the account (its debit was given back or voided), so no transfer stream needs reading here.
-      const items = registered(batch);
-      const loaded = await loadAccounts(items.flatMap((i) => [i.fromAccountId, i.toAccountId]));
-      const refused: ItemFailure[] = [];
-      const movable: BatchItem[] = [];
-      for (const item of items) {
-        const mismatch = currencyMismatch(loaded.get(item.fromAccountId)!.state, loaded.get(item.toAccountId)!.state);
-        if (mismatch) refused.push(failure(item.transferId, mismatch));
-        else movable.push(item);
-      }
-      if (batch.request.atomic && refused.length > 0) return { refused, done: 0 };
-      const legs = (accountId: string, list: BatchItem[]): Leg<AccountCommand>[] =>
-        list.map((item) => ({
-          key: item.transferId,
-          command: {
-            type: 'DebitForTransfer',
-            transferId: item.transferId,
-            amount: item.amount,
-            currency: loaded.get(accountId)!.state.currency,
-            toAccountId: item.toAccountId,
-          },
-          eventId: legId(item.transferId, 'debit'),
-          context: batch.context(item),
-        }));
-      refused.push(
-        ...(await runPhase(
-          groupBy(movable, (i) => i.fromAccountId),
-          loaded,
-          legs,
-          batch.request.atomic,
-          'debitBatch',
-        )),
-      );
-      return { refused, done: movable.length - refused.length };
+      return alive(async () => {
+        const batch = await accepted(String(input.batchId), 'debitBatch');
+        // Every registered item: a leg already applied decides to nothing, and one of an item already settled is refused
+        // by the account (its debit was given back or voided), so no transfer stream needs reading here.
+        const items = registered(batch);
+        const loaded = await loadAccounts(items.flatMap((i) => [i.fromAccountId, i.toAccountId]));
+        const refused: ItemFailure[] = [];
+        const movable: BatchItem[] = [];
+        for (const item of items) {
+          const mismatch = currencyMismatch(loaded.get(item.fromAccountId)!.state, loaded.get(item.toAccountId)!.state);
+          if (mismatch) refused.push(failure(item.transferId, mismatch));
+          else movable.push(item);
+        }
+        if (batch.request.atomic && refused.length > 0) return { refused, done: 0 };
+        const legs = (accountId: string, list: BatchItem[]): Leg<AccountCommand>[] =>
+          list.map((item) => ({
+            key: item.transferId,
+            command: {
+              type: 'DebitForTransfer',
+              transferId: item.transferId,
+              amount: item.amount,
+              currency: loaded.get(accountId)!.state.currency,
+              toAccountId: item.toAccountId,
+            },
+            eventId: legId(item.transferId, 'debit'),
+            context: batch.context(item),
+          }));
+        refused.push(
+          ...(await runPhase(
+            groupBy(movable, (i) => i.fromAccountId),
+            loaded,
+            legs,
+            batch.request.atomic,
+            'debitBatch',
+          )),
+        );
+        return { refused, done: movable.length - refused.length };
+      });
     },
 
     /**
@@ -304,35 +327,37 @@ export function createBatchActivities({ accounts, transfers, batches, observer }
      * appended at all.
      */
     async creditBatch(input: { batchId: string }): Promise<PhaseResult> {
-      const batch = await accepted(String(input.batchId), 'creditBatch');
-      const pending = registered(batch);
-      const loaded = await loadAccounts(pending.flatMap((i) => [i.fromAccountId, i.toAccountId]));
-      // A credit follows only a debit that landed: never one the saga merely believes happened.
-      const debited = pending.filter((item) => {
-        const legs = legsOf(loaded.get(item.fromAccountId)!.state, item.transferId);
-        return legs?.debited !== undefined && legs.refunded === undefined;
+      return alive(async () => {
+        const batch = await accepted(String(input.batchId), 'creditBatch');
+        const pending = registered(batch);
+        const loaded = await loadAccounts(pending.flatMap((i) => [i.fromAccountId, i.toAccountId]));
+        // A credit follows only a debit that landed: never one the saga merely believes happened.
+        const debited = pending.filter((item) => {
+          const legs = legsOf(loaded.get(item.fromAccountId)!.state, item.transferId);
+          return legs?.debited !== undefined && legs.refunded === undefined;
+        });
+        const legs = (accountId: string, list: BatchItem[]): Leg<AccountCommand>[] =>
+          list.map((item) => ({
+            key: item.transferId,
+            command: {
+              type: 'CreditForTransfer',
+              transferId: item.transferId,
+              amount: item.amount,
+              currency: loaded.get(item.fromAccountId)!.state.currency,
+              fromAccountId: item.fromAccountId,
+            },
+            eventId: legId(item.transferId, 'credit'),
+            context: batch.context(item),
+          }));
+        const refused = await runPhase(
+          groupBy(debited, (i) => i.toAccountId),
+          loaded,
+          legs,
+          batch.request.atomic,
+          'creditBatch',
+        );
+        return { refused, done: debited.length - refused.length };
       });
-      const legs = (accountId: string, list: BatchItem[]): Leg<AccountCommand>[] =>
-        list.map((item) => ({
-          key: item.transferId,
-          command: {
-            type: 'CreditForTransfer',
-            transferId: item.transferId,
-            amount: item.amount,
-            currency: loaded.get(item.fromAccountId)!.state.currency,
-            fromAccountId: item.fromAccountId,
-          },
-          eventId: legId(item.transferId, 'credit'),
-          context: batch.context(item),
-        }));
-      const refused = await runPhase(
-        groupBy(debited, (i) => i.toAccountId),
-        loaded,
-        legs,
-        batch.request.atomic,
-        'creditBatch',
-      );
-      return { refused, done: debited.length - refused.length };
     },
 
     /**
@@ -352,134 +377,136 @@ export function createBatchActivities({ accounts, transfers, batches, observer }
       reason: TransferFailureReason;
       message: string;
     }): Promise<BatchSettlement> {
-      const batch = await accepted(String(input.batchId), 'settleBatch');
-      const why = new Map((Array.isArray(input.failures) ? input.failures : []).map((f) => [String(f.transferId), f]));
-      const items = registered(batch);
-      const known = await loadTransfers(items);
-      const outcomes = new Map<string, TerminalTransferStatus>();
-      for (const item of items) {
-        const status = known.get(item.transferId)!.state.status;
-        if (isTerminalStatus(status)) outcomes.set(item.transferId, status);
-      }
-      const open = items.filter((i) => !outcomes.has(i.transferId));
-      const loaded = await loadAccounts(open.flatMap((i) => [i.fromAccountId, i.toAccountId]));
-      const debitedOn = (item: BatchItem, state: AccountState) => legsOf(state, item.transferId)?.debited;
-      const creditedOn = (item: BatchItem, state: AccountState) => legsOf(state, item.transferId)?.credited !== undefined;
+      return alive(async () => {
+        const batch = await accepted(String(input.batchId), 'settleBatch');
+        const why = new Map((Array.isArray(input.failures) ? input.failures : []).map((f) => [String(f.transferId), f]));
+        const items = registered(batch);
+        const known = await loadTransfers(items);
+        const outcomes = new Map<string, TerminalTransferStatus>();
+        for (const item of items) {
+          const status = known.get(item.transferId)!.state.status;
+          if (isTerminalStatus(status)) outcomes.set(item.transferId, status);
+        }
+        const open = items.filter((i) => !outcomes.has(i.transferId));
+        const loaded = await loadAccounts(open.flatMap((i) => [i.fromAccountId, i.toAccountId]));
+        const debitedOn = (item: BatchItem, state: AccountState) => legsOf(state, item.transferId)?.debited;
+        const creditedOn = (item: BatchItem, state: AccountState) => legsOf(state, item.transferId)?.credited !== undefined;
 
-      // 1. The targets: an item debited but not credited has its credit voided, so that no late attempt can land.
-      const toVoid = open.filter(
-        (i) => debitedOn(i, loaded.get(i.fromAccountId)!.state) !== undefined && !creditedOn(i, loaded.get(i.toAccountId)!.state),
-      );
-      const targets = new Map<string, AccountState>();
-      const voidGroups = [...groupBy(toVoid, (i) => i.toAccountId).entries()];
-      const voided = await handleLegsInBulk(
-        accounts,
-        voidGroups.map(([accountId, list]) => ({
-          id: accountId,
-          loaded: loaded.get(accountId)!,
-          legs: list.map((item) => ({
-            key: item.transferId,
-            command: { type: 'VoidCreditForTransfer', transferId: item.transferId } as AccountCommand,
-            eventId: legId(item.transferId, 'void-credit'),
-            context: batch.context(item),
-          })),
-        })),
-        { onConflict: () => observer?.conflict('settleBatch') },
-      );
-      voidGroups.forEach(([accountId], i) => targets.set(accountId, voided[i]!.state));
-      const targetState = (item: BatchItem) => targets.get(item.toAccountId) ?? loaded.get(item.toAccountId)!.state;
-      const completed = open.filter((i) => creditedOn(i, targetState(i)));
-      for (const item of completed) outcomes.set(item.transferId, 'completed');
-
-      // 2. The sources: everything else gets back what it debited (or has its debit voided).
-      const toRefund = open.filter((i) => !outcomes.has(i.transferId));
-      const sources = new Map<string, AccountState>();
-      const refusedRefunds: ItemFailure[] = [];
-      const refundGroups = [...groupBy(toRefund, (i) => i.fromAccountId).entries()];
-      const refunds = await handleLegsInBulk(
-        accounts,
-        refundGroups.map(([accountId, list]) => ({
-          id: accountId,
-          loaded: loaded.get(accountId)!,
-          legs: list.map((item) => ({
-            key: item.transferId,
-            command: { type: 'RefundForTransfer', transferId: item.transferId } as AccountCommand,
-            eventId: legId(item.transferId, 'refund'),
-            context: batch.context(item),
-          })),
-        })),
-        { onConflict: () => observer?.conflict('settleBatch') },
-      );
-      refundGroups.forEach(([accountId], i) => {
-        for (const [transferId, rejection] of refunds[i]!.refused) refusedRefunds.push(failure(transferId, rejection));
-        sources.set(accountId, refunds[i]!.state);
-      });
-      if (refusedRefunds.length > 0) {
-        const first = refusedRefunds[0]!;
-        throw ApplicationFailure.nonRetryable(
-          `${refusedRefunds.length} refund(s) of batch ${batch.request.batchId} refused, first ${first.transferId}: ${first.message}`,
-          'settlement_refused',
+        // 1. The targets: an item debited but not credited has its credit voided, so that no late attempt can land.
+        const toVoid = open.filter(
+          (i) => debitedOn(i, loaded.get(i.fromAccountId)!.state) !== undefined && !creditedOn(i, loaded.get(i.toAccountId)!.state),
         );
-      }
+        const targets = new Map<string, AccountState>();
+        const voidGroups = [...groupBy(toVoid, (i) => i.toAccountId).entries()];
+        const voided = await handleLegsInBulk(
+          accounts,
+          voidGroups.map(([accountId, list]) => ({
+            id: accountId,
+            loaded: loaded.get(accountId)!,
+            legs: list.map((item) => ({
+              key: item.transferId,
+              command: { type: 'VoidCreditForTransfer', transferId: item.transferId } as AccountCommand,
+              eventId: legId(item.transferId, 'void-credit'),
+              context: batch.context(item),
+            })),
+          })),
+          { onConflict: () => observer?.conflict('settleBatch') },
+        );
+        voidGroups.forEach(([accountId], i) => targets.set(accountId, voided[i]!.state));
+        const targetState = (item: BatchItem) => targets.get(item.toAccountId) ?? loaded.get(item.toAccountId)!.state;
+        const completed = open.filter((i) => creditedOn(i, targetState(i)));
+        for (const item of completed) outcomes.set(item.transferId, 'completed');
 
-      // 3. Each item's outcome on its own stream (with its steps, so its stream alone tells its story).
-      const steps: { item: BatchItem; commands: TransferCommand[] }[] = [];
-      for (const item of open) {
-        const source = sources.get(item.fromAccountId) ?? loaded.get(item.fromAccountId)!.state;
-        const legs = legsOf(source, item.transferId);
-        const debited = {
-          type: 'RecordSourceDebited',
-          accountId: item.fromAccountId,
-          amount: legs?.debited ?? item.amount,
-          currency: source.currency,
-        } as const;
-        if (outcomes.get(item.transferId) === 'completed') {
-          steps.push({
-            item,
-            commands: [
-              debited,
-              { type: 'RecordTargetCredited', accountId: item.toAccountId, amount: item.amount },
-              { type: 'CompleteTransfer' },
-            ],
-          });
-          continue;
+        // 2. The sources: everything else gets back what it debited (or has its debit voided).
+        const toRefund = open.filter((i) => !outcomes.has(i.transferId));
+        const sources = new Map<string, AccountState>();
+        const refusedRefunds: ItemFailure[] = [];
+        const refundGroups = [...groupBy(toRefund, (i) => i.fromAccountId).entries()];
+        const refunds = await handleLegsInBulk(
+          accounts,
+          refundGroups.map(([accountId, list]) => ({
+            id: accountId,
+            loaded: loaded.get(accountId)!,
+            legs: list.map((item) => ({
+              key: item.transferId,
+              command: { type: 'RefundForTransfer', transferId: item.transferId } as AccountCommand,
+              eventId: legId(item.transferId, 'refund'),
+              context: batch.context(item),
+            })),
+          })),
+          { onConflict: () => observer?.conflict('settleBatch') },
+        );
+        refundGroups.forEach(([accountId], i) => {
+          for (const [transferId, rejection] of refunds[i]!.refused) refusedRefunds.push(failure(transferId, rejection));
+          sources.set(accountId, refunds[i]!.state);
+        });
+        if (refusedRefunds.length > 0) {
+          const first = refusedRefunds[0]!;
+          throw ApplicationFailure.nonRetryable(
+            `${refusedRefunds.length} refund(s) of batch ${batch.request.batchId} refused, first ${first.transferId}: ${first.message}`,
+            'settlement_refused',
+          );
         }
-        const cause = why.get(item.transferId) ?? { reason: input.reason, message: String(input.message) };
-        const refunded = legs?.refunded ?? 0;
-        if (refunded > 0) {
-          outcomes.set(item.transferId, 'compensated');
-          steps.push({
-            item,
-            commands: [
-              debited,
-              { type: 'RecordSourceRefunded', accountId: item.fromAccountId, amount: refunded },
-              { type: 'CompensateTransfer', reason: cause.reason, message: cause.message },
-            ],
-          });
-        } else {
-          outcomes.set(item.transferId, 'failed');
-          steps.push({ item, commands: [{ type: 'FailTransfer', reason: cause.reason, message: cause.message }] });
-        }
-      }
-      await recordSteps(batch, steps, known);
 
-      // 4. The batch's end, with the counts (items refused at registration count as failed).
-      const counts = countOutcomes(outcomes.values());
-      counts.failed += batch.state.rejected.size;
-      const outcome = batchOutcome(counts);
-      const message =
-        batch.request.atomic && outcome === 'partially_completed'
-          ? 'An atomic batch could not be kept all or nothing (an account changed between its decision and its append): the items that completed stand; reverse them if needed'
-          : undefined;
-      if (message) observer?.needsAttention?.(batch.request.batchId, 'atomicity_broken', message);
-      const settled = await batches.record(
-        batch.request.batchId,
-        { type: 'SettleBatch', outcome, counts, ...(message ? { message } : {}) },
-        batch.context(batch.request.items[0]!),
-      );
-      if (!settled.ok) throw new Error(`recording the end of batch ${batch.request.batchId}: ${settled.rejection.message}`);
-      const final = settled.state;
-      return { outcome: final.status === 'pending' ? outcome : final.status, counts: final.counts ?? counts };
+        // 3. Each item's outcome on its own stream (with its steps, so its stream alone tells its story).
+        const steps: { item: BatchItem; commands: TransferCommand[] }[] = [];
+        for (const item of open) {
+          const source = sources.get(item.fromAccountId) ?? loaded.get(item.fromAccountId)!.state;
+          const legs = legsOf(source, item.transferId);
+          const debited = {
+            type: 'RecordSourceDebited',
+            accountId: item.fromAccountId,
+            amount: legs?.debited ?? item.amount,
+            currency: source.currency,
+          } as const;
+          if (outcomes.get(item.transferId) === 'completed') {
+            steps.push({
+              item,
+              commands: [
+                debited,
+                { type: 'RecordTargetCredited', accountId: item.toAccountId, amount: item.amount },
+                { type: 'CompleteTransfer' },
+              ],
+            });
+            continue;
+          }
+          const cause = why.get(item.transferId) ?? { reason: input.reason, message: String(input.message) };
+          const refunded = legs?.refunded ?? 0;
+          if (refunded > 0) {
+            outcomes.set(item.transferId, 'compensated');
+            steps.push({
+              item,
+              commands: [
+                debited,
+                { type: 'RecordSourceRefunded', accountId: item.fromAccountId, amount: refunded },
+                { type: 'CompensateTransfer', reason: cause.reason, message: cause.message },
+              ],
+            });
+          } else {
+            outcomes.set(item.transferId, 'failed');
+            steps.push({ item, commands: [{ type: 'FailTransfer', reason: cause.reason, message: cause.message }] });
+          }
+        }
+        await recordSteps(batch, steps, known);
+
+        // 4. The batch's end, with the counts (items refused at registration count as failed).
+        const counts = countOutcomes(outcomes.values());
+        counts.failed += batch.state.rejected.size;
+        const outcome = batchOutcome(counts);
+        const message =
+          batch.request.atomic && outcome === 'partially_completed'
+            ? 'An atomic batch could not be kept all or nothing (an account changed between its decision and its append): the items that completed stand; reverse them if needed'
+            : undefined;
+        if (message) observer?.needsAttention?.(batch.request.batchId, 'atomicity_broken', message);
+        const settled = await batches.record(
+          batch.request.batchId,
+          { type: 'SettleBatch', outcome, counts, ...(message ? { message } : {}) },
+          batch.context(batch.request.items[0]!),
+        );
+        if (!settled.ok) throw new Error(`recording the end of batch ${batch.request.batchId}: ${settled.rejection.message}`);
+        const final = settled.state;
+        return { outcome: final.status === 'pending' ? outcome : final.status, counts: final.counts ?? counts };
+      });
     },
 
     /** A batch that cannot settle waits for a person: counted and logged (never silently failed). */

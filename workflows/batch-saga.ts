@@ -40,18 +40,22 @@ import { retrySettlementSignal, TRANSFER_STATUS_KEY, type SagaStep } from './tra
 /** The forward phases: an infrastructure failure is retried a while, then the batch settles. */
 const forward = proxyActivities<BatchActivities>({
   startToCloseTimeout: '120s',
+  // The phases heartbeat every second: a phase whose worker died is retried on another within seconds.
+  heartbeatTimeout: '10s',
   retry: { initialInterval: '500ms', backoffCoefficient: 2, maximumInterval: '10s', maximumAttempts: 10 },
 });
 
 /** The credits, once debits landed: retried until decided (giving up could refund a source whose credit landed). */
 const creditUntilDecided = proxyActivities<BatchActivities>({
   startToCloseTimeout: '120s',
+  heartbeatTimeout: '10s',
   retry: { initialInterval: '500ms', backoffCoefficient: 2, maximumInterval: '10s' },
 });
 
 /** Reading the batch, the settlement and reports: retried until they succeed. */
 const mustSucceed = proxyActivities<BatchActivities>({
   startToCloseTimeout: '120s',
+  heartbeatTimeout: '10s',
   retry: { initialInterval: '500ms', backoffCoefficient: 2, maximumInterval: '30s', nonRetryableErrorTypes: ['settlement_refused'] },
 });
 

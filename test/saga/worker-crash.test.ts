@@ -6,6 +6,8 @@ import type { TransferActivities } from '../../activities/transfer-activities';
 import { accountStream } from '../../domain/account-events';
 import { transferStream } from '../../domain/transfer-events';
 import { acceptTransfer } from '../../temporal/transfer-client';
+import { BatchLog } from '../../application/batch-log';
+import { acceptBatch } from '../../temporal/batch-client';
 import { TransferStack } from '../support/transfer-stack';
 import { processGroupMembers, readProcessStat } from '../../infra/process-table';
 import { waitUntil } from '../support/wait-until';
@@ -188,4 +190,54 @@ describe('worker crash between debit and credit (real SIGKILL of a worker proces
     const worker = stack.worker!;
     expect(executions.find((e) => e.activityType === 'creditAndComplete')!.identity).toBe(worker.options.identity); // the credit completed in this process
   }, 90_000);
+
+  test('a batch whose worker is killed between its debits and its credits is finished by another worker: every item once, money conserved', async () => {
+    await stack.stopWorker();
+    const source = await stack.openAccount(100_000);
+    const targets = await Promise.all([stack.openAccount(0), stack.openAccount(0), stack.openAccount(0)]);
+    const batchId = randomUUID();
+    const items = Array.from({ length: 30 }, (_, i) => ({
+      transferId: randomUUID(),
+      fromAccountId: source,
+      toAccountId: targets[i % 3]!,
+      amount: 100 + i,
+    }));
+    const sum = items.reduce((s, i) => s + i.amount, 0);
+
+    crashWorker = CrashWorker.start(stack);
+    await crashWorker.waitForLine('ready', 60_000);
+    const { handle } = await acceptBatch(
+      { client: stack.client, taskQueue: stack.taskQueue, batches: new BatchLog(stack.store) },
+      { batchId, atomic: false, items },
+      { actor: 'crash-test' },
+    );
+    await crashWorker.waitForLine(`batch-credit-started ${batchId}`, 60_000);
+    // The debits landed (one append), no credit did.
+    expect(await stack.balance(source)).toBe(100_000 - sum);
+    expect(await Promise.all(targets.map((t) => stack.balance(t)))).toEqual([0, 0, 0]);
+    const exit = await crashWorker.kill();
+    expect(exit.signal).toBe('SIGKILL');
+
+    // A new worker: the credit phase's attempt on the dead worker stops heartbeating, and is retried here.
+    await stack.startWorker();
+    const result = await handle.result();
+    expect(result).toMatchObject({ status: 'completed', counts: { completed: 30, failed: 0, compensated: 0 } });
+    expect(await stack.balance(source)).toBe(100_000 - sum);
+    const credited = await Promise.all(targets.map((t) => stack.balance(t)));
+    expect(credited.reduce((a, b) => a + b, 0)).toBe(sum);
+    const sourceTypes = await stack.eventTypes(accountStream(source));
+    expect(sourceTypes.filter((t) => t === 'TransferDebited')).toHaveLength(30);
+    for (const target of targets) {
+      const types = await stack.eventTypes(accountStream(target));
+      expect(types.filter((t) => t === 'TransferCredited')).toHaveLength(10);
+    }
+    for (const item of items.slice(0, 3)) {
+      expect(await stack.eventTypes(transferStream(item.transferId))).toEqual([
+        'TransferRequested',
+        'TransferSourceDebited',
+        'TransferTargetCredited',
+        'TransferCompleted',
+      ]);
+    }
+  }, 120_000);
 });

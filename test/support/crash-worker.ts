@@ -9,7 +9,8 @@
  *   CRASH_WORKER_DATABASE_URL the test file's database
  *   CRASH_WORKER_TASK_QUEUE   the test file's task queue
  *   CRASH_WORKER_PARENT_PID   the test process: this worker exits when it is gone, so it cannot outlive the test
- * Stdout protocol: `ready` once the worker polls, `credit-started <transferId>` when the hanging credit begins.
+ * Stdout protocol: `ready` once the worker polls, `credit-started <transferId>` when the hanging credit begins,
+ * `batch-credit-started <batchId>` when a batch's hanging credit phase begins (creditBatch never resolves either).
  */
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import { createTransferActivities, type TransferActivities } from '../../activities/transfer-activities';
@@ -47,6 +48,10 @@ async function main(): Promise<void> {
     creditAndComplete: (input) => {
       process.stdout.write(`credit-started ${input.transferId}\n`);
       return new Promise<void>(() => undefined); // never settles: the saga is stuck between debit and credit
+    },
+    creditBatch: (input) => {
+      process.stdout.write(`batch-credit-started ${input.batchId}\n`);
+      return new Promise<never>(() => undefined); // never settles: the batch is stuck between its debits and its credits
     },
   };
   const connection = await NativeConnection.connect({ address });
