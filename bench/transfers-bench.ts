@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
 import inspector from 'node:inspector';
 import path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
@@ -8,7 +9,6 @@ import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, type Worker } from '@temporalio/worker';
 import { Client as PgClient, Pool } from 'pg';
 import { createServicePool } from '../infra/pg-pool';
-import { withTransaction } from '../infra/pg-transaction';
 import { createTransferActivities, type TransferActivities } from '../activities/transfer-activities';
 import { handleAccountCommand } from '../application/account-commands';
 import { AccountRepository } from '../application/account-repository';
@@ -27,10 +27,12 @@ import { ProjectionRunner, projectionLag } from '../projections/projection-runne
 import { loadConfig } from '../config/config';
 import { startProjectionsThread } from '../main/projections-thread';
 import { acceptTransfer } from '../temporal/transfer-client';
-import { transferWorkflowId } from '../workflows/transfer-saga-contract';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import { createTransferWorker, transferWorkflowBundle } from '../temporal/transfer-worker';
 import { startBenchServers, type BenchServers } from './bench-servers';
+import { LoadGenerator } from './load-generator-client';
+import type { LoadTask } from './load-generator';
+import { batchesStep, printBatches, type BatchReference, type BatchVariantResult } from './batch-bench';
 import { machineInfo } from './eventstore-bench';
 import { measureCpu, round, runConcurrently, summarize, table, threadCpuSeconds, writeReport, type CpuProbe, type Summary } from './stats';
 
@@ -42,8 +44,13 @@ import { measureCpu, round, runConcurrently, summarize, table, threadCpuSeconds,
  *      and in the previous one (two remote activities: bench/baseline-workflows.ts),
  *   2. the same debit/credit logic against the event store without Temporal (the store's floor),
  *   3. one PostgreSQL transaction moving money between two balance rows (what a user might do instead).
- * Then holds (issue 25) at 32 in flight: a hold placed and captured in part, per second, as a ratio to the transfers/s
- * of the same run at 32 in flight, and the latency of a capture's answer (captureHold called -> its answer).
+ * Then batches (issue 26: bench/batch-bench.ts, `--no-batches` skips them, `--batches=N` per variant), and holds
+ * (issue 25) at 32 in flight: a hold placed and captured in part, per second, as a ratio to the transfers/s of the same
+ * run at 32 in flight, and the latency of a capture's answer (captureHold called -> its answer).
+ * The load over HTTP, the no-op sagas' starts and the plain-SQL transactions come from a process of their own
+ * (bench/load-generator.ts), so this process's CPU is the service's (API, worker, projections thread); the variants
+ * without HTTP (store only, direct, holds) still run in this process. Every variant's CPU per transfer is printed by
+ * process: the service, PostgreSQL, Temporal, the load generator.
  */
 
 interface StepResult {
@@ -54,11 +61,23 @@ interface StepResult {
   latencyMs: Summary;
   conflictsPerTransfer?: number;
   cpuSeconds?: Record<string, number>;
-  /** Ours only: this process's CPU per transfer by thread name (main: the JavaScript thread of the API, worker and load). */
+  /** CPU ms per transfer of each process (service, postgres, temporal, load generator), and service+postgres+temporal. */
+  cpuMsPerTransfer?: Record<string, number>;
+  /** Ours and the no-op saga: the service process's CPU per transfer by thread name (main: the JavaScript thread of the API and worker). */
   nodeCpuMsPerTransferByThread?: Record<string, number>;
 }
 
 const ACCOUNTS = 200;
+/** The processes whose CPU the bench reads. */
+const SERVICE = 'service';
+const POSTGRES = 'postgres';
+const TEMPORAL = 'temporal';
+const LOAD = 'load generator';
+/** The service's CPU with its servers': what the issue's goal weighs. */
+const SERVED = 'service+postgres+temporal';
+const NOOP_SAGA: LoadTask = { kind: 'noop-saga', taskQueue: 'bench-noop' };
+const NOOP_REMOTE_SAGA: LoadTask = { kind: 'noop-remote-saga', taskQueue: 'bench-noop-remote' };
+const PLAIN_SQL: LoadTask = { kind: 'plain-sql' };
 /** The bench's API key (its app's OPERATOR_API_KEY). */
 const BENCH_OPERATOR_KEY = `bench-operator-${randomUUID()}`;
 const FUNDS = 1_000_000_000;
@@ -79,18 +98,23 @@ export async function transfersBench(quick: boolean, args: string[]): Promise<vo
     devServerWithout: devServerWithout(args),
     devServerDbFile: args.includes('--dev-server-db-file'),
   });
+  // The machine's load average (1, 5, 15 min) at the start and the end: other work on the same cores moves every figure.
+  const loadAverageAtStart = os.loadavg().map((x) => round(x, 1));
   const harness = await Harness.start(servers, tuning);
   const results: StepResult[] = [];
   let statementCounts: { concurrency: number; perTransfer: [string, number][] } | undefined;
-  const probes: CpuProbe[] = [{ name: 'node (api+worker+projections+load)', pid: process.pid, withChildren: false }];
-  if (servers.temporalPid) probes.push({ name: 'temporal', pid: servers.temporalPid, withChildren: true });
-  if (servers.postgresPid) probes.push({ name: 'postgres', pid: servers.postgresPid, withChildren: true });
+  // The service (this process: API, worker, projections thread), its servers, and the load generator (a process of its own).
+  const probes: CpuProbe[] = [{ name: SERVICE, pid: process.pid, withChildren: false }];
+  if (servers.postgresPid) probes.push({ name: POSTGRES, pid: servers.postgresPid, withChildren: true });
+  if (servers.temporalPid) probes.push({ name: TEMPORAL, pid: servers.temporalPid, withChildren: true });
+  probes.push({ name: LOAD, pid: harness.load.pid, withChildren: false });
 
   try {
     console.log(`[bench] warming up (${tuning.label})...`);
-    await runConcurrently(20, 4, async () => void (await harness.viaHttp(harness.randomPair())));
-    await runConcurrently(20, 4, async () => void (await harness.noopSaga()));
-    await runConcurrently(20, 4, async () => void (await harness.noopRemoteSaga()));
+    await harness.http(20, 4);
+    await harness.load.run(NOOP_SAGA, 20, 4);
+    await harness.load.run(NOOP_REMOTE_SAGA, 20, 4);
+    await harness.load.run(PLAIN_SQL, 20, 4);
 
     for (const c of sweep) {
       console.log(`[bench] ${c} in flight...`);
@@ -103,7 +127,7 @@ export async function transfersBench(quick: boolean, args: string[]): Promise<vo
       const loopDelay = monitorEventLoopDelay({ resolution: 5 });
       loopDelay.enable();
       const threadsBefore = threadCpuSeconds(process.pid);
-      const ours = await measureCpu(probes, () => timed(perStep, c, () => harness.viaHttp(harness.randomPair())));
+      const ours = await measureCpu(probes, () => harness.http(perStep, c));
       const byThread = cpuByThread(threadsBefore, threadCpuSeconds(process.pid), perStep);
       loopDelay.disable();
       if (profile) console.log(`[bench] CPU profile of ours at ${c} in flight: ${await profile.stop(`ours-${c}`)}`);
@@ -124,20 +148,24 @@ export async function transfersBench(quick: boolean, args: string[]): Promise<vo
       (results.at(-1) as StepResult & { breakdown?: unknown }).breakdown = breakdown;
       if (args.includes('--what-it-costs') && top) {
         // Ours with parts left out, at the top step: what HTTP and the projections cost beside the saga and its legs.
-        const parts: [string, boolean, () => Promise<void>][] = [
-          ['ours without HTTP (saga started on the worker connection)', true, () => harness.direct(harness.randomPair())],
-          ['ours without projections (stopped, caught up after)', false, () => harness.viaHttp(harness.randomPair())],
-          ['ours without HTTP and projections', false, () => harness.direct(harness.randomPair())],
+        const parts: [string, boolean, () => Promise<Timed>][] = [
+          [
+            'ours without HTTP (saga started on the worker connection)',
+            true,
+            () => timed(perStep, c, () => harness.direct(harness.randomPair())),
+          ],
+          ['ours without projections (stopped, caught up after)', false, () => harness.http(perStep, c)],
+          ['ours without HTTP and projections', false, () => timed(perStep, c, () => harness.direct(harness.randomPair()))],
         ];
-        for (const [variant, projections, task] of parts) {
+        for (const [variant, projections, run] of parts) {
           await harness.projectionsRunning(projections);
-          const part = await measureCpu(probes, () => timed(perStep, c, task));
+          const part = await measureCpu(probes, run);
           results.push({ variant: `part: ${variant}`, concurrency: c, ...part.result, cpuSeconds: part.cpu });
         }
         await harness.projectionsRunning(true);
       }
       const noopThreadsBefore = threadCpuSeconds(process.pid);
-      const noop = await measureCpu(probes, () => timed(perStep, c, () => harness.noopSaga()));
+      const noop = await measureCpu(probes, () => harness.load.run(NOOP_SAGA, perStep, c));
       results.push({
         variant: 'baseline 1: same saga, no-op activities',
         concurrency: c,
@@ -145,7 +173,7 @@ export async function transfersBench(quick: boolean, args: string[]): Promise<vo
         cpuSeconds: noop.cpu,
         nodeCpuMsPerTransferByThread: cpuByThread(noopThreadsBefore, threadCpuSeconds(process.pid), perStep),
       });
-      const noopRemote = await measureCpu(probes, () => timed(perStep, c, () => harness.noopRemoteSaga()));
+      const noopRemote = await measureCpu(probes, () => harness.load.run(NOOP_REMOTE_SAGA, perStep, c));
       results.push({
         variant: 'baseline 1b: previous shape (two remote activities), no-op',
         concurrency: c,
@@ -154,12 +182,12 @@ export async function transfersBench(quick: boolean, args: string[]): Promise<vo
       });
       const storeOnly = await measureCpu(probes, () => timed(perStep, c, () => harness.storeOnly(harness.randomPair())));
       results.push({
-        variant: 'baseline 2: same logic on the store, no Temporal',
+        variant: 'baseline 2: same logic on the store, no Temporal (run in the service process)',
         concurrency: c,
         ...storeOnly.result,
         cpuSeconds: storeOnly.cpu,
       });
-      const sql = await measureCpu(probes, () => timed(perStep, c, () => harness.plainSql()));
+      const sql = await measureCpu(probes, () => harness.load.run(PLAIN_SQL, perStep, c));
       results.push({ variant: 'baseline 3: one SQL transaction', concurrency: c, ...sql.result, cpuSeconds: sql.cpu });
     }
 
@@ -170,7 +198,7 @@ export async function transfersBench(quick: boolean, args: string[]): Promise<vo
       const source = await harness.openAccount(FUNDS);
       const moneyBefore = await harness.totalMoney();
       const conflictsBefore = harness.conflicts();
-      const contended = await timed(perStep, c, () => harness.viaHttp([source, harness.randomAccount()]));
+      const contended = await harness.http(perStep, c, source);
       const conflicts = harness.conflicts() - conflictsBefore;
       const uncontended = results.find((r) => r.concurrency === c && r.variant.startsWith('ours'));
       const sourceBalance = await harness.balance(source);
@@ -187,22 +215,51 @@ export async function transfersBench(quick: boolean, args: string[]): Promise<vo
       });
     }
 
+    let batches: BatchVariantResult[] = [];
+    let batchReference: BatchReference | undefined;
+    if (!args.includes('--no-batches')) {
+      // The plain-SQL baseline again, right before the batches and longer than a step (a --quick step of 40 transactions
+      // lasts a tenth of a second): 1,000 transactions at each in-flight count of the sweep, the best of them.
+      console.log('[bench] batches: the plain-SQL baseline, 1,000 transactions at each in-flight count...');
+      const sqlRuns: { concurrency: number; perSecond: number }[] = [];
+      for (const c of sweep)
+        sqlRuns.push({ concurrency: c, perSecond: (await harness.load.run(PLAIN_SQL, Math.max(perStep, 1000), c)).perSecond });
+      const sql = sqlRuns.sort((x, y) => y.perSecond - x.perSecond)[0]!;
+      const singleAt32 =
+        results.find((r) => r.concurrency === 32 && r.variant.startsWith('ours'))?.perSecond ?? (await harness.http(perStep, 32)).perSecond;
+      batchReference = { plainSqlPerSecond: sql.perSecond, plainSqlConcurrency: sql.concurrency, singleAt32PerSecond: singleAt32 };
+      batches = await batchesStep(harness, probes, batchReference, {
+        batches: Number(option('batches') ?? (quick ? 2 : 4)),
+        ...(args.includes('--cpu-profile') ? { profile: startCpuProfile } : {}),
+      });
+    }
+
     const holds = await holdsStep(harness, results, perStep, probes);
 
+    for (const r of results) if (r.cpuSeconds) r.cpuMsPerTransfer = cpuMsPer(r.cpuSeconds, r.transfers);
     print(results, hot, sweep);
+    if (batchReference) printBatches(batches, batchReference);
     printHolds(holds);
     if (statementCounts) printStatementCounts(statementCounts);
     const file = writeReport('transfers', {
-      machine: machineInfo(),
+      machine: { ...machineInfo(), loadAverage: { start: loadAverageAtStart, end: os.loadavg().map((x) => round(x, 1)) } },
       quick,
       perStep,
       tuning,
       results,
       hot,
+      batches,
+      batchReference,
       holds,
       projectionLagMs: summarize(harness.projectionLags),
     });
-    console.log(`\nreport: ${file}`);
+    console.log(
+      `\nload average (1/5/15 min) at the start ${loadAverageAtStart.join(' ')}, at the end ${os
+        .loadavg()
+        .map((x) => round(x, 1))
+        .join(' ')}`,
+    );
+    console.log(`report: ${file}`);
   } finally {
     await harness.close();
     await servers.stop();
@@ -258,7 +315,7 @@ async function holdsStep(harness: Harness, results: StepResult[], perStep: numbe
   let transfersPerSecond = results.find((r) => r.concurrency === c && r.variant.startsWith('ours'))?.perSecond;
   if (transfersPerSecond === undefined) {
     // The sweep left 32 out (--steps): measure the reference here, in the same run.
-    transfersPerSecond = (await timed(perStep, c, () => harness.viaHttp(harness.randomPair()))).perSecond;
+    transfersPerSecond = (await harness.http(perStep, c)).perSecond;
   }
   const direct = await timed(perStep, c, () => harness.direct(harness.randomPair()));
   const moneyBefore = await harness.totalMoney();
@@ -330,6 +387,15 @@ function printHolds(h: HoldsResult): void {
     ['money conserved, nothing held', `${h.moneyConserved ? 'yes' : 'NO'}, ${h.nothingHeld ? 'yes' : 'NO'}`],
   ];
   console.log(table(rows.map(([figure, value]) => ({ figure, value }))));
+}
+
+/** CPU ms per transfer of each process, and of the service with its servers (service + PostgreSQL + Temporal). */
+function cpuMsPer(cpu: Record<string, number>, transfers: number): Record<string, number> {
+  const ms = (k: string) => (1000 * (cpu[k] ?? 0)) / transfers;
+  return {
+    ...Object.fromEntries(Object.keys(cpu).map((k) => [k, round(ms(k), 2)])),
+    [SERVED]: round(ms(SERVICE) + ms(POSTGRES) + ms(TEMPORAL), 2),
+  };
 }
 
 /** CPU ms per transfer by thread name between two readings of threadCpuSeconds, largest first. */
@@ -444,11 +510,14 @@ function parseTuning(args: string[]): Tuning {
   };
 }
 
-async function timed(
-  total: number,
-  concurrency: number,
-  task: () => Promise<void>,
-): Promise<{ transfers: number; perSecond: number; latencyMs: Summary }> {
+interface Timed {
+  transfers: number;
+  perSecond: number;
+  latencyMs: Summary;
+}
+
+/** Tasks run in this (the service's) process: the variants without HTTP (direct, holds, store only). */
+async function timed(total: number, concurrency: number, task: () => Promise<void>): Promise<Timed> {
   const latencies: number[] = [];
   const ms = await runConcurrently(total, concurrency, async () => {
     const t = performance.now();
@@ -459,6 +528,8 @@ async function timed(
 }
 
 class Harness {
+  /** The load generator, in a process of its own (bench/load-generator.ts): started once the API listens and the accounts are open. */
+  load!: LoadGenerator;
   private readonly postTimes: number[] = [];
   private readonly accountIds: string[] = [];
   private readonly sagaTimes: number[] = [];
@@ -479,7 +550,6 @@ class Harness {
     private readonly storeOnlyActivities: TransferActivities,
     private readonly activityTimes: Map<string, number[]>,
     readonly projectionLags: number[],
-    private readonly preferWait: boolean,
   ) {
     this.eagerClient = new Client({ connection: nativeConnection, namespace: 'default' });
     this.transfers = new TransferLog(store);
@@ -638,9 +708,18 @@ class Harness {
       real,
       activityTimes,
       lags,
-      tuning.preferWait,
     );
     for (let i = 0; i < ACCOUNTS; i++) harness.accountIds.push(await harness.openAccount(FUNDS));
+    harness.load = await LoadGenerator.start({
+      baseUrl: `http://127.0.0.1:${port}`,
+      apiKey: BENCH_OPERATOR_KEY,
+      preferWait: tuning.preferWait,
+      temporalAddress: servers.temporalAddress!,
+      databaseUrl: url,
+      poolSize: tuning.poolSize,
+      accountIds: harness.accountIds,
+      plainAccounts: ACCOUNTS,
+    });
     return harness;
   }
 
@@ -657,8 +736,9 @@ class Harness {
     return id;
   }
 
-  randomAccount(): string {
-    return this.accountIds[Math.floor(Math.random() * this.accountIds.length)]!;
+  /** The accounts the load moves money between (opened by start). */
+  get accountIdList(): readonly string[] {
+    return this.accountIds;
   }
 
   randomPair(): [string, string] {
@@ -696,38 +776,15 @@ class Harness {
     };
   }
 
-  async viaHttp([from, to]: [string, string]): Promise<void> {
-    const transferId = randomUUID();
-    const t0 = performance.now();
-    const post = await fetch(`${this.baseUrl}/transfers`, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        authorization: `Bearer ${BENCH_OPERATOR_KEY}`,
-        ...(this.preferWait ? { prefer: 'wait=10' } : {}),
-      },
-      body: JSON.stringify({ transferId, fromAccountId: from, toAccountId: to, amount: 1 + Math.floor(Math.random() * 1000) }),
-    });
-    this.postTimes.push(performance.now() - t0);
-    if (post.status === 201) {
-      // Prefer: wait: the answer is the outcome.
-      const body = (await post.json()) as { status: string };
-      if (body.status !== 'completed') throw new Error(`transfer ${transferId} ended ${body.status}`);
-      this.sagaTimes.push(performance.now() - t0);
-      return;
-    }
-    if (post.status !== 202) throw new Error(`POST /transfers answered ${post.status}: ${await post.text()}`);
-    for (;;) {
-      const get = await fetch(`${this.baseUrl}/transfers/${transferId}?wait=30`, {
-        headers: { authorization: `Bearer ${BENCH_OPERATOR_KEY}` },
-      });
-      const body = (await get.json()) as { status: string };
-      if (body.status !== 'pending') {
-        if (body.status !== 'completed') throw new Error(`transfer ${transferId} ended ${body.status}`);
-        break;
-      }
-    }
-    this.sagaTimes.push(performance.now() - t0);
+  /**
+   * Ours over HTTP, from the load generator's process: `total` transfers between random pairs (or from one source to
+   * random targets), at most `concurrency` in flight, each awaited until its outcome.
+   */
+  async http(total: number, concurrency: number, from?: string): Promise<Timed> {
+    const run = await this.load.run({ kind: 'http-transfer', ...(from ? { from } : {}) }, total, concurrency);
+    this.postTimes.push(...run.postTimes);
+    this.sagaTimes.push(...run.sagaTimes);
+    return { transfers: run.transfers, perSecond: run.perSecond, latencyMs: run.latencyMs };
   }
 
   /** Ours without HTTP: the saga started on the worker's connection (eagerly, as the API does), its result awaited. */
@@ -758,27 +815,6 @@ class Harness {
         await new Promise((r) => setTimeout(r, 100));
       }
     }
-  }
-
-  async noopSaga(): Promise<void> {
-    const [from, to] = this.randomPair();
-    // Started straight on Temporal (the no-op saga moves no money, so nothing is accepted on a stream for it).
-    const transferId = randomUUID();
-    const handle = await this.client.workflow.start('transferSaga', {
-      taskQueue: 'bench-noop',
-      workflowId: transferWorkflowId(transferId),
-      args: [{ transferId, fromAccountId: from, toAccountId: to, amount: 1 }],
-    });
-    await handle.result();
-  }
-
-  async noopRemoteSaga(): Promise<void> {
-    const [from, to] = this.randomPair();
-    await this.client.workflow.execute('twoRemoteLegs', {
-      taskQueue: 'bench-noop-remote',
-      workflowId: `noop-remote-${randomUUID()}`,
-      args: [{ transferId: randomUUID(), fromAccountId: from, toAccountId: to, amount: 1 }],
-    });
   }
 
   /**
@@ -843,49 +879,35 @@ class Harness {
     await this.storeOnlyActivities.completeTransfer(input);
   }
 
-  async plainSql(): Promise<void> {
-    const a = Math.floor(Math.random() * ACCOUNTS);
-    const b = (a + 1 + Math.floor(Math.random() * (ACCOUNTS - 1))) % ACCOUNTS;
-    const amount = 1 + Math.floor(Math.random() * 1000);
-    await withTransaction(this.sqlPool, async (client) => {
-      // Lock both rows in a fixed order (no deadlocks), check funds, move the money.
-      const rows = await client.query<{ account_id: number; balance: string }>(
-        'SELECT account_id, balance FROM plain_balances WHERE account_id = ANY($1) ORDER BY account_id FOR UPDATE',
-        [[a, b]],
-      );
-      const source = rows.rows.find((r) => r.account_id === a)!;
-      if (Number(source.balance) < amount) throw new Error('insufficient funds');
-      await client.query('UPDATE plain_balances SET balance = balance - $2 WHERE account_id = $1', [a, amount]);
-      await client.query('UPDATE plain_balances SET balance = balance + $2 WHERE account_id = $1', [b, amount]);
-    });
-  }
-
   async balance(accountId: string): Promise<number> {
     return (await this.accounts.loadWithoutSnapshot(accountId)).state.balance;
   }
 
+  /** Every account's balance and what is held on it, from the event store. */
+  async accountStates(): Promise<{ accountId: string; balance: number; held: number }[]> {
+    const streams = await this.store.listStreams({ prefix: 'account-', limit: 10_000 });
+    const out: { accountId: string; balance: number; held: number }[] = [];
+    for (const s of streams) {
+      const accountId = s.stream.slice('account-'.length);
+      const { state } = await this.accounts.loadWithoutSnapshot(accountId);
+      out.push({ accountId, balance: state.balance, held: state.held });
+    }
+    return out;
+  }
+
   /** Sum of every account's balance and of what is held on them, from the event store. */
   async totals(): Promise<{ balance: number; held: number }> {
-    const streams = await this.store.listStreams({ prefix: 'account-', limit: 10_000 });
-    let balance = 0;
-    let held = 0;
-    for (const s of streams) {
-      const { state } = await this.accounts.loadWithoutSnapshot(s.stream.slice('account-'.length));
-      balance += state.balance;
-      held += state.held;
-    }
-    return { balance, held };
+    const states = await this.accountStates();
+    return { balance: states.reduce((s, a) => s + a.balance, 0), held: states.reduce((s, a) => s + a.held, 0) };
   }
 
   /** Sum of every account's balance, from the event store. */
   async totalMoney(): Promise<number> {
-    const streams = await this.store.listStreams({ prefix: 'account-', limit: 10_000 });
-    let sum = 0;
-    for (const s of streams) sum += await this.balance(s.stream.slice('account-'.length));
-    return sum;
+    return (await this.totals()).balance;
   }
 
   async close(): Promise<void> {
+    await this.load?.close();
     await new Promise<void>((resolve) => {
       this.server.close(() => resolve());
       this.server.closeAllConnections();
@@ -899,6 +921,30 @@ class Harness {
     await this.sqlPool.end();
     await this.store.close();
   }
+}
+
+/** The issue's goals for single transfers, from this run. */
+function printGoals(results: StepResult[], sweep: number[]): void {
+  const at = (c: number, prefix: string) => results.find((r) => r.concurrency === c && r.variant.startsWith(prefix));
+  const goal = (ok: boolean) => (ok ? 'met' : 'NOT MET');
+  const rows: { goal: string; measured: string }[] = [];
+  const alone = at(1, 'ours');
+  if (alone) rows.push({ goal: 'p50 at 1 in flight <= 60 ms', measured: `${alone.latencyMs.p50} ms: ${goal(alone.latencyMs.p50 <= 60)}` });
+  const c = sweep.includes(32) ? 32 : sweep.at(-1)!;
+  const ours = at(c, 'ours');
+  const noop = at(c, 'baseline 1:');
+  if (ours && noop) {
+    const thr = ours.perSecond / noop.perSecond;
+    rows.push({ goal: `ours / no-op saga at ${c} in flight >= 0.75x`, measured: `${round(thr)}x: ${goal(thr >= 0.75)}` });
+    const cpu = (r: StepResult) => r.cpuMsPerTransfer?.[SERVED] ?? Number.NaN;
+    const ratio = cpu(ours) / cpu(noop);
+    rows.push({
+      goal: `service CPU per transfer (service+postgres+temporal) <= 1.4x the no-op saga's at ${c}`,
+      measured: `${round(cpu(ours), 1)} / ${round(cpu(noop), 1)} ms = ${round(ratio)}x: ${goal(ratio <= 1.4)}`,
+    });
+  }
+  console.log('\nGoals (issue 26), single transfers\n');
+  console.log(table(rows));
 }
 
 function print(results: StepResult[], hot: Record<string, unknown>[], sweep: number[]): void {
@@ -938,6 +984,17 @@ function print(results: StepResult[], hot: Record<string, unknown>[], sweep: num
       }),
     ),
   );
+  console.log(
+    '\nCPU per transfer by process (ms): the service (API, worker, projections thread), PostgreSQL, Temporal, the load generator (its own process)\n',
+  );
+  console.log(
+    table(
+      results
+        .filter((r) => r.cpuMsPerTransfer)
+        .map((r) => ({ variant: r.variant.split(' (')[0]!, 'in flight': r.concurrency, ...r.cpuMsPerTransfer! })),
+    ),
+  );
+  printGoals(results, sweep);
   const parts = results.filter((r) => r.variant.startsWith('part: ') || r.variant.startsWith('ours') || r.variant.startsWith('baseline 1'));
   if (parts.some((r) => r.variant.startsWith('part: '))) {
     const c = parts.find((r) => r.variant.startsWith('part: '))!.concurrency;
@@ -958,7 +1015,7 @@ function print(results: StepResult[], hot: Record<string, unknown>[], sweep: num
       ),
     );
   }
-  console.log('\nCPU of this process per transfer, by thread (ms; main runs the API, the worker and the load)\n');
+  console.log('\nCPU of the service process per transfer, by thread (ms; main runs the API and the worker)\n');
   console.log(
     table(
       results
