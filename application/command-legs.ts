@@ -17,6 +17,10 @@ export interface Leg<C> {
 export interface LegsResult<S> {
   /** Legs refused by the rules (by key), each with its rejection. */
   refused: Map<string, Rejection>;
+  /**
+   * The stream's state after the legs, as decided (folded without the store's recording times, which the deciders that
+   * take legs do not read): for reading legs and balances, never to cache as a recorded state.
+   */
   state: S;
   eventsWritten: number;
 }
@@ -33,7 +37,9 @@ export function planLegs<S, C, E extends DomainEvent>(
   const refused = new Map<string, Rejection>();
   const events: NewEvent[] = [];
   const decided: E[] = [];
-  let after = state;
+  const { draft, seal } = repository.decider;
+  // The states between the legs are never kept: the plan folds on a draft of its own (see Decider.draft), sealed below.
+  let after = legs.length > 1 && draft && seal ? draft(state) : state;
   for (const leg of legs) {
     const decision = repository.decider.decide(after, leg.command);
     if (!decision.ok) {
@@ -44,7 +50,7 @@ export function planLegs<S, C, E extends DomainEvent>(
     decided.push(...decision.events);
     after = fold(repository.decider, decision.events, after);
   }
-  return { refused, events, decided, state: after };
+  return { refused, events, decided, state: seal ? seal(after) : after };
 }
 
 /**
@@ -66,14 +72,9 @@ export function handleLegs<S, C, E extends DomainEvent>(
     preloaded = undefined;
     const plan = planLegs(repository, state, legs);
     if ((options.atomic && plan.refused.size > 0) || plan.events.length === 0) return { refused: plan.refused, state, eventsWritten: 0 };
-    const result = await repository.append(id, plan.events, revision, plan.state);
-    const occurredAt = result.recordedAt;
-    const after = fold(
-      repository.decider,
-      plan.decided.map((e) => ({ ...e, occurredAt })),
-      state,
-    );
-    return { refused: plan.refused, state: after, eventsWritten: plan.events.length };
+    await repository.append(id, plan.events, revision, plan.state);
+    // The decided state (a fold without the recorded times): what callers read of it are the legs and balances.
+    return { refused: plan.refused, state: plan.state, eventsWritten: plan.events.length };
   };
   return repository.exclusive(id, (turn) => {
     if (turn.waited) preloaded = undefined; // another command of this process changed the stream meanwhile
@@ -116,13 +117,7 @@ export async function handleLegsInBulk<S, C, E extends DomainEvent>(
       again.push(index);
       return;
     }
-    const occurredAt = outcome.result.recordedAt;
-    const state = fold(
-      repository.decider,
-      plan.decided.map((e) => ({ ...e, occurredAt })),
-      streams[index]!.loaded.state,
-    );
-    results[index] = { refused: plan.refused, state, eventsWritten: plan.events.length };
+    results[index] = { refused: plan.refused, state: plan.state, eventsWritten: plan.events.length };
   });
   for (const index of again) {
     options.onConflict?.();

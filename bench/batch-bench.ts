@@ -35,6 +35,8 @@ export interface BatchVariantResult {
   variant: string;
   accounts: number;
   batches: number;
+  /** Batches sent at once. */
+  inFlight: number;
   itemsPerBatch: number;
   itemsPerSecond: number;
   /** Ratio to the plain-SQL baseline at its best in-flight count of the sweep (1,000 transactions each, just before the batches; goal >= 0.5x). */
@@ -69,6 +71,8 @@ export async function batchesStep(
   reference: BatchReference,
   options: {
     batches: number;
+    /** Batches sent at once (as several clients would): a batch's phases run one after the other, so one batch alone leaves a core idle. */
+    inFlight: number;
     /** `--cpu-profile`: a V8 CPU profile of the service's process while each variant runs; answers the file written. */
     profile?: () => Promise<{ stop(name: string): Promise<string> }>;
   },
@@ -96,7 +100,7 @@ export async function batchesStep(
     [`${ITEMS} transfers over 100 accounts`, spread, 'batches-100-accounts'],
     [`${ITEMS} transfers over 10 hot accounts`, hot, 'batches-10-hot-accounts'],
   ] as const) {
-    console.log(`[bench] batches: ${options.batches} x ${variant}...`);
+    console.log(`[bench] batches: ${options.batches} x ${variant}, ${options.inFlight} at once...`);
     const before = await harness.accountStates();
     await harness.projectionsRunning(true);
     harness.resetTimings();
@@ -104,7 +108,14 @@ export async function batchesStep(
     const profile = await options.profile?.();
     const measured = await measureCpu(probes, async () => {
       const t0 = performance.now();
-      for (let i = 0; i < options.batches; i++) outcomes.push(await run(itemsOver(accounts, ITEMS)));
+      let sent = 0;
+      const lane = async () => {
+        while (sent < options.batches) {
+          sent += 1;
+          outcomes.push(await run(itemsOver(accounts, ITEMS)));
+        }
+      };
+      await Promise.all(Array.from({ length: Math.max(1, Math.min(options.inFlight, options.batches)) }, lane));
       return performance.now() - t0;
     });
     if (profile) console.log(`[bench] CPU profile of the service during ${variant}: ${await profile.stop(name)}`);
@@ -119,6 +130,7 @@ export async function batchesStep(
       variant,
       accounts: accounts.length,
       batches: options.batches,
+      inFlight: Math.min(options.inFlight, options.batches),
       itemsPerBatch: ITEMS,
       itemsPerSecond: round(perSecond, 1),
       toPlainSql: round(perSecond / reference.plainSqlPerSecond),

@@ -44,7 +44,8 @@ import { measureCpu, round, runConcurrently, summarize, table, threadCpuSeconds,
  *      and in the previous one (two remote activities: bench/baseline-workflows.ts),
  *   2. the same debit/credit logic against the event store without Temporal (the store's floor),
  *   3. one PostgreSQL transaction moving money between two balance rows (what a user might do instead).
- * Then batches (issue 26: bench/batch-bench.ts, `--no-batches` skips them, `--batches=N` per variant), and holds
+ * Then batches (issue 26: bench/batch-bench.ts, `--no-batches` skips them, `--batches=N` per variant, `--batches-in-flight=N`
+ * at once, default 2), and holds
  * (issue 25) at 32 in flight: a hold placed and captured in part, per second, as a ratio to the transfers/s of the same
  * run at 32 in flight, and the latency of a capture's answer (captureHold called -> its answer).
  * The load over HTTP, the no-op sagas' starts and the plain-SQL transactions come from a process of their own
@@ -230,6 +231,7 @@ export async function transfersBench(quick: boolean, args: string[]): Promise<vo
       batchReference = { plainSqlPerSecond: sql.perSecond, plainSqlConcurrency: sql.concurrency, singleAt32PerSecond: singleAt32 };
       batches = await batchesStep(harness, probes, batchReference, {
         batches: Number(option('batches') ?? (quick ? 2 : 4)),
+        inFlight: Number(option('batches-in-flight') ?? 2),
         ...(args.includes('--cpu-profile') ? { profile: startCpuProfile } : {}),
       });
     }

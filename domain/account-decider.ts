@@ -1,6 +1,6 @@
 import type { Decider } from './decider';
 import { ACCOUNT_EVENT_TYPES, accountStream, type AccountEvent } from './account-events';
-import { availableOf, evolveAccount, initialAccountState, legsOf, type AccountState } from './account-state';
+import { availableOf, draftAccount, evolveAccount, initialAccountState, legsOf, sealAccount, type AccountState } from './account-state';
 import { isCurrencyCode, isValidAmount, MAX_BALANCE, type MinorUnits } from './money';
 import { accept, reject, type Decision, type Rejection } from './rejection';
 
@@ -331,5 +331,7 @@ export const accountDecider: Decider<AccountState, AccountCommand, AccountEvent>
   eventTypes: ACCOUNT_EVENT_TYPES,
   initialState: initialAccountState,
   evolve: evolveAccount,
+  draft: draftAccount,
+  seal: sealAccount,
   decide: decideAccount,
 };

@@ -124,11 +124,44 @@ export function evolveAccount(state: AccountState, event: AccountEvent): Account
   }
 }
 
+/**
+ * Leg maps (the bucket map and buckets) that a fold in progress owns and may change in place: draftAccount() makes one,
+ * sealAccount() ends it. A hot account's append of a hundred legs then copies the bucket map once, not a hundred times
+ * (the copy of 1,024 references per leg was most of a batch's fold). Only folds whose intermediate states nobody keeps
+ * use it (domain/decider.ts fold, application/command-legs.ts planLegs); every other evolve copies, as before.
+ */
+const drafts = new WeakSet<object>();
+
+/** A copy of the state whose leg maps the folds after it may change in place, until sealAccount(). */
+export function draftAccount(state: AccountState): AccountState {
+  const transfers = { ...state.transfers };
+  drafts.add(transfers);
+  return { ...state, transfers };
+}
+
+/** Ends a draft: from here on the state is immutable again (an evolve copies what it changes). */
+export function sealAccount(state: AccountState): AccountState {
+  if (drafts.delete(state.transfers)) for (const bucket of Object.values(state.transfers)) if (bucket) drafts.delete(bucket);
+  return state;
+}
+
 function withLeg(state: AccountState, transferId: string, leg: TransferLegs): AccountState {
   const b = legBucket(transferId);
   const bucket = state.transfers[b];
   const before = bucket && Object.hasOwn(bucket, transferId) ? bucket[transferId] : undefined;
-  return { ...state, transfers: { ...state.transfers, [b]: { ...bucket, [transferId]: { ...before, ...leg } } } };
+  if (!drafts.has(state.transfers))
+    return { ...state, transfers: { ...state.transfers, [b]: { ...bucket, [transferId]: { ...before, ...leg } } } };
+  // A draft: its bucket map is this fold's own; a bucket is copied once, on its first change in the draft.
+  const transfers = state.transfers as Record<LegBucket, LegsById>;
+  let own = bucket;
+  if (!own || !drafts.has(own)) {
+    own = { ...bucket };
+    drafts.add(own);
+    transfers[b] = own;
+  }
+  // defineProperty, not assignment: an id such as `__proto__` is an own property like any other.
+  Object.defineProperty(own, transferId, { value: { ...before, ...leg }, enumerable: true, writable: true, configurable: true });
+  return state;
 }
 
 export function foldAccount(events: readonly AccountEvent[], from: AccountState = initialAccountState()): AccountState {
