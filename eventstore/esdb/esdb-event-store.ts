@@ -93,6 +93,11 @@ export interface EsdbEventStoreOptions {
   idIndexSize?: number;
   /** Called when a consumer loses its group connection (it re-joins after a pause). Default: console.error. */
   onSubscriptionError?: (group: string, err: unknown) => void;
+  /**
+   * How long an 'any' / 'stream_exists' append keeps trying again when other writers moved the tail it hashed from
+   * (default the write budget, 7 s; inside an activity never past its attempt's deadline).
+   */
+  contentionBudgetMs?: number;
 }
 
 /**
@@ -188,7 +193,10 @@ export class EsdbEventStore implements EventStore {
           // Pinned to a tail another writer moved: read the new tail and try again while the budget lasts.
           if (pinned && esdbExpected !== expected && !(expected === 'stream_exists' && actual === 'no_stream')) {
             const pause = contentionPause(attempt);
-            if (Date.now() - started + pause < WRITE_BUDGET_MS && timeLeftMs() > pause + WRITE_BUDGET_MS) {
+            if (
+              Date.now() - started + pause < (this.options.contentionBudgetMs ?? WRITE_BUDGET_MS) &&
+              timeLeftMs() > pause + WRITE_BUDGET_MS
+            ) {
               await new Promise((resolve) => setTimeout(resolve, pause));
               continue;
             }
