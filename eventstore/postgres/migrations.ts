@@ -200,6 +200,126 @@ const MIGRATIONS: { version: number; name: string; sql: string }[] = [
       ${HASH_CHAIN_V2_BACKFILL}
     `,
   },
+  {
+    version: 5,
+    name: 'GET /events by time without scanning the log: time marks; stream names by prefix',
+    sql: `
+      -- Time marks (eventstore/postgres/read-all-query.ts): where in the log the events of a stretch of recorded time
+      -- ('r') or business time ('o') can start. A mark says: every event whose time falls in [bucket, bucket + width)
+      -- has transaction_id >= from_txid. A page filtered by time reads the log in order from the least mark of the
+      -- stretch asked for (es_time_floor) instead of from the cursor. Buckets nest (each width divides the next), so
+      -- a stretch of any length is covered by a few hundred marks at most.
+      CREATE TABLE es_time_marks (
+        kind       "char" NOT NULL,
+        width_ms   integer NOT NULL,
+        bucket     timestamptz NOT NULL,
+        from_txid  xid8 NOT NULL
+      );
+      -- Not unique: two writers may each add a mark for the same bucket (both hold, the least one counts), so no
+      -- writer ever waits for another's mark.
+      CREATE INDEX es_time_marks_bucket ON es_time_marks (kind, width_ms, bucket, from_txid);
+
+      -- The widths of the buckets, finest first (the insert trigger below names the finest of each).
+      CREATE FUNCTION es_time_mark_widths(p_kind "char") RETURNS integer[] LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+        SELECT CASE p_kind WHEN 'r' THEN ARRAY[1000, 60000, 3600000, 86400000] ELSE ARRAY[60000, 3600000, 86400000] END
+      $$;
+      -- The bucket of a time (any time zone setting gives the same one); an infinite time is its own bucket.
+      CREATE FUNCTION es_time_bucket(p_width_ms integer, p_at timestamptz) RETURNS timestamptz LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+        SELECT CASE WHEN isfinite(p_at) THEN date_bin(p_width_ms * interval '1 millisecond', p_at, timestamptz '2000-01-01 00:00:00+00') ELSE p_at END
+      $$;
+      -- The first bucket boundary at or after a time.
+      CREATE FUNCTION es_time_bucket_ceil(p_width_ms integer, p_at timestamptz) RETURNS timestamptz LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+        SELECT CASE WHEN es_time_bucket(p_width_ms, p_at) = p_at THEN p_at ELSE es_time_bucket(p_width_ms, p_at) + p_width_ms * interval '1 millisecond' END
+      $$;
+
+      -- Every event written (inserted, or its time or transaction changed) is covered: each of its buckets (both
+      -- times, every width) holds a mark at or below its transaction_id, one its writer can see (committed) or one
+      -- the writer adds (committed with the event, or gone with it). So every event a reader may see is covered by a
+      -- mark the same reader sees, whatever the clocks did and in whatever order writers commit. A trigger, so that
+      -- every way of writing events keeps the marks (the store's appends, a test's raw INSERT, an UPDATE).
+      -- A new mark holds the oldest transaction still running (the snapshot's xmin) when it is lower than the event's:
+      -- every writer that looks later is at or above it, so one mark per bucket serves all concurrent writers.
+      CREATE FUNCTION es_time_marks_of_row() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        INSERT INTO es_time_marks (kind, width_ms, bucket, from_txid)
+        SELECT t.kind, w.width_ms, es_time_bucket(w.width_ms, t.at), least(NEW.transaction_id, pg_snapshot_xmin(pg_current_snapshot()))
+        FROM (VALUES ('r'::"char", NEW.recorded_at), ('o'::"char", NEW.occurred_at)) AS t(kind, at)
+        CROSS JOIN LATERAL unnest(es_time_mark_widths(t.kind)) AS w(width_ms)
+        WHERE NOT EXISTS (SELECT 1 FROM es_time_marks m
+                          WHERE m.kind = t.kind AND m.width_ms = w.width_ms AND m.bucket = es_time_bucket(w.width_ms, t.at)
+                            AND m.from_txid <= NEW.transaction_id);
+        -- What this session now knows: both buckets are marked at or below this transaction, so at or below every
+        -- later transaction of the session too. The insert trigger's WHEN skips events of these buckets written by
+        -- this session's own transactions. A setting: undone with this transaction (or savepoint) if it rolls back.
+        -- (The keys: the insert trigger's WHEN computes them alike, with built-in functions only, which it prepares for
+        -- every statement.)
+        IF TG_OP = 'INSERT' THEN
+          PERFORM set_config('es.time_marks_r', coalesce(extract(epoch FROM CASE WHEN isfinite(NEW.recorded_at)
+                    THEN date_bin('1 second', NEW.recorded_at, timestamptz '2000-01-01 00:00:00+00') END)::text, ''), false),
+                  set_config('es.time_marks_o', coalesce(extract(epoch FROM CASE WHEN isfinite(NEW.occurred_at)
+                    THEN date_bin('1 minute', NEW.occurred_at, timestamptz '2000-01-01 00:00:00+00') END)::text, ''), false);
+        END IF;
+        RETURN NEW;
+      END
+      $$;
+      -- The triggers first: CREATE TRIGGER waits for appends in progress and holds new ones until this migration
+      -- commits, so the events counted below are all there are without a trigger. Row by row, but the function runs only
+      -- for an event of a bucket this session has not marked yet (or of another transaction than the one writing it):
+      -- the WHEN costs an append a few microseconds. BEFORE the row, so that what the function remembers already
+      -- spares the next rows of the same statement (an AFTER trigger would run it once per row, at the statement's end).
+      CREATE TRIGGER es_events_time_marks_insert BEFORE INSERT ON es_events FOR EACH ROW
+        WHEN (extract(epoch FROM CASE WHEN isfinite(NEW.recorded_at)
+                THEN date_bin('1 second', NEW.recorded_at, timestamptz '2000-01-01 00:00:00+00') END)::text
+                IS DISTINCT FROM current_setting('es.time_marks_r', true)
+              OR extract(epoch FROM CASE WHEN isfinite(NEW.occurred_at)
+                THEN date_bin('1 minute', NEW.occurred_at, timestamptz '2000-01-01 00:00:00+00') END)::text
+                IS DISTINCT FROM current_setting('es.time_marks_o', true)
+              OR NEW.transaction_id IS DISTINCT FROM pg_current_xact_id())
+        EXECUTE FUNCTION es_time_marks_of_row();
+      -- Only when a time or the transaction changes (not the hash backfills, which update every row).
+      CREATE TRIGGER es_events_time_marks_update BEFORE UPDATE OF recorded_at, occurred_at, transaction_id ON es_events FOR EACH ROW
+        WHEN (OLD.recorded_at IS DISTINCT FROM NEW.recorded_at OR OLD.occurred_at IS DISTINCT FROM NEW.occurred_at
+              OR OLD.transaction_id IS DISTINCT FROM NEW.transaction_id)
+        EXECUTE FUNCTION es_time_marks_of_row();
+      INSERT INTO es_time_marks (kind, width_ms, bucket, from_txid)
+      SELECT t.kind, w.width_ms, es_time_bucket(w.width_ms, t.at), min(t.transaction_id)
+      FROM (SELECT 'r'::"char" AS kind, recorded_at AS at, transaction_id FROM es_events
+            UNION ALL
+            SELECT 'o'::"char", occurred_at, transaction_id FROM es_events) t
+      CROSS JOIN LATERAL unnest(es_time_mark_widths(t.kind)) AS w(width_ms)
+      GROUP BY 1, 2, 3;
+
+      -- The least mark of the buckets that cover [p_from, p_to] (NULL: unbounded on that side; both NULL is not
+      -- asked): a transaction_id at or below every event of that stretch of time, or NULL when no event falls in it.
+      -- The coarsest width covers the whole buckets inside the stretch; each finer width covers, at each end, the part
+      -- up to the next boundary of the width above it (at most 60, 60, 24 buckets per end).
+      CREATE FUNCTION es_time_floor(p_kind "char", p_from timestamptz, p_to timestamptz) RETURNS xid8 LANGUAGE sql STABLE PARALLEL SAFE AS $$
+        WITH levels AS (
+          SELECT w AS width_ms, lead(w) OVER (ORDER BY w) AS parent_ms, min(w) OVER () AS finest_ms
+          FROM unnest(es_time_mark_widths(p_kind)) AS w
+        ),
+        bounds AS (
+          SELECT width_ms, parent_ms, width_ms * interval '1 millisecond' AS width,
+                 coalesce(es_time_bucket(finest_ms, p_from), '-infinity') AS lo,
+                 coalesce(es_time_bucket(finest_ms, p_to) + finest_ms * interval '1 millisecond', 'infinity') AS hi
+          FROM levels
+        ),
+        ranges AS (
+          SELECT width_ms, lo AS first_bucket, hi - width AS last_bucket FROM bounds WHERE parent_ms IS NULL
+          UNION ALL
+          SELECT width_ms, lo, least(hi, es_time_bucket_ceil(parent_ms, lo)) - width FROM bounds WHERE parent_ms IS NOT NULL AND isfinite(lo)
+          UNION ALL
+          SELECT width_ms, greatest(lo, es_time_bucket(parent_ms, hi)), hi - width FROM bounds WHERE parent_ms IS NOT NULL AND isfinite(hi)
+        )
+        SELECT min(m.floor) FROM ranges r
+        CROSS JOIN LATERAL (SELECT min(from_txid) AS floor FROM es_time_marks
+                            WHERE kind = p_kind AND width_ms = r.width_ms AND bucket BETWEEN r.first_bucket AND r.last_bucket) m
+      $$;
+
+      -- Stream names by prefix in byte order (LIKE 'transfer-%' on es_streams, whatever the database's collation).
+      CREATE INDEX IF NOT EXISTS es_streams_stream_pattern ON es_streams (stream text_pattern_ops);
+    `,
+  },
 ];
 
 const MIGRATION_LOCK = 7_412_001; // arbitrary, constant advisory lock key for schema changes

@@ -22,6 +22,8 @@ import type {
   ReadAllPageOptions,
   ReadStreamOptions,
   StreamRead,
+  StreamAppend,
+  StreamAppendOutcome,
   RecordedEvent,
   StreamSummary,
   Subscription,
@@ -29,22 +31,15 @@ import type {
   SubscriptionOptions,
 } from '../event-store';
 import { pageOfReadAll } from '../event-store';
-import { validateAppend, validateStreamName } from '../validation';
+import { assertDistinctStreams, validateAppend, validateStreamName } from '../validation';
+import { appendInOneTransaction, BULK_APPEND_CHUNK, BULK_APPEND_LANES, type AppendedRow, type AppendStatement } from './bulk-append';
 import { AppendNotifier } from './append-notifier';
 import { PostgresConsumerGroup } from './consumer-group';
 import { SharedLogReads } from './shared-log-reads';
 import type { StoreErrorListener } from './store-errors';
-import {
-  AFTER_POSITION,
-  countEvents,
-  escapeLike,
-  LOG_ORDER,
-  parkedSummary,
-  positionParams,
-  readHeadPosition,
-  VISIBLE_TO_READERS,
-} from './log-queries';
+import { countEvents, escapeLike, parkedSummary, readHeadPosition, VISIBLE_TO_READERS } from './log-queries';
 import { PostgresChainAudit } from './hash-chain-audit';
+import { readAllStatement } from './read-all-query';
 import { migrateEventStore } from './migrations';
 import { prepared } from '../../infra/pg-prepared';
 import { EVENT_COLUMNS, eventColumns, toRecordedEvent, type EventRow } from './row-mapping';
@@ -149,45 +144,12 @@ export class PostgresEventStore implements EventStore {
     // In an activity attempt: start only if connection wait + statement fit before its deadline.
     assertTimeLeft('append', WRITE_BUDGET_MS);
     const expected = options.expectedRevision;
-    const n = events.length;
     // The head statement both checks the expected revision and takes the stream's row lock; the
     // events are inserted by the same statement, so check and write are one atomic step.
     // It also stamps the append with the database's clock (head.stamp, see STAMP_NEXT): the events' recording
     // time, and their occurrence time unless the writer gave one (business time). No process clock is used.
-    const head = headStatement(expected);
-    const unchainedSql = `
-      WITH head AS (${head}),
-      ins AS (
-        INSERT INTO es_events (stream, revision, id, type, data, metadata, occurred_at, recorded_at)
-        SELECT $1, head.revision - $2::bigint + e.ord, e.id, e.type, e.data,
-               CASE WHEN e.occurred_at IS NULL
-                    THEN e.metadata || jsonb_build_object('occurredAt', to_char(head.stamp AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))
-                    ELSE e.metadata END,
-               coalesce(e.occurred_at, head.stamp), head.stamp
-        FROM head, unnest($3::uuid[], $4::text[], $5::jsonb[], $6::jsonb[], $7::timestamptz[])
-             WITH ORDINALITY AS e(id, type, data, metadata, occurred_at, ord)
-        RETURNING revision, position, transaction_id, recorded_at
-      )
-      SELECT revision::text AS revision, position::text AS position, transaction_id::text AS txid, recorded_at
-      FROM ins ORDER BY ins.revision DESC LIMIT 1`;
-    const params: unknown[] = [
-      stream,
-      n,
-      events.map((e) => e.id),
-      events.map((e) => e.type),
-      events.map((e) => JSON.stringify(e.data)),
-      events.map((e) => JSON.stringify(e.metadata)), // an absent occurredAt is left out; the statement adds the stamp
-      events.map((e) => e.metadata.occurredAt ?? null),
-    ];
-    if (typeof expected === 'bigint') params.push(expected.toString());
+    const { name, text: sql, values: params } = this.appendStatement(stream, events, expected);
     let conflict: 'revision' | 'event_id' = 'revision';
-    const kind = typeof expected === 'bigint' ? 'revision' : expected;
-    // A named statement per expected-revision kind: each connection plans it once.
-    const [name, sql] = !this.hashChain
-      ? [`es_append_${kind}`, unchainedSql]
-      : n === 1
-        ? [`es_append_chained_one_${kind}`, oneEventAppendStatement(expected)]
-        : [`es_append_chained_${kind}`, eventsAppendStatement(expected)];
     // 'any' with several events on a stream another writer creates at the same moment: the statement, which chained
     // from no head, finds the head inserted meanwhile and writes nothing; it runs again and chains from that head.
     for (let attempt = 1; ; attempt++) {
@@ -226,6 +188,101 @@ export class PostgresEventStore implements EventStore {
       throw new DuplicateEventIdError(stream, existing.rows[0]?.id ?? events[0]!.id);
     }
     throw new WrongExpectedVersionError(stream, expected, await this.currentRevision(stream));
+  }
+
+  /** The one statement of an append (a named statement per expected-revision kind: each connection plans it once). */
+  private appendStatement(stream: string, events: readonly NewEvent[], expected: ExpectedRevision): AppendStatement {
+    const n = events.length;
+    const head = headStatement(expected);
+    const unchainedSql = `
+      WITH head AS (${head}),
+      ins AS (
+        INSERT INTO es_events (stream, revision, id, type, data, metadata, occurred_at, recorded_at)
+        SELECT $1, head.revision - $2::bigint + e.ord, e.id, e.type, e.data,
+               CASE WHEN e.occurred_at IS NULL
+                    THEN e.metadata || jsonb_build_object('occurredAt', to_char(head.stamp AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))
+                    ELSE e.metadata END,
+               coalesce(e.occurred_at, head.stamp), head.stamp
+        FROM head, unnest($3::uuid[], $4::text[], $5::jsonb[], $6::jsonb[], $7::timestamptz[])
+             WITH ORDINALITY AS e(id, type, data, metadata, occurred_at, ord)
+        RETURNING revision, position, transaction_id, recorded_at
+      )
+      SELECT revision::text AS revision, position::text AS position, transaction_id::text AS txid, recorded_at
+      FROM ins ORDER BY ins.revision DESC LIMIT 1`;
+    const params: unknown[] = [
+      stream,
+      n,
+      events.map((e) => e.id),
+      events.map((e) => e.type),
+      events.map((e) => JSON.stringify(e.data)),
+      events.map((e) => JSON.stringify(e.metadata)), // an absent occurredAt is left out; the statement adds the stamp
+      events.map((e) => e.metadata.occurredAt ?? null),
+    ];
+    if (typeof expected === 'bigint') params.push(expected.toString());
+    const kind = typeof expected === 'bigint' ? 'revision' : expected;
+    const [name, sql] = !this.hashChain
+      ? [`es_append_${kind}`, unchainedSql]
+      : n === 1
+        ? [`es_append_chained_one_${kind}`, oneEventAppendStatement(expected)]
+        : [`es_append_chained_${kind}`, eventsAppendStatement(expected)];
+    return { name, text: sql, values: params };
+  }
+
+  /**
+   * Many appends: validated first (all or nothing: a bad one throws before any is written), then sent in chunks of
+   * BULK_APPEND_CHUNK, each chunk one transaction (one commit), BULK_APPEND_LANES chunks at a time. A chunk in which any
+   * append would not land as asked writes nothing, and its appends are then made one by one, each answered exactly as
+   * appendToStream answers it.
+   */
+  async appendToStreams(appends: readonly StreamAppend[]): Promise<StreamAppendOutcome[]> {
+    assertDistinctStreams(appends);
+    for (const { stream, events, options } of appends) validateAppend(stream, events, options);
+    assertTimeLeft('append', WRITE_BUDGET_MS);
+    const outcomes = new Array<StreamAppendOutcome>(appends.length);
+    const chunks: number[][] = [];
+    for (let i = 0; i < appends.length; i += BULK_APPEND_CHUNK)
+      chunks.push(Array.from({ length: Math.min(BULK_APPEND_CHUNK, appends.length - i) }, (_, k) => i + k));
+    const oneByOne = async (index: number) => {
+      const { stream, events, options } = appends[index]!;
+      try {
+        outcomes[index] = { ok: true, result: await this.appendToStream(stream, events, options) };
+      } catch (error) {
+        if (!(error instanceof Error)) throw error;
+        outcomes[index] = { ok: false, error };
+      }
+    };
+    let next = 0;
+    const lane = async () => {
+      while (next < chunks.length) {
+        const chunk = chunks[next++]!;
+        const statements = chunk.map((i) =>
+          this.appendStatement(appends[i]!.stream, appends[i]!.events, appends[i]!.options.expectedRevision),
+        );
+        let rows: AppendedRow[] | undefined;
+        try {
+          rows = chunk.length > 1 ? await appendInOneTransaction(this.pool, statements, (e) => asUnavailable(e) !== e) : undefined;
+        } catch (error) {
+          throw asUnavailable(error);
+        }
+        if (!rows) {
+          for (const index of chunk) await oneByOne(index);
+          continue;
+        }
+        this.notifier.signal();
+        rows.forEach((row, k) => {
+          outcomes[chunk[k]!] = {
+            ok: true,
+            result: {
+              nextExpectedRevision: BigInt(row.revision),
+              position: { commit: BigInt(row.txid), prepare: BigInt(row.position) },
+              recordedAt: row.recorded_at.toISOString(),
+            },
+          };
+        });
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(BULK_APPEND_LANES, chunks.length) }, lane));
+    return outcomes;
   }
 
   /** The same events, in the same order, already sit at the place this append would have put them. */
@@ -318,41 +375,9 @@ export class PostgresEventStore implements EventStore {
   }
 
   async readAll(options: ReadAllOptions = {}): Promise<RecordedEvent[]> {
-    const params: unknown[] = [...positionParams(options.fromPosition), clampCount(options.maxCount)];
-    const where = [AFTER_POSITION, VISIBLE_TO_READERS];
-    if (options.streamPrefix !== undefined) {
-      params.push(`${escapeLike(options.streamPrefix)}%`);
-      where.push(`stream LIKE $${params.length}`);
-    }
-    // Several types: one ordered index range per type (es_events_type_order), merged below. A single
-    // `type = ANY(...)` makes the planner read every event of all the types and sort them.
-    const manyTypes = options.eventTypes !== undefined && options.eventTypes.length > 1;
-    if (options.eventTypes !== undefined) {
-      params.push([...options.eventTypes]);
-      where.push(manyTypes ? `type = wanted.type_name` : `type = ANY($${params.length}::text[])`);
-    }
-    const typesParam = params.length;
-    for (const [bound, column, op, field] of [
-      [options.occurredFrom, 'occurred_at', '>=', 'occurredFrom'],
-      [options.occurredTo, 'occurred_at', '<=', 'occurredTo'],
-      [options.recordedFrom, 'recorded_at', '>=', 'recordedFrom'],
-      [options.recordedTo, 'recorded_at', '<=', 'recordedTo'],
-    ] as const) {
-      if (bound === undefined) continue;
-      if (Number.isNaN(Date.parse(bound))) throw new EventStoreValidationError(field, 'must be an ISO-8601 timestamp');
-      params.push(bound);
-      where.push(`${column} ${op} $${params.length}::timestamptz`);
-    }
+    const { text, values } = readAllStatement(options, clampCount(options.maxCount));
     try {
-      const sql = manyTypes
-        ? `SELECT e.* FROM unnest($${typesParam}::text[]) AS wanted(type_name)
-           CROSS JOIN LATERAL (
-             SELECT ${EVENT_COLUMNS}, es_events.transaction_id AS order_txid, es_events.position AS order_position FROM es_events
-             WHERE ${where.join(' AND ')} ORDER BY es_events.transaction_id, es_events.position LIMIT $3
-           ) e
-           ORDER BY e.order_txid, e.order_position LIMIT $3`
-        : `SELECT ${EVENT_COLUMNS} FROM es_events WHERE ${where.join(' AND ')} ORDER BY ${LOG_ORDER} LIMIT $3`;
-      const result = await this.pool.query<EventRow>(sql, params);
+      const result = await this.pool.query<EventRow>(text, values);
       return result.rows.map(toRecordedEvent);
     } catch (error) {
       throw asUnavailable(error);
