@@ -5,6 +5,7 @@ import { buildOpenApiDocument } from '../../api/openapi';
 import { exceptionStream } from '../../domain/late-record-exception';
 import { transferWorkflowId } from '../../workflows/transfer-saga-contract';
 import { HoldLog } from '../../application/hold-log';
+import { batchWorkflowId } from '../../workflows/batch-saga-contract';
 import { ApiStack, storeFingerprint, TEST_OPERATOR_KEY } from '../support/api-stack';
 import { openAccount } from '../support/open-account';
 
@@ -375,7 +376,8 @@ function validBodyField(name: string, f: Fixture): unknown {
 
 /** One request: which inputs turn hostile (at least one), and with what. */
 const startsSaga = (op: Operation) =>
-  op.method === 'post' && (op.path === '/transfers' || op.path === '/transfers/{id}/reversal' || op.path === '/holds');
+  op.method === 'post' &&
+  (op.path === '/transfers' || op.path === '/transfers/{id}/reversal' || op.path === '/holds' || op.path === '/transfer-batches');
 
 /** One request: which inputs turn hostile (at least one), and with what; `operatorOnly`: sent with the operator's key. */
 const attack = (op: Operation, operatorOnly: boolean) => {
@@ -476,7 +478,8 @@ describe('hostile input: a clear 4xx naming the field, never a 500, nothing writ
   /** Waits until a hold's saga has placed (or refused) its reservation: after that it writes nothing until a capture, void or expiry. */
   async function placed(holdId: string): Promise<void> {
     const holds = new HoldLog(api.store);
-    for (let i = 0; i < 400 && (await holds.load(holdId)).state.status === 'pending'; i++) await new Promise((r) => setTimeout(r, 25));
+    // A wait, not a timing assertion: on a busy machine a saga may take many seconds to place it.
+    for (let i = 0; i < 2_400 && (await holds.load(holdId)).state.status === 'pending'; i++) await new Promise((r) => setTimeout(r, 25));
   }
 
   test.each(CASES.map((c) => [c.name, c] as const))('%s: 400 naming the field, nothing written', async (_name, c) => {
@@ -524,6 +527,12 @@ describe('hostile input: a clear 4xx naming the field, never a 500, nothing writ
           if (startsSaga(op) && res.status < 300 && typeof res.body?.transferId === 'string') await settled(res.body.transferId as string);
           // A hold's saga writes its reservation after the answer, then waits (days) writing nothing: wait for the reservation.
           if (startsSaga(op) && res.status < 300 && typeof res.body?.holdId === 'string') await placed(res.body.holdId as string);
+          // A batch's saga writes after the answer too: wait for it to settle.
+          if (startsSaga(op) && res.status < 300 && typeof res.body?.batchId === 'string')
+            await api.stack.client.workflow
+              .getHandle(batchWorkflowId(res.body.batchId as string))
+              .result()
+              .catch(() => undefined);
           const seen = `${op.method.toUpperCase()} ${url} ${JSON.stringify(Object.fromEntries(body))} -> ${res.status} ${JSON.stringify(res.body)}`;
           // The one 5xx allowed: a well-formed minPosition the read model has not reached (in time: 503 projection-behind, retry later).
           const behind = res.status === 503 && res.body?.type === '/problems/projection-behind';
