@@ -7,10 +7,8 @@ import {
 } from '@temporalio/client';
 import type { BatchLog } from '../application/batch-log';
 import type { HoldLog } from '../application/hold-log';
-import type { transferBatchSaga } from '../workflows/batch-saga';
 import { batchWorkflowId, TRANSFER_BATCH_SAGA } from '../workflows/batch-saga-contract';
 import type { TransferLog } from '../application/transfer-log';
-import type { holdSaga } from '../workflows/hold-saga';
 import { HOLD_SAGA, holdWorkflowId } from '../workflows/hold-saga-contract';
 import { isTerminalStatus } from '../domain/transfer-events';
 import type { transferSaga } from '../workflows/transfer-saga';
@@ -200,12 +198,39 @@ export async function reconcileHolds(
   deps: ReconcilerDeps & { holds: HoldLog },
   options: { limit?: number } = {},
 ): Promise<ReconcileResult> {
+  return rerunClosedSagas(deps, HOLD_SAGA, HOLD_WORKFLOW_PREFIX, options, async (holdId, latest) => {
+    const { state } = await deps.holds.load(holdId);
+    if (!state.request || state.settled) return undefined;
+    return {
+      args: [{ holdId, actor: state.accepted?.actor ?? SYSTEM_ACTOR }],
+      memo: { ...state.request, rerunBy: SYSTEM_ACTOR, repairOf: latest.runId ?? null, repairedAfter: latest.status },
+      log: { msg: 'hold repaired: its saga closed without settling it and was run again', holdId },
+    };
+  });
+}
+
+/**
+ * One pass over the closed runs (within RECONCILE_CLOSED_WITHIN_MS) of a saga kind whose own stream decides what it
+ * does: each id once, left alone while a run is going, run again under the same workflow id when `rerun` (which reads
+ * the id's stream) finds it unsettled. The rerun executes what that stream recorded, never the listed run's input.
+ */
+async function rerunClosedSagas(
+  deps: ReconcilerDeps,
+  workflowType: string,
+  prefix: string,
+  options: { limit?: number },
+  rerun: (
+    id: string,
+    latest: { status: string; runId?: string },
+    // eslint-disable-next-line no-restricted-syntax -- a memo and a log line: their keys are this module's, never outside input
+  ) => Promise<{ args: unknown[]; memo: Record<string, unknown>; log: Record<string, unknown> } | undefined>,
+): Promise<ReconcileResult> {
   const limit = options.limit ?? 500;
   const now = (deps.now ?? (() => new Date()))();
   const result: ReconcileResult = { examined: 0, repaired: [] };
   const seen = new Set<string>();
   const query = [
-    `WorkflowType = '${HOLD_SAGA}'`,
+    `WorkflowType = '${workflowType}'`,
     `TaskQueue = '${deps.taskQueue}'`,
     `ExecutionStatus IN (${CLOSED_UNSETTLED.map((s) => `'${s}'`).join(', ')})`,
     `CloseTime > '${new Date(now.getTime() - RECONCILE_CLOSED_WITHIN_MS).toISOString()}'`,
@@ -213,21 +238,21 @@ export async function reconcileHolds(
   let listed = 0;
   for await (const run of deps.client.workflow.list({ query })) {
     if (++listed > limit) break;
-    if (!run.workflowId.startsWith(HOLD_WORKFLOW_PREFIX)) continue;
-    const holdId = run.workflowId.slice(HOLD_WORKFLOW_PREFIX.length);
-    if (seen.has(holdId)) continue;
-    seen.add(holdId);
+    if (!run.workflowId.startsWith(prefix)) continue;
+    const id = run.workflowId.slice(prefix.length);
+    if (seen.has(id)) continue;
+    seen.add(id);
     result.examined += 1;
     const latest = await latestRun(deps, run.workflowId);
     if (latest.status === 'RUNNING') continue;
-    const { state } = await deps.holds.load(holdId);
-    if (!state.request || state.settled) continue;
+    const start = await rerun(id, latest);
+    if (!start) continue;
     try {
-      await deps.client.workflow.start<typeof holdSaga>(HOLD_SAGA, {
+      await deps.client.workflow.start(workflowType, {
         workflowId: run.workflowId,
         taskQueue: deps.taskQueue,
-        args: [{ holdId, actor: state.accepted?.actor ?? SYSTEM_ACTOR }],
-        memo: { ...state.request, rerunBy: SYSTEM_ACTOR, repairOf: latest.runId ?? null, repairedAfter: latest.status },
+        args: start.args,
+        memo: start.memo,
         workflowIdReusePolicy: 'ALLOW_DUPLICATE',
         workflowIdConflictPolicy: 'FAIL',
       });
@@ -235,14 +260,9 @@ export async function reconcileHolds(
       if (error instanceof WorkflowExecutionAlreadyStartedError) continue;
       throw error;
     }
-    deps.log?.({
-      level: 'warn',
-      msg: 'hold repaired: its saga closed without settling it and was run again',
-      holdId,
-      closedAs: latest.status,
-    });
-    deps.onRepaired?.(holdId, latest.status);
-    result.repaired.push({ transferId: holdId, closedAs: latest.status });
+    deps.log?.({ level: 'warn', ...start.log, closedAs: latest.status });
+    deps.onRepaired?.(id, latest.status);
+    result.repaired.push({ transferId: id, closedAs: latest.status });
   }
   return result;
 }
@@ -260,57 +280,21 @@ export async function reconcileBatches(
   deps: ReconcilerDeps & { batches: BatchLog },
   options: { limit?: number } = {},
 ): Promise<ReconcileResult> {
-  const limit = options.limit ?? 500;
-  const now = (deps.now ?? (() => new Date()))();
-  const result: ReconcileResult = { examined: 0, repaired: [] };
-  const seen = new Set<string>();
-  const query = [
-    `WorkflowType = '${TRANSFER_BATCH_SAGA}'`,
-    `TaskQueue = '${deps.taskQueue}'`,
-    `ExecutionStatus IN (${CLOSED_UNSETTLED.map((s) => `'${s}'`).join(', ')})`,
-    `CloseTime > '${new Date(now.getTime() - RECONCILE_CLOSED_WITHIN_MS).toISOString()}'`,
-  ].join(' AND ');
-  let listed = 0;
-  for await (const run of deps.client.workflow.list({ query })) {
-    if (++listed > limit) break;
-    if (!run.workflowId.startsWith(BATCH_WORKFLOW_PREFIX)) continue;
-    const batchId = run.workflowId.slice(BATCH_WORKFLOW_PREFIX.length);
-    if (seen.has(batchId)) continue;
-    seen.add(batchId);
-    result.examined += 1;
-    const latest = await latestRun(deps, run.workflowId);
-    if (latest.status === 'RUNNING') continue;
+  return rerunClosedSagas(deps, TRANSFER_BATCH_SAGA, BATCH_WORKFLOW_PREFIX, options, async (batchId, latest) => {
     const { state } = await deps.batches.load(batchId);
-    if (!state.request || state.status !== 'pending') continue;
-    try {
-      await deps.client.workflow.start<typeof transferBatchSaga>(TRANSFER_BATCH_SAGA, {
-        workflowId: run.workflowId,
-        taskQueue: deps.taskQueue,
-        args: [{ batchId, actor: state.accepted?.actor ?? SYSTEM_ACTOR }],
-        memo: {
-          batchId,
-          items: state.request.items.length,
-          rerunBy: SYSTEM_ACTOR,
-          repairOf: latest.runId ?? null,
-          repairedAfter: latest.status,
-        },
-        workflowIdReusePolicy: 'ALLOW_DUPLICATE',
-        workflowIdConflictPolicy: 'FAIL',
-      });
-    } catch (error) {
-      if (error instanceof WorkflowExecutionAlreadyStartedError) continue;
-      throw error;
-    }
-    deps.log?.({
-      level: 'warn',
-      msg: 'batch repaired: its saga closed without settling it and was run again',
-      batchId,
-      closedAs: latest.status,
-    });
-    deps.onRepaired?.(batchId, latest.status);
-    result.repaired.push({ transferId: batchId, closedAs: latest.status });
-  }
-  return result;
+    if (!state.request || state.status !== 'pending') return undefined;
+    return {
+      args: [{ batchId, actor: state.accepted?.actor ?? SYSTEM_ACTOR }],
+      memo: {
+        batchId,
+        items: state.request.items.length,
+        rerunBy: SYSTEM_ACTOR,
+        repairOf: latest.runId ?? null,
+        repairedAfter: latest.status,
+      },
+      log: { msg: 'batch repaired: its saga closed without settling it and was run again', batchId },
+    };
+  });
 }
 
 /** The reconciler's activities, registered on the transfer worker. */
